@@ -1,0 +1,312 @@
+//! The in-memory exact 1:N index: every template of one face model, scanned in full for each probe.
+//!
+//! Templates are int8 rows in one contiguous buffer ([`rows`]); a probe is quantised with the same scheme
+//! ([`Template::quantize`]) and scored against every row with an integer dot product ([`kernel`]):
+//! `score = dot_i32 · probe_scale · row_scale`, which approximates the cosine similarity for L2-normalised
+//! embeddings. The scan is exact (no approximate-nearest-neighbour structure), so a registered person is
+//! never missed because of the index, and removal is immediate.
+
+#[allow(unsafe_code)] // The SIMD kernels; every `unsafe` block carries a `// SAFETY:` comment.
+mod kernel;
+mod rows;
+#[cfg(test)]
+mod tests;
+mod top_k;
+
+use serde::{Deserialize, Serialize};
+
+pub use kernel::Kernel;
+
+use crate::error::{Error, Result};
+use crate::person::PersonId;
+use crate::template::{ModelId, Template, quantize_into};
+use kernel::{Probe, row_sum};
+use rows::Rows;
+use top_k::TopK;
+
+/// Largest supported dimension. Bounds every kernel's `i32` intermediates: the VNNI sum
+/// `Σ (p+128)·r ≤ 255·127·65536 < 2³¹`.
+pub const MAX_DIM: usize = 65_536;
+
+/// Rows scored per kernel call by [`Gallery::search`] (the dot products live in a small buffer in L1).
+const SCAN_ROWS: usize = 4096;
+
+/// Bytes of gallery rows per tile in [`Gallery::search_batch`]: every probe is scored against one tile while
+/// it sits in the per-core L2 cache, so the gallery is read from memory once per batch, not once per probe.
+const TILE_BYTES: usize = 256 * 1024;
+
+/// One search result: a person and their best template's score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The matched person.
+    pub person: PersonId,
+    /// Similarity of the person's best template to the probe, ≈ cosine for L2-normalised embeddings.
+    pub score: f32,
+}
+
+/// An exact 1:N index over the templates of one face model and dimension.
+///
+/// A person may have several templates; a search returns each person once, with their best score, best
+/// first, ties going to the template inserted earlier (lower row). Searching takes `&self`, so one gallery
+/// can be shared by readers behind whatever lock or snapshot the caller chooses.
+pub struct Gallery {
+    model: ModelId,
+    dim: usize,
+    kernel: Kernel,
+    rows: Rows,
+}
+
+impl std::fmt::Debug for Gallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never prints template bytes.
+        f.debug_struct("Gallery")
+            .field("model", &self.model)
+            .field("dim", &self.dim)
+            .field("kernel", &self.kernel)
+            .field("len", &self.rows.len())
+            .finish()
+    }
+}
+
+impl Gallery {
+    /// An empty gallery for `model`'s templates of dimension `dim`, using the fastest kernel of this CPU.
+    pub fn new(model: ModelId, dim: usize) -> Result<Gallery> {
+        Gallery::with_kernel(model, dim, Kernel::detect())
+    }
+
+    /// An empty gallery that scores with `kernel`; errors if this CPU lacks it.
+    pub fn with_kernel(model: ModelId, dim: usize, kernel: Kernel) -> Result<Gallery> {
+        model.validate()?;
+        if dim == 0 || dim > MAX_DIM {
+            return Err(Error::InvalidDimension { dim, max: MAX_DIM });
+        }
+        check_kernel(kernel)?;
+        Ok(Gallery {
+            model,
+            dim,
+            kernel,
+            rows: Rows::new(dim),
+        })
+    }
+
+    /// The face model whose templates this gallery holds.
+    pub fn model(&self) -> &ModelId {
+        &self.model
+    }
+
+    /// The template dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The kernel searches use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Switches kernels; errors if this CPU lacks `kernel`. Results do not change (kernels are exact).
+    pub fn set_kernel(&mut self, kernel: Kernel) -> Result<()> {
+        check_kernel(kernel)?;
+        self.kernel = kernel;
+        Ok(())
+    }
+
+    /// Number of templates held.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no template is held.
+    pub fn is_empty(&self) -> bool {
+        self.rows.len() == 0
+    }
+
+    /// Whether `person` has at least one template here. A linear scan of the person column.
+    pub fn contains(&self, person: PersonId) -> bool {
+        self.rows.persons(0..self.rows.len()).contains(&person)
+    }
+
+    /// Makes room for `additional` more templates (for bulk loading at start-up).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rows.reserve(additional);
+    }
+
+    /// Adds one of `person`'s templates. Errors if it was made by another model or has another dimension.
+    pub fn insert(&mut self, person: PersonId, template: &Template) -> Result<()> {
+        if template.model() != &self.model {
+            return Err(Error::ModelMismatch {
+                expected: self.model.clone(),
+                got: template.model().clone(),
+            });
+        }
+        if template.dim() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: template.dim(),
+            });
+        }
+        let data = template.data();
+        self.rows
+            .push(person, data, template.scale(), row_sum(data));
+        Ok(())
+    }
+
+    /// Removes and erases every template of `person` (cancellation); returns how many there were.
+    ///
+    /// The bytes are overwritten in the live buffer, not merely unlinked, and the person is never returned
+    /// by a search afterwards. Linear in the gallery size (about a millisecond per million templates).
+    pub fn remove_person(&mut self, person: PersonId) -> usize {
+        self.rows.remove_person(person)
+    }
+
+    /// Removes and erases every template.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
+
+    /// The best `k` persons for one probe embedding, best first.
+    ///
+    /// The probe is quantised like a template (errors on a wrong length, NaN or infinity, or a zero vector)
+    /// and scored against every template with integer arithmetic.
+    pub fn search(&self, probe: &[f32], k: usize) -> Result<Vec<Hit>> {
+        let probe = self.prepare(probe)?;
+        let mut top = TopK::new(k);
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let len = self.rows.len();
+        let mut dots = vec![0i32; SCAN_ROWS.min(len)];
+        for start in (0..len).step_by(SCAN_ROWS) {
+            let end = (start + SCAN_ROWS).min(len);
+            let dots = &mut dots[..end - start];
+            self.kernel.dot_rows(
+                &probe,
+                self.rows.data(start..end),
+                self.rows.sums(start..end),
+                dots,
+            );
+            self.offer(&mut top, &probe, start, dots);
+        }
+        Ok(top.into_hits())
+    }
+
+    /// The best `k` persons for each of several probes, in one pass over the gallery.
+    ///
+    /// `probes` is flat: probe `i` is `probes[i * dim .. (i + 1) * dim]`. The gallery is walked in tiles that
+    /// fit the L2 cache and every probe is scored against a tile before the next is read, so a batch of `b`
+    /// probes reads the gallery from memory once instead of `b` times. Results equal [`Gallery::search`] on
+    /// each probe. Any bad probe fails the whole batch.
+    pub fn search_batch(&self, probes: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        if !probes.len().is_multiple_of(self.dim) {
+            return Err(Error::RaggedBatch {
+                dim: self.dim,
+                len: probes.len(),
+            });
+        }
+        let probes = probes
+            .chunks_exact(self.dim)
+            .map(|p| self.prepare(p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tops: Vec<TopK> = probes.iter().map(|_| TopK::new(k)).collect();
+        if k == 0 {
+            return Ok(tops.into_iter().map(TopK::into_hits).collect());
+        }
+        let len = self.rows.len();
+        let tile_rows = (TILE_BYTES / self.dim).max(1);
+        let mut dots = vec![0i32; tile_rows.min(len)];
+        for start in (0..len).step_by(tile_rows) {
+            let end = (start + tile_rows).min(len);
+            let (data, sums) = (self.rows.data(start..end), self.rows.sums(start..end));
+            let dots = &mut dots[..end - start];
+            for (probe, top) in probes.iter().zip(&mut tops) {
+                self.kernel.dot_rows(probe, data, sums, dots);
+                self.offer(top, probe, start, dots);
+            }
+        }
+        Ok(tops.into_iter().map(TopK::into_hits).collect())
+    }
+
+    /// Reference search in plain `f32`: the probe is not quantised and each row is dequantised
+    /// (`row[i] as f32 · row_scale`). Slow; for tests and benchmarks. Rejects the same inputs as
+    /// [`Gallery::search`].
+    pub fn search_f32(&self, probe: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.prepare(probe)?;
+        let mut top = TopK::new(k);
+        let len = self.rows.len();
+        let (data, scales, persons) = (
+            self.rows.data(0..len),
+            self.rows.scales(0..len),
+            self.rows.persons(0..len),
+        );
+        for (row, ((values, &scale), &person)) in data
+            .chunks_exact(self.dim)
+            .zip(scales)
+            .zip(persons)
+            .enumerate()
+        {
+            let score = probe
+                .iter()
+                .zip(values)
+                .map(|(&p, &q)| p * (f32::from(q) * scale))
+                .sum();
+            top.offer(score, row, person);
+        }
+        Ok(top.into_hits())
+    }
+
+    /// The exact integer dot product of the quantised probe with every row, in row order (for tests).
+    #[cfg(test)]
+    pub(crate) fn dots(&self, probe: &[f32]) -> Result<Vec<i32>> {
+        let probe = self.prepare(probe)?;
+        let len = self.rows.len();
+        let mut dots = vec![0i32; len];
+        self.kernel.dot_rows(
+            &probe,
+            self.rows.data(0..len),
+            self.rows.sums(0..len),
+            &mut dots,
+        );
+        Ok(dots)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    fn prepare(&self, probe: &[f32]) -> Result<Probe> {
+        if probe.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: probe.len(),
+            });
+        }
+        let mut values = Vec::with_capacity(self.dim);
+        let scale = quantize_into(probe, &mut values)?;
+        Ok(Probe::new(values, scale))
+    }
+
+    /// Offers rows `start..start + dots.len()` to `top`.
+    #[inline]
+    fn offer(&self, top: &mut TopK, probe: &Probe, start: usize, dots: &[i32]) {
+        let end = start + dots.len();
+        let (scales, persons) = (self.rows.scales(start..end), self.rows.persons(start..end));
+        for (i, ((&dot, &scale), &person)) in dots.iter().zip(scales).zip(persons).enumerate() {
+            top.offer(score(dot, probe.scale, scale), start + i, person);
+        }
+    }
+}
+
+/// The one place a score is computed, so every search path rounds identically.
+#[inline]
+fn score(dot: i32, probe_scale: f32, row_scale: f32) -> f32 {
+    dot as f32 * probe_scale * row_scale
+}
+
+fn check_kernel(kernel: Kernel) -> Result<()> {
+    if kernel.is_available() {
+        Ok(())
+    } else {
+        Err(Error::KernelUnavailable { kernel })
+    }
+}

@@ -1,0 +1,32 @@
+//! Clearway's gallery: who is registered for face scan, whether they may use it today, and which registered
+//! person a face is.
+//!
+//! * [`person`]: person records in the words of the domain ([`Person`], [`TravelDocument`],
+//!   [`Endorsement`], [`ConsentRecord`], …), their consistency check [`Person::validate`] and the pure
+//!   eligibility rules [`eligibility`].
+//! * [`template`]: face templates, int8-quantised embeddings of one face model ([`Template`], [`ModelId`]).
+//! * [`index`]: [`Gallery`], the in-memory exact 1:N index over templates, with SIMD kernels chosen at run
+//!   time ([`Kernel`]).
+//!
+//! **Architecture invariant: this crate does no IO.** It knows nothing of tokio, Raft, HTTP, files, sled,
+//! cameras or clocks: time comes in as arguments (`today`), storage is the caller's (records are `serde`
+//! types, stored with `postcard` by the node), and every input it rejects comes back as an [`Error`] value,
+//! never a panic. `unsafe` code lives only in the index's kernel module.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+pub mod index;
+pub mod person;
+pub mod template;
+
+pub use error::{Error, Result};
+pub use index::{Gallery, Hit, Kernel, MAX_DIM};
+pub use person::{
+    Authority, Category, ConsentKind, ConsentRecord, DocumentKind, Endorsement, EndorsementKind,
+    GuardianConsent, Ineligible, Person, PersonId, PersonStatus, Registration, Registrations,
+    TravelDocument, age_on, eligibility,
+};
+pub use template::{ModelId, Template};

@@ -1,0 +1,169 @@
+//! Who may use face scan on a given travel day (DOMAIN.md, "Who may use face scan").
+
+use chrono::{Datelike, Months, NaiveDate};
+
+use super::{Authority, Category, ConsentKind, Person, PersonStatus};
+
+/// Minimum age, in full years on the travel day, for face scan.
+pub const MIN_AGE: u32 = 14;
+
+/// Age from which a person registers without a guardian's consent.
+pub const ADULT_AGE: u32 = 18;
+
+/// Why a person may not use face scan today. The gate falls back to card scan or an officer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Ineligible {
+    /// The registration was cancelled.
+    #[error("registration cancelled")]
+    Cancelled,
+    /// Younger than 14 on the travel day.
+    #[error("under 14 years of age")]
+    UnderAge,
+    /// The document on record is not the one the person's category clears with.
+    #[error("document not accepted for this category")]
+    DocumentNotAccepted,
+    /// The travel document's validity has not started.
+    #[error("travel document not yet valid")]
+    DocumentNotYetValid,
+    /// The travel document has expired.
+    #[error("travel document expired")]
+    DocumentExpired,
+    /// A Taiwan resident's permit is not one valid for 5 years.
+    #[error("travel document is not a 5-year permit")]
+    DocumentNotFiveYear,
+    /// A Mainland resident has no endorsement.
+    #[error("endorsement missing")]
+    EndorsementMissing,
+    /// A Mainland resident's endorsement is single-entry.
+    #[error("endorsement is not multiple-entry")]
+    EndorsementNotMultipleEntry,
+    /// The endorsement's validity has not started.
+    #[error("endorsement not yet valid")]
+    EndorsementNotYetValid,
+    /// The endorsement has expired.
+    #[error("endorsement expired")]
+    EndorsementExpired,
+    /// Not registered for this authority's automated clearance service.
+    #[error("not registered with the {0} authority")]
+    NotRegistered(Authority),
+    /// A Mainland resident has not authorised the Macao authorities to read their fingerprint data.
+    #[error("fingerprint-read authorisation missing")]
+    FingerprintAuthorisationMissing,
+    /// A minor (14–17) has no parent's or guardian's consent on record.
+    #[error("guardian consent missing")]
+    GuardianConsentMissing,
+}
+
+impl Ineligible {
+    /// A stable snake_case name, usable as a bounded metrics label.
+    pub fn code(self) -> &'static str {
+        match self {
+            Ineligible::Cancelled => "cancelled",
+            Ineligible::UnderAge => "under_age",
+            Ineligible::DocumentNotAccepted => "document_not_accepted",
+            Ineligible::DocumentNotYetValid => "document_not_yet_valid",
+            Ineligible::DocumentExpired => "document_expired",
+            Ineligible::DocumentNotFiveYear => "document_not_five_year",
+            Ineligible::EndorsementMissing => "endorsement_missing",
+            Ineligible::EndorsementNotMultipleEntry => "endorsement_not_multiple_entry",
+            Ineligible::EndorsementNotYetValid => "endorsement_not_yet_valid",
+            Ineligible::EndorsementExpired => "endorsement_expired",
+            Ineligible::NotRegistered(Authority::Macao) => "not_registered_macao",
+            Ineligible::NotRegistered(Authority::Mainland) => "not_registered_mainland",
+            Ineligible::FingerprintAuthorisationMissing => "fingerprint_authorisation_missing",
+            Ineligible::GuardianConsentMissing => "guardian_consent_missing",
+        }
+    }
+}
+
+/// Age in full years on `day` (0 if `day` is before the date of birth).
+///
+/// A person born on 29 February turns a year older on 1 March in common years.
+pub fn age_on(date_of_birth: NaiveDate, day: NaiveDate) -> u32 {
+    if day < date_of_birth {
+        return 0;
+    }
+    let years = day.year() - date_of_birth.year();
+    let before_birthday = (day.month(), day.day()) < (date_of_birth.month(), date_of_birth.day());
+    u32::try_from(years - i32::from(before_birthday)).unwrap_or(0)
+}
+
+/// Whether `person` may use face scan on the travel day `today`; the first failing rule otherwise.
+///
+/// Rules, in the order checked:
+/// 1. the registration is not cancelled;
+/// 2. 14 or older on `today`;
+/// 3. the document is the category's, and valid on `today` (both ends inclusive);
+/// 4. per category: Macao residents registered with the Mainland; Hong Kong permanent and Taiwan residents
+///    registered with the Mainland and Macao (Taiwan residents with a permit valid for 5 years); Mainland
+///    residents with a multiple-entry endorsement (D, T, S, R or Q) valid on `today` and a fingerprint-read
+///    authorisation given to the Macao authorities;
+/// 5. minors (14–17) have a parent's or guardian's consent on record. The seed requires this of every minor
+///    who "intends to use" the service, so it is applied to all categories.
+pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> {
+    if person.status == PersonStatus::Cancelled {
+        return Err(Ineligible::Cancelled);
+    }
+    let age = age_on(person.date_of_birth, today);
+    if age < MIN_AGE {
+        return Err(Ineligible::UnderAge);
+    }
+    let document = &person.document;
+    if document.kind != person.category.document_kind() {
+        return Err(Ineligible::DocumentNotAccepted);
+    }
+    if today < document.valid_from {
+        return Err(Ineligible::DocumentNotYetValid);
+    }
+    if today > document.valid_until {
+        return Err(Ineligible::DocumentExpired);
+    }
+    match person.category {
+        Category::MainlandResident => {
+            let endorsement = person
+                .endorsement
+                .as_ref()
+                .ok_or(Ineligible::EndorsementMissing)?;
+            if !endorsement.multiple_entry {
+                return Err(Ineligible::EndorsementNotMultipleEntry);
+            }
+            if today < endorsement.valid_from {
+                return Err(Ineligible::EndorsementNotYetValid);
+            }
+            if today > endorsement.valid_until {
+                return Err(Ineligible::EndorsementExpired);
+            }
+            if !person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation) {
+                return Err(Ineligible::FingerprintAuthorisationMissing);
+            }
+        }
+        Category::TaiwanResident if !is_five_year(document.valid_from, document.valid_until) => {
+            return Err(Ineligible::DocumentNotFiveYear);
+        }
+        Category::MacaoResident
+        | Category::HongKongPermanentResident
+        | Category::TaiwanResident => {}
+    }
+    for &authority in person.category.required_registrations() {
+        if person.registrations.get(authority).is_none() {
+            return Err(Ineligible::NotRegistered(authority));
+        }
+    }
+    if age < ADULT_AGE && person.guardian_consent.is_none() {
+        return Err(Ineligible::GuardianConsentMissing);
+    }
+    Ok(())
+}
+
+/// Whether a validity period is that of a 5-year permit (valid until the day before the fifth anniversary,
+/// or later).
+fn is_five_year(valid_from: NaiveDate, valid_until: NaiveDate) -> bool {
+    match valid_from
+        .checked_add_months(Months::new(60))
+        .and_then(|d| d.pred_opt())
+    {
+        Some(last_day) => valid_until >= last_day,
+        None => false,
+    }
+}

@@ -1,0 +1,254 @@
+//! The inference edge: ONNX Runtime sessions for the detector and the recogniser. This is the only
+//! file that talks to `ort`. The runtime library is loaded from a path (the CPU build from the
+//! `onnxruntime` wheel, or the CUDA build from `onnxruntime-gpu`), never downloaded.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::config::{ChannelOrder, DetectorConfig, Provider, RecogniserConfig, RuntimeConfig};
+use super::frame::{resize_into_planar, warp_affine_into_planar, FrameRef};
+use super::yunet::{self, InputGeometry, StrideOutputs};
+use super::{align, Embedding, Face, FaceDetector, FaceEmbedder};
+use crate::error::{Error, Result};
+use clearway_gallery::ModelId;
+
+/// A loaded ONNX Runtime: the shared library and one environment for every session.
+pub struct OrtRuntime {
+    env: Environment,
+    config: RuntimeConfig,
+}
+
+impl fmt::Debug for OrtRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrtRuntime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The execution provider a session ended up on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// ONNX Runtime's CPU provider.
+    Cpu,
+    /// The CUDA provider.
+    Cuda,
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        })
+    }
+}
+
+impl OrtRuntime {
+    /// Loads the ONNX Runtime shared library at `library` (e.g. `libonnxruntime.so.1.31.1`).
+    pub fn load(library: &Path, config: RuntimeConfig) -> Result<OrtRuntime> {
+        if !library.is_file() {
+            return Err(Error::Runtime(format!(
+                "library {} not found; run `just setup` or set ORT_DYLIB_PATH",
+                library.display()
+            )));
+        }
+        let env = ort::init_from(library)
+            .map_err(|e| Error::Runtime(format!("cannot load {}: {e}", library.display())))?
+            .with_name("clearway")
+            .build()?;
+        Ok(OrtRuntime { env, config })
+    }
+
+    /// Opens a model after checking its SHA-256, on the configured execution provider.
+    fn session(&self, model: &Path, sha256: &str) -> Result<(Session, Device)> {
+        verify_sha256(model, sha256)?;
+        let build = |cuda: bool| -> Result<Session> {
+            let mut builder = Session::builder(&self.env)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(ort::Error::from)?
+                .with_intra_threads(self.config.intra_threads)
+                .map_err(ort::Error::from)?;
+            if cuda {
+                builder = builder
+                    .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
+                    .map_err(ort::Error::from)?;
+            }
+            Ok(builder.commit_from_file(model)?)
+        };
+        match self.config.provider {
+            Provider::Cpu => Ok((build(false)?, Device::Cpu)),
+            Provider::Cuda => Ok((build(true)?, Device::Cuda)),
+            Provider::Auto => {
+                if ep::CUDA::is_available().unwrap_or(false) {
+                    match build(true) {
+                        Ok(s) => return Ok((s, Device::Cuda)),
+                        Err(e) => warn!(model = %model.display(), error = %e, "CUDA unusable, falling back to CPU."),
+                    }
+                }
+                Ok((build(false)?, Device::Cpu))
+            }
+        }
+    }
+}
+
+/// Checks a file's SHA-256 against the pinned hex digest.
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let actual = hex::encode(hasher.finalize());
+    if !actual.eq_ignore_ascii_case(expected.trim()) {
+        return Err(Error::ModelHash { path: path.to_path_buf(), expected: expected.to_string(), actual });
+    }
+    Ok(())
+}
+
+/// YuNet on ONNX Runtime.
+pub struct OnnxDetector {
+    session: Session,
+    config: DetectorConfig,
+    device: Device,
+    /// The model's fixed input size (width, height), if it has one.
+    fixed: Option<(usize, usize)>,
+    input: Vec<f32>,
+}
+
+impl OnnxDetector {
+    /// Loads and verifies the detector model.
+    pub fn new(runtime: &OrtRuntime, config: &DetectorConfig) -> Result<OnnxDetector> {
+        let (session, device) = runtime.session(&config.model, &config.sha256)?;
+        let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        for kind in ["cls", "obj", "bbox", "kps"] {
+            for s in &config.strides {
+                if !names.iter().any(|n| *n == format!("{kind}_{s}")) {
+                    return Err(Error::ModelOutput(format!(
+                        "{} has no output {kind}_{s}; not a YuNet-family detector (outputs: {})",
+                        config.model.display(),
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        // YuNet 2023mar declares a fixed 640x640 input, which ONNX Runtime enforces (OpenCV's DNN
+        // reshapes the graph instead). A fixed input is honoured by padding up to it.
+        let fixed = session
+            .inputs()
+            .first()
+            .and_then(|i| i.dtype().tensor_shape())
+            .filter(|s| s.len() == 4 && s[2] > 0 && s[3] > 0)
+            .map(|s| (s[3] as usize, s[2] as usize));
+        if let Some((w, h)) = fixed {
+            if w % config.divisor as usize != 0 || h % config.divisor as usize != 0 {
+                return Err(Error::ModelOutput(format!("fixed input {w}x{h} is not a multiple of {}", config.divisor)));
+            }
+        }
+        info!(model = %config.model.display(), device = %device, fixed_input = ?fixed, "Face detector loaded.");
+        Ok(OnnxDetector { session, config: config.clone(), device, fixed, input: Vec::new() })
+    }
+
+    /// Where inference runs.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+impl FaceDetector for OnnxDetector {
+    fn detect(&mut self, frame: FrameRef<'_>) -> Result<Vec<Face>> {
+        let c = &self.config;
+        let g = match self.fixed {
+            Some((w, h)) => InputGeometry::fixed(frame.width(), frame.height(), w, h),
+            None => InputGeometry::new(frame.width(), frame.height(), c.max_side, c.divisor),
+        };
+        self.input.resize(3 * g.pad_w * g.pad_h, 0.0);
+        // YuNet was trained on OpenCV's BGR frames, 0–255, no normalisation.
+        resize_into_planar(frame, g.width, g.height, g.pad_w, g.pad_h, ChannelOrder::Bgr, &mut self.input);
+        let tensor = TensorRef::from_array_view(([1usize, 3, g.pad_h, g.pad_w], &self.input[..]))?;
+        let outputs = self.session.run(ort::inputs![tensor])?;
+        let mut per_stride = Vec::with_capacity(c.strides.len());
+        let get = |name: String| -> Result<&[f32]> {
+            let v = outputs.get(&name).ok_or_else(|| Error::ModelOutput(format!("missing output {name}")))?;
+            Ok(v.try_extract_tensor::<f32>()?.1)
+        };
+        for &s in &c.strides {
+            per_stride.push(StrideOutputs {
+                stride: s,
+                cls: get(format!("cls_{s}"))?,
+                obj: get(format!("obj_{s}"))?,
+                bbox: get(format!("bbox_{s}"))?,
+                kps: get(format!("kps_{s}"))?,
+            });
+        }
+        let faces = yunet::decode(&g, &per_stride, c.score_threshold)?;
+        let faces = yunet::nms(faces, c.nms_threshold, c.top_k);
+        Ok(faces.iter().map(|f| yunet::to_frame(f, &g, frame.width(), frame.height())).collect())
+    }
+}
+
+/// SFace (or another ArcFace-style model) on ONNX Runtime.
+pub struct OnnxEmbedder {
+    session: Session,
+    config: RecogniserConfig,
+    model: ModelId,
+    device: Device,
+    input: Vec<f32>,
+}
+
+impl OnnxEmbedder {
+    /// Loads and verifies the recogniser model.
+    pub fn new(runtime: &OrtRuntime, config: &RecogniserConfig) -> Result<OnnxEmbedder> {
+        let (session, device) = runtime.session(&config.model, &config.sha256)?;
+        if session.outputs().is_empty() {
+            return Err(Error::ModelOutput(format!("{} has no outputs", config.model.display())));
+        }
+        info!(model = %config.model.display(), device = %device, "Face recogniser loaded.");
+        let model = ModelId::new(&config.model_name, &config.model_version);
+        Ok(OnnxEmbedder { session, config: config.clone(), model, device, input: Vec::new() })
+    }
+
+    /// Where inference runs.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+impl FaceEmbedder for OnnxEmbedder {
+    fn model(&self) -> &ModelId {
+        &self.model
+    }
+
+    fn embed(&mut self, frame: FrameRef<'_>, face: &Face) -> Result<Embedding> {
+        let c = &self.config;
+        let size = c.input_size as usize;
+        let m = align::similarity(&face.landmarks, &c.template)
+            .and_then(|m| align::invert(&m))
+            .ok_or_else(|| Error::ModelOutput("degenerate landmarks; cannot align the face".into()))?;
+        self.input.resize(3 * size * size, 0.0);
+        warp_affine_into_planar(frame, &m, size, c.channel_order, c.mean, c.std, &mut self.input);
+        let tensor = TensorRef::from_array_view(([1usize, 3, size, size], &self.input[..]))?;
+        let outputs = self.session.run(ort::inputs![tensor])?;
+        let (_, raw) = outputs[0].try_extract_tensor::<f32>()?;
+        if raw.len() != c.embedding_dim {
+            return Err(Error::ModelOutput(format!(
+                "embedding has {} values, configuration says {}",
+                raw.len(),
+                c.embedding_dim
+            )));
+        }
+        Embedding::normalised(raw.to_vec(), self.model.clone())
+    }
+}

@@ -1,0 +1,48 @@
+//! Shared helpers for Clearway's end-to-end tests (in `tests/tests/`): where the assets, the
+//! fixtures and the built `clearway-node` binary are. Tests fail (never skip) when something is
+//! missing, with a message that says how to make it: `just test` runs `just setup` and builds first.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The assets directory made by `just setup` (`CLEARWAY_ASSETS` overrides).
+pub fn assets() -> PathBuf {
+    let dir = std::env::var_os("CLEARWAY_ASSETS").map(PathBuf::from).unwrap_or_else(|| root().join("assets"));
+    assert!(dir.join("models").is_dir(), "{} has no models/; run `just setup` (or `just test`)", dir.display());
+    dir
+}
+
+/// A photo under `assets/photos/`.
+pub fn photo(rel: &str) -> PathBuf {
+    let p = assets().join("photos").join(rel);
+    assert!(p.is_file(), "{} missing; run `just setup`", p.display());
+    p
+}
+
+/// The ONNX Runtime library (`ORT_DYLIB_PATH` overrides).
+pub fn ort_library() -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assets().join("onnxruntime/libonnxruntime.so.1.31.1"))
+}
+
+/// The `clearway-node` binary of the same build profile as this test (`CLEARWAY_NODE_BIN`
+/// overrides). Test executables live in `<target>/<profile>/deps/`.
+pub fn node_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CLEARWAY_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = profile_dir.join("clearway-node");
+    assert!(
+        bin.is_file(),
+        "{} not built; run `cargo build -p clearway-node` with the same profile (`just test` does)",
+        bin.display()
+    );
+    bin
+}
