@@ -289,7 +289,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 fn in_photo(path: &Path, e: Error) -> Error {
     match e {
         Error::NoFace | Error::MultipleFaces(_) | Error::Quality(_) => {
-            Error::Image { path: path.display().to_string(), reason: e.to_string() }
+            Error::Photo { path: path.display().to_string(), reason: e.to_string() }
         }
         other => other,
     }

@@ -43,6 +43,14 @@ pub enum Error {
     /// The ONNX Runtime library could not be loaded or failed.
     #[error("onnx runtime: {0}")]
     Runtime(String),
+    /// A photo that could be read but cannot be used (no face, several, failed quality).
+    #[error("{path}: {reason}")]
+    Photo {
+        /// The photo.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A model's outputs do not have the shape the decoder expects.
     #[error("model output: {0}")]
     ModelOutput(String),
@@ -82,6 +90,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Image { .. } => "image",
             Error::ModelHash { .. } => "model_hash",
+            Error::Photo { .. } => "photo",
             Error::Runtime(_) => "runtime",
             Error::ModelOutput(_) => "model_output",
             Error::NoFace => "no_face",

