@@ -25,7 +25,8 @@ build: setup
 # Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests.
 test: setup
     cargo build --release --locked -p clearway-node
-    cargo test --release --locked --workspace --all-targets
+    cargo test --release --locked --workspace --lib --bins --tests
+    cargo build --release --locked --workspace --benches
 
 # The main job: enrol real photos into a local gallery and match real faces against it.
 demo: build
@@ -39,6 +40,7 @@ node *args: build
 bench: setup
     cargo bench --locked -p clearway-gallery
     cargo bench --locked -p clearway-node
+    "$CLEARWAY_CACHE/venv/bin/python" tests/fixtures/bench_opencv.py assets
 
 # Regenerate the OpenCV reference fixture (tests/fixtures/opencv_reference.json).
 fixtures: setup

@@ -33,7 +33,10 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument that is not ours means this bench was not asked for.
-    if std::env::args().skip(1).any(|a| !a.starts_with('-') && !"latency".contains(a.as_str())) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"latency".contains(a.as_str()))
+    {
         return;
     }
     let model = ModelId::new("sface", "2021dec");
@@ -45,7 +48,9 @@ fn main() {
         g.insert(PersonId(i as u64), &t).expect("insert");
     }
     let probes: Vec<Vec<f32>> = (0..WARM_UP + RUNS).map(|_| vector(&mut rng)).collect();
-    println!("single-probe search, {N} templates x {DIM} dims, k = 5, {RUNS} runs after {WARM_UP} warm-up");
+    println!(
+        "single-probe search, {N} templates x {DIM} dims, k = 5, {RUNS} runs after {WARM_UP} warm-up"
+    );
     for kernel in Kernel::available() {
         g.set_kernel(kernel).expect("kernel");
         let mut times = Vec::with_capacity(RUNS);

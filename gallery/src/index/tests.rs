@@ -65,7 +65,11 @@ fn kernel_dots(kernel: Kernel, probe: &[i8], rows: &[i8]) -> Vec<i32> {
 fn reference_dots(probe: &[i8], rows: &[i8]) -> Vec<i32> {
     rows.chunks_exact(probe.len())
         .map(|row| {
-            let sum: i64 = probe.iter().zip(row).map(|(&p, &x)| i64::from(p) * i64::from(x)).sum();
+            let sum: i64 = probe
+                .iter()
+                .zip(row)
+                .map(|(&p, &x)| i64::from(p) * i64::from(x))
+                .sum();
             i32::try_from(sum).unwrap()
         })
         .collect()

@@ -42,7 +42,11 @@ impl TopK {
         TopK {
             k,
             entries: Vec::with_capacity(k.min(1024) + 1),
-            threshold: if k == 0 { f32::INFINITY } else { f32::NEG_INFINITY },
+            threshold: if k == 0 {
+                f32::INFINITY
+            } else {
+                f32::NEG_INFINITY
+            },
         }
     }
 
