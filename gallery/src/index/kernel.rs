@@ -3,7 +3,8 @@
 //! Every kernel computes the same thing, bit for bit: for each gallery row `r`, the exact `i32` dot product
 //! `Σ probe[i] · r[i]` of two int8 vectors whose elements lie in `[-127, 127]` (the quantiser never makes
 //! `-128`). With dimensions up to [`MAX_DIM`](super::MAX_DIM) no kernel's intermediate overflows, so
-//! integer results agree exactly, and the tests hold every kernel to the portable one.
+//! integer results agree exactly, and the tests hold every kernel, the portable one included, to an obvious
+//! `i64` reference.
 //!
 //! * [`Kernel::Vnni512`]: AVX-512 VNNI `vpdpbusd`, which multiplies *unsigned* by *signed* bytes. The probe is
 //!   biased to `p + 128` (1..=255, as `u8`) and the per-row correction `128 · Σ r` (kept beside each row) is
@@ -86,7 +87,7 @@ impl Kernel {
         }
     }
 
-    /// Writes into `out[j]` the dot product of `probe` with row `j` of `rows` (row-major, `probe.dim()` wide).
+    /// Writes into `out[j]` the dot product of `probe` with row `j` of `rows` (row-major, `probe.values.len()` wide).
     ///
     /// Scores `min(out.len(), sums.len(), rows.len() / dim)` rows; callers pass matching lengths. A kernel
     /// that is not available falls back to the portable one, so the result never depends on the CPU.

@@ -1,10 +1,12 @@
 //! The in-memory exact 1:N index: every template of one face model, scanned in full for each probe.
 //!
-//! Templates are int8 rows in one contiguous buffer ([`rows`]); a probe is quantised with the same scheme
-//! ([`Template::quantize`]) and scored against every row with an integer dot product ([`kernel`]):
-//! `score = dot_i32 · probe_scale · row_scale`, which approximates the cosine similarity for L2-normalised
-//! embeddings. The scan is exact (no approximate-nearest-neighbour structure), so a registered person is
-//! never missed because of the index, and removal is immediate.
+//! Templates are int8 rows in one contiguous buffer (`index/rows.rs`, which also erases removed rows); a
+//! probe is quantised with the same scheme ([`Template::quantize`]) and scored against every row with an
+//! exact integer dot product (`index/kernel.rs`: AVX-512 VNNI, AVX2 and portable kernels chosen at run time,
+//! and why they are hand-written rather than SimSIMD's): `score = dot_i32 · probe_scale · row_scale`, which
+//! approximates the cosine similarity for L2-normalised embeddings. The scan is exact (no
+//! approximate-nearest-neighbour structure), so a registered person is never missed because of the index,
+//! and removal is immediate.
 
 #[allow(unsafe_code)] // The SIMD kernels; every `unsafe` block carries a `// SAFETY:` comment.
 mod kernel;
@@ -208,7 +210,7 @@ impl Gallery {
             .map(|p| self.prepare(p))
             .collect::<Result<Vec<_>>>()?;
         let mut tops: Vec<TopK> = probes.iter().map(|_| TopK::new(k)).collect();
-        if k == 0 {
+        if k == 0 || probes.is_empty() {
             return Ok(tops.into_iter().map(TopK::into_hits).collect());
         }
         let len = self.rows.len();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use eligibility::{Ineligible, age_on, eligibility};
+pub use eligibility::{ADULT_AGE, Ineligible, MIN_AGE, age_on, eligibility};
 
 /// A registered person's id, unique within a port cluster.
 ///
