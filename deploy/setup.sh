@@ -51,7 +51,8 @@ fetch() { # requirement file sha
   local tmp; tmp=$(mktemp -d)
   local kind=(--only-binary=:all: --python-version 3.11 --implementation cp
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-  case "$file" in *.tar.gz) kind=(--no-binary=:all: --no-build-isolation) ;; esac
+  # An sdist: pip prepares its metadata in an isolated build environment (setuptools from PyPI).
+  case "$file" in *.tar.gz) kind=(--no-binary=:all:) ;; esac
   python3 -m pip download -q --no-deps "${kind[@]}" -d "$tmp" "$req" >/dev/null \
     || die "pip could not download $req"
   [ -f "$tmp/$file" ] || die "pip downloaded $(ls "$tmp") for $req, expected $file"
