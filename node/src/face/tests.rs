@@ -173,7 +173,7 @@ fn quality_gate_says_why() {
             tilted 20°: tilted: head tilted 20° (max 15°); hold your head level
             upside down: tilted: head tilted 180° (max 15°); hold your head level
             turned: turned_away: head turned (yaw 0.50, max 0.35); look straight at the camera
-            tipped: tipped: head tipped up or down (pitch 0.80, expected 0.25–0.75); look straight at the camera
+            tipped: tipped: head tipped up or down (pitch 0.94, expected 0.25–0.75); look straight at the camera
             eyes swapped: tilted: head tilted 180° (max 15°); hold your head level
         "#]],
     );
