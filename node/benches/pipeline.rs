@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clearway_node::face::{config::FaceConfig, FacePipeline, Frame};
+use clearway_node::face::{FacePipeline, Frame, config::FaceConfig};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -14,14 +14,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let assets = std::env::var_os("CLEARWAY_ASSETS").map(PathBuf::from).unwrap_or_else(|| root.join("assets"));
+    let assets = std::env::var_os("CLEARWAY_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("assets"));
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
     let mut config = FaceConfig::default();
     config.runtime.intra_threads = 1;
-    let mut pipeline = FacePipeline::load(&lib, &assets, config).expect("pipeline loads (run `just setup`)");
-    let frame = Frame::open(&assets.join("photos/variants/frame_1280x720.jpg")).expect("bench frame");
+    let mut pipeline =
+        FacePipeline::load(&lib, &assets, config).expect("pipeline loads (run `just setup`)");
+    let frame =
+        Frame::open(&assets.join("photos/variants/frame_1280x720.jpg")).expect("bench frame");
     let iterations = 100;
     let (mut detect, mut embed, mut total) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations + 10 {
@@ -38,7 +42,11 @@ fn main() {
         }
     }
     println!("frame→embedding, 1280x720, 1 thread, {iterations} iterations (after 10 warm-up):");
-    for (name, v) in [("detect (resize+YuNet+decode+NMS)", &mut detect), ("embed (align+SFace)", &mut embed), ("total", &mut total)] {
+    for (name, v) in [
+        ("detect (resize+YuNet+decode+NMS)", &mut detect),
+        ("embed (align+SFace)", &mut embed),
+        ("total", &mut total),
+    ] {
         v.sort();
         println!(
             "  {name:<34} median {:>7.2} ms  p99 {:>7.2} ms",

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::face::{FaceConfig, FacePipeline, Frame, Observed};
-use crate::store::{default_key_file, GalleryStore, NewPerson};
+use crate::store::{GalleryStore, NewPerson, default_key_file};
 use clearway_gallery::{PersonId, Template};
 
 /// Clearway lane node.
@@ -120,7 +120,10 @@ pub enum Outcome {
 
 impl Db {
     fn open(&self) -> Result<GalleryStore> {
-        let key = self.key_file.clone().unwrap_or_else(|| default_key_file(&self.db));
+        let key = self
+            .key_file
+            .clone()
+            .unwrap_or_else(|| default_key_file(&self.db));
         GalleryStore::open(&self.db, &key)
     }
 }
@@ -130,7 +133,10 @@ fn pipeline(g: &Global) -> Result<FacePipeline> {
         Some(p) => FaceConfig::from_file(p)?,
         None => FaceConfig::default(),
     };
-    let lib = g.ort_library.clone().unwrap_or_else(|| g.assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
+    let lib = g
+        .ort_library
+        .clone()
+        .unwrap_or_else(|| g.assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
     FacePipeline::load(&lib, &g.assets, config)
 }
 
@@ -173,21 +179,34 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let mut p = pipeline(g)?;
             let observed = p.observe(frame.as_ref())?;
             print(g.json, &observed, || render_observed(&observed))?;
-            Ok(if observed.is_empty() { Outcome::No } else { Outcome::Yes })
+            Ok(if observed.is_empty() {
+                Outcome::No
+            } else {
+                Outcome::Yes
+            })
         }
-        Command::Enrol { db, person, to, photo } => {
+        Command::Enrol {
+            db,
+            person,
+            to,
+            photo,
+        } => {
             // Read everything that can be wrong before writing anything.
             let new = person.as_deref().map(NewPerson::from_file).transpose()?;
             let existing = to.as_deref().map(parse_id).transpose()?;
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;
-            let (_, embedding) = p.single_face(frame.as_ref()).map_err(|e| in_photo(photo, e))?;
+            let (_, embedding) = p
+                .single_face(frame.as_ref())
+                .map_err(|e| in_photo(photo, e))?;
             let template = Template::quantize(embedding.model().clone(), embedding.values())?;
             let store = db.open()?;
             let person = match (new, existing) {
                 (Some(new), _) => store.add_person(new)?,
                 (None, Some(id)) => store.person(id)?,
-                (None, None) => return Err(Error::Config("give --person FILE or --to PERSON_ID".into())),
+                (None, None) => {
+                    return Err(Error::Config("give --person FILE or --to PERSON_ID".into()));
+                }
             };
             store.add_template(person.id, &template)?;
             #[derive(Serialize)]
@@ -204,7 +223,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 templates: store.templates(person.id)?.len(),
             };
             print(g.json, &out, || {
-                format!("enrolled {} {} ({} template(s), model {})", out.person, out.name, out.templates, out.model)
+                format!(
+                    "enrolled {} {} ({} template(s), model {})",
+                    out.person, out.name, out.templates, out.model
+                )
             })?;
             Ok(Outcome::Yes)
         }
@@ -212,26 +234,45 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;
             let threshold = p.config().matching.threshold;
-            let (_, embedding) = p.single_face(frame.as_ref()).map_err(|e| in_photo(photo, e))?;
+            let (_, embedding) = p
+                .single_face(frame.as_ref())
+                .map_err(|e| in_photo(photo, e))?;
             let store = db.open()?;
             let (gallery, _) = store.index(embedding.model(), embedding.values().len())?;
             let hits = gallery.search(embedding.values(), (*top).max(1))?;
             let best = hits.first().filter(|h| h.score >= threshold);
-            let name = best.map(|h| store.person(h.person)).transpose()?.map(|p| p.name);
+            let name = best
+                .map(|h| store.person(h.person))
+                .transpose()?
+                .map(|p| p.name);
             let out = MatchOut {
                 matched: best.is_some(),
                 person: best.map(|h| h.person.to_string()),
                 name,
                 score: hits.first().map(|h| h.score),
                 threshold,
-                candidates: hits.iter().map(|h| Candidate { person: h.person.to_string(), score: h.score }).collect(),
+                candidates: hits
+                    .iter()
+                    .map(|h| Candidate {
+                        person: h.person.to_string(),
+                        score: h.score,
+                    })
+                    .collect(),
             };
             print(g.json, &out, || match (&out.person, &out.name, out.score) {
-                (Some(id), Some(name), Some(s)) => format!("match: {id} {name} (score {s:.3}, threshold {threshold:.3})"),
-                (_, _, Some(s)) => format!("no match (best score {s:.3}, threshold {threshold:.3})"),
+                (Some(id), Some(name), Some(s)) => {
+                    format!("match: {id} {name} (score {s:.3}, threshold {threshold:.3})")
+                }
+                (_, _, Some(s)) => {
+                    format!("no match (best score {s:.3}, threshold {threshold:.3})")
+                }
                 _ => "no match (the gallery is empty)".to_string(),
             })?;
-            Ok(if out.matched { Outcome::Yes } else { Outcome::No })
+            Ok(if out.matched {
+                Outcome::Yes
+            } else {
+                Outcome::No
+            })
         }
         Command::Verify { a, b } => {
             let (fa, fb) = (Frame::open(a)?, Frame::open(b)?);
@@ -239,19 +280,33 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let threshold = p.config().matching.threshold;
             let (_, ea) = p.single_face(fa.as_ref()).map_err(|e| in_photo(a, e))?;
             let (_, eb) = p.single_face(fb.as_ref()).map_err(|e| in_photo(b, e))?;
-            let score = ea.cosine(&eb).ok_or_else(|| Error::ModelOutput("embeddings of different models".into()))?;
+            let score = ea
+                .cosine(&eb)
+                .ok_or_else(|| Error::ModelOutput("embeddings of different models".into()))?;
             #[derive(Serialize)]
             struct Out {
                 same_person: bool,
                 score: f32,
                 threshold: f32,
             }
-            let out = Out { same_person: score >= threshold, score, threshold };
+            let out = Out {
+                same_person: score >= threshold,
+                score,
+                threshold,
+            };
             print(g.json, &out, || {
-                let verdict = if out.same_person { "same person" } else { "different people" };
+                let verdict = if out.same_person {
+                    "same person"
+                } else {
+                    "different people"
+                };
                 format!("{verdict} (score {score:.3}, threshold {threshold:.3})")
             })?;
-            Ok(if out.same_person { Outcome::Yes } else { Outcome::No })
+            Ok(if out.same_person {
+                Outcome::Yes
+            } else {
+                Outcome::No
+            })
         }
         Command::Persons { db } => {
             let store = db.open()?;
@@ -265,11 +320,21 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let mut rows = Vec::new();
             for p in store.persons()? {
                 let templates = store.templates(p.id)?.len();
-                rows.push(Row { person: p.id.to_string(), name: p.name, category: p.category.to_string(), templates });
+                rows.push(Row {
+                    person: p.id.to_string(),
+                    name: p.name,
+                    category: p.category.to_string(),
+                    templates,
+                });
             }
             print(g.json, &rows, || {
                 rows.iter()
-                    .map(|r| format!("{}  {}  {}  {} template(s)", r.person, r.name, r.category, r.templates))
+                    .map(|r| {
+                        format!(
+                            "{}  {}  {}  {} template(s)",
+                            r.person, r.name, r.category, r.templates
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             })?;
@@ -278,9 +343,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Cancel { db, person } => {
             let id = parse_id(person)?;
             db.open()?.cancel(id)?;
-            print(g.json, &serde_json::json!({ "cancelled": id.to_string() }), || {
-                format!("cancelled {id}: record and templates erased")
-            })?;
+            print(
+                g.json,
+                &serde_json::json!({ "cancelled": id.to_string() }),
+                || format!("cancelled {id}: record and templates erased"),
+            )?;
             Ok(Outcome::Yes)
         }
     }
@@ -288,9 +355,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 fn in_photo(path: &Path, e: Error) -> Error {
     match e {
-        Error::NoFace | Error::MultipleFaces(_) | Error::Quality(_) => {
-            Error::Photo { path: path.display().to_string(), reason: e.to_string() }
-        }
+        Error::NoFace | Error::MultipleFaces(_) | Error::Quality(_) => Error::Photo {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
         other => other,
     }
 }

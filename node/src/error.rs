@@ -31,7 +31,9 @@ pub enum Error {
         reason: String,
     },
     /// A model file's hash is not the pinned one.
-    #[error("{path}: SHA-256 mismatch (expected {expected}, got {actual}); refusing to load this model")]
+    #[error(
+        "{path}: SHA-256 mismatch (expected {expected}, got {actual}); refusing to load this model"
+    )]
     ModelHash {
         /// The model file.
         path: PathBuf,
@@ -80,7 +82,10 @@ pub enum Error {
 impl Error {
     /// Wraps an IO error with the path it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// A stable identifier for the kind of error.

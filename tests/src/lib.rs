@@ -6,13 +6,22 @@ use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The assets directory made by `just setup` (`CLEARWAY_ASSETS` overrides).
 pub fn assets() -> PathBuf {
-    let dir = std::env::var_os("CLEARWAY_ASSETS").map(PathBuf::from).unwrap_or_else(|| root().join("assets"));
-    assert!(dir.join("models").is_dir(), "{} has no models/; run `just setup` (or `just test`)", dir.display());
+    let dir = std::env::var_os("CLEARWAY_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("assets"));
+    assert!(
+        dir.join("models").is_dir(),
+        "{} has no models/; run `just setup` (or `just test`)",
+        dir.display()
+    );
     dir
 }
 
@@ -37,7 +46,10 @@ pub fn node_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let bin = profile_dir.join("clearway-node");
     assert!(
         bin.is_file(),

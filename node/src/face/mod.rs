@@ -54,8 +54,13 @@ pub struct Face {
 
 impl Face {
     fn is_finite(&self) -> bool {
-        [self.x, self.y, self.width, self.height, self.score].iter().all(|v| v.is_finite())
-            && self.landmarks.iter().all(|p| p.x.is_finite() && p.y.is_finite())
+        [self.x, self.y, self.width, self.height, self.score]
+            .iter()
+            .all(|v| v.is_finite())
+            && self
+                .landmarks
+                .iter()
+                .all(|p| p.x.is_finite() && p.y.is_finite())
     }
 }
 
@@ -89,8 +94,13 @@ impl Embedding {
 
     /// Cosine similarity (both are unit vectors). Embeddings of different models never compare.
     pub fn cosine(&self, other: &Embedding) -> Option<f32> {
-        (self.model == other.model && self.values.len() == other.values.len())
-            .then(|| self.values.iter().zip(&other.values).map(|(a, b)| a * b).sum())
+        (self.model == other.model && self.values.len() == other.values.len()).then(|| {
+            self.values
+                .iter()
+                .zip(&other.values)
+                .map(|(a, b)| a * b)
+                .sum()
+        })
     }
 }
 
@@ -135,14 +145,22 @@ impl FacePipeline {
         let runtime = OrtRuntime::load(ort_library, config.runtime.clone())?;
         let detector = OnnxDetector::new(&runtime, &config.detector)?;
         let embedder = OnnxEmbedder::new(&runtime, &config.recogniser)?;
-        Ok(FacePipeline { detector, embedder, config })
+        Ok(FacePipeline {
+            detector,
+            embedder,
+            config,
+        })
     }
 }
 
 impl<D: FaceDetector, E: FaceEmbedder> FacePipeline<D, E> {
     /// Assembles a pipeline from parts (tests, other runtimes).
     pub fn from_parts(detector: D, embedder: E, config: FaceConfig) -> FacePipeline<D, E> {
-        FacePipeline { detector, embedder, config }
+        FacePipeline {
+            detector,
+            embedder,
+            config,
+        }
     }
 
     /// The configuration in force.
@@ -162,9 +180,14 @@ impl<D: FaceDetector, E: FaceEmbedder> FacePipeline<D, E> {
         Ok(faces
             .into_iter()
             .map(|face| {
-                let measures = quality::measure(&face, frame.width(), frame.height(), q.edge_margin_px);
+                let measures =
+                    quality::measure(&face, frame.width(), frame.height(), q.edge_margin_px);
                 let rejected = quality::check(&measures, q).err();
-                Observed { face, measures, rejected }
+                Observed {
+                    face,
+                    measures,
+                    rejected,
+                }
             })
             .collect())
     }

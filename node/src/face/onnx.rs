@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::config::{ChannelOrder, DetectorConfig, Provider, RecogniserConfig, RuntimeConfig};
-use super::frame::{resize_into_planar, warp_affine_into_planar, FrameRef};
+use super::frame::{FrameRef, resize_into_planar, warp_affine_into_planar};
 use super::yunet::{self, InputGeometry, StrideOutputs};
-use super::{align, Embedding, Face, FaceDetector, FaceEmbedder};
+use super::{Embedding, Face, FaceDetector, FaceEmbedder, align};
 use crate::error::{Error, Result};
 use clearway_gallery::ModelId;
 
@@ -29,7 +29,9 @@ pub struct OrtRuntime {
 
 impl fmt::Debug for OrtRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OrtRuntime").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("OrtRuntime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +92,9 @@ impl OrtRuntime {
                 if ep::CUDA::is_available().unwrap_or(false) {
                     match build(true) {
                         Ok(s) => return Ok((s, Device::Cuda)),
-                        Err(e) => warn!(model = %model.display(), error = %e, "CUDA unusable, falling back to CPU."),
+                        Err(e) => {
+                            warn!(model = %model.display(), error = %e, "CUDA unusable, falling back to CPU.")
+                        }
                     }
                 }
                 Ok((build(false)?, Device::Cpu))
@@ -113,7 +117,11 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
     }
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(expected.trim()) {
-        return Err(Error::ModelHash { path: path.to_path_buf(), expected: expected.to_string(), actual });
+        return Err(Error::ModelHash {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -132,7 +140,11 @@ impl OnnxDetector {
     /// Loads and verifies the detector model.
     pub fn new(runtime: &OrtRuntime, config: &DetectorConfig) -> Result<OnnxDetector> {
         let (session, device) = runtime.session(&config.model, &config.sha256)?;
-        let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         for kind in ["cls", "obj", "bbox", "kps"] {
             for s in &config.strides {
                 if !names.iter().any(|n| *n == format!("{kind}_{s}")) {
@@ -154,11 +166,20 @@ impl OnnxDetector {
             .map(|s| (s[3] as usize, s[2] as usize));
         if let Some((w, h)) = fixed {
             if w % config.divisor as usize != 0 || h % config.divisor as usize != 0 {
-                return Err(Error::ModelOutput(format!("fixed input {w}x{h} is not a multiple of {}", config.divisor)));
+                return Err(Error::ModelOutput(format!(
+                    "fixed input {w}x{h} is not a multiple of {}",
+                    config.divisor
+                )));
             }
         }
         info!(model = %config.model.display(), device = %device, fixed_input = ?fixed, "Face detector loaded.");
-        Ok(OnnxDetector { session, config: config.clone(), device, fixed, input: Vec::new() })
+        Ok(OnnxDetector {
+            session,
+            config: config.clone(),
+            device,
+            fixed,
+            input: Vec::new(),
+        })
     }
 
     /// Where inference runs.
@@ -176,12 +197,22 @@ impl FaceDetector for OnnxDetector {
         };
         self.input.resize(3 * g.pad_w * g.pad_h, 0.0);
         // YuNet was trained on OpenCV's BGR frames, 0–255, no normalisation.
-        resize_into_planar(frame, g.width, g.height, g.pad_w, g.pad_h, ChannelOrder::Bgr, &mut self.input);
+        resize_into_planar(
+            frame,
+            g.width,
+            g.height,
+            g.pad_w,
+            g.pad_h,
+            ChannelOrder::Bgr,
+            &mut self.input,
+        );
         let tensor = TensorRef::from_array_view(([1usize, 3, g.pad_h, g.pad_w], &self.input[..]))?;
         let outputs = self.session.run(ort::inputs![tensor])?;
         let mut per_stride = Vec::with_capacity(c.strides.len());
         let get = |name: String| -> Result<&[f32]> {
-            let v = outputs.get(&name).ok_or_else(|| Error::ModelOutput(format!("missing output {name}")))?;
+            let v = outputs
+                .get(&name)
+                .ok_or_else(|| Error::ModelOutput(format!("missing output {name}")))?;
             Ok(v.try_extract_tensor::<f32>()?.1)
         };
         for &s in &c.strides {
@@ -195,7 +226,10 @@ impl FaceDetector for OnnxDetector {
         }
         let faces = yunet::decode(&g, &per_stride, c.score_threshold)?;
         let faces = yunet::nms(faces, c.nms_threshold, c.top_k);
-        Ok(faces.iter().map(|f| yunet::to_frame(f, &g, frame.width(), frame.height())).collect())
+        Ok(faces
+            .iter()
+            .map(|f| yunet::to_frame(f, &g, frame.width(), frame.height()))
+            .collect())
     }
 }
 
@@ -213,11 +247,20 @@ impl OnnxEmbedder {
     pub fn new(runtime: &OrtRuntime, config: &RecogniserConfig) -> Result<OnnxEmbedder> {
         let (session, device) = runtime.session(&config.model, &config.sha256)?;
         if session.outputs().is_empty() {
-            return Err(Error::ModelOutput(format!("{} has no outputs", config.model.display())));
+            return Err(Error::ModelOutput(format!(
+                "{} has no outputs",
+                config.model.display()
+            )));
         }
         info!(model = %config.model.display(), device = %device, "Face recogniser loaded.");
         let model = ModelId::new(&config.model_name, &config.model_version);
-        Ok(OnnxEmbedder { session, config: config.clone(), model, device, input: Vec::new() })
+        Ok(OnnxEmbedder {
+            session,
+            config: config.clone(),
+            model,
+            device,
+            input: Vec::new(),
+        })
     }
 
     /// Where inference runs.
@@ -236,9 +279,19 @@ impl FaceEmbedder for OnnxEmbedder {
         let size = c.input_size as usize;
         let m = align::similarity(&face.landmarks, &c.template)
             .and_then(|m| align::invert(&m))
-            .ok_or_else(|| Error::ModelOutput("degenerate landmarks; cannot align the face".into()))?;
+            .ok_or_else(|| {
+                Error::ModelOutput("degenerate landmarks; cannot align the face".into())
+            })?;
         self.input.resize(3 * size * size, 0.0);
-        warp_affine_into_planar(frame, &m, size, c.channel_order, c.mean, c.std, &mut self.input);
+        warp_affine_into_planar(
+            frame,
+            &m,
+            size,
+            c.channel_order,
+            c.mean,
+            c.std,
+            &mut self.input,
+        );
         let tensor = TensorRef::from_array_view(([1usize, 3, size, size], &self.input[..]))?;
         let outputs = self.session.run(ort::inputs![tensor])?;
         let (_, raw) = outputs[0].try_extract_tensor::<f32>()?;

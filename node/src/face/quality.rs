@@ -91,15 +91,30 @@ impl fmt::Display for QualityIssue {
                 f,
                 "face not clearly visible (confidence {score:.2} < {min:.2}); remove sunglasses, mask or hat"
             ),
-            QualityIssue::CutOff => write!(f, "face partly outside the camera's view; step into the frame"),
-            QualityIssue::TooSmall { eye_distance_px, min } => {
-                write!(f, "face too small ({eye_distance_px:.0} px between the eyes < {min:.0}); step closer")
+            QualityIssue::CutOff => write!(
+                f,
+                "face partly outside the camera's view; step into the frame"
+            ),
+            QualityIssue::TooSmall {
+                eye_distance_px,
+                min,
+            } => {
+                write!(
+                    f,
+                    "face too small ({eye_distance_px:.0} px between the eyes < {min:.0}); step closer"
+                )
             }
             QualityIssue::Tilted { roll_deg, max } => {
-                write!(f, "head tilted {roll_deg:.0}° (max {max:.0}°); hold your head level")
+                write!(
+                    f,
+                    "head tilted {roll_deg:.0}° (max {max:.0}°); hold your head level"
+                )
             }
             QualityIssue::TurnedAway { yaw_ratio, max } => {
-                write!(f, "head turned (yaw {yaw_ratio:.2}, max {max:.2}); look straight at the camera")
+                write!(
+                    f,
+                    "head turned (yaw {yaw_ratio:.2}, max {max:.2}); look straight at the camera"
+                )
             }
             QualityIssue::TippedUpOrDown { pitch_ratio, range } => write!(
                 f,
@@ -117,14 +132,20 @@ pub fn measure(face: &Face, frame_w: u32, frame_h: u32, edge_margin_px: f32) -> 
     let eye_distance_px = ex.hypot(ey);
     let roll = ey.atan2(ex);
     // Undo the roll around the eye midpoint, then read offsets along and across the eye line.
-    let mid = Point { x: (left_eye.x + right_eye.x) / 2.0, y: (left_eye.y + right_eye.y) / 2.0 };
+    let mid = Point {
+        x: (left_eye.x + right_eye.x) / 2.0,
+        y: (left_eye.y + right_eye.y) / 2.0,
+    };
     let (c, s) = (roll.cos(), roll.sin());
     let level = |p: Point| {
         let (dx, dy) = (p.x - mid.x, p.y - mid.y);
         (dx * c + dy * s, -dx * s + dy * c)
     };
     let (nose_x, nose_y) = level(nose);
-    let (_, mouth_y) = level(Point { x: (mouth_r.x + mouth_l.x) / 2.0, y: (mouth_r.y + mouth_l.y) / 2.0 });
+    let (_, mouth_y) = level(Point {
+        x: (mouth_r.x + mouth_l.x) / 2.0,
+        y: (mouth_r.y + mouth_l.y) / 2.0,
+    });
     let safe = |v: f32| if v.is_finite() { v } else { f32::MAX };
     let m = edge_margin_px;
     FaceMeasures {
@@ -143,23 +164,38 @@ pub fn measure(face: &Face, frame_w: u32, frame_h: u32, edge_margin_px: f32) -> 
 /// Applies the gate: the first failed check, in the order a traveller can fix them.
 pub fn check(m: &FaceMeasures, config: &QualityConfig) -> Result<(), QualityIssue> {
     if !(m.confidence >= config.min_confidence) {
-        return Err(QualityIssue::LowConfidence { score: m.confidence, min: config.min_confidence });
+        return Err(QualityIssue::LowConfidence {
+            score: m.confidence,
+            min: config.min_confidence,
+        });
     }
     if m.cut_off {
         return Err(QualityIssue::CutOff);
     }
     if !(m.eye_distance_px >= config.min_eye_distance_px) {
-        return Err(QualityIssue::TooSmall { eye_distance_px: m.eye_distance_px, min: config.min_eye_distance_px });
+        return Err(QualityIssue::TooSmall {
+            eye_distance_px: m.eye_distance_px,
+            min: config.min_eye_distance_px,
+        });
     }
     if !(m.roll_deg.abs() <= config.max_roll_deg) {
-        return Err(QualityIssue::Tilted { roll_deg: m.roll_deg, max: config.max_roll_deg });
+        return Err(QualityIssue::Tilted {
+            roll_deg: m.roll_deg,
+            max: config.max_roll_deg,
+        });
     }
     if !(m.yaw_ratio.abs() <= config.max_yaw_ratio) {
-        return Err(QualityIssue::TurnedAway { yaw_ratio: m.yaw_ratio, max: config.max_yaw_ratio });
+        return Err(QualityIssue::TurnedAway {
+            yaw_ratio: m.yaw_ratio,
+            max: config.max_yaw_ratio,
+        });
     }
     let [lo, hi] = config.pitch_ratio_range;
     if !(m.pitch_ratio >= lo && m.pitch_ratio <= hi) {
-        return Err(QualityIssue::TippedUpOrDown { pitch_ratio: m.pitch_ratio, range: config.pitch_ratio_range });
+        return Err(QualityIssue::TippedUpOrDown {
+            pitch_ratio: m.pitch_ratio,
+            range: config.pitch_ratio_range,
+        });
     }
     Ok(())
 }

@@ -1,26 +1,52 @@
 //! Unit tests of the pure face code: decoding, NMS, geometry, alignment, quality gate, pixels.
 //! The models themselves are exercised on real photos in `tests/` (fidelity against OpenCV).
 
-use expect_test::{expect, Expect};
+use expect_test::{Expect, expect};
 
 use super::config::{ChannelOrder, FaceConfig, QualityConfig};
-use super::frame::{resize_into_planar, warp_affine_into_planar, Frame};
-use super::yunet::{decode, iou, nms, to_frame, InputGeometry, StrideOutputs};
-use super::{align, quality, Face, Point};
+use super::frame::{Frame, resize_into_planar, warp_affine_into_planar};
+use super::yunet::{InputGeometry, StrideOutputs, decode, iou, nms, to_frame};
+use super::{Face, Point, align, quality};
 
 fn face(x: f32, y: f32, w: f32, h: f32, score: f32) -> Face {
     // Landmarks of a level, frontal face inside the box.
-    let p = |fx: f32, fy: f32| Point { x: x + fx * w, y: y + fy * h };
-    Face { x, y, width: w, height: h, landmarks: [p(0.3, 0.4), p(0.7, 0.4), p(0.5, 0.55), p(0.35, 0.75), p(0.65, 0.75)], score }
+    let p = |fx: f32, fy: f32| Point {
+        x: x + fx * w,
+        y: y + fy * h,
+    };
+    Face {
+        x,
+        y,
+        width: w,
+        height: h,
+        landmarks: [
+            p(0.3, 0.4),
+            p(0.7, 0.4),
+            p(0.5, 0.55),
+            p(0.35, 0.75),
+            p(0.65, 0.75),
+        ],
+        score,
+    }
 }
 
 #[test]
 fn geometry_downscales_and_pads() {
     let render = |w, h| {
         let g = InputGeometry::new(w, h, 640, 32);
-        format!("{w}x{h} -> {}x{} in {}x{}", g.width, g.height, g.pad_w, g.pad_h)
+        format!(
+            "{w}x{h} -> {}x{} in {}x{}",
+            g.width, g.height, g.pad_w, g.pad_h
+        )
     };
-    let got = [render(1280, 720), render(910, 1137), render(300, 200), render(1, 1), render(8192, 3)].join("\n");
+    let got = [
+        render(1280, 720),
+        render(910, 1137),
+        render(300, 200),
+        render(1, 1),
+        render(8192, 3),
+    ]
+    .join("\n");
     expect![[r#"
         1280x720 -> 640x360 in 640x384
         910x1137 -> 512x640 in 512x640
@@ -44,16 +70,39 @@ fn decode_reads_cells_at_their_stride() {
     obj8[idx] = 1.0;
     bbox8[idx * 4..idx * 4 + 4].copy_from_slice(&[0.5, 0.5, 2f32.ln(), 2f32.ln()]);
     let z = |n| vec![0.0f32; n];
-    let (c16, o16, b16, k16, c32, o32, b32, k32) = (z(4), z(4), z(16), z(40), z(1), z(1), z(4), z(10));
+    let (c16, o16, b16, k16, c32, o32, b32, k32) =
+        (z(4), z(4), z(16), z(40), z(1), z(1), z(4), z(10));
     let outs = [
-        StrideOutputs { stride: 8, cls: &cls8, obj: &obj8, bbox: &bbox8, kps: &kps8 },
-        StrideOutputs { stride: 16, cls: &c16, obj: &o16, bbox: &b16, kps: &k16 },
-        StrideOutputs { stride: 32, cls: &c32, obj: &o32, bbox: &b32, kps: &k32 },
+        StrideOutputs {
+            stride: 8,
+            cls: &cls8,
+            obj: &obj8,
+            bbox: &bbox8,
+            kps: &kps8,
+        },
+        StrideOutputs {
+            stride: 16,
+            cls: &c16,
+            obj: &o16,
+            bbox: &b16,
+            kps: &k16,
+        },
+        StrideOutputs {
+            stride: 32,
+            cls: &c32,
+            obj: &o32,
+            bbox: &b32,
+            kps: &k32,
+        },
     ];
     let faces = decode(&g, &outs, 0.5).expect("decodes");
     assert_eq!(faces.len(), 1);
     let f = faces[0];
-    assert!((f.score - 0.9).abs() < 1e-6, "score is sqrt(cls*obj): {}", f.score);
+    assert!(
+        (f.score - 0.9).abs() < 1e-6,
+        "score is sqrt(cls*obj): {}",
+        f.score
+    );
     assert_eq!((f.x, f.y, f.width, f.height), (12.0, 4.0, 16.0, 16.0));
     assert_eq!(f.landmarks[0], Point { x: 20.0, y: 12.0 });
 }
@@ -62,9 +111,18 @@ fn decode_reads_cells_at_their_stride() {
 fn decode_rejects_outputs_that_do_not_fit_the_geometry() {
     let g = InputGeometry::new(64, 64, 640, 32);
     let v = vec![0.0f32; 3];
-    let outs = [StrideOutputs { stride: 8, cls: &v, obj: &v, bbox: &v, kps: &v }];
+    let outs = [StrideOutputs {
+        stride: 8,
+        cls: &v,
+        obj: &v,
+        bbox: &v,
+        kps: &v,
+    }];
     let err = decode(&g, &outs, 0.5).expect_err("must not index out of bounds");
-    assert_eq!(err.to_string(), "model output: stride 8: expected 64 cells, got cls 3 obj 3 bbox 3/4 kps 3/10");
+    assert_eq!(
+        err.to_string(),
+        "model output: stride 8: expected 64 cells, got cls 3 obj 3 bbox 3/4 kps 3/10"
+    );
 }
 
 #[test]
@@ -74,7 +132,13 @@ fn decode_drops_nan_and_clamps_scores() {
     let obj = [7.0];
     let bbox = [0.0; 4];
     let kps = [0.0; 10];
-    let outs = [StrideOutputs { stride: 32, cls: &cls, obj: &obj, bbox: &bbox, kps: &kps }];
+    let outs = [StrideOutputs {
+        stride: 32,
+        cls: &cls,
+        obj: &obj,
+        bbox: &bbox,
+        kps: &kps,
+    }];
     assert!(decode(&g, &outs, 0.0).expect("decodes").is_empty());
 }
 
@@ -105,17 +169,32 @@ fn similarity_recovers_a_known_transform() {
     let dst = FaceConfig::default().recogniser.template;
     // Source = template rotated 30°, scaled 2.5, shifted.
     let (c, s, k) = (30f32.to_radians().cos(), 30f32.to_radians().sin(), 2.5);
-    let src = dst.map(|d| Point { x: k * (c * d[0] - s * d[1]) + 300.0, y: k * (s * d[0] + c * d[1]) + 120.0 });
+    let src = dst.map(|d| Point {
+        x: k * (c * d[0] - s * d[1]) + 300.0,
+        y: k * (s * d[0] + c * d[1]) + 120.0,
+    });
     let m = align::similarity(&src, &dst).expect("defined");
     for (p, d) in src.iter().zip(dst) {
         let q = align::apply(&m, *p);
-        assert!((q.x - d[0]).abs() < 1e-3 && (q.y - d[1]).abs() < 1e-3, "{q:?} vs {d:?}");
+        assert!(
+            (q.x - d[0]).abs() < 1e-3 && (q.y - d[1]).abs() < 1e-3,
+            "{q:?} vs {d:?}"
+        );
     }
     let inv = align::invert(&m).expect("invertible");
-    let back = align::apply(&inv, Point { x: dst[2][0], y: dst[2][1] });
+    let back = align::apply(
+        &inv,
+        Point {
+            x: dst[2][0],
+            y: dst[2][1],
+        },
+    );
     assert!((back.x - src[2].x).abs() < 1e-2 && (back.y - src[2].y).abs() < 1e-2);
     let same = [Point { x: 1.0, y: 1.0 }; 5];
-    assert!(align::similarity(&same, &dst).is_none(), "coincident landmarks have no transform");
+    assert!(
+        align::similarity(&same, &dst).is_none(),
+        "coincident landmarks have no transform"
+    );
 }
 
 fn check_quality(cases: &[(&str, Face, u32, u32)], expect: Expect) {
@@ -155,7 +234,12 @@ fn quality_gate_says_why() {
         &[
             ("frontal", good, 640, 480),
             ("dim", face(100.0, 100.0, 200.0, 250.0, 0.62), 640, 480),
-            ("at the edge", face(0.5, 100.0, 200.0, 250.0, 0.93), 640, 480),
+            (
+                "at the edge",
+                face(0.5, 100.0, 200.0, 250.0, 0.93),
+                640,
+                480,
+            ),
             ("far away", face(100.0, 100.0, 50.0, 60.0, 0.93), 640, 480),
             ("tilted 10°", rotate(good, 10.0), 640, 480),
             ("tilted 20°", rotate(good, 20.0), 640, 480),
@@ -198,7 +282,15 @@ fn warp_identity_copies_and_normalises() {
     let frame = Frame::from_rgb(4, 4, data).expect("valid");
     let identity = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
     let mut out = vec![0.0; 3 * 16];
-    warp_affine_into_planar(frame.as_ref(), &identity, 4, ChannelOrder::Rgb, 1.0, 2.0, &mut out);
+    warp_affine_into_planar(
+        frame.as_ref(),
+        &identity,
+        4,
+        ChannelOrder::Rgb,
+        1.0,
+        2.0,
+        &mut out,
+    );
     assert_eq!(out[0], (0.0 - 1.0) / 2.0);
     assert_eq!(out[5], (15.0 - 1.0) / 2.0, "pixel (1,1) red = byte 15");
     assert_eq!(out[16 + 5], (16.0 - 1.0) / 2.0, "green plane");
@@ -208,7 +300,10 @@ fn warp_identity_copies_and_normalises() {
 fn bad_frames_are_errors_not_panics() {
     assert!(Frame::from_rgb(0, 10, vec![]).is_err());
     assert!(Frame::from_rgb(10, 10, vec![0; 299]).is_err());
-    assert!(super::FrameRef::new(10, 10, 20, &[0; 1000]).is_err(), "stride shorter than a row");
+    assert!(
+        super::FrameRef::new(10, 10, 20, &[0; 1000]).is_err(),
+        "stride shorter than a row"
+    );
     for (bytes, why) in [(&b""[..], "empty file"), (&b"hello"[..], "unknown format")] {
         let err = Frame::decode(bytes, "x").expect_err("not an image");
         assert!(err.to_string().contains(why), "{err}");
@@ -220,12 +315,30 @@ fn bad_frames_are_errors_not_panics() {
 
 #[test]
 fn config_rejects_nonsense_and_unknown_keys() {
-    let parse = |s: &str| toml::from_str::<FaceConfig>(s).map_err(|e| e.message().to_string()).and_then(|c| {
-        c.validate().map_err(|e| e.to_string())
-    });
+    let parse = |s: &str| {
+        toml::from_str::<FaceConfig>(s)
+            .map_err(|e| e.message().to_string())
+            .and_then(|c| c.validate().map_err(|e| e.to_string()))
+    };
     assert!(parse("").is_ok(), "empty file = defaults");
-    assert!(parse("[detector]\nmax_side = 10").expect_err("too small").contains("max_side"));
-    assert!(parse("[detector]\nstrides = [8, 12]").expect_err("12 does not divide 32").contains("strides"));
-    assert!(parse("[recogniser]\nstd = 0.0").expect_err("zero std").contains("std"));
-    assert!(parse("[quality]\nmin_eye_px = 3").expect_err("unknown key").contains("unknown field"));
+    assert!(
+        parse("[detector]\nmax_side = 10")
+            .expect_err("too small")
+            .contains("max_side")
+    );
+    assert!(
+        parse("[detector]\nstrides = [8, 12]")
+            .expect_err("12 does not divide 32")
+            .contains("strides")
+    );
+    assert!(
+        parse("[recogniser]\nstd = 0.0")
+            .expect_err("zero std")
+            .contains("std")
+    );
+    assert!(
+        parse("[quality]\nmin_eye_px = 3")
+            .expect_err("unknown key")
+            .contains("unknown field")
+    );
 }

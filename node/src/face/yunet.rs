@@ -31,7 +31,12 @@ impl InputGeometry {
         let width = ((w * scale).round() as usize).max(1);
         let height = ((h * scale).round() as usize).max(1);
         let d = divisor.max(1) as usize;
-        InputGeometry { width, height, pad_w: width.div_ceil(d) * d, pad_h: height.div_ceil(d) * d }
+        InputGeometry {
+            width,
+            height,
+            pad_w: width.div_ceil(d) * d,
+            pad_h: height.div_ceil(d) * d,
+        }
     }
 
     /// For a model whose input size is fixed at `pad_w`×`pad_h`: downscales (never upscales) so
@@ -41,7 +46,12 @@ impl InputGeometry {
         let scale = (pad_w as f64 / w).min(pad_h as f64 / h).min(1.0);
         let width = ((w * scale).round() as usize).clamp(1, pad_w.max(1));
         let height = ((h * scale).round() as usize).clamp(1, pad_h.max(1));
-        InputGeometry { width, height, pad_w, pad_h }
+        InputGeometry {
+            width,
+            height,
+            pad_w,
+            pad_h,
+        }
     }
 }
 
@@ -62,13 +72,21 @@ pub struct StrideOutputs<'a> {
 
 /// Decodes every stride's cells scoring at least `threshold` into faces in detector-input
 /// coordinates. Errors if an output's length does not fit the geometry.
-pub fn decode(geometry: &InputGeometry, outputs: &[StrideOutputs<'_>], threshold: f32) -> Result<Vec<Face>> {
+pub fn decode(
+    geometry: &InputGeometry,
+    outputs: &[StrideOutputs<'_>],
+    threshold: f32,
+) -> Result<Vec<Face>> {
     let mut faces = Vec::new();
     for o in outputs {
         let s = o.stride as usize;
         let (cols, rows) = (geometry.pad_w / s, geometry.pad_h / s);
         let cells = cols * rows;
-        if o.cls.len() != cells || o.obj.len() != cells || o.bbox.len() != cells * 4 || o.kps.len() != cells * 10 {
+        if o.cls.len() != cells
+            || o.obj.len() != cells
+            || o.bbox.len() != cells * 4
+            || o.kps.len() != cells * 10
+        {
             return Err(Error::ModelOutput(format!(
                 "stride {s}: expected {cells} cells, got cls {} obj {} bbox {}/4 kps {}/10",
                 o.cls.len(),
@@ -92,9 +110,18 @@ pub fn decode(geometry: &InputGeometry, outputs: &[StrideOutputs<'_>], threshold
                 let w = b[2].exp() * sf;
                 let h = b[3].exp() * sf;
                 let k = &o.kps[idx * 10..idx * 10 + 10];
-                let landmarks =
-                    std::array::from_fn(|n| Point { x: (k[2 * n] + c as f32) * sf, y: (k[2 * n + 1] + r as f32) * sf });
-                let face = Face { x: cx - w / 2.0, y: cy - h / 2.0, width: w, height: h, landmarks, score };
+                let landmarks = std::array::from_fn(|n| Point {
+                    x: (k[2 * n] + c as f32) * sf,
+                    y: (k[2 * n + 1] + r as f32) * sf,
+                });
+                let face = Face {
+                    x: cx - w / 2.0,
+                    y: cy - h / 2.0,
+                    width: w,
+                    height: h,
+                    landmarks,
+                    score,
+                };
                 if face.is_finite() {
                     faces.push(face);
                 }
@@ -142,7 +169,10 @@ pub fn to_frame(face: &Face, geometry: &InputGeometry, frame_w: u32, frame_h: u3
         y: face.y * sy,
         width: face.width * sx,
         height: face.height * sy,
-        landmarks: face.landmarks.map(|p| Point { x: p.x * sx, y: p.y * sy }),
+        landmarks: face.landmarks.map(|p| Point {
+            x: p.x * sx,
+            y: p.y * sy,
+        }),
         score: face.score,
     }
 }

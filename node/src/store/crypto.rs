@@ -36,7 +36,12 @@ impl Sealer {
         let bytes = hex::decode(text.trim())
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| Error::Store(format!("{}: not a gallery key (64 hex digits expected)", path.display())))?;
+            .ok_or_else(|| {
+                Error::Store(format!(
+                    "{}: not a gallery key (64 hex digits expected)",
+                    path.display()
+                ))
+            })?;
         Ok(Sealer::new(&bytes))
     }
 
@@ -64,7 +69,13 @@ impl Sealer {
         let aad = aad(tree, slot);
         let ct = self
             .0
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| Error::Store("encryption failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -72,13 +83,20 @@ impl Sealer {
     }
 
     /// Decrypts a value sealed for `(tree, slot)`; fails on a wrong key, another slot, or tampering.
-    pub fn open(&self, tree: &[u8], slot: &[u8], sealed: &[u8]) -> std::result::Result<Vec<u8>, ()> {
+    pub fn open(
+        &self,
+        tree: &[u8],
+        slot: &[u8],
+        sealed: &[u8],
+    ) -> std::result::Result<Vec<u8>, ()> {
         if sealed.len() < NONCE_LEN {
             return Err(());
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         let aad = aad(tree, slot);
-        self.0.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad }).map_err(|_| ())
+        self.0
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| ())
     }
 }
 

@@ -27,8 +27,8 @@ use tracing::info;
 use self::crypto::{DataKey, Sealer};
 use crate::error::{Error, Result};
 use clearway_gallery::{
-    ConsentRecord, Endorsement, Gallery, GuardianConsent, ModelId, Person, PersonId, PersonStatus, Registrations,
-    Template, TravelDocument,
+    ConsentRecord, Endorsement, Gallery, GuardianConsent, ModelId, Person, PersonId, PersonStatus,
+    Registrations, Template, TravelDocument,
 };
 
 /// A person record as written by an operator (a TOML file): everything but the id and status,
@@ -62,13 +62,17 @@ impl NewPerson {
     /// Reads a person file (TOML).
     pub fn from_file(path: &Path) -> Result<NewPerson> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))
+        toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))
     }
 }
 
 /// Where the gallery key file goes when none is named: beside the database directory.
 pub fn default_key_file(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "gallery".into());
+    let mut name = db
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "gallery".into());
     name.push(".key");
     db.with_file_name(name)
 }
@@ -113,9 +117,16 @@ impl GalleryStore {
         };
         match store.meta.get(KEY_CHECK)? {
             Some(sealed) => {
-                store.sealer.open(b"meta", KEY_CHECK, &sealed).map_err(|_| {
-                    Error::Decrypt(format!("{} with key file {}", dir.display(), key_file.display()))
-                })?;
+                store
+                    .sealer
+                    .open(b"meta", KEY_CHECK, &sealed)
+                    .map_err(|_| {
+                        Error::Decrypt(format!(
+                            "{} with key file {}",
+                            dir.display(),
+                            key_file.display()
+                        ))
+                    })?;
             }
             None => {
                 let sealed = store.sealer.seal(b"meta", KEY_CHECK, b"clearway gallery")?;
@@ -131,7 +142,9 @@ impl GalleryStore {
         let id = PersonId(
             self.meta
                 .update_and_fetch(NEXT_ID, |old| {
-                    let n = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(1, u64::from_be_bytes);
+                    let n = old
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(1, u64::from_be_bytes);
                     Some((n + 1).to_be_bytes().to_vec())
                 })?
                 .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
@@ -152,9 +165,11 @@ impl GalleryStore {
         person.validate()?;
         let key = DataKey::generate();
         let k = id.0.to_be_bytes();
-        self.keys.insert(k, self.sealer.seal(b"person_keys", &k, key.as_bytes())?)?;
+        self.keys
+            .insert(k, self.sealer.seal(b"person_keys", &k, key.as_bytes())?)?;
         let record = postcard::to_stdvec(&person).map_err(|e| Error::Store(e.to_string()))?;
-        self.persons.insert(k, key.sealer().seal(b"persons", &k, &record)?)?;
+        self.persons
+            .insert(k, key.sealer().seal(b"persons", &k, &record)?)?;
         self.db.flush()?;
         info!(person = %id, "Person added.");
         Ok(person)
@@ -167,7 +182,8 @@ impl GalleryStore {
         let mut slot = id.0.to_be_bytes().to_vec();
         slot.extend_from_slice(&seq.to_be_bytes());
         let bytes = postcard::to_stdvec(template).map_err(|e| Error::Store(e.to_string()))?;
-        self.templates.insert(&slot, key.sealer().seal(b"templates", &slot, &bytes)?)?;
+        self.templates
+            .insert(&slot, key.sealer().seal(b"templates", &slot, &bytes)?)?;
         self.db.flush()?;
         info!(person = %id, model = %template.model(), "Template added.");
         Ok(())
@@ -177,8 +193,14 @@ impl GalleryStore {
     pub fn person(&self, id: PersonId) -> Result<Person> {
         let key = self.data_key(id)?;
         let k = id.0.to_be_bytes();
-        let sealed = self.persons.get(k)?.ok_or_else(|| Error::UnknownPerson(id.to_string()))?;
-        let bytes = key.sealer().open(b"persons", &k, &sealed).map_err(|_| Error::Decrypt(format!("person {id}")))?;
+        let sealed = self
+            .persons
+            .get(k)?
+            .ok_or_else(|| Error::UnknownPerson(id.to_string()))?;
+        let bytes = key
+            .sealer()
+            .open(b"persons", &k, &sealed)
+            .map_err(|_| Error::Decrypt(format!("person {id}")))?;
         postcard::from_bytes(&bytes).map_err(|e| Error::Store(format!("person {id}: {e}")))
     }
 
@@ -202,7 +224,10 @@ impl GalleryStore {
                 .sealer()
                 .open(b"templates", &slot, &sealed)
                 .map_err(|_| Error::Decrypt(format!("a template of {id}")))?;
-            out.push(postcard::from_bytes(&bytes).map_err(|e| Error::Store(format!("a template of {id}: {e}")))?);
+            out.push(
+                postcard::from_bytes(&bytes)
+                    .map_err(|e| Error::Store(format!("a template of {id}: {e}")))?,
+            );
         }
         Ok(out)
     }
@@ -248,8 +273,14 @@ impl GalleryStore {
 
     fn data_key(&self, id: PersonId) -> Result<DataKey> {
         let k = id.0.to_be_bytes();
-        let sealed = self.keys.get(k)?.ok_or_else(|| Error::UnknownPerson(id.to_string()))?;
-        let bytes = self.sealer.open(b"person_keys", &k, &sealed).map_err(|_| Error::Decrypt(format!("key of {id}")))?;
+        let sealed = self
+            .keys
+            .get(k)?
+            .ok_or_else(|| Error::UnknownPerson(id.to_string()))?;
+        let bytes = self
+            .sealer
+            .open(b"person_keys", &k, &sealed)
+            .map_err(|_| Error::Decrypt(format!("key of {id}")))?;
         DataKey::from_bytes(&bytes).ok_or_else(|| Error::Decrypt(format!("key of {id}")))
     }
 }
