@@ -121,3 +121,27 @@ fn detections_and_embeddings_match_opencv() {
         "fixture covers enough faces"
     );
 }
+
+/// With the model's declared 640×640 input kept (`dynamic_input = false`), frames are padded to it;
+/// the same face comes out at the same place with the same embedding.
+#[test]
+fn declared_fixed_input_still_works() {
+    let frame = Frame::open(&clearway_tests::photo("variants/frame_1280x720.jpg")).expect("photo");
+    let run = |dynamic: bool| {
+        let mut config = FaceConfig::default();
+        config.detector.dynamic_input = dynamic;
+        let mut p = FacePipeline::load(
+            &clearway_tests::ort_library(),
+            &clearway_tests::assets(),
+            config,
+        )
+        .expect("pipeline loads");
+        let (observed, embedding) = p.single_face(frame.as_ref()).expect("one good face");
+        (observed.face, embedding)
+    };
+    let (fixed_face, fixed_emb) = run(false);
+    let (free_face, free_emb) = run(true);
+    assert!((fixed_face.x - free_face.x).abs() < 4.0 && (fixed_face.y - free_face.y).abs() < 4.0);
+    let cos = fixed_emb.cosine(&free_emb).expect("same model");
+    assert!(cos > 0.99, "cosine {cos}");
+}

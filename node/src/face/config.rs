@@ -51,6 +51,10 @@ pub struct DetectorConfig {
     pub sha256: String,
     /// Frames are downscaled (never upscaled) so their longer side is at most this. Default: 640.
     pub max_side: u32,
+    /// Rewrite a fixed spatial input size declared by the model file (YuNet 2023mar declares
+    /// 640×640) into free dimensions, so each frame runs at its own size padded to `divisor`, as
+    /// OpenCV's DNN does. Off: frames are padded to the declared size. Default: true.
+    pub dynamic_input: bool,
     /// Input padded up to a multiple of this (the largest stride). Default: 32.
     pub divisor: u32,
     /// Feature-map strides, in the order of the model's outputs. Default: [8, 16, 32].
@@ -69,6 +73,7 @@ impl Default for DetectorConfig {
             model: PathBuf::from("models/face_detection_yunet_2023mar.onnx"),
             sha256: "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4".into(),
             max_side: 640,
+            dynamic_input: true,
             divisor: 32,
             strides: vec![8, 16, 32],
             score_threshold: 0.6,

@@ -7,6 +7,7 @@
 pub mod align;
 pub mod config;
 pub mod frame;
+pub mod model_file;
 pub mod onnx;
 pub mod quality;
 pub mod yunet;

@@ -3,19 +3,19 @@
 //! `onnxruntime` wheel, or the CUDA build from `onnxruntime-gpu`), never downloaded.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
+use std::sync::Mutex;
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::config::{ChannelOrder, DetectorConfig, Provider, RecogniserConfig, RuntimeConfig};
 use super::frame::{FrameRef, resize_into_planar, warp_affine_into_planar};
+use super::model_file;
 use super::yunet::{self, InputGeometry, StrideOutputs};
 use super::{Embedding, Face, FaceDetector, FaceEmbedder, align};
 use crate::error::{Error, Result};
@@ -62,16 +62,27 @@ impl OrtRuntime {
                 library.display()
             )));
         }
-        let env = ort::init_from(library)
-            .map_err(|e| Error::Runtime(format!("cannot load {}: {e}", library.display())))?
-            .with_name("clearway")
-            .build()?;
+        // ONNX Runtime allows one environment per process, ever; every runtime shares it. The
+        // first library path loaded wins for the life of the process.
+        static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
+        let mut slot = ENVIRONMENT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let env = match slot.as_ref() {
+            Some(env) => env.clone(),
+            None => {
+                let env = ort::init_from(library)
+                    .map_err(|e| Error::Runtime(format!("cannot load {}: {e}", library.display())))?
+                    .with_name("clearway")
+                    .build()?;
+                slot.insert(env).clone()
+            }
+        };
         Ok(OrtRuntime { env, config })
     }
 
-    /// Opens a model after checking its SHA-256, on the configured execution provider.
-    fn session(&self, model: &Path, sha256: &str) -> Result<(Session, Device)> {
-        verify_sha256(model, sha256)?;
+    /// Opens a model from verified bytes on the configured execution provider.
+    fn session(&self, model: &Path, bytes: &[u8]) -> Result<(Session, Device)> {
         let build = |cuda: bool| -> Result<Session> {
             let mut builder = Session::builder(&self.env)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -83,7 +94,7 @@ impl OrtRuntime {
                     .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
                     .map_err(ort::Error::from)?;
             }
-            Ok(builder.commit_from_file(model)?)
+            Ok(builder.commit_from_memory(bytes)?)
         };
         match self.config.provider {
             Provider::Cpu => Ok((build(false)?, Device::Cpu)),
@@ -103,19 +114,10 @@ impl OrtRuntime {
     }
 }
 
-/// Checks a file's SHA-256 against the pinned hex digest.
-pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let actual = hex::encode(hasher.finalize());
+/// Reads a model file and checks its SHA-256 against the pinned hex digest.
+pub fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let actual = model_file::sha256_hex(&bytes);
     if !actual.eq_ignore_ascii_case(expected.trim()) {
         return Err(Error::ModelHash {
             path: path.to_path_buf(),
@@ -123,7 +125,7 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
             actual,
         });
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// YuNet on ONNX Runtime.
@@ -139,7 +141,16 @@ pub struct OnnxDetector {
 impl OnnxDetector {
     /// Loads and verifies the detector model.
     pub fn new(runtime: &OrtRuntime, config: &DetectorConfig) -> Result<OnnxDetector> {
-        let (session, device) = runtime.session(&config.model, &config.sha256)?;
+        let mut bytes = read_verified(&config.model, &config.sha256)?;
+        if config.dynamic_input {
+            match model_file::free_spatial_dims(&bytes) {
+                Ok(patched) => bytes = patched,
+                Err(e) => {
+                    warn!(model = %config.model.display(), reason = e.0, "Cannot free the input size; using it as declared.")
+                }
+            }
+        }
+        let (session, device) = runtime.session(&config.model, &bytes)?;
         let names: Vec<String> = session
             .outputs()
             .iter()
@@ -156,8 +167,8 @@ impl OnnxDetector {
                 }
             }
         }
-        // YuNet 2023mar declares a fixed 640x640 input, which ONNX Runtime enforces (OpenCV's DNN
-        // reshapes the graph instead). A fixed input is honoured by padding up to it.
+        // A model whose input size is still fixed (dynamic_input off, or not rewritable) is fed
+        // frames padded up to that size: ONNX Runtime enforces declared shapes.
         let fixed = session
             .inputs()
             .first()
@@ -245,7 +256,8 @@ pub struct OnnxEmbedder {
 impl OnnxEmbedder {
     /// Loads and verifies the recogniser model.
     pub fn new(runtime: &OrtRuntime, config: &RecogniserConfig) -> Result<OnnxEmbedder> {
-        let (session, device) = runtime.session(&config.model, &config.sha256)?;
+        let bytes = read_verified(&config.model, &config.sha256)?;
+        let (session, device) = runtime.session(&config.model, &bytes)?;
         if session.outputs().is_empty() {
             return Err(Error::ModelOutput(format!(
                 "{} has no outputs",
