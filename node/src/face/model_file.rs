@@ -230,7 +230,7 @@ mod tests {
         // The second input keeps its fixed 640s: 2 of the original 4 varint-encoded 640s remain.
         let six_forty = [0x08, 0x80, 0x05];
         assert_eq!(patched.windows(3).filter(|w| *w == six_forty).count(), 2);
-        // Patching twice fails cleanly (nothing left to free is still a 4-dim shape: idempotent).
+        // Patching an already-patched model is harmless: the shape is still 4-dimensional.
         assert!(free_spatial_dims(&patched).is_ok());
     }
 
