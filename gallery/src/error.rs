@@ -99,6 +99,14 @@ pub enum Error {
         /// Which period (document, endorsement).
         what: &'static str,
     },
+    /// Two stored records claim the same travel document.
+    #[error("person {person} has the travel document already registered to {other}")]
+    DuplicateDocument {
+        /// The record being restored.
+        person: crate::PersonId,
+        /// The record already holding the document.
+        other: crate::PersonId,
+    },
     /// An endorsement was recorded for a category that has none.
     #[error("endorsement not applicable to category {category}")]
     EndorsementNotApplicable {
@@ -128,6 +136,7 @@ impl Error {
             Error::DocumentMismatch { .. } => "document_mismatch",
             Error::InvalidPeriod { .. } => "invalid_period",
             Error::EndorsementNotApplicable { .. } => "endorsement_not_applicable",
+            Error::DuplicateDocument { .. } => "duplicate_document",
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   [`Endorsement`], [`ConsentRecord`], …), their consistency check [`Person::validate`] and the pure
 //!   eligibility rules [`eligibility`].
 //! * [`template`]: face templates, int8-quantised embeddings of one face model ([`Template`], [`ModelId`]).
+//! * [`registry`]: the port's gallery as a deterministic state machine ([`Registry`], [`Command`]),
+//!   replicated by the node with Raft.
 //! * [`index`]: [`Gallery`], the in-memory exact 1:N index over templates, with SIMD kernels chosen at run
 //!   time ([`Kernel`]).
 //!
@@ -20,6 +22,7 @@
 mod error;
 pub mod index;
 pub mod person;
+pub mod registry;
 pub mod template;
 
 pub use error::{Error, Result};
@@ -29,4 +32,5 @@ pub use person::{
     GuardianConsent, Ineligible, Person, PersonId, PersonStatus, Registration, Registrations,
     TravelDocument, age_on, eligibility,
 };
+pub use registry::{Change, Command, Entry, NewPerson, Outcome, Registry, RegistryImage, Request};
 pub use template::{ModelId, Template};

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::face::{FaceConfig, FacePipeline, Frame, Observed};
-use crate::store::{GalleryStore, NewPerson, default_key_file};
+use crate::store::{GalleryStore, default_key_file};
 use clearway_gallery::{PersonId, Template};
 
 /// Clearway lane node.
@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             photo,
         } => {
             // Read everything that can be wrong before writing anything.
-            let new = person.as_deref().map(NewPerson::from_file).transpose()?;
+            let new = person.as_deref().map(crate::store::read_person_file).transpose()?;
             let existing = to.as_deref().map(parse_id).transpose()?;
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;

@@ -12,7 +12,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod cluster;
 pub mod face;
+pub mod net;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -26,7 +26,7 @@ fn aad(tree: &[u8], slot: &[u8]) -> Vec<u8> {
 }
 
 impl Sealer {
-    fn new(key: &[u8; 32]) -> Sealer {
+    pub(crate) fn new(key: &[u8; 32]) -> Sealer {
         Sealer(ChaCha20Poly1305::new(Key::from_slice(key)))
     }
 

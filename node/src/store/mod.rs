@@ -14,59 +14,26 @@
 //! The gallery key file is created (mode 0600) beside the database the first time it is opened.
 //! On an appliance it belongs on a separate protected volume; its path is configurable.
 
-mod crypto;
+pub(crate) mod crypto;
+pub mod keyring;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use self::crypto::{DataKey, Sealer};
 use crate::error::{Error, Result};
-use clearway_gallery::{
-    ConsentRecord, Endorsement, Gallery, GuardianConsent, ModelId, Person, PersonId, PersonStatus,
-    Registrations, Template, TravelDocument,
-};
+use clearway_gallery::{Gallery, ModelId, Person, PersonId, PersonStatus, Template};
 
-/// A person record as written by an operator (a TOML file): everything but the id and status,
-/// which the store assigns.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct NewPerson {
-    /// Name as on the document.
-    pub name: String,
-    /// Date of birth.
-    pub date_of_birth: NaiveDate,
-    /// Which residents' rules apply.
-    pub category: clearway_gallery::Category,
-    /// The travel document.
-    pub document: TravelDocument,
-    /// Exit-entry endorsement (Mainland residents only).
-    #[serde(default)]
-    pub endorsement: Option<Endorsement>,
-    /// Registrations with each authority.
-    #[serde(default)]
-    pub registrations: Registrations,
-    /// Consents given.
-    #[serde(default)]
-    pub consents: Vec<ConsentRecord>,
-    /// Guardian's consent (minors).
-    #[serde(default)]
-    pub guardian_consent: Option<GuardianConsent>,
+pub use clearway_gallery::NewPerson;
+
+/// Reads a person file (TOML).
+pub fn read_person_file(path: &Path) -> Result<NewPerson> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))
 }
-
-impl NewPerson {
-    /// Reads a person file (TOML).
-    pub fn from_file(path: &Path) -> Result<NewPerson> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))
-    }
-}
-
 /// Where the gallery key file goes when none is named: beside the database directory.
 pub fn default_key_file(db: &Path) -> PathBuf {
     let mut name = db
@@ -150,18 +117,7 @@ impl GalleryStore {
                 .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
                 .map_or(1, |b| u64::from_be_bytes(b) - 1),
         );
-        let person = Person {
-            id,
-            name: new.name,
-            date_of_birth: new.date_of_birth,
-            category: new.category,
-            document: new.document,
-            endorsement: new.endorsement,
-            registrations: new.registrations,
-            consents: new.consents,
-            guardian_consent: new.guardian_consent,
-            status: PersonStatus::Active,
-        };
+        let person = new.into_person(id);
         person.validate()?;
         let key = DataKey::generate();
         let k = id.0.to_be_bytes();

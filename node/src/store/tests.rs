@@ -10,7 +10,7 @@ use clearway_gallery::{ModelId, PersonId, Template};
 fn new_person() -> NewPerson {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/persons/hk-resident.toml");
-    NewPerson::from_file(&path).expect("example person parses")
+    crate::store::read_person_file(&path).expect("example person parses")
 }
 
 /// A template whose int8 bytes form a long, recognisable run.

@@ -1,0 +1,483 @@
+//! The registry: the port's gallery as a deterministic state machine.
+//!
+//! Every lane node of a port holds the same [`Registry`], built by applying the same [`Command`]s in
+//! the same order (the node replicates them with Raft). [`Registry::apply`] is a pure function of the
+//! registry and the command: no clock, no randomness, no IO. It assigns person ids from a counter, so
+//! every replica gives a person the same id, and it reports what changed ([`Change`]) so the node can
+//! persist exactly those records.
+//!
+//! Commands travel inside a versioned [`Request`] envelope; a node refuses a version it does not
+//! know instead of guessing. Records are `serde` types written with `postcard` by the node.
+//!
+//! The registry also owns the 1:N [`Gallery`] index of the active persons' templates for its model;
+//! lanes search it through the node's read handle.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Authority, Category, ConsentRecord, DocumentKind, Endorsement, Error, Gallery, GuardianConsent,
+    ModelId, Person, PersonId, PersonStatus, Registration, Registrations, Result, Template,
+    TravelDocument,
+};
+
+/// Most templates one person may hold (a few captures, renewed over the years).
+pub const MAX_TEMPLATES_PER_PERSON: usize = 8;
+
+/// A person record as submitted for enrolment: everything but the id and status, which the
+/// registry assigns.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    /// Name as on the document.
+    pub name: String,
+    /// Date of birth.
+    pub date_of_birth: NaiveDate,
+    /// Which residents' rules apply.
+    pub category: Category,
+    /// The travel document.
+    pub document: TravelDocument,
+    /// Exit-entry endorsement (Mainland residents only).
+    #[serde(default)]
+    pub endorsement: Option<Endorsement>,
+    /// Registrations with each authority.
+    #[serde(default)]
+    pub registrations: Registrations,
+    /// Consents given.
+    #[serde(default)]
+    pub consents: Vec<ConsentRecord>,
+    /// Guardian's consent (minors).
+    #[serde(default)]
+    pub guardian_consent: Option<GuardianConsent>,
+}
+
+impl NewPerson {
+    /// The full record this submission becomes under `id`.
+    pub fn into_person(self, id: PersonId) -> Person {
+        Person {
+            id,
+            name: self.name,
+            date_of_birth: self.date_of_birth,
+            category: self.category,
+            document: self.document,
+            endorsement: self.endorsement,
+            registrations: self.registrations,
+            consents: self.consents,
+            guardian_consent: self.guardian_consent,
+            status: PersonStatus::Active,
+        }
+    }
+}
+
+/// One change to the registry. Applied in log order on every replica.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub enum Command {
+    /// Enrol a person with their first templates. Enrolling a travel document that is already
+    /// registered changes nothing and answers with the existing id, so a retried enrolment is safe.
+    Enrol {
+        /// The person's record.
+        person: NewPerson,
+        /// Face templates (at most [`MAX_TEMPLATES_PER_PERSON`]).
+        templates: Vec<Template>,
+    },
+    /// Add one template to a registered person.
+    AddTemplate {
+        /// Whose.
+        person: PersonId,
+        /// The template.
+        template: Template,
+    },
+    /// Replace all of a person's templates (re-capture).
+    ReplaceTemplates {
+        /// Whose.
+        person: PersonId,
+        /// The new templates (1 to [`MAX_TEMPLATES_PER_PERSON`]).
+        templates: Vec<Template>,
+    },
+    /// Record a registration with one authority.
+    Register {
+        /// Who.
+        person: PersonId,
+        /// With which authority.
+        authority: Authority,
+        /// When and where.
+        registration: Registration,
+    },
+    /// Record a consent given to one authority.
+    RecordConsent {
+        /// Who.
+        person: PersonId,
+        /// The consent.
+        consent: ConsentRecord,
+    },
+    /// Record a guardian's consent for a minor (made at a service location).
+    RecordGuardianConsent {
+        /// The minor.
+        person: PersonId,
+        /// The guardian's consent.
+        consent: GuardianConsent,
+    },
+    /// Cancel a registration: the person's record and templates are erased.
+    Cancel {
+        /// Who.
+        person: PersonId,
+    },
+}
+
+impl Command {
+    /// The command's name, for logs and bounded metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Enrol { .. } => "enrol",
+            Command::AddTemplate { .. } => "add_template",
+            Command::ReplaceTemplates { .. } => "replace_templates",
+            Command::Register { .. } => "register",
+            Command::RecordConsent { .. } => "record_consent",
+            Command::RecordGuardianConsent { .. } => "record_guardian_consent",
+            Command::Cancel { .. } => "cancel",
+        }
+    }
+}
+
+/// The versioned envelope a batch of commands travels in (one Raft log entry).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub enum Request {
+    /// Version 1: a batch of commands, applied in order; each gets its own [`Outcome`].
+    V1(Vec<Command>),
+}
+
+/// What one command did.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new person was enrolled under this id.
+    Enrolled(PersonId),
+    /// The travel document was already registered, to this person; nothing changed.
+    AlreadyEnrolled(PersonId),
+    /// The person's record or templates were updated.
+    Updated(PersonId),
+    /// The person was cancelled and erased.
+    Cancelled(PersonId),
+    /// The command was refused; nothing changed.
+    Refused {
+        /// A stable code (`unknown_person`, `too_many_templates`, a gallery error code, …).
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn refused(code: &str, reason: impl Into<String>) -> Outcome {
+        Outcome::Refused {
+            code: code.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn from_error(e: &Error) -> Outcome {
+        Outcome::refused(e.code(), e.to_string())
+    }
+
+    /// The person the outcome is about, if any.
+    pub fn person(&self) -> Option<PersonId> {
+        match self {
+            Outcome::Enrolled(p)
+            | Outcome::AlreadyEnrolled(p)
+            | Outcome::Updated(p)
+            | Outcome::Cancelled(p) => Some(*p),
+            Outcome::Refused { .. } => None,
+        }
+    }
+}
+
+/// A record the storage layer must write or erase after [`Registry::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The person's entry (record and templates) was created or changed.
+    Put(PersonId),
+    /// The person was cancelled: erase everything stored about them.
+    Erase(PersonId),
+}
+
+/// One registered person: their record and face templates.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Entry {
+    /// The person's record.
+    pub person: Person,
+    /// Their face templates, oldest first.
+    pub templates: Vec<Template>,
+}
+
+/// The registry's whole logical content, in a stable order: what snapshots carry and what replica
+/// digests are computed over.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct RegistryImage {
+    /// The next id to assign.
+    pub next_id: u64,
+    /// Every registered person, by id.
+    pub entries: Vec<Entry>,
+}
+
+/// [`RegistryImage`] borrowed from a live registry: serialises to the same bytes without copying
+/// every entry.
+#[derive(Debug, Serialize)]
+pub struct RegistryImageRef<'a> {
+    /// The next id to assign.
+    pub next_id: u64,
+    /// Every registered person, by id.
+    pub entries: Vec<&'a Entry>,
+}
+
+/// The port's gallery state: registered persons, their templates, and the 1:N index.
+pub struct Registry {
+    entries: BTreeMap<PersonId, Entry>,
+    documents: HashMap<(DocumentKind, String), PersonId>,
+    next_id: u64,
+    index: Gallery,
+}
+
+impl Registry {
+    /// An empty registry whose 1:N index holds templates of `model` with `dim` dimensions.
+    pub fn new(model: ModelId, dim: usize) -> Result<Registry> {
+        Ok(Registry {
+            entries: BTreeMap::new(),
+            documents: HashMap::new(),
+            next_id: 1,
+            index: Gallery::new(model, dim)?,
+        })
+    }
+
+    /// Number of registered persons.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nobody is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The next person id to be assigned.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// One person's entry.
+    pub fn get(&self, id: PersonId) -> Option<&Entry> {
+        self.entries.get(&id)
+    }
+
+    /// Every entry, by id.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The person registered with this travel document, if any.
+    pub fn find_document(&self, kind: DocumentKind, number: &str) -> Option<PersonId> {
+        self.documents.get(&(kind, number.to_string())).copied()
+    }
+
+    /// The 1:N index of active persons' templates of the registry's model.
+    pub fn index(&self) -> &Gallery {
+        &self.index
+    }
+
+    /// Number of templates held, all models.
+    pub fn template_count(&self) -> usize {
+        self.entries.values().map(|e| e.templates.len()).sum()
+    }
+
+    /// Applies one command; records in `changes` what the storage layer must persist.
+    /// Deterministic: the same commands in the same order give the same registry everywhere.
+    pub fn apply(&mut self, command: Command, changes: &mut Vec<Change>) -> Outcome {
+        match command {
+            Command::Enrol { person, templates } => {
+                let key = (person.document.kind, person.document.number.clone());
+                if let Some(&existing) = self.documents.get(&key) {
+                    return Outcome::AlreadyEnrolled(existing);
+                }
+                if let Err(o) = check_template_count(&templates, 1) {
+                    return o;
+                }
+                let id = PersonId(self.next_id);
+                let person = person.into_person(id);
+                if let Err(e) = person.validate() {
+                    return Outcome::from_error(&e);
+                }
+                self.next_id += 1;
+                self.documents.insert(key, id);
+                self.put(Entry { person, templates });
+                changes.push(Change::Put(id));
+                Outcome::Enrolled(id)
+            }
+            Command::AddTemplate { person, template } => self.update(person, changes, |e| {
+                if e.templates.len() >= MAX_TEMPLATES_PER_PERSON {
+                    return Err(too_many_templates());
+                }
+                e.templates.push(template);
+                Ok(())
+            }),
+            Command::ReplaceTemplates { person, templates } => {
+                if let Err(o) = check_template_count(&templates, 1) {
+                    return o;
+                }
+                self.update(person, changes, |e| {
+                    e.templates = templates;
+                    Ok(())
+                })
+            }
+            Command::Register {
+                person,
+                authority,
+                registration,
+            } => self.update(person, changes, |e| {
+                e.person.registrations.set(authority, registration);
+                Ok(())
+            }),
+            Command::RecordConsent { person, consent } => self.update(person, changes, |e| {
+                if !e.person.consents.contains(&consent) {
+                    e.person.consents.push(consent);
+                }
+                Ok(())
+            }),
+            Command::RecordGuardianConsent { person, consent } => {
+                self.update(person, changes, |e| {
+                    e.person.guardian_consent = Some(consent);
+                    Ok(())
+                })
+            }
+            Command::Cancel { person } => match self.entries.remove(&person) {
+                Some(entry) => {
+                    self.documents
+                        .remove(&(entry.person.document.kind, entry.person.document.number));
+                    // Zeroises the index rows; the entry's own buffers are dropped here.
+                    self.index.remove_person(person);
+                    changes.push(Change::Erase(person));
+                    Outcome::Cancelled(person)
+                }
+                None => unknown_person(person),
+            },
+        }
+    }
+
+    /// Changes a registered person's entry in place and re-indexes them.
+    fn update(
+        &mut self,
+        id: PersonId,
+        changes: &mut Vec<Change>,
+        f: impl FnOnce(&mut Entry) -> std::result::Result<(), Outcome>,
+    ) -> Outcome {
+        let Some(entry) = self.entries.get(&id) else {
+            return unknown_person(id);
+        };
+        let mut entry = entry.clone();
+        if let Err(o) = f(&mut entry) {
+            return o;
+        }
+        if let Err(e) = entry.person.validate() {
+            return Outcome::from_error(&e);
+        }
+        self.index.remove_person(id);
+        self.put(entry);
+        changes.push(Change::Put(id));
+        Outcome::Updated(id)
+    }
+
+    /// Stores an entry and indexes its templates of the registry's model. Templates of another
+    /// model are kept (a model migration re-enrols them) but not searched.
+    fn put(&mut self, entry: Entry) {
+        let id = entry.person.id;
+        if entry.person.status == PersonStatus::Active {
+            for t in &entry.templates {
+                if t.model() == self.index.model() && t.dim() == self.index.dim() {
+                    // Cannot fail: model and dimension were just checked.
+                    let _ = self.index.insert(id, t);
+                }
+            }
+        }
+        self.entries.insert(id, entry);
+    }
+
+    /// Restores one entry read back from storage (node start-up). Refuses an entry whose record
+    /// is inconsistent or whose document is registered to someone else.
+    pub fn restore(&mut self, entry: Entry) -> Result<()> {
+        entry.person.validate()?;
+        let id = entry.person.id;
+        let key = (
+            entry.person.document.kind,
+            entry.person.document.number.clone(),
+        );
+        if let Some(other) = self.documents.get(&key).filter(|&&o| o != id) {
+            return Err(Error::DuplicateDocument {
+                person: id,
+                other: *other,
+            });
+        }
+        self.documents.insert(key, id);
+        self.index.remove_person(id);
+        self.put(entry);
+        self.next_id = self.next_id.max(id.0 + 1);
+        Ok(())
+    }
+
+    /// Sets the id counter (restored from storage; never moves backwards).
+    pub fn set_next_id(&mut self, next_id: u64) {
+        self.next_id = self.next_id.max(next_id);
+    }
+
+    /// The whole logical content, for snapshots and digests.
+    pub fn image(&self) -> RegistryImage {
+        RegistryImage {
+            next_id: self.next_id,
+            entries: self.entries.values().cloned().collect(),
+        }
+    }
+
+    /// The whole logical content, borrowed (serialises like [`Registry::image`]).
+    pub fn image_ref(&self) -> RegistryImageRef<'_> {
+        RegistryImageRef {
+            next_id: self.next_id,
+            entries: self.entries.values().collect(),
+        }
+    }
+
+    /// Rebuilds a registry from an image (installing a snapshot).
+    pub fn from_image(model: ModelId, dim: usize, image: RegistryImage) -> Result<Registry> {
+        let mut registry = Registry::new(model, dim)?;
+        registry.index.reserve(image.entries.len());
+        for entry in image.entries {
+            registry.restore(entry)?;
+        }
+        registry.set_next_id(image.next_id);
+        Ok(registry)
+    }
+}
+
+fn check_template_count(templates: &[Template], min: usize) -> std::result::Result<(), Outcome> {
+    if templates.len() < min {
+        return Err(Outcome::refused(
+            "no_template",
+            "at least one face template is required",
+        ));
+    }
+    if templates.len() > MAX_TEMPLATES_PER_PERSON {
+        return Err(too_many_templates());
+    }
+    Ok(())
+}
+
+fn too_many_templates() -> Outcome {
+    Outcome::refused(
+        "too_many_templates",
+        format!("a person holds at most {MAX_TEMPLATES_PER_PERSON} templates"),
+    )
+}
+
+fn unknown_person(id: PersonId) -> Outcome {
+    Outcome::refused("unknown_person", format!("no person {id} is registered"))
+}

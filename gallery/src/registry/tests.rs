@@ -1,0 +1,264 @@
+use chrono::NaiveDate;
+use expect_test::expect;
+
+use super::*;
+use crate::{ConsentKind, Registration};
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+fn model() -> ModelId {
+    ModelId::new("sface", "2021dec")
+}
+
+/// A unit-ish vector that is distinct per seed.
+fn template(seed: u32) -> Template {
+    let v: Vec<f32> = (0..8)
+        .map(|i| {
+            (((seed * 31 + i * 7) % 17) as f32 - 8.0) / 8.0 + if i == seed % 8 { 3.0 } else { 0.0 }
+        })
+        .collect();
+    Template::quantize(model(), &v).expect("valid vector")
+}
+
+fn macao(number: &str) -> NewPerson {
+    NewPerson {
+        name: format!("Resident {number}"),
+        date_of_birth: day(1990, 1, 2),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: Category::MacaoResident.document_kind(),
+            number: number.to_string(),
+            valid_from: day(2020, 1, 1),
+            valid_until: day(2030, 1, 1),
+        },
+        endorsement: None,
+        registrations: Registrations::default(),
+        consents: vec![],
+        guardian_consent: None,
+    }
+}
+
+/// Applies commands in order and renders outcomes and changes, one line per command.
+fn trace(registry: &mut Registry, commands: Vec<Command>) -> String {
+    let mut out = String::new();
+    for c in commands {
+        let name = c.name();
+        let mut changes = Vec::new();
+        let outcome = registry.apply(c, &mut changes);
+        out.push_str(&format!("{name}: {outcome:?} {changes:?}\n"));
+    }
+    out
+}
+
+#[test]
+fn commands_apply_in_order_with_deterministic_ids() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let consent = ConsentRecord {
+        authority: Authority::Macao,
+        kind: ConsentKind::AutomatedClearanceRegistration,
+        given_at: day(2026, 11, 1)
+            .and_hms_opt(9, 0, 0)
+            .expect("time")
+            .and_utc(),
+        channel: "hengqin/passenger/12".into(),
+    };
+    let got = trace(
+        &mut r,
+        vec![
+            Command::Enrol {
+                person: macao("1234567(8)"),
+                templates: vec![template(1)],
+            },
+            Command::Enrol {
+                person: macao("7654321(0)"),
+                templates: vec![template(2)],
+            },
+            // A retried enrolment of the same document is answered, not duplicated.
+            Command::Enrol {
+                person: macao("1234567(8)"),
+                templates: vec![template(1)],
+            },
+            Command::Enrol {
+                person: macao("5555555(5)"),
+                templates: vec![],
+            },
+            Command::Enrol {
+                person: macao("5555555(5)"),
+                templates: (0..9).map(template).collect(),
+            },
+            Command::AddTemplate {
+                person: PersonId(1),
+                template: template(3),
+            },
+            Command::RecordConsent {
+                person: PersonId(1),
+                consent: consent.clone(),
+            },
+            Command::RecordConsent {
+                person: PersonId(1),
+                consent,
+            },
+            Command::Register {
+                person: PersonId(2),
+                authority: Authority::Mainland,
+                registration: Registration {
+                    registered_at: day(2026, 11, 2)
+                        .and_hms_opt(10, 0, 0)
+                        .expect("time")
+                        .and_utc(),
+                    location: "Hengqin Port".into(),
+                },
+            },
+            Command::Cancel {
+                person: PersonId(2),
+            },
+            Command::Cancel {
+                person: PersonId(2),
+            },
+            Command::AddTemplate {
+                person: PersonId(9),
+                template: template(4),
+            },
+            Command::Enrol {
+                person: macao("7654321(0)"),
+                templates: vec![template(2)],
+            },
+        ],
+    );
+    expect![[r#"
+        enrol: Enrolled(PersonId(1)) [Put(PersonId(1))]
+        enrol: Enrolled(PersonId(2)) [Put(PersonId(2))]
+        enrol: AlreadyEnrolled(PersonId(1)) []
+        enrol: Refused { code: "no_template", reason: "at least one face template is required" } []
+        enrol: Refused { code: "too_many_templates", reason: "a person holds at most 8 templates" } []
+        add_template: Updated(PersonId(1)) [Put(PersonId(1))]
+        record_consent: Updated(PersonId(1)) [Put(PersonId(1))]
+        record_consent: Updated(PersonId(1)) [Put(PersonId(1))]
+        register: Updated(PersonId(2)) [Put(PersonId(2))]
+        cancel: Cancelled(PersonId(2)) [Erase(PersonId(2))]
+        cancel: Refused { code: "unknown_person", reason: "no person P00000002 is registered" } []
+        add_template: Refused { code: "unknown_person", reason: "no person P00000009 is registered" } []
+        enrol: Enrolled(PersonId(3)) [Put(PersonId(3))]
+    "#]]
+    .assert_eq(&got);
+    assert_eq!(r.get(PersonId(1)).map(|e| e.templates.len()), Some(2));
+    assert_eq!(r.get(PersonId(1)).map(|e| e.person.consents.len()), Some(1));
+    assert_eq!(r.index().len(), 3, "two templates of P1, one of P3");
+    assert_eq!(
+        r.find_document(Category::MacaoResident.document_kind(), "7654321(0)"),
+        Some(PersonId(3))
+    );
+}
+
+#[test]
+fn cancelled_person_is_never_found() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let mut changes = Vec::new();
+    r.apply(
+        Command::Enrol {
+            person: macao("A"),
+            templates: vec![template(5)],
+        },
+        &mut changes,
+    );
+    let probe = template(5).dequantize();
+    assert_eq!(
+        r.index().search(&probe, 1).expect("search")[0].person,
+        PersonId(1)
+    );
+    r.apply(
+        Command::Cancel {
+            person: PersonId(1),
+        },
+        &mut changes,
+    );
+    assert!(r.index().search(&probe, 1).expect("search").is_empty());
+    assert!(r.get(PersonId(1)).is_none());
+    assert_eq!(
+        r.find_document(Category::MacaoResident.document_kind(), "A"),
+        None
+    );
+}
+
+#[test]
+fn refused_commands_change_nothing() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let mut bad = macao("B");
+    bad.name = "  ".into();
+    let mut changes = Vec::new();
+    let outcome = r.apply(
+        Command::Enrol {
+            person: bad,
+            templates: vec![template(1)],
+        },
+        &mut changes,
+    );
+    assert!(matches!(outcome, Outcome::Refused { ref code, .. } if code == "missing_field"));
+    assert!(changes.is_empty());
+    assert_eq!(r.next_id(), 1, "a refused enrolment does not use up an id");
+    assert!(r.is_empty());
+}
+
+#[test]
+fn image_round_trips_and_replicas_agree() {
+    let commands: Vec<Command> = (0..50u32)
+        .map(|i| Command::Enrol {
+            person: macao(&format!("D{i}")),
+            templates: vec![template(i)],
+        })
+        .chain([Command::Cancel {
+            person: PersonId(7),
+        }])
+        .collect();
+    let mut a = Registry::new(model(), 8).expect("registry");
+    let mut b = Registry::new(model(), 8).expect("registry");
+    let mut changes = Vec::new();
+    for c in &commands {
+        a.apply(c.clone(), &mut changes);
+        b.apply(c.clone(), &mut changes);
+    }
+    let image = a.image();
+    let bytes = postcard::to_stdvec(&image).expect("serialise");
+    assert_eq!(
+        bytes,
+        postcard::to_stdvec(&b.image()).expect("serialise"),
+        "identical replicas"
+    );
+    let back: RegistryImage = postcard::from_bytes(&bytes).expect("deserialise");
+    let c = Registry::from_image(model(), 8, back).expect("restore");
+    assert_eq!(c.image(), image);
+    assert_eq!(c.next_id(), 51);
+    assert_eq!(c.index().len(), 49);
+}
+
+#[test]
+fn restore_refuses_a_document_held_by_another_person() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let a = Entry {
+        person: macao("X").into_person(PersonId(1)),
+        templates: vec![template(1)],
+    };
+    let b = Entry {
+        person: macao("X").into_person(PersonId(2)),
+        templates: vec![template(2)],
+    };
+    r.restore(a).expect("first");
+    let err = r.restore(b).expect_err("duplicate");
+    assert_eq!(err.code(), "duplicate_document");
+}
+
+#[test]
+fn requests_are_versioned_on_the_wire() {
+    let req = Request::V1(vec![Command::Cancel {
+        person: PersonId(3),
+    }]);
+    let bytes = postcard::to_stdvec(&req).expect("serialise");
+    // Variant 0 (V1), one command, variant 6 (Cancel), id 3: the layout is part of the log format.
+    assert_eq!(bytes, [0, 1, 6, 3]);
+    assert!(
+        postcard::from_bytes::<Request>(&[1, 0]).is_err(),
+        "unknown version refused"
+    );
+}

@@ -1,0 +1,615 @@
+//! The gallery as the Raft state machine, on sled.
+//!
+//! The logical state is a [`Registry`] in memory (shared with readers through [`GalleryHandle`]);
+//! sled keeps it durable:
+//!
+//! - `sm_person_keys`: person id → the person's 32-byte data key, sealed with the node keyring;
+//! - `sm_persons`: person id → the person's [`Entry`] (record and templates, `postcard`), sealed
+//!   with the person's data key;
+//! - `sm_meta`: last applied log id, membership, next person id (no personal data).
+//!
+//! Each applied batch of log entries is written in one sled transaction over the three trees, so
+//! the applied log id never runs ahead of or behind the data. Cancellation removes the person's
+//! key with their entry; the node then rotates the keyring (see [`crate::store::keyring`]).
+//!
+//! Snapshots are the registry's image (`CLWSNAP1` ‖ `postcard`), kept in one file sealed with
+//! the keyring and streamed to other nodes in chunks by openraft over QUIC.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use clearway_gallery::{
+    Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use sha2::{Digest, Sha256};
+use sled::Transactional;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use super::Response;
+use super::typ::{
+    Entry as LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, TypeConfig,
+};
+use crate::error::{Error, Result};
+use crate::store::crypto::DataKey;
+use crate::store::keyring::Keyring;
+
+const PERSONS: &[u8] = b"sm_persons";
+const KEYS: &[u8] = b"sm_person_keys";
+const APPLIED: &[u8] = b"applied";
+const MEMBERSHIP: &[u8] = b"membership";
+const NEXT_ID: &[u8] = b"next_id";
+/// Set while a received snapshot is being written; found at start-up it means the write was cut
+/// short, and the state machine starts empty (the leader sends the snapshot again).
+const INSTALLING: &[u8] = b"installing";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP1";
+
+/// What readers see: the registry with the log position it reflects.
+pub struct Applied {
+    /// The gallery.
+    pub registry: Registry,
+    /// The last log id applied.
+    pub last_applied: Option<LogId>,
+    /// The membership in force.
+    pub membership: StoredMembership,
+}
+
+/// The read handle on a node's replica of the gallery (lanes search it; it never waits on the
+/// network). Cheap to clone.
+#[derive(Clone)]
+pub struct GalleryHandle(Arc<RwLock<Applied>>);
+
+impl GalleryHandle {
+    /// Read access to the replica. Hold it briefly: writers (log apply) wait for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        // A poisoned lock means a panic while applying; the data is still the last good state.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// 1:N search of the local replica.
+    pub fn search(&self, probe: &[f32], k: usize) -> Result<Vec<Hit>> {
+        Ok(self.read().registry.index().search(probe, k)?)
+    }
+
+    /// A person's entry.
+    pub fn entry(&self, id: PersonId) -> Option<Entry> {
+        self.read().registry.get(id).cloned()
+    }
+
+    /// SHA-256 over the registry's image: equal on two replicas exactly when their galleries are.
+    pub fn digest(&self) -> String {
+        let guard = self.read();
+        let bytes = postcard::to_stdvec(&guard.registry.image_ref()).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// The index's model.
+    pub fn model(&self) -> ModelId {
+        self.read().registry.index().model().clone()
+    }
+}
+
+/// The Raft state machine over the gallery.
+pub struct StateMachineStore {
+    db: sled::Db,
+    persons: sled::Tree,
+    keys: sled::Tree,
+    meta: sled::Tree,
+    keyring: Arc<Keyring>,
+    handle: GalleryHandle,
+    model: ModelId,
+    dim: usize,
+    snapshot_path: PathBuf,
+    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    fsync: bool,
+    erased: watch::Sender<u64>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine's trees in `db` and loads the registry. `snapshot_path` is where
+    /// the current snapshot is kept; the index holds templates of `model` with `dim` dimensions.
+    pub fn open(
+        db: &sled::Db,
+        keyring: Arc<Keyring>,
+        snapshot_path: &Path,
+        model: ModelId,
+        dim: usize,
+        fsync: bool,
+    ) -> Result<StateMachineStore> {
+        let persons = db.open_tree(PERSONS)?;
+        let keys = db.open_tree(KEYS)?;
+        let meta = db.open_tree("sm_meta")?;
+        if meta.get(INSTALLING)?.is_some() {
+            warn!("A snapshot install was interrupted; starting the state machine empty.");
+            persons.clear()?;
+            keys.clear()?;
+            meta.clear()?;
+            db.flush()?;
+        }
+        let mut registry = Registry::new(model.clone(), dim)?;
+        for item in keys.iter() {
+            let (k, sealed_key) = item?;
+            let id = id_of(&k)?;
+            let key = open_data_key(&keyring, &k, &sealed_key)?;
+            let sealed = persons
+                .get(&k)?
+                .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
+            registry.restore(open_entry(&key, &k, &sealed)?)?;
+        }
+        let next_id: Option<u64> = meta_get(&meta, NEXT_ID)?;
+        registry.set_next_id(next_id.unwrap_or(1));
+        let last_applied: Option<LogId> = meta_get(&meta, APPLIED)?.flatten();
+        let membership: StoredMembership = meta_get(&meta, MEMBERSHIP)?.unwrap_or_default();
+        info!(
+            persons = registry.len(),
+            templates = registry.template_count(),
+            applied = ?last_applied.map(|l| l.index),
+            "Gallery state machine loaded."
+        );
+        let (erased, _) = watch::channel(0);
+        Ok(StateMachineStore {
+            db: db.clone(),
+            persons,
+            keys,
+            meta,
+            keyring,
+            handle: GalleryHandle(Arc::new(RwLock::new(Applied {
+                registry,
+                last_applied,
+                membership,
+            }))),
+            model,
+            dim,
+            snapshot_path: snapshot_path.to_path_buf(),
+            snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+            fsync,
+            erased,
+        })
+    }
+
+    /// The read handle lanes and queries use.
+    pub fn handle(&self) -> GalleryHandle {
+        self.handle.clone()
+    }
+
+    /// Watches the log index of the latest applied cancellation (0: none since start-up). The
+    /// node's shredder waits on it to rotate keys.
+    pub fn erasures(&self) -> watch::Receiver<u64> {
+        self.erased.subscribe()
+    }
+
+    /// A handle for the key rotation (shared trees and snapshot file).
+    pub fn resealer(&self) -> Resealer {
+        Resealer {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            keyring: self.keyring.clone(),
+            snapshot_path: self.snapshot_path.clone(),
+            snapshot_lock: self.snapshot_lock.clone(),
+        }
+    }
+
+    /// Writes the changed persons and the applied position in one transaction.
+    fn persist(
+        &self,
+        changes: &[Change],
+        last_applied: Option<LogId>,
+        membership: &StoredMembership,
+        next_id: u64,
+    ) -> Result<()> {
+        // Seal outside the transaction (its closure may run more than once).
+        let mut puts: Vec<([u8; 8], Option<(Option<Vec<u8>>, Vec<u8>)>)> = Vec::new();
+        {
+            let guard = self.handle.read();
+            for change in changes {
+                match *change {
+                    Change::Put(id) => {
+                        let k = id.0.to_be_bytes();
+                        let Some(entry) = guard.registry.get(id) else {
+                            // Put then erased within the same batch: the erase follows.
+                            continue;
+                        };
+                        let (key, new_key) = match self.keys.get(k)? {
+                            Some(sealed) => (open_data_key(&self.keyring, &k, &sealed)?, None),
+                            None => {
+                                let key = DataKey::generate();
+                                let sealed = self.keyring.seal(KEYS, &k, key.as_bytes())?;
+                                (key, Some(sealed))
+                            }
+                        };
+                        let plain = Zeroizing::new(
+                            postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
+                        );
+                        let sealed = key.sealer().seal(PERSONS, &k, &plain)?;
+                        puts.push((k, Some((new_key, sealed))));
+                    }
+                    Change::Erase(id) => puts.push((id.0.to_be_bytes(), None)),
+                }
+            }
+        }
+        let applied =
+            postcard::to_stdvec(&last_applied).map_err(|e| Error::Store(e.to_string()))?;
+        let membership =
+            postcard::to_stdvec(membership).map_err(|e| Error::Store(e.to_string()))?;
+        let next = postcard::to_stdvec(&next_id).map_err(|e| Error::Store(e.to_string()))?;
+        (&self.persons, &self.keys, &self.meta)
+            .transaction(|(persons, keys, meta)| {
+                for (k, put) in &puts {
+                    match put {
+                        Some((new_key, sealed)) => {
+                            if let Some(new_key) = new_key {
+                                keys.insert(k, new_key.as_slice())?;
+                            }
+                            persons.insert(k, sealed.as_slice())?;
+                        }
+                        None => {
+                            // The key first: without it nothing of the person can be opened.
+                            keys.remove(k)?;
+                            persons.remove(k)?;
+                        }
+                    }
+                }
+                meta.insert(APPLIED, applied.as_slice())?;
+                meta.insert(MEMBERSHIP, membership.as_slice())?;
+                meta.insert(NEXT_ID, next.as_slice())?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| Error::Store(format!("state machine transaction: {e:?}")))?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        if self.fsync {
+            self.db.flush_async().await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole state with a snapshot's.
+    async fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        let image = decode_snapshot(data)?;
+        let registry = Registry::from_image(self.model.clone(), self.dim, image)?;
+        self.meta.insert(INSTALLING, &[1])?;
+        self.db.flush_async().await?;
+        self.persons.clear()?;
+        self.keys.clear()?;
+        let changes: Vec<Change> = registry
+            .entries()
+            .map(|e| Change::Put(e.person.id))
+            .collect();
+        let next_id = registry.next_id();
+        {
+            let mut guard = self.handle.write();
+            guard.registry = registry;
+            guard.last_applied = meta.last_log_id;
+            guard.membership = meta.last_membership.clone();
+        }
+        for chunk in changes.chunks(4096) {
+            self.persist(chunk, meta.last_log_id, &meta.last_membership, next_id)?;
+        }
+        self.meta.remove(INSTALLING)?;
+        self.db.flush_async().await?;
+        write_snapshot_file(
+            &self.keyring,
+            &self.snapshot_path,
+            &self.snapshot_lock,
+            meta,
+            data,
+        )
+        .await?;
+        info!(
+            applied = ?meta.last_log_id.map(|l| l.index),
+            persons = self.handle.read().registry.len(),
+            "Snapshot installed."
+        );
+        Ok(())
+    }
+}
+
+/// Re-seals the state machine's at-rest data under the keyring's current key.
+pub struct Resealer {
+    db: sled::Db,
+    keys: sled::Tree,
+    keyring: Arc<Keyring>,
+    snapshot_path: PathBuf,
+    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Resealer {
+    /// Re-seals person keys and the snapshot file still under an older key. Returns how many
+    /// values were re-sealed.
+    pub async fn reseal(&self) -> Result<usize> {
+        let mut n = 0;
+        for item in self.keys.iter() {
+            let (k, sealed) = item?;
+            if !self.keyring.is_stale(&sealed) {
+                continue;
+            }
+            let plain = self.keyring.open(KEYS, &k, &sealed)?;
+            let fresh = self.keyring.seal(KEYS, &k, &plain)?;
+            if self
+                .keys
+                .compare_and_swap(&k, Some(sealed), Some(fresh))?
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+        self.db.flush_async().await?;
+        let _guard = self.snapshot_lock.lock().await;
+        if let Some((meta, data)) = read_snapshot_file(&self.keyring, &self.snapshot_path)? {
+            write_snapshot_file_locked(&self.keyring, &self.snapshot_path, &meta, &data)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn meta_get<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| {
+            Error::Store(format!(
+                "state machine meta {}: {e}",
+                String::from_utf8_lossy(key)
+            ))
+        }),
+    }
+}
+
+fn id_of(key: &[u8]) -> Result<PersonId> {
+    <[u8; 8]>::try_from(key)
+        .map(|b| PersonId(u64::from_be_bytes(b)))
+        .map_err(|_| Error::Store(format!("malformed person key {}", hex::encode(key))))
+}
+
+fn open_data_key(keyring: &Keyring, k: &[u8], sealed: &[u8]) -> Result<DataKey> {
+    let bytes = keyring.open(KEYS, k, sealed)?;
+    DataKey::from_bytes(&bytes).ok_or_else(|| Error::Decrypt("a person key".into()))
+}
+
+fn open_entry(key: &DataKey, k: &[u8], sealed: &[u8]) -> Result<Entry> {
+    let plain = Zeroizing::new(
+        key.sealer()
+            .open(PERSONS, k, sealed)
+            .map_err(|_| Error::Decrypt("a person record".into()))?,
+    );
+    postcard::from_bytes(&plain).map_err(|e| Error::Store(format!("a person record: {e}")))
+}
+
+fn encode_snapshot(registry: &Registry) -> Result<Vec<u8>> {
+    let mut out = SNAPSHOT_MAGIC.to_vec();
+    let body =
+        postcard::to_stdvec(&registry.image_ref()).map_err(|e| Error::Store(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes snapshot bytes (from disk or from the leader): bad bytes are an error, never a panic.
+pub fn decode_snapshot(data: &[u8]) -> Result<RegistryImage> {
+    let body = data
+        .strip_prefix(SNAPSHOT_MAGIC)
+        .ok_or_else(|| Error::Store("not a clearway snapshot (bad magic)".into()))?;
+    postcard::from_bytes(body).map_err(|e| Error::Store(format!("malformed snapshot: {e}")))
+}
+
+/// Snapshot file: `u32 BE length ‖ sealed meta ‖ sealed data`, written to a temporary name and
+/// renamed.
+async fn write_snapshot_file(
+    keyring: &Keyring,
+    path: &Path,
+    lock: &tokio::sync::Mutex<()>,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<()> {
+    let _guard = lock.lock().await;
+    write_snapshot_file_locked(keyring, path, meta, data)
+}
+
+fn write_snapshot_file_locked(
+    keyring: &Keyring,
+    path: &Path,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<()> {
+    use std::io::Write;
+    let meta_bytes = postcard::to_stdvec(meta).map_err(|e| Error::Store(e.to_string()))?;
+    let sealed_meta = keyring.seal(b"snapshot", b"meta", &meta_bytes)?;
+    let sealed_data = keyring.seal(b"snapshot", b"data", data)?;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let len = u32::try_from(sealed_meta.len())
+        .map_err(|_| Error::Store("snapshot meta too large".into()))?;
+    file.write_all(&len.to_be_bytes())
+        .and_then(|_| file.write_all(&sealed_meta))
+        .and_then(|_| file.write_all(&sealed_data))
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+fn read_snapshot_file(
+    keyring: &Keyring,
+    path: &Path,
+) -> Result<Option<(SnapshotMeta, Zeroizing<Vec<u8>>)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let bad = || Error::Store(format!("{}: malformed snapshot file", path.display()));
+    let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(bad());
+    }
+    let (sealed_meta, sealed_data) = rest.split_at(len);
+    let meta = keyring.open(b"snapshot", b"meta", sealed_meta)?;
+    let meta: SnapshotMeta = postcard::from_bytes(&meta).map_err(|_| bad())?;
+    let data = keyring.open(b"snapshot", b"data", sealed_data)?;
+    Ok(Some((meta, data)))
+}
+
+fn storage_err(e: Error) -> StorageError {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+/// Builds snapshots from the live registry.
+pub struct SnapshotBuilder {
+    handle: GalleryHandle,
+    keyring: Arc<Keyring>,
+    snapshot_path: PathBuf,
+    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot, StorageError> {
+        let (meta, data) = {
+            let guard = self.handle.read();
+            let data = encode_snapshot(&guard.registry).map_err(storage_err)?;
+            let last = guard.last_applied;
+            let meta = SnapshotMeta {
+                last_log_id: last,
+                last_membership: guard.membership.clone(),
+                snapshot_id: format!(
+                    "{}-{}-{:08x}",
+                    last.map_or(0, |l| l.leader_id.term),
+                    last.map_or(0, |l| l.index),
+                    rand::random::<u32>()
+                ),
+            };
+            (meta, data)
+        };
+        write_snapshot_file(
+            &self.keyring,
+            &self.snapshot_path,
+            &self.snapshot_lock,
+            &meta,
+            &data,
+        )
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        info!(
+            applied = ?meta.last_log_id.map(|l| l.index),
+            bytes = data.len(),
+            "Snapshot built."
+        );
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> std::result::Result<(Option<LogId>, StoredMembership), StorageError> {
+        let guard = self.handle.read();
+        Ok((guard.last_applied, guard.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = LogEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut changes = Vec::new();
+        let mut erased_at = None;
+        let (last_applied, membership, next_id) = {
+            let mut guard = self.handle.write();
+            for entry in entries {
+                guard.last_applied = Some(entry.log_id);
+                let mut response = Response::default();
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(Request::V1(commands)) => {
+                        for command in commands {
+                            let before = changes.len();
+                            response
+                                .outcomes
+                                .push(guard.registry.apply(command, &mut changes));
+                            if changes[before..]
+                                .iter()
+                                .any(|c| matches!(c, Change::Erase(_)))
+                            {
+                                erased_at = Some(entry.log_id.index);
+                            }
+                        }
+                    }
+                    EntryPayload::Membership(m) => {
+                        guard.membership = StoredMembership::new(Some(entry.log_id), m);
+                    }
+                }
+                responses.push(response);
+            }
+            (
+                guard.last_applied,
+                guard.membership.clone(),
+                guard.registry.next_id(),
+            )
+        };
+        self.persist(&changes, last_applied, &membership, next_id)
+            .map_err(storage_err)?;
+        self.flush().await.map_err(storage_err)?;
+        if let Some(index) = erased_at {
+            self.erased.send_replace(index);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            handle: self.handle.clone(),
+            keyring: self.keyring.clone(),
+            snapshot_path: self.snapshot_path.clone(),
+            snapshot_lock: self.snapshot_lock.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> std::result::Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> std::result::Result<(), StorageError> {
+        let data = Zeroizing::new(snapshot.into_inner());
+        self.install(meta, &data)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> std::result::Result<Option<Snapshot>, StorageError> {
+        let _guard = self.snapshot_lock.lock().await;
+        let read = read_snapshot_file(&self.keyring, &self.snapshot_path)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(read.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.to_vec())),
+        }))
+    }
+}

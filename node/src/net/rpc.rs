@@ -1,0 +1,490 @@
+//! Request/response over QUIC: one bidirectional stream per exchange.
+//!
+//! The caller opens a stream, writes one request frame and finishes its side; the server reads
+//! the frame, hands it to the [`Handler`] together with the caller's [`Identity`], writes one
+//! response frame and finishes. A frame is a big-endian `u32` length followed by that many
+//! bytes, at most [`MAX_FRAME`]; a longer declared length is refused before anything is
+//! allocated.
+//!
+//! One [`RpcEndpoint`] per node serves and calls on the same UDP socket. Outgoing connections
+//! are cached per (address, expected identity) and reused by later calls; a cached connection
+//! found dead is replaced once, transparently.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use quinn::{ConnectionError, VarInt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::{AbortHandle, JoinHandle};
+use tracing::{debug, warn};
+
+use super::tls::{self, Bundle};
+use super::{Identity, NetError};
+
+/// The largest frame, request or response, in bytes.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// A frame buffer starts at most this large and grows as bytes actually arrive, so that a peer
+/// cannot make us reserve [`MAX_FRAME`] by declaring it.
+const INITIAL_FRAME_CAPACITY: usize = 64 * 1024;
+
+/// How long [`RpcEndpoint::close`] waits for peers to acknowledge the close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Application close codes on connections.
+const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
+const CLOSE_BAD_PEER: VarInt = VarInt::from_u32(1);
+
+/// Application error codes on streams.
+const STREAM_BAD_REQUEST: VarInt = VarInt::from_u32(1);
+const STREAM_RESPONSE_TOO_LARGE: VarInt = VarInt::from_u32(2);
+
+/// Serves requests. One handler serves every connection of an endpoint.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `request` from `peer` (the identity its certificate names) with the response
+    /// bytes. The future is dropped unanswered if the caller gives up (its call timed out, the
+    /// stream was stopped or the connection lost), so it must be cancel-safe. A call may be
+    /// delivered twice if a connection dies mid-call and the caller retries, so requests that
+    /// change state should be idempotent.
+    fn handle(
+        &self,
+        peer: Identity,
+        request: Vec<u8>,
+    ) -> impl Future<Output = Vec<u8>> + Send;
+}
+
+/// One node's (or client's) QUIC endpoint: a UDP socket that accepts the port's connections
+/// (when bound with [`RpcEndpoint::bind`]) and makes calls to other nodes.
+pub struct RpcEndpoint {
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    port: String,
+    /// Outgoing connections by (peer address, identity expected there).
+    connections: Mutex<HashMap<(SocketAddr, Identity), quinn::Connection>>,
+    /// The accept loops started by [`RpcEndpoint::serve`], stopped on close.
+    serving: Mutex<Vec<AbortHandle>>,
+}
+
+impl std::fmt::Debug for RpcEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcEndpoint")
+            .field("port", &self.port)
+            .field("local_addr", &self.endpoint.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcEndpoint {
+    /// An endpoint that serves the port's connections on `listen` and calls from the same
+    /// socket. Must be called within a tokio runtime.
+    pub fn bind(bundle: &Bundle, listen: SocketAddr) -> Result<RpcEndpoint, NetError> {
+        let server_config = tls::server_config(bundle)?;
+        let endpoint = quinn::Endpoint::server(server_config, listen)
+            .map_err(|source| NetError::Bind {
+                addr: listen,
+                source,
+            })?;
+        RpcEndpoint::new(bundle, endpoint)
+    }
+
+    /// A call-only endpoint (the command line, consoles) on an ephemeral port: dual-stack
+    /// `[::]:0` where the host has IPv6, `0.0.0.0:0` otherwise. Must be called within a tokio
+    /// runtime.
+    pub fn client(bundle: &Bundle) -> Result<RpcEndpoint, NetError> {
+        let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+        let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let endpoint = quinn::Endpoint::client(v6)
+            .or_else(|_| quinn::Endpoint::client(v4))
+            .map_err(|source| NetError::Bind { addr: v4, source })?;
+        RpcEndpoint::new(bundle, endpoint)
+    }
+
+    fn new(bundle: &Bundle, endpoint: quinn::Endpoint) -> Result<RpcEndpoint, NetError> {
+        Ok(RpcEndpoint {
+            client_config: tls::client_config(bundle)?,
+            endpoint,
+            port: bundle.port.clone(),
+            connections: Mutex::new(HashMap::new()),
+            serving: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The address of the UDP socket.
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|source| NetError::ConnectionClosed {
+                reason: format!("endpoint has no local address: {source}"),
+            })
+    }
+
+    /// The port this endpoint belongs to.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// How many cached outgoing connections are still open.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.connections)
+            .values()
+            .filter(|c| c.close_reason().is_none())
+            .count()
+    }
+
+    /// Sends `request` to the node at `addr`, which must prove to be `expect`, and returns its
+    /// response. Everything — connecting, the handshake, the exchange and one retry on a fresh
+    /// connection if a cached one turns out dead — happens within `timeout`.
+    pub async fn call(
+        &self,
+        addr: SocketAddr,
+        expect: &Identity,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        if request.len() > MAX_FRAME {
+            return Err(NetError::FrameTooLarge {
+                len: request.len() as u64,
+                limit: MAX_FRAME,
+            });
+        }
+        tokio::time::timeout(timeout, self.call_inner(addr, expect, request))
+            .await
+            .unwrap_or(Err(NetError::Timeout { after: timeout }))
+    }
+
+    async fn call_inner(
+        &self,
+        addr: SocketAddr,
+        expect: &Identity,
+        request: &[u8],
+    ) -> Result<Vec<u8>, NetError> {
+        let key = (addr, expect.clone());
+        let cached = lock(&self.connections).get(&key).cloned();
+        if let Some(conn) = cached {
+            if conn.close_reason().is_none() {
+                match exchange(&conn, request).await {
+                    Err(NetError::ConnectionClosed { reason }) => {
+                        debug!(peer = %expect, %addr, %reason, "Cached connection lost; reconnecting.");
+                    }
+                    result => return result,
+                }
+            }
+            self.forget(&key, &conn);
+        }
+
+        let conn = self.connect(addr, expect).await?;
+        lock(&self.connections).insert(key.clone(), conn.clone());
+        let result = exchange(&conn, request).await;
+        if conn.close_reason().is_some() {
+            self.forget(&key, &conn);
+        }
+        result
+    }
+
+    /// Connects to `addr` with `expect`'s DNS name as the server name and checks the identity
+    /// in the certificate the server presented.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        expect: &Identity,
+    ) -> Result<quinn::Connection, NetError> {
+        let server_name = expect.dns_name(&self.port);
+        let connecting = self
+            .endpoint
+            .connect_with(self.client_config.clone(), addr, &server_name)
+            .map_err(|e| NetError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
+        let conn = connecting.await.map_err(|e| match handshake_refusal(&e) {
+            Some(reason) => NetError::HandshakeRefused { addr, reason },
+            None => NetError::Connect {
+                addr,
+                reason: e.to_string(),
+            },
+        })?;
+        let got = match tls::peer_identity(&conn, &self.port) {
+            Ok(got) => got,
+            Err(e) => {
+                conn.close(CLOSE_BAD_PEER, b"bad identity");
+                return Err(e);
+            }
+        };
+        if got != *expect {
+            conn.close(CLOSE_BAD_PEER, b"unexpected identity");
+            return Err(NetError::PeerMismatch {
+                expected: expect.clone(),
+                got,
+            });
+        }
+        debug!(peer = %expect, %addr, "Connected.");
+        Ok(conn)
+    }
+
+    /// Drops `conn` from the cache if it is still the one cached under `key`.
+    fn forget(&self, key: &(SocketAddr, Identity), conn: &quinn::Connection) {
+        let mut connections = lock(&self.connections);
+        if connections
+            .get(key)
+            .is_some_and(|c| c.stable_id() == conn.stable_id())
+        {
+            connections.remove(key);
+        }
+    }
+
+    /// Starts accepting connections and serving their requests with `handler`. The task runs
+    /// until the endpoint is closed or dropped. On a call-only endpoint it accepts nothing.
+    pub fn serve<H: Handler>(&self, handler: Arc<H>) -> JoinHandle<()> {
+        let endpoint = self.endpoint.clone();
+        let port = self.port.clone();
+        let task = tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                tokio::spawn(serve_connection(incoming, port.clone(), handler.clone()));
+            }
+            debug!(port = %port, "Endpoint closed; no longer accepting connections.");
+        });
+        lock(&self.serving).push(task.abort_handle());
+        task
+    }
+
+    /// Stops serving, closes every connection and waits (briefly) for peers to be told.
+    pub async fn close(&self) {
+        self.shut();
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
+    }
+
+    fn shut(&self) {
+        for task in lock(&self.serving).drain(..) {
+            task.abort();
+        }
+        lock(&self.connections).clear();
+        self.endpoint.close(CLOSE_SHUTDOWN, b"shutdown");
+    }
+}
+
+impl Drop for RpcEndpoint {
+    /// Closes the endpoint so that its connections end and its socket is released.
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Locks a mutex that is only ever held for map operations; a panic elsewhere cannot leave the
+/// map inconsistent, so a poisoned lock is used as is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One request/response exchange on a new stream of `conn`.
+async fn exchange(conn: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, NetError> {
+    let result = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
+        write_frame(&mut send, request).await?;
+        send.finish().map_err(|e| NetError::StreamClosed {
+            reason: e.to_string(),
+        })?;
+        read_frame(&mut recv, MAX_FRAME).await
+    }
+    .await;
+    // The frame layer does not know the peer's address; name it in a refusal.
+    result.map_err(|e| match e {
+        NetError::HandshakeRefused { reason, .. } => NetError::HandshakeRefused {
+            addr: conn.remote_address(),
+            reason,
+        },
+        e => e,
+    })
+}
+
+/// Completes the handshake of an incoming connection and serves its streams until it closes.
+async fn serve_connection<H: Handler>(incoming: quinn::Incoming, port: String, handler: Arc<H>) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            match handshake_refusal(&e) {
+                Some(reason) => warn!(%remote, %reason, "Refused a connection at the handshake."),
+                None => debug!(%remote, error = %e, "Incoming handshake failed."),
+            }
+            return;
+        }
+    };
+    let peer = match tls::peer_identity(&conn, &port) {
+        Ok(peer) => peer,
+        Err(e) => {
+            warn!(%remote, error = %e, "Refused a connection: bad peer identity.");
+            conn.close(CLOSE_BAD_PEER, b"bad identity");
+            return;
+        }
+    };
+    debug!(%peer, %remote, "Accepted a connection.");
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_stream(send, recv, peer.clone(), handler.clone()));
+            }
+            Err(e) => {
+                debug!(%peer, %remote, reason = %e, "Connection closed.");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves one request stream: read the request, answer it, finish.
+async fn serve_stream<H: Handler>(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    peer: Identity,
+    handler: Arc<H>,
+) {
+    let request = match read_frame(&mut recv, MAX_FRAME).await {
+        Ok(request) => request,
+        Err(e) => {
+            debug!(%peer, error = %e, "Bad request frame; closing the stream.");
+            let _ = recv.stop(STREAM_BAD_REQUEST);
+            let _ = send.reset(STREAM_BAD_REQUEST);
+            return;
+        }
+    };
+    // If the caller gives up (stops the stream or the connection is lost), stop working for it.
+    let stopped = send.stopped();
+    let response = tokio::select! {
+        response = handler.handle(peer.clone(), request) => response,
+        _ = stopped => {
+            debug!(%peer, "Caller gave up before the answer; dropped the request.");
+            return;
+        }
+    };
+    if response.len() > MAX_FRAME {
+        warn!(%peer, len = response.len(), limit = MAX_FRAME, "Response too large; resetting the stream.");
+        let _ = send.reset(STREAM_RESPONSE_TOO_LARGE);
+        return;
+    }
+    let written = match write_frame(&mut send, &response).await {
+        Ok(()) => send.finish().map_err(|e| NetError::StreamClosed {
+            reason: e.to_string(),
+        }),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        debug!(%peer, error = %e, "Could not send the response.");
+    }
+}
+
+/// Reads one frame: a big-endian `u32` length, then that many bytes. A declared length above
+/// `limit` is refused with [`NetError::FrameTooLarge`] before anything is allocated; the buffer
+/// grows only as bytes arrive.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Result<Vec<u8>, NetError> {
+    let mut header = [0u8; 4];
+    reader
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| io_error(e, "the stream ended inside the frame header"))?;
+    let len = u64::from(u32::from_be_bytes(header));
+    if len > limit as u64 {
+        return Err(NetError::FrameTooLarge { len, limit });
+    }
+    let mut body = Vec::with_capacity((len as usize).min(INITIAL_FRAME_CAPACITY));
+    reader
+        .take(len)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| io_error(e, "unreadable frame body"))?;
+    if body.len() as u64 != len {
+        return Err(NetError::BadFrame {
+            reason: format!(
+                "truncated: the header declares {len} bytes, the stream ended after {}",
+                body.len()
+            ),
+        });
+    }
+    Ok(body)
+}
+
+/// Writes one frame. Bytes longer than [`MAX_FRAME`] are refused with
+/// [`NetError::FrameTooLarge`].
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+) -> Result<(), NetError> {
+    let too_large = || NetError::FrameTooLarge {
+        len: bytes.len() as u64,
+        limit: MAX_FRAME,
+    };
+    if bytes.len() > MAX_FRAME {
+        return Err(too_large());
+    }
+    let len = u32::try_from(bytes.len()).map_err(|_| too_large())?;
+    writer
+        .write_all(&len.to_be_bytes())
+        .await
+        .map_err(|e| io_error(e, "could not write the frame header"))?;
+    writer
+        .write_all(bytes)
+        .await
+        .map_err(|e| io_error(e, "could not write the frame body"))?;
+    Ok(())
+}
+
+/// Maps an IO error from a stream to what happened: the connection was lost, the peer reset or
+/// stopped the stream, or the stream ended early (`eof`).
+fn io_error(e: io::Error, eof: &str) -> NetError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return NetError::BadFrame {
+            reason: eof.to_owned(),
+        };
+    }
+    let inner = e.get_ref();
+    if let Some(read) = inner.and_then(|i| i.downcast_ref::<quinn::ReadError>()) {
+        return match read {
+            quinn::ReadError::ConnectionLost(c) => connection_error(c.clone()),
+            other => NetError::StreamClosed {
+                reason: other.to_string(),
+            },
+        };
+    }
+    if let Some(write) = inner.and_then(|i| i.downcast_ref::<quinn::WriteError>()) {
+        return match write {
+            quinn::WriteError::ConnectionLost(c) => connection_error(c.clone()),
+            other => NetError::StreamClosed {
+                reason: other.to_string(),
+            },
+        };
+    }
+    NetError::StreamClosed {
+        reason: e.to_string(),
+    }
+}
+
+/// Maps the loss of an established connection. A TLS alert still counts as a refusal: a server
+/// may reject our client certificate after we consider the handshake done. The address is
+/// filled in by the caller, which knows it.
+fn connection_error(e: ConnectionError) -> NetError {
+    match handshake_refusal(&e) {
+        Some(reason) => NetError::HandshakeRefused {
+            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            reason,
+        },
+        None => NetError::ConnectionClosed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// If `e` is a TLS failure (an alert sent or received), says why.
+fn handshake_refusal(e: &ConnectionError) -> Option<String> {
+    let is_tls = |code: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(code));
+    match e {
+        ConnectionError::TransportError(t) if is_tls(t.code) => Some(t.to_string()),
+        ConnectionError::ConnectionClosed(c) if is_tls(c.error_code) => Some(c.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,601 @@
+//! The port CA, node and client certificates, and the rustls/quinn configurations built on them.
+//!
+//! * [`PortCa`]: one self-signed CA per port (rcgen, ECDSA P-256, ten years). Its key never
+//!   leaves the machine it was made on; `ca.key` is written once and never overwritten.
+//! * [`Bundle`]: what a node or client holds — the port CA certificate, its own certificate
+//!   (about two years, DNS name `node-3.<port>.clearway`) and key.
+//! * [`server_config`] / [`client_config`]: TLS 1.3 with the ring provider, ALPN `clearway/1`,
+//!   and the port CA as the only trust anchor in both directions.
+//! * [`peer_identity`]: the [`Identity`] named by the peer's certificate after a handshake.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use zeroize::Zeroizing;
+
+use super::{Identity, NetError, check_name};
+
+/// The ALPN protocol every Clearway connection negotiates.
+pub const ALPN: &[u8] = b"clearway/1";
+
+/// How long a port CA is valid: ten years.
+pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// How long a node or client certificate is valid: about two years.
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+
+/// Certificates start being valid this long before they are made, to tolerate clock skew
+/// between the machine that issues them and the nodes that check them.
+pub const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// Interval between QUIC keep-alive packets on an otherwise idle connection.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// A connection with no packets from the peer for this long is considered lost.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many request streams a peer may have open at once on one connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// The prefix of the port CA's common name; the port name follows it.
+const CA_CN_PREFIX: &str = "Clearway port CA ";
+
+/// File names inside a CA or bundle directory.
+const CA_CERT_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca.key";
+const CERT_FILE: &str = "cert.pem";
+const KEY_FILE: &str = "key.pem";
+
+/// The certificate authority of one port. Every node and client certificate of the port is
+/// issued by it, and it is the only trust anchor of the port's connections.
+pub struct PortCa {
+    port: String,
+    cert_pem: String,
+    key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PortCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortCa")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PortCa {
+    /// Makes a new CA for `port` (1–32 characters of `[a-z0-9-]`): a self-signed ECDSA P-256
+    /// certificate, common name `Clearway port CA <port>`, valid ten years, allowed to sign
+    /// end-entity certificates and CRLs only.
+    pub fn create(port: &str) -> Result<PortCa, NetError> {
+        check_name(port, "port name")?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let now = SystemTime::now();
+        let mut params = ca_params(port);
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + CA_VALIDITY).into();
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key)?;
+        Ok(PortCa {
+            port: port.to_owned(),
+            cert_pem: cert.pem(),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// The port this CA belongs to.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Writes `ca.key` (mode 0600) and `ca.pem` (mode 0644) into `dir`, creating it if needed.
+    /// Refuses with [`NetError::CaExists`] if `dir` already holds a CA key: a port CA is never
+    /// overwritten.
+    pub fn save(&self, dir: &Path) -> Result<(), NetError> {
+        fs::create_dir_all(dir).map_err(|e| NetError::io(dir, e))?;
+        let key_path = dir.join(CA_KEY_FILE);
+        let mut file = open_options(0o600)
+            .create_new(true)
+            .open(&key_path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => NetError::CaExists {
+                    path: key_path.clone(),
+                },
+                _ => NetError::io(&key_path, e),
+            })?;
+        file.write_all(self.key_pem.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| NetError::io(&key_path, e))?;
+        write_file(&dir.join(CA_CERT_FILE), self.cert_pem.as_bytes(), 0o644)
+    }
+
+    /// Reads `ca.pem` and `ca.key` from `dir` and checks that the certificate is a Clearway port
+    /// CA and that the key is its key.
+    pub fn load(dir: &Path) -> Result<PortCa, NetError> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        let cert_pem = read_file(&cert_path)?;
+        let key_pem = Zeroizing::new(read_file(&key_path)?);
+        let der = pem_cert(&cert_path, &cert_pem)?;
+        let ca = CaInfo::parse(&cert_path.display().to_string(), &der)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| NetError::BadPem {
+            path: key_path.clone(),
+            reason: format!("not a private key: {e}"),
+        })?;
+        if key.subject_public_key_info() != ca.spki {
+            return Err(NetError::BadCert {
+                what: key_path.display().to_string(),
+                reason: format!("this key does not belong to the certificate in {CA_CERT_FILE}"),
+            });
+        }
+        Ok(PortCa {
+            port: ca.port,
+            cert_pem,
+            key_pem,
+        })
+    }
+
+    /// Issues a certificate for `identity` on this port: DNS name `identity.dns_name(port)`, not
+    /// a CA, usable for both TLS server and client authentication, valid about two years.
+    pub fn issue(&self, identity: &Identity) -> Result<Bundle, NetError> {
+        identity.validate()?;
+        let what = format!("port ca {}", self.port);
+        let ca_der = pem_cert(Path::new(&what), &self.cert_pem)?;
+        let ca = CaInfo::parse(&what, &ca_der)?;
+        let ca_key = KeyPair::from_pem(&self.key_pem)?;
+
+        // The issuer as rcgen needs it: the CA's subject name and key identifier, and its key.
+        let mut issuer_params = ca_params(&self.port);
+        if let Some(ski) = ca.ski {
+            issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+        }
+        let issuer = Issuer::new(issuer_params, ca_key);
+
+        let dns_name = identity.dns_name(&self.port);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let now = SystemTime::now();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, dns_name.clone());
+        params.subject_alt_names = vec![SanType::DnsName(dns_name.try_into()?)];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + LEAF_VALIDITY).into();
+        params.serial_number = Some(random_serial());
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Bundle {
+            port: self.port.clone(),
+            identity: identity.clone(),
+            ca_pem: self.cert_pem.clone(),
+            cert_pem: cert.pem(),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+}
+
+/// What a node or client needs to take part in the port's connections: the port CA certificate,
+/// its own certificate and its key.
+pub struct Bundle {
+    /// The port, as named by the certificate.
+    pub port: String,
+    /// Who this bundle's certificate says we are.
+    pub identity: Identity,
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("port", &self.port)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bundle {
+    /// Builds a bundle from PEM text, with the same checks as [`Bundle::load`]; `origin` names
+    /// where the text came from in errors (a directory, "the command line").
+    pub fn from_pem(
+        origin: &Path,
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    ) -> Result<Bundle, NetError> {
+        let key_pem = Zeroizing::new(key_pem);
+        let ca_path = origin.join(CA_CERT_FILE);
+        let cert_path = origin.join(CERT_FILE);
+        let key_path = origin.join(KEY_FILE);
+        let ca_what = ca_path.display().to_string();
+        let cert_what = cert_path.display().to_string();
+
+        let ca_der = pem_cert(&ca_path, &ca_pem)?;
+        let ca = CaInfo::parse(&ca_what, &ca_der)?;
+        let cert_der = pem_cert(&cert_path, &cert_pem)?;
+        let leaf = LeafInfo::parse(&cert_what, &cert_der)?;
+        if leaf.port != ca.port {
+            return Err(NetError::WrongPort {
+                what: cert_what,
+                expected: ca.port,
+                found: leaf.port,
+            });
+        }
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| NetError::BadPem {
+            path: key_path.clone(),
+            reason: format!("not a private key: {e}"),
+        })?;
+        if key.subject_public_key_info() != leaf.spki {
+            return Err(NetError::BadCert {
+                what: key_path.display().to_string(),
+                reason: format!("this key does not belong to the certificate in {CERT_FILE}"),
+            });
+        }
+
+        // The same check the peers will make: the certificate chains to the port CA, is valid
+        // now and may be used for client authentication.
+        let verifier = client_verifier(&ca_der)?;
+        verifier
+            .verify_client_cert(&cert_der, &[], UnixTime::now())
+            .map_err(|e| NetError::BadCert {
+                what: cert_what,
+                reason: format!("not accepted by the port ca in {CA_CERT_FILE}: {e}"),
+            })?;
+
+        Ok(Bundle {
+            port: leaf.port,
+            identity: leaf.identity,
+            ca_pem,
+            cert_pem,
+            key_pem,
+        })
+    }
+
+    /// Reads `ca.pem`, `cert.pem` and `key.pem` from `dir` and checks them: each is PEM, the
+    /// certificate names an identity of the CA's port, the key is the certificate's key, and
+    /// the certificate is issued by the CA and valid now. Port and identity come from the
+    /// certificate.
+    pub fn load(dir: &Path) -> Result<Bundle, NetError> {
+        let ca_pem = read_file(&dir.join(CA_CERT_FILE))?;
+        let cert_pem = read_file(&dir.join(CERT_FILE))?;
+        let key_pem = read_file(&dir.join(KEY_FILE))?;
+        Bundle::from_pem(dir, ca_pem, cert_pem, key_pem)
+    }
+
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir` (created if needed), all mode
+    /// 0600, each replaced atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), NetError> {
+        fs::create_dir_all(dir).map_err(|e| NetError::io(dir, e))?;
+        write_file(&dir.join(CA_CERT_FILE), self.ca_pem.as_bytes(), 0o600)?;
+        write_file(&dir.join(CERT_FILE), self.cert_pem.as_bytes(), 0o600)?;
+        write_file(&dir.join(KEY_FILE), self.key_pem.as_bytes(), 0o600)
+    }
+
+    /// The port CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Our certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A bundle made of arbitrary PEM, unchecked, to present bad certificates in tests.
+    #[cfg(test)]
+    pub(crate) fn unchecked(
+        port: &str,
+        identity: Identity,
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    ) -> Bundle {
+        Bundle {
+            port: port.to_owned(),
+            identity,
+            ca_pem,
+            cert_pem,
+            key_pem: Zeroizing::new(key_pem),
+        }
+    }
+
+    /// The DER forms of the CA certificate, our certificate and our key.
+    fn ders(
+        &self,
+    ) -> Result<
+        (
+            CertificateDer<'static>,
+            CertificateDer<'static>,
+            PrivateKeyDer<'static>,
+        ),
+        NetError,
+    > {
+        let origin = Path::new("bundle");
+        let ca = pem_cert(&origin.join(CA_CERT_FILE), &self.ca_pem)?;
+        let cert = pem_cert(&origin.join(CERT_FILE), &self.cert_pem)?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| NetError::BadPem {
+                path: origin.join(KEY_FILE),
+                reason: e.to_string(),
+            })?;
+        Ok((ca, cert, key))
+    }
+}
+
+/// The QUIC server configuration of a node: TLS 1.3, our certificate, and a client certificate
+/// that chains to the port CA is required.
+pub fn server_config(b: &Bundle) -> Result<quinn::ServerConfig, NetError> {
+    let (ca, cert, key) = b.ders()?;
+    let verifier = client_verifier(&ca)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)
+        .map_err(tls_error)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_error)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport_config()?);
+    Ok(config)
+}
+
+/// The QUIC client configuration of a node or client: TLS 1.3, the port CA as the only root,
+/// and our certificate for client authentication. The server name to connect with is the
+/// peer's [`Identity::dns_name`], which rustls checks against the server's certificate.
+pub fn client_config(b: &Bundle) -> Result<quinn::ClientConfig, NetError> {
+    let (ca, cert, key) = b.ders()?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .with_root_certificates(roots(&ca)?)
+        .with_client_auth_cert(vec![cert], key)
+        .map_err(tls_error)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(tls_error)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport_config()?);
+    Ok(config)
+}
+
+/// The identity named by the peer's certificate on an established connection, checked to
+/// belong to `port`. The certificate chain itself was verified at the handshake.
+pub fn peer_identity(conn: &quinn::Connection, port: &str) -> Result<Identity, NetError> {
+    let what = format!("peer certificate from {}", conn.remote_address());
+    let bad = |reason: &str| NetError::BadCert {
+        what: what.clone(),
+        reason: reason.to_owned(),
+    };
+    let chain = conn
+        .peer_identity()
+        .ok_or_else(|| bad("the peer presented no certificate"))?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .map_err(|_| bad("the peer's identity is not an x.509 certificate chain"))?;
+    let end_entity = chain
+        .first()
+        .ok_or_else(|| bad("the peer's certificate chain is empty"))?;
+    let leaf = LeafInfo::parse(&what, end_entity)?;
+    if leaf.port != port {
+        return Err(NetError::WrongPort {
+            what,
+            expected: port.to_owned(),
+            found: leaf.port,
+        });
+    }
+    Ok(leaf.identity)
+}
+
+/// The crypto provider of every Clearway TLS configuration, named explicitly so that nothing
+/// depends on a process-wide default.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A root store holding only the port CA.
+fn roots(ca: &CertificateDer<'static>) -> Result<RootCertStore, NetError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.clone()).map_err(tls_error)?;
+    Ok(roots)
+}
+
+/// A verifier that requires a client certificate chaining to the port CA.
+fn client_verifier(
+    ca: &CertificateDer<'static>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, NetError> {
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+        .build()
+        .map_err(tls_error)
+}
+
+/// Keep-alives, idle timeout and stream limits shared by servers and clients.
+fn transport_config() -> Result<Arc<quinn::TransportConfig>, NetError> {
+    let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).map_err(tls_error)?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(idle))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    Ok(Arc::new(transport))
+}
+
+fn tls_error(e: impl std::fmt::Display) -> NetError {
+    NetError::TlsConfig {
+        reason: e.to_string(),
+    }
+}
+
+/// The parameters of the port CA that matter for issuing: its name and key usages.
+fn ca_params(port: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{CA_CN_PREFIX}{port}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// A random positive 128-bit serial number.
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// What we read from a port CA certificate.
+struct CaInfo {
+    port: String,
+    /// The subject key identifier, which issued certificates must name as their authority key.
+    ski: Option<Vec<u8>>,
+    /// The DER subject public key info, to check a key against.
+    spki: Vec<u8>,
+}
+
+impl CaInfo {
+    fn parse(what: &str, der: &[u8]) -> Result<CaInfo, NetError> {
+        let bad = |reason: String| NetError::BadCert {
+            what: what.to_owned(),
+            reason,
+        };
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| bad(format!("not an x.509 certificate: {e}")))?;
+        if !cert.is_ca() {
+            return Err(bad("not a ca certificate".to_owned()));
+        }
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .ok_or_else(|| bad("the ca certificate has no common name".to_owned()))?;
+        let port = cn
+            .strip_prefix(CA_CN_PREFIX)
+            .ok_or_else(|| bad(format!("{cn:?} is not a clearway port ca")))?;
+        check_name(port, "port name")?;
+        let ski = cert
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            });
+        Ok(CaInfo {
+            port: port.to_owned(),
+            ski,
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+}
+
+/// What we read from a node or client certificate.
+struct LeafInfo {
+    port: String,
+    identity: Identity,
+    spki: Vec<u8>,
+}
+
+impl LeafInfo {
+    /// Reads the identity from the certificate's single DNS subject alternative name.
+    fn parse(what: &str, der: &[u8]) -> Result<LeafInfo, NetError> {
+        let bad = |reason: String| NetError::BadCert {
+            what: what.to_owned(),
+            reason,
+        };
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| bad(format!("not an x.509 certificate: {e}")))?;
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| bad(format!("unreadable subject alternative name: {e}")))?
+            .ok_or_else(|| bad("no subject alternative name".to_owned()))?;
+        let mut names = san.value.general_names.iter().filter_map(|n| match n {
+            GeneralName::DNSName(name) => Some(*name),
+            _ => None,
+        });
+        let (Some(name), None) = (names.next(), names.next()) else {
+            return Err(bad("expected exactly one dns name".to_owned()));
+        };
+        let (identity, port) = Identity::from_dns_name(name)?;
+        Ok(LeafInfo {
+            port,
+            identity,
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+}
+
+/// The first certificate in a PEM text.
+fn pem_cert(path: &Path, pem: &str) -> Result<CertificateDer<'static>, NetError> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| NetError::BadPem {
+        path: path.to_path_buf(),
+        reason: match e {
+            rustls::pki_types::pem::Error::NoItemsFound => "no certificate in it".to_owned(),
+            e => e.to_string(),
+        },
+    })
+}
+
+fn read_file(path: &Path) -> Result<String, NetError> {
+    fs::read_to_string(path).map_err(|e| NetError::io(path, e))
+}
+
+fn open_options(mode: u32) -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    options
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves
+/// either the old file or the new one, with `mode` from the start.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetError> {
+    let mut tmp = PathBuf::from(path);
+    tmp.as_mut_os_string().push(".tmp");
+    let result = (|| {
+        let mut file = open_options(mode).create(true).truncate(true).open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        NetError::io(path, e)
+    })
+}
