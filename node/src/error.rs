@@ -74,6 +74,22 @@ pub enum Error {
     /// The gallery data could not be decrypted: wrong key file or tampered data.
     #[error("gallery store: cannot decrypt {0} (wrong key file or tampered data)")]
     Decrypt(String),
+    /// Transport failure (QUIC, TLS, certificates).
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// A cluster operation failed (no leader, refused, malformed message).
+    #[error("cluster: {0}")]
+    Cluster(String),
+    /// A node answered a call with an error.
+    #[error("{message}")]
+    Remote {
+        /// The remote error's stable code.
+        code: String,
+        /// Its message.
+        message: String,
+        /// Whether trying again may succeed.
+        retry: bool,
+    },
     /// A person id that the gallery does not hold.
     #[error("no person {0} in the gallery")]
     UnknownPerson(String),
@@ -105,6 +121,9 @@ impl Error {
             Error::Gallery(e) => e.code(),
             Error::Decrypt(_) => "decrypt",
             Error::UnknownPerson(_) => "unknown_person",
+            Error::Net(e) => e.code(),
+            Error::Cluster(_) => "cluster",
+            Error::Remote { .. } => "remote",
         }
     }
 }

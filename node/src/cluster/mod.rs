@@ -5,15 +5,28 @@
 //! * [`state_machine`]: the gallery [`Registry`](clearway_gallery::Registry) as Raft state
 //!   machine on sled (trees `sm_*`), per-person keys, snapshots; its [`GalleryHandle`] is what
 //!   lanes read from.
+//! * [`protocol`]: the [`Call`](protocol::Call)s nodes and clients exchange over QUIC.
+//! * [`network`]: openraft's network over the node's QUIC endpoint.
+//! * [`node`]: a running node — storage, Raft, the endpoint, and the shredder.
+//! * [`client`]: the operators' and tests' client.
+//! * [`config`]: the node configuration file.
 //!
 //! Log store and state machine share one sled database and the node's
 //! [`Keyring`](crate::store::keyring::Keyring), but no trees.
 
+pub mod client;
+pub mod config;
 pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod protocol;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
+pub use self::client::ClusterClient;
+pub use self::config::NodeConfig;
+pub use self::node::ClusterNode;
 pub use self::state_machine::GalleryHandle;
 
 use clearway_gallery::Outcome;

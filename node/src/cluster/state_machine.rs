@@ -19,9 +19,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use clearway_gallery::{
-    Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request,
-};
+use clearway_gallery::{Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sha2::{Digest, Sha256};
@@ -44,6 +42,8 @@ const KEYS: &[u8] = b"sm_person_keys";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const NEXT_ID: &[u8] = b"next_id";
+const LAST_ERASURE: &[u8] = b"last_erasure";
+const SHREDDED: &[u8] = b"shredded";
 /// Set while a received snapshot is being written; found at start-up it means the write was cut
 /// short, and the state machine starts empty (the leader sends the snapshot again).
 const INSTALLING: &[u8] = b"installing";
@@ -155,7 +155,7 @@ impl StateMachineStore {
             applied = ?last_applied.map(|l| l.index),
             "Gallery state machine loaded."
         );
-        let (erased, _) = watch::channel(0);
+        let (erased, _) = watch::channel(meta_get::<u64>(&meta, LAST_ERASURE)?.unwrap_or(0));
         Ok(StateMachineStore {
             db: db.clone(),
             persons,
@@ -187,10 +187,16 @@ impl StateMachineStore {
         self.erased.subscribe()
     }
 
+    /// Log index of the latest cancellation already shredded (persisted).
+    pub fn shredded_index(&self) -> Result<u64> {
+        Ok(meta_get::<u64>(&self.meta, SHREDDED)?.unwrap_or(0))
+    }
+
     /// A handle for the key rotation (shared trees and snapshot file).
     pub fn resealer(&self) -> Resealer {
         Resealer {
             db: self.db.clone(),
+            meta: self.meta.clone(),
             keys: self.keys.clone(),
             keyring: self.keyring.clone(),
             snapshot_path: self.snapshot_path.clone(),
@@ -205,6 +211,7 @@ impl StateMachineStore {
         last_applied: Option<LogId>,
         membership: &StoredMembership,
         next_id: u64,
+        erased_at: Option<u64>,
     ) -> Result<()> {
         // Seal outside the transaction (its closure may run more than once).
         let mut puts: Vec<([u8; 8], Option<(Option<Vec<u8>>, Vec<u8>)>)> = Vec::new();
@@ -241,6 +248,10 @@ impl StateMachineStore {
         let membership =
             postcard::to_stdvec(membership).map_err(|e| Error::Store(e.to_string()))?;
         let next = postcard::to_stdvec(&next_id).map_err(|e| Error::Store(e.to_string()))?;
+        let erased = erased_at
+            .map(|i| postcard::to_stdvec(&i))
+            .transpose()
+            .map_err(|e| Error::Store(e.to_string()))?;
         (&self.persons, &self.keys, &self.meta)
             .transaction(|(persons, keys, meta)| {
                 for (k, put) in &puts {
@@ -261,6 +272,9 @@ impl StateMachineStore {
                 meta.insert(APPLIED, applied.as_slice())?;
                 meta.insert(MEMBERSHIP, membership.as_slice())?;
                 meta.insert(NEXT_ID, next.as_slice())?;
+                if let Some(erased) = &erased {
+                    meta.insert(LAST_ERASURE, erased.as_slice())?;
+                }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| Error::Store(format!("state machine transaction: {e:?}")))?;
@@ -293,8 +307,23 @@ impl StateMachineStore {
             guard.last_applied = meta.last_log_id;
             guard.membership = meta.last_membership.clone();
         }
+        // The replaced state may hold persons cancelled meanwhile: shred after installing.
+        let erased_at = meta.last_log_id.map(|l| l.index);
+        self.persist(
+            &[],
+            meta.last_log_id,
+            &meta.last_membership,
+            next_id,
+            erased_at,
+        )?;
         for chunk in changes.chunks(4096) {
-            self.persist(chunk, meta.last_log_id, &meta.last_membership, next_id)?;
+            self.persist(
+                chunk,
+                meta.last_log_id,
+                &meta.last_membership,
+                next_id,
+                erased_at,
+            )?;
         }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;
@@ -318,6 +347,7 @@ impl StateMachineStore {
 /// Re-seals the state machine's at-rest data under the keyring's current key.
 pub struct Resealer {
     db: sled::Db,
+    meta: sled::Tree,
     keys: sled::Tree,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
@@ -325,6 +355,14 @@ pub struct Resealer {
 }
 
 impl Resealer {
+    /// Records that cancellations up to `index` are shredded.
+    pub fn set_shredded_index(&self, index: u64) -> Result<()> {
+        let bytes = postcard::to_stdvec(&index).map_err(|e| Error::Store(e.to_string()))?;
+        self.meta.insert(SHREDDED, bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Re-seals person keys and the snapshot file still under an older key. Returns how many
     /// values were re-sealed.
     pub async fn reseal(&self) -> Result<usize> {
@@ -566,7 +604,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 guard.registry.next_id(),
             )
         };
-        self.persist(&changes, last_applied, &membership, next_id)
+        self.persist(&changes, last_applied, &membership, next_id, erased_at)
             .map_err(storage_err)?;
         self.flush().await.map_err(storage_err)?;
         if let Some(index) = erased_at {

@@ -495,7 +495,6 @@ async fn a_bad_frame_closes_only_its_stream() {
 
     // A header declaring 4 GiB: the server resets this stream.
     let (mut send, mut recv) = conn.open_bi().await.expect("open");
-    use tokio::io::AsyncWriteExt;
     send.write_all(&[0xFF, 0xFF, 0xFF, 0xFF]).await.expect("write");
     let _ = send.finish();
     let err = read_frame(&mut recv, MAX_FRAME).await.expect_err("reset");

@@ -1,9 +1,13 @@
-//! The `clearway-node` command line: try the face pipeline and a local gallery on photos.
+//! The `clearway-node` command line: run a cluster node (`run`), manage a port's certificates
+//! (`port`), membership (`cluster`) and bulk enrolment (`gallery import`); and try the face
+//! pipeline and a local stand-alone gallery on photos (`detect`, `enrol`, `identify`, …).
 //!
 //! Exit status: 0 success (a match, the same person); 1 a negative answer (no match, different
 //! people); 2 an error, printed as one line on stderr.
 
 use std::path::{Path, PathBuf};
+
+mod cluster;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -99,7 +103,37 @@ pub enum Command {
         #[command(flatten)]
         db: Db,
     },
-    /// Cancel a person's registration: their record and templates are erased.
+    /// Run a cluster node until SIGINT/SIGTERM.
+    Run {
+        /// The node configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// A port's certificate authority and node/client bundles.
+    Port {
+        /// What to do.
+        #[command(subcommand)]
+        command: cluster::PortCommand,
+    },
+    /// Inspect and change a port cluster.
+    Cluster {
+        /// Which nodes, with which certificate.
+        #[command(flatten)]
+        connect: cluster::Connect,
+        /// What to do.
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
+    /// Bulk gallery operations through the cluster.
+    Gallery {
+        /// Which nodes, with which certificate.
+        #[command(flatten)]
+        connect: cluster::Connect,
+        /// What to do.
+        #[command(subcommand)]
+        command: cluster::GalleryCommand,
+    },
+    /// Cancel a person's registration in a stand-alone gallery: their record and templates are erased.
     Cancel {
         /// The gallery.
         #[command(flatten)]
@@ -174,6 +208,13 @@ struct Candidate {
 pub fn run(cli: Cli) -> Result<Outcome> {
     let g = &cli.global;
     match &cli.command {
+        Command::Run { config } => cluster::run_node(config),
+        Command::Port { command } => cluster::port(command),
+        Command::Cluster { connect, command } => cluster::cluster(g, connect, command),
+        Command::Gallery {
+            connect,
+            command: cluster::GalleryCommand::Import { file, batch },
+        } => cluster::import(g, connect, file, *batch),
         Command::Detect { photo } => {
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;
@@ -192,7 +233,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             photo,
         } => {
             // Read everything that can be wrong before writing anything.
-            let new = person.as_deref().map(crate::store::read_person_file).transpose()?;
+            let new = person
+                .as_deref()
+                .map(crate::store::read_person_file)
+                .transpose()?;
             let existing = to.as_deref().map(parse_id).transpose()?;
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;

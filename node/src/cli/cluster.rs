@@ -1,0 +1,425 @@
+//! The cluster commands: `port` (CA and bundles), `run`, `cluster` (membership, status,
+//! cancellation) and `gallery import`.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use clearway_gallery::{Command as Cmd, NewPerson, Outcome as GalleryOutcome, Request, Template};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use tracing::info;
+
+use super::{Global, Outcome, parse_id, print};
+use crate::cluster::protocol::MembershipChange;
+use crate::cluster::typ::NodeId;
+use crate::cluster::{ClusterClient, ClusterNode, NodeConfig};
+use crate::error::{Error, Result};
+use crate::face::Frame;
+use crate::net::Identity;
+use crate::net::tls::{Bundle, PortCa};
+
+/// How long a cluster command keeps retrying (leader elections take a second or two).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Which nodes to talk to, with which certificate.
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// Directory with this client's bundle (ca.pem, cert.pem, key.pem from `port issue --client`).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// A node to talk to, as ID=ADDRESS (repeat for several).
+    #[arg(long = "node", required = true, value_parser = parse_node)]
+    pub nodes: Vec<(NodeId, String)>,
+}
+
+fn parse_node(s: &str) -> std::result::Result<(NodeId, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or("expected ID=ADDRESS, e.g. 1=10.1.0.11:7400")?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("{id:?} is not a node id"))?;
+    Ok((id, addr.trim().to_string()))
+}
+
+/// Port CA commands.
+#[derive(Debug, Subcommand)]
+pub enum PortCommand {
+    /// Create a port's certificate authority (ca.pem, ca.key) in a new directory.
+    Init {
+        /// The port's name (lowercase letters, digits, dashes), e.g. hengqin.
+        #[arg(long)]
+        port: String,
+        /// Where to write the CA; keep ca.key offline.
+        #[arg(long)]
+        ca: PathBuf,
+    },
+    /// Issue a node or client bundle (ca.pem, cert.pem, key.pem) signed by the port CA.
+    Issue {
+        /// The port CA directory.
+        #[arg(long)]
+        ca: PathBuf,
+        /// Issue for this node id.
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        node: Option<NodeId>,
+        /// Issue for an operator client of this name.
+        #[arg(long)]
+        client: Option<String>,
+        /// Directory to write the bundle to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Cluster commands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Each named node's view: role, term, leader, log and applied index, gallery size.
+    Status,
+    /// Initialise a new cluster with its first voters (sent to the first --node).
+    Init {
+        /// A voter as ID=ADDRESS (repeat).
+        #[arg(long = "voter", required = true, value_parser = parse_node)]
+        voters: Vec<(NodeId, String)>,
+    },
+    /// Add a learner (a lane node); with --wait, show its catch-up until it has the whole log.
+    AddLearner {
+        /// Its node id.
+        id: NodeId,
+        /// Its QUIC address.
+        addr: String,
+        /// Wait (with a progress bar) until it has caught up.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Its node id.
+        id: NodeId,
+    },
+    /// Make a voter a learner.
+    Demote {
+        /// Its node id.
+        id: NodeId,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// Its node id.
+        id: NodeId,
+    },
+    /// Cancel a registration: the person is erased on every replica.
+    Cancel {
+        /// The person's id, e.g. P00000001.
+        person: String,
+    },
+    /// A registration, read linearizably through the leader.
+    Person {
+        /// The person's id.
+        person: String,
+    },
+}
+
+/// Gallery commands.
+#[derive(Debug, Subcommand)]
+pub enum GalleryCommand {
+    /// Enrol persons in bulk from a JSON Lines file, one person per line:
+    /// `{"person": {...}, "photos": ["a.jpg"]}` or `{"person": {...}, "templates": [...]}`.
+    Import {
+        /// The file; photo paths are relative to it.
+        file: PathBuf,
+        /// Persons per log entry.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+}
+
+/// One line of an import file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    person: NewPerson,
+    #[serde(default)]
+    photos: Vec<PathBuf>,
+    #[serde(default)]
+    templates: Vec<Template>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))
+}
+
+impl Connect {
+    fn client(&self) -> Result<ClusterClient> {
+        let bundle = Bundle::load(&self.bundle)?;
+        let mut nodes = BTreeMap::new();
+        for (id, addr) in &self.nodes {
+            let a: SocketAddr = addr.parse().map_err(|_| {
+                Error::Config(format!("node {id}: {addr:?} is not an IP:PORT address"))
+            })?;
+            nodes.insert(*id, a);
+        }
+        ClusterClient::new(&bundle, nodes)
+    }
+
+    fn first(&self) -> NodeId {
+        self.nodes[0].0
+    }
+}
+
+/// `port …`
+pub fn port(command: &PortCommand) -> Result<Outcome> {
+    match command {
+        PortCommand::Init { port, ca } => {
+            let authority = PortCa::create(port)?;
+            authority.save(ca)?;
+            println!("port CA for {port} written to {}", ca.display());
+        }
+        PortCommand::Issue {
+            ca,
+            node,
+            client,
+            out,
+        } => {
+            let authority = PortCa::load(ca)?;
+            let identity = match (node, client) {
+                (Some(id), _) => Identity::Node(*id),
+                (None, Some(name)) => Identity::client(name)?,
+                (None, None) => return Err(Error::Config("name --node or --client".into())),
+            };
+            authority.issue(&identity)?.save(out)?;
+            println!(
+                "{identity} bundle for port {} written to {}",
+                authority.port(),
+                out.display()
+            );
+        }
+    }
+    Ok(Outcome::Yes)
+}
+
+/// `run --config …`: runs a node until SIGINT or SIGTERM.
+pub fn run_node(config: &Path) -> Result<Outcome> {
+    let config = NodeConfig::from_file(config)?;
+    runtime()?.block_on(async {
+        let node = ClusterNode::start(&config).await?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Cluster(format!("cannot watch SIGTERM: {e}")))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        info!("Stopping.");
+        node.shutdown().await;
+        Ok(Outcome::Yes)
+    })
+}
+
+/// `cluster …`
+pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<Outcome> {
+    let client = conn.client()?;
+    runtime()?.block_on(async {
+        match command {
+            ClusterCommand::Status => {
+                let mut all = Vec::new();
+                for id in client.nodes().collect::<Vec<_>>() {
+                    match client.status(id).await {
+                        Ok(s) => all.push(serde_json::to_value(&s).unwrap_or_default()),
+                        Err(e) => all.push(serde_json::json!({"id": id, "error": e.to_string()})),
+                    }
+                }
+                print(g.json, &all, || {
+                    all.iter()
+                        .map(|s| match s.get("error") {
+                            Some(e) => format!("node {}: unreachable ({e})", s["id"]),
+                            None => format!(
+                                "node {}: {} term {} leader {} log {} applied {} persons {} voters {} learners {}",
+                                s["id"], s["state"], s["term"], s["leader"], s["last_log_index"],
+                                s["applied_index"], s["persons"], s["voters"], s["learners"]
+                            ),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
+            }
+            ClusterCommand::Init { voters } => {
+                client.initialize(conn.first(), voters.iter().cloned().collect()).await?;
+                println!("cluster initialised with {} voters", voters.len());
+            }
+            ClusterCommand::AddLearner { id, addr, wait } => {
+                client
+                    .change_membership(MembershipChange::AddLearner { id: *id, addr: addr.clone() }, DEADLINE)
+                    .await?;
+                println!("node {id} added as a learner");
+                if *wait {
+                    wait_caught_up(&client, conn.first(), *id).await?;
+                }
+            }
+            ClusterCommand::Promote { id } => {
+                client.change_membership(MembershipChange::Promote { id: *id }, DEADLINE).await?;
+                println!("node {id} is a voter");
+            }
+            ClusterCommand::Demote { id } => {
+                client.change_membership(MembershipChange::Demote { id: *id }, DEADLINE).await?;
+                println!("node {id} is a learner");
+            }
+            ClusterCommand::Remove { id } => {
+                client.change_membership(MembershipChange::Remove { id: *id }, DEADLINE).await?;
+                println!("node {id} removed");
+            }
+            ClusterCommand::Cancel { person } => {
+                let id = parse_id(person)?;
+                let (index, outcomes) = client
+                    .write(Request::V1(vec![Cmd::Cancel { person: id }]), DEADLINE)
+                    .await?;
+                return report_outcome(&outcomes, index);
+            }
+            ClusterCommand::Person { person } => {
+                let id = parse_id(person)?;
+                let entry = client.person(conn.first(), id, true).await?;
+                let shown = entry.as_ref().map(|e| &e.person);
+                print(g.json, &shown, || match shown {
+                    Some(p) => format!("{} {} ({}), document {}", p.id, p.name, p.category, p.document.kind.as_str()),
+                    None => format!("{id} is not registered"),
+                })?;
+                return Ok(if entry.is_some() { Outcome::Yes } else { Outcome::No });
+            }
+        }
+        Ok(Outcome::Yes)
+    })
+}
+
+fn report_outcome(outcomes: &[GalleryOutcome], index: u64) -> Result<Outcome> {
+    match outcomes.first() {
+        Some(GalleryOutcome::Refused { code, reason }) => Err(Error::Remote {
+            code: code.clone(),
+            message: reason.clone(),
+            retry: false,
+        }),
+        Some(o) => {
+            println!("{o:?} (log index {index})");
+            Ok(Outcome::Yes)
+        }
+        None => Err(Error::Cluster("no outcome".into())),
+    }
+}
+
+/// Shows a learner's catch-up against the leader's log until it has applied everything.
+async fn wait_caught_up(client: &ClusterClient, via: NodeId, learner: NodeId) -> Result<()> {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} log entries ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("node {learner} catching up"));
+    let until = std::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        let s = client.status(via).await?;
+        let target = s.last_log_index.unwrap_or(0);
+        let matched = s.replication.get(&learner).copied().flatten();
+        bar.set_length(target);
+        bar.set_position(matched.unwrap_or(0));
+        if matched.is_some_and(|m| m >= target) {
+            bar.finish();
+            info!(node = learner, index = target, "Learner caught up.");
+            println!("node {learner} caught up at log index {target}");
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(Error::Cluster(format!(
+                "node {learner} did not catch up within an hour"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `gallery import FILE`
+pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<Outcome> {
+    if batch == 0 || batch > 4096 {
+        return Err(Error::Config("--batch must be 1..=4096".into()));
+    }
+    let text = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    // Parse and embed everything first: a bad line stops the import before anything is written.
+    let lines: Vec<String> = std::io::BufReader::new(text)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(file, e))?;
+    let mut pipeline = None;
+    let mut commands = Vec::new();
+    let bar = ProgressBar::new(lines.len() as u64);
+    bar.set_message("reading");
+    for (n, line) in lines.iter().enumerate() {
+        bar.inc(1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: String| Error::Config(format!("{}:{}: {e}", file.display(), n + 1));
+        let parsed: ImportLine = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+        let mut templates = parsed.templates;
+        for photo in &parsed.photos {
+            let path = base.join(photo);
+            let p = match &mut pipeline {
+                Some(p) => p,
+                None => pipeline.insert(super::pipeline(g)?),
+            };
+            let frame = Frame::open(&path)?;
+            let (_, embedding) = p.single_face(frame.as_ref())?;
+            templates.push(Template::quantize(embedding.model().clone(), embedding.values())?);
+        }
+        commands.push(Cmd::Enrol {
+            person: parsed.person,
+            templates,
+        });
+    }
+    bar.finish_and_clear();
+    let client = conn.client()?;
+    let total = commands.len();
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("importing [{bar:40}] {pos}/{len} persons ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut enrolled, mut existing, mut refused) = (0usize, 0usize, Vec::new());
+    runtime()?.block_on(async {
+        for chunk in commands.chunks(batch) {
+            let (_, outcomes) = client.write(Request::V1(chunk.to_vec()), DEADLINE).await?;
+            for o in outcomes {
+                match o {
+                    GalleryOutcome::Enrolled(_) => enrolled += 1,
+                    GalleryOutcome::AlreadyEnrolled(_) => existing += 1,
+                    GalleryOutcome::Refused { code, reason } => {
+                        refused.push(format!("{code}: {reason}"))
+                    }
+                    _ => {}
+                }
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        Ok::<(), Error>(())
+    })?;
+    bar.finish();
+    let summary = serde_json::json!({"persons": total, "enrolled": enrolled, "already_enrolled": existing, "refused": refused});
+    print(g.json, &summary, || {
+        format!(
+            "{total} persons: {enrolled} enrolled, {existing} already enrolled, {} refused{}",
+            refused.len(),
+            refused
+                .iter()
+                .map(|r| format!("\n  {r}"))
+                .collect::<String>()
+        )
+    })?;
+    info!(persons = total, enrolled, "Import finished.");
+    Ok(if refused.is_empty() {
+        Outcome::Yes
+    } else {
+        Outcome::No
+    })
+}

@@ -1,0 +1,212 @@
+//! A client of a port cluster (the command line, tests, later the console): calls nodes over
+//! QUIC with an operator certificate, retrying writes on other nodes until a deadline.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clearway_gallery::{Entry, Hit, Outcome, PersonId, Request};
+use tracing::debug;
+
+use super::node::reply_error;
+use super::protocol::{Call, MembershipChange, NodeStatus, Reply, decode, encode};
+use super::typ::NodeId;
+use crate::error::{Error, Result};
+use crate::net::Identity;
+use crate::net::rpc::RpcEndpoint;
+use crate::net::tls::Bundle;
+
+/// Per-call timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client of one port's nodes.
+pub struct ClusterClient {
+    endpoint: RpcEndpoint,
+    nodes: BTreeMap<NodeId, SocketAddr>,
+}
+
+impl ClusterClient {
+    /// A client with `bundle`'s certificate that knows these nodes.
+    pub fn new(bundle: &Bundle, nodes: BTreeMap<NodeId, SocketAddr>) -> Result<ClusterClient> {
+        if nodes.is_empty() {
+            return Err(Error::Config("name at least one node to connect to".into()));
+        }
+        Ok(ClusterClient {
+            endpoint: RpcEndpoint::client(bundle)?,
+            nodes,
+        })
+    }
+
+    /// The nodes this client knows.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.keys().copied()
+    }
+
+    /// One call to one node; an error reply becomes an error.
+    pub async fn call(&self, node: NodeId, call: &Call) -> Result<Reply> {
+        let bytes = encode(call)?;
+        self.call_bytes(node, &bytes).await
+    }
+
+    async fn call_bytes(&self, node: NodeId, bytes: &[u8]) -> Result<Reply> {
+        let addr = *self
+            .nodes
+            .get(&node)
+            .ok_or_else(|| Error::Config(format!("node {node} is not known to this client")))?;
+        let reply = self
+            .endpoint
+            .call(addr, &Identity::Node(node), bytes, CALL_TIMEOUT)
+            .await?;
+        match decode(&reply)? {
+            Reply::Error {
+                code,
+                message,
+                retry,
+            } => Err(Error::Remote {
+                code,
+                message,
+                retry,
+            }),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Calls nodes in turn until one answers without a retryable error, or `deadline` passes.
+    async fn call_any(&self, call: &Call, deadline: Duration) -> Result<Reply> {
+        let bytes = encode(call)?;
+        let until = Instant::now() + deadline;
+        let mut backoff = Duration::from_millis(20);
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let mut turn = 0usize;
+        loop {
+            let node = ids[turn % ids.len()];
+            turn += 1;
+            match self.call_bytes(node, &bytes).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) if retryable(&e) && Instant::now() < until => {
+                    debug!(node, error = %e, "Call failed; trying again.");
+                    tokio::time::sleep(
+                        backoff.min(until.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Replicates a batch of commands through any node; returns the log index and outcomes. A
+    /// batch is one log entry: all its commands apply or none.
+    pub async fn write(&self, request: Request, deadline: Duration) -> Result<(u64, Vec<Outcome>)> {
+        match self.call_any(&Call::Write(request), deadline).await? {
+            Reply::Written { index, outcomes } => Ok((index, outcomes)),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// A node's status.
+    pub async fn status(&self, node: NodeId) -> Result<NodeStatus> {
+        match self.call(node, &Call::Status).await? {
+            Reply::Status(s) => Ok(*s),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// A node's replica digest and the applied index it reflects.
+    pub async fn digest(&self, node: NodeId) -> Result<(String, Option<u64>)> {
+        match self.call(node, &Call::Digest).await? {
+            Reply::Digest {
+                digest,
+                applied_index,
+            } => Ok((digest, applied_index)),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// 1:N search on one node's local replica.
+    pub async fn search(&self, node: NodeId, probe: Vec<f32>, k: usize) -> Result<Vec<Hit>> {
+        match self.call(node, &Call::Search { probe, k }).await? {
+            Reply::Hits(h) => Ok(h),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// A person's entry: linearizable (through the leader) or from `node`'s replica.
+    pub async fn person(
+        &self,
+        node: NodeId,
+        person: PersonId,
+        linearizable: bool,
+    ) -> Result<Option<Entry>> {
+        match self
+            .call(
+                node,
+                &Call::Person {
+                    person,
+                    linearizable,
+                },
+            )
+            .await?
+        {
+            Reply::Person(p) => Ok(p.map(|b| *b)),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// Initialises a new cluster on `node` with these voters.
+    pub async fn initialize(&self, node: NodeId, voters: BTreeMap<NodeId, String>) -> Result<()> {
+        match self.call(node, &Call::Initialize { voters }).await? {
+            Reply::Done => Ok(()),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// Changes membership through any node (forwarded to the leader).
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Duration,
+    ) -> Result<()> {
+        match self.call_any(&Call::Membership(change), deadline).await? {
+            Reply::Done => Ok(()),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// Polls `node`'s status every 50 ms until `done` holds, or fails after `deadline` naming
+    /// `what` and the last status seen.
+    pub async fn wait_for(
+        &self,
+        node: NodeId,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&NodeStatus) -> bool,
+    ) -> Result<NodeStatus> {
+        let until = Instant::now() + deadline;
+        let mut last;
+        loop {
+            match self.status(node).await {
+                Ok(s) if done(&s) => return Ok(s),
+                Ok(s) => last = Some(format!("{s:?}")),
+                Err(e) => last = Some(e.to_string()),
+            }
+            if Instant::now() >= until {
+                return Err(Error::Cluster(format!(
+                    "node {node}: gave up waiting for {what} after {deadline:?}; last seen: {}",
+                    last.unwrap_or_default()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Whether an error may go away by trying again (another node, a new leader).
+pub fn retryable(e: &Error) -> bool {
+    match e {
+        Error::Remote { retry, .. } => *retry,
+        Error::Net(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,269 @@
+//! The node configuration file (TOML). Every field has a documented default except the node's
+//! identity and where it keeps its data.
+//!
+//! ```toml
+//! node_id = 1
+//! listen = "10.1.0.11:7400"
+//! data_dir = "/var/lib/clearway"
+//! tls_dir = "/etc/clearway/tls"      # ca.pem, cert.pem, key.pem from `clearway-node port issue`
+//! role = "voter"
+//!
+//! [[peers]]                           # the other nodes `cluster init` sets up
+//! id = 2
+//! addr = "10.1.0.12:7400"
+//! role = "voter"
+//!
+//! [raft]
+//! heartbeat_ms = 250
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::typ::NodeId;
+use crate::error::{Error, Result};
+
+/// Whether a node votes (a rack appliance) or only replicates (a lane node).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Votes in elections and counts towards the commit quorum.
+    Voter,
+    /// Holds a full replica; never votes (lane nodes).
+    #[default]
+    Learner,
+}
+
+/// Another node of the port, as `cluster init` should set it up.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its QUIC address.
+    pub addr: String,
+    /// Voter or learner (default learner).
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// Raft timing and durability.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// Leader heartbeat interval, ms. Default 250.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound, ms. Default 1000.
+    pub election_timeout_min_ms: u64,
+    /// Election timeout upper bound, ms. Default 2000.
+    pub election_timeout_max_ms: u64,
+    /// Timeout for one snapshot chunk, ms. Default 30000.
+    pub snapshot_chunk_timeout_ms: u64,
+    /// Snapshot chunk size, bytes. Default 4 MiB.
+    pub snapshot_chunk_bytes: u64,
+    /// Build a snapshot after this many log entries. Default 5000.
+    pub snapshot_every: u64,
+    /// Most entries in one append message. Default 64.
+    pub max_payload_entries: u64,
+    /// Flush the log to disk before acknowledging an append (fsync on commit). Default true.
+    /// Turning it off trades durability of the last ~0.5 s of writes on power loss for latency.
+    pub fsync: bool,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            heartbeat_ms: 250,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_chunk_timeout_ms: 30_000,
+            snapshot_chunk_bytes: 4 * 1024 * 1024,
+            snapshot_every: 5000,
+            max_payload_entries: 64,
+            fsync: true,
+        }
+    }
+}
+
+/// The gallery model the node's 1:N index serves.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GalleryConfig {
+    /// Face model name. Default "sface".
+    pub model: String,
+    /// Model version. Default "2021dec".
+    pub model_version: String,
+    /// Embedding dimension. Default 128.
+    pub dim: usize,
+}
+
+impl Default for GalleryConfig {
+    fn default() -> Self {
+        GalleryConfig {
+            model: "sface".into(),
+            model_version: "2021dec".into(),
+            dim: 128,
+        }
+    }
+}
+
+/// A node's configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (must match its certificate). Required.
+    pub node_id: NodeId,
+    /// QUIC listen address. Required.
+    pub listen: SocketAddr,
+    /// Address other nodes reach this one at. Default: `listen`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Where the sled database and snapshot live. Required.
+    pub data_dir: PathBuf,
+    /// The storage key file. Default `<data_dir>/node.keyring`. Keep it on a protected volume.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Directory with `ca.pem`, `cert.pem`, `key.pem`. Required.
+    pub tls_dir: PathBuf,
+    /// Voter or learner (default learner); `cluster init` uses the roles.
+    #[serde(default)]
+    pub role: Role,
+    /// The port's other nodes, for `cluster init`. Default none.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+    /// Raft timing and durability.
+    #[serde(default)]
+    pub raft: RaftConfig,
+    /// The 1:N index's model.
+    #[serde(default)]
+    pub gallery: GalleryConfig,
+}
+
+impl NodeConfig {
+    /// Reads and validates a config file; relative paths are taken from the file's directory.
+    pub fn from_file(path: &Path) -> Result<NodeConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut config: NodeConfig = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut config.data_dir, &mut config.tls_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(k) = config.key_file.as_mut().filter(|k| k.is_relative()) {
+            *k = base.join(&*k);
+        }
+        config
+            .validate()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 || r.election_timeout_min_ms <= r.heartbeat_ms {
+            return Err("raft.election_timeout_min_ms must exceed raft.heartbeat_ms (> 0)".into());
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(
+                "raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into(),
+            );
+        }
+        if r.snapshot_every == 0 || r.max_payload_entries == 0 || r.snapshot_chunk_bytes < 1024 {
+            return Err("raft.snapshot_every and raft.max_payload_entries must be > 0, snapshot_chunk_bytes >= 1024".into());
+        }
+        if self.gallery.dim == 0 || self.gallery.dim > clearway_gallery::MAX_DIM {
+            return Err(format!(
+                "gallery.dim must be 1..={}",
+                clearway_gallery::MAX_DIM
+            ));
+        }
+        if self.peers.iter().any(|p| p.id == self.node_id) {
+            return Err("peers must not list this node itself".into());
+        }
+        Ok(())
+    }
+
+    /// The storage key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("node.keyring"))
+    }
+
+    /// The address other nodes use.
+    pub fn advertise(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// openraft's config.
+    pub fn openraft(&self, port: &str) -> Result<openraft::Config> {
+        let r = &self.raft;
+        let config = openraft::Config {
+            cluster_name: port.to_string(),
+            heartbeat_interval: r.heartbeat_ms,
+            election_timeout_min: r.election_timeout_min_ms,
+            election_timeout_max: r.election_timeout_max_ms,
+            install_snapshot_timeout: r.snapshot_chunk_timeout_ms,
+            snapshot_max_chunk_size: r.snapshot_chunk_bytes,
+            max_payload_entries: r.max_payload_entries,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| Error::Config(format!("raft: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_with_defaults_and_refuses_nonsense() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 1\nlisten = \"127.0.0.1:7400\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n",
+        )
+        .expect("write");
+        let c = NodeConfig::from_file(&path).expect("parses");
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.key_file(), dir.path().join("data/node.keyring"));
+        assert!(c.raft.fsync, "fsync on by default");
+        assert_eq!(c.role, Role::Learner);
+        c.openraft("hengqin").expect("valid raft config");
+
+        for (text, needle) in [
+            ("node_id = 1\n", "missing field"),
+            (
+                "node_id = 1\nlisten = \"nowhere\"\ndata_dir = \"d\"\ntls_dir = \"t\"\n",
+                "invalid socket address",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntls_dir = \"t\"\nbogus = 1\n",
+                "unknown field",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntls_dir = \"t\"\n[raft]\nheartbeat_ms = 5000\n",
+                "election_timeout_min_ms",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntls_dir = \"t\"\n[[peers]]\nid = 1\naddr = \"x\"\n",
+                "itself",
+            ),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = NodeConfig::from_file(&path).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

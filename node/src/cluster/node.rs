@@ -1,0 +1,533 @@
+//! A running cluster node: storage, Raft, the QUIC endpoint serving [`Call`]s, and the shredder
+//! that turns each applied cancellation into an erasure on disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clearway_gallery::{ModelId, Outcome, Request};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::config::NodeConfig;
+use super::log_store::LogStore;
+use super::network::{Network, resolve};
+use super::protocol::{Call, MembershipChange, NodeStatus, Reply, decode, encode};
+use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
+use super::typ::{Node, NodeId, Raft};
+use crate::error::{Error, Result};
+use crate::net::Identity;
+use crate::net::rpc::{Handler, RpcEndpoint};
+use crate::net::tls::Bundle;
+use crate::store::keyring::Keyring;
+
+/// How long a forwarded call may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    gallery: GalleryHandle,
+    endpoint: Arc<RpcEndpoint>,
+    keyring: Arc<Keyring>,
+    log: LogStore,
+    resealer: Resealer,
+    db: sled::Db,
+    shredded: AtomicU64,
+    snapshot_bytes: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl ClusterNode {
+    /// Opens the node's storage, starts Raft and serves the port's calls on `config.listen`.
+    pub async fn start(config: &NodeConfig) -> Result<ClusterNode> {
+        let bundle = Bundle::load(&config.tls_dir)?;
+        if bundle.identity != Identity::Node(config.node_id) {
+            return Err(Error::Config(format!(
+                "{}: the certificate is for {}, but node_id is {}",
+                config.tls_dir.display(),
+                bundle.identity,
+                config.node_id
+            )));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        let db_path = config.data_dir.join("db");
+        let is_new = !db_path.exists();
+        let keyring = Arc::new(Keyring::load(&config.key_file(), is_new)?);
+        let db = sled::Config::new().path(&db_path).open()?;
+        let fsync = config.raft.fsync;
+        let log = LogStore::open(&db, keyring.clone(), fsync)?;
+        let model = ModelId::new(&config.gallery.model, &config.gallery.model_version);
+        let sm = StateMachineStore::open(
+            &db,
+            keyring.clone(),
+            &config.data_dir.join("snapshot"),
+            model,
+            config.gallery.dim,
+            fsync,
+        )?;
+        let resealer = sm.resealer();
+        if keyring.rotating() {
+            info!("Finishing an interrupted key rotation.");
+            log.reseal().await?;
+            resealer.reseal().await?;
+            keyring.finish_rotation()?;
+        }
+        let erasures = sm.erasures();
+        let shredded = sm.shredded_index()?;
+        let gallery = sm.handle();
+        let endpoint = Arc::new(RpcEndpoint::bind(&bundle, config.listen)?);
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(config.openraft(&bundle.port)?),
+            Network::new(endpoint.clone()),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| Error::Cluster(format!("raft did not start: {e}")))?;
+        let (shutdown, _) = watch::channel(false);
+        let node = ClusterNode {
+            inner: Arc::new(Inner {
+                id: config.node_id,
+                raft,
+                gallery,
+                endpoint: endpoint.clone(),
+                keyring,
+                log,
+                resealer,
+                db,
+                shredded: AtomicU64::new(shredded),
+                snapshot_bytes: AtomicU64::new(0),
+                shutdown,
+            }),
+        };
+        endpoint.serve(Arc::new(node.clone()));
+        tokio::spawn(node.clone().shredder(erasures));
+        info!(
+            node = config.node_id,
+            port = %bundle.port,
+            listen = %config.listen,
+            fsync,
+            "Cluster node started."
+        );
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The local replica of the gallery (what lanes match against).
+    pub fn gallery(&self) -> &GalleryHandle {
+        &self.inner.gallery
+    }
+
+    /// Replicates a batch of commands: on the leader directly, otherwise forwarded to it once.
+    /// Returns the log index and one outcome per command.
+    pub async fn write(&self, request: Request) -> Result<(u64, Vec<Outcome>)> {
+        match self.inner.raft.client_write(request.clone()).await {
+            Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                match self.forward(&f, &Call::Write(request)).await? {
+                    Reply::Written { index, outcomes } => Ok((index, outcomes)),
+                    other => Err(reply_error(other)),
+                }
+            }
+            Err(e) => Err(raft_error(e)),
+        }
+    }
+
+    async fn forward(&self, to: &ForwardToLeader<NodeId, Node>, call: &Call) -> Result<Reply> {
+        let (Some(id), Some(node)) = (to.leader_id, to.leader_node.as_ref()) else {
+            return Err(no_leader());
+        };
+        if id == self.inner.id {
+            return Err(no_leader());
+        }
+        let addr = resolve(&node.addr).await?;
+        let bytes = encode(call)?;
+        let reply = self
+            .inner
+            .endpoint
+            .call(addr, &Identity::Node(id), &bytes, FORWARD_TIMEOUT)
+            .await?;
+        decode(&reply)
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners = membership
+            .learner_ids()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        let g = self.inner.gallery.read();
+        NodeStatus {
+            id: self.inner.id,
+            state: format!("{:?}", m.state).to_lowercase(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters: voters.into_iter().collect(),
+            learners,
+            replication: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+            persons: g.registry.len(),
+            indexed_templates: g.registry.index().len(),
+            key_epoch: self.inner.keyring.epoch(),
+            shredded_index: self.inner.shredded.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Stops Raft and closes the endpoint, flushing storage.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            warn!(error = %e, "Raft did not shut down cleanly.");
+        }
+        self.inner.endpoint.close().await;
+        if let Err(e) = self.inner.db.flush_async().await {
+            warn!(error = %e, "Final flush failed.");
+        }
+    }
+
+    /// Waits for applied cancellations and shreds them: snapshot past the cancellation, purge
+    /// the log up to it, then rotate the storage key so nothing written before can be opened.
+    async fn shredder(self, mut erasures: watch::Receiver<u64>) {
+        let mut stop = self.inner.shutdown.subscribe();
+        loop {
+            let target = *erasures.borrow_and_update();
+            if target > self.inner.shredded.load(Ordering::SeqCst) {
+                let mut backoff = Duration::from_millis(200);
+                loop {
+                    match self.shred(target).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            warn!(error = %e, upto = target, "Shredding a cancellation failed; retrying.");
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = stop.changed() => return,
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                r = erasures.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn shred(&self, upto: u64) -> Result<()> {
+        let raft = &self.inner.raft;
+        let fatal = |e: openraft::error::Fatal<NodeId>| Error::Cluster(e.to_string());
+        let timeout = Some(Duration::from_secs(15));
+        if !raft
+            .metrics()
+            .borrow()
+            .snapshot
+            .is_some_and(|s| s.index >= upto)
+        {
+            raft.trigger().snapshot().await.map_err(fatal)?;
+            raft.wait(timeout)
+                .metrics(|m| m.snapshot.is_some_and(|s| s.index >= upto), "snapshot")
+                .await
+                .map_err(|e| Error::Cluster(e.to_string()))?;
+        }
+        raft.trigger().purge_log(upto).await.map_err(fatal)?;
+        raft.wait(timeout)
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "purged")
+            .await
+            .map_err(|e| Error::Cluster(e.to_string()))?;
+        let epoch = self.inner.keyring.begin_rotation()?;
+        let log = self.inner.log.reseal().await?;
+        let sm = self.inner.resealer.reseal().await?;
+        self.inner.keyring.finish_rotation()?;
+        self.inner.resealer.set_shredded_index(upto)?;
+        self.inner.shredded.store(upto, Ordering::SeqCst);
+        info!(
+            upto,
+            epoch,
+            resealed = log + sm,
+            "Cancelled data shredded: log purged, storage key rotated."
+        );
+        Ok(())
+    }
+
+    async fn dispatch(&self, peer: Identity, call: Call) -> Reply {
+        let raft = &self.inner.raft;
+        let is_client = matches!(peer, Identity::Client(_));
+        match call {
+            Call::Append(rpc) => {
+                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(&peer, "append");
+                }
+                Reply::Append(raft.append_entries(rpc).await)
+            }
+            Call::Vote(rpc) => {
+                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(&peer, "vote");
+                }
+                Reply::Vote(raft.vote(rpc).await)
+            }
+            Call::Snapshot(rpc) => {
+                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(&peer, "snapshot");
+                }
+                let len = rpc.data.len() as u64;
+                let (offset, done) = (rpc.offset, rpc.done);
+                let reply = raft.install_snapshot(rpc).await;
+                let total = offset + len;
+                let before = self
+                    .inner
+                    .snapshot_bytes
+                    .swap(if done { 0 } else { total }, Ordering::SeqCst);
+                if done {
+                    info!(bytes = total, "Snapshot received.");
+                } else if total / (64 << 20) > before / (64 << 20) || offset == 0 {
+                    info!(bytes = total, "Receiving snapshot.");
+                } else {
+                    debug!(bytes = total, "Snapshot chunk.");
+                }
+                Reply::Snapshot(reply)
+            }
+            Call::Write(request) => {
+                let result = if is_client {
+                    self.write(request).await
+                } else {
+                    // A node forwarding to us: answer locally, never forward again.
+                    match raft.client_write(request).await {
+                        Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
+                        Err(e) => Err(raft_error(e)),
+                    }
+                };
+                match result {
+                    Ok((index, outcomes)) => Reply::Written { index, outcomes },
+                    Err(e) => error_reply(&e),
+                }
+            }
+            Call::Person {
+                person,
+                linearizable,
+            } => {
+                if linearizable {
+                    match raft.ensure_linearizable().await {
+                        Ok(_) => {}
+                        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))
+                            if is_client =>
+                        {
+                            let call = Call::Person {
+                                person,
+                                linearizable,
+                            };
+                            return self
+                                .forward(&f, &call)
+                                .await
+                                .unwrap_or_else(|e| error_reply(&e));
+                        }
+                        Err(e) => {
+                            return error_reply(&Error::Remote {
+                                code: "not_leader".into(),
+                                message: e.to_string(),
+                                retry: true,
+                            });
+                        }
+                    }
+                }
+                Reply::Person(self.inner.gallery.entry(person).map(Box::new))
+            }
+            Call::Search { probe, k } => match self.inner.gallery.search(&probe, k.min(100)) {
+                Ok(hits) => Reply::Hits(hits),
+                Err(e) => error_reply(&e),
+            },
+            Call::Status => Reply::Status(Box::new(self.status())),
+            Call::Digest => {
+                let applied_index = self.inner.gallery.read().last_applied.map(|l| l.index);
+                Reply::Digest {
+                    digest: self.inner.gallery.digest(),
+                    applied_index,
+                }
+            }
+            Call::Initialize { voters } if is_client => {
+                let members: BTreeMap<NodeId, BasicNode> = voters
+                    .into_iter()
+                    .map(|(id, addr)| (id, BasicNode::new(addr)))
+                    .collect();
+                match raft.initialize(members).await {
+                    Ok(()) => Reply::Done,
+                    Err(e) => Reply::error("initialize", e.to_string(), false),
+                }
+            }
+            Call::Membership(change) if is_client => {
+                match self.change_membership(change.clone()).await {
+                    Ok(()) => Reply::Done,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => self
+                        .forward(&f, &Call::Membership(change))
+                        .await
+                        .unwrap_or_else(|e| error_reply(&e)),
+                    Err(e) => error_reply(&raft_error(e)),
+                }
+            }
+            Call::Initialize { .. } | Call::Membership(_) => Reply::error(
+                "forbidden",
+                format!("{peer} may not change membership"),
+                false,
+            ),
+        }
+    }
+
+    async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> std::result::Result<(), RaftError<NodeId, ClientWriteError<NodeId, Node>>> {
+        let raft = &self.inner.raft;
+        let one = |id| BTreeSet::from([id]);
+        match change {
+            MembershipChange::AddLearner { id, addr } => {
+                raft.add_learner(id, BasicNode::new(addr), false).await?;
+            }
+            MembershipChange::Promote { id } => {
+                raft.change_membership(ChangeMembers::AddVoterIds(one(id)), true)
+                    .await?;
+            }
+            MembershipChange::Demote { id } => {
+                raft.change_membership(ChangeMembers::RemoveVoters(one(id)), true)
+                    .await?;
+            }
+            MembershipChange::Remove { id } => {
+                let is_voter = raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == id);
+                if is_voter {
+                    raft.change_membership(ChangeMembers::RemoveVoters(one(id)), false)
+                        .await?;
+                } else {
+                    raft.change_membership(ChangeMembers::RemoveNodes(one(id)), false)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler for ClusterNode {
+    fn handle(&self, peer: Identity, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+        let node = self.clone();
+        async move {
+            let reply = match decode::<Call>(&request) {
+                Ok(call) => {
+                    debug!(peer = %peer, call = call.name(), "Call.");
+                    node.dispatch(peer, call).await
+                }
+                Err(e) => {
+                    warn!(peer = %peer, error = %e, "Malformed call refused.");
+                    error_reply(&e)
+                }
+            };
+            encode(&reply).unwrap_or_else(|e| {
+                encode(&Reply::error("encode", e.to_string(), false)).unwrap_or_default()
+            })
+        }
+    }
+}
+
+fn impersonation(peer: &Identity, what: &str) -> Reply {
+    warn!(peer = %peer, call = what, "Raft message whose sender is not the certificate's node refused.");
+    Reply::error(
+        "forbidden",
+        format!("{peer} may not send {what} messages for another node"),
+        false,
+    )
+}
+
+fn no_leader() -> Error {
+    Error::Remote {
+        code: "no_leader".into(),
+        message: "the cluster has no leader at the moment; try again".into(),
+        retry: true,
+    }
+}
+
+fn raft_error<E: std::error::Error>(e: RaftError<NodeId, E>) -> Error {
+    let retry = matches!(e, RaftError::APIError(_));
+    Error::Remote {
+        code: "raft".into(),
+        message: e.to_string(),
+        retry,
+    }
+}
+
+/// The error a reply carries, or an "unexpected reply" error.
+pub(crate) fn reply_error(reply: Reply) -> Error {
+    match reply {
+        Reply::Error {
+            code,
+            message,
+            retry,
+        } => Error::Remote {
+            code,
+            message,
+            retry,
+        },
+        other => Error::Cluster(format!("unexpected reply {}", reply_name(&other))),
+    }
+}
+
+fn reply_name(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Append(_) => "append",
+        Reply::Vote(_) => "vote",
+        Reply::Snapshot(_) => "snapshot",
+        Reply::Written { .. } => "written",
+        Reply::Person(_) => "person",
+        Reply::Hits(_) => "hits",
+        Reply::Status(_) => "status",
+        Reply::Digest { .. } => "digest",
+        Reply::Done => "done",
+        Reply::Error { .. } => "error",
+    }
+}
+
+fn error_reply(e: &Error) -> Reply {
+    match e {
+        Error::Remote {
+            code,
+            message,
+            retry,
+        } => Reply::error(code, message.clone(), *retry),
+        Error::Net(n) => Reply::error(n.code(), n.to_string(), true),
+        other => Reply::error(other.code(), other.to_string(), false),
+    }
+}
