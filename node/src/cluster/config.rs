@@ -67,6 +67,9 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
     /// Most entries in one append message. Default 64.
     pub max_payload_entries: u64,
+    /// Log entries kept after a snapshot, for followers slightly behind. Default 1000; 0 makes
+    /// every lagging node catch up by snapshot.
+    pub keep_logs_after_snapshot: u64,
     /// Flush the log to disk before acknowledging an append (fsync on commit). Default true.
     /// Turning it off trades durability of the last ~0.5 s of writes on power loss for latency.
     pub fsync: bool,
@@ -82,6 +85,7 @@ impl Default for RaftConfig {
             snapshot_chunk_bytes: 4 * 1024 * 1024,
             snapshot_every: 5000,
             max_payload_entries: 64,
+            keep_logs_after_snapshot: 1000,
             fsync: true,
         }
     }
@@ -213,6 +217,7 @@ impl NodeConfig {
             install_snapshot_timeout: r.snapshot_chunk_timeout_ms,
             snapshot_max_chunk_size: r.snapshot_chunk_bytes,
             max_payload_entries: r.max_payload_entries,
+            max_in_snapshot_log_to_keep: r.keep_logs_after_snapshot,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
             ..Default::default()
         };

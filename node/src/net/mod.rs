@@ -133,7 +133,9 @@ impl FromStr for Identity {
                 && id.bytes().all(|b| b.is_ascii_digit())
                 && (id == "0" || !id.starts_with('0'));
             if !canonical {
-                return Err(bad("node id must be a decimal number without leading zeros"));
+                return Err(bad(
+                    "node id must be a decimal number without leading zeros",
+                ));
             }
             let id = id.parse::<u64>().map_err(|_| bad("node id out of range"))?;
             Ok(Identity::Node(id))

@@ -50,11 +50,7 @@ pub trait Handler: Send + Sync + 'static {
     /// stream was stopped or the connection lost), so it must be cancel-safe. A call may be
     /// delivered twice if a connection dies mid-call and the caller retries, so requests that
     /// change state should be idempotent.
-    fn handle(
-        &self,
-        peer: Identity,
-        request: Vec<u8>,
-    ) -> impl Future<Output = Vec<u8>> + Send;
+    fn handle(&self, peer: Identity, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;
 }
 
 /// One node's (or client's) QUIC endpoint: a UDP socket that accepts the port's connections
@@ -83,11 +79,16 @@ impl RpcEndpoint {
     /// socket. Must be called within a tokio runtime.
     pub fn bind(bundle: &Bundle, listen: SocketAddr) -> Result<RpcEndpoint, NetError> {
         let server_config = tls::server_config(bundle)?;
-        let endpoint = quinn::Endpoint::server(server_config, listen)
-            .map_err(|source| NetError::Bind {
-                addr: listen,
-                source,
-            })?;
+        let endpoint_config = tls::endpoint_config(bundle)?;
+        let bind_error = |source| NetError::Bind {
+            addr: listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(listen).map_err(bind_error)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| bind_error(io::Error::other("no tokio runtime")))?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
+            .map_err(bind_error)?;
         RpcEndpoint::new(bundle, endpoint)
     }
 
@@ -166,7 +167,7 @@ impl RpcEndpoint {
         let cached = lock(&self.connections).get(&key).cloned();
         if let Some(conn) = cached {
             if conn.close_reason().is_none() {
-                match exchange(&conn, request).await {
+                match exchange(&conn, addr, request).await {
                     Err(NetError::ConnectionClosed { reason }) => {
                         debug!(peer = %expect, %addr, %reason, "Cached connection lost; reconnecting.");
                     }
@@ -178,7 +179,7 @@ impl RpcEndpoint {
 
         let conn = self.connect(addr, expect).await?;
         lock(&self.connections).insert(key.clone(), conn.clone());
-        let result = exchange(&conn, request).await;
+        let result = exchange(&conn, addr, request).await;
         if conn.close_reason().is_some() {
             self.forget(&key, &conn);
         }
@@ -276,11 +277,17 @@ impl Drop for RpcEndpoint {
 /// Locks a mutex that is only ever held for map operations; a panic elsewhere cannot leave the
 /// map inconsistent, so a poisoned lock is used as is.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One request/response exchange on a new stream of `conn`.
-async fn exchange(conn: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, NetError> {
+/// One request/response exchange on a new stream of `conn`, which leads to `addr`.
+async fn exchange(
+    conn: &quinn::Connection,
+    addr: SocketAddr,
+    request: &[u8],
+) -> Result<Vec<u8>, NetError> {
     let result = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
         write_frame(&mut send, request).await?;
@@ -292,10 +299,7 @@ async fn exchange(conn: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, N
     .await;
     // The frame layer does not know the peer's address; name it in a refusal.
     result.map_err(|e| match e {
-        NetError::HandshakeRefused { reason, .. } => NetError::HandshakeRefused {
-            addr: conn.remote_address(),
-            reason,
-        },
+        NetError::HandshakeRefused { reason, .. } => NetError::HandshakeRefused { addr, reason },
         e => e,
     })
 }

@@ -87,7 +87,11 @@ fn serve<H: Handler>(bundle: &Bundle, handler: Arc<H>) -> (RpcEndpoint, SocketAd
 
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 /// An rcgen self-signed leaf naming `dns_name`, issued by nobody.
@@ -120,10 +124,15 @@ fn identities_display_and_parse() {
         Identity::Node(0)
     );
     assert_eq!(
-        "node-18446744073709551615".parse::<Identity>().expect("u64::MAX"),
+        "node-18446744073709551615"
+            .parse::<Identity>()
+            .expect("u64::MAX"),
         Identity::Node(u64::MAX)
     );
-    assert_eq!(Identity::client("ops-2").expect("valid"), Identity::Client("ops-2".into()));
+    assert_eq!(
+        Identity::client("ops-2").expect("valid"),
+        Identity::Client("ops-2".into())
+    );
 
     for bad in [
         "node-3.hengqin",
@@ -170,7 +179,10 @@ fn ca_and_bundle_roundtrip_through_files() {
     let other = PortCa::create(PORT).expect("create another ca");
     let err = other.save(&ca_dir).expect_err("must not overwrite");
     assert_eq!(err.code(), "ca_exists", "{err}");
-    assert_eq!(std::fs::read(ca_dir.join("ca.key")).expect("read key"), key_before);
+    assert_eq!(
+        std::fs::read(ca_dir.join("ca.key")).expect("read key"),
+        key_before
+    );
 
     let loaded = PortCa::load(&ca_dir).expect("load ca");
     assert_eq!(loaded.port(), PORT);
@@ -197,7 +209,9 @@ fn ca_and_bundle_roundtrip_through_files() {
     );
 
     let admin_dir = tmp.path().join("admin");
-    let admin = ca.issue(&Identity::Client("admin".into())).expect("issue client");
+    let admin = ca
+        .issue(&Identity::Client("admin".into()))
+        .expect("issue client");
     admin.save(&admin_dir).expect("save client");
     assert_eq!(
         Bundle::load(&admin_dir).expect("load client").identity,
@@ -293,19 +307,21 @@ async fn nodes_and_clients_call_each_other() {
     assert_eq!(node2.open_connections(), 1);
 
     // The connection is reused, and concurrent calls share it.
-    let calls = (0..20).map(|i| {
-        let node2 = &node2;
-        async move {
+    let node2 = Arc::new(node2);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let node2 = node2.clone();
+        calls.spawn(async move {
             let request = format!(" {i}");
             let answer = node2
                 .call(addr1, &Identity::Node(1), request.as_bytes(), T)
                 .await
                 .expect("call");
             assert_eq!(answer, format!("node-2 {i}").into_bytes());
-        }
-    });
-    for call in calls {
-        call.await;
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.expect("call task");
     }
     assert_eq!(node2.open_connections(), 1);
     assert_eq!(node1.open_connections(), 0);
@@ -335,7 +351,12 @@ async fn nodes_and_clients_call_each_other() {
 }
 
 /// A call that must fail before reaching node-1's handler.
-async fn assert_refused(caller: &Bundle, addr: SocketAddr, expect: &Identity, echo: &Echo) -> NetError {
+async fn assert_refused(
+    caller: &Bundle,
+    addr: SocketAddr,
+    expect: &Identity,
+    echo: &Echo,
+) -> NetError {
     let before = echo.calls();
     let endpoint = RpcEndpoint::client(caller).expect("client endpoint");
     let err = endpoint
@@ -406,10 +427,16 @@ async fn a_server_with_a_foreign_certificate_is_refused() {
     let echo = Arc::new(Echo::default());
 
     // (d) A server presenting a node-1 certificate from the foreign CA.
-    let (fake, fake_addr) = serve(&foreign.issue(&Identity::Node(1)).expect("issue"), echo.clone());
+    let (fake, fake_addr) = serve(
+        &foreign.issue(&Identity::Node(1)).expect("issue"),
+        echo.clone(),
+    );
     let node2 = ca.issue(&Identity::Node(2)).expect("issue");
     let err = assert_refused(&node2, fake_addr, &Identity::Node(1), &echo).await;
-    assert!(matches!(err, NetError::HandshakeRefused { addr, .. } if addr == fake_addr), "{err}");
+    assert!(
+        matches!(err, NetError::HandshakeRefused { addr, .. } if addr == fake_addr),
+        "{err}"
+    );
     fake.close().await;
 
     // A server presenting a self-signed node-1 certificate.
@@ -425,9 +452,17 @@ async fn a_server_with_a_foreign_certificate_is_refused() {
 async fn frames_are_bounded_and_checked() {
     // A declared length above the limit is refused from the header alone.
     let mut huge: &[u8] = &[0xFF, 0xFF, 0xFF, 0xFF];
-    let err = read_frame(&mut huge, MAX_FRAME).await.expect_err("too large");
+    let err = read_frame(&mut huge, MAX_FRAME)
+        .await
+        .expect_err("too large");
     assert!(
-        matches!(err, NetError::FrameTooLarge { len: 0xFFFF_FFFF, limit: MAX_FRAME }),
+        matches!(
+            err,
+            NetError::FrameTooLarge {
+                len: 0xFFFF_FFFF,
+                limit: MAX_FRAME
+            }
+        ),
         "{err}"
     );
 
@@ -435,22 +470,33 @@ async fn frames_are_bounded_and_checked() {
     // (and the reader did not need to hold 64 MiB to find out).
     let header = u32::try_from(MAX_FRAME).expect("fits").to_be_bytes();
     let mut at_limit: &[u8] = &[header[0], header[1], header[2], header[3], 1, 2, 3];
-    let err = read_frame(&mut at_limit, MAX_FRAME).await.expect_err("truncated");
+    let err = read_frame(&mut at_limit, MAX_FRAME)
+        .await
+        .expect_err("truncated");
     assert_eq!(err.code(), "bad_frame", "{err}");
     assert!(err.to_string().contains("after 3"), "{err}");
 
     let mut short_body: &[u8] = &[0, 0, 0, 10, 1, 2, 3];
-    let err = read_frame(&mut short_body, MAX_FRAME).await.expect_err("truncated");
+    let err = read_frame(&mut short_body, MAX_FRAME)
+        .await
+        .expect_err("truncated");
     assert_eq!(err.code(), "bad_frame", "{err}");
     assert!(err.to_string().contains("declares 10 bytes"), "{err}");
 
     let mut short_header: &[u8] = &[0, 0];
-    let err = read_frame(&mut short_header, MAX_FRAME).await.expect_err("truncated header");
+    let err = read_frame(&mut short_header, MAX_FRAME)
+        .await
+        .expect_err("truncated header");
     assert_eq!(err.code(), "bad_frame", "{err}");
 
     let mut over_small_limit: &[u8] = &[0, 0, 0, 5, 1, 2, 3, 4, 5];
-    let err = read_frame(&mut over_small_limit, 4).await.expect_err("over limit");
-    assert!(matches!(err, NetError::FrameTooLarge { len: 5, limit: 4 }), "{err}");
+    let err = read_frame(&mut over_small_limit, 4)
+        .await
+        .expect_err("over limit");
+    assert!(
+        matches!(err, NetError::FrameTooLarge { len: 5, limit: 4 }),
+        "{err}"
+    );
 
     // Round trip, including the empty frame.
     let mut wire = Vec::new();
@@ -458,12 +504,16 @@ async fn frames_are_bounded_and_checked() {
     write_frame(&mut wire, b"").await.expect("write");
     assert_eq!(wire, [0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0]);
     let mut reader: &[u8] = &wire;
-    assert_eq!(read_frame(&mut reader, MAX_FRAME).await.expect("read"), b"abc");
+    assert_eq!(
+        read_frame(&mut reader, MAX_FRAME).await.expect("read"),
+        b"abc"
+    );
     assert_eq!(read_frame(&mut reader, MAX_FRAME).await.expect("read"), b"");
 
     // A request over the limit is refused before anything is sent.
     let ca = PortCa::create(PORT).expect("ca");
-    let client = RpcEndpoint::client(&ca.issue(&Identity::Node(2)).expect("issue")).expect("client");
+    let client =
+        RpcEndpoint::client(&ca.issue(&Identity::Node(2)).expect("issue")).expect("client");
     let too_big = vec![0u8; MAX_FRAME + 1];
     let err = client
         .call(loopback(), &Identity::Node(1), &too_big, T)
@@ -491,11 +541,16 @@ async fn a_bad_frame_closes_only_its_stream() {
         .expect("connect")
         .await
         .expect("handshake");
-    assert_eq!(tls::peer_identity(&conn, PORT).expect("identity"), Identity::Node(1));
+    assert_eq!(
+        tls::peer_identity(&conn, PORT).expect("identity"),
+        Identity::Node(1)
+    );
 
     // A header declaring 4 GiB: the server resets this stream.
     let (mut send, mut recv) = conn.open_bi().await.expect("open");
-    send.write_all(&[0xFF, 0xFF, 0xFF, 0xFF]).await.expect("write");
+    send.write_all(&[0xFF, 0xFF, 0xFF, 0xFF])
+        .await
+        .expect("write");
     let _ = send.finish();
     let err = read_frame(&mut recv, MAX_FRAME).await.expect_err("reset");
     assert_eq!(err.code(), "stream_closed", "{err}");
@@ -512,7 +567,10 @@ async fn a_bad_frame_closes_only_its_stream() {
     let (mut send, mut recv) = conn.open_bi().await.expect("open");
     write_frame(&mut send, b" ok").await.expect("write");
     send.finish().expect("finish");
-    assert_eq!(read_frame(&mut recv, MAX_FRAME).await.expect("answer"), b"node-2 ok");
+    assert_eq!(
+        read_frame(&mut recv, MAX_FRAME).await.expect("answer"),
+        b"node-2 ok"
+    );
     assert_eq!(echo.calls(), 1);
     assert!(conn.close_reason().is_none());
 
@@ -534,9 +592,16 @@ async fn a_handler_that_never_answers_times_out_and_is_dropped() {
         .call(addr1, &Identity::Node(1), b"?", timeout)
         .await
         .expect_err("no answer");
-    assert!(matches!(err, NetError::Timeout { after } if after == timeout), "{err}");
+    assert!(
+        matches!(err, NetError::Timeout { after } if after == timeout),
+        "{err}"
+    );
     // Correctness bound, not a benchmark: the call ended at the timeout, not at some later one.
-    assert!(started.elapsed() < timeout + Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < timeout + Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(never.started.load(Ordering::SeqCst), 1);
 
     // The caller gave up, so the server drops the handler's future instead of leaking it.
@@ -561,7 +626,10 @@ async fn a_restarted_node_is_reached_on_a_fresh_connection() {
         .expect("bind node-2");
 
     assert_eq!(
-        node2.call(addr1, &Identity::Node(1), b" a", T).await.expect("call"),
+        node2
+            .call(addr1, &Identity::Node(1), b" a", T)
+            .await
+            .expect("call"),
         b"node-2 a"
     );
     assert_eq!(node2.open_connections(), 1);
@@ -582,7 +650,10 @@ async fn a_restarted_node_is_reached_on_a_fresh_connection() {
     node1.serve(second.clone());
 
     assert_eq!(
-        node2.call(addr1, &Identity::Node(1), b" b", T).await.expect("call after restart"),
+        node2
+            .call(addr1, &Identity::Node(1), b" b", T)
+            .await
+            .expect("call after restart"),
         b"node-2 b"
     );
     assert_eq!(first.calls(), 1);
@@ -590,5 +661,100 @@ async fn a_restarted_node_is_reached_on_a_fresh_connection() {
     assert_eq!(node2.open_connections(), 1);
 
     node2.close().await;
+    node1.close().await;
+}
+
+/// A UDP relay standing for one address: it forwards the caller's datagrams to the current
+/// target and the target's answers back. Switching the target makes the old one vanish without
+/// a word, as a crashed process would.
+struct Relay {
+    addr: SocketAddr,
+    target: Arc<std::sync::Mutex<SocketAddr>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let front = tokio::net::UdpSocket::bind(loopback())
+            .await
+            .expect("front");
+        let back = tokio::net::UdpSocket::bind(loopback()).await.expect("back");
+        let addr = front.local_addr().expect("front addr");
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let current = target.clone();
+        let task = tokio::spawn(async move {
+            let (mut up, mut down) = (vec![0u8; 65536], vec![0u8; 65536]);
+            let mut caller = None;
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = front.recv_from(&mut up) => {
+                        caller = Some(from);
+                        let to = *current.lock().expect("target");
+                        let _ = back.send_to(&up[..n], to).await;
+                    }
+                    Ok((n, from)) = back.recv_from(&mut down) => {
+                        let to = *current.lock().expect("target");
+                        if let (true, Some(caller)) = (from == to, caller) {
+                            let _ = front.send_to(&down[..n], caller).await;
+                        }
+                    }
+                }
+            }
+        });
+        Relay { addr, target, task }
+    }
+
+    fn switch(&self, target: SocketAddr) {
+        *self.target.lock().expect("target") = target;
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_node_resets_its_old_connections_after_restart() {
+    let ca = PortCa::create(PORT).expect("ca");
+    let node1_bundle = ca.issue(&Identity::Node(1)).expect("issue");
+    let first = Arc::new(Echo::default());
+    let (node1, real1) = serve(&node1_bundle, first.clone());
+    let relay = Relay::start(real1).await;
+    let addr1 = relay.addr;
+    let node2 = RpcEndpoint::bind(&ca.issue(&Identity::Node(2)).expect("issue"), loopback())
+        .expect("bind node-2");
+    assert_eq!(
+        node2
+            .call(addr1, &Identity::Node(1), b" a", T)
+            .await
+            .expect("call"),
+        b"node-2 a"
+    );
+
+    // node-1 "crashes" and a new process with the same bundle takes its address; node-2 is
+    // told nothing, so its cached connection still looks open.
+    let second = Arc::new(Echo::default());
+    let (restarted, real1_again) = serve(&node1_bundle, second.clone());
+    relay.switch(real1_again);
+    assert_eq!(node2.open_connections(), 1);
+
+    // The new process derives the same stateless-reset key, so node-2's next packet on the old
+    // connection draws a reset that node-2 accepts, and the call is retried on a fresh
+    // connection. Without it the call would wait out its 5 s timeout (the idle timeout is 10 s).
+    assert_eq!(
+        node2
+            .call(addr1, &Identity::Node(1), b" b", T)
+            .await
+            .expect("call after crash"),
+        b"node-2 b"
+    );
+    assert_eq!(first.calls(), 1);
+    assert_eq!(second.calls(), 1);
+    assert_eq!(node2.open_connections(), 1);
+
+    node2.close().await;
+    restarted.close().await;
     node1.close().await;
 }

@@ -200,6 +200,7 @@ impl PortCa {
 
 /// What a node or client needs to take part in the port's connections: the port CA certificate,
 /// its own certificate and its key.
+#[derive(Clone)]
 pub struct Bundle {
     /// The port, as named by the certificate.
     pub port: String,
@@ -338,11 +339,12 @@ impl Bundle {
         let origin = Path::new("bundle");
         let ca = pem_cert(&origin.join(CA_CERT_FILE), &self.ca_pem)?;
         let cert = pem_cert(&origin.join(CERT_FILE), &self.cert_pem)?;
-        let key =
-            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| NetError::BadPem {
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| {
+            NetError::BadPem {
                 path: origin.join(KEY_FILE),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok((ca, cert, key))
     }
 }
@@ -408,6 +410,99 @@ pub fn peer_identity(conn: &quinn::Connection, port: &str) -> Result<Identity, N
         });
     }
     Ok(leaf.identity)
+}
+
+/// The QUIC endpoint configuration of a node. Its stateless-reset key is derived from the
+/// bundle's private key rather than drawn at random, so that a node restarted with the same
+/// bundle (after a crash, say) can reset the connections its predecessor left open: peers learn
+/// at their next packet that the connection is gone and reconnect, instead of waiting for the
+/// idle timeout. For the same reason connection ids are plain random ones, which any instance
+/// accepts as possibly its own (quinn's default generator tags them with a per-process key, and
+/// a restarted process would silently drop the old connection's packets instead of resetting).
+pub fn endpoint_config(b: &Bundle) -> Result<quinn::EndpointConfig, NetError> {
+    let (_, _, key) = b.ders()?;
+    let mut config = quinn::EndpointConfig::new(Arc::new(ResetKey::derive(key.secret_der())?));
+    config.cid_generator(|| Box::new(RandomCids));
+    Ok(config)
+}
+
+/// Random 8-byte connection ids, without a per-process tag.
+struct RandomCids;
+
+impl RandomCids {
+    const LEN: usize = 8;
+}
+
+impl quinn::ConnectionIdGenerator for RandomCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        let bytes: [u8; Self::LEN] = rand::random();
+        quinn::ConnectionId::new(&bytes)
+    }
+
+    fn cid_len(&self) -> usize {
+        Self::LEN
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// HMAC-SHA256 (ring, through rustls) under a key derived with HKDF from a node's private key;
+/// quinn signs connection ids with it to make stateless-reset tokens.
+struct ResetKey {
+    hkdf: &'static dyn rustls::crypto::tls13::Hkdf,
+    key: rustls::crypto::tls13::OkmBlock,
+}
+
+impl ResetKey {
+    const SALT: &'static [u8] = b"clearway/1 quic";
+    const INFO: &'static [u8] = b"stateless reset key";
+
+    fn derive(secret: &[u8]) -> Result<ResetKey, NetError> {
+        let hkdf = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+            .tls13()
+            .ok_or_else(|| tls_error("the ring provider lacks TLS13_AES_128_GCM_SHA256"))?
+            .hkdf_provider;
+        let key = hkdf
+            .extract_from_secret(Some(Self::SALT), secret)
+            .expand_block(&[Self::INFO]);
+        Ok(ResetKey { hkdf, key })
+    }
+
+    fn tag(&self, data: &[u8]) -> rustls::crypto::hmac::Tag {
+        self.hkdf.hmac_sign(&self.key, data)
+    }
+}
+
+impl quinn::crypto::HmacKey for ResetKey {
+    fn sign(&self, data: &[u8], signature_out: &mut [u8]) {
+        let tag = self.tag(data);
+        let tag = tag.as_ref();
+        let n = signature_out.len().min(tag.len());
+        signature_out[..n].copy_from_slice(&tag[..n]);
+    }
+
+    fn signature_len(&self) -> usize {
+        self.tag(&[]).as_ref().len()
+    }
+
+    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), quinn::crypto::CryptoError> {
+        let tag = self.tag(data);
+        let tag = tag.as_ref();
+        // Constant time in the contents: every byte is compared.
+        let differ = tag.len() != signature.len()
+            || tag
+                .iter()
+                .zip(signature)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0;
+        if differ {
+            Err(quinn::crypto::CryptoError)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// The crypto provider of every Clearway TLS configuration, named explicitly so that nothing
