@@ -385,19 +385,18 @@ impl ClusterNode {
                     Err(e) => Reply::error("initialize", e.to_string(), false),
                 }
             }
-            Call::Membership(change) if is_client => {
-                match self.change_membership(change.clone()).await {
-                    Ok(()) => Reply::Done,
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => self
-                        .forward(&f, &Call::Membership(change))
-                        .await
-                        .unwrap_or_else(|e| error_reply(&e)),
-                    Err(e) => error_reply(&raft_error(e)),
-                }
-            }
-            Call::Initialize { .. } | Call::Membership(_) => Reply::error(
+            Call::Membership(change) => match self.change_membership(change.clone()).await {
+                Ok(()) => Reply::Done,
+                // Clients are forwarded to the leader; a node forwarding to us is answered.
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if is_client => self
+                    .forward(&f, &Call::Membership(change))
+                    .await
+                    .unwrap_or_else(|e| error_reply(&e)),
+                Err(e) => error_reply(&raft_error(e)),
+            },
+            Call::Initialize { .. } => Reply::error(
                 "forbidden",
-                format!("{peer} may not change membership"),
+                format!("{peer} may not initialise the cluster"),
                 false,
             ),
         }
