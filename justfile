@@ -40,6 +40,8 @@ node *args: build
 bench: setup
     cargo bench --locked -p clearway-gallery
     cargo bench --locked -p clearway-node
+    cargo build --release --locked -p clearway-node
+    cargo bench --locked -p clearway-tests --bench cluster
     "$CLEARWAY_CACHE/venv/bin/python" tests/fixtures/bench_opencv.py assets
 
 # Regenerate the OpenCV reference fixture (tests/fixtures/opencv_reference.json).

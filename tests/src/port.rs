@@ -45,6 +45,8 @@ pub struct LocalPort {
     pub ca: PortCa,
     /// Node addresses.
     pub addrs: BTreeMap<u64, SocketAddr>,
+    /// Node `/metrics` (HTTP) addresses.
+    pub metrics: BTreeMap<u64, SocketAddr>,
     procs: BTreeMap<u64, Child>,
     tuning: Tuning,
 }
@@ -67,6 +69,7 @@ impl LocalPort {
             dir: dir.to_path_buf(),
             ca,
             addrs: BTreeMap::new(),
+            metrics: BTreeMap::new(),
             procs: BTreeMap::new(),
             tuning,
         };
@@ -79,6 +82,9 @@ impl LocalPort {
     /// Prepares one more node directory (not started).
     pub fn add_node(&mut self, id: u64) {
         let addr = free_addr();
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free TCP port");
         let node_dir = self.node_dir(id);
         self.ca
             .issue(&Identity::Node(id))
@@ -87,11 +93,27 @@ impl LocalPort {
             .expect("save node bundle");
         let t = &self.tuning;
         let config = format!(
-            "node_id = {id}\nlisten = \"{addr}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
+            "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
             t.snapshot_every, t.keep_logs_after_snapshot, t.fsync
         );
         std::fs::write(node_dir.join("node.toml"), config).expect("write config");
         self.addrs.insert(id, addr);
+        self.metrics.insert(id, metrics);
+    }
+
+    /// Scrapes a node's `/metrics` over HTTP.
+    pub fn scrape(&self, id: u64) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.metrics[&id]).expect("connect to /metrics");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("response");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out
     }
 
     /// A node's directory.
@@ -136,7 +158,10 @@ impl LocalPort {
     pub fn stop(&mut self, id: u64) -> bool {
         match self.procs.remove(&id) {
             Some(mut c) => {
-                let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .status();
                 c.wait().map(|s| s.success()).unwrap_or(false)
             }
             None => false,
@@ -145,7 +170,8 @@ impl LocalPort {
 
     /// A client that knows every node.
     pub fn client(&self) -> ClusterClient {
-        let bundle = clearway_node::net::tls::Bundle::load(&self.dir.join("client")).expect("client bundle");
+        let bundle =
+            clearway_node::net::tls::Bundle::load(&self.dir.join("client")).expect("client bundle");
         ClusterClient::new(&bundle, self.addrs.clone()).expect("client")
     }
 
@@ -160,17 +186,32 @@ impl LocalPort {
             self.start(id);
         }
         let client = self.client();
-        let members = voters.iter().map(|id| (*id, self.addrs[id].to_string())).collect();
+        let members = voters
+            .iter()
+            .map(|id| (*id, self.addrs[id].to_string()))
+            .collect();
         // The first node may not be listening yet: retry until it answers.
-        wait_ok(|| client.initialize(voters[0], BTreeMap::clone(&members)), Duration::from_secs(30)).await;
+        wait_ok(
+            || client.initialize(voters[0], BTreeMap::clone(&members)),
+            Duration::from_secs(30),
+        )
+        .await;
         for &id in learners {
-            let change = MembershipChange::AddLearner { id, addr: self.addrs[&id].to_string() };
-            client.change_membership(change, Duration::from_secs(30)).await.expect("add learner");
+            let change = MembershipChange::AddLearner {
+                id,
+                addr: self.addrs[&id].to_string(),
+            };
+            client
+                .change_membership(change, Duration::from_secs(30))
+                .await
+                .expect("add learner");
         }
         for &id in voters.iter().chain(learners) {
             client
                 .wait_for(id, "membership", Duration::from_secs(30), |s| {
-                    s.voters.len() == voters.len() && s.learners.len() == learners.len() && s.leader.is_some()
+                    s.voters.len() == voters.len()
+                        && s.learners.len() == learners.len()
+                        && s.leader.is_some()
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{e}\n{}", self.log(id)));
@@ -211,7 +252,12 @@ pub async fn leader(client: &ClusterClient, via: &[u64]) -> u64 {
     let until = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         for &id in via {
-            if let Ok(NodeStatus { leader: Some(l), state, .. }) = client.status(id).await {
+            if let Ok(NodeStatus {
+                leader: Some(l),
+                state,
+                ..
+            }) = client.status(id).await
+            {
                 if via.contains(&l) && (l != id || state == "leader") {
                     return l;
                 }

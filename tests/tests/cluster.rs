@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use clearway_gallery::{
-    Category, Command, ModelId, NewPerson, Outcome, PersonId, Registrations, Request, Template, TravelDocument,
+    Category, Command, ModelId, NewPerson, Outcome, PersonId, Registrations, Request, Template,
+    TravelDocument,
 };
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, decode, encode};
@@ -53,15 +54,25 @@ fn template(embedding: &[f32]) -> Template {
 }
 
 fn enrol(doc: &str, embedding: &[f32]) -> Command {
-    Command::Enrol { person: person(doc), templates: vec![template(embedding)] }
+    Command::Enrol {
+        person: person(doc),
+        templates: vec![template(embedding)],
+    }
 }
 
 /// Waits until every node has applied at least `index`, then returns their digests.
-async fn converged(port: &LocalPort, client: &ClusterClient, nodes: &[u64], index: u64) -> Vec<String> {
+async fn converged(
+    port: &LocalPort,
+    client: &ClusterClient,
+    nodes: &[u64],
+    index: u64,
+) -> Vec<String> {
     let mut digests = Vec::new();
     for &id in nodes {
         client
-            .wait_for(id, "catch-up", LONG, |s| s.applied_index.is_some_and(|a| a >= index))
+            .wait_for(id, "catch-up", LONG, |s| {
+                s.applied_index.is_some_and(|a| a >= index)
+            })
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", port.log(id)));
     }
@@ -78,7 +89,10 @@ async fn converged(port: &LocalPort, client: &ClusterClient, nodes: &[u64], inde
         if applied.windows(2).all(|w| w[0] == w[1]) {
             return digests;
         }
-        assert!(std::time::Instant::now() < until, "applied indexes never settled: {applied:?}");
+        assert!(
+            std::time::Instant::now() < until,
+            "applied indexes never settled: {applied:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -107,7 +121,14 @@ fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut port = LocalPort::new(tmp.path(), 1..=5, Tuning { snapshot_every: 2000, ..Tuning::default() });
+    let mut port = LocalPort::new(
+        tmp.path(),
+        1..=5,
+        Tuning {
+            snapshot_every: 2000,
+            ..Tuning::default()
+        },
+    );
     let client = port.bootstrap(&[1, 2, 3], &[4, 5]).await;
     let all = [1, 2, 3, 4, 5];
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -116,14 +137,26 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     let needle = random_embedding(&mut rng);
     let mut last = 0;
     for (via, doc) in [(4u64, "NEEDLE"), (2, "A-2"), (1, "A-1")] {
-        let embedding = if doc == "NEEDLE" { needle.clone() } else { random_embedding(&mut rng) };
-        let reply = client.call(via, &Call::Write(Request::V1(vec![enrol(doc, &embedding)]))).await.expect("write");
-        let Reply::Written { index, outcomes } = reply else { panic!("unexpected {reply:?}") };
+        let embedding = if doc == "NEEDLE" {
+            needle.clone()
+        } else {
+            random_embedding(&mut rng)
+        };
+        let reply = client
+            .call(via, &Call::Write(Request::V1(vec![enrol(doc, &embedding)])))
+            .await
+            .expect("write");
+        let Reply::Written { index, outcomes } = reply else {
+            panic!("unexpected {reply:?}")
+        };
         assert!(matches!(outcomes[0], Outcome::Enrolled(_)), "{outcomes:?}");
         last = last.max(index);
     }
     let digests = converged(&port, &client, &all, last).await;
-    assert!(digests.windows(2).all(|w| w[0] == w[1]), "replicas differ: {digests:?}");
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "replicas differ: {digests:?}"
+    );
 
     // 10,000 enrolments in batches of 50 from 4 writers, while the leader is killed twice and a
     // learner once.
@@ -137,9 +170,15 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(100 + w as u64);
             for b in 0..50usize {
                 let docs: Vec<String> = (0..50).map(|i| format!("W{w}-{b}-{i}")).collect();
-                let commands = docs.iter().map(|d| enrol(d, &random_embedding(&mut rng))).collect();
+                let commands = docs
+                    .iter()
+                    .map(|d| enrol(d, &random_embedding(&mut rng)))
+                    .collect();
                 // Retried across elections; the document makes a retry idempotent.
-                let (_, outcomes) = client.write(Request::V1(commands), LONG).await.expect("write acknowledged");
+                let (_, outcomes) = client
+                    .write(Request::V1(commands), LONG)
+                    .await
+                    .expect("write acknowledged");
                 let mut acked = acked.lock().expect("lock");
                 for (doc, o) in docs.into_iter().zip(outcomes) {
                     match o {
@@ -158,7 +197,10 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
         async move {
             let until = std::time::Instant::now() + LONG;
             while done.load(Ordering::SeqCst) < n {
-                assert!(std::time::Instant::now() < until, "writers stalled below {n}");
+                assert!(
+                    std::time::Instant::now() < until,
+                    "writers stalled below {n}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -183,12 +225,22 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     }
     let acked = std::mem::take(&mut *acked.lock().expect("lock"));
     assert_eq!(acked.len(), 10_000);
-    let s = client.status(leader(&client, &[1, 2, 3]).await).await.expect("status");
+    let s = client
+        .status(leader(&client, &[1, 2, 3]).await)
+        .await
+        .expect("status");
     let digests = converged(&port, &client, &all, s.applied_index.unwrap_or(0)).await;
-    assert!(digests.windows(2).all(|w| w[0] == w[1]), "replicas differ: {digests:?}");
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "replicas differ: {digests:?}"
+    );
     // Every acknowledged write is on the replicas (identical, so checking one learner suffices).
     for (doc, id) in &acked {
-        let entry = client.person(5, *id, false).await.expect("read").unwrap_or_else(|| panic!("{doc} missing"));
+        let entry = client
+            .person(5, *id, false)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("{doc} missing"));
         assert_eq!(&entry.person.document.number, doc);
     }
     for id in all {
@@ -202,7 +254,10 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     assert!(hits[0].score > 0.99);
     let epochs: Vec<u32> = futures_epochs(&client, &all).await;
     let (cancel_index, outcomes) = client
-        .write(Request::V1(vec![Command::Cancel { person: needle_id }]), LONG)
+        .write(
+            Request::V1(vec![Command::Cancel { person: needle_id }]),
+            LONG,
+        )
         .await
         .expect("cancel");
     assert_eq!(outcomes, vec![Outcome::Cancelled(needle_id)]);
@@ -211,10 +266,27 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
             .wait_for(id, "shredding", LONG, |s| s.shredded_index >= cancel_index)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", port.log(id)));
-        assert!(st.key_epoch > epochs[(id - 1) as usize], "node {id}: key not rotated");
+        assert!(
+            st.key_epoch > epochs[(id - 1) as usize],
+            "node {id}: key not rotated"
+        );
+        let metrics = client.metrics(id).await.expect("metrics");
+        assert!(
+            metrics.contains(&format!("clearway_storage_key_epoch {}", st.key_epoch)),
+            "{metrics}"
+        );
         let hits = client.search(id, needle.clone(), 1).await.expect("search");
-        assert!(hits.iter().all(|h| h.person != needle_id), "node {id} still finds the cancelled person");
-        assert!(client.person(id, needle_id, false).await.expect("read").is_none());
+        assert!(
+            hits.iter().all(|h| h.person != needle_id),
+            "node {id} still finds the cancelled person"
+        );
+        assert!(
+            client
+                .person(id, needle_id, false)
+                .await
+                .expect("read")
+                .is_none()
+        );
     }
     let bytes: Vec<u8> = template(&needle).data().iter().map(|&b| b as u8).collect();
     for id in all {
@@ -228,9 +300,15 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     for id in all {
         port.start(id);
     }
-    let s = client.status(leader(&client, &[1, 2, 3]).await).await.expect("status");
+    let s = client
+        .status(leader(&client, &[1, 2, 3]).await)
+        .await
+        .expect("status");
     let digests = converged(&port, &client, &all, s.applied_index.unwrap_or(0)).await;
-    assert!(digests.windows(2).all(|w| w[0] == w[1]), "replicas differ after restart: {digests:?}");
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "replicas differ after restart: {digests:?}"
+    );
     assert_eq!(client.status(4).await.expect("status").persons, 10_002);
 }
 
@@ -247,7 +325,11 @@ async fn futures_epochs(client: &ClusterClient, nodes: &[u64]) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tuning = Tuning { snapshot_every: 20, keep_logs_after_snapshot: 0, fsync: true };
+    let tuning = Tuning {
+        snapshot_every: 20,
+        keep_logs_after_snapshot: 0,
+        fsync: true,
+    };
     let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
     let client = port.bootstrap(&[1, 2, 3], &[]).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -263,12 +345,17 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
                 }
             })
             .collect();
-        let (index, _) = client.write(Request::V1(commands), LONG).await.expect("write");
+        let (index, _) = client
+            .write(Request::V1(commands), LONG)
+            .await
+            .expect("write");
         last = index;
     }
     let leader_id = leader(&client, &[1, 2, 3]).await;
     client
-        .wait_for(leader_id, "snapshot and purge", LONG, |s| s.purged_index.is_some_and(|p| p > 50))
+        .wait_for(leader_id, "snapshot and purge", LONG, |s| {
+            s.purged_index.is_some_and(|p| p > 50)
+        })
         .await
         .expect("leader purged its log");
 
@@ -279,18 +366,39 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
         id: 4,
         addr: port.addrs[&4].to_string(),
     };
-    client.change_membership(change, LONG).await.expect("add learner");
+    client
+        .change_membership(change, LONG)
+        .await
+        .expect("add learner");
     let st = client
-        .wait_for(4, "snapshot catch-up", LONG, |s| s.applied_index.is_some_and(|a| a >= last))
+        .wait_for(4, "snapshot catch-up", LONG, |s| {
+            s.applied_index.is_some_and(|a| a >= last)
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", port.log(4)));
     assert_eq!(st.indexed_templates, 100_000);
-    assert!(port.log(4).contains("Snapshot installed"), "caught up by snapshot:\n{}", port.log(4));
+    assert!(
+        port.log(4).contains("Snapshot installed"),
+        "caught up by snapshot:\n{}",
+        port.log(4)
+    );
+    let metrics = port.scrape(4);
+    for line in [
+        "clearway_cluster_snapshots_installed_total 1",
+        "clearway_gallery_templates{model=\"sface@2021dec\"} 100000",
+        "clearway_cluster_state{state=\"learner\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     let hits = client.search(4, needle.clone(), 3).await.expect("search");
     let expected = client.search(leader_id, needle, 3).await.expect("search");
     assert_eq!(hits, expected);
     assert!(hits[0].score > 0.99);
-    let entry = client.person(4, hits[0].person, true).await.expect("linearizable read").expect("registered");
+    let entry = client
+        .person(4, hits[0].person, true)
+        .await
+        .expect("linearizable read")
+        .expect("registered");
     assert_eq!(entry.person.document.number, "NEEDLE");
 }
 
@@ -308,16 +416,27 @@ async fn foreign_certificates_and_impersonation_are_refused() {
         Call::Vote(openraft::raft::VoteRequest::new(vote, None))
     };
     // A CA of the same port name that is not this port's CA.
-    let foreign = PortCa::create(PORT).expect("foreign CA").issue(&Identity::Node(2)).expect("bundle");
+    let foreign = PortCa::create(PORT)
+        .expect("foreign CA")
+        .issue(&Identity::Node(2))
+        .expect("bundle");
     let endpoint = RpcEndpoint::client(&foreign).expect("endpoint");
     let err = endpoint
-        .call(port.addrs[&1], &Identity::Node(1), &encode(&vote(2, 99)).expect("encode"), Duration::from_secs(5))
+        .call(
+            port.addrs[&1],
+            &Identity::Node(1),
+            &encode(&vote(2, 99)).expect("encode"),
+            Duration::from_secs(5),
+        )
         .await
         .expect_err("foreign certificate refused");
     eprintln!("refused as expected: {err}");
 
     // A real client certificate claiming to be node 7.
-    let reply = client.call(1, &vote(7, 99)).await.expect_err("impersonation refused");
+    let reply = client
+        .call(1, &vote(7, 99))
+        .await
+        .expect_err("impersonation refused");
     assert!(reply.to_string().contains("may not send vote"), "{reply}");
 
     let after: NodeStatus = client.status(1).await.expect("status");

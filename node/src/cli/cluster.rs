@@ -224,8 +224,9 @@ pub fn run_node(config: &Path) -> Result<Outcome> {
 
 /// `cluster …`
 pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<Outcome> {
-    let client = conn.client()?;
     runtime()?.block_on(async {
+        // The QUIC endpoint needs the runtime.
+        let client = conn.client()?;
         match command {
             ClusterCommand::Status => {
                 let mut all = Vec::new();
@@ -380,7 +381,6 @@ pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<O
         });
     }
     bar.finish_and_clear();
-    let client = conn.client()?;
     let total = commands.len();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("importing [{bar:40}] {pos}/{len} persons ({per_sec}, {eta})")
@@ -388,6 +388,7 @@ pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<O
     );
     let (mut enrolled, mut existing, mut refused) = (0usize, 0usize, Vec::new());
     runtime()?.block_on(async {
+        let client = conn.client()?;
         for chunk in commands.chunks(batch) {
             let (_, outcomes) = client.write(Request::V1(chunk.to_vec()), DEADLINE).await?;
             for o in outcomes {

@@ -113,6 +113,14 @@ impl ClusterClient {
         }
     }
 
+    /// A node's metrics (Prometheus text).
+    pub async fn metrics(&self, node: NodeId) -> Result<String> {
+        match self.call(node, &Call::Metrics).await? {
+            Reply::Metrics(m) => Ok(m),
+            other => Err(reply_error(other)),
+        }
+    }
+
     /// A node's replica digest and the applied index it reflects.
     pub async fn digest(&self, node: NodeId) -> Result<(String, Option<u64>)> {
         match self.call(node, &Call::Digest).await? {

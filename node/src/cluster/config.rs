@@ -124,6 +124,9 @@ pub struct NodeConfig {
     /// Address other nodes reach this one at. Default: `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Where Prometheus scrapes `/metrics` (and `/healthz`), HTTP. Default: not served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the sled database and snapshot live. Required.
     pub data_dir: PathBuf,
     /// The storage key file. Default `<data_dir>/node.keyring`. Keep it on a protected volume.

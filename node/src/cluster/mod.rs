@@ -8,6 +8,7 @@
 //! * [`protocol`]: the [`Call`](protocol::Call)s nodes and clients exchange over QUIC.
 //! * [`network`]: openraft's network over the node's QUIC endpoint.
 //! * [`node`]: a running node — storage, Raft, the endpoint, and the shredder.
+//! * [`metrics`]: the node's Prometheus metrics (served at `metrics_listen`/metrics).
 //! * [`client`]: the operators' and tests' client.
 //! * [`config`]: the node configuration file.
 //!
@@ -17,6 +18,7 @@
 pub mod client;
 pub mod config;
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod protocol;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clearway_gallery::{ModelId, Outcome, Request};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::config::NodeConfig;
 use super::log_store::LogStore;
+use super::metrics::Metrics;
 use super::network::{Network, resolve};
 use super::protocol::{Call, MembershipChange, NodeStatus, Reply, decode, encode};
 use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
@@ -45,6 +46,11 @@ struct Inner {
     shredded: AtomicU64,
     snapshot_bytes: AtomicU64,
     shutdown: watch::Sender<bool>,
+    metrics: Metrics,
+    started: Instant,
+    /// Milliseconds after `started` when a leader last sent entries or a heartbeat.
+    leader_contact_ms: AtomicU64,
+    model: String,
 }
 
 impl ClusterNode {
@@ -96,6 +102,8 @@ impl ClusterNode {
         .await
         .map_err(|e| Error::Cluster(format!("raft did not start: {e}")))?;
         let (shutdown, _) = watch::channel(false);
+        let metrics = Metrics::new(prometheus::Registry::new())
+            .map_err(|e| Error::Cluster(format!("metrics: {e}")))?;
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -109,9 +117,50 @@ impl ClusterNode {
                 shredded: AtomicU64::new(shredded),
                 snapshot_bytes: AtomicU64::new(0),
                 shutdown,
+                metrics,
+                started: Instant::now(),
+                leader_contact_ms: AtomicU64::new(u64::MAX),
+                model: format!("{}@{}", config.gallery.model, config.gallery.model_version),
             }),
         };
         endpoint.serve(Arc::new(node.clone()));
+        if let Some(addr) = config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("metrics_listen {addr}: {e}")))?;
+            let app = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get({
+                        let node = node.clone();
+                        move || {
+                            let node = node.clone();
+                            async move {
+                                (
+                                    [(
+                                        axum::http::header::CONTENT_TYPE,
+                                        "text/plain; version=0.0.4",
+                                    )],
+                                    node.metrics_text(),
+                                )
+                            }
+                        }
+                    }),
+                )
+                .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+            let mut stop = node.inner.shutdown.subscribe();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    warn!(error = %e, "Metrics endpoint stopped.");
+                }
+            });
+            info!(%addr, "Serving /metrics.");
+        }
         tokio::spawn(node.clone().shredder(erasures));
         info!(
             node = config.node_id,
@@ -203,6 +252,22 @@ impl ClusterNode {
         }
     }
 
+    /// The node's metrics in Prometheus text format, refreshed now.
+    pub fn metrics_text(&self) -> String {
+        let status = self.status();
+        let staleness = if status.state == "leader" {
+            self.inner.raft.metrics().borrow().millis_since_quorum_ack
+        } else {
+            match self.inner.leader_contact_ms.load(Ordering::SeqCst) {
+                u64::MAX => None,
+                at => Some((self.inner.started.elapsed().as_millis() as u64).saturating_sub(at)),
+            }
+        };
+        self.inner
+            .metrics
+            .render(&status, staleness, &self.inner.model)
+    }
+
     /// Stops Raft and closes the endpoint, flushing storage.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
@@ -289,7 +354,12 @@ impl ClusterNode {
                 if peer != Identity::Node(rpc.vote.leader_id().node_id) {
                     return impersonation(&peer, "append");
                 }
-                Reply::Append(raft.append_entries(rpc).await)
+                let reply = raft.append_entries(rpc).await;
+                if reply.is_ok() {
+                    let now = self.inner.started.elapsed().as_millis() as u64;
+                    self.inner.leader_contact_ms.store(now, Ordering::SeqCst);
+                }
+                Reply::Append(reply)
             }
             Call::Vote(rpc) => {
                 if peer != Identity::Node(rpc.vote.leader_id().node_id) {
@@ -309,7 +379,13 @@ impl ClusterNode {
                     .inner
                     .snapshot_bytes
                     .swap(if done { 0 } else { total }, Ordering::SeqCst);
+                self.inner
+                    .metrics
+                    .snapshot_receiving(if done { 0 } else { total });
                 if done {
+                    if reply.is_ok() {
+                        self.inner.metrics.snapshot_installed();
+                    }
                     info!(bytes = total, "Snapshot received.");
                 } else if total / (64 << 20) > before / (64 << 20) || offset == 0 {
                     info!(bytes = total, "Receiving snapshot.");
@@ -368,6 +444,7 @@ impl ClusterNode {
                 Err(e) => error_reply(&e),
             },
             Call::Status => Reply::Status(Box::new(self.status())),
+            Call::Metrics => Reply::Metrics(self.metrics_text()),
             Call::Digest => {
                 let applied_index = self.inner.gallery.read().last_applied.map(|l| l.index);
                 Reply::Digest {
@@ -515,6 +592,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Status(_) => "status",
         Reply::Digest { .. } => "digest",
         Reply::Done => "done",
+        Reply::Metrics(_) => "metrics",
         Reply::Error { .. } => "error",
     }
 }

@@ -78,6 +78,8 @@ pub enum Call {
     Status,
     /// A digest of the node's replica and the log id it reflects.
     Digest,
+    /// The node's metrics, Prometheus text format.
+    Metrics,
     /// Initialise a new cluster with these voters (id → address).
     Initialize {
         /// The first voters.
@@ -99,6 +101,7 @@ impl Call {
             Call::Search { .. } => "search",
             Call::Status => "status",
             Call::Digest => "digest",
+            Call::Metrics => "metrics",
             Call::Initialize { .. } => "initialize",
             Call::Membership(_) => "membership",
         }
@@ -176,6 +179,8 @@ pub enum Reply {
     },
     /// Done.
     Done,
+    /// Metrics text.
+    Metrics(String),
     /// The call failed.
     Error {
         /// Stable code.

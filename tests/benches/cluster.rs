@@ -1,0 +1,166 @@
+//! Port cluster benchmarks on loopback (separate `clearway-node run` processes, fsync on):
+//!
+//! 1. enrolment commit latency: one enrolment per log entry, one writer, p50/p99;
+//! 2. batched throughput: 256 enrolments per entry, 4 writers;
+//! 3. catch-up: a fresh learner joins a gallery of N templates (default 1,000,000) by snapshot.
+//!
+//! `cargo bench -p clearway-tests --bench cluster [-- CATCHUP_TEMPLATES]`; `just bench` runs it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use clearway_gallery::{
+    Category, Command, ModelId, NewPerson, Registrations, Request, Template, TravelDocument,
+};
+use clearway_node::cluster::protocol::MembershipChange;
+use clearway_tests::port::{LocalPort, Tuning, leader};
+use rand::{Rng, SeedableRng};
+
+const LONG: Duration = Duration::from_secs(600);
+
+fn enrol(doc: String, rng: &mut impl Rng) -> Command {
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    let v: Vec<f32> = (0..128).map(|_| rng.random::<f32>() - 0.5).collect();
+    Command::Enrol {
+        person: NewPerson {
+            name: format!("Traveller {doc}"),
+            date_of_birth: day(1985, 3, 4),
+            category: Category::MacaoResident,
+            document: TravelDocument {
+                kind: Category::MacaoResident.document_kind(),
+                number: doc,
+                valid_from: day(2020, 1, 1),
+                valid_until: day(2030, 1, 1),
+            },
+            endorsement: None,
+            registrations: Registrations::default(),
+            consents: vec![],
+            guardian_consent: None,
+        },
+        templates: vec![
+            Template::quantize(ModelId::new("sface", "2021dec"), &v).expect("template"),
+        ],
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let catchup: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tuning = Tuning {
+        snapshot_every: 400,
+        keep_logs_after_snapshot: 0,
+        fsync: true,
+    };
+    let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
+    let client = Arc::new(port.bootstrap(&[1, 2, 3], &[]).await);
+    let leader_id = leader(&client, &[1, 2, 3]).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+
+    // 1. Commit latency, one enrolment per entry, through the leader.
+    let mut lat = Vec::new();
+    for i in 0..2000 {
+        let req = Request::V1(vec![enrol(format!("L{i}"), &mut rng)]);
+        let t = Instant::now();
+        let reply = client
+            .call(
+                leader_id,
+                &clearway_node::cluster::protocol::Call::Write(req),
+            )
+            .await;
+        lat.push(t.elapsed());
+        reply.expect("write");
+    }
+    lat.sort();
+    println!(
+        "commit latency (1 enrolment/entry, 1 writer, 3 voters, fsync): n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        lat.len(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
+
+    // 2. Batched throughput.
+    let t = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let client = client.clone();
+        writers.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(10 + w);
+            for b in 0..50 {
+                let cmds = (0..256)
+                    .map(|i| enrol(format!("T{w}-{b}-{i}"), &mut rng))
+                    .collect();
+                client.write(Request::V1(cmds), LONG).await.expect("write");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let n = 4 * 50 * 256;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "throughput (256 enrolments/entry, 4 writers): {n} enrolments in {secs:.2} s = {:.0} enrolments/s",
+        n as f64 / secs
+    );
+
+    // 3. Catch-up of a fresh learner.
+    let have = client.status(leader_id).await.expect("status").persons;
+    let t = Instant::now();
+    let mut last = 0;
+    let mut b = 0;
+    while have + b * 1000 < catchup {
+        let cmds = (0..1000)
+            .map(|i| enrol(format!("C{b}-{i}"), &mut rng))
+            .collect();
+        last = client
+            .write(Request::V1(cmds), LONG)
+            .await
+            .expect("write")
+            .0;
+        b += 1;
+    }
+    println!(
+        "loaded {} persons in {:.1} s",
+        have + b * 1000,
+        t.elapsed().as_secs_f64()
+    );
+    client
+        .wait_for(leader_id, "purge", LONG, |s| s.purged_index.is_some())
+        .await
+        .expect("snapshot + purge");
+    port.add_node(4);
+    port.start(4);
+    let client = port.client();
+    let t = Instant::now();
+    client
+        .change_membership(
+            MembershipChange::AddLearner {
+                id: 4,
+                addr: port.addrs[&4].to_string(),
+            },
+            LONG,
+        )
+        .await
+        .expect("add learner");
+    let s = client
+        .wait_for(4, "catch-up", LONG, |s| {
+            s.applied_index.is_some_and(|a| a >= last)
+        })
+        .await
+        .expect("caught up");
+    println!(
+        "catch-up: fresh learner applied {} templates (index {last}) in {:.1} s",
+        s.indexed_templates,
+        t.elapsed().as_secs_f64()
+    );
+}

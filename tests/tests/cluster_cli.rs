@@ -1,0 +1,212 @@
+//! The cluster command line end to end: make a port CA and bundles, run a node, initialise the
+//! cluster, import persons from real photos, read, cancel, and refuse bad input with exit 2.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clearway_tests::{node_bin, photo, root};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn node(args: &[&str]) -> Run {
+    let out = Command::new(node_bin())
+        .args(args)
+        .env("CLEARWAY_ASSETS", clearway_tests::assets())
+        .env("ORT_DYLIB_PATH", clearway_tests::ort_library())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("clearway-node runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    run
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A person example file as JSON.
+fn person_json(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("deploy/examples/persons").join(file))
+        .expect("example");
+    let value: toml::Value = toml::from_str(&text).expect("toml");
+    serde_json::to_value(value).expect("json")
+}
+
+#[test]
+fn port_cluster_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ca = d.join("ca");
+    assert_eq!(
+        node(&["port", "init", "--port", "clitest", "--ca", s(&ca)]).code,
+        0
+    );
+    let again = node(&["port", "init", "--port", "clitest", "--ca", s(&ca)]);
+    assert_eq!(again.code, 2, "an existing CA is never overwritten");
+    assert!(again.stderr.starts_with("error: "), "{}", again.stderr);
+    let bad = node(&[
+        "port",
+        "init",
+        "--port",
+        "Bad Name",
+        "--ca",
+        s(&d.join("x")),
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(
+        node(&[
+            "port",
+            "issue",
+            "--ca",
+            s(&ca),
+            "--node",
+            "1",
+            "--out",
+            s(&d.join("n1/tls"))
+        ])
+        .code,
+        0
+    );
+    assert_eq!(
+        node(&[
+            "port",
+            "issue",
+            "--ca",
+            s(&ca),
+            "--client",
+            "ops",
+            "--out",
+            s(&d.join("ops"))
+        ])
+        .code,
+        0
+    );
+
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("udp")
+        .local_addr()
+        .expect("addr");
+    let config = d.join("n1/node.toml");
+    std::fs::write(&config, format!("node_id = 1\nlisten = \"{addr}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\nrole = \"voter\"\n"))
+        .expect("config");
+    let log = std::fs::File::create(d.join("n1/log")).expect("log");
+    let _child = Killed(
+        Command::new(node_bin())
+            .args(["run", "--config", s(&config)])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run"),
+    );
+    let node_arg = format!("1={addr}");
+    let ops = d.join("ops");
+    let connect = ["--bundle", s(&ops), "--node", node_arg.as_str()];
+    let cluster = |args: &[&str]| {
+        let mut all = vec!["cluster"];
+        all.extend_from_slice(&connect);
+        all.extend_from_slice(args);
+        node(&all)
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = cluster(&["init", "--voter", node_arg.as_str()]);
+        if r.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "init never succeeded: {}", r.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Import two persons from real photos.
+    let lines = [
+        serde_json::json!({"person": person_json("hk-resident.toml"), "photos": [s(&photo("face_recognition/obama.jpg"))]}),
+        serde_json::json!({"person": person_json("macao-resident.toml"), "photos": [s(&photo("face_recognition/biden.jpg"))]}),
+    ];
+    let file = d.join("import.jsonl");
+    std::fs::write(
+        &file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .expect("write");
+    let mut args = vec!["--json", "gallery"];
+    args.extend_from_slice(&connect);
+    args.extend_from_slice(&["import", s(&file)]);
+    let r = node(&args);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(summary["enrolled"], 2, "{summary}");
+    // Importing again changes nothing: the documents are already registered.
+    let r = node(&args);
+    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(summary["already_enrolled"], 2, "{summary}");
+
+    let r = cluster(&["person", "P00000001"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("CHAN Tai Man"), "{}", r.stdout);
+    let mut status_args = vec!["--json", "cluster"];
+    status_args.extend_from_slice(&connect);
+    status_args.push("status");
+    let r = node(&status_args);
+    let status: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(status[0]["persons"], 2, "{status}");
+    assert_eq!(status[0]["state"], "leader", "{status}");
+
+    assert_eq!(cluster(&["cancel", "P00000001"]).code, 0);
+    assert_eq!(
+        cluster(&["person", "P00000001"]).code,
+        1,
+        "cancelled: not registered"
+    );
+    let r = cluster(&["cancel", "P00000001"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no person P00000001"), "{}", r.stderr);
+
+    // Bad input: one line on stderr, exit 2.
+    std::fs::write(&file, "{\"person\": 1}\n").expect("write");
+    let r = node(&args);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("import.jsonl:1"), "{}", r.stderr);
+    let r = node(&[
+        "cluster",
+        "--bundle",
+        s(&d.join("ops")),
+        "--node",
+        "nonsense",
+        "status",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = node(&[
+        "cluster",
+        "--bundle",
+        s(&d.join("nowhere")),
+        "--node",
+        node_arg.as_str(),
+        "status",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    std::fs::write(&config, "node_id = 1\n").expect("config");
+    let r = node(&["run", "--config", s(&config)]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("missing field"), "{}", r.stderr);
+}
