@@ -182,6 +182,69 @@ fn port_cluster_from_the_command_line() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no person P00000001"), "{}", r.stderr);
 
+    // Membership: a second node joins as a learner, is promoted, demoted and removed.
+    assert_eq!(
+        node(&[
+            "port",
+            "issue",
+            "--ca",
+            s(&ca),
+            "--node",
+            "2",
+            "--out",
+            s(&d.join("n2/tls"))
+        ])
+        .code,
+        0
+    );
+    let addr2 = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("udp")
+        .local_addr()
+        .expect("addr");
+    let config2 = d.join("n2/node.toml");
+    std::fs::write(
+        &config2,
+        format!("node_id = 2\nlisten = \"{addr2}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n"),
+    )
+    .expect("config");
+    let log2 = std::fs::File::create(d.join("n2/log")).expect("log");
+    let mut second = Killed(
+        Command::new(node_bin())
+            .args(["run", "--config", s(&config2)])
+            .stdin(Stdio::null())
+            .stderr(log2)
+            .spawn()
+            .expect("run"),
+    );
+    let addr2s = addr2.to_string();
+    let r = cluster(&["add-learner", "2", addr2s.as_str(), "--wait"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("node 2 caught up"), "{}", r.stdout);
+    let members = || {
+        let r = node(&status_args);
+        let status: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+        (status[0]["voters"].clone(), status[0]["learners"].clone())
+    };
+    assert_eq!(members(), (serde_json::json!([1]), serde_json::json!([2])));
+    assert_eq!(cluster(&["promote", "2"]).code, 0);
+    assert_eq!(
+        members(),
+        (serde_json::json!([1, 2]), serde_json::json!([]))
+    );
+    assert_eq!(cluster(&["demote", "2"]).code, 0);
+    assert_eq!(members(), (serde_json::json!([1]), serde_json::json!([2])));
+    assert_eq!(cluster(&["remove", "2"]).code, 0);
+    assert_eq!(members(), (serde_json::json!([1]), serde_json::json!([])));
+    // SIGTERM stops a node cleanly.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(second.0.id().to_string())
+        .status();
+    assert!(
+        second.0.wait().expect("wait").success(),
+        "clean exit on SIGTERM"
+    );
+
     // Bad input: one line on stderr, exit 2.
     std::fs::write(&file, "{\"person\": 1}\n").expect("write");
     let r = node(&args);
