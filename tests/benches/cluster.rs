@@ -59,6 +59,7 @@ async fn main() {
         snapshot_every: 400,
         keep_logs_after_snapshot: 0,
         fsync: true,
+        heartbeat_ms: 250,
     };
     let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
     let client = Arc::new(port.bootstrap(&[1, 2, 3], &[]).await);

@@ -25,6 +25,8 @@ pub struct Tuning {
     pub keep_logs_after_snapshot: u64,
     /// fsync on commit.
     pub fsync: bool,
+    /// Heartbeat interval, ms (elections time out after 5–10 heartbeats).
+    pub heartbeat_ms: u64,
 }
 
 impl Default for Tuning {
@@ -33,6 +35,7 @@ impl Default for Tuning {
             snapshot_every: 5000,
             keep_logs_after_snapshot: 1000,
             fsync: true,
+            heartbeat_ms: 100,
         }
     }
 }
@@ -93,8 +96,13 @@ impl LocalPort {
             .expect("save node bundle");
         let t = &self.tuning;
         let config = format!(
-            "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
-            t.snapshot_every, t.keep_logs_after_snapshot, t.fsync
+            "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = {hb}\nelection_timeout_min_ms = {emin}\nelection_timeout_max_ms = {emax}\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
+            t.snapshot_every,
+            t.keep_logs_after_snapshot,
+            t.fsync,
+            hb = t.heartbeat_ms,
+            emin = t.heartbeat_ms * 5,
+            emax = t.heartbeat_ms * 10,
         );
         std::fs::write(node_dir.join("node.toml"), config).expect("write config");
         self.addrs.insert(id, addr);

@@ -328,7 +328,7 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let tuning = Tuning {
         snapshot_every: 20,
         keep_logs_after_snapshot: 0,
-        fsync: true,
+        ..Tuning::default()
     };
     let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
     let client = port.bootstrap(&[1, 2, 3], &[]).await;

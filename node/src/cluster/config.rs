@@ -59,13 +59,16 @@ pub struct RaftConfig {
     pub election_timeout_min_ms: u64,
     /// Election timeout upper bound, ms. Default 2000.
     pub election_timeout_max_ms: u64,
-    /// Timeout for one snapshot chunk, ms. Default 30000.
+    /// Timeout for one snapshot chunk, ms. Default 120000: the last chunk's answer waits for
+    /// the install (about 1 min per million templates on one core).
     pub snapshot_chunk_timeout_ms: u64,
     /// Snapshot chunk size, bytes. Default 4 MiB.
     pub snapshot_chunk_bytes: u64,
     /// Build a snapshot after this many log entries. Default 5000.
     pub snapshot_every: u64,
-    /// Most entries in one append message. Default 64.
+    /// Most entries in one append message. Default 16. openraft gives one append a heartbeat
+    /// interval to complete, and an entry can carry a batch of enrolments (~300 KB per 1,000),
+    /// so this bounds the bytes per append.
     pub max_payload_entries: u64,
     /// Log entries kept after a snapshot, for followers slightly behind. Default 1000; 0 makes
     /// every lagging node catch up by snapshot.
@@ -81,10 +84,10 @@ impl Default for RaftConfig {
             heartbeat_ms: 250,
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
-            snapshot_chunk_timeout_ms: 30_000,
+            snapshot_chunk_timeout_ms: 120_000,
             snapshot_chunk_bytes: 4 * 1024 * 1024,
             snapshot_every: 5000,
-            max_payload_entries: 64,
+            max_payload_entries: 16,
             keep_logs_after_snapshot: 1000,
             fsync: true,
         }

@@ -316,14 +316,28 @@ impl StateMachineStore {
             next_id,
             erased_at,
         )?;
+        // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
+        // empty, so each batch need not be atomic with the meta.
         for chunk in changes.chunks(4096) {
-            self.persist(
-                chunk,
-                meta.last_log_id,
-                &meta.last_membership,
-                next_id,
-                erased_at,
-            )?;
+            let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
+            {
+                let guard = self.handle.read();
+                for change in chunk {
+                    let Change::Put(id) = *change else { continue };
+                    let Some(entry) = guard.registry.get(id) else {
+                        continue;
+                    };
+                    let k = id.0.to_be_bytes();
+                    let key = DataKey::generate();
+                    keys.insert(&k, self.keyring.seal(KEYS, &k, key.as_bytes())?);
+                    let plain = Zeroizing::new(
+                        postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
+                    );
+                    persons.insert(&k, key.sealer().seal(PERSONS, &k, &plain)?);
+                }
+            }
+            self.keys.apply_batch(keys)?;
+            self.persons.apply_batch(persons)?;
         }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;

@@ -60,7 +60,7 @@ pub struct RpcEndpoint {
     client_config: quinn::ClientConfig,
     port: String,
     /// Outgoing connections by (peer address, identity expected there).
-    connections: Mutex<HashMap<(SocketAddr, Identity), quinn::Connection>>,
+    connections: Arc<Mutex<HashMap<(SocketAddr, Identity), quinn::Connection>>>,
     /// The accept loops started by [`RpcEndpoint::serve`], stopped on close.
     serving: Mutex<Vec<AbortHandle>>,
 }
@@ -109,7 +109,7 @@ impl RpcEndpoint {
             client_config: tls::client_config(bundle)?,
             endpoint,
             port: bundle.port.clone(),
-            connections: Mutex::new(HashMap::new()),
+            connections: Arc::new(Mutex::new(HashMap::new())),
             serving: Mutex::new(Vec::new()),
         })
     }
@@ -177,15 +177,42 @@ impl RpcEndpoint {
             self.forget(&key, &conn);
         }
 
-        let conn = self.connect(addr, expect).await?;
-        lock(&self.connections).insert(key.clone(), conn.clone());
+        // The handshake runs in its own task that caches the connection when done: a caller
+        // with a short deadline (Raft heartbeats) that gives up mid-handshake on a loaded
+        // machine still leaves a connection for its next attempt, instead of starting over.
+        let connector = Connector {
+            endpoint: self.endpoint.clone(),
+            client_config: self.client_config.clone(),
+            port: self.port.clone(),
+        };
+        let connections = self.connections.clone();
+        let (a, e) = (addr, expect.clone());
+        let conn = tokio::spawn(async move {
+            let conn = connector.connect(a, &e).await?;
+            lock(&connections).insert((a, e), conn.clone());
+            Ok::<_, NetError>(conn)
+        })
+        .await
+        .map_err(|e| NetError::Connect {
+            addr,
+            reason: format!("connect task failed: {e}"),
+        })??;
         let result = exchange(&conn, addr, request).await;
         if conn.close_reason().is_some() {
             self.forget(&key, &conn);
         }
         result
     }
+}
 
+/// What a detached connection attempt needs.
+struct Connector {
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    port: String,
+}
+
+impl Connector {
     /// Connects to `addr` with `expect`'s DNS name as the server name and checks the identity
     /// in the certificate the server presented.
     async fn connect(
@@ -225,7 +252,9 @@ impl RpcEndpoint {
         debug!(peer = %expect, %addr, "Connected.");
         Ok(conn)
     }
+}
 
+impl RpcEndpoint {
     /// Drops `conn` from the cache if it is still the one cached under `key`.
     fn forget(&self, key: &(SocketAddr, Identity), conn: &quinn::Connection) {
         let mut connections = lock(&self.connections);
