@@ -81,11 +81,15 @@ pub enum PortCommand {
 pub enum ClusterCommand {
     /// Each named node's view: role, term, leader, log and applied index, gallery size.
     Status,
-    /// Initialise a new cluster with its first voters (sent to the first --node).
+    /// Initialise a new cluster with its first voters (sent to the first --node), then add the
+    /// learners: from --voter flags, or from a node config's `role` and `[[peers]]`.
     Init {
         /// A voter as ID=ADDRESS (repeat).
-        #[arg(long = "voter", required = true, value_parser = parse_node)]
+        #[arg(long = "voter", value_parser = parse_node, required_unless_present = "config")]
         voters: Vec<(NodeId, String)>,
+        /// A node config whose own role and peers say who votes and who learns.
+        #[arg(long, conflicts_with = "voters")]
+        config: Option<PathBuf>,
     },
     /// Add a learner (a lane node); with --wait, show its catch-up until it has the whole log.
     AddLearner {
@@ -250,9 +254,22 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
                         .join("\n")
                 })?;
             }
-            ClusterCommand::Init { voters } => {
+            ClusterCommand::Init { voters, config } => {
+                let (voters, learners) = match config {
+                    None => (voters.clone(), Vec::new()),
+                    Some(path) => members_from_config(&NodeConfig::from_file(path)?),
+                };
+                if voters.is_empty() {
+                    return Err(Error::Config("no voter: give --voter or a config with voters".into()));
+                }
                 client.initialize(conn.first(), voters.iter().cloned().collect()).await?;
                 println!("cluster initialised with {} voters", voters.len());
+                for (id, addr) in learners {
+                    client
+                        .change_membership(MembershipChange::AddLearner { id, addr }, DEADLINE)
+                        .await?;
+                    println!("node {id} added as a learner");
+                }
             }
             ClusterCommand::AddLearner { id, addr, wait } => {
                 client
@@ -295,6 +312,17 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
         }
         Ok(Outcome::Yes)
     })
+}
+
+/// Voters and learners named by a node config: the node itself by its `role`, and its peers.
+fn members_from_config(config: &NodeConfig) -> (Vec<(NodeId, String)>, Vec<(NodeId, String)>) {
+    use crate::cluster::config::Role;
+    let mut all = vec![(config.node_id, config.advertise(), config.role)];
+    all.extend(config.peers.iter().map(|p| (p.id, p.addr.clone(), p.role)));
+    let (voters, learners): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(_, _, r)| *r == Role::Voter);
+    let strip = |v: Vec<(NodeId, String, Role)>| v.into_iter().map(|(id, a, _)| (id, a)).collect();
+    (strip(voters), strip(learners))
 }
 
 fn report_outcome(outcomes: &[GalleryOutcome], index: u64) -> Result<Outcome> {
@@ -373,7 +401,10 @@ pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<O
             };
             let frame = Frame::open(&path)?;
             let (_, embedding) = p.single_face(frame.as_ref())?;
-            templates.push(Template::quantize(embedding.model().clone(), embedding.values())?);
+            templates.push(Template::quantize(
+                embedding.model().clone(),
+                embedding.values(),
+            )?);
         }
         commands.push(Cmd::Enrol {
             person: parsed.person,

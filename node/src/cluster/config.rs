@@ -137,7 +137,8 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     /// Directory with `ca.pem`, `cert.pem`, `key.pem`. Required.
     pub tls_dir: PathBuf,
-    /// Voter or learner (default learner); `cluster init` uses the roles.
+    /// Voter or learner (default learner); `cluster init --config` uses the roles. Afterwards
+    /// membership is replicated state, changed with `cluster promote|demote|remove`.
     #[serde(default)]
     pub role: Role,
     /// The port's other nodes, for `cluster init`. Default none.
