@@ -12,7 +12,7 @@ use clearway_gallery::{
     TravelDocument,
 };
 use clearway_node::cluster::ClusterClient;
-use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, decode, encode};
+use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, encode};
 use clearway_node::net::Identity;
 use clearway_node::net::rpc::RpcEndpoint;
 use clearway_node::net::tls::PortCa;
@@ -97,7 +97,7 @@ async fn converged(
     }
 }
 
-/// Every file under `dir`, concatenated.
+/// The files under `dir` (recursively) whose bytes contain `needle`.
 fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -241,7 +241,7 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
             .await
             .expect("read")
             .unwrap_or_else(|| panic!("{doc} missing"));
-        assert_eq!(&entry.person.document.number, doc);
+        assert_eq!(&entry.document.number, doc);
     }
     for id in all {
         let st = client.status(id).await.expect("status");
@@ -252,7 +252,7 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     let hits = client.search(4, needle.clone(), 1).await.expect("search");
     let needle_id = hits[0].person;
     assert!(hits[0].score > 0.99);
-    let epochs: Vec<u32> = futures_epochs(&client, &all).await;
+    let epochs: Vec<u32> = key_epochs(&client, &all).await;
     let (cancel_index, outcomes) = client
         .write(
             Request::V1(vec![Command::Cancel { person: needle_id }]),
@@ -312,7 +312,7 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     assert_eq!(client.status(4).await.expect("status").persons, 10_002);
 }
 
-async fn futures_epochs(client: &ClusterClient, nodes: &[u64]) -> Vec<u32> {
+async fn key_epochs(client: &ClusterClient, nodes: &[u64]) -> Vec<u32> {
     let mut out = Vec::new();
     for &id in nodes {
         out.push(client.status(id).await.expect("status").key_epoch);
@@ -399,7 +399,7 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
         .await
         .expect("linearizable read")
         .expect("registered");
-    assert_eq!(entry.person.document.number, "NEEDLE");
+    assert_eq!(entry.document.number, "NEEDLE");
 }
 
 /// A node whose certificate is not from the port CA cannot send a single Raft message; a client
@@ -442,5 +442,4 @@ async fn foreign_certificates_and_impersonation_are_refused() {
     let after: NodeStatus = client.status(1).await.expect("status");
     assert_eq!(after.term, before.term, "no vote reached raft");
     assert_eq!(after.state, "leader");
-    let _ = decode::<Reply>;
 }

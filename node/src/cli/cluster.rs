@@ -302,7 +302,7 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
             ClusterCommand::Person { person } => {
                 let id = parse_id(person)?;
                 let entry = client.person(conn.first(), id, true).await?;
-                let shown = entry.as_ref().map(|e| &e.person);
+                let shown = entry.as_ref();
                 print(g.json, &shown, || match shown {
                     Some(p) => format!("{} {} ({}), document {}", p.id, p.name, p.category, p.document.kind.as_str()),
                     None => format!("{id} is not registered"),

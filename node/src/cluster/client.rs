@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use clearway_gallery::{Entry, Hit, Outcome, PersonId, Request};
+use clearway_gallery::{Hit, Outcome, Person, PersonId, Request};
 use tracing::debug;
 
 use super::node::reply_error;
@@ -140,13 +140,13 @@ impl ClusterClient {
         }
     }
 
-    /// A person's entry: linearizable (through the leader) or from `node`'s replica.
+    /// A person's record (no templates): linearizable (through the leader) or from `node`'s replica.
     pub async fn person(
         &self,
         node: NodeId,
         person: PersonId,
         linearizable: bool,
-    ) -> Result<Option<Entry>> {
+    ) -> Result<Option<Person>> {
         match self
             .call(
                 node,

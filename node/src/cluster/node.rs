@@ -437,7 +437,7 @@ impl ClusterNode {
                         }
                     }
                 }
-                Reply::Person(self.inner.gallery.entry(person).map(Box::new))
+                Reply::Person(self.inner.gallery.entry(person).map(|e| Box::new(e.person)))
             }
             Call::Search { probe, k } => match self.inner.gallery.search(&probe, k.min(100)) {
                 Ok(hits) => Reply::Hits(hits),

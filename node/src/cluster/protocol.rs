@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use clearway_gallery::{Entry, Hit, Outcome, PersonId, Request};
+use clearway_gallery::{Hit, Outcome, Person, PersonId, Request};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -164,8 +164,9 @@ pub enum Reply {
         /// One outcome per command.
         outcomes: Vec<Outcome>,
     },
-    /// A person's record (None: not registered).
-    Person(Option<Box<Entry>>),
+    /// A person's record, without templates: biometric data never leaves a node in answers
+    /// to clients (None: not registered).
+    Person(Option<Box<Person>>),
     /// Search hits, best first.
     Hits(Vec<Hit>),
     /// Node status.
