@@ -9,39 +9,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use clearway_gallery::{
-    Category, Command, ModelId, NewPerson, Registrations, Request, Template, TravelDocument,
-};
+use clearway_gallery::{Command, Request};
 use clearway_node::cluster::protocol::MembershipChange;
-use clearway_tests::port::{LocalPort, Tuning, leader};
+use clearway_tests::port::{LocalPort, Tuning, enrol, leader, random_embedding};
 use rand::{Rng, SeedableRng};
 
 const LONG: Duration = Duration::from_secs(600);
 
-fn enrol(doc: String, rng: &mut impl Rng) -> Command {
-    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
-    let v: Vec<f32> = (0..128).map(|_| rng.random::<f32>() - 0.5).collect();
-    Command::Enrol {
-        person: NewPerson {
-            name: format!("Traveller {doc}"),
-            date_of_birth: day(1985, 3, 4),
-            category: Category::MacaoResident,
-            document: TravelDocument {
-                kind: Category::MacaoResident.document_kind(),
-                number: doc,
-                valid_from: day(2020, 1, 1),
-                valid_until: day(2030, 1, 1),
-            },
-            endorsement: None,
-            registrations: Registrations::default(),
-            consents: vec![],
-            guardian_consent: None,
-        },
-        templates: vec![
-            Template::quantize(ModelId::new("sface", "2021dec"), &v).expect("template"),
-        ],
-    }
+fn synthetic(doc: String, rng: &mut impl Rng) -> Command {
+    enrol(&doc, &random_embedding(rng))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -69,7 +45,7 @@ async fn main() {
     // 1. Commit latency, one enrolment per entry, through the leader.
     let mut lat = Vec::new();
     for i in 0..2000 {
-        let req = Request::V1(vec![enrol(format!("L{i}"), &mut rng)]);
+        let req = Request::V1(vec![synthetic(format!("L{i}"), &mut rng)]);
         let t = Instant::now();
         let reply = client
             .call(
@@ -98,7 +74,7 @@ async fn main() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(10 + w);
             for b in 0..50 {
                 let cmds = (0..256)
-                    .map(|i| enrol(format!("T{w}-{b}-{i}"), &mut rng))
+                    .map(|i| synthetic(format!("T{w}-{b}-{i}"), &mut rng))
                     .collect();
                 client.write(Request::V1(cmds), LONG).await.expect("write");
             }
@@ -121,7 +97,7 @@ async fn main() {
     let mut b = 0;
     while have + b * 1000 < catchup {
         let cmds = (0..1000)
-            .map(|i| enrol(format!("C{b}-{i}"), &mut rng))
+            .map(|i| synthetic(format!("C{b}-{i}"), &mut rng))
             .collect();
         last = client
             .write(Request::V1(cmds), LONG)

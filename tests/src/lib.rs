@@ -60,3 +60,37 @@ pub fn node_bin() -> PathBuf {
     );
     bin
 }
+
+/// What a `clearway-node` command did.
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `clearway-node` with `args` (assets and ONNX Runtime from this checkout, no stdin) and
+/// fails the test if it panicked: bad input must be an error line, never a panic.
+pub fn node(args: &[&str]) -> Run {
+    let out = std::process::Command::new(node_bin())
+        .args(args)
+        .env("CLEARWAY_ASSETS", assets())
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("clearway-node runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "clearway-node panicked on {args:?}: {}",
+        run.stderr
+    );
+    run
+}

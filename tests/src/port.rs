@@ -11,6 +11,13 @@ use clearway_node::cluster::protocol::{MembershipChange, NodeStatus};
 use clearway_node::net::Identity;
 use clearway_node::net::tls::PortCa;
 
+use chrono::NaiveDate;
+use clearway_gallery::{
+    Category, Command as GalleryCommand, ModelId, NewPerson, Registrations, Template,
+    TravelDocument,
+};
+use rand::Rng;
+
 use crate::node_bin;
 
 /// The port name the test clusters use.
@@ -273,5 +280,48 @@ pub async fn leader(client: &ClusterClient, via: &[u64]) -> u64 {
         }
         assert!(std::time::Instant::now() < until, "no leader within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
+/// A synthetic Macao resident with travel document `doc`.
+pub fn person(doc: &str) -> NewPerson {
+    NewPerson {
+        name: format!("Traveller {doc}"),
+        date_of_birth: day(1985, 3, 4),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: Category::MacaoResident.document_kind(),
+            number: doc.to_string(),
+            valid_from: day(2020, 1, 1),
+            valid_until: day(2030, 1, 1),
+        },
+        endorsement: None,
+        registrations: Registrations::default(),
+        consents: vec![],
+        guardian_consent: None,
+    }
+}
+
+/// A random unit vector of 128 dimensions (SFace's size).
+pub fn random_embedding(rng: &mut impl Rng) -> Vec<f32> {
+    let v: Vec<f32> = (0..128).map(|_| rng.random::<f32>() - 0.5).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// An SFace template of `embedding`.
+pub fn template(embedding: &[f32]) -> Template {
+    Template::quantize(ModelId::new("sface", "2021dec"), embedding).expect("template")
+}
+
+/// Enrol `doc` with one template of `embedding`.
+pub fn enrol(doc: &str, embedding: &[f32]) -> GalleryCommand {
+    GalleryCommand::Enrol {
+        person: person(doc),
+        templates: vec![template(embedding)],
     }
 }

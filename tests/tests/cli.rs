@@ -4,34 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clearway_tests::{node_bin, photo, root};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn node(args: &[&str]) -> Run {
-    let out = Command::new(node_bin())
-        .args(args)
-        .env("CLEARWAY_ASSETS", clearway_tests::assets())
-        .env("ORT_DYLIB_PATH", clearway_tests::ort_library())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("clearway-node runs");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "clearway-node panicked on {args:?}: {}",
-        run.stderr
-    );
-    run
-}
+use clearway_tests::{node, node_bin, photo, root};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

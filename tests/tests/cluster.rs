@@ -6,59 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use clearway_gallery::{
-    Category, Command, ModelId, NewPerson, Outcome, PersonId, Registrations, Request, Template,
-    TravelDocument,
-};
+use clearway_gallery::{Command, Outcome, PersonId, Request};
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, encode};
 use clearway_node::net::Identity;
 use clearway_node::net::rpc::RpcEndpoint;
 use clearway_node::net::tls::PortCa;
-use clearway_tests::port::{LocalPort, PORT, Tuning, leader};
-use rand::{Rng, SeedableRng};
+use clearway_tests::port::{LocalPort, PORT, Tuning, enrol, leader, random_embedding, template};
+use rand::SeedableRng;
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).expect("date")
-}
-
-fn person(doc: &str) -> NewPerson {
-    NewPerson {
-        name: format!("Traveller {doc}"),
-        date_of_birth: day(1985, 3, 4),
-        category: Category::MacaoResident,
-        document: TravelDocument {
-            kind: Category::MacaoResident.document_kind(),
-            number: doc.to_string(),
-            valid_from: day(2020, 1, 1),
-            valid_until: day(2030, 1, 1),
-        },
-        endorsement: None,
-        registrations: Registrations::default(),
-        consents: vec![],
-        guardian_consent: None,
-    }
-}
-
-fn random_embedding(rng: &mut impl Rng) -> Vec<f32> {
-    let v: Vec<f32> = (0..128).map(|_| rng.random::<f32>() - 0.5).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-fn template(embedding: &[f32]) -> Template {
-    Template::quantize(ModelId::new("sface", "2021dec"), embedding).expect("template")
-}
-
-fn enrol(doc: &str, embedding: &[f32]) -> Command {
-    Command::Enrol {
-        person: person(doc),
-        templates: vec![template(embedding)],
-    }
-}
 
 /// Waits until every node has applied at least `index`, then returns their digests.
 async fn converged(

@@ -105,6 +105,22 @@ impl LogStore {
         Ok(n)
     }
 
+    /// Removes the entries in `range` (truncate, purge), flushed when fsync is on.
+    async fn remove(&self, range: (Bound<u64>, Bound<u64>)) -> Result<(), StorageError> {
+        let key = |b: Bound<u64>| b.map(index_key);
+        let mut batch = sled::Batch::default();
+        for k in self.log.range((key(range.0), key(range.1))).keys() {
+            batch.remove(k.map_err(|e| StorageIOError::write_logs(&e))?);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        if self.fsync {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Number of entries held (not purged).
     pub fn len(&self) -> usize {
         self.log.len()
@@ -125,16 +141,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let start = match range.start_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
+        let start = range.start_bound().cloned().map(index_key);
+        let end = range.end_bound().cloned().map(index_key);
         let mut out = Vec::new();
         for item in self.log.range((start, end)) {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
@@ -216,32 +224,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for k in self.log.range(index_key(log_id.index)..).keys() {
-            batch.remove(k.map_err(|e| StorageIOError::write_logs(&e))?);
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        if self.fsync {
-            self.flush().await?;
-        }
-        Ok(())
+        self.remove((Bound::Included(log_id.index), Bound::Unbounded))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // The purge mark first: a crash half-way leaves entries below it, which are ignored.
         self.meta_put(PURGED, &log_id)?;
-        let mut batch = sled::Batch::default();
-        for k in self.log.range(..=index_key(log_id.index)).keys() {
-            batch.remove(k.map_err(|e| StorageIOError::write_logs(&e))?);
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        if self.fsync {
-            self.flush().await?;
-        }
-        Ok(())
+        self.remove((Bound::Unbounded, Bound::Included(log_id.index)))
+            .await
     }
 }
