@@ -18,6 +18,7 @@ pub mod cli;
 pub mod error;
 pub mod cluster;
 pub mod face;
+pub mod lane;
 pub mod net;
 pub mod store;
 

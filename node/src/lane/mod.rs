@@ -1,0 +1,17 @@
+//! The lane runtime: one joint inspection channel (DOMAIN.md, "The channel procedure").
+//!
+//! * [`procedure`]: the gate procedure of seed 000 as a sans-IO state machine — inputs stamped with
+//!   `now`, outputs as commands — and the vocabulary every other lane module speaks.
+//! * [`camera`]: GStreamer capture (RTSP, V4L2, files, test pattern) with reconnect and backoff, and
+//!   the RTSP camera simulator.
+//! * [`gate`]: the gates over Modbus TCP, with fencing tokens, and a Modbus TCP gate simulator.
+//! * [`document`]: the document reader: ICAO 9303 MRZ checks and the permit types of DOMAIN.md.
+//! * [`fingerprint`]: the fingerprint reader (capture and quality; matching is the authorities' job).
+//! * [`authority`]: the two authorities' HTTPS APIs, the durable outbox, and a reference service.
+
+pub mod authority;
+pub mod camera;
+pub mod document;
+pub mod fingerprint;
+pub mod gate;
+pub mod procedure;
