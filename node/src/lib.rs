@@ -15,8 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod error;
 pub mod cluster;
+pub mod error;
 pub mod face;
 pub mod lane;
 pub mod net;

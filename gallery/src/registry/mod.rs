@@ -79,6 +79,8 @@ impl NewPerson {
 pub enum Command {
     /// Enrol a person with their first templates. Enrolling a travel document that is already
     /// registered changes nothing and answers with the existing id, so a retried enrolment is safe.
+    /// A person with a guardian's consent (a minor approved at a service location) may be
+    /// enrolled without templates; the channel adds them when the minor registers.
     Enrol {
         /// The person's record.
         person: NewPerson,
@@ -301,7 +303,11 @@ impl Registry {
                 if let Some(&existing) = self.documents.get(&key) {
                     return Outcome::AlreadyEnrolled(existing);
                 }
-                if let Err(o) = check_template_count(&templates, 1) {
+                // A minor approved at a service location is enrolled before any face is
+                // captured: the guardian's consent stands in for the templates until the
+                // minor completes the registration at a channel.
+                let min = usize::from(person.guardian_consent.is_none());
+                if let Err(o) = check_template_count(&templates, min) {
                     return o;
                 }
                 let id = PersonId(self.next_id);

@@ -1,5 +1,1425 @@
-//! The gate procedure of seed 000 as a sans-IO state machine (being written).
+//! The gate procedure of seed 000 as a sans-IO state machine.
+//!
+//! [`Procedure`] never touches a socket, a camera or a clock. The lane runtime feeds it
+//! [`Input`]s — what the vision stage saw, what the document reader read, what the authorities
+//! answered, what the gate controller reports — each stamped with `now`, and drains [`Output`]s:
+//! fenced gate commands, gate-screen messages, requests (capture a fingerprint, inspect, register),
+//! records for the authorities' outbox, alarms and decisions. Deadlines are checked on every input,
+//! so the runtime also feeds [`Input::Tick`] a few times a second.
+//!
+//! The walk through a channel (DOMAIN.md, "The channel procedure"):
+//!
+//! ```text
+//!  Idle ──face identified, eligible──────────────┐
+//!   │ ──card read──▶ (unregistered, may register) Declaration ──Agree──▶ Registering ─┐
+//!   │                                                  └─decline/timeout──────────────┤
+//!   │ ──card read, registered or not offered─────────────────────────────────────────┤
+//!   │                                                                                ▼
+//!   │                                                                   Gate1Open (gate 1 opens)
+//!   │                                                                                │ entered / closed
+//!   │                                                                                ▼
+//!   │                                    Inspection: face 1:1 + fingerprint, then both authorities
+//!   │                                                                                │ both cleared
+//!   │                                                                                ▼
+//!   │                                                            Exit (gates 2 and 3 open) ──▶ Idle
+//!   └─ a refusal at gate 1 shows its reason (Refused) and returns to Idle; any failure inside the
+//!      channel, tailgating or two faces hold the channel for an officer (Officer) until released.
+//! ```
+//!
+//! Invariants (tested in `tests.rs`):
+//! * gate 1 opens only for one face in the zone that was identified and is eligible today, or for a
+//!   card read that is valid today; gates 2 and 3 open only when both authorities cleared this
+//!   passage;
+//! * every gate command carries the newest fencing token the procedure knows, and a supervisor
+//!   override older than that token is refused;
+//! * face scan stops when the replica is staler than `max_staleness`; card scan remains;
+//! * every failure produces a reason on a gate screen and an [`Output::Referral`] or
+//!   [`Output::Alarm`] for the console.
 
+#[cfg(test)]
+mod tests;
 mod vocab;
 
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use clearway_gallery::{
+    ADULT_AGE, Authority, GuardianConsent, MIN_AGE, Person, PersonId, age_on, eligibility,
+};
+use serde::{Deserialize, Serialize};
+
 pub use vocab::*;
+
+const CLOSED_TEXT: &str = "This channel is closed. Please use another channel.";
+
+/// Tunables of the procedure. Every field has a default (see [`ProcedureConfig::default`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcedureConfig {
+    /// The channel's name, e.g. `hengqin/passenger-hall/12` (records and idempotency keys).
+    pub channel: String,
+    /// The port's offset from UTC in minutes; the travel day (ages, validity) is the local date.
+    /// Hengqin: +480.
+    pub utc_offset_minutes: i32,
+    /// Longest time since the replica last heard from the cluster's leader for which face scan
+    /// still identifies travellers from it. Card scan continues beyond it.
+    #[serde(with = "millis")]
+    pub max_staleness: Duration,
+    /// Consecutive gate-1 frames with more than one face in the capture zone that hold the
+    /// channel (one or two such frames are people stepping past).
+    pub multi_face_frames: u32,
+    /// How long the registration declaration waits for Agree.
+    #[serde(with = "millis")]
+    pub declaration_timeout: Duration,
+    /// How long a registration write may take before the traveller proceeds by card.
+    #[serde(with = "millis")]
+    pub registration_timeout: Duration,
+    /// How long gate 1 stays open for the traveller to step in.
+    #[serde(with = "millis")]
+    pub enter_timeout: Duration,
+    /// How long gate 2 waits for a matching face and a fingerprint.
+    #[serde(with = "millis")]
+    pub biometrics_timeout: Duration,
+    /// Fingerprint captures tried before the traveller is referred.
+    pub fingerprint_attempts: u32,
+    /// How long both authorities have to answer an inspection.
+    #[serde(with = "millis")]
+    pub inspection_timeout: Duration,
+    /// How long gates 2 and 3 stay open for the traveller to leave.
+    #[serde(with = "millis")]
+    pub exit_timeout: Duration,
+    /// How long a gate-1 refusal stays on the screen.
+    #[serde(with = "millis")]
+    pub refusal_display: Duration,
+    /// Cosine similarity the gate-2 face must reach against the gate-1 identity's templates.
+    pub verify_threshold: f32,
+}
+
+impl Default for ProcedureConfig {
+    fn default() -> Self {
+        ProcedureConfig {
+            channel: "lane".into(),
+            utc_offset_minutes: 480,
+            max_staleness: Duration::from_secs(300),
+            multi_face_frames: 3,
+            declaration_timeout: Duration::from_secs(30),
+            registration_timeout: Duration::from_secs(10),
+            enter_timeout: Duration::from_secs(10),
+            biometrics_timeout: Duration::from_secs(20),
+            fingerprint_attempts: 3,
+            inspection_timeout: Duration::from_secs(5),
+            exit_timeout: Duration::from_secs(10),
+            refusal_display: Duration::from_secs(4),
+            verify_threshold: 0.45,
+        }
+    }
+}
+
+impl ProcedureConfig {
+    /// Checks ranges; a clear message for the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channel.trim().is_empty() {
+            return Err("lane channel name is empty".into());
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
+            return Err(format!(
+                "utc_offset_minutes {} outside ±840",
+                self.utc_offset_minutes
+            ));
+        }
+        if self.multi_face_frames == 0 || self.fingerprint_attempts == 0 {
+            return Err("multi_face_frames and fingerprint_attempts must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.verify_threshold) {
+            return Err(format!(
+                "verify_threshold {} outside 0..=1",
+                self.verify_threshold
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Durations in config files are whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// How a lane is run, set by a supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneMode {
+    /// Face scan and card scan (the normal mode).
+    FaceAndCard,
+    /// Card scan only.
+    CardOnly,
+    /// Closed: nobody is let in.
+    Closed,
+}
+
+impl LaneMode {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaneMode::FaceAndCard => "face_and_card",
+            LaneMode::CardOnly => "card_only",
+            LaneMode::Closed => "closed",
+        }
+    }
+}
+
+/// What the vision stage made of one gate-1 frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceScan {
+    /// Faces detected inside the capture zone.
+    pub faces_in_zone: usize,
+    /// The one face's verdict, when exactly one face is in the zone.
+    pub face: Option<FaceCheck>,
+}
+
+/// The verdict on the single face in the gate-1 capture zone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaceCheck {
+    /// The quality gate refused the face (a stable reason code, e.g. `too_small`, `pose`).
+    Rejected(&'static str),
+    /// Good face, but nobody in the gallery matched.
+    Unknown,
+    /// Matched this registered person from the local replica.
+    Identified {
+        /// The person's record as the replica holds it.
+        person: Box<Person>,
+        /// Cosine similarity of the best match.
+        score: f32,
+    },
+}
+
+/// What the vision stage made of one gate-2 frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate2Face {
+    /// No usable face (none, several, or refused by the quality gate).
+    NoFace,
+    /// One good face; its best similarity to the identified person's templates, when the person
+    /// has templates (`None`: an unregistered card-scan traveller, nothing to compare with).
+    Face {
+        /// Best cosine similarity, if there was anything to compare with.
+        score: Option<f32>,
+    },
+}
+
+/// Who the replica says holds a document that was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Holder {
+    /// Nobody registered holds it.
+    Unknown,
+    /// A registered person (with face templates).
+    Registered(Box<Person>),
+    /// Enrolled without a face yet: a minor whose parent or guardian consented at a service
+    /// location, who completes the registration at a channel.
+    Pending(Box<Person>),
+}
+
+/// A card scan: what the reader delivered and what the replica knows of the document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardScan {
+    /// Read and checked.
+    Read {
+        /// The document.
+        document: Box<DocumentRead>,
+        /// Who the replica says holds it.
+        holder: Holder,
+    },
+    /// The reader delivered something unusable (a stable code and a reason to show).
+    Unreadable {
+        /// Stable code, e.g. `check_digit`.
+        code: &'static str,
+        /// Words for the screen.
+        reason: String,
+    },
+}
+
+/// A supervisor's instruction to the lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "override")]
+pub enum OverrideAction {
+    /// Move one gate.
+    Gate {
+        /// Which.
+        gate: GateId,
+        /// How.
+        action: GateAction,
+    },
+    /// Change the lane's mode.
+    Mode {
+        /// The new mode.
+        mode: LaneMode,
+    },
+    /// Send the traveller in the channel to an officer.
+    SendToOfficer,
+    /// An officer has dealt with the traveller; the channel returns to service.
+    Release,
+}
+
+/// One input, stamped by the runtime with the wall-clock time it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Nothing happened; deadlines are checked.
+    Tick,
+    /// A gate-1 frame was analysed.
+    Gate1(FaceScan),
+    /// A gate-2 frame was analysed.
+    Gate2(Gate2Face),
+    /// A document was presented.
+    Card(CardScan),
+    /// The traveller tapped Agree on the declaration.
+    Agree,
+    /// The traveller tapped Not now (or walked away).
+    Decline,
+    /// The registration requested by [`Output::Register`] was committed (or not).
+    Registered(Result<PersonId, String>),
+    /// A fingerprint capture requested by [`Output::CaptureFingerprint`].
+    Fingerprint(Result<FingerprintCapture, String>),
+    /// An authority answered the inspection with this key (or could not be reached).
+    Verdict {
+        /// Who answered.
+        authority: Authority,
+        /// The inspection's key.
+        key: String,
+        /// The answer, or why there was none.
+        result: Result<Verdict, String>,
+    },
+    /// The gate controller's report.
+    Gates {
+        /// Gates 1, 2 and 3.
+        states: [GateState; 3],
+        /// Persons the light curtains count between gate 1 and gate 2.
+        occupancy: u32,
+    },
+    /// The replica's state: the fencing token it can issue and how stale it is.
+    Replica {
+        /// Current Raft term and applied index.
+        fence: Fence,
+        /// Time since the leader last reached this replica; `None` if it never did.
+        staleness: Option<Duration>,
+    },
+    /// A supervisor override, carrying the fencing token of the log entry that delivered it.
+    Override {
+        /// What to do.
+        action: OverrideAction,
+        /// Its fencing token.
+        fence: Fence,
+    },
+}
+
+/// A message on a gate screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Screen {
+    /// The screen at gate 1 (outside) or gate 2 (inside).
+    pub gate: GateId,
+    /// A stable code for the message (translations, tests).
+    pub code: &'static str,
+    /// The words shown.
+    pub text: String,
+}
+
+/// Alarms raised to the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// More than one face in the gate-1 capture zone.
+    MultipleFaces,
+    /// More than one person between gate 1 and gate 2.
+    Tailgating,
+    /// An authority did not answer an inspection in time.
+    AuthorityNotAnswering,
+    /// A gate refused a command or reports a fault.
+    GateFault,
+    /// Face scan suspended: the replica is staler than allowed.
+    ReplicaStale,
+}
+
+impl AlarmKind {
+    /// Stable snake_case name (a bounded metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmKind::MultipleFaces => "multiple_faces",
+            AlarmKind::Tailgating => "tailgating",
+            AlarmKind::AuthorityNotAnswering => "authority_not_answering",
+            AlarmKind::GateFault => "gate_fault",
+            AlarmKind::ReplicaStale => "replica_stale",
+        }
+    }
+}
+
+/// How a passage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Gate 1 opened (face scan or card scan).
+    Admitted,
+    /// Both authorities cleared; gates 2 and 3 opened.
+    Cleared,
+    /// Refused at gate 1 (shown, the traveller stays outside).
+    Refused,
+    /// Registered at the channel.
+    Registered,
+    /// Sent to an officer.
+    Referred,
+}
+
+impl Outcome {
+    /// Stable snake_case name (a bounded metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Admitted => "admitted",
+            Outcome::Cleared => "cleared",
+            Outcome::Refused => "refused",
+            Outcome::Registered => "registered",
+            Outcome::Referred => "referred",
+        }
+    }
+}
+
+/// A decision, for metrics, the console and the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// What happened.
+    pub outcome: Outcome,
+    /// A stable reason code (`eligible`, an [`Ineligible`](clearway_gallery::Ineligible) code, …).
+    pub reason: &'static str,
+    /// Face scan or card scan, once known.
+    pub method: Option<ClearanceMethod>,
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+}
+
+/// What to register when a traveller taps Agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRequest {
+    /// The document read at gate 1.
+    pub document: DocumentRead,
+    /// The person already enrolled for this document without a face (a minor approved at a
+    /// service location): complete their entry instead of enrolling anew.
+    pub existing: Option<PersonId>,
+    /// The guardian's consent (minors).
+    pub guardian_consent: Option<GuardianConsent>,
+    /// The channel.
+    pub channel: String,
+    /// When Agree was tapped.
+    pub at: DateTime<Utc>,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this command to the gate controller.
+    Gate(GateCommand),
+    /// Show this on a gate screen.
+    Screen(Screen),
+    /// Enrol the traveller from the document and the latest good gate-1 face, record the
+    /// consents with both authorities through the cluster, then answer [`Input::Registered`].
+    Register(Box<RegistrationRequest>),
+    /// Capture a fingerprint, then answer [`Input::Fingerprint`].
+    CaptureFingerprint,
+    /// Ask both authorities to inspect, then answer one [`Input::Verdict`] each.
+    Inspect(Box<InspectionRequest>),
+    /// Queue this record in the outbox.
+    Deliver(Box<Delivery>),
+    /// Raise an alarm on the console.
+    Alarm {
+        /// Which.
+        kind: AlarmKind,
+        /// Words for the console.
+        detail: String,
+    },
+    /// A traveller is referred to an officer, for this reason.
+    Referral {
+        /// Stable code.
+        code: &'static str,
+        /// Words for the officer.
+        reason: String,
+    },
+    /// A decision was made.
+    Decision(Decision),
+}
+
+/// Who is walking through the channel.
+#[derive(Debug, Clone, PartialEq)]
+struct Traveller {
+    method: ClearanceMethod,
+    document: DocumentKey,
+    /// The registered person, when identified by face or when the card's holder is registered.
+    person: Option<PersonId>,
+}
+
+/// Where a gate-2 inspection stands.
+#[derive(Debug, Clone, PartialEq)]
+enum Inspection {
+    /// Collecting the face (1:1) and the fingerprint.
+    Biometrics {
+        face_score: Option<f32>,
+        fingerprint: Option<FingerprintCapture>,
+        attempts: u32,
+        capturing: bool,
+    },
+    /// Waiting for both authorities.
+    Verdicts {
+        key: String,
+        macao: Option<Verdict>,
+        mainland: Option<Verdict>,
+    },
+}
+
+/// The procedure's phase.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Idle,
+    Refused {
+        until: DateTime<Utc>,
+    },
+    Declaration {
+        document: Box<DocumentRead>,
+        existing: Option<PersonId>,
+        guardian_consent: Option<Box<GuardianConsent>>,
+        until: DateTime<Utc>,
+    },
+    Registering {
+        document: Box<DocumentRead>,
+        until: DateTime<Utc>,
+    },
+    Gate1Open {
+        traveller: Traveller,
+        until: DateTime<Utc>,
+        entered: bool,
+    },
+    Inspection {
+        traveller: Traveller,
+        step: Inspection,
+        until: DateTime<Utc>,
+    },
+    Exit {
+        traveller: Traveller,
+        until: DateTime<Utc>,
+    },
+    Officer {
+        code: &'static str,
+    },
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Refused { .. } => "refused",
+            Phase::Declaration { .. } => "declaration",
+            Phase::Registering { .. } => "registering",
+            Phase::Gate1Open { .. } => "gate1_open",
+            Phase::Inspection { .. } => "inspection",
+            Phase::Exit { .. } => "exit",
+            Phase::Officer { .. } => "officer",
+        }
+    }
+}
+
+/// A snapshot of the procedure for the console and `/lane`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneView {
+    /// The current step (`idle`, `declaration`, `gate1_open`, `inspection`, `exit`, `officer`, …).
+    pub step: &'static str,
+    /// The supervisor's mode.
+    pub mode: LaneMode,
+    /// Whether face scan is in use right now (mode allows it and the replica is fresh enough).
+    pub face_scan: bool,
+    /// The newest fencing token known.
+    pub fence: Fence,
+    /// Gates 1–3 as last reported.
+    pub gates: [GateState; 3],
+    /// Persons between gate 1 and gate 2.
+    pub occupancy: u32,
+    /// Why the channel is held for an officer, if it is.
+    pub held_for: Option<&'static str>,
+}
+
+/// The gate procedure of one channel. See the module documentation.
+pub struct Procedure {
+    config: ProcedureConfig,
+    offset: FixedOffset,
+    phase: Phase,
+    mode: LaneMode,
+    fence: Fence,
+    stale: bool,
+    gates: [GateState; 3],
+    occupancy: u32,
+    multi_face_run: u32,
+    passages: u64,
+    /// The message each screen (gate 1, gate 2) shows, so a repeated one is not sent again.
+    shown: [Option<(&'static str, String)>; 2],
+    outputs: VecDeque<Output>,
+}
+
+impl fmt::Debug for Procedure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Procedure")
+            .field("phase", &self.phase.name())
+            .field("mode", &self.mode)
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Procedure {
+    /// A procedure at rest; the replica counts as stale until [`Input::Replica`] says otherwise.
+    pub fn new(config: ProcedureConfig) -> Procedure {
+        let offset = FixedOffset::east_opt(config.utc_offset_minutes.saturating_mul(60))
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+        Procedure {
+            config,
+            offset,
+            phase: Phase::Idle,
+            mode: LaneMode::FaceAndCard,
+            fence: Fence::default(),
+            stale: true,
+            gates: [GateState::Closed; 3],
+            occupancy: 0,
+            multi_face_run: 0,
+            passages: 0,
+            shown: [None, None],
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The next output to act on.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The state for display.
+    pub fn view(&self) -> LaneView {
+        LaneView {
+            step: self.phase.name(),
+            mode: self.mode,
+            face_scan: self.face_scan_enabled(),
+            fence: self.fence,
+            gates: self.gates,
+            occupancy: self.occupancy,
+            held_for: match &self.phase {
+                Phase::Officer { code } => Some(code),
+                _ => None,
+            },
+        }
+    }
+
+    /// The person the gate-2 camera should be compared with, while one is being inspected.
+    pub fn expected_person(&self) -> Option<PersonId> {
+        match &self.phase {
+            Phase::Gate1Open { traveller, .. } | Phase::Inspection { traveller, .. } => {
+                traveller.person
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether gate-1 frames are wanted (face scan in use and nobody being served).
+    pub fn wants_gate1_faces(&self) -> bool {
+        self.face_scan_enabled() && matches!(self.phase, Phase::Idle)
+    }
+
+    /// Whether gate-2 frames are wanted.
+    pub fn wants_gate2_faces(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Inspection {
+                step: Inspection::Biometrics {
+                    face_score: None,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
+    /// The local travel day at `now`.
+    pub fn travel_day(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.offset).date_naive()
+    }
+
+    fn face_scan_enabled(&self) -> bool {
+        self.mode == LaneMode::FaceAndCard && !self.stale
+    }
+
+    /// Feeds one input that happened at `now`.
+    pub fn handle(&mut self, now: DateTime<Utc>, input: Input) {
+        match input {
+            Input::Tick => {}
+            Input::Gate1(scan) => self.on_gate1(now, scan),
+            Input::Gate2(face) => self.on_gate2(now, face),
+            Input::Card(card) => self.on_card(now, card),
+            Input::Agree => self.on_agree(now),
+            Input::Decline => {
+                if let Phase::Declaration { document, .. } = &self.phase {
+                    let document = (**document).clone();
+                    self.admit_by_card(now, &document, None);
+                }
+            }
+            Input::Registered(result) => self.on_registered(now, result),
+            Input::Fingerprint(result) => self.on_fingerprint(now, result),
+            Input::Verdict {
+                authority,
+                key,
+                result,
+            } => self.on_verdict(now, authority, &key, result),
+            Input::Gates { states, occupancy } => self.on_gates(now, states, occupancy),
+            Input::Replica { fence, staleness } => self.on_replica(fence, staleness),
+            Input::Override { action, fence } => self.on_override(now, action, fence),
+        }
+        self.check_deadlines(now);
+    }
+
+    // --- inputs -----------------------------------------------------------------------------
+
+    fn on_gate1(&mut self, now: DateTime<Utc>, scan: FaceScan) {
+        if !self.wants_gate1_faces() {
+            return;
+        }
+        if scan.faces_in_zone > 1 {
+            self.multi_face_run += 1;
+            if self.multi_face_run >= self.config.multi_face_frames {
+                self.multi_face_run = 0;
+                self.alarm(
+                    AlarmKind::MultipleFaces,
+                    "more than one face at gate 1".into(),
+                );
+                self.hold(
+                    "multiple_faces",
+                    "One person at a time. Please wait for an officer.",
+                );
+            } else {
+                self.screen(
+                    GateId::One,
+                    "one_at_a_time",
+                    "One person at a time, please.",
+                );
+            }
+            return;
+        }
+        self.multi_face_run = 0;
+        let Some(face) = scan.face else { return };
+        match face {
+            FaceCheck::Rejected(reason) => self.screen(
+                GateId::One,
+                "face_quality",
+                format!(
+                    "Please remove sunglasses, mask and hat and look at the camera ({reason})."
+                ),
+            ),
+            FaceCheck::Unknown => self.screen(
+                GateId::One,
+                "not_recognised",
+                "Face not recognised. Please present your travel document (card scan).",
+            ),
+            FaceCheck::Identified { person, .. } => {
+                let today = self.travel_day(now);
+                match eligibility(&person, today) {
+                    Ok(()) => {
+                        let traveller = Traveller {
+                            method: ClearanceMethod::Face,
+                            document: DocumentKey {
+                                kind: person.document.kind,
+                                number: person.document.number.clone(),
+                            },
+                            person: Some(person.id),
+                        };
+                        self.open_gate1(now, traveller, "eligible");
+                    }
+                    Err(why) => self.refuse(
+                        now,
+                        why.code(),
+                        ClearanceMethod::Face,
+                        format!(
+                            "Face scan not available: {why}. Please use card scan or see an officer."
+                        ),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_card(&mut self, now: DateTime<Utc>, card: CardScan) {
+        if self.mode == LaneMode::Closed {
+            self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+            return;
+        }
+        // Card scan is always available at gate 1 while nobody is being served.
+        if !matches!(
+            self.phase,
+            Phase::Idle | Phase::Refused { .. } | Phase::Declaration { .. }
+        ) {
+            return;
+        }
+        let (document, holder) = match card {
+            CardScan::Unreadable { code, reason } => {
+                self.refuse(
+                    now,
+                    code,
+                    ClearanceMethod::Card,
+                    format!("Document could not be read: {reason}. Please see an officer."),
+                );
+                return;
+            }
+            CardScan::Read { document, holder } => (document, holder),
+        };
+        let today = self.travel_day(now);
+        if today < document.valid_from {
+            self.refuse(
+                now,
+                "document_not_yet_valid",
+                ClearanceMethod::Card,
+                "Document not yet valid. Please see an officer.".into(),
+            );
+            return;
+        }
+        if today > document.valid_until {
+            self.refuse(
+                now,
+                "document_expired",
+                ClearanceMethod::Card,
+                "Document expired. Please see an officer.".into(),
+            );
+            return;
+        }
+        let (existing, guardian_consent) = match holder {
+            Holder::Registered(person) => {
+                // Already registered: card scan clears them like anyone else.
+                self.admit_by_card(now, &document, Some(person.id));
+                return;
+            }
+            Holder::Pending(person) => (Some(person.id), person.guardian_consent.map(Box::new)),
+            Holder::Unknown => (None, None),
+        };
+        // Not registered: offer registration when the traveller could use face scan.
+        let age = age_on(document.date_of_birth, today);
+        if age < MIN_AGE || self.stale {
+            self.admit_by_card(now, &document, None);
+            return;
+        }
+        if age < ADULT_AGE && guardian_consent.is_none() {
+            self.screen(
+                GateId::One,
+                "minor_needs_guardian",
+                "Registration of a minor (14 to 17) needs a parent's or guardian's consent at a \
+                 service location first. Proceeding by card scan.",
+            );
+            self.decide(
+                now,
+                Outcome::Refused,
+                "guardian_consent_missing",
+                Some(ClearanceMethod::Card),
+            );
+            self.admit_by_card(now, &document, None);
+            return;
+        }
+        self.screen(
+            GateId::One,
+            "declaration",
+            "Declaration: I register for Smart Immigration Clearance. My facial features will be \
+             collected and my consent transmitted to the Macao and Mainland border inspection \
+             authorities for record. Tap Agree to register, or Not now.",
+        );
+        self.phase = Phase::Declaration {
+            document,
+            existing,
+            guardian_consent,
+            until: now + self.config.declaration_timeout,
+        };
+    }
+
+    fn on_agree(&mut self, now: DateTime<Utc>) {
+        let Phase::Declaration {
+            document,
+            existing,
+            guardian_consent,
+            ..
+        } = &self.phase
+        else {
+            return;
+        };
+        let request = RegistrationRequest {
+            document: (**document).clone(),
+            existing: *existing,
+            guardian_consent: guardian_consent.as_deref().cloned(),
+            channel: self.config.channel.clone(),
+            at: now,
+        };
+        self.phase = Phase::Registering {
+            document: document.clone(),
+            until: now + self.config.registration_timeout,
+        };
+        self.screen(
+            GateId::One,
+            "registering",
+            "Registering, please look at the camera.",
+        );
+        self.outputs.push_back(Output::Register(Box::new(request)));
+    }
+
+    fn on_registered(&mut self, now: DateTime<Utc>, result: Result<PersonId, String>) {
+        let Phase::Registering { document, .. } = &self.phase else {
+            return;
+        };
+        let document = (**document).clone();
+        match result {
+            Ok(id) => {
+                for authority in Authority::ALL {
+                    self.deliver(
+                        authority,
+                        AuthorityRecord::RegistrationConsent {
+                            document: document.key(),
+                            name: document.name.clone(),
+                            given_at: now,
+                            channel: self.config.channel.clone(),
+                        },
+                    );
+                }
+                self.decide(
+                    now,
+                    Outcome::Registered,
+                    "agreed",
+                    Some(ClearanceMethod::Card),
+                );
+                self.screen(
+                    GateId::One,
+                    "registered",
+                    "Registration complete. Face scan works from your next trip.",
+                );
+                self.admit_by_card(now, &document, Some(id));
+            }
+            Err(reason) => {
+                self.screen(
+                    GateId::One,
+                    "registration_failed",
+                    format!(
+                        "Registration could not be completed ({reason}). Proceeding by card scan."
+                    ),
+                );
+                self.admit_by_card(now, &document, None);
+            }
+        }
+    }
+
+    fn on_gate2(&mut self, now: DateTime<Utc>, face: Gate2Face) {
+        let threshold = self.config.verify_threshold;
+        let Phase::Inspection {
+            traveller,
+            step: Inspection::Biometrics { face_score, .. },
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if face_score.is_some() {
+            return;
+        }
+        match face {
+            Gate2Face::NoFace => {}
+            Gate2Face::Face { score } => match (traveller.person, score) {
+                (Some(_), Some(s)) if s >= threshold => *face_score = Some(s),
+                (Some(_), _) => {
+                    self.refer(
+                        now,
+                        "face_mismatch",
+                        "The face at gate 2 does not match the traveller identified at gate 1."
+                            .into(),
+                    );
+                    return;
+                }
+                // Nothing enrolled to compare with: the authorities inspect the capture.
+                (None, _) => *face_score = Some(0.0),
+            },
+        }
+        self.maybe_inspect(now);
+    }
+
+    fn on_fingerprint(&mut self, now: DateTime<Utc>, result: Result<FingerprintCapture, String>) {
+        let attempts_allowed = self.config.fingerprint_attempts;
+        let Phase::Inspection {
+            step:
+                Inspection::Biometrics {
+                    fingerprint,
+                    attempts,
+                    capturing,
+                    ..
+                },
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        *capturing = false;
+        match result {
+            Ok(capture) => *fingerprint = Some(capture),
+            Err(reason) => {
+                *attempts += 1;
+                if *attempts >= attempts_allowed {
+                    self.refer(
+                        now,
+                        "fingerprint_failed",
+                        format!("No usable fingerprint after {attempts_allowed} tries ({reason})."),
+                    );
+                    return;
+                }
+                *capturing = true;
+                self.screen(
+                    GateId::Two,
+                    "fingerprint_retry",
+                    "Please place your finger on the reader again.",
+                );
+                self.outputs.push_back(Output::CaptureFingerprint);
+            }
+        }
+        self.maybe_inspect(now);
+    }
+
+    fn on_verdict(
+        &mut self,
+        now: DateTime<Utc>,
+        authority: Authority,
+        key: &str,
+        result: Result<Verdict, String>,
+    ) {
+        let Phase::Inspection {
+            step:
+                Inspection::Verdicts {
+                    key: expected,
+                    macao,
+                    mainland,
+                },
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if expected != key {
+            return; // An answer to an earlier passage.
+        }
+        let verdict = match result {
+            Ok(v) => v,
+            Err(reason) => {
+                self.alarm(
+                    AlarmKind::AuthorityNotAnswering,
+                    format!("{authority} authority: {reason}"),
+                );
+                self.refer(
+                    now,
+                    "authority_not_answering",
+                    format!("The {authority} authority is not answering."),
+                );
+                return;
+            }
+        };
+        if let Verdict::Refer { reason } = &verdict {
+            let reason = format!("{authority} authority: {reason}");
+            self.refer(now, "authority_refer", reason);
+            return;
+        }
+        match authority {
+            Authority::Macao => *macao = Some(verdict),
+            Authority::Mainland => *mainland = Some(verdict),
+        }
+        if macao.is_some() && mainland.is_some() {
+            self.clear(now);
+        }
+    }
+
+    fn on_gates(&mut self, now: DateTime<Utc>, states: [GateState; 3], occupancy: u32) {
+        self.gates = states;
+        self.occupancy = occupancy;
+        if occupancy > 1 && !matches!(self.phase, Phase::Officer { .. }) {
+            self.alarm(
+                AlarmKind::Tailgating,
+                format!("{occupancy} persons between gate 1 and gate 2"),
+            );
+            self.hold(
+                "tailgating",
+                "One person at a time. Please wait for an officer.",
+            );
+            return;
+        }
+        if let Some(i) = states.iter().position(|s| *s == GateState::Fault)
+            && !matches!(self.phase, Phase::Officer { .. })
+        {
+            self.alarm(
+                AlarmKind::GateFault,
+                format!("gate {} reports a fault", i + 1),
+            );
+            self.hold(
+                "gate_fault",
+                "This channel is out of service. Please wait for an officer.",
+            );
+            return;
+        }
+        match &mut self.phase {
+            Phase::Gate1Open { entered, .. } if occupancy >= 1 && !*entered => {
+                *entered = true;
+                self.start_inspection(now);
+            }
+            Phase::Exit { .. } if occupancy == 0 && states[2] != GateState::Moving => {
+                // The traveller has left the zone: close behind them.
+                self.close_exit(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_replica(&mut self, fence: Fence, staleness: Option<Duration>) {
+        if fence > self.fence {
+            self.fence = fence;
+        }
+        let stale = staleness.is_none_or(|s| s > self.config.max_staleness);
+        if stale && !self.stale {
+            self.alarm(
+                AlarmKind::ReplicaStale,
+                "face scan suspended: the gallery replica has lost the cluster".into(),
+            );
+            self.screen(
+                GateId::One,
+                "card_only",
+                "Face scan is not available. Please use card scan.",
+            );
+        }
+        self.stale = stale;
+    }
+
+    fn on_override(&mut self, now: DateTime<Utc>, action: OverrideAction, fence: Fence) {
+        if fence < self.fence {
+            self.alarm(
+                AlarmKind::GateFault,
+                format!(
+                    "override refused: its fencing token {fence} is older than {}",
+                    self.fence
+                ),
+            );
+            return;
+        }
+        self.fence = fence;
+        match action {
+            OverrideAction::Gate { gate, action } => {
+                self.gate(gate, action);
+            }
+            OverrideAction::Mode { mode } => {
+                self.mode = mode;
+                if mode == LaneMode::Closed {
+                    self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+                }
+            }
+            OverrideAction::SendToOfficer => self.refer(
+                now,
+                "supervisor",
+                "A supervisor sent the traveller to an officer.".into(),
+            ),
+            OverrideAction::Release => {
+                if matches!(self.phase, Phase::Officer { .. }) {
+                    self.to_idle();
+                }
+            }
+        }
+    }
+
+    // --- transitions ------------------------------------------------------------------------
+
+    fn check_deadlines(&mut self, now: DateTime<Utc>) {
+        match &self.phase {
+            Phase::Refused { until } if now >= *until => self.to_idle(),
+            Phase::Declaration {
+                until, document, ..
+            } if now >= *until => {
+                let document = (**document).clone();
+                self.admit_by_card(now, &document, None);
+            }
+            Phase::Registering { until, .. } if now >= *until => {
+                self.on_registered(now, Err("timed out".into()))
+            }
+            Phase::Gate1Open { until, .. } if now >= *until => {
+                // Nobody stepped in: close and start over.
+                self.gate(GateId::One, GateAction::Close);
+                self.to_idle();
+            }
+            Phase::Inspection { until, step, .. } if now >= *until => {
+                if let Inspection::Verdicts {
+                    macao, mainland, ..
+                } = step
+                {
+                    let silent: Vec<&str> =
+                        [(Authority::Macao, macao), (Authority::Mainland, mainland)]
+                            .into_iter()
+                            .filter(|(_, v)| v.is_none())
+                            .map(|(a, _)| a.as_str())
+                            .collect();
+                    let detail = format!("no answer from {}", silent.join(" and "));
+                    self.alarm(AlarmKind::AuthorityNotAnswering, detail.clone());
+                    self.refer(now, "authority_not_answering", detail);
+                } else {
+                    self.refer(
+                        now,
+                        "biometrics_timeout",
+                        "Face or fingerprint not captured in time.".into(),
+                    );
+                }
+            }
+            Phase::Exit { until, .. } if now >= *until => self.close_exit(now),
+            _ => {}
+        }
+    }
+
+    fn open_gate1(&mut self, now: DateTime<Utc>, traveller: Traveller, reason: &'static str) {
+        let method = traveller.method;
+        self.gate(GateId::One, GateAction::Open);
+        self.screen(GateId::One, "welcome", "Welcome. Please proceed to gate 2.");
+        self.decide(now, Outcome::Admitted, reason, Some(method));
+        self.phase = Phase::Gate1Open {
+            traveller,
+            until: now + self.config.enter_timeout,
+            entered: false,
+        };
+        if self.occupancy >= 1 {
+            // Already inside (the sensors reported before the phase changed).
+            if let Phase::Gate1Open { entered, .. } = &mut self.phase {
+                *entered = true;
+            }
+            self.start_inspection(now);
+        }
+    }
+
+    fn admit_by_card(
+        &mut self,
+        now: DateTime<Utc>,
+        document: &DocumentRead,
+        person: Option<PersonId>,
+    ) {
+        let traveller = Traveller {
+            method: ClearanceMethod::Card,
+            document: document.key(),
+            person,
+        };
+        self.open_gate1(now, traveller, "card_valid");
+    }
+
+    fn start_inspection(&mut self, now: DateTime<Utc>) {
+        let Phase::Gate1Open { traveller, .. } = &self.phase else {
+            return;
+        };
+        let traveller = traveller.clone();
+        self.gate(GateId::One, GateAction::Close);
+        self.screen(
+            GateId::Two,
+            "biometrics",
+            "Please look at the camera and place your finger on the reader.",
+        );
+        self.phase = Phase::Inspection {
+            traveller,
+            step: Inspection::Biometrics {
+                face_score: None,
+                fingerprint: None,
+                attempts: 0,
+                capturing: true,
+            },
+            until: now + self.config.biometrics_timeout,
+        };
+        self.outputs.push_back(Output::CaptureFingerprint);
+    }
+
+    fn maybe_inspect(&mut self, now: DateTime<Utc>) {
+        let Phase::Inspection {
+            traveller,
+            step:
+                Inspection::Biometrics {
+                    face_score: Some(score),
+                    fingerprint: Some(fingerprint),
+                    ..
+                },
+            ..
+        } = &self.phase
+        else {
+            return;
+        };
+        self.passages += 1;
+        let key = format!(
+            "{}/{}/{}",
+            self.config.channel,
+            now.timestamp_millis(),
+            self.passages
+        );
+        let request = InspectionRequest {
+            key: key.clone(),
+            channel: self.config.channel.clone(),
+            document: traveller.document.clone(),
+            method: traveller.method,
+            face_score: *score,
+            fingerprint: fingerprint.clone(),
+            at: now,
+        };
+        let traveller = traveller.clone();
+        self.phase = Phase::Inspection {
+            traveller,
+            step: Inspection::Verdicts {
+                key,
+                macao: None,
+                mainland: None,
+            },
+            until: now + self.config.inspection_timeout,
+        };
+        self.screen(
+            GateId::Two,
+            "inspecting",
+            "Inspection in progress, please wait.",
+        );
+        self.outputs.push_back(Output::Inspect(Box::new(request)));
+    }
+
+    fn clear(&mut self, now: DateTime<Utc>) {
+        let Phase::Inspection { traveller, .. } = &self.phase else {
+            return;
+        };
+        let traveller = traveller.clone();
+        self.gate(GateId::Two, GateAction::Open);
+        self.gate(GateId::Three, GateAction::Open);
+        self.screen(GateId::Two, "cleared", "Cleared. Have a good journey.");
+        self.decide(
+            now,
+            Outcome::Cleared,
+            "both_cleared",
+            Some(traveller.method),
+        );
+        for authority in Authority::ALL {
+            self.deliver(
+                authority,
+                AuthorityRecord::Clearance {
+                    document: traveller.document.clone(),
+                    method: traveller.method,
+                    cleared_at: now,
+                    channel: self.config.channel.clone(),
+                },
+            );
+        }
+        self.phase = Phase::Exit {
+            traveller,
+            until: now + self.config.exit_timeout,
+        };
+    }
+
+    fn close_exit(&mut self, _now: DateTime<Utc>) {
+        self.gate(GateId::Two, GateAction::Close);
+        self.gate(GateId::Three, GateAction::Close);
+        self.to_idle();
+    }
+
+    fn refuse(
+        &mut self,
+        now: DateTime<Utc>,
+        code: &'static str,
+        method: ClearanceMethod,
+        text: String,
+    ) {
+        self.screen(GateId::One, code, text.clone());
+        self.outputs
+            .push_back(Output::Referral { code, reason: text });
+        self.decide(now, Outcome::Refused, code, Some(method));
+        self.phase = Phase::Refused {
+            until: now + self.config.refusal_display,
+        };
+    }
+
+    /// Sends the traveller inside the channel to an officer: gates closed, the channel held.
+    fn refer(&mut self, now: DateTime<Utc>, code: &'static str, reason: String) {
+        let method = match &self.phase {
+            Phase::Gate1Open { traveller, .. }
+            | Phase::Inspection { traveller, .. }
+            | Phase::Exit { traveller, .. } => Some(traveller.method),
+            _ => None,
+        };
+        self.decide(now, Outcome::Referred, code, method);
+        self.outputs.push_back(Output::Referral {
+            code,
+            reason: reason.clone(),
+        });
+        self.hold(code, &format!("Please wait for an officer: {reason}"));
+    }
+
+    /// Closes every gate and holds the channel until an officer releases it.
+    fn hold(&mut self, code: &'static str, text: &str) {
+        for gate in GateId::ALL {
+            if self.gates[usize::from(gate.number() - 1)] != GateState::Locked {
+                self.gate(gate, GateAction::Close);
+            }
+        }
+        self.screen(GateId::One, code, text);
+        self.screen(GateId::Two, code, text);
+        self.phase = Phase::Officer { code };
+    }
+
+    fn to_idle(&mut self) {
+        self.multi_face_run = 0;
+        self.phase = Phase::Idle;
+        let text = match (self.mode, self.face_scan_enabled()) {
+            (LaneMode::Closed, _) => CLOSED_TEXT,
+            (_, true) => "Please look at the camera, or present your travel document.",
+            (_, false) => "Please present your travel document.",
+        };
+        self.screen(GateId::One, "ready", text);
+    }
+
+    // --- outputs ----------------------------------------------------------------------------
+
+    fn gate(&mut self, gate: GateId, action: GateAction) {
+        self.outputs.push_back(Output::Gate(GateCommand {
+            gate,
+            action,
+            fence: self.fence,
+        }));
+    }
+
+    fn screen(&mut self, gate: GateId, code: &'static str, text: impl Into<String>) {
+        let text = text.into();
+        let slot = &mut self.shown[usize::from(gate != GateId::One)];
+        if slot.as_ref().is_some_and(|(c, t)| *c == code && *t == text) {
+            return;
+        }
+        *slot = Some((code, text.clone()));
+        self.outputs
+            .push_back(Output::Screen(Screen { gate, code, text }));
+    }
+
+    fn alarm(&mut self, kind: AlarmKind, detail: String) {
+        self.outputs.push_back(Output::Alarm { kind, detail });
+    }
+
+    fn deliver(&mut self, authority: Authority, record: AuthorityRecord) {
+        self.outputs
+            .push_back(Output::Deliver(Box::new(Delivery { authority, record })));
+    }
+
+    fn decide(
+        &mut self,
+        now: DateTime<Utc>,
+        outcome: Outcome,
+        reason: &'static str,
+        method: Option<ClearanceMethod>,
+    ) {
+        self.outputs.push_back(Output::Decision(Decision {
+            outcome,
+            reason,
+            method,
+            at: now,
+        }));
+    }
+}

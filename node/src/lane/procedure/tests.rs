@@ -1,0 +1,1092 @@
+//! The procedure, walked through without IO. Each scenario is a list of timed inputs and the
+//! outputs expected, written one per line in a compact form (see `render`).
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use clearway_gallery::{
+    Authority, Category, ConsentKind, ConsentRecord, DocumentKind, Endorsement, EndorsementKind,
+    GuardianConsent, Person, PersonId, PersonStatus, Registration, Registrations, TravelDocument,
+};
+
+use super::*;
+
+/// 2026-11-21 10:00 in Macao (UTC+8).
+fn t(ms: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap() + chrono::TimeDelta::milliseconds(ms)
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn registration() -> Registration {
+    Registration {
+        registered_at: t(-86_400_000),
+        location: "Hengqin Port, channel 1".into(),
+    }
+}
+
+/// A Macao resident of 40, registered with the Mainland: eligible.
+fn macao_adult() -> Person {
+    Person {
+        id: PersonId(1),
+        name: "CHAN, TAI MAN".into(),
+        date_of_birth: day("1986-05-04"),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: DocumentKind::MainlandTravelPermitHkMacao,
+            number: "M12345678".into(),
+            valid_from: day("2020-01-01"),
+            valid_until: day("2029-12-31"),
+        },
+        endorsement: None,
+        registrations: Registrations {
+            macao: None,
+            mainland: Some(registration()),
+        },
+        consents: vec![],
+        guardian_consent: None,
+        status: PersonStatus::Active,
+    }
+}
+
+/// A Mainland resident whose multiple-entry endorsement expired yesterday.
+fn mainland_expired_endorsement() -> Person {
+    Person {
+        id: PersonId(2),
+        name: "LI, MING".into(),
+        date_of_birth: day("1990-02-02"),
+        category: Category::MainlandResident,
+        document: TravelDocument {
+            kind: DocumentKind::PermitHkMacao,
+            number: "C01234567".into(),
+            valid_from: day("2019-01-01"),
+            valid_until: day("2028-12-31"),
+        },
+        endorsement: Some(Endorsement {
+            kind: EndorsementKind::T,
+            multiple_entry: true,
+            valid_from: day("2025-11-21"),
+            valid_until: day("2026-11-20"),
+        }),
+        registrations: Registrations::default(),
+        consents: vec![ConsentRecord {
+            authority: Authority::Macao,
+            kind: ConsentKind::FingerprintReadAuthorisation,
+            given_at: t(-1),
+            channel: "document application, Mainland".into(),
+        }],
+        guardian_consent: None,
+        status: PersonStatus::Active,
+    }
+}
+
+fn read(person: &Person) -> DocumentRead {
+    DocumentRead {
+        kind: person.document.kind,
+        category: person.category,
+        number: person.document.number.clone(),
+        name: person.name.clone(),
+        date_of_birth: person.date_of_birth,
+        valid_from: person.document.valid_from,
+        valid_until: person.document.valid_until,
+        endorsement: person.endorsement.clone(),
+        fingerprint_read_authorised: false,
+    }
+}
+
+/// A Hong Kong resident's card, not registered, born on `dob`.
+fn hk_card(dob: &str) -> DocumentRead {
+    DocumentRead {
+        kind: DocumentKind::MainlandTravelPermitHkMacao,
+        category: Category::HongKongPermanentResident,
+        number: "H87654321".into(),
+        name: "WONG, KA YAN".into(),
+        date_of_birth: day(dob),
+        valid_from: day("2022-03-01"),
+        valid_until: day("2032-02-28"),
+        endorsement: None,
+        fingerprint_read_authorised: false,
+    }
+}
+
+fn guardian() -> GuardianConsent {
+    GuardianConsent {
+        guardian_name: "WONG, MEI".into(),
+        relationship_proof: "birth certificate 123".into(),
+        service_location: "Qingmao Checkpoint, Departure Office, 3/F".into(),
+        given_at: t(-3_600_000),
+    }
+}
+
+fn identified(person: Person) -> Input {
+    Input::Gate1(FaceScan {
+        faces_in_zone: 1,
+        face: Some(FaceCheck::Identified {
+            person: Box::new(person),
+            score: 0.71,
+        }),
+    })
+}
+
+fn card(document: DocumentRead, holder: Holder) -> Input {
+    Input::Card(CardScan::Read {
+        document: Box::new(document),
+        holder,
+    })
+}
+
+fn fresh() -> Input {
+    Input::Replica {
+        fence: Fence { term: 3, index: 40 },
+        staleness: Some(Duration::from_millis(200)),
+    }
+}
+
+fn gates(occupancy: u32) -> Input {
+    Input::Gates {
+        states: [GateState::Closed; 3],
+        occupancy,
+    }
+}
+
+fn finger() -> Input {
+    Input::Fingerprint(Ok(FingerprintCapture {
+        quality: 80,
+        template: vec![7; 32],
+    }))
+}
+
+fn verdict(authority: Authority, key: &str, result: Result<Verdict, String>) -> Input {
+    Input::Verdict {
+        authority,
+        key: key.into(),
+        result,
+    }
+}
+
+/// One output as a short line: `gate 1 open 3.40`, `screen 1 welcome`, `decision admitted
+/// eligible face`, `register`, `finger`, `inspect <method> <score>`, `deliver macao clearance`,
+/// `alarm tailgating`, `referral <code>`.
+fn render(o: &Output) -> String {
+    match o {
+        Output::Gate(c) => format!("gate {} {} {}", c.gate.number(), c.action.as_str(), c.fence),
+        Output::Screen(s) => format!("screen {} {}", s.gate.number(), s.code),
+        Output::Register(r) => format!(
+            "register {}{}",
+            r.document.number,
+            if r.existing.is_some() {
+                " existing"
+            } else {
+                ""
+            }
+        ),
+        Output::CaptureFingerprint => "finger".into(),
+        Output::Inspect(r) => format!("inspect {} {:.2}", r.method.as_str(), r.face_score),
+        Output::Deliver(d) => format!(
+            "deliver {} {}",
+            d.authority,
+            match d.record {
+                AuthorityRecord::RegistrationConsent { .. } => "consent",
+                AuthorityRecord::Clearance { .. } => "clearance",
+            }
+        ),
+        Output::Alarm { kind, .. } => format!("alarm {}", kind.as_str()),
+        Output::Referral { code, .. } => format!("referral {code}"),
+        Output::Decision(d) => format!(
+            "decision {} {}{}",
+            d.outcome.as_str(),
+            d.reason,
+            d.method
+                .map(|m| format!(" {}", m.as_str()))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Feeds `steps` (milliseconds, input) and returns every output rendered, in order.
+fn run(p: &mut Procedure, steps: Vec<(i64, Input)>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ms, input) in steps {
+        p.handle(t(ms), input);
+        while let Some(o) = p.poll_output() {
+            out.push(render(&o));
+        }
+    }
+    out
+}
+
+fn procedure() -> Procedure {
+    let mut p = Procedure::new(ProcedureConfig {
+        channel: "hq/ph/1".into(),
+        ..ProcedureConfig::default()
+    });
+    p.handle(t(0), fresh());
+    while p.poll_output().is_some() {}
+    p
+}
+
+/// The key the procedure gives the first inspection at `ms`.
+fn key(ms: i64) -> String {
+    format!("hq/ph/1/{}/1", t(ms).timestamp_millis())
+}
+
+struct Case {
+    name: &'static str,
+    steps: Vec<(i64, Input)>,
+    expect: &'static str,
+}
+
+fn check(cases: Vec<Case>) {
+    let mut failures = Vec::new();
+    for case in cases {
+        let mut p = procedure();
+        let got = run(&mut p, case.steps).join("\n");
+        let want: Vec<&str> = case
+            .expect
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if got != want.join("\n") {
+            failures.push(format!(
+                "--- {}\nwant:\n{}\ngot:\n{}",
+                case.name,
+                want.join("\n"),
+                got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn walks_through_the_channel() {
+    check(vec![
+        Case {
+            name: "registered eligible adult by face: gates 1, 2, 3",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (1500, finger()),
+                (
+                    1700,
+                    verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (
+                    1750,
+                    verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (4000, gates(0)),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                gate 2 open 3.40
+                gate 3 open 3.40
+                screen 2 cleared
+                decision cleared both_cleared face
+                deliver macao clearance
+                deliver mainland clearance
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 ready
+            ",
+        },
+        Case {
+            name: "unknown face is told to use card scan; card scan of an adult offers registration; Agree registers",
+            steps: vec![
+                (
+                    100,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 1,
+                        face: Some(FaceCheck::Unknown),
+                    }),
+                ),
+                (
+                    200,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 1,
+                        face: Some(FaceCheck::Unknown),
+                    }),
+                ),
+                (2000, card(hk_card("1990-01-01"), Holder::Unknown)),
+                (5000, Input::Agree),
+                (5400, Input::Registered(Ok(PersonId(9)))),
+            ],
+            expect: "
+                screen 1 not_recognised
+                screen 1 declaration
+                screen 1 registering
+                register H87654321
+                deliver macao consent
+                deliver mainland consent
+                decision registered agreed card
+                screen 1 registered
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "declining the declaration proceeds by card",
+            steps: vec![
+                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
+                (900, Input::Decline),
+            ],
+            expect: "
+                screen 1 declaration
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "the declaration times out into card scan",
+            steps: vec![
+                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
+                (30_099, Input::Tick),
+                (30_100, Input::Tick),
+            ],
+            expect: "
+                screen 1 declaration
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "a minor without guardian consent cannot register, passes by card",
+            steps: vec![(100, card(hk_card("2010-06-01"), Holder::Unknown))],
+            expect: "
+                screen 1 minor_needs_guardian
+                decision refused guardian_consent_missing card
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "a minor approved at a service location completes registration at the channel",
+            steps: vec![
+                (
+                    100,
+                    card(
+                        hk_card("2010-06-01"),
+                        Holder::Pending(Box::new(Person {
+                            guardian_consent: Some(guardian()),
+                            ..macao_adult()
+                        })),
+                    ),
+                ),
+                (800, Input::Agree),
+            ],
+            expect: "
+                screen 1 declaration
+                screen 1 registering
+                register H87654321 existing
+            ",
+        },
+        Case {
+            name: "under 14: card scan only, no declaration",
+            steps: vec![(100, card(hk_card("2014-01-01"), Holder::Unknown))],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "registered traveller by card is not asked to register again",
+            steps: vec![(
+                100,
+                card(
+                    read(&macao_adult()),
+                    Holder::Registered(Box::new(macao_adult())),
+                ),
+            )],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "registration write fails: proceed by card",
+            steps: vec![
+                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
+                (200, Input::Agree),
+                (300, Input::Registered(Err("cluster unavailable".into()))),
+            ],
+            expect: "
+                screen 1 declaration
+                screen 1 registering
+                register H87654321
+                screen 1 registration_failed
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+    ]);
+}
+
+#[test]
+fn refuses_and_refers() {
+    let mut cancelled = macao_adult();
+    cancelled.status = PersonStatus::Cancelled;
+    let mut expired_card = hk_card("1990-01-01");
+    expired_card.valid_until = day("2026-11-20");
+    let mut child = macao_adult();
+    child.date_of_birth = day("2013-01-01");
+    let mut minor = macao_adult();
+    minor.date_of_birth = day("2010-01-01");
+    let mut hk_unregistered = macao_adult();
+    hk_unregistered.category = Category::HongKongPermanentResident;
+    check(vec![
+        Case {
+            name: "expired endorsement refused at gate 1",
+            steps: vec![(100, identified(mainland_expired_endorsement()))],
+            expect: "
+                screen 1 endorsement_expired
+                referral endorsement_expired
+                decision refused endorsement_expired face
+            ",
+        },
+        Case {
+            name: "cancelled record never opens gate 1",
+            steps: vec![(100, identified(cancelled))],
+            expect: "
+                screen 1 cancelled
+                referral cancelled
+                decision refused cancelled face
+            ",
+        },
+        Case {
+            name: "under 14 by face",
+            steps: vec![(100, identified(child))],
+            expect: "
+                screen 1 under_age
+                referral under_age
+                decision refused under_age face
+            ",
+        },
+        Case {
+            name: "minor without guardian consent by face",
+            steps: vec![(100, identified(minor))],
+            expect: "
+                screen 1 guardian_consent_missing
+                referral guardian_consent_missing
+                decision refused guardian_consent_missing face
+            ",
+        },
+        Case {
+            name: "Hong Kong resident registered with only one authority",
+            steps: vec![(100, identified(hk_unregistered))],
+            expect: "
+                screen 1 not_registered_macao
+                referral not_registered_macao
+                decision refused not_registered_macao face
+            ",
+        },
+        Case {
+            name: "a refusal clears after its display time; faces are ignored meanwhile",
+            steps: vec![
+                (100, identified(mainland_expired_endorsement())),
+                (200, identified(mainland_expired_endorsement())),
+                (4100, Input::Tick),
+                (4200, identified(macao_adult())),
+            ],
+            expect: "
+                screen 1 endorsement_expired
+                referral endorsement_expired
+                decision refused endorsement_expired face
+                screen 1 ready
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "expired document by card",
+            steps: vec![(100, card(expired_card, Holder::Unknown))],
+            expect: "
+                screen 1 document_expired
+                referral document_expired
+                decision refused document_expired card
+            ",
+        },
+        Case {
+            name: "unreadable card",
+            steps: vec![(
+                100,
+                Input::Card(CardScan::Unreadable {
+                    code: "check_digit",
+                    reason: "bad check digit".into(),
+                }),
+            )],
+            expect: "
+                screen 1 check_digit
+                referral check_digit
+                decision refused check_digit card
+            ",
+        },
+        Case {
+            name: "two faces for three frames hold the channel",
+            steps: vec![
+                (
+                    100,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 2,
+                        face: None,
+                    }),
+                ),
+                (
+                    200,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 2,
+                        face: None,
+                    }),
+                ),
+                (
+                    300,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 2,
+                        face: None,
+                    }),
+                ),
+                (400, identified(macao_adult())),
+            ],
+            expect: "
+                screen 1 one_at_a_time
+                alarm multiple_faces
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 multiple_faces
+                screen 2 multiple_faces
+            ",
+        },
+        Case {
+            name: "two faces passing by once do not hold",
+            steps: vec![
+                (
+                    100,
+                    Input::Gate1(FaceScan {
+                        faces_in_zone: 2,
+                        face: None,
+                    }),
+                ),
+                (200, identified(macao_adult())),
+            ],
+            expect: "
+                screen 1 one_at_a_time
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "a second person between the gates holds the channel",
+            steps: vec![(100, identified(macao_adult())), (900, gates(2))],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                alarm tailgating
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 tailgating
+                screen 2 tailgating
+            ",
+        },
+        Case {
+            name: "face at gate 2 does not match the gate-1 identity",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.2) })),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                decision referred face_mismatch face
+                referral face_mismatch
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 face_mismatch
+                screen 2 face_mismatch
+            ",
+        },
+        Case {
+            name: "one authority refers",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (1500, finger()),
+                (
+                    1700,
+                    verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (
+                    1800,
+                    verdict(
+                        Authority::Mainland,
+                        &key(1500),
+                        Ok(Verdict::Refer {
+                            reason: "watch list".into(),
+                        }),
+                    ),
+                ),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                decision referred authority_refer face
+                referral authority_refer
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 authority_refer
+                screen 2 authority_refer
+            ",
+        },
+        Case {
+            name: "an authority that does not answer in time",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (1500, finger()),
+                (
+                    1700,
+                    verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (6500, Input::Tick),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                alarm authority_not_answering
+                decision referred authority_not_answering face
+                referral authority_not_answering
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 authority_not_answering
+                screen 2 authority_not_answering
+            ",
+        },
+        Case {
+            name: "three bad fingerprints",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1000, Input::Fingerprint(Err("low quality".into()))),
+                (1100, Input::Fingerprint(Err("low quality".into()))),
+                (1200, Input::Fingerprint(Err("low quality".into()))),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 fingerprint_retry
+                finger
+                finger
+                decision referred fingerprint_failed face
+                referral fingerprint_failed
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 fingerprint_failed
+                screen 2 fingerprint_failed
+            ",
+        },
+        Case {
+            name: "nobody steps in: gate 1 closes again",
+            steps: vec![(100, identified(macao_adult())), (10_100, Input::Tick)],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 1 ready
+            ",
+        },
+    ]);
+}
+
+#[test]
+fn card_traveller_without_templates_is_inspected_by_the_authorities() {
+    check(vec![Case {
+        name: "unregistered card traveller",
+        steps: vec![
+            (100, card(hk_card("2014-01-01"), Holder::Unknown)),
+            (500, gates(1)),
+            (600, Input::Gate2(Gate2Face::Face { score: None })),
+            (700, finger()),
+            (
+                800,
+                verdict(Authority::Mainland, &key(700), Ok(Verdict::Cleared)),
+            ),
+            (
+                900,
+                verdict(Authority::Macao, &key(700), Ok(Verdict::Cleared)),
+            ),
+            (10_900, Input::Tick),
+        ],
+        expect: "
+            gate 1 open 3.40
+            screen 1 welcome
+            decision admitted card_valid card
+            gate 1 close 3.40
+            screen 2 biometrics
+            finger
+            screen 2 inspecting
+            inspect card 0.00
+            gate 2 open 3.40
+            gate 3 open 3.40
+            screen 2 cleared
+            decision cleared both_cleared card
+            deliver macao clearance
+            deliver mainland clearance
+            gate 2 close 3.40
+            gate 3 close 3.40
+            screen 1 ready
+        ",
+    }]);
+}
+
+#[test]
+fn fencing_tokens_follow_the_replica_and_refuse_stale_overrides() {
+    let mut p = procedure();
+    p.handle(
+        t(10),
+        Input::Replica {
+            fence: Fence { term: 4, index: 7 },
+            staleness: Some(Duration::ZERO),
+        },
+    );
+    // An older replica report never lowers the token.
+    p.handle(
+        t(20),
+        Input::Replica {
+            fence: Fence { term: 3, index: 99 },
+            staleness: Some(Duration::ZERO),
+        },
+    );
+    let out = run(
+        &mut p,
+        vec![
+            (
+                30,
+                Input::Override {
+                    action: OverrideAction::Gate {
+                        gate: GateId::One,
+                        action: GateAction::Lock,
+                    },
+                    fence: Fence { term: 4, index: 6 },
+                },
+            ),
+            (
+                40,
+                Input::Override {
+                    action: OverrideAction::Gate {
+                        gate: GateId::One,
+                        action: GateAction::Lock,
+                    },
+                    fence: Fence { term: 4, index: 9 },
+                },
+            ),
+            (50, identified(macao_adult())),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "alarm gate_fault",
+            "gate 1 lock 4.9",
+            "gate 1 open 4.9",
+            "screen 1 welcome",
+            "decision admitted eligible face"
+        ]
+    );
+    assert_eq!(p.view().fence, Fence { term: 4, index: 9 });
+}
+
+#[test]
+fn a_stale_replica_stops_face_scan_but_not_card_scan() {
+    let mut p = procedure();
+    let out = run(
+        &mut p,
+        vec![
+            (
+                10,
+                Input::Replica {
+                    fence: Fence { term: 3, index: 41 },
+                    staleness: Some(Duration::from_secs(301)),
+                },
+            ),
+            (20, identified(macao_adult())),
+            (
+                30,
+                card(
+                    read(&macao_adult()),
+                    Holder::Registered(Box::new(macao_adult())),
+                ),
+            ),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "alarm replica_stale",
+            "screen 1 card_only",
+            "gate 1 open 3.41",
+            "screen 1 welcome",
+            "decision admitted card_valid card"
+        ]
+    );
+    assert!(!p.view().face_scan);
+    // Unregistered travellers are not offered registration while the cluster is out of reach.
+    let mut p = procedure();
+    let out = run(
+        &mut p,
+        vec![
+            (
+                10,
+                Input::Replica {
+                    fence: Fence::default(),
+                    staleness: None,
+                },
+            ),
+            (20, card(hk_card("1990-01-01"), Holder::Unknown)),
+        ],
+    );
+    assert!(!out.iter().any(|l| l.contains("declaration")), "{out:?}");
+    // Back in touch: face scan resumes.
+    p.handle(t(30_000), fresh());
+    assert!(p.view().face_scan);
+}
+
+#[test]
+fn modes_and_release() {
+    let mut p = procedure();
+    let out = run(
+        &mut p,
+        vec![
+            (
+                10,
+                Input::Override {
+                    action: OverrideAction::Mode {
+                        mode: LaneMode::Closed,
+                    },
+                    fence: Fence { term: 3, index: 50 },
+                },
+            ),
+            (20, identified(macao_adult())),
+            (
+                30,
+                card(
+                    read(&macao_adult()),
+                    Holder::Registered(Box::new(macao_adult())),
+                ),
+            ),
+            (
+                40,
+                Input::Override {
+                    action: OverrideAction::Mode {
+                        mode: LaneMode::CardOnly,
+                    },
+                    fence: Fence { term: 3, index: 51 },
+                },
+            ),
+            (50, identified(macao_adult())),
+        ],
+    );
+    assert_eq!(out, ["screen 1 lane_closed"]);
+    assert!(!p.wants_gate1_faces());
+    // Hold, then release by an officer.
+    let mut p = procedure();
+    run(
+        &mut p,
+        vec![(100, identified(macao_adult())), (200, gates(2))],
+    );
+    assert_eq!(p.view().held_for, Some("tailgating"));
+    // Nothing opens a held channel but an override.
+    let out = run(
+        &mut p,
+        vec![(300, identified(macao_adult())), (400, gates(0))],
+    );
+    assert!(!out.iter().any(|l| l.contains("open")), "{out:?}");
+    let out = run(
+        &mut p,
+        vec![(
+            500,
+            Input::Override {
+                action: OverrideAction::Release,
+                fence: Fence { term: 3, index: 60 },
+            },
+        )],
+    );
+    assert_eq!(out, ["screen 1 ready"]);
+    assert_eq!(p.view().step, "idle");
+}
+
+/// Whatever arrives in whatever order, gates 2 and 3 open only after both authorities cleared
+/// the current passage, and gate 1 opens only in answer to an identification or a card.
+#[test]
+fn no_input_sequence_opens_gates_without_grounds() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let inputs = |k: &str| -> Vec<Input> {
+        vec![
+            Input::Tick,
+            identified(macao_adult()),
+            identified(mainland_expired_endorsement()),
+            Input::Gate1(FaceScan {
+                faces_in_zone: 2,
+                face: None,
+            }),
+            Input::Gate1(FaceScan {
+                faces_in_zone: 1,
+                face: Some(FaceCheck::Unknown),
+            }),
+            Input::Gate2(Gate2Face::Face { score: Some(0.8) }),
+            Input::Gate2(Gate2Face::Face { score: Some(0.1) }),
+            Input::Gate2(Gate2Face::NoFace),
+            finger(),
+            Input::Fingerprint(Err("no finger".into())),
+            gates(0),
+            gates(1),
+            gates(2),
+            verdict(Authority::Macao, k, Ok(Verdict::Cleared)),
+            verdict(Authority::Mainland, k, Ok(Verdict::Cleared)),
+            verdict(Authority::Macao, "other", Ok(Verdict::Cleared)),
+            Input::Agree,
+            Input::Decline,
+            card(hk_card("1990-01-01"), Holder::Unknown),
+            fresh(),
+        ]
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..300 {
+        let mut p = procedure();
+        let mut ms = 0;
+        let mut cleared: Vec<Authority> = Vec::new();
+        let mut current_key: Option<String> = None;
+        let mut grounds_for_gate1 = false;
+        for _ in 0..60 {
+            ms += rng.random_range(1..3000);
+            let k = current_key.clone().unwrap_or_else(|| "none".into());
+            let all = inputs(&k);
+            let input = all[rng.random_range(0..all.len())].clone();
+            let gate1_ground = matches!(
+                &input,
+                Input::Gate1(FaceScan {
+                    face: Some(FaceCheck::Identified { .. }),
+                    ..
+                })
+            ) || matches!(
+                input,
+                Input::Card(_) | Input::Agree | Input::Decline | Input::Tick
+            );
+            if let Input::Verdict {
+                authority,
+                key,
+                result: Ok(Verdict::Cleared),
+            } = &input
+                && Some(key) == current_key.as_ref()
+            {
+                cleared.push(*authority);
+            }
+            p.handle(t(ms), input);
+            grounds_for_gate1 |= gate1_ground;
+            while let Some(o) = p.poll_output() {
+                match o {
+                    Output::Inspect(r) => {
+                        current_key = Some(r.key.clone());
+                        cleared.clear();
+                    }
+                    Output::Gate(GateCommand {
+                        gate: GateId::Two | GateId::Three,
+                        action: GateAction::Open,
+                        ..
+                    }) => {
+                        assert!(
+                            cleared.contains(&Authority::Macao)
+                                && cleared.contains(&Authority::Mainland),
+                            "gates 2/3 opened without both clearances"
+                        );
+                    }
+                    Output::Gate(GateCommand {
+                        gate: GateId::One,
+                        action: GateAction::Open,
+                        ..
+                    }) => {
+                        assert!(grounds_for_gate1, "gate 1 opened without grounds");
+                        grounds_for_gate1 = false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn config_validation() {
+    assert!(ProcedureConfig::default().validate().is_ok());
+    let bad = [
+        ProcedureConfig {
+            channel: " ".into(),
+            ..Default::default()
+        },
+        ProcedureConfig {
+            utc_offset_minutes: 2000,
+            ..Default::default()
+        },
+        ProcedureConfig {
+            fingerprint_attempts: 0,
+            ..Default::default()
+        },
+        ProcedureConfig {
+            verify_threshold: 1.5,
+            ..Default::default()
+        },
+    ];
+    for c in bad {
+        assert!(c.validate().is_err(), "{c:?}");
+    }
+    let parsed: ProcedureConfig =
+        toml::from_str("channel = \"hq/ph/2\"\nmax_staleness = 60000").unwrap();
+    assert_eq!(parsed.max_staleness, Duration::from_secs(60));
+    assert!(toml::from_str::<ProcedureConfig>("chanel = \"x\"").is_err());
+}
