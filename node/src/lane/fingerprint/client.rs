@@ -81,7 +81,9 @@ impl TcpFingerprintReader {
                 Ok(false) => Err(FingerprintError::Io(
                     "the reader closed the connection without replying".to_string(),
                 )),
-                Err(LineError::Io(e)) => Err(FingerprintError::Io(format!("reading the reply: {e}"))),
+                Err(LineError::Io(e)) => {
+                    Err(FingerprintError::Io(format!("reading the reply: {e}")))
+                }
                 Err(LineError::TooLong) => Err(FingerprintError::FrameTooLarge { limit: max }),
                 Err(LineError::Truncated) => Err(FingerprintError::Protocol(
                     "the connection closed in the middle of a reply".to_string(),
@@ -96,7 +98,10 @@ impl TcpFingerprintReader {
         result
     }
 
-    async fn capture_once(&mut self, timeout: Duration) -> Result<FingerprintCapture, FingerprintError> {
+    async fn capture_once(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<FingerprintCapture, FingerprintError> {
         let result = match self.exchange(timeout).await {
             Ok(()) => wire::decode_reply(&self.line),
             Err(e) => Err(e),

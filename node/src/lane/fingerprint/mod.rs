@@ -70,7 +70,9 @@ pub enum FingerprintError {
     #[error("no finger on the reader; ask the traveller to place a finger")]
     NoFinger,
     /// The capture's quality is below the minimum.
-    #[error("fingerprint quality {quality} is below the minimum {minimum}; ask the traveller to try again")]
+    #[error(
+        "fingerprint quality {quality} is below the minimum {minimum}; ask the traveller to try again"
+    )]
     LowQuality {
         /// The capture's NFIQ 2 quality.
         quality: u8,

@@ -43,7 +43,13 @@ async fn capture(r: &mut TcpFingerprintReader) -> Result<FingerprintCapture, Fin
 
 #[test]
 fn quality_threshold() {
-    let cases = [(0, 0, true), (39, 40, false), (40, 40, true), (100, 100, true), (99, 100, false)];
+    let cases = [
+        (0, 0, true),
+        (39, 40, false),
+        (40, 40, true),
+        (100, 100, true),
+        (99, 100, false),
+    ];
     for (quality, minimum, passes) in cases {
         let got = check_quality(
             FingerprintCapture {
@@ -72,7 +78,10 @@ fn debug_output_never_shows_the_template() {
         quality: 50,
         template: vec![0xab; 4],
     };
-    assert_eq!(format!("{c:?}"), "FingerprintCapture { quality: 50, template: <4 bytes> }");
+    assert_eq!(
+        format!("{c:?}"),
+        "FingerprintCapture { quality: 50, template: <4 bytes> }"
+    );
 }
 
 #[tokio::test]
@@ -150,8 +159,14 @@ async fn bad_replies_are_clear_errors_and_the_client_recovers() {
     let cases: Vec<(SimOutcome, &str)> = vec![
         (SimOutcome::Raw(b"hello\n".to_vec()), "protocol"),
         (SimOutcome::Raw(b"{\"quality\":50}\n".to_vec()), "protocol"),
-        (SimOutcome::Raw(b"{\"quality\":500,\"template\":\"00\"}\n".to_vec()), "protocol"),
-        (SimOutcome::Raw(b"{\"quality\":50,\"template\":\"zz\"}\n".to_vec()), "protocol"),
+        (
+            SimOutcome::Raw(b"{\"quality\":500,\"template\":\"00\"}\n".to_vec()),
+            "protocol",
+        ),
+        (
+            SimOutcome::Raw(b"{\"quality\":50,\"template\":\"zz\"}\n".to_vec()),
+            "protocol",
+        ),
         (SimOutcome::Raw(b"\xff\xfe\n".to_vec()), "protocol"),
         (SimOutcome::Raw(huge), "frame_too_large"),
         // Half a reply and then nothing: the client gives up and drops that stream.
@@ -201,7 +216,9 @@ async fn an_unreachable_reader_is_a_clear_error() {
 #[tokio::test]
 async fn the_simulator_answers_bad_requests_and_keeps_serving() {
     let sim = simulator().await;
-    let mut s = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(sim.addr())
+        .await
+        .expect("connect");
     s.write_all(b"{\"op\":\"enrol\"}\nnot json\n{\"op\":\"capture\",\"timeout_ms\":100}\n")
         .await
         .expect("write");
@@ -220,7 +237,10 @@ async fn the_simulator_answers_bad_requests_and_keeps_serving() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("{\"error\":\"bad_request\""), "{text}");
     assert!(lines[1].starts_with("{\"error\":\"bad_request\""), "{text}");
-    assert!(lines[2].starts_with("{\"quality\":80,\"template\":\"53494d00"), "{text}");
+    assert!(
+        lines[2].starts_with("{\"quality\":80,\"template\":\"53494d00"),
+        "{text}"
+    );
     assert_eq!(sim.requests(), 1);
     sim.shutdown().await;
 }

@@ -48,7 +48,8 @@ pub fn encode_request(timeout: Duration) -> Vec<u8> {
 
 /// A request line (without its newline), or why it is not one.
 pub fn decode_request(line: &[u8]) -> Result<CaptureRequest, String> {
-    let req: RequestWire = serde_json::from_slice(line).map_err(|e| format!("not a request: {e}"))?;
+    let req: RequestWire =
+        serde_json::from_slice(line).map_err(|e| format!("not a request: {e}"))?;
     if req.op != "capture" {
         return Err(format!("unknown op {:?}", req.op));
     }
@@ -125,7 +126,9 @@ fn interpret(reply: &ReplyWire) -> Result<FingerprintCapture, FingerprintError> 
         (Some(_), _, _) => Err(FingerprintError::Protocol(
             "a reply has either \"error\" or \"quality\" and \"template\", not both".to_string(),
         )),
-        (None, None, _) => Err(FingerprintError::Protocol("reply without quality".to_string())),
+        (None, None, _) => Err(FingerprintError::Protocol(
+            "reply without quality".to_string(),
+        )),
         (None, Some(_), None) => Err(FingerprintError::Protocol(
             "reply without template".to_string(),
         )),
@@ -210,7 +213,11 @@ mod tests {
             b"{\"op\":\"capture\",\"timeout_ms\":600001}",
             b"[1,2]",
         ] {
-            assert!(decode_request(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                decode_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -226,11 +233,18 @@ mod tests {
         let no_finger = encode_error("no_finger", None);
         assert_eq!(no_finger, b"{\"error\":\"no_finger\"}\n");
 
-        let cases: &[(&str, Result<(u8, usize), FingerprintError>)] = &[
+        type Case = (&'static str, Result<(u8, usize), FingerprintError>);
+        let cases: &[Case] = &[
             (r#"{"quality":0,"template":"00"}"#, Ok((0, 1))),
-            (r#"{"quality":100,"template":"ABCDEF","extra":1}"#, Ok((100, 3))),
+            (
+                r#"{"quality":100,"template":"ABCDEF","extra":1}"#,
+                Ok((100, 3)),
+            ),
             (r#"{"error":"no_finger"}"#, Err(FingerprintError::NoFinger)),
-            (r#"{"error":"timeout"}"#, Err(FingerprintError::Timeout { after: None })),
+            (
+                r#"{"error":"timeout"}"#,
+                Err(FingerprintError::Timeout { after: None }),
+            ),
             (
                 r#"{"error":"device","message":"sensor cold"}"#,
                 Err(FingerprintError::Reader {
@@ -292,7 +306,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(read_all(b"ab\ncdefg\n\n", 6).await, ["ab", "cdefg", "", "<eof>"]);
+        assert_eq!(
+            read_all(b"ab\ncdefg\n\n", 6).await,
+            ["ab", "cdefg", "", "<eof>"]
+        );
         assert_eq!(read_all(b"ab\ncdefgh\n", 6).await, ["ab", "<TooLong>"]);
         assert_eq!(read_all(b"abcdefghijkl", 6).await, ["<TooLong>"]);
         assert_eq!(read_all(b"ab\ncd", 6).await, ["ab", "<Truncated>"]);

@@ -81,8 +81,8 @@
 //! them.
 
 mod config;
-mod model;
 mod modbus;
+mod model;
 pub mod registers;
 mod sim;
 
@@ -96,8 +96,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use config::{GateSimConfig, ModbusGatesConfig};
-pub use model::{Refusal, SimLane, Transition};
 pub use modbus::ModbusGates;
+pub use model::{Refusal, SimLane, Transition};
 pub use sim::{GateSimulator, SimHandle};
 
 use crate::lane::procedure::{Fence, GateAction, GateCommand, GateId, GateState};

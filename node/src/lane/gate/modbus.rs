@@ -57,22 +57,22 @@ impl ModbusGates {
         let addr = self.config.address;
         if self.ctx.is_none() {
             let slave = Slave(self.config.unit_id);
-            let ctx = match tokio::time::timeout(self.timeout(), tcp::connect_slave(addr, slave)).await
-            {
-                Ok(Ok(ctx)) => ctx,
-                Ok(Err(e)) => {
-                    return Err(GateError::Unreachable {
-                        addr,
-                        reason: e.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return Err(GateError::Unreachable {
-                        addr,
-                        reason: format!("no connection within {:?}", self.timeout()),
-                    });
-                }
-            };
+            let ctx =
+                match tokio::time::timeout(self.timeout(), tcp::connect_slave(addr, slave)).await {
+                    Ok(Ok(ctx)) => ctx,
+                    Ok(Err(e)) => {
+                        return Err(GateError::Unreachable {
+                            addr,
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(_) => {
+                        return Err(GateError::Unreachable {
+                            addr,
+                            reason: format!("no connection within {:?}", self.timeout()),
+                        });
+                    }
+                };
             debug!(controller = %addr, "Connected to the gate controller.");
             self.ctx = Some(ctx);
         }
@@ -116,7 +116,10 @@ impl ModbusGates {
     }
 
     async fn read_status(&mut self) -> Result<LaneGates, GateError> {
-        match self.call(Request::ReadInputRegisters(0, STATUS_LEN)).await? {
+        match self
+            .call(Request::ReadInputRegisters(0, STATUS_LEN))
+            .await?
+        {
             Call::Reply(Response::ReadInputRegisters(words)) => registers::decode_status(&words)
                 .map_err(|e| self.protocol(format!("status registers: {e}"))),
             Call::Reply(other) => Err(self.protocol(format!("unexpected reply {other:?}"))),
@@ -212,20 +215,23 @@ impl ModbusGates {
     /// **Simulator only**: records one passage through `gate` on a
     /// [`GateSimulator`](super::GateSimulator) through its holding register 1001.
     pub async fn simulator_record_passage(&mut self, gate: GateId) -> Result<(), GateError> {
-        self.sim_write(HR_SIM_PASSAGE, u16::from(gate.number())).await
+        self.sim_write(HR_SIM_PASSAGE, u16::from(gate.number()))
+            .await
     }
 }
 
 impl GateController for ModbusGates {
-    fn command(&mut self, cmd: GateCommand) -> impl Future<Output = Result<(), GateError>> + Send {
-        async move {
-            let result = self.send(cmd).await;
-            match &result {
-                Ok(()) => debug!(gate = %cmd.gate, action = cmd.action.as_str(), fence = %cmd.fence, "Gate command accepted."),
-                Err(e) => warn!(gate = %cmd.gate, action = cmd.action.as_str(), fence = %cmd.fence, code = e.code(), error = %e, "Gate command failed."),
+    async fn command(&mut self, cmd: GateCommand) -> Result<(), GateError> {
+        let result = self.send(cmd).await;
+        match &result {
+            Ok(()) => {
+                debug!(gate = %cmd.gate, action = cmd.action.as_str(), fence = %cmd.fence, "Gate command accepted.")
             }
-            result
+            Err(e) => {
+                warn!(gate = %cmd.gate, action = cmd.action.as_str(), fence = %cmd.fence, code = e.code(), error = %e, "Gate command failed.")
+            }
         }
+        result
     }
 
     fn status(&mut self) -> impl Future<Output = Result<LaneGates, GateError>> + Send {

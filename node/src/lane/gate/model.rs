@@ -132,9 +132,9 @@ impl SimLane {
                     Motion::Opening { since } if now >= since + travel => Motion::Open {
                         since: since + travel,
                     },
-                    Motion::Open { since } if !g.locked && now >= since + hold => {
-                        Motion::Closing { since: since + hold }
-                    }
+                    Motion::Open { since } if !g.locked && now >= since + hold => Motion::Closing {
+                        since: since + hold,
+                    },
                     Motion::Closing { since } if now >= since + travel => Motion::Closed,
                     _ => break,
                 };
@@ -285,7 +285,8 @@ impl SimLane {
         if (HR_SIM_OCCUPANCY..=HR_SIM_PASSAGE).contains(&addr) {
             return Ok(vec![self.zone_occupancy, 0]);
         }
-        let gate = registers::gate_of_command_register(addr).ok_or(ExceptionCode::IllegalDataAddress)?;
+        let gate =
+            registers::gate_of_command_register(addr).ok_or(ExceptionCode::IllegalDataAddress)?;
         let g = &self.gates[idx(gate)];
         let words = match g.last_action {
             Some(action) => registers::encode_command(GateCommand {
@@ -510,22 +511,46 @@ mod tests {
                 Request::WriteMultipleRegisters(0, owned(&words)),
                 ExceptionCode::IllegalDataAddress,
             ),
-            (Request::WriteSingleRegister(24, 1), ExceptionCode::IllegalDataAddress),
+            (
+                Request::WriteSingleRegister(24, 1),
+                ExceptionCode::IllegalDataAddress,
+            ),
             (
                 Request::WriteMultipleRegisters(16, owned(&[0, 0, 0, 1, 0, 0, 0, 1, 9])),
                 ExceptionCode::IllegalDataValue,
             ),
-            (Request::ReadInputRegisters(60, 5), ExceptionCode::IllegalDataAddress),
-            (Request::ReadInputRegisters(0, 0), ExceptionCode::IllegalDataValue),
-            (Request::ReadInputRegisters(0, 126), ExceptionCode::IllegalDataValue),
-            (Request::ReadHoldingRegisters(9, 1), ExceptionCode::IllegalDataAddress),
-            (Request::ReadHoldingRegisters(20, 9), ExceptionCode::IllegalDataAddress),
-            (Request::WriteSingleRegister(HR_SIM_PASSAGE, 4), ExceptionCode::IllegalDataValue),
+            (
+                Request::ReadInputRegisters(60, 5),
+                ExceptionCode::IllegalDataAddress,
+            ),
+            (
+                Request::ReadInputRegisters(0, 0),
+                ExceptionCode::IllegalDataValue,
+            ),
+            (
+                Request::ReadInputRegisters(0, 126),
+                ExceptionCode::IllegalDataValue,
+            ),
+            (
+                Request::ReadHoldingRegisters(9, 1),
+                ExceptionCode::IllegalDataAddress,
+            ),
+            (
+                Request::ReadHoldingRegisters(20, 9),
+                ExceptionCode::IllegalDataAddress,
+            ),
+            (
+                Request::WriteSingleRegister(HR_SIM_PASSAGE, 4),
+                ExceptionCode::IllegalDataValue,
+            ),
             (
                 Request::WriteMultipleRegisters(HR_SIM_PASSAGE, owned(&[1, 1])),
                 ExceptionCode::IllegalDataAddress,
             ),
-            (Request::WriteSingleRegister(999, 1), ExceptionCode::IllegalDataAddress),
+            (
+                Request::WriteSingleRegister(999, 1),
+                ExceptionCode::IllegalDataAddress,
+            ),
             (Request::ReadCoils(0, 1), ExceptionCode::IllegalFunction),
         ];
         for (req, want) in cases {
@@ -542,10 +567,16 @@ mod tests {
         );
         // The simulator's registers: occupancy and passages, together or alone.
         assert!(
-            lane.handle_request(now, Request::WriteMultipleRegisters(HR_SIM_OCCUPANCY, owned(&[3, 2])))
+            lane.handle_request(
+                now,
+                Request::WriteMultipleRegisters(HR_SIM_OCCUPANCY, owned(&[3, 2]))
+            )
+            .is_ok()
+        );
+        assert!(
+            lane.handle_request(now, Request::WriteSingleRegister(HR_SIM_PASSAGE, 2))
                 .is_ok()
         );
-        assert!(lane.handle_request(now, Request::WriteSingleRegister(HR_SIM_PASSAGE, 2)).is_ok());
         assert_eq!(
             lane.handle_request(now, Request::ReadHoldingRegisters(HR_SIM_OCCUPANCY, 1)),
             Ok(Response::ReadHoldingRegisters(vec![3]))

@@ -78,7 +78,7 @@ pub fn gate_block(gate: GateId) -> u16 {
 
 /// The gate whose command block starts at holding register `addr`, if any.
 pub fn gate_of_command_block(addr: u16) -> Option<GateId> {
-    if addr % BLOCK_LEN != 0 {
+    if !addr.is_multiple_of(BLOCK_LEN) {
         return None;
     }
     u8::try_from(addr / BLOCK_LEN)
@@ -138,7 +138,12 @@ pub fn state_from_code(code: Word) -> Result<GateState, MapError> {
 
 /// `v` as four registers, most significant word first.
 pub fn u64_words(v: u64) -> [Word; 4] {
-    [(v >> 48) as Word, (v >> 32) as Word, (v >> 16) as Word, v as Word]
+    [
+        (v >> 48) as Word,
+        (v >> 32) as Word,
+        (v >> 16) as Word,
+        v as Word,
+    ]
 }
 
 /// `v` as two registers, most significant word first.
@@ -284,12 +289,19 @@ mod tests {
 
     #[test]
     fn command_round_trips_and_lays_out_big_endian() {
-        let c = cmd(GateId::Two, GateAction::Lock, 0x0102_0304_0506_0708, u64::MAX);
+        let c = cmd(
+            GateId::Two,
+            GateAction::Lock,
+            0x0102_0304_0506_0708,
+            u64::MAX,
+        );
         let (addr, words) = encode_command(c);
         assert_eq!(addr, 32);
         assert_eq!(
             words,
-            [0x0102, 0x0304, 0x0506, 0x0708, 0xffff, 0xffff, 0xffff, 0xffff, 3]
+            [
+                0x0102, 0x0304, 0x0506, 0x0708, 0xffff, 0xffff, 0xffff, 0xffff, 3
+            ]
         );
         assert_eq!(decode_command(addr, &words), Ok(c));
         for gate in GateId::ALL {
@@ -314,14 +326,39 @@ mod tests {
             (17, &words, MapError::Address(17)),
             (64, &words, MapError::Address(64)),
             (u16::MAX, &words, MapError::Address(u16::MAX)),
-            (16, &words[..8], MapError::Length { expected: 9, got: 8 }),
-            (16, &[], MapError::Length { expected: 9, got: 0 }),
-            (16, &[0; 10], MapError::Length { expected: 9, got: 10 }),
+            (
+                16,
+                &words[..8],
+                MapError::Length {
+                    expected: 9,
+                    got: 8,
+                },
+            ),
+            (
+                16,
+                &[],
+                MapError::Length {
+                    expected: 9,
+                    got: 0,
+                },
+            ),
+            (
+                16,
+                &[0; 10],
+                MapError::Length {
+                    expected: 9,
+                    got: 10,
+                },
+            ),
             (16, &[0; 9], MapError::Action(0)),
             (16, &[0, 0, 0, 0, 0, 0, 0, 0, 5], MapError::Action(5)),
         ];
         for (addr, words, want) in cases {
-            assert_eq!(decode_command(*addr, words).as_ref(), Err(want), "{addr} {words:?}");
+            assert_eq!(
+                decode_command(*addr, words).as_ref(),
+                Err(want),
+                "{addr} {words:?}"
+            );
         }
     }
 
@@ -389,9 +426,27 @@ mod tests {
             w
         };
         let cases: Vec<(Vec<Word>, MapError)> = vec![
-            (vec![], MapError::Length { expected: 64, got: 0 }),
-            (good[..63].to_vec(), MapError::Length { expected: 64, got: 63 }),
-            ([&good[..], &[0]].concat(), MapError::Length { expected: 64, got: 65 }),
+            (
+                vec![],
+                MapError::Length {
+                    expected: 64,
+                    got: 0,
+                },
+            ),
+            (
+                good[..63].to_vec(),
+                MapError::Length {
+                    expected: 64,
+                    got: 63,
+                },
+            ),
+            (
+                [&good[..], &[0]].concat(),
+                MapError::Length {
+                    expected: 64,
+                    got: 65,
+                },
+            ),
             (with(0, 2).to_vec(), MapError::Version(2)),
             (with(32, 9).to_vec(), MapError::State(9)),
             (with(48 + 11, 77).to_vec(), MapError::Action(77)),
@@ -403,10 +458,25 @@ mod tests {
 
     #[test]
     fn word_helpers_reject_wrong_lengths() {
-        assert_eq!(words_u64(&u64_words(0xdead_beef_0bad_f00d)), Ok(0xdead_beef_0bad_f00d));
+        assert_eq!(
+            words_u64(&u64_words(0xdead_beef_0bad_f00d)),
+            Ok(0xdead_beef_0bad_f00d)
+        );
         assert_eq!(words_u32(&u32_words(0xdead_beef)), Ok(0xdead_beef));
-        assert_eq!(words_u64(&[1, 2, 3]), Err(MapError::Length { expected: 4, got: 3 }));
-        assert_eq!(words_u32(&[1]), Err(MapError::Length { expected: 2, got: 1 }));
+        assert_eq!(
+            words_u64(&[1, 2, 3]),
+            Err(MapError::Length {
+                expected: 4,
+                got: 3
+            })
+        );
+        assert_eq!(
+            words_u32(&[1]),
+            Err(MapError::Length {
+                expected: 2,
+                got: 1
+            })
+        );
         assert_eq!(state_from_code(5), Err(MapError::State(5)));
         for s in [
             GateState::Closed,

@@ -137,7 +137,10 @@ impl Service for SimService {
 
     fn call(&self, req: SlaveRequest<'static>) -> Self::Future {
         if req.slave != self.unit_id {
-            debug!(unit_id = req.slave, "Gate simulator: request for another unit id refused.");
+            debug!(
+                unit_id = req.slave,
+                "Gate simulator: request for another unit id refused."
+            );
             return ready(Err(ExceptionCode::GatewayTargetDevice));
         }
         let command = match &req.request {

@@ -87,7 +87,12 @@ async fn command_round_trip_reaches_the_simulator_and_status_sees_it() {
         .command(cmd(GateId::One, GateAction::Open, fence(1, 1)))
         .await
         .expect("open gate 1");
-    let s = wait_status(&mut gates, "gate 1 open", state_is(GateId::One, GateState::Open)).await;
+    let s = wait_status(
+        &mut gates,
+        "gate 1 open",
+        state_is(GateId::One, GateState::Open),
+    )
+    .await;
     assert_eq!(s.fence, fence(1, 1));
     assert_eq!(s.gate(GateId::One).fence, fence(1, 1));
     assert_eq!(s.gate(GateId::One).last_action, Some(GateAction::Open));
@@ -98,7 +103,12 @@ async fn command_round_trip_reaches_the_simulator_and_status_sees_it() {
         .command(cmd(GateId::One, GateAction::Close, fence(1, 2)))
         .await
         .expect("close gate 1");
-    wait_status(&mut gates, "gate 1 closed", state_is(GateId::One, GateState::Closed)).await;
+    wait_status(
+        &mut gates,
+        "gate 1 closed",
+        state_is(GateId::One, GateState::Closed),
+    )
+    .await;
     assert_eq!(sim.status().fence, fence(1, 2));
 }
 
@@ -112,10 +122,19 @@ async fn an_open_gate_closes_by_itself() {
         .command(cmd(GateId::Three, GateAction::Open, fence(1, 1)))
         .await
         .expect("open gate 3");
-    wait_status(&mut gates, "gate 3 open", state_is(GateId::Three, GateState::Open)).await;
+    wait_status(
+        &mut gates,
+        "gate 3 open",
+        state_is(GateId::Three, GateState::Open),
+    )
+    .await;
     // Nobody sends Close: the hold-open time runs out.
-    wait_status(&mut gates, "gate 3 closed again", state_is(GateId::Three, GateState::Closed))
-        .await;
+    wait_status(
+        &mut gates,
+        "gate 3 closed again",
+        state_is(GateId::Three, GateState::Closed),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -129,12 +148,22 @@ async fn a_locked_gate_refuses_open_until_unlocked() {
         .command(cmd(GateId::Two, GateAction::Open, f))
         .await
         .expect("open gate 2");
-    wait_status(&mut gates, "gate 2 open", state_is(GateId::Two, GateState::Open)).await;
+    wait_status(
+        &mut gates,
+        "gate 2 open",
+        state_is(GateId::Two, GateState::Open),
+    )
+    .await;
     gates
         .command(cmd(GateId::Two, GateAction::Lock, f))
         .await
         .expect("lock gate 2");
-    wait_status(&mut gates, "gate 2 locked", state_is(GateId::Two, GateState::Locked)).await;
+    wait_status(
+        &mut gates,
+        "gate 2 locked",
+        state_is(GateId::Two, GateState::Locked),
+    )
+    .await;
 
     let err = gates
         .command(cmd(GateId::Two, GateAction::Open, f))
@@ -162,7 +191,12 @@ async fn a_locked_gate_refuses_open_until_unlocked() {
         .command(cmd(GateId::Two, GateAction::Open, f))
         .await
         .expect("open after unlock");
-    wait_status(&mut gates, "gate 2 open again", state_is(GateId::Two, GateState::Open)).await;
+    wait_status(
+        &mut gates,
+        "gate 2 open again",
+        state_is(GateId::Two, GateState::Open),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -178,9 +212,9 @@ async fn stale_fences_are_refused_and_counted() {
 
     // (gate, fence, accepted?) in order; the controller's fence only goes up.
     let cases = [
-        (GateId::Two, fence(3, 5), true),   // equal: same issuer, another command
+        (GateId::Two, fence(3, 5), true), // equal: same issuer, another command
         (GateId::Three, fence(2, 9), false), // lower term, higher index
-        (GateId::One, fence(3, 4), false),  // same term, lower index
+        (GateId::One, fence(3, 4), false), // same term, lower index
         (GateId::Two, fence(0, 0), false),
         (GateId::Three, fence(3, 6), true), // higher index
         (GateId::One, fence(3, 5), false),  // was fine, is stale now
@@ -211,7 +245,11 @@ async fn stale_fences_are_refused_and_counted() {
             refused += 1;
         }
         let s = gates.status().await.expect("status");
-        assert_eq!((s.fence, s.refused_stale), (highest, refused), "after {gate} @{f}");
+        assert_eq!(
+            (s.fence, s.refused_stale),
+            (highest, refused),
+            "after {gate} @{f}"
+        );
     }
     assert_eq!(sim.status().refused_stale, refused);
     assert_eq!(refused, 6);
@@ -320,19 +358,43 @@ async fn malformed_requests_get_exceptions_and_the_server_keeps_serving() {
     let (_, words) = registers::encode_command(cmd(GateId::One, GateAction::Open, fence(1, 1)));
     let w = |words: &[u16]| std::borrow::Cow::Owned(words.to_vec());
     let cases: Vec<(Request<'static>, ExceptionCode)> = vec![
-        (Request::WriteMultipleRegisters(16, w(&words[..8])), ExceptionCode::IllegalDataAddress),
-        (Request::WriteMultipleRegisters(18, w(&words)), ExceptionCode::IllegalDataAddress),
-        (Request::WriteMultipleRegisters(64, w(&words)), ExceptionCode::IllegalDataAddress),
-        (Request::WriteSingleRegister(24, 1), ExceptionCode::IllegalDataAddress),
+        (
+            Request::WriteMultipleRegisters(16, w(&words[..8])),
+            ExceptionCode::IllegalDataAddress,
+        ),
+        (
+            Request::WriteMultipleRegisters(18, w(&words)),
+            ExceptionCode::IllegalDataAddress,
+        ),
+        (
+            Request::WriteMultipleRegisters(64, w(&words)),
+            ExceptionCode::IllegalDataAddress,
+        ),
+        (
+            Request::WriteSingleRegister(24, 1),
+            ExceptionCode::IllegalDataAddress,
+        ),
         (
             Request::WriteMultipleRegisters(32, w(&[0, 0, 0, 1, 0, 0, 0, 1, 0])),
             ExceptionCode::IllegalDataValue,
         ),
-        (Request::ReadInputRegisters(60, 10), ExceptionCode::IllegalDataAddress),
-        (Request::ReadInputRegisters(0, 126), ExceptionCode::IllegalDataValue),
-        (Request::ReadHoldingRegisters(500, 1), ExceptionCode::IllegalDataAddress),
+        (
+            Request::ReadInputRegisters(60, 10),
+            ExceptionCode::IllegalDataAddress,
+        ),
+        (
+            Request::ReadInputRegisters(0, 126),
+            ExceptionCode::IllegalDataValue,
+        ),
+        (
+            Request::ReadHoldingRegisters(500, 1),
+            ExceptionCode::IllegalDataAddress,
+        ),
         (Request::ReadCoils(0, 8), ExceptionCode::IllegalFunction),
-        (Request::WriteSingleCoil(0, true), ExceptionCode::IllegalFunction),
+        (
+            Request::WriteSingleCoil(0, true),
+            ExceptionCode::IllegalFunction,
+        ),
     ];
     for (req, want) in cases {
         let dbg = format!("{req:?}");
@@ -352,7 +414,9 @@ async fn malformed_requests_get_exceptions_and_the_server_keeps_serving() {
     assert_eq!((s.fence, s.refused_stale), (Fence::default(), 0));
 
     // Garbage that is not Modbus at all ends that connection only.
-    let mut junk = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
+    let mut junk = tokio::net::TcpStream::connect(sim.addr())
+        .await
+        .expect("connect");
     junk.write_all(b"\x00\x01\x77\x77\x00\x03\x01\x03\x00GET / HTTP/1.1\r\n\r\n")
         .await
         .expect("write");
@@ -466,7 +530,9 @@ impl Service for Liar {
                 status[16] = 42;
                 Ok(Response::ReadInputRegisters(status.to_vec()))
             }
-            (_, Request::ReadInputRegisters(..)) => Ok(Response::ReadInputRegisters(status.to_vec())),
+            (_, Request::ReadInputRegisters(..)) => {
+                Ok(Response::ReadInputRegisters(status.to_vec()))
+            }
             (Liar::WrongEcho, Request::WriteMultipleRegisters(addr, _)) => {
                 Ok(Response::WriteMultipleRegisters(addr, 3))
             }
@@ -537,10 +603,7 @@ fn config_defaults_and_validation() {
     assert_eq!((c.unit_id, c.timeout_ms), (1, 1000));
     assert!(c.validate().is_ok());
     assert!(toml::from_str::<ModbusGatesConfig>("address = \"10.1.12.20:502\"\nport = 1").is_err());
-    let c = ModbusGatesConfig {
-        timeout_ms: 0,
-        ..c
-    };
+    let c = ModbusGatesConfig { timeout_ms: 0, ..c };
     assert!(c.validate().is_err());
     let s: GateSimConfig = toml::from_str("").expect("defaults");
     assert_eq!(s, GateSimConfig::default());
