@@ -125,6 +125,12 @@ impl Metrics {
         })
     }
 
+    /// The registry these metrics live on; the lane runtime registers its own beside them so
+    /// one scrape of the node sees everything.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts one installed snapshot.
     pub fn snapshot_installed(&self) {
         self.snapshots_installed.inc();

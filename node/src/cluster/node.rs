@@ -252,17 +252,37 @@ impl ClusterNode {
         }
     }
 
-    /// The node's metrics in Prometheus text format, refreshed now.
-    pub fn metrics_text(&self) -> String {
-        let status = self.status();
-        let staleness = if status.state == "leader" {
-            self.inner.raft.metrics().borrow().millis_since_quorum_ack
+    /// The registry `/metrics` renders; other parts of the node (the lane) register on it.
+    pub fn registry(&self) -> &prometheus::Registry {
+        self.inner.metrics.registry()
+    }
+
+    /// Milliseconds since this replica last knew itself in touch with the cluster: for a leader,
+    /// since a quorum acknowledged it; otherwise since the leader last reached it. `None` if
+    /// never.
+    pub fn staleness_ms(&self) -> Option<u64> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        if m.state == openraft::ServerState::Leader {
+            m.millis_since_quorum_ack
         } else {
             match self.inner.leader_contact_ms.load(Ordering::SeqCst) {
                 u64::MAX => None,
                 at => Some((self.inner.started.elapsed().as_millis() as u64).saturating_sub(at)),
             }
-        };
+        }
+    }
+
+    /// The current Raft term and the last applied log index: the fencing token this node's lane
+    /// puts on gate commands.
+    pub fn term_and_applied(&self) -> (u64, u64) {
+        let m = self.inner.raft.metrics().borrow().clone();
+        (m.current_term, m.last_applied.map_or(0, |l| l.index))
+    }
+
+    /// The node's metrics in Prometheus text format, refreshed now.
+    pub fn metrics_text(&self) -> String {
+        let status = self.status();
+        let staleness = self.staleness_ms();
         self.inner
             .metrics
             .render(&status, staleness, &self.inner.model)

@@ -1,0 +1,238 @@
+//! The vision stage: camera frames in, [`FaceScan`]s and [`Gate2Face`]s out.
+//!
+//! Runs on its own thread (ONNX Runtime sessions are blocking and CPU-bound). It looks at a
+//! camera only while the procedure wants that camera's faces ([`Wants`]), always taking the
+//! newest frame. Gate 1: detect, quality-gate, count faces in the capture zone, embed the single
+//! face, search the local replica 1:N, and fetch the matched person's record. Gate 2: embed the
+//! single face and compare it 1:1 with the templates of the person identified at gate 1. The
+//! latest good gate-1 face is kept (in memory only) for a registration at the channel.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clearway_gallery::{PersonId, Template};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::metrics::LaneMetrics;
+use super::procedure::{FaceCheck, FaceScan, Gate2Face, Input};
+use crate::cluster::GalleryHandle;
+use crate::face::{Embedding, FacePipeline, FrameRef};
+
+/// A captured frame the vision stage can read.
+pub trait VisionFrame {
+    /// The pixels.
+    fn frame_ref(&self) -> crate::Result<FrameRef<'_>>;
+    /// When the frame arrived from the camera.
+    fn arrived(&self) -> Instant;
+}
+
+/// A camera as the vision stage sees it: the newest frame, waiting at most `timeout`.
+pub trait FrameSource: Send + 'static {
+    /// The frame type.
+    type Frame: VisionFrame;
+    /// The newest frame not seen before, if one arrives within `timeout`.
+    fn next_frame(&mut self, timeout: Duration) -> Option<Self::Frame>;
+}
+
+/// What the procedure wants from the cameras right now (set by the lane's event loop).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Wants {
+    /// Identify faces at gate 1.
+    pub gate1: bool,
+    /// Keep the newest good gate-1 face (a registration is under way).
+    pub capture: bool,
+    /// Compare gate-2 faces: `Some(Some(id))` with this person, `Some(None)` just capture.
+    pub gate2: Option<Option<PersonId>>,
+}
+
+/// The newest good gate-1 face, for registration. Biometric: memory only, never logged.
+#[derive(Default)]
+pub struct Capture(Mutex<Option<(Instant, Embedding)>>);
+
+impl Capture {
+    /// The face seen within `max_age`, taken (so it is used once).
+    pub fn take_recent(&self, max_age: Duration) -> Option<Embedding> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((at, e)) if at.elapsed() <= max_age => Some(e),
+            _ => None,
+        }
+    }
+
+    fn put(&self, e: Embedding) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), e));
+    }
+}
+
+/// One input from the vision stage with the arrival time of the frame it came from.
+pub struct Seen {
+    /// The input for the procedure.
+    pub input: Input,
+    /// When the frame arrived.
+    pub arrived: Instant,
+}
+
+/// Everything the vision thread needs.
+pub struct Vision<S1, S2> {
+    /// The face pipeline.
+    pub pipeline: FacePipeline,
+    /// Gate-1 camera.
+    pub gate1: S1,
+    /// Gate-2 camera.
+    pub gate2: S2,
+    /// The local replica.
+    pub gallery: GalleryHandle,
+    /// 1:N and 1:1 threshold.
+    pub threshold: f32,
+    /// Faces whose eyes are closer than this (pixels) are outside the capture zone.
+    pub zone_min_eye_px: f32,
+    /// What is wanted now.
+    pub wants: Arc<Mutex<Wants>>,
+    /// The newest good gate-1 face.
+    pub capture: Arc<Capture>,
+    /// Where results go.
+    pub out: mpsc::UnboundedSender<Seen>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Metrics.
+    pub metrics: LaneMetrics,
+}
+
+impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
+    /// Runs until `stop` is set or the receiver is gone.
+    pub fn run(mut self) {
+        while !self.stop.load(Ordering::Relaxed) && !self.out.is_closed() {
+            let wants = *self.wants.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = true;
+            if wants.gate1 || wants.capture {
+                idle = false;
+                if let Some(frame) = self.gate1.next_frame(Duration::from_millis(100)) {
+                    match self.gate1_frame(&frame, wants) {
+                        Ok(Some(input)) => self.send(input, frame.arrived()),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.metrics.vision_errors.inc();
+                            warn!(error = %e, "Gate-1 frame could not be analysed.");
+                        }
+                    }
+                }
+            }
+            if let Some(person) = wants.gate2 {
+                idle = false;
+                if let Some(frame) = self.gate2.next_frame(Duration::from_millis(100)) {
+                    match self.gate2_frame(&frame, person) {
+                        Ok(input) => self.send(input, frame.arrived()),
+                        Err(e) => {
+                            self.metrics.vision_errors.inc();
+                            warn!(error = %e, "Gate-2 frame could not be analysed.");
+                        }
+                    }
+                }
+            }
+            if idle {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn send(&self, input: Input, arrived: Instant) {
+        let _ = self.out.send(Seen { input, arrived });
+    }
+
+    fn gate1_frame(&mut self, frame: &S1::Frame, wants: super::vision::Wants) -> crate::Result<Option<Input>> {
+        let pixels = frame.frame_ref()?;
+        let t = Instant::now();
+        let observed = self.pipeline.observe(pixels)?;
+        self.metrics.stage("detect", t.elapsed());
+        let in_zone: Vec<_> = observed
+            .iter()
+            .filter(|o| o.measures.eye_distance_px >= self.zone_min_eye_px)
+            .collect();
+        self.metrics.faces_detected.inc_by(in_zone.len() as u64);
+        let face = match in_zone.as_slice() {
+            [] => None,
+            [one] => match one.rejected {
+                Some(issue) => {
+                    self.metrics
+                        .quality_rejections
+                        .with_label_values(&[issue.label()])
+                        .inc();
+                    Some(FaceCheck::Rejected(issue.label()))
+                }
+                None => {
+                    let t = Instant::now();
+                    let embedding = self.pipeline.embed(pixels, &one.face)?;
+                    self.metrics.stage("embed", t.elapsed());
+                    if wants.capture {
+                        self.capture.put(embedding.clone());
+                    }
+                    if !wants.gate1 {
+                        return Ok(None);
+                    }
+                    let t = Instant::now();
+                    let hits = self.gallery.search(embedding.values(), 1)?;
+                    let check = match hits.first() {
+                        Some(hit) if hit.score >= self.threshold => {
+                            match self.gallery.entry(hit.person) {
+                                Some(entry) => FaceCheck::Identified {
+                                    person: Box::new(entry.person),
+                                    score: hit.score,
+                                },
+                                // Cancelled between the search and the read.
+                                None => FaceCheck::Unknown,
+                            }
+                        }
+                        _ => FaceCheck::Unknown,
+                    };
+                    self.metrics.stage("search", t.elapsed());
+                    Some(check)
+                }
+            },
+            _ => None,
+        };
+        if !wants.gate1 {
+            return Ok(None);
+        }
+        Ok(Some(Input::Gate1(FaceScan {
+            faces_in_zone: in_zone.len(),
+            face,
+        })))
+    }
+
+    fn gate2_frame(&mut self, frame: &S2::Frame, person: Option<PersonId>) -> crate::Result<Input> {
+        let pixels = frame.frame_ref()?;
+        let observed = self.pipeline.observe(pixels)?;
+        let in_zone: Vec<_> = observed
+            .iter()
+            .filter(|o| o.measures.eye_distance_px >= self.zone_min_eye_px)
+            .collect();
+        let [one] = in_zone.as_slice() else {
+            return Ok(Input::Gate2(Gate2Face::NoFace));
+        };
+        if one.rejected.is_some() {
+            return Ok(Input::Gate2(Gate2Face::NoFace));
+        }
+        let embedding = self.pipeline.embed(pixels, &one.face)?;
+        let score = person
+            .and_then(|id| self.gallery.entry(id))
+            .and_then(|entry| best_score(&embedding, &entry.templates));
+        Ok(Input::Gate2(Gate2Face::Face { score }))
+    }
+}
+
+/// The best cosine similarity of `probe` to any of `templates` of its model.
+pub fn best_score(probe: &Embedding, templates: &[Template]) -> Option<f32> {
+    templates
+        .iter()
+        .filter(|t| t.model() == probe.model() && t.dim() == probe.values().len())
+        .map(|t| {
+            t.dequantize()
+                .iter()
+                .zip(probe.values())
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+        })
+        .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))
+}
