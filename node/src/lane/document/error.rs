@@ -51,7 +51,9 @@ pub enum DocumentError {
         got: usize,
     },
     /// A line has the wrong length for its format.
-    #[error("MRZ line {line} has {got} characters, expected {expected}; present the document again")]
+    #[error(
+        "MRZ line {line} has {got} characters, expected {expected}; present the document again"
+    )]
     LineLength {
         /// 1-based line number.
         line: usize,

@@ -33,6 +33,7 @@ pub struct TcpDocumentReader {
     decoder: FrameDecoder,
     backoff: Duration,
     wait_before_connect: bool,
+    just_disconnected: bool,
     connected_once: bool,
 }
 
@@ -46,6 +47,7 @@ impl TcpDocumentReader {
             config,
             stream: None,
             wait_before_connect: false,
+            just_disconnected: false,
             connected_once: false,
         })
     }
@@ -58,9 +60,13 @@ impl TcpDocumentReader {
     fn drop_connection(&mut self) {
         self.stream = None;
         self.wait_before_connect = true;
+        self.just_disconnected = true;
         let dropped = self.decoder.reset();
         if dropped > 0 {
-            debug!(bytes = dropped, "Partial document reader frame dropped with the connection.");
+            debug!(
+                bytes = dropped,
+                "Partial document reader frame dropped with the connection."
+            );
         }
     }
 
@@ -69,7 +75,8 @@ impl TcpDocumentReader {
             tokio::time::sleep(self.backoff).await;
         }
         let addr = self.config.address.clone();
-        let attempt = tokio::time::timeout(self.config.connect_timeout(), TcpStream::connect(&addr));
+        let attempt =
+            tokio::time::timeout(self.config.connect_timeout(), TcpStream::connect(&addr));
         let result = match attempt.await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(e.to_string()),
@@ -98,8 +105,15 @@ impl TcpDocumentReader {
                 if self.wait_before_connect {
                     self.backoff = (self.backoff * 2).min(self.config.reconnect_max());
                 }
+                let retry_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX);
+                // Warn once per outage; the retries that follow are DEBUG.
+                if self.wait_before_connect && !self.just_disconnected {
+                    debug!(reader = %addr, error = %reason, retry_ms, "Still cannot connect to the document reader.");
+                } else {
+                    warn!(reader = %addr, error = %reason, retry_ms, "Cannot connect to the document reader.");
+                }
+                self.just_disconnected = false;
                 self.wait_before_connect = true;
-                warn!(reader = %addr, error = %reason, retry_ms = self.backoff.as_millis() as u64, "Cannot connect to the document reader.");
                 Err(DocumentError::Connect { addr, reason })
             }
         }

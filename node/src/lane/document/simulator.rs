@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::RawDocument;
 use super::error::DocumentError;
 use super::frame::{MAX_FRAME_BYTES, encode_frame};
-use super::RawDocument;
 
 /// A simulated document reader (a TCP server); dropping it stops it.
 #[derive(Debug)]
@@ -109,7 +109,9 @@ async fn serve(
                     lane = Some(stream);
                     connections.send_modify(|c| *c += 1);
                 }
-                Err(e) => warn!(simulator = true, error = %e, "Document reader SIMULATOR: accept failed."),
+                Err(e) => {
+                    warn!(simulator = true, error = %e, "Document reader SIMULATOR: accept failed.")
+                }
             }
             continue;
         };

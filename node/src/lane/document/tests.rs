@@ -45,7 +45,13 @@ fn td1(code: &str, number: &str, dob: &str, expiry: &str, names: &str) -> String
         icao_check(expiry),
         "<".repeat(11)
     );
-    let composite = format!("{}{}{}{}", &line1[5..30], &body[0..7], &body[8..15], &body[18..29]);
+    let composite = format!(
+        "{}{}{}{}",
+        &line1[5..30],
+        &body[0..7],
+        &body[8..15],
+        &body[18..29]
+    );
     let line2 = format!("{body}{}", icao_check(&composite));
     let line3 = format!("{names:<<30}");
     format!("{line1}\n{line2}\n{line3}")
@@ -60,9 +66,18 @@ fn replace(mrz: &str, line: usize, col: usize, c: char) -> String {
 
 /// Increments the digit at `line`, `col` (so a check digit stops verifying).
 fn bump(mrz: &str, line: usize, col: usize) -> String {
-    let c = mrz.lines().nth(line).and_then(|l| l.chars().nth(col)).expect("cell");
+    let c = mrz
+        .lines()
+        .nth(line)
+        .and_then(|l| l.chars().nth(col))
+        .expect("cell");
     let d = c.to_digit(10).expect("a digit");
-    replace(mrz, line, col, char::from_digit((d + 1) % 10, 10).expect("digit"))
+    replace(
+        mrz,
+        line,
+        col,
+        char::from_digit((d + 1) % 10, 10).expect("digit"),
+    )
 }
 
 fn render(result: &Result<DocumentRead, DocumentError>) -> String {
@@ -83,7 +98,8 @@ fn check(cases: &[(&str, String)], today: NaiveDate, expect: Expect) {
     expect.assert_eq(&out);
 }
 
-const PASSPORT: &str = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10";
+const PASSPORT: &str =
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10";
 
 #[test]
 fn mrz_table() {
@@ -192,7 +208,11 @@ fn century_pivot_follows_today() {
     let mrz = td1("CS", "C01234567", "991231", "050101", "LI<<MING");
     let late = day(2099, 6, 1);
     let r = read_document(&mrz, None, late).expect("reads");
-    assert_eq!(r.date_of_birth, day(1999, 12, 31), "2099-12-31 is after today");
+    assert_eq!(
+        r.date_of_birth,
+        day(1999, 12, 31),
+        "2099-12-31 is after today"
+    );
     assert_eq!(r.valid_until, day(2105, 1, 1));
     let mrz = td1("CS", "C01234567", "990101", "050101", "LI<<MING");
     let r = read_document(&mrz, None, late).expect("reads");
@@ -209,15 +229,40 @@ fn synthetic_mrz_matches_a_hand_built_one_and_reads_back() {
         day(2030, 4, 30),
         'M',
     );
-    assert_eq!(ours, td1("CR", "H12345678", "900501", "300430", "CHAN<<TAI<MAN"));
+    assert_eq!(
+        ours,
+        td1("CR", "H12345678", "900501", "300430", "CHAN<<TAI<MAN")
+    );
     for (kind, number, category) in [
-        (DocumentKind::MainlandTravelPermitHkMacao, "M00000001", Category::MacaoResident),
-        (DocumentKind::PermitHkMacao, "C00000001", Category::MainlandResident),
-        (DocumentKind::MainlandTravelPermitTaiwan, "00000001", Category::TaiwanResident),
+        (
+            DocumentKind::MainlandTravelPermitHkMacao,
+            "M00000001",
+            Category::MacaoResident,
+        ),
+        (
+            DocumentKind::PermitHkMacao,
+            "C00000001",
+            Category::MainlandResident,
+        ),
+        (
+            DocumentKind::MainlandTravelPermitTaiwan,
+            "00000001",
+            Category::TaiwanResident,
+        ),
     ] {
-        let mrz = synthetic_mrz(kind, number, "WONG, SIU MING", day(1988, 2, 29), day(2031, 2, 28), 'F');
+        let mrz = synthetic_mrz(
+            kind,
+            number,
+            "WONG, SIU MING",
+            day(1988, 2, 29),
+            day(2031, 2, 28),
+            'F',
+        );
         let r = read_document(&mrz, None, today()).expect("synthetic MRZ reads");
-        assert_eq!((r.kind, r.category, r.number.as_str()), (kind, category, number));
+        assert_eq!(
+            (r.kind, r.category, r.number.as_str()),
+            (kind, category, number)
+        );
         assert_eq!(r.name, "WONG, SIU MING");
         assert_eq!(r.date_of_birth, day(1988, 2, 29));
         assert_eq!(r.valid_until, day(2031, 2, 28));
@@ -256,20 +301,31 @@ fn chip_data_merges_and_must_agree_with_the_mrz() {
     assert_eq!(r.endorsement, chip.endorsement);
     assert!(r.fingerprint_read_authorised);
     let without = read_document(&mrz, None, today()).expect("reads");
-    assert_eq!((without.endorsement, without.fingerprint_read_authorised), (None, false));
-    assert_eq!(without.valid_from, day(2021, 7, 1), "10-year term back from expiry");
+    assert_eq!(
+        (without.endorsement, without.fingerprint_read_authorised),
+        (None, false)
+    );
+    assert_eq!(
+        without.valid_from,
+        day(2021, 7, 1),
+        "10-year term back from expiry"
+    );
 
     let mut other = chip.clone();
     other.document_number = "C01234568".to_owned();
     assert!(matches!(
         read_document(&mrz, Some(&other), today()),
-        Err(DocumentError::ChipMismatch { field: MrzField::DocumentNumber })
+        Err(DocumentError::ChipMismatch {
+            field: MrzField::DocumentNumber
+        })
     ));
     let mut other = chip.clone();
     other.date_of_birth = day(1992, 3, 16);
     assert!(matches!(
         read_document(&mrz, Some(&other), today()),
-        Err(DocumentError::ChipMismatch { field: MrzField::DateOfBirth })
+        Err(DocumentError::ChipMismatch {
+            field: MrzField::DateOfBirth
+        })
     ));
     let mut other = chip.clone();
     other.issue_date = Some(day(2032, 1, 1));
@@ -294,7 +350,12 @@ fn chip_json_is_strict() {
     let chip: ChipData = serde_json::from_str(json).expect("parses");
     assert_eq!(chip.endorsement.map(|e| e.kind), Some(EndorsementKind::R));
     assert!(!chip.fingerprint_read_authorised);
-    assert!(serde_json::from_str::<ChipData>(r#"{"document_number":"C1","date_of_birth":"1992-03-15","x":1}"#).is_err());
+    assert!(
+        serde_json::from_str::<ChipData>(
+            r#"{"document_number":"C1","date_of_birth":"1992-03-15","x":1}"#
+        )
+        .is_err()
+    );
 }
 
 /// Random and mutated input never panics, and every error carries a code and a message.
@@ -306,12 +367,16 @@ fn never_panics_on_random_or_mutated_input() {
         td1("CS", "C01234567", "920315", "320314", "LI<<XIAOMING"),
         PASSPORT.to_owned(),
     ];
-    let alphabet: Vec<char> = "ABCHMPRSTZ0123456789<<<<\n\r \té中\u{0}\u{1d}".chars().collect();
+    let alphabet: Vec<char> = "ABCHMPRSTZ0123456789<<<<\n\r \té中\u{0}\u{1d}"
+        .chars()
+        .collect();
     let mut oks = 0;
     for i in 0..20_000 {
         let text: String = if i % 4 == 0 {
             let len = rng.random_range(0..120);
-            (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
+            (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect()
         } else {
             let mut chars: Vec<char> = good[i % good.len()].chars().collect();
             for _ in 0..rng.random_range(1..4) {
@@ -407,7 +472,11 @@ fn frame_decoder_resynchronises() {
 
 #[test]
 fn config_validates() {
-    assert!(DocumentReaderConfig::new("127.0.0.1:4001").validate().is_ok());
+    assert!(
+        DocumentReaderConfig::new("127.0.0.1:4001")
+            .validate()
+            .is_ok()
+    );
     let parsed: DocumentReaderConfig =
         toml::from_str("address = \"10.0.0.1:4001\"\nreconnect_max_ms = 1000").expect("parses");
     assert_eq!(parsed.max_frame_bytes, MAX_FRAME_BYTES);
@@ -456,7 +525,9 @@ fn card(number: &str) -> RawDocument {
 
 #[tokio::test]
 async fn documents_round_trip_over_tcp_through_garbage_and_oversized_frames() {
-    let sim = DocumentReaderSimulator::start(loopback()).await.expect("simulator");
+    let sim = DocumentReaderSimulator::start(loopback())
+        .await
+        .expect("simulator");
     let mut reader = TcpDocumentReader::new(fast_config(sim.local_addr())).expect("reader");
 
     // Presented before the lane connects: delivered once it does.
@@ -467,10 +538,17 @@ async fn documents_round_trip_over_tcp_through_garbage_and_oversized_frames() {
     assert_eq!(read.category, Category::MainlandResident);
     assert!(reader.is_connected());
 
-    sim.present_raw(vec![STX, 0xff, 0xfe, ETX]).expect("present");
+    sim.present_raw(vec![STX, 0xff, 0xfe, ETX])
+        .expect("present");
     sim.present(card("C00000002")).expect("present");
-    assert!(matches!(next(&mut reader).await, Err(DocumentError::Frame { .. })));
-    assert_eq!(next(&mut reader).await.expect("after garbage"), card("C00000002"));
+    assert!(matches!(
+        next(&mut reader).await,
+        Err(DocumentError::Frame { .. })
+    ));
+    assert_eq!(
+        next(&mut reader).await.expect("after garbage"),
+        card("C00000002")
+    );
 
     let mut huge = vec![STX];
     huge.extend(std::iter::repeat_n(b'<', 3 * MAX_FRAME_BYTES));
@@ -480,17 +558,30 @@ async fn documents_round_trip_over_tcp_through_garbage_and_oversized_frames() {
     sim.present(card("C00000003")).expect("present");
     let too_large = next(&mut reader).await;
     assert!(
-        matches!(too_large, Err(DocumentError::FrameTooLarge { max: MAX_FRAME_BYTES })),
+        matches!(
+            too_large,
+            Err(DocumentError::FrameTooLarge {
+                max: MAX_FRAME_BYTES
+            })
+        ),
         "{too_large:?}"
     );
-    assert!(matches!(next(&mut reader).await, Err(DocumentError::Frame { .. })), "noise reported");
-    assert_eq!(next(&mut reader).await.expect("after oversized"), card("C00000003"));
+    assert!(
+        matches!(next(&mut reader).await, Err(DocumentError::Frame { .. })),
+        "noise reported"
+    );
+    assert_eq!(
+        next(&mut reader).await.expect("after oversized"),
+        card("C00000003")
+    );
     assert_eq!(sim.connections(), 1);
 }
 
 #[tokio::test]
 async fn reader_reconnects_after_the_reader_restarts() {
-    let mut sim = DocumentReaderSimulator::start(loopback()).await.expect("simulator");
+    let mut sim = DocumentReaderSimulator::start(loopback())
+        .await
+        .expect("simulator");
     let addr = sim.local_addr();
     let mut reader = TcpDocumentReader::new(fast_config(addr)).expect("reader");
     sim.present(card("C00000001")).expect("present");
@@ -501,13 +592,21 @@ async fn reader_reconnects_after_the_reader_restarts() {
     // The link drops; while the reader is down, connecting fails and is reported.
     let lost = next(&mut reader).await;
     assert!(
-        matches!(lost, Err(DocumentError::Disconnected { .. } | DocumentError::Io(_))),
+        matches!(
+            lost,
+            Err(DocumentError::Disconnected { .. } | DocumentError::Io(_))
+        ),
         "{lost:?}"
     );
     assert!(!reader.is_connected());
-    assert!(matches!(next(&mut reader).await, Err(DocumentError::Connect { .. })));
+    assert!(matches!(
+        next(&mut reader).await,
+        Err(DocumentError::Connect { .. })
+    ));
 
-    let sim = DocumentReaderSimulator::start(addr).await.expect("restarted on the same port");
+    let sim = DocumentReaderSimulator::start(addr)
+        .await
+        .expect("restarted on the same port");
     sim.present(card("C00000002")).expect("present");
     let deadline = tokio::time::Instant::now() + WAIT;
     let got = loop {
