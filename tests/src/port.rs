@@ -153,6 +153,8 @@ impl LocalPort {
             .args(["run", "--config"])
             .arg(dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,quinn=warn")
+            .env("CLEARWAY_ASSETS", crate::assets())
+            .env("ORT_DYLIB_PATH", crate::ort_library())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -209,11 +209,30 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
     Ok(Outcome::Yes)
 }
 
-/// `run --config …`: runs a node until SIGINT or SIGTERM.
-pub fn run_node(config: &Path) -> Result<Outcome> {
+/// `run --config …`: runs a node (and its lane, if the config has a `[lane]`) until SIGINT or
+/// SIGTERM.
+pub fn run_node(g: &Global, config: &Path) -> Result<Outcome> {
     let config = NodeConfig::from_file(config)?;
     runtime()?.block_on(async {
         let node = ClusterNode::start(&config).await?;
+        let lane = match &config.lane {
+            Some(lane) => {
+                let face = super::face_config(g)?;
+                let ort = super::ort_library(g);
+                Some(
+                    crate::lane::runtime::start_from_config(
+                        node.clone(),
+                        lane,
+                        &config.data_dir,
+                        &ort,
+                        &g.assets,
+                        face,
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::Cluster(format!("cannot watch SIGTERM: {e}")))?;
         tokio::select! {
@@ -221,6 +240,9 @@ pub fn run_node(config: &Path) -> Result<Outcome> {
             _ = term.recv() => {}
         }
         info!("Stopping.");
+        if let Some(lane) = lane {
+            lane.shutdown().await;
+        }
         node.shutdown().await;
         Ok(Outcome::Yes)
     })

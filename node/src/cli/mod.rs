@@ -162,16 +162,21 @@ impl Db {
     }
 }
 
-fn pipeline(g: &Global) -> Result<FacePipeline> {
-    let config = match &g.face_config {
-        Some(p) => FaceConfig::from_file(p)?,
-        None => FaceConfig::default(),
-    };
-    let lib = g
-        .ort_library
+fn face_config(g: &Global) -> Result<FaceConfig> {
+    match &g.face_config {
+        Some(p) => FaceConfig::from_file(p),
+        None => Ok(FaceConfig::default()),
+    }
+}
+
+fn ort_library(g: &Global) -> PathBuf {
+    g.ort_library
         .clone()
-        .unwrap_or_else(|| g.assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
-    FacePipeline::load(&lib, &g.assets, config)
+        .unwrap_or_else(|| g.assets.join("onnxruntime/libonnxruntime.so.1.31.1"))
+}
+
+fn pipeline(g: &Global) -> Result<FacePipeline> {
+    FacePipeline::load(&ort_library(g), &g.assets, face_config(g)?)
 }
 
 fn parse_id(s: &str) -> Result<PersonId> {
@@ -208,7 +213,7 @@ struct Candidate {
 pub fn run(cli: Cli) -> Result<Outcome> {
     let g = &cli.global;
     match &cli.command {
-        Command::Run { config } => cluster::run_node(config),
+        Command::Run { config } => cluster::run_node(&cli.global, config),
         Command::Port { command } => cluster::port(command),
         Command::Cluster { connect, command } => cluster::cluster(g, connect, command),
         Command::Gallery {

@@ -150,6 +150,10 @@ pub struct NodeConfig {
     /// The 1:N index's model.
     #[serde(default)]
     pub gallery: GalleryConfig,
+    /// The channel this node runs, if it is a lane node (`[lane]`). Default: none (a voter
+    /// appliance without a lane).
+    #[serde(default)]
+    pub lane: Option<crate::lane::LaneConfig>,
 }
 
 impl NodeConfig {
@@ -195,6 +199,9 @@ impl NodeConfig {
         }
         if self.peers.iter().any(|p| p.id == self.node_id) {
             return Err("peers must not list this node itself".into());
+        }
+        if let Some(lane) = &self.lane {
+            lane.validate().map_err(|e| e.to_string())?;
         }
         Ok(())
     }

