@@ -1,0 +1,898 @@
+//! The durable outbox: records for the authorities, queued in sled, sealed at rest, delivered in
+//! order and exactly once from the receiver's view.
+//!
+//! # Layout (trees of the lane's sled database)
+//!
+//! * `outbox_meta`: `incarnation` (random, made when the outbox is first created), `seq/<authority>`
+//!   (the next sequence number, u64 big-endian), `seal_check` (proves the seal key at open).
+//! * `outbox_<authority>`: the queue. Key: sequence number, u64 big-endian (so sled's order is the
+//!   FIFO order). Value: an envelope, below.
+//! * `outbox_dead_<authority>`: dead letters (refused for good by the authority, or unreadable),
+//!   under their old sequence number: postcard of key, reason, time and the original envelope.
+//!
+//! # Idempotency keys
+//!
+//! `<lane-id>-<authority>-<incarnation>-<seq>`, assigned in the same sled transaction that queues
+//! the record, stored in the envelope and sent with every attempt. The incarnation (12 hex
+//! digits) keeps keys unique if the lane's database is ever recreated and its sequence numbers
+//! start again: the receiver would otherwise drop the new records as repeats.
+//!
+//! # Sealing
+//!
+//! The record (JSON) is sealed with ChaCha20-Poly1305 under the 32-byte [`SealKey`] the lane
+//! gives, with a fresh random 96-bit nonce per record and the envelope's header (version, queue
+//! time, idempotency key) as associated data: no byte of an envelope changes unnoticed, and an
+//! envelope does not open under another key. Envelope, version 1:
+//!
+//! ```text
+//! u8 version = 1 | u64 BE queued_at (unix ms) | u8 key length | key (ASCII) | 12-byte nonce | ciphertext+tag
+//! ```
+//!
+//! The sequence numbers, the keys and the queue times are in the clear; names and document
+//! numbers are not.
+//!
+//! # Durability and delivery
+//!
+//! `push` returns once sled has flushed the record to disk. [`Outbox::run`] (one task per
+//! authority) takes the oldest record, delivers it, and removes it only after the authority
+//! acknowledged it (2xx, or 409 "already have it"); a crash between acknowledgement and removal
+//! means one more attempt with the same key, which the receiver answers with 409. Retryable
+//! failures are retried — the same record, never a later one first — after a capped exponential
+//! backoff with jitter ([`Backoff`]); permanent refusals park the record as a dead letter.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chrono::{DateTime, Utc};
+use clearway_gallery::Authority;
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::Notify;
+use zeroize::Zeroizing;
+
+use super::AuthorityClient;
+use super::metrics::AuthorityMetrics;
+use crate::lane::procedure::{AuthorityRecord, Delivery};
+
+const META_TREE: &str = "outbox_meta";
+const INCARNATION: &[u8] = b"incarnation";
+const SEAL_CHECK: &[u8] = b"seal_check";
+const SEAL_CHECK_PLAIN: &[u8] = b"clearway outbox seal key check";
+const AAD_PREFIX: &[u8] = b"clearway-outbox/v1\0";
+const ENVELOPE_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// The key records are sealed with at rest. Wiped from memory when dropped; never printed.
+#[derive(Clone)]
+pub struct SealKey(Zeroizing<[u8; 32]>);
+
+impl SealKey {
+    /// The key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> SealKey {
+        SealKey(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key (tests, demos; a lane derives its key from its keyring).
+    pub fn generate() -> SealKey {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(k.as_mut());
+        SealKey(k)
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(self.0.as_ref()))
+    }
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(<redacted>)")
+    }
+}
+
+/// Retry schedule after retryable failures: `initial × factor^n`, capped at `max`, then
+/// jittered down by up to `jitter` (0.5: somewhere between half and all of it), so lanes that
+/// lost the same authority do not all come back at the same instant. A `Retry-After` from the
+/// authority raises the delay (still capped at `max`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Growth per failed attempt (≥ 1).
+    pub factor: f64,
+    /// Largest delay.
+    pub max: Duration,
+    /// Fraction (0–1) of each delay that is randomised away.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    /// 200 ms, ×2, at most 30 s, jitter 0.5.
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(200),
+            factor: 2.0,
+            max: Duration::from_secs(30),
+            jitter: 0.5,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0 for the first retry), for a random draw `r` in
+    /// `[0, 1)`.
+    pub fn delay(&self, attempt: u32, r: f64) -> Duration {
+        let max = self.max.as_secs_f64();
+        let factor = if self.factor.is_finite() {
+            self.factor.max(1.0)
+        } else {
+            1.0
+        };
+        let base = (self.initial.as_secs_f64() * factor.powi(attempt.min(1_000) as i32)).min(max);
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let d = base * (1.0 - jitter * r.clamp(0.0, 1.0));
+        Duration::from_secs_f64(d.clamp(0.0, max))
+    }
+
+    fn next(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let d = self.delay(attempt, rand::rng().random::<f64>());
+        match retry_after {
+            Some(ra) => d.max(ra).min(self.max.max(self.initial)),
+            None => d,
+        }
+    }
+}
+
+/// What can go wrong with the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// sled failed (disk full, I/O error, database already open elsewhere).
+    #[error("outbox storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// Bad arguments (lane id, a client for another authority).
+    #[error("outbox: {0}")]
+    Config(String),
+    /// The seal key is not the one this outbox was created with: its records cannot be opened.
+    #[error(
+        "outbox: the seal key does not open this outbox's records (it was created with another key); refusing to start"
+    )]
+    WrongKey,
+    /// An entry on disk cannot be read. The delivery task parks such entries as dead letters.
+    #[error("outbox {authority}: entry {seq} is unreadable ({reason})")]
+    Corrupt {
+        /// Whose queue.
+        authority: &'static str,
+        /// Its sequence number (0 when even that is unreadable).
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Sealing failed (should not happen).
+    #[error("outbox: sealing failed")]
+    Seal,
+    /// [`Outbox::run`] is already running for this authority in this process.
+    #[error("outbox {0}: a delivery task is already running")]
+    AlreadyRunning(&'static str),
+    /// No dead letter with that sequence number.
+    #[error("outbox {authority}: no dead letter {seq}")]
+    NoDeadLetter {
+        /// Whose queue.
+        authority: &'static str,
+        /// The sequence number asked for.
+        seq: u64,
+    },
+}
+
+impl OutboxError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OutboxError::Storage(_) => "storage",
+            OutboxError::Config(_) => "config",
+            OutboxError::WrongKey => "wrong_key",
+            OutboxError::Corrupt { .. } => "corrupt",
+            OutboxError::Seal => "seal",
+            OutboxError::AlreadyRunning(_) => "already_running",
+            OutboxError::NoDeadLetter { .. } => "no_dead_letter",
+        }
+    }
+}
+
+impl From<TransactionError<OutboxError>> for OutboxError {
+    fn from(e: TransactionError<OutboxError>) -> OutboxError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => OutboxError::Storage(e),
+        }
+    }
+}
+
+/// A record parked because it cannot be delivered. Its content stays sealed on disk and is not
+/// part of this summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its sequence number in the queue it came from.
+    pub seq: u64,
+    /// Its idempotency key, if readable.
+    pub key: Option<String>,
+    /// Why it was parked.
+    pub reason: String,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeadEntry {
+    key: Option<String>,
+    reason: String,
+    parked_at_ms: u64,
+    envelope: Vec<u8>,
+}
+
+/// The oldest record of a queue, opened.
+struct Head {
+    seq: u64,
+    key: String,
+    record: AuthorityRecord,
+}
+
+struct Inner {
+    db: sled::Db,
+    meta: sled::Tree,
+    queues: [sled::Tree; 2],
+    dead: [sled::Tree; 2],
+    lane_id: String,
+    incarnation: String,
+    seal: SealKey,
+    metrics: AuthorityMetrics,
+    depth: [AtomicU64; 2],
+    notify: [Notify; 2],
+    running: [AtomicBool; 2],
+}
+
+/// The durable outbox of one lane: a queue per authority. Cheap to clone; clones share the queues.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("lane_id", &self.inner.lane_id)
+            .field("incarnation", &self.inner.incarnation)
+            .field(
+                "depth",
+                &[
+                    self.depth(Authority::Macao),
+                    self.depth(Authority::Mainland),
+                ],
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn idx(a: Authority) -> usize {
+    match a {
+        Authority::Macao => 0,
+        Authority::Mainland => 1,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ms_to_utc(ms: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
+}
+
+fn seq_key(a: Authority) -> Vec<u8> {
+    format!("seq/{}", a.as_str()).into_bytes()
+}
+
+fn check_lane_id(id: &str) -> Result<(), OutboxError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(OutboxError::Config(format!(
+            "lane id {id:?} must be 1-64 characters of [A-Za-z0-9._:/-]"
+        )))
+    }
+}
+
+/// A parsed envelope, borrowing the stored bytes.
+pub(super) struct Envelope<'a> {
+    pub(super) queued_at_ms: u64,
+    pub(super) key: &'a str,
+    nonce: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+pub(super) fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, String> {
+    let (&version, rest) = bytes.split_first().ok_or("empty entry")?;
+    if version != ENVELOPE_V1 {
+        return Err(format!("unknown envelope version {version}"));
+    }
+    if rest.len() < 9 {
+        return Err("truncated header".into());
+    }
+    let queued_at_ms = u64::from_be_bytes(rest[..8].try_into().map_err(|_| "truncated header")?);
+    let key_len = rest[8] as usize;
+    let rest = &rest[9..];
+    if rest.len() < key_len + NONCE_LEN + 16 {
+        return Err("truncated entry".into());
+    }
+    let key = std::str::from_utf8(&rest[..key_len]).map_err(|_| "key is not text")?;
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("key is not visible ASCII".into());
+    }
+    let rest = &rest[key_len..];
+    Ok(Envelope {
+        queued_at_ms,
+        key,
+        nonce: &rest[..NONCE_LEN],
+        ciphertext: &rest[NONCE_LEN..],
+    })
+}
+
+/// Associated data: the whole header (version prefix, queue time, key), so that no byte of an
+/// envelope can change unnoticed.
+fn aad(queued_at_ms: u64, key: &str) -> Vec<u8> {
+    [AAD_PREFIX, &queued_at_ms.to_be_bytes(), key.as_bytes()].concat()
+}
+
+impl Outbox {
+    /// Opens (creating on first use) the outbox in the lane's database. Open it once per database
+    /// and clone the `Outbox` to share it (the depth counters and the delivery-task guard live in
+    /// the opened value). `lane_id` (1–64
+    /// characters of `[A-Za-z0-9._:/-]`) prefixes every idempotency key; `seal` must be the same
+    /// key every time ([`OutboxError::WrongKey`] otherwise).
+    pub fn open(
+        db: &sled::Db,
+        lane_id: &str,
+        seal: SealKey,
+        metrics: AuthorityMetrics,
+    ) -> Result<Outbox, OutboxError> {
+        check_lane_id(lane_id)?;
+        let meta = db.open_tree(META_TREE)?;
+        let open = |a: Authority| db.open_tree(Outbox::tree_name(a));
+        let open_dead = |a: Authority| db.open_tree(Outbox::dead_tree_name(a));
+        let queues = [open(Authority::Macao)?, open(Authority::Mainland)?];
+        let dead = [
+            open_dead(Authority::Macao)?,
+            open_dead(Authority::Mainland)?,
+        ];
+
+        // The incarnation and the seal check, made once.
+        let mut fresh = [0u8; 6];
+        rand::rng().fill_bytes(&mut fresh);
+        let _ = meta.compare_and_swap(
+            INCARNATION,
+            None as Option<&[u8]>,
+            Some(hex::encode(fresh).as_bytes()),
+        )?;
+        let incarnation = meta
+            .get(INCARNATION)?
+            .and_then(|v| String::from_utf8(v.to_vec()).ok())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| OutboxError::Corrupt {
+                authority: "meta",
+                seq: 0,
+                reason: "incarnation unreadable".into(),
+            })?;
+        let check = seal_bytes(&seal, "seal_check", SEAL_CHECK_PLAIN, 0)?;
+        let _ = meta.compare_and_swap(SEAL_CHECK, None as Option<&[u8]>, Some(check))?;
+        let stored = meta.get(SEAL_CHECK)?.ok_or(OutboxError::WrongKey)?;
+        match open_bytes(&seal, &stored) {
+            Ok((_, plain)) if plain.as_slice() == SEAL_CHECK_PLAIN => {}
+            _ => return Err(OutboxError::WrongKey),
+        }
+        db.flush()?;
+
+        let depth = [
+            AtomicU64::new(queues[0].len() as u64),
+            AtomicU64::new(queues[1].len() as u64),
+        ];
+        let outbox = Outbox {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                meta,
+                queues,
+                dead,
+                lane_id: lane_id.to_owned(),
+                incarnation,
+                seal,
+                metrics,
+                depth,
+                notify: [Notify::new(), Notify::new()],
+                running: [AtomicBool::new(false), AtomicBool::new(false)],
+            }),
+            backoff: Backoff::default(),
+        };
+        for a in Authority::ALL {
+            outbox.refresh_gauges(a);
+        }
+        Ok(outbox)
+    }
+
+    /// Opens the sled database at `path` and the outbox in it.
+    pub fn open_path(
+        path: &Path,
+        lane_id: &str,
+        seal: SealKey,
+        metrics: AuthorityMetrics,
+    ) -> Result<Outbox, OutboxError> {
+        let db = sled::open(path)?;
+        Outbox::open(&db, lane_id, seal, metrics)
+    }
+
+    /// The same outbox with another retry schedule for the delivery tasks started from it.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Outbox {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The sled tree holding `authority`'s queue.
+    pub fn tree_name(authority: Authority) -> String {
+        format!("outbox_{}", authority.as_str())
+    }
+
+    /// The sled tree holding `authority`'s dead letters.
+    pub fn dead_tree_name(authority: Authority) -> String {
+        format!("outbox_dead_{}", authority.as_str())
+    }
+
+    /// Queues one record, durably: when this returns the record is on disk and will be
+    /// delivered, after restarts if need be. Returns its idempotency key. Blocks for the flush
+    /// (a few milliseconds on an SSD; use `spawn_blocking` where that matters).
+    pub fn push(&self, delivery: Delivery) -> Result<String, OutboxError> {
+        let mut keys = self.push_all(std::slice::from_ref(&delivery))?;
+        keys.pop().ok_or(OutboxError::Seal)
+    }
+
+    /// Queues the same record for both authorities in one transaction ("transmitted to the Macao
+    /// and Mainland authorities for record simultaneously"): both or neither. Returns the keys,
+    /// Macao's first.
+    pub fn push_both(&self, record: &AuthorityRecord) -> Result<[String; 2], OutboxError> {
+        let deliveries = Authority::ALL.map(|authority| Delivery {
+            authority,
+            record: record.clone(),
+        });
+        let keys = self.push_all(&deliveries)?;
+        <[String; 2]>::try_from(keys).map_err(|_| OutboxError::Seal)
+    }
+
+    /// Queues several records in one transaction, durably; their keys in the same order.
+    pub fn push_all(&self, deliveries: &[Delivery]) -> Result<Vec<String>, OutboxError> {
+        let inner = &self.inner;
+        let queued_at = now_ms();
+        let plains = deliveries
+            .iter()
+            .map(|d| {
+                serde_json::to_vec(&d.record)
+                    .map(Zeroizing::new)
+                    .map_err(|e| OutboxError::Config(format!("record does not serialise: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys =
+            (&inner.meta, &inner.queues[0], &inner.queues[1]).transaction(|(meta, q0, q1)| {
+                let mut keys = Vec::with_capacity(deliveries.len());
+                for (d, plain) in deliveries.iter().zip(&plains) {
+                    let sk = seq_key(d.authority);
+                    let seq = match meta.get(&sk)? {
+                        None => 1,
+                        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+                            Ok(b) => u64::from_be_bytes(b),
+                            Err(_) => {
+                                return Err(ConflictableTransactionError::Abort(
+                                    OutboxError::Corrupt {
+                                        authority: d.authority.as_str(),
+                                        seq: 0,
+                                        reason: "sequence counter unreadable".into(),
+                                    },
+                                ));
+                            }
+                        },
+                    };
+                    meta.insert(sk, &(seq + 1).to_be_bytes())?;
+                    let key = format!(
+                        "{}-{}-{}-{seq}",
+                        inner.lane_id,
+                        d.authority.as_str(),
+                        inner.incarnation
+                    );
+                    let envelope = seal_bytes(&inner.seal, &key, plain, queued_at)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    let q = if idx(d.authority) == 0 { q0 } else { q1 };
+                    q.insert(&seq.to_be_bytes(), envelope)?;
+                    keys.push(key);
+                }
+                Ok(keys)
+            })?;
+        inner.db.flush()?;
+        for d in deliveries {
+            inner.depth[idx(d.authority)].fetch_add(1, Ordering::SeqCst);
+        }
+        for a in Authority::ALL {
+            if deliveries.iter().any(|d| d.authority == a) {
+                self.refresh_gauges(a);
+                inner.notify[idx(a)].notify_one();
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Records queued for `authority` and not yet delivered (dead letters excluded).
+    pub fn depth(&self, authority: Authority) -> usize {
+        self.inner.depth[idx(authority)].load(Ordering::SeqCst) as usize
+    }
+
+    /// How long the oldest record queued for `authority` has waited; `None` when the queue is
+    /// empty (or its head is unreadable).
+    pub fn oldest_age(&self, authority: Authority) -> Option<Duration> {
+        let (_, v) = self.inner.queues[idx(authority)].first().ok()??;
+        let env = parse_envelope(&v).ok()?;
+        Some(Duration::from_millis(
+            now_ms().saturating_sub(env.queued_at_ms),
+        ))
+    }
+
+    /// The idempotency keys queued for `authority`, oldest first. Unreadable entries are errors.
+    pub fn pending_keys(&self, authority: Authority) -> Result<Vec<String>, OutboxError> {
+        let mut keys = Vec::new();
+        for item in self.inner.queues[idx(authority)].iter() {
+            let (k, v) = item?;
+            let seq = decode_seq(&k).unwrap_or(0);
+            let env = parse_envelope(&v).map_err(|reason| OutboxError::Corrupt {
+                authority: authority.as_str(),
+                seq,
+                reason,
+            })?;
+            keys.push(env.key.to_owned());
+        }
+        Ok(keys)
+    }
+
+    /// The dead letters of `authority`, oldest first.
+    pub fn dead_letters(&self, authority: Authority) -> Result<Vec<DeadLetter>, OutboxError> {
+        let mut out = Vec::new();
+        for item in self.inner.dead[idx(authority)].iter() {
+            let (k, v) = item?;
+            let seq = decode_seq(&k).unwrap_or(0);
+            out.push(match postcard::from_bytes::<DeadEntry>(&v) {
+                Ok(e) => DeadLetter {
+                    seq,
+                    key: e.key,
+                    reason: e.reason,
+                    parked_at: ms_to_utc(e.parked_at_ms),
+                },
+                Err(e) => DeadLetter {
+                    seq,
+                    key: None,
+                    reason: format!("dead letter unreadable: {e}"),
+                    parked_at: DateTime::default(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts dead letter `seq` back at the end of `authority`'s queue, with its original
+    /// idempotency key (the receiver still deduplicates it). For an operator, once the cause is
+    /// fixed. Unreadable entries cannot be requeued.
+    pub fn requeue_dead_letter(
+        &self,
+        authority: Authority,
+        seq: u64,
+    ) -> Result<String, OutboxError> {
+        let a = authority.as_str();
+        let inner = &self.inner;
+        let i = idx(authority);
+        let raw = inner.dead[i]
+            .get(seq.to_be_bytes())?
+            .ok_or(OutboxError::NoDeadLetter { authority: a, seq })?;
+        let entry: DeadEntry = postcard::from_bytes(&raw).map_err(|e| OutboxError::Corrupt {
+            authority: a,
+            seq,
+            reason: format!("dead letter unreadable: {e}"),
+        })?;
+        let (key, _) =
+            open_bytes(&inner.seal, &entry.envelope).map_err(|reason| OutboxError::Corrupt {
+                authority: a,
+                seq,
+                reason,
+            })?;
+        let envelope = entry.envelope;
+        (&inner.meta, &inner.queues[i], &inner.dead[i]).transaction(|(meta, q, dead)| {
+            let sk = seq_key(authority);
+            let next = meta
+                .get(&sk)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(1);
+            meta.insert(sk, &(next + 1).to_be_bytes())?;
+            q.insert(&next.to_be_bytes(), envelope.as_slice())?;
+            dead.remove(&seq.to_be_bytes())?;
+            Ok(())
+        })?;
+        inner.db.flush()?;
+        inner.depth[i].fetch_add(1, Ordering::SeqCst);
+        self.refresh_gauges(authority);
+        inner.notify[i].notify_one();
+        Ok(key)
+    }
+
+    /// The oldest record of `authority`'s queue, opened: `(idempotency key, record)`. An
+    /// unreadable head is an [`OutboxError::Corrupt`] (the delivery task parks it).
+    pub fn peek(
+        &self,
+        authority: Authority,
+    ) -> Result<Option<(String, AuthorityRecord)>, OutboxError> {
+        Ok(self.head(authority)?.map(|h| (h.key, h.record)))
+    }
+
+    fn head(&self, authority: Authority) -> Result<Option<Head>, OutboxError> {
+        let Some((k, v)) = self.inner.queues[idx(authority)].first()? else {
+            return Ok(None);
+        };
+        let corrupt = |seq: u64, reason: String| OutboxError::Corrupt {
+            authority: authority.as_str(),
+            seq,
+            reason,
+        };
+        let seq = decode_seq(&k)
+            .ok_or_else(|| corrupt(0, "entry key is not a sequence number".into()))?;
+        let (key, plain) = open_bytes(&self.inner.seal, &v).map_err(|r| corrupt(seq, r))?;
+        let record = serde_json::from_slice::<AuthorityRecord>(&plain)
+            .map_err(|e| corrupt(seq, format!("sealed record is not a record: {e}")))?;
+        Ok(Some(Head { seq, key, record }))
+    }
+
+    /// Moves the head entry (whatever its state) to the dead letters.
+    fn park_head(&self, authority: Authority, reason: &str) -> Result<(), OutboxError> {
+        let inner = &self.inner;
+        let i = idx(authority);
+        let Some((k, v)) = inner.queues[i].first()? else {
+            return Ok(());
+        };
+        let key = parse_envelope(&v).ok().map(|e| e.key.to_owned());
+        let seq = decode_seq(&k);
+        let entry = DeadEntry {
+            key: key.clone(),
+            reason: reason.to_owned(),
+            parked_at_ms: now_ms(),
+            envelope: v.to_vec(),
+        };
+        let bytes = postcard::to_stdvec(&entry).map_err(|_| OutboxError::Seal)?;
+        // Entries whose key is not a sequence number go to the dead letters under a fresh number.
+        let dead_key = match seq {
+            Some(s) => s.to_be_bytes(),
+            None => (u64::MAX - inner.db.generate_id()?).to_be_bytes(),
+        };
+        let removed = (&inner.queues[i], &inner.dead[i]).transaction(|(q, dead)| {
+            let removed = q.remove(k.as_ref())?;
+            dead.insert(&dead_key, bytes.as_slice())?;
+            Ok(removed.is_some())
+        })?;
+        inner.db.flush()?;
+        if removed {
+            dec(&inner.depth[i]);
+        }
+        inner
+            .metrics
+            .dead_letters
+            .with_label_values(&[authority.as_str()])
+            .inc();
+        tracing::error!(
+            authority = authority.as_str(),
+            seq = seq.unwrap_or(0),
+            key = key.as_deref().unwrap_or("?"),
+            reason,
+            "outbox record parked as a dead letter"
+        );
+        self.refresh_gauges(authority);
+        Ok(())
+    }
+
+    fn remove(&self, authority: Authority, seq: u64) -> Result<(), OutboxError> {
+        let i = idx(authority);
+        if self.inner.queues[i].remove(seq.to_be_bytes())?.is_some() {
+            dec(&self.inner.depth[i]);
+        }
+        // Not flushed here: sled flushes within half a second, and a removal lost in a crash only
+        // means one more delivery with the same key, which the receiver deduplicates.
+        self.refresh_gauges(authority);
+        Ok(())
+    }
+
+    fn refresh_gauges(&self, authority: Authority) {
+        let l = [authority.as_str()];
+        let m = &self.inner.metrics;
+        m.depth
+            .with_label_values(&l)
+            .set(self.depth(authority) as i64);
+        m.oldest_age
+            .with_label_values(&l)
+            .set(self.oldest_age(authority).map_or(0.0, |d| d.as_secs_f64()));
+    }
+
+    /// The delivery task of one authority: until `shutdown` completes, takes the oldest record,
+    /// delivers it with `client`, removes it once acknowledged; backs off and retries the same
+    /// record on retryable failures; parks it as a dead letter on a permanent refusal or when it
+    /// cannot be read. Returns `Ok` on shutdown, or an error if the storage fails. Run one per
+    /// authority (a second one in the same process gets [`OutboxError::AlreadyRunning`]).
+    pub async fn run<F>(
+        self,
+        authority: Authority,
+        client: AuthorityClient,
+        shutdown: F,
+    ) -> Result<(), OutboxError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let a = authority.as_str();
+        if client.authority() != authority {
+            return Err(OutboxError::Config(format!(
+                "the {a} delivery task was given the {} client",
+                client.authority()
+            )));
+        }
+        let i = idx(authority);
+        if self.inner.running[i].swap(true, Ordering::SeqCst) {
+            return Err(OutboxError::AlreadyRunning(a));
+        }
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _running = Running(&self.inner.running[i]);
+
+        tokio::pin!(shutdown);
+        let metrics = self.inner.metrics.clone();
+        let mut attempt: u32 = 0;
+        loop {
+            self.refresh_gauges(authority);
+            let head = match self.head(authority) {
+                Ok(Some(h)) => h,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.inner.notify[i].notified() => continue,
+                        _ = &mut shutdown => return Ok(()),
+                    }
+                }
+                Err(OutboxError::Corrupt { reason, .. }) => {
+                    self.park_head(authority, &format!("unreadable: {reason}"))?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let result = tokio::select! {
+                r = client.deliver(&head.key, &head.record) => r,
+                _ = &mut shutdown => return Ok(()),
+            };
+            match result {
+                Ok(()) => {
+                    attempt = 0;
+                    self.remove(authority, head.seq)?;
+                    metrics.delivered.with_label_values(&[a]).inc();
+                    tracing::debug!(authority = a, key = %head.key, "outbox record delivered");
+                }
+                Err(e) if e.is_retryable() => {
+                    metrics.retries.with_label_values(&[a]).inc();
+                    let delay = self.backoff.next(attempt, e.retry_after());
+                    if attempt == 0 || attempt.is_power_of_two() {
+                        tracing::warn!(
+                            authority = a,
+                            key = %head.key,
+                            attempt = attempt + 1,
+                            retry_in_ms = delay.as_millis() as u64,
+                            depth = self.depth(authority),
+                            "outbox delivery failed, will retry: {e}"
+                        );
+                    }
+                    attempt = attempt.saturating_add(1);
+                    // Sleep in slices so the age gauge keeps moving during long backoffs.
+                    let until = tokio::time::Instant::now() + delay;
+                    loop {
+                        let now = tokio::time::Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        let slice = (until - now).min(Duration::from_secs(1));
+                        tokio::select! {
+                            _ = tokio::time::sleep(slice) => self.refresh_gauges(authority),
+                            _ = &mut shutdown => return Ok(()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    attempt = 0;
+                    self.park_head(authority, &e.to_string())?;
+                }
+            }
+        }
+    }
+}
+
+fn dec(a: &AtomicU64) {
+    let _ = a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+}
+
+fn decode_seq(k: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes)
+}
+
+/// Seals `plain` into an envelope under `key` (the idempotency key, also the associated data).
+pub(super) fn seal_bytes(
+    seal: &SealKey,
+    key: &str,
+    plain: &[u8],
+    queued_at_ms: u64,
+) -> Result<Vec<u8>, OutboxError> {
+    let key_len =
+        u8::try_from(key.len()).map_err(|_| OutboxError::Config("key too long".into()))?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let aad = aad(queued_at_ms, key);
+    let ct = seal
+        .cipher()
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| OutboxError::Seal)?;
+    let mut out = Vec::with_capacity(1 + 8 + 1 + key.len() + NONCE_LEN + ct.len());
+    out.push(ENVELOPE_V1);
+    out.extend_from_slice(&queued_at_ms.to_be_bytes());
+    out.push(key_len);
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens an envelope: `(idempotency key, plaintext)`, or why not.
+pub(super) fn open_bytes(
+    seal: &SealKey,
+    bytes: &[u8],
+) -> Result<(String, Zeroizing<Vec<u8>>), String> {
+    let env = parse_envelope(bytes)?;
+    let aad = aad(env.queued_at_ms, env.key);
+    let plain = seal
+        .cipher()
+        .decrypt(
+            Nonce::from_slice(env.nonce),
+            Payload {
+                msg: env.ciphertext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| "does not open with the seal key (damaged or tampered with)".to_owned())?;
+    Ok((env.key.to_owned(), Zeroizing::new(plain)))
+}
