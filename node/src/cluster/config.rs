@@ -117,7 +117,7 @@ impl Default for GalleryConfig {
 }
 
 /// A node's configuration file.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This node's id (must match its certificate). Required.

@@ -165,7 +165,7 @@ pub async fn start_from_config(
     assets: &std::path::Path,
     face: crate::face::FaceConfig,
 ) -> Result<Lane> {
-    use super::authority::{AuthorityMetrics, SealKey};
+    use super::authority::AuthorityMetrics;
     use super::camera::{Camera, CameraMetrics};
     config.validate()?;
     let pipeline = tokio::task::block_in_place(|| FacePipeline::load(ort_library, assets, face))?;
@@ -377,18 +377,23 @@ impl Lane {
 
         // Outbox delivery.
         let outbox = parts.outbox;
+        for (authority, client) in [
+            (Authority::Macao, parts.macao.clone()),
+            (Authority::Mainland, parts.mainland.clone()),
+        ] {
+            let mut stop = stop.subscribe();
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            let outbox = outbox.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = outbox.run(authority, client, shutdown).await {
+                    error!(%authority, error = %e, "Outbox delivery stopped.");
+                }
+            }));
+        }
         let macao = Arc::new(parts.macao);
         let mainland = Arc::new(parts.mainland);
-        for (authority, client) in [
-            (Authority::Macao, macao.clone()),
-            (Authority::Mainland, mainland.clone()),
-        ] {
-            tasks.push(tokio::spawn(
-                outbox
-                    .clone()
-                    .run(authority, client, stop.subscribe()),
-            ));
-        }
 
         // Screen API.
         let listener = tokio::net::TcpListener::bind(parts.listen)
@@ -543,8 +548,9 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
         }
         Output::Register(request) => {
             let (node, capture, tx) = (ctx.node.clone(), ctx.capture.clone(), ctx.events_tx.clone());
+            let since = Instant::now();
             tokio::spawn(async move {
-                let result = register(&node, &capture, &request).await;
+                let result = register(&node, &capture, since, &request).await;
                 if let Err(e) = &result {
                     warn!(error = %e, "Registration at the channel failed.");
                 }
@@ -632,9 +638,10 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
 async fn register(
     node: &ClusterNode,
     capture: &Capture,
+    since: Instant,
     request: &RegistrationRequest,
 ) -> std::result::Result<PersonId, String> {
-    let Some(embedding) = capture.take_recent(Duration::from_secs(30)) else {
+    let Some(embedding) = capture.take_after(since, Duration::from_secs(5)).await else {
         return Err("no face captured at gate 1".into());
     };
     let template = Template::quantize(embedding.model().clone(), embedding.values())

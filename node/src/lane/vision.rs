@@ -52,12 +52,22 @@ pub struct Wants {
 pub struct Capture(Mutex<Option<(Instant, Embedding)>>);
 
 impl Capture {
-    /// The face seen within `max_age`, taken (so it is used once).
-    pub fn take_recent(&self, max_age: Duration) -> Option<Embedding> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.take() {
-            Some((at, e)) if at.elapsed() <= max_age => Some(e),
-            _ => None,
+    /// Takes (so it is used once) a face captured after `since`, waiting up to `timeout` for
+    /// one. Only a face seen after the traveller asked to register is theirs: an older one may
+    /// be the previous traveller's.
+    pub async fn take_after(&self, since: Instant, timeout: Duration) -> Option<Embedding> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_some_and(|(at, _)| *at >= since) {
+                    return slot.take().map(|(_, e)| e);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
