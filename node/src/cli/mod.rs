@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 mod cluster;
+mod sim;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -102,6 +103,13 @@ pub enum Command {
         /// The gallery.
         #[command(flatten)]
         db: Db,
+    },
+    /// Run one of the labelled simulators (camera, gates, document or fingerprint reader,
+    /// reference authority) until Ctrl-C.
+    Sim {
+        /// Which.
+        #[command(subcommand)]
+        command: sim::SimCommand,
     },
     /// Run a cluster node until SIGINT/SIGTERM.
     Run {
@@ -214,6 +222,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let g = &cli.global;
     match &cli.command {
         Command::Run { config } => cluster::run_node(&cli.global, config),
+        Command::Sim { command } => sim::sim(command),
         Command::Port { command } => cluster::port(command),
         Command::Cluster { connect, command } => cluster::cluster(g, connect, command),
         Command::Gallery {

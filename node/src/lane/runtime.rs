@@ -532,6 +532,10 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
             if let (Some(arrived), GateId::One, GateAction::Open) = (arrived, cmd.gate, cmd.action)
             {
                 let took = arrived.elapsed();
+                info!(
+                    frame_to_gate1_us = took.as_micros() as u64,
+                    "Gate 1 opens on a face identified in this frame."
+                );
                 ctx.metrics.frame_to_gate1.observe(took.as_secs_f64());
                 ctx.metrics.stage("frame_to_gate1", took);
             }

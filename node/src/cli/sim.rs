@@ -1,0 +1,130 @@
+//! `clearway-node sim …`: the labelled simulators of the hardware and partners a lane talks to,
+//! each speaking the real protocol, for the demo and for trying a lane by hand.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Subcommand;
+use tokio::io::AsyncBufReadExt;
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::lane::authority::{ReferenceArgs, serve_reference};
+use crate::lane::document::{DocumentReaderSimulator, RawDocument};
+use crate::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
+use crate::lane::gate::{GateSimConfig, GateSimulator};
+
+use super::Outcome;
+
+/// The simulators.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// An RTSP camera (gst-rtsp-server) showing scenes of photos; scenes from stdin or HTTP.
+    Camera(crate::lane::camera::sim::Args),
+    /// A gate controller: Modbus TCP, three gates, light curtains, fencing tokens.
+    Gates {
+        /// Modbus TCP listen address.
+        #[arg(long, default_value = "127.0.0.1:1502")]
+        listen: SocketAddr,
+        /// Milliseconds a gate takes to open or close.
+        #[arg(long, default_value_t = 300)]
+        travel_ms: u64,
+        /// Milliseconds an open gate waits before closing by itself.
+        #[arg(long, default_value_t = 2000)]
+        hold_open_ms: u64,
+    },
+    /// A document reader: presents the documents given on stdin, one JSON object a line
+    /// (`{"mrz": "…", "chip": {…}}`), to the lane connected to it.
+    Documents {
+        /// TCP listen address.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: SocketAddr,
+    },
+    /// A fingerprint reader answering captures with synthetic templates.
+    Fingerprint {
+        /// TCP listen address.
+        #[arg(long, default_value = "127.0.0.1:7500")]
+        listen: SocketAddr,
+        /// Quality of the captures (0–100).
+        #[arg(long, default_value_t = 80)]
+        quality: u8,
+    },
+    /// A reference authority (HTTPS, mutual TLS) that records what it receives and can be told
+    /// to fail (`POST /control/fail`).
+    Authority(ReferenceArgs),
+}
+
+/// Runs one simulator until Ctrl-C.
+pub fn sim(command: &SimCommand) -> Result<Outcome> {
+    super::cluster::runtime()?.block_on(async {
+        match command {
+            SimCommand::Camera(args) => crate::lane::camera::sim::run(args.clone()).await?,
+            SimCommand::Authority(args) => serve_reference(args.clone())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?,
+            SimCommand::Gates {
+                listen,
+                travel_ms,
+                hold_open_ms,
+            } => {
+                let config = GateSimConfig {
+                    travel_ms: *travel_ms,
+                    hold_open_ms: *hold_open_ms,
+                    ..GateSimConfig::default()
+                };
+                config.validate().map_err(Error::Config)?;
+                let sim = GateSimulator::start(*listen, config)
+                    .await
+                    .map_err(|e| Error::Config(format!("gate simulator {listen}: {e}")))?;
+                println!("gate simulator (Modbus TCP) on {}", sim.addr());
+                wait_ctrl_c().await;
+                sim.shutdown().await;
+            }
+            SimCommand::Documents { listen } => {
+                let sim = DocumentReaderSimulator::start(*listen)
+                    .await
+                    .map_err(|e| Error::Config(format!("document reader simulator {listen}: {e}")))?;
+                println!("document reader simulator on {}", sim.local_addr());
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                loop {
+                    tokio::select! {
+                        line = lines.next_line() => match line {
+                            Ok(Some(line)) if line.trim().is_empty() => {}
+                            Ok(Some(line)) => match serde_json::from_str::<RawDocument>(&line) {
+                                Ok(doc) => match sim.present(doc) {
+                                    Ok(()) => println!("presented"),
+                                    Err(e) => eprintln!("error: {e}"),
+                                },
+                                Err(e) => eprintln!("error: not a document ({{\"mrz\": …, \"chip\": …}}): {e}"),
+                            },
+                            // Standard input closed: keep serving until Ctrl-C.
+                            Ok(None) | Err(_) => { wait_ctrl_c().await; break; }
+                        },
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
+                }
+                sim.shutdown().await;
+            }
+            SimCommand::Fingerprint { listen, quality } => {
+                let config = FingerprintSimConfig {
+                    quality: *quality,
+                    ..FingerprintSimConfig::default()
+                };
+                let sim = FingerprintSimulator::start(*listen, config)
+                    .await
+                    .map_err(|e| Error::Config(format!("fingerprint simulator {listen}: {e}")))?;
+                println!("fingerprint reader simulator on {}", sim.addr());
+                wait_ctrl_c().await;
+                sim.shutdown().await;
+            }
+        }
+        Ok(Outcome::Yes)
+    })
+}
+
+async fn wait_ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        warn!(error = %e, "Cannot wait for Ctrl-C; waiting forever.");
+        tokio::time::sleep(Duration::MAX).await;
+    }
+}

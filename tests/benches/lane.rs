@@ -1,0 +1,92 @@
+//! Lane latency: from the arrival of a camera frame (decoded, at the appsink) to the gate-1 open
+//! command, on CPU, with per-stage timings. The whole lane runs as in production: a
+//! `clearway-node` lane process fed by a real RTSP stream (H.264, 1280×720, 10 fps) of a real
+//! photo of a registered traveller, the Modbus gate simulator and the reference authorities.
+//! Each passage: the traveller appears, is identified, walks through gates 2 and 3, leaves.
+//!
+//! `cargo bench -p clearway-tests --bench lane` (`just bench` runs it). Prints p50/p90/p99/max of
+//! frame→gate-1 (from the lane's log, one line per admission) and the mean of each stage (from
+//! the lane's `/metrics` histograms).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use clearway_gallery::{Command, Request};
+use clearway_node::lane::camera::sim::Scene;
+use clearway_tests::lane::{registered_macao_adult, rig, wait_lane_api};
+use clearway_tests::photo;
+
+const PASSAGES: usize = 40;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(bench());
+}
+
+async fn bench() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = rig(dir.path()).await;
+    let obama = rig.template("face_recognition/obama.jpg");
+    rig.port
+        .client()
+        .write(
+            Request::V1(vec![Command::Enrol {
+                person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
+                templates: vec![obama],
+            }]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("enrol");
+    wait_lane_api(&rig).await;
+    let started = Utc::now();
+    for _ in 0..PASSAGES {
+        rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+        rig.wait_event("decision", "admitted", Duration::from_secs(60))
+            .await;
+        rig.walk_through().await;
+    }
+    let took = Utc::now() - started;
+    let log = rig.port.log(2);
+    let mut us: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("frame_to_gate1_us=").nth(1))
+        .filter_map(|v| v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    us.sort_unstable();
+    assert_eq!(us.len(), PASSAGES, "one admission per passage");
+    let pct = |p: f64| us[((us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    println!(
+        "lane frame→gate-1 over {PASSAGES} passages ({:.0} s): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        took.num_milliseconds() as f64 / 1000.0,
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+    let metrics = rig.port.scrape(2);
+    for stage in ["detect", "embed", "search", "decide"] {
+        let get = |suffix: &str| {
+            let key = format!("clearway_lane_stage_seconds_{suffix}{{stage=\"{stage}\"}}");
+            metrics
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let (sum, count) = (get("sum"), get("count"));
+        if count > 0.0 {
+            println!(
+                "  stage {stage:<7} mean {:.2} ms over {count} frames",
+                sum / count * 1000.0
+            );
+        }
+    }
+    rig.port.stop(2);
+    rig.port.stop(1);
+}
