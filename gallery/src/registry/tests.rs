@@ -262,3 +262,48 @@ fn requests_are_versioned_on_the_wire() {
         "unknown version refused"
     );
 }
+
+/// Seed 000, minors: the guardian's consent is recorded at a service location before any face is
+/// captured (enrolled without templates, not searchable); the channel registration adds the face.
+#[test]
+fn a_minor_approved_at_a_service_location_is_enrolled_without_a_face() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let mut minor = macao("1234567(8)");
+    minor.date_of_birth = day(2010, 6, 1);
+    minor.guardian_consent = Some(GuardianConsent {
+        guardian_name: "Parent".into(),
+        relationship_proof: "birth certificate".into(),
+        service_location: "Qingmao Checkpoint".into(),
+        given_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+    });
+    let mut no_consent = macao("2345678(9)");
+    no_consent.date_of_birth = day(2010, 6, 1);
+    let out = trace(
+        &mut r,
+        vec![
+            Command::Enrol {
+                person: minor,
+                templates: vec![],
+            },
+            Command::Enrol {
+                person: no_consent,
+                templates: vec![],
+            },
+        ],
+    );
+    expect![[r#"
+        enrol: Enrolled(PersonId(1)) [Put(PersonId(1))]
+        enrol: Refused { code: "no_template", reason: "at least one face template is required" } []
+    "#]]
+    .assert_eq(&out);
+    assert_eq!(r.index().len(), 0, "nothing searchable before the face is added");
+    let out = trace(
+        &mut r,
+        vec![Command::AddTemplate {
+            person: PersonId(1),
+            template: template(1),
+        }],
+    );
+    assert_eq!(out, "add_template: Updated(PersonId(1)) [Put(PersonId(1))]\n");
+    assert_eq!(r.index().len(), 1);
+}
