@@ -411,13 +411,14 @@ impl CameraSimulator {
 }
 
 impl SimHandle {
-    /// Runs `f` on the simulator's main-loop thread and waits for its answer.
+    /// Runs `f` on the simulator's main-loop thread and waits for its answer (`None` if the loop
+    /// does not run it within five seconds: it has stopped).
     fn on_loop<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.context.invoke(move || {
             let _ = tx.send(f());
         });
-        rx.recv().ok()
+        rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
     }
 
     /// Listens (if not already); returns the bound port.
