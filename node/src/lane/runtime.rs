@@ -504,9 +504,8 @@ async fn event_loop(
         while let Some(output) = procedure.poll_output() {
             dispatch(&ctx, output, event.arrived);
         }
-        if let Some(arrived) = event.arrived {
+        if event.arrived.is_some() {
             ctx.metrics.stage("decide", decided.elapsed());
-            let _ = arrived;
         }
         let view = procedure.view();
         {
