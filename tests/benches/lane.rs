@@ -51,7 +51,7 @@ async fn bench() {
         rig.walk_through().await;
     }
     let took = Utc::now() - started;
-    let log = rig.port.log(2);
+    let log = strip_ansi(&rig.port.log(2));
     let mut us: Vec<u64> = log
         .lines()
         .filter_map(|l| l.split("frame_to_gate1_us=").nth(1))
@@ -89,4 +89,22 @@ async fn bench() {
     }
     rig.port.stop(2);
     rig.port.stop(1);
+}
+
+/// The log without terminal colour codes (`ESC [ … m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

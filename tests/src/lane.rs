@@ -59,7 +59,7 @@ pub struct Rig {
     pub macao: ReferenceHandle,
     pub mainland: ReferenceHandle,
     pub pipeline: FacePipeline,
-    /// Events already seen (index into the lane's event list is not stable; count by content).
+    /// The `seq` of the last lane event waited for (0: none; the lane numbers events from 1).
     pub seen_events: usize,
 }
 
@@ -76,15 +76,12 @@ impl Rig {
         loop {
             let lane = self.lane();
             let events = lane["events"].as_array().cloned().unwrap_or_default();
-            let total = events.len();
-            // The lane keeps the last 100 events; this test makes fewer.
-            if let Some((i, e)) = events
-                .iter()
-                .enumerate()
-                .skip(self.seen_events)
-                .find(|(_, e)| e["kind"] == kind && e["code"] == code)
-            {
-                self.seen_events = i + 1;
+            if let Some(e) = events.iter().find(|e| {
+                e["seq"].as_u64().unwrap_or(0) as usize > self.seen_events
+                    && e["kind"] == kind
+                    && e["code"] == code
+            }) {
+                self.seen_events = e["seq"].as_u64().unwrap_or(0) as usize;
                 return e.clone();
             }
             assert!(
@@ -93,7 +90,6 @@ impl Rig {
                 serde_json::to_string_pretty(&lane).unwrap_or_default(),
                 tail(&self.port.log(2))
             );
-            let _ = total;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -153,9 +149,21 @@ impl Rig {
     pub async fn walk_through(&mut self) {
         self.gates.set_occupancy(1);
         self.wait_event("decision", "cleared", Duration::from_secs(30)).await;
+        // The decision is recorded as the commands leave for the controller: give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
         for g in [GateId::Two, GateId::Three] {
-            let s = self.gates.state(g);
-            assert!(matches!(s, GateState::Open | GateState::Moving), "{g}: {s:?}");
+            loop {
+                let s = self.gates.state(g);
+                if matches!(s, GateState::Open | GateState::Moving) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{g}: {s:?}; log tail:\n{}",
+                    tail(&self.port.log(2))
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         // Gate 1 closed behind the traveller (or is still closing).
         assert_ne!(self.gates.state(GateId::One), GateState::Open);

@@ -106,6 +106,9 @@ impl LaneConfig {
 /// Something that happened, for the console's lane view.
 #[derive(Debug, Clone, Serialize)]
 pub struct LaneEvent {
+    /// Position in the lane's event sequence since it started (1, 2, …), so a reader can tell
+    /// new events from ones already seen.
+    pub seq: u64,
     /// When.
     pub at: chrono::DateTime<Utc>,
     /// `alarm`, `referral` or `decision`.
@@ -139,7 +142,9 @@ impl Shared {
         if s.events.len() == EVENTS_KEPT {
             s.events.pop_front();
         }
+        let seq = s.events.back().map_or(1, |e| e.seq + 1);
         s.events.push_back(LaneEvent {
+            seq,
             at: Utc::now(),
             kind,
             code: code.to_string(),
