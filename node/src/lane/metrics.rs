@@ -112,7 +112,10 @@ impl LaneMetrics {
             gate_state: reg(
                 registry,
                 IntGaugeVec::new(
-                    Opts::new("clearway_lane_gate_state", "1 for each gate's current state."),
+                    Opts::new(
+                        "clearway_lane_gate_state",
+                        "1 for each gate's current state.",
+                    ),
                     &["gate", "state"],
                 )?,
             )?,

@@ -83,9 +83,7 @@ impl LaneConfig {
     /// Checks every part; the first problem, named.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str, why: String| Error::Config(format!("[lane.{what}] {why}"));
-        self.procedure
-            .validate()
-            .map_err(|e| bad("procedure", e))?;
+        self.procedure.validate().map_err(|e| bad("procedure", e))?;
         self.gates.validate().map_err(|e| bad("gates", e))?;
         self.fingerprint_reader
             .validate()
@@ -175,8 +173,8 @@ pub async fn start_from_config(
     config.validate()?;
     let pipeline = tokio::task::block_in_place(|| FacePipeline::load(ort_library, assets, face))?;
     let registry = node.registry().clone();
-    let camera_metrics = CameraMetrics::new(&registry)
-        .map_err(|e| Error::Config(format!("camera metrics: {e}")))?;
+    let camera_metrics =
+        CameraMetrics::new(&registry).map_err(|e| Error::Config(format!("camera metrics: {e}")))?;
     let gate1 = Camera::spawn(config.camera_gate1.clone(), &camera_metrics)?;
     let gate2 = Camera::spawn(config.camera_gate2.clone(), &camera_metrics)?;
     let authority_metrics = AuthorityMetrics::new(&registry)
@@ -219,9 +217,10 @@ fn outbox_key(path: &std::path::Path) -> Result<super::authority::SealKey> {
     use super::authority::SealKey;
     match std::fs::read(path) {
         Ok(bytes) => {
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                Error::Config(format!("{}: not a 32-byte key", path.display()))
-            })?;
+            let bytes: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?;
             Ok(SealKey::from_bytes(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -555,7 +554,8 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
                 .screens[slot] = Some(screen);
         }
         Output::Register(request) => {
-            let (node, capture, tx) = (ctx.node.clone(), ctx.capture.clone(), ctx.events_tx.clone());
+            let (node, capture, tx) =
+                (ctx.node.clone(), ctx.capture.clone(), ctx.events_tx.clone());
             let since = Instant::now();
             tokio::spawn(async move {
                 let result = register(&node, &capture, since, &request).await;
@@ -576,7 +576,8 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
                 (Authority::Macao, ctx.macao.clone()),
                 (Authority::Mainland, ctx.mainland.clone()),
             ] {
-                let (request, tx, metrics) = (request.clone(), ctx.events_tx.clone(), ctx.metrics.clone());
+                let (request, tx, metrics) =
+                    (request.clone(), ctx.events_tx.clone(), ctx.metrics.clone());
                 let timeout = ctx.inspection_timeout;
                 tokio::spawn(async move {
                     let result = match tokio::time::timeout(timeout, client.inspect(&request)).await
@@ -634,7 +635,9 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
                     "{} ({}{})",
                     d.outcome.as_str(),
                     d.reason,
-                    d.method.map(|m| format!(", {}", m.as_str())).unwrap_or_default()
+                    d.method
+                        .map(|m| format!(", {}", m.as_str()))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -777,7 +780,13 @@ async fn fingerprint_task(
             .await
             .map_err(|e| e.to_string());
         let input = Input::Fingerprint(result);
-        if events.send(Event { input, arrived: None }).is_err() {
+        if events
+            .send(Event {
+                input,
+                arrived: None,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -856,7 +865,13 @@ async fn replica_task(
             fence: super::procedure::Fence { term, index },
             staleness: node.staleness_ms().map(Duration::from_millis),
         };
-        if events.send(Event { input, arrived: None }).is_err() {
+        if events
+            .send(Event {
+                input,
+                arrived: None,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -874,7 +889,10 @@ async fn serve_api(
         move || {
             let input = input.clone();
             async move {
-                match events.send(Event { input, arrived: None }) {
+                match events.send(Event {
+                    input,
+                    arrived: None,
+                }) {
                     Ok(()) => axum::http::StatusCode::NO_CONTENT,
                     Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 }

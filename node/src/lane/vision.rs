@@ -151,7 +151,11 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
         let _ = self.out.send(Seen { input, arrived });
     }
 
-    fn gate1_frame(&mut self, frame: &S1::Frame, wants: super::vision::Wants) -> crate::Result<Option<Input>> {
+    fn gate1_frame(
+        &mut self,
+        frame: &S1::Frame,
+        wants: super::vision::Wants,
+    ) -> crate::Result<Option<Input>> {
         let pixels = frame.frame_ref()?;
         let t = Instant::now();
         let observed = self.pipeline.observe(pixels)?;
@@ -244,7 +248,9 @@ pub fn best_score(probe: &Embedding, templates: &[Template]) -> Option<f32> {
                 .map(|(a, b)| a * b)
                 .sum::<f32>()
         })
-        .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))
+        .fold(None, |best: Option<f32>, s| {
+            Some(best.map_or(s, |b| b.max(s)))
+        })
 }
 
 impl VisionFrame for crate::lane::camera::CapturedFrame {

@@ -1129,7 +1129,7 @@ impl Procedure {
             ),
             OverrideAction::Release => {
                 if matches!(self.phase, Phase::Officer { .. }) {
-                    self.to_idle();
+                    self.back_to_idle();
                 }
             }
         }
@@ -1139,7 +1139,7 @@ impl Procedure {
 
     fn check_deadlines(&mut self, now: DateTime<Utc>) {
         match &self.phase {
-            Phase::Refused { until } if now >= *until => self.to_idle(),
+            Phase::Refused { until } if now >= *until => self.back_to_idle(),
             Phase::Declaration {
                 until, document, ..
             } if now >= *until => {
@@ -1152,7 +1152,7 @@ impl Procedure {
             Phase::Gate1Open { until, .. } if now >= *until => {
                 // Nobody stepped in: close and start over.
                 self.gate(GateId::One, GateAction::Close);
-                self.to_idle();
+                self.back_to_idle();
             }
             Phase::Inspection { until, step, .. } if now >= *until => {
                 if let Inspection::Verdicts {
@@ -1320,7 +1320,7 @@ impl Procedure {
     fn close_exit(&mut self, _now: DateTime<Utc>) {
         self.gate(GateId::Two, GateAction::Close);
         self.gate(GateId::Three, GateAction::Close);
-        self.to_idle();
+        self.back_to_idle();
     }
 
     fn refuse(
@@ -1367,7 +1367,7 @@ impl Procedure {
         self.phase = Phase::Officer { code };
     }
 
-    fn to_idle(&mut self) {
+    fn back_to_idle(&mut self) {
         self.multi_face_run = 0;
         self.phase = Phase::Idle;
         let text = match (self.mode, self.face_scan_enabled()) {
