@@ -6,11 +6,15 @@
 //!   the node [`keyring`](store::keyring) whose rotation shreds cancelled data.
 //! * [`net`]: QUIC with mutual TLS against the port CA (quinn, rustls, rcgen).
 //! * [`cluster`]: the port cluster — the gallery replicated by openraft over `net`.
+//! * [`lane`]: one channel — the seed-000 gate procedure (sans-IO) and its devices and partners:
+//!   cameras (GStreamer), gates (Modbus TCP), readers, the authorities and their outbox.
 //! * [`cli`]: the `clearway-node` command line.
 //!
-//! Architecture invariants: only `face::onnx` touches ONNX Runtime; only `store` and the cluster's
-//! `log_store`/`state_machine` touch sled; only `net` touches quinn/rustls; no biometric data
-//! (embeddings, templates, photos) is ever logged.
+//! Architecture invariants: only `face::onnx` touches ONNX Runtime; only `store`, the cluster's
+//! `log_store`/`state_machine` and the lane's authority outbox touch sled; only `net` touches
+//! quinn (and rustls, apart from the authorities' HTTPS in `lane::authority`); only
+//! `lane::camera` touches GStreamer; no biometric data (embeddings, templates, fingerprints,
+//! photos) is ever logged.
 
 #![warn(missing_docs)]
 

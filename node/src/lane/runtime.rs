@@ -505,8 +505,22 @@ async fn event_loop(
         };
         let decided = Instant::now();
         procedure.handle(Utc::now(), event.input);
+        let mut deliveries = Vec::new();
         while let Some(output) = procedure.poll_output() {
-            dispatch(&ctx, output, event.arrived);
+            match output {
+                Output::Deliver(d) => deliveries.push(*d),
+                output => dispatch(&ctx, output, event.arrived),
+            }
+        }
+        // The records one input produced (a consent for both authorities, say) are queued in
+        // one transaction: all of them or none.
+        if !deliveries.is_empty()
+            && let Err(e) = ctx.outbox.push_all(&deliveries)
+        {
+            // The records could not be made durable: say so loudly; the console shows it.
+            error!(error = %e, "Records for the authorities could not be queued.");
+            ctx.shared
+                .event("alarm", "outbox_write_failed", e.to_string());
         }
         if event.arrived.is_some() {
             ctx.metrics.stage("decide", decided.elapsed());
@@ -607,8 +621,8 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
             }
         }
         Output::Deliver(delivery) => {
+            // Batched by the event loop; kept for completeness.
             if let Err(e) = ctx.outbox.push(*delivery) {
-                // The record could not be made durable: say so loudly; the console shows it.
                 error!(error = %e, "A record for the authorities could not be queued.");
                 ctx.shared
                     .event("alarm", "outbox_write_failed", e.to_string());
