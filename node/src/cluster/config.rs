@@ -171,6 +171,16 @@ impl NodeConfig {
         if let Some(k) = config.key_file.as_mut().filter(|k| k.is_relative()) {
             *k = base.join(&*k);
         }
+        if let Some(lane) = config.lane.as_mut() {
+            let mut paths: Vec<&mut PathBuf> = Vec::new();
+            for a in [&mut lane.macao, &mut lane.mainland] {
+                paths.extend([&mut a.ca_cert, &mut a.client_cert, &mut a.client_key]);
+            }
+            paths.extend(lane.outbox_dir.as_mut());
+            for p in paths.into_iter().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
+            }
+        }
         config
             .validate()
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
@@ -260,6 +270,51 @@ mod tests {
         assert!(c.raft.fsync, "fsync on by default");
         assert_eq!(c.role, Role::Learner);
         c.openraft("hengqin").expect("valid raft config");
+
+        // A lane's file paths are taken from the config file's directory too.
+        let lane = r#"
+[lane]
+listen = "127.0.0.1:7600"
+[lane.camera_gate1]
+name = "gate1"
+source = "test://"
+[lane.camera_gate2]
+name = "gate2"
+source = "test://"
+[lane.gates]
+address = "127.0.0.1:1502"
+[lane.document_reader]
+address = "127.0.0.1:7400"
+[lane.fingerprint_reader]
+address = "127.0.0.1:7500"
+[lane.macao]
+base_url = "https://127.0.0.1:8443"
+ca_cert = "authority/ca.pem"
+client_cert = "authority/client.pem"
+client_key = "/abs/client.key"
+[lane.mainland]
+base_url = "https://127.0.0.1:8444"
+ca_cert = "authority/ca.pem"
+client_cert = "authority/client.pem"
+client_key = "authority/client.key"
+"#;
+        let text =
+            "node_id = 1\nlisten = \"127.0.0.1:7400\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n";
+        std::fs::write(&path, format!("{text}{lane}")).expect("write");
+        let c = NodeConfig::from_file(&path).expect("lane config parses");
+        let parsed = c.lane.expect("lane section");
+        assert_eq!(parsed.macao.ca_cert, dir.path().join("authority/ca.pem"));
+        assert_eq!(parsed.macao.client_key, PathBuf::from("/abs/client.key"));
+        assert_eq!(parsed.procedure.utc_offset_minutes, 480, "defaults apply");
+        std::fs::write(
+            &path,
+            format!("{text}{lane}[lane.procedure]\nverify_threshold = 3.0\n"),
+        )
+        .expect("write");
+        let e = NodeConfig::from_file(&path)
+            .expect_err("bad lane")
+            .to_string();
+        assert!(e.contains("[lane.procedure] verify_threshold"), "{e}");
 
         for (text, needle) in [
             ("node_id = 1\n", "missing field"),
