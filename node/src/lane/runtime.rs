@@ -35,8 +35,8 @@ use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprint
 use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use super::metrics::LaneMetrics;
 use super::procedure::{
-    CardScan, GateAction, GateCommand, GateId, Holder, Input, LaneView, Output, Procedure,
-    ProcedureConfig, RegistrationRequest, Screen,
+    CardScan, Delivery, GateAction, GateCommand, GateId, Holder, Input, LaneView, Output,
+    Procedure, ProcedureConfig, RegistrationRequest, Screen,
 };
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
 use crate::cluster::ClusterNode;
@@ -507,10 +507,7 @@ async fn event_loop(
         procedure.handle(Utc::now(), event.input);
         let mut deliveries = Vec::new();
         while let Some(output) = procedure.poll_output() {
-            match output {
-                Output::Deliver(d) => deliveries.push(*d),
-                output => dispatch(&ctx, output, event.arrived),
-            }
+            dispatch(&ctx, output, event.arrived, &mut deliveries);
         }
         // The records one input produced (a consent for both authorities, say) are queued in
         // one transaction: all of them or none.
@@ -543,7 +540,8 @@ async fn event_loop(
     }
 }
 
-fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
+/// Carries out one output; records for the authorities are collected in `deliveries`.
+fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mut Vec<Delivery>) {
     match output {
         Output::Gate(cmd) => {
             if let (Some(arrived), GateId::One, GateAction::Open) = (arrived, cmd.gate, cmd.action)
@@ -620,14 +618,8 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
                 });
             }
         }
-        Output::Deliver(delivery) => {
-            // Batched by the event loop; kept for completeness.
-            if let Err(e) = ctx.outbox.push(*delivery) {
-                error!(error = %e, "A record for the authorities could not be queued.");
-                ctx.shared
-                    .event("alarm", "outbox_write_failed", e.to_string());
-            }
-        }
+        // Queued by the event loop once the input's outputs are drained (one transaction).
+        Output::Deliver(delivery) => deliveries.push(*delivery),
         Output::Alarm { kind, detail } => {
             warn!(alarm = kind.as_str(), %detail, "Lane alarm.");
             ctx.metrics.alarms.with_label_values(&[kind.as_str()]).inc();

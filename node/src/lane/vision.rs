@@ -151,11 +151,7 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
         let _ = self.out.send(Seen { input, arrived });
     }
 
-    fn gate1_frame(
-        &mut self,
-        frame: &S1::Frame,
-        wants: super::vision::Wants,
-    ) -> crate::Result<Option<Input>> {
+    fn gate1_frame(&mut self, frame: &S1::Frame, wants: Wants) -> crate::Result<Option<Input>> {
         let pixels = frame.frame_ref()?;
         let t = Instant::now();
         let observed = self.pipeline.observe(pixels)?;
