@@ -1,0 +1,1 @@
+//! Service-layer tests (filled in below).
