@@ -21,6 +21,7 @@
 
 mod error;
 pub mod index;
+pub mod ops;
 pub mod person;
 pub mod registry;
 pub mod template;

@@ -59,6 +59,8 @@ pub struct Rig {
     pub macao: ReferenceHandle,
     pub mainland: ReferenceHandle,
     pub pipeline: FacePipeline,
+    /// The lane's channel id.
+    pub channel: String,
     /// The `seq` of the last lane event waited for (0: none; the lane numbers events from 1).
     pub seen_events: usize,
 }
@@ -226,7 +228,7 @@ fn lane_config(rig_dir: &Path, ports: &LanePorts, pki_dir: &Path) -> String {
     };
     let _ = rig_dir;
     format!(
-        "\n[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"hengqin/passenger-hall/1\"\nmax_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        "\n[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\nmax_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
         api = ports.api,
         cam1 = ports.cam1,
         cam2 = ports.cam2,
@@ -235,8 +237,12 @@ fn lane_config(rig_dir: &Path, ports: &LanePorts, pki_dir: &Path) -> String {
         fingers = ports.fingers,
         macao = auth("macao", &ports.macao),
         mainland = auth("mainland", &ports.mainland),
+        channel = CHANNEL,
     )
 }
+
+/// The rig's lane.
+pub const CHANNEL: &str = "hengqin/passenger/1";
 
 struct LanePorts {
     api: SocketAddr,
@@ -323,6 +329,7 @@ pub async fn rig(dir: &Path) -> Rig {
         macao,
         mainland,
         pipeline,
+        channel: CHANNEL.to_string(),
         seen_events: 0,
     }
 }

@@ -12,15 +12,20 @@
 //! refused; the camera comes back after its RTSP server restarts; a partitioned lane keeps face
 //! scan for the bounded staleness, then card only; authorities down → records wait in the
 //! outbox, survive a SIGKILL of the lane, and are delivered exactly once; two faces hold the
-//! channel.
+//! channel; a supervisor's orders (release, lock and unlock gate 1) go through the Raft log with
+//! their audit record, fenced, and are carried out at the gate controller and acknowledged.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use clearway_gallery::Outcome;
+use clearway_gallery::ops::{AuditDraft, GateAction, Op, OverrideAction, verify_chain};
 use clearway_gallery::{
     Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
     EndorsementKind, NewPerson, Registrations, Request, TravelDocument,
 };
+use clearway_node::cluster::ClusterClient;
+use clearway_node::cluster::protocol::LaneStatus;
 use clearway_node::lane::authority::FailMode;
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
@@ -323,6 +328,178 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // 10. The supervisor's view and orders, through the cluster (what the console does).
+    let report = client
+        .lane(2)
+        .await
+        .expect("lane call")
+        .expect("node 2 runs a lane");
+    assert_eq!(report.channel, rig.channel);
+    assert_eq!(report.held_for.as_deref(), Some("multiple_faces"));
+    let kinds: Vec<&str> = report.alarms.iter().map(|a| a.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"multiple_faces") && kinds.contains(&"held"),
+        "{kinds:?}"
+    );
+    assert_eq!(report.cameras_up, [true, true]);
+    assert!(report.clearances >= 2, "{report:?}");
+    assert_eq!(
+        client.lane(1).await.expect("lane call"),
+        None,
+        "the voter runs no lane"
+    );
+    // An order without an audit record changes nothing.
+    let (_, outcomes) = client
+        .write(
+            Request::V2(vec![Op::Order {
+                channel: rig.channel.clone(),
+                action: OverrideAction::Gate {
+                    gate: GateId::One,
+                    action: GateAction::Lock,
+                },
+            }]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("write");
+    assert!(matches!(&outcomes[0], Outcome::Refused { code, .. } if code == "bad_batch"));
+    // Release the held channel, then lock gate 1: each is carried out and acknowledged.
+    rig.show(Scene::Empty);
+    let release = order(
+        &client,
+        &rig.channel,
+        OverrideAction::Release,
+        "two travellers separated",
+    )
+    .await;
+    let report = wait_ack(&client, release).await;
+    assert_eq!(report.held_for, None);
+    let lock = order(
+        &client,
+        &rig.channel,
+        OverrideAction::Gate {
+            gate: GateId::One,
+            action: GateAction::Lock,
+        },
+        "suspicious bag at the entrance",
+    )
+    .await;
+    let report = wait_ack(&client, lock).await;
+    assert!(
+        report.fence >= (0, lock),
+        "the lane's token covers the order: {report:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rig.gates.state(GateId::One) != GateState::Locked {
+        assert!(
+            Instant::now() < deadline,
+            "gate 1 was not locked at the controller"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.lane(2).await.expect("lane").expect("lane").gates[0] != "locked" {
+        assert!(
+            Instant::now() < deadline,
+            "the report does not show gate 1 locked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unlock = order(
+        &client,
+        &rig.channel,
+        OverrideAction::Gate {
+            gate: GateId::One,
+            action: GateAction::Unlock,
+        },
+        "bag checked",
+    )
+    .await;
+    wait_ack(&client, unlock).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rig.gates.state(GateId::One) == GateState::Locked {
+        assert!(Instant::now() < deadline, "gate 1 stayed locked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The trail is replicated to the lane node and verifies; the ledger lists the orders.
+    let trail = client.audit_trail(2).await.expect("audit");
+    assert_eq!(trail.len(), 3);
+    assert_eq!(verify_chain(&trail), Ok(()));
+    assert_eq!(trail[1].draft.reason, "suspicious bag at the entrance");
+    assert_eq!(trail[1].index, lock);
+    let ledger = client.ledger(2).await.expect("ledger");
+    assert_eq!(ledger.audit_head, trail[2].hash);
+    let orders = &ledger.lanes[&rig.channel].orders;
+    assert_eq!(
+        orders.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![release, lock, unlock]
+    );
+    // The service desk's look-up by document: a registration, and a cancelled one (erased).
+    let found = client
+        .find_document(
+            2,
+            DocumentKind::MainlandTravelPermitHkMacao,
+            "M10000001".into(),
+        )
+        .await
+        .expect("find");
+    assert_eq!(found.map(|p| p.name), Some("OBAMA, BARACK".to_string()));
+    let gone = client
+        .find_document(
+            2,
+            DocumentKind::MainlandTravelPermitHkMacao,
+            "M10000002".into(),
+        )
+        .await
+        .expect("find");
+    assert_eq!(gone, None);
+
     rig.port.stop(2);
     rig.port.stop(1);
+}
+
+/// Issues one supervisor order through the cluster with its audit record; its log index.
+async fn order(client: &ClusterClient, channel: &str, action: OverrideAction, reason: &str) -> u64 {
+    let (index, outcomes) = client
+        .write(
+            Request::V2(vec![
+                Op::Audit(AuditDraft {
+                    actor: "wong".into(),
+                    role: "supervisor".into(),
+                    action: format!("order.{}", action.name()),
+                    target: channel.into(),
+                    reason: reason.into(),
+                    at: Utc::now(),
+                }),
+                Op::Order {
+                    channel: channel.into(),
+                    action,
+                },
+            ]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("order");
+    assert!(
+        matches!(outcomes[0], Outcome::Audited { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], Outcome::Ordered);
+    index
+}
+
+/// Waits until the lane has carried out the order at `index`; its report then.
+async fn wait_ack(client: &ClusterClient, index: u64) -> LaneStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = client.lane(2).await.expect("lane").expect("lane");
+        if report.acked_order >= index {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {index} not acknowledged: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

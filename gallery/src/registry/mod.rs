@@ -151,6 +151,9 @@ impl Command {
 pub enum Request {
     /// Version 1: a batch of commands, applied in order; each gets its own [`Outcome`].
     V1(Vec<Command>),
+    /// Version 2: a console change — gallery commands and operations (orders to lanes, modes,
+    /// alarm acknowledgements) with exactly one audit record; see [`crate::ops`].
+    V2(Vec<crate::ops::Op>),
 }
 
 /// What one command did.
@@ -164,6 +167,15 @@ pub enum Outcome {
     Updated(PersonId),
     /// The person was cancelled and erased.
     Cancelled(PersonId),
+    /// An audit record was appended at this position with this hash.
+    Audited {
+        /// Its position in the trail.
+        seq: u64,
+        /// Its hash (hex SHA-256).
+        hash: String,
+    },
+    /// An order, mode change or alarm acknowledgement was recorded.
+    Ordered,
     /// The command was refused; nothing changed.
     Refused {
         /// A stable code (`unknown_person`, `too_many_templates`, a gallery error code, …).
@@ -192,7 +204,7 @@ impl Outcome {
             | Outcome::AlreadyEnrolled(p)
             | Outcome::Updated(p)
             | Outcome::Cancelled(p) => Some(*p),
-            Outcome::Refused { .. } => None,
+            Outcome::Audited { .. } | Outcome::Ordered | Outcome::Refused { .. } => None,
         }
     }
 }

@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use clearway_gallery::{Hit, Outcome, Person, PersonId, Request};
+use clearway_gallery::ops::{AuditRecord, LedgerView};
+use clearway_gallery::{DocumentKind, Hit, Outcome, Person, PersonId, Request};
 use tracing::debug;
 
 use super::node::reply_error;
-use super::protocol::{Call, MembershipChange, NodeStatus, Reply, decode, encode};
+use super::protocol::{
+    Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
+};
 use super::typ::NodeId;
 use crate::error::{Error, Result};
 use crate::net::Identity;
@@ -109,6 +112,61 @@ impl ClusterClient {
     pub async fn status(&self, node: NodeId) -> Result<NodeStatus> {
         match self.call(node, &Call::Status).await? {
             Reply::Status(s) => Ok(*s),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// The state of the lane a node runs (None: it runs none).
+    pub async fn lane(&self, node: NodeId) -> Result<Option<LaneStatus>> {
+        match self.call(node, &Call::Lane).await? {
+            Reply::Lane(l) => Ok(l.map(|l| *l)),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// The ledger's view on a node's local replica.
+    pub async fn ledger(&self, node: NodeId) -> Result<LedgerView> {
+        match self.call(node, &Call::Ledger).await? {
+            Reply::Ledger(v) => Ok(*v),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// Up to `limit` audit records from `from_seq` on, from a node's local replica.
+    pub async fn audit(&self, node: NodeId, from_seq: u64, limit: u32) -> Result<Vec<AuditRecord>> {
+        match self.call(node, &Call::Audit { from_seq, limit }).await? {
+            Reply::Audit(records) => Ok(records),
+            other => Err(reply_error(other)),
+        }
+    }
+
+    /// The whole audit trail from a node's local replica, read in pages.
+    pub async fn audit_trail(&self, node: NodeId) -> Result<Vec<AuditRecord>> {
+        let mut trail: Vec<AuditRecord> = Vec::new();
+        loop {
+            let page = self
+                .audit(node, trail.len() as u64, MAX_AUDIT_RECORDS)
+                .await?;
+            let done = page.len() < MAX_AUDIT_RECORDS as usize;
+            trail.extend(page);
+            if done {
+                return Ok(trail);
+            }
+        }
+    }
+
+    /// A registration by travel document from a node's local replica (no templates).
+    pub async fn find_document(
+        &self,
+        node: NodeId,
+        kind: DocumentKind,
+        number: String,
+    ) -> Result<Option<Person>> {
+        match self
+            .call(node, &Call::FindDocument { kind, number })
+            .await?
+        {
+            Reply::Person(p) => Ok(p.map(|p| *p)),
             other => Err(reply_error(other)),
         }
     }

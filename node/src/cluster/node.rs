@@ -16,7 +16,9 @@ use super::config::NodeConfig;
 use super::log_store::LogStore;
 use super::metrics::Metrics;
 use super::network::{Network, resolve};
-use super::protocol::{Call, MembershipChange, NodeStatus, Reply, decode, encode};
+use super::protocol::{
+    Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
+};
 use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
 use super::typ::{Node, NodeId, Raft};
 use crate::error::{Error, Result};
@@ -51,7 +53,12 @@ struct Inner {
     /// Milliseconds after `started` when a leader last sent entries or a heartbeat.
     leader_contact_ms: AtomicU64,
     model: String,
+    /// The lane this node runs, once it has attached itself.
+    lane: std::sync::RwLock<Option<(String, LaneReporter)>>,
 }
+
+/// How the node's lane reports its state for [`Call::Lane`] (set by the lane runtime).
+pub type LaneReporter = Arc<dyn Fn() -> LaneStatus + Send + Sync>;
 
 impl ClusterNode {
     /// Opens the node's storage, starts Raft and serves the port's calls on `config.listen`.
@@ -119,6 +126,7 @@ impl ClusterNode {
                 shutdown,
                 metrics,
                 started: Instant::now(),
+                lane: std::sync::RwLock::new(None),
                 leader_contact_ms: AtomicU64::new(u64::MAX),
                 model: format!("{}@{}", config.gallery.model, config.gallery.model_version),
             }),
@@ -249,7 +257,25 @@ impl ClusterNode {
             indexed_templates: g.registry.index().len(),
             key_epoch: self.inner.keyring.epoch(),
             shredded_index: self.inner.shredded.load(Ordering::SeqCst),
+            members: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+            channel: self.lane_reporter().map(|(channel, _)| channel),
         }
+    }
+
+    /// Attaches the lane this node runs: [`Call::Lane`] answers with what `reporter` says.
+    pub fn attach_lane(&self, channel: String, reporter: LaneReporter) {
+        *self.inner.lane.write().unwrap_or_else(|e| e.into_inner()) = Some((channel, reporter));
+    }
+
+    fn lane_reporter(&self) -> Option<(String, LaneReporter)> {
+        self.inner
+            .lane
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The registry `/metrics` renders; other parts of the node (the lane) register on it.
@@ -272,11 +298,13 @@ impl ClusterNode {
         }
     }
 
-    /// The current Raft term and the last applied log index: the fencing token this node's lane
-    /// puts on gate commands.
+    /// The last applied log entry's (term, index): the fencing token this node's lane puts on
+    /// gate commands. Committed entries' tokens rise with their index, so a supervisor's order
+    /// (fenced with its own entry's token) is newer than every token applied before it.
     pub fn term_and_applied(&self) -> (u64, u64) {
         let m = self.inner.raft.metrics().borrow().clone();
-        (m.current_term, m.last_applied.map_or(0, |l| l.index))
+        m.last_applied
+            .map_or((0, 0), |l| (l.leader_id.term, l.index))
     }
 
     /// The node's metrics in Prometheus text format, refreshed now.
@@ -464,6 +492,22 @@ impl ClusterNode {
                 Err(e) => error_reply(&e),
             },
             Call::Status => Reply::Status(Box::new(self.status())),
+            Call::Lane => Reply::Lane(self.lane_reporter().map(|(_, report)| Box::new(report()))),
+            Call::Ledger => Reply::Ledger(Box::new(self.inner.gallery.ledger_view())),
+            Call::Audit { from_seq, limit } => Reply::Audit(
+                self.inner
+                    .gallery
+                    .audit(from_seq, limit.min(MAX_AUDIT_RECORDS) as usize),
+            ),
+            Call::FindDocument { kind, number } => {
+                let g = self.inner.gallery.read();
+                Reply::Person(
+                    g.registry
+                        .find_document(kind, &number)
+                        .and_then(|id| g.registry.get(id))
+                        .map(|e| Box::new(e.person.clone())),
+                )
+            }
             Call::Metrics => Reply::Metrics(self.metrics_text()),
             Call::Digest => {
                 let applied_index = self.inner.gallery.read().last_applied.map(|l| l.index);
@@ -613,6 +657,9 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Digest { .. } => "digest",
         Reply::Done => "done",
         Reply::Metrics(_) => "metrics",
+        Reply::Lane(_) => "lane",
+        Reply::Ledger(_) => "ledger",
+        Reply::Audit(_) => "audit",
         Reply::Error { .. } => "error",
     }
 }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use clearway_gallery::{Hit, Outcome, Person, PersonId, Request};
+use chrono::{DateTime, Utc};
+use clearway_gallery::ops::{AuditRecord, LaneMode, LedgerView};
+use clearway_gallery::{DocumentKind, Hit, Outcome, Person, PersonId, Request};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -87,7 +89,28 @@ pub enum Call {
     },
     /// Change membership (through the leader).
     Membership(MembershipChange),
+    /// The lane this node runs, if any: its state right now.
+    Lane,
+    /// The ledger's view on the node's local replica (orders, modes, acknowledgements).
+    Ledger,
+    /// Audit records from the node's local replica.
+    Audit {
+        /// The first record wanted.
+        from_seq: u64,
+        /// At most this many ([`MAX_AUDIT_RECORDS`] at most).
+        limit: u32,
+    },
+    /// A registration by travel document, from the node's local replica (no templates).
+    FindDocument {
+        /// The document's kind.
+        kind: DocumentKind,
+        /// Its number as printed.
+        number: String,
+    },
 }
+
+/// Most audit records one [`Call::Audit`] answers.
+pub const MAX_AUDIT_RECORDS: u32 = 1000;
 
 impl Call {
     /// The call's name, for logs.
@@ -104,6 +127,10 @@ impl Call {
             Call::Metrics => "metrics",
             Call::Initialize { .. } => "initialize",
             Call::Membership(_) => "membership",
+            Call::Lane => "lane",
+            Call::Ledger => "ledger",
+            Call::Audit { .. } => "audit",
+            Call::FindDocument { .. } => "find_document",
         }
     }
 }
@@ -141,6 +168,64 @@ pub struct NodeStatus {
     pub key_epoch: u32,
     /// Log index of the latest cancellation whose data has been shredded from this node.
     pub shredded_index: u64,
+    /// Every voter's and learner's QUIC address, by id.
+    pub members: BTreeMap<NodeId, String>,
+    /// The channel of the lane this node runs, if any.
+    pub channel: Option<String>,
+}
+
+/// A lane's state for the console ([`Call::Lane`]).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LaneStatus {
+    /// The channel, e.g. `hengqin/passenger/12`.
+    pub channel: String,
+    /// The procedure's step (`idle`, `declaration`, `gate1_open`, `inspection`, `officer`, …).
+    pub step: String,
+    /// The mode in force.
+    pub mode: LaneMode,
+    /// Whether face scan is in use right now (mode allows it and the replica is fresh).
+    pub face_scan: bool,
+    /// The newest fencing token the lane knows: (term, log index).
+    pub fence: (u64, u64),
+    /// Gates 1–3: `closed`, `moving`, `open`, `locked` or `fault`.
+    pub gates: [String; 3],
+    /// Persons between gate 1 and gate 2.
+    pub occupancy: u32,
+    /// Why the channel is held for an officer, if it is.
+    pub held_for: Option<String>,
+    /// Whether the gate-1 and gate-2 cameras deliver frames.
+    pub cameras_up: [bool; 2],
+    /// The latest decision at gate 1.
+    pub last_decision: Option<LastDecision>,
+    /// Alarms in force.
+    pub alarms: Vec<LaneAlarm>,
+    /// Log index of the newest supervisor order the lane has carried out (0: none).
+    pub acked_order: u64,
+    /// Travellers who left through gate 3 since the lane started.
+    pub clearances: u64,
+    /// Milliseconds since the replica last heard from the cluster (`u64::MAX`: never).
+    pub staleness_ms: u64,
+}
+
+/// A decision at gate 1.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LastDecision {
+    /// `admitted`, `refused`, `referred`, …
+    pub outcome: String,
+    /// Frame arrival to decision, in milliseconds (0 for card scans).
+    pub latency_ms: f64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An alarm in force on a lane.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LaneAlarm {
+    /// `camera_down`, `tailgating`, `multiple_faces`, `authority_unanswered`, `replica_stale`,
+    /// `gate_fault` or `held`.
+    pub kind: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
 }
 
 /// A node's answer.
@@ -182,6 +267,12 @@ pub enum Reply {
     Done,
     /// Metrics text.
     Metrics(String),
+    /// The node's lane (None: it runs none).
+    Lane(Option<Box<LaneStatus>>),
+    /// The ledger's view.
+    Ledger(Box<LedgerView>),
+    /// Audit records, oldest first.
+    Audit(Vec<AuditRecord>),
     /// The call failed.
     Error {
         /// Stable code.

@@ -6,19 +6,24 @@
 //! - `sm_person_keys`: person id → the person's 32-byte data key, sealed with the node keyring;
 //! - `sm_persons`: person id → the person's [`Entry`] (record and templates, `postcard`), sealed
 //!   with the person's data key;
-//! - `sm_meta`: last applied log id, membership, next person id (no personal data).
+//! - `sm_meta`: last applied log id, membership, next person id, the ledger's view (orders to
+//!   lanes, modes, acknowledged alarms; no personal data);
+//! - `sm_audit`: audit record sequence number → [`AuditRecord`] (`postcard`). Audit records name
+//!   persons by id only and hold no biometric data, so they are not sealed; their hash chain shows
+//!   any change.
 //!
-//! Each applied batch of log entries is written in one sled transaction over the three trees, so
+//! Each applied batch of log entries is written in one sled transaction over the four trees, so
 //! the applied log id never runs ahead of or behind the data. Cancellation removes the person's
 //! key with their entry; the node then rotates the keyring (see [`crate::store::keyring`]).
 //!
-//! Snapshots are the registry's image (`CLWSNAP1` ‖ `postcard`), kept in one file sealed with
+//! Snapshots are the registry's image and the ledger (`CLWSNAP2` ‖ `postcard`), kept in one file sealed with
 //! the keyring and streamed to other nodes in chunks by openraft over QUIC.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use clearway_gallery::ops::{AuditRecord, Ledger, LedgerChanges, LedgerView, verify_chain};
 use clearway_gallery::{Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -38,6 +43,8 @@ use crate::store::crypto::DataKey;
 use crate::store::keyring::Keyring;
 
 const PERSONS: &[u8] = b"sm_persons";
+const AUDIT: &[u8] = b"sm_audit";
+const LEDGER_VIEW: &[u8] = b"ledger_view";
 const KEYS: &[u8] = b"sm_person_keys";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
@@ -47,12 +54,14 @@ const SHREDDED: &[u8] = b"shredded";
 /// Set while a received snapshot is being written; found at start-up it means the write was cut
 /// short, and the state machine starts empty (the leader sends the snapshot again).
 const INSTALLING: &[u8] = b"installing";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP2";
 
 /// What readers see: the registry with the log position it reflects.
 pub struct Applied {
     /// The gallery.
     pub registry: Registry,
+    /// Port operations: orders to lanes, modes, alarm acknowledgements, the audit trail.
+    pub ledger: Ledger,
     /// The last log id applied.
     pub last_applied: Option<LogId>,
     /// The membership in force.
@@ -85,11 +94,29 @@ impl GalleryHandle {
         self.read().registry.get(id).cloned()
     }
 
-    /// SHA-256 over the registry's image: equal on two replicas exactly when their galleries are.
+    /// SHA-256 over the registry's image and the ledger: equal on two replicas exactly when
+    /// their galleries and operations state are.
     pub fn digest(&self) -> String {
         let guard = self.read();
-        let bytes = postcard::to_stdvec(&guard.registry.image_ref()).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))
+        let mut h = Sha256::new();
+        h.update(postcard::to_stdvec(&guard.registry.image_ref()).unwrap_or_default());
+        h.update(postcard::to_stdvec(&guard.ledger).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+
+    /// The ledger's view (orders, modes, acknowledgements, the audit trail's length and head).
+    pub fn ledger_view(&self) -> LedgerView {
+        self.read().ledger.view().clone()
+    }
+
+    /// Up to `limit` audit records from `from_seq` on.
+    pub fn audit(&self, from_seq: u64, limit: usize) -> Vec<AuditRecord> {
+        let guard = self.read();
+        let trail = guard.ledger.audit();
+        let from = usize::try_from(from_seq)
+            .unwrap_or(usize::MAX)
+            .min(trail.len());
+        trail[from..].iter().take(limit).cloned().collect()
     }
 
     /// The index's model.
@@ -104,6 +131,7 @@ pub struct StateMachineStore {
     persons: sled::Tree,
     keys: sled::Tree,
     meta: sled::Tree,
+    audit: sled::Tree,
     keyring: Arc<Keyring>,
     handle: GalleryHandle,
     model: ModelId,
@@ -128,11 +156,13 @@ impl StateMachineStore {
         let persons = db.open_tree(PERSONS)?;
         let keys = db.open_tree(KEYS)?;
         let meta = db.open_tree("sm_meta")?;
+        let audit = db.open_tree(AUDIT)?;
         if meta.get(INSTALLING)?.is_some() {
             warn!("A snapshot install was interrupted; starting the state machine empty.");
             persons.clear()?;
             keys.clear()?;
             meta.clear()?;
+            audit.clear()?;
             db.flush()?;
         }
         let mut registry = Registry::new(model.clone(), dim)?;
@@ -149,6 +179,7 @@ impl StateMachineStore {
         registry.set_next_id(next_id.unwrap_or(1));
         let last_applied: Option<LogId> = meta_get(&meta, APPLIED)?.flatten();
         let membership: StoredMembership = meta_get(&meta, MEMBERSHIP)?.unwrap_or_default();
+        let ledger = load_ledger(&meta, &audit)?;
         info!(
             persons = registry.len(),
             templates = registry.template_count(),
@@ -161,9 +192,11 @@ impl StateMachineStore {
             persons,
             keys,
             meta,
+            audit,
             keyring,
             handle: GalleryHandle(Arc::new(RwLock::new(Applied {
                 registry,
+                ledger,
                 last_applied,
                 membership,
             }))),
@@ -212,6 +245,7 @@ impl StateMachineStore {
         membership: &StoredMembership,
         next_id: u64,
         erased_at: Option<u64>,
+        ledger: &LedgerChanges,
     ) -> Result<()> {
         // Seal outside the transaction (its closure may run more than once).
         let mut puts: Vec<([u8; 8], Option<(Option<Vec<u8>>, Vec<u8>)>)> = Vec::new();
@@ -252,8 +286,29 @@ impl StateMachineStore {
             .map(|i| postcard::to_stdvec(&i))
             .transpose()
             .map_err(|e| Error::Store(e.to_string()))?;
-        (&self.persons, &self.keys, &self.meta)
-            .transaction(|(persons, keys, meta)| {
+        let audit = ledger
+            .audit
+            .iter()
+            .map(|r| Ok((r.seq.to_be_bytes(), postcard::to_stdvec(r)?)))
+            .collect::<std::result::Result<Vec<_>, postcard::Error>>()
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let view = if ledger.view {
+            let guard = self.handle.read();
+            Some(
+                postcard::to_stdvec(guard.ledger.view())
+                    .map_err(|e| Error::Store(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        (&self.persons, &self.keys, &self.meta, &self.audit)
+            .transaction(|(persons, keys, meta, audit_tree)| {
+                for (seq, record) in &audit {
+                    audit_tree.insert(seq, record.as_slice())?;
+                }
+                if let Some(view) = &view {
+                    meta.insert(LEDGER_VIEW, view.as_slice())?;
+                }
                 for (k, put) in &puts {
                     match put {
                         Some((new_key, sealed)) => {
@@ -290,12 +345,17 @@ impl StateMachineStore {
 
     /// Replaces the whole state with a snapshot's.
     async fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        let image = decode_snapshot(data)?;
+        let (image, ledger) = decode_snapshot(data)?;
         let registry = Registry::from_image(self.model.clone(), self.dim, image)?;
         self.meta.insert(INSTALLING, &[1])?;
         self.db.flush_async().await?;
         self.persons.clear()?;
         self.keys.clear()?;
+        self.audit.clear()?;
+        let ledger_changes = LedgerChanges {
+            audit: ledger.audit().to_vec(),
+            view: true,
+        };
         let changes: Vec<Change> = registry
             .entries()
             .map(|e| Change::Put(e.person.id))
@@ -304,6 +364,7 @@ impl StateMachineStore {
         {
             let mut guard = self.handle.write();
             guard.registry = registry;
+            guard.ledger = ledger;
             guard.last_applied = meta.last_log_id;
             guard.membership = meta.last_membership.clone();
         }
@@ -315,6 +376,7 @@ impl StateMachineStore {
             &meta.last_membership,
             next_id,
             erased_at,
+            &ledger_changes,
         )?;
         // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
         // empty, so each batch need not be atomic with the meta.
@@ -438,20 +500,38 @@ fn open_entry(key: &DataKey, k: &[u8], sealed: &[u8]) -> Result<Entry> {
     postcard::from_bytes(&plain).map_err(|e| Error::Store(format!("a person record: {e}")))
 }
 
-fn encode_snapshot(registry: &Registry) -> Result<Vec<u8>> {
+fn encode_snapshot(registry: &Registry, ledger: &Ledger) -> Result<Vec<u8>> {
     let mut out = SNAPSHOT_MAGIC.to_vec();
-    let body =
-        postcard::to_stdvec(&registry.image_ref()).map_err(|e| Error::Store(e.to_string()))?;
+    let body = postcard::to_stdvec(&(registry.image_ref(), ledger))
+        .map_err(|e| Error::Store(e.to_string()))?;
     out.extend_from_slice(&body);
     Ok(out)
 }
 
 /// Decodes snapshot bytes (from disk or from the leader): bad bytes are an error, never a panic.
-pub fn decode_snapshot(data: &[u8]) -> Result<RegistryImage> {
+pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
     let body = data
         .strip_prefix(SNAPSHOT_MAGIC)
         .ok_or_else(|| Error::Store("not a clearway snapshot (bad magic)".into()))?;
     postcard::from_bytes(body).map_err(|e| Error::Store(format!("malformed snapshot: {e}")))
+}
+
+/// Loads the ledger's view and audit trail. A trail that does not verify is loaded as it is (and
+/// logged): the console verifies trails and shows the break to people who can act on it.
+fn load_ledger(meta: &sled::Tree, audit: &sled::Tree) -> Result<Ledger> {
+    let view: LedgerView = meta_get(meta, LEDGER_VIEW)?.unwrap_or_default();
+    let mut records = Vec::new();
+    for item in audit.iter() {
+        let (_, bytes) = item?;
+        records.push(
+            postcard::from_bytes::<AuditRecord>(&bytes)
+                .map_err(|e| Error::Store(format!("an audit record: {e}")))?,
+        );
+    }
+    if let Err(e) = verify_chain(&records) {
+        warn!(error = %e, "The stored audit trail does not verify.");
+    }
+    Ok(Ledger::from_parts(view, records))
 }
 
 /// Snapshot file: `u32 BE length ‖ sealed meta ‖ sealed data`, written to a temporary name and
@@ -532,7 +612,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot, StorageError> {
         let (meta, data) = {
             let guard = self.handle.read();
-            let data = encode_snapshot(&guard.registry).map_err(storage_err)?;
+            let data = encode_snapshot(&guard.registry, &guard.ledger).map_err(storage_err)?;
             let last = guard.last_applied;
             let meta = SnapshotMeta {
                 last_log_id: last,
@@ -585,8 +665,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut responses = Vec::new();
         let mut changes = Vec::new();
         let mut erased_at = None;
+        let mut ledger_changes = LedgerChanges::default();
         let (last_applied, membership, next_id) = {
             let mut guard = self.handle.write();
+            let guard = &mut *guard;
             for entry in entries {
                 guard.last_applied = Some(entry.log_id);
                 let mut response = Response::default();
@@ -606,6 +688,23 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             }
                         }
                     }
+                    EntryPayload::Normal(Request::V2(ops)) => {
+                        let before = changes.len();
+                        response.outcomes = guard.ledger.apply(
+                            ops,
+                            entry.log_id.leader_id.term,
+                            entry.log_id.index,
+                            &mut guard.registry,
+                            &mut changes,
+                            &mut ledger_changes,
+                        );
+                        if changes[before..]
+                            .iter()
+                            .any(|c| matches!(c, Change::Erase(_)))
+                        {
+                            erased_at = Some(entry.log_id.index);
+                        }
+                    }
                     EntryPayload::Membership(m) => {
                         guard.membership = StoredMembership::new(Some(entry.log_id), m);
                     }
@@ -618,8 +717,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 guard.registry.next_id(),
             )
         };
-        self.persist(&changes, last_applied, &membership, next_id, erased_at)
-            .map_err(storage_err)?;
+        self.persist(
+            &changes,
+            last_applied,
+            &membership,
+            next_id,
+            erased_at,
+            &ledger_changes,
+        )
+        .map_err(storage_err)?;
         self.flush().await.map_err(storage_err)?;
         if let Some(index) = erased_at {
             self.erased.send_replace(index);

@@ -10,17 +10,21 @@
 //! * inspections, one task per authority per passage;
 //! * the outbox delivery tasks (records to both authorities, durable, exactly once);
 //! * the replica task (fencing token and staleness from the cluster node, every 250 ms; it is
-//!   also the procedure's clock tick);
-//! * the gate-screen HTTP API (`GET /lane`, `POST /lane/screen/agree|decline`).
+//!   also the procedure's clock tick). It also delivers supervisors' orders for this channel from
+//!   the replicated ledger, in log order, each fenced with its own entry's (term, index), before
+//!   the token that covers them;
+//! * the gate-screen HTTP API (`GET /lane`, `POST /lane/screen/agree|decline`);
+//! * the console's report: the node answers `Call::Lane` with [`Lane::report`]'s
+//!   [`protocol::LaneStatus`](crate::cluster::protocol::LaneStatus) over mutual TLS.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use clearway_gallery::{
     Authority, Command, ConsentKind, ConsentRecord, NewPerson, Outcome as RegistryOutcome,
     PersonId, Registration, Registrations, Request, Template,
@@ -30,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::authority::{AuthorityClient, AuthorityConfig, Outbox};
+use super::camera::CameraMonitor;
 use super::document::{DocumentReader, DocumentReaderConfig, TcpDocumentReader};
 use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprintReaderConfig};
 use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
@@ -38,8 +43,10 @@ use super::procedure::{
     CardScan, Delivery, GateAction, GateCommand, GateId, Holder, Input, LaneView, Output,
     Procedure, ProcedureConfig, RegistrationRequest, Screen,
 };
+use super::procedure::{Fence, LaneMode, OverrideAction};
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
 use crate::cluster::ClusterNode;
+use crate::cluster::protocol::{self, LaneAlarm, LastDecision};
 use crate::error::{Error, Result};
 use crate::face::FacePipeline;
 
@@ -132,6 +139,42 @@ const EVENTS_KEPT: usize = 100;
 
 struct Shared {
     status: Mutex<LaneStatus>,
+    console: Mutex<ConsoleState>,
+}
+
+/// What the console's report adds to the procedure's view.
+#[derive(Default)]
+struct ConsoleState {
+    last_decision: Option<LastDecision>,
+    /// Alarms in force, by kind, with the time each was raised.
+    alarms: BTreeMap<&'static str, DateTime<Utc>>,
+    /// Log index of the newest order carried out.
+    acked_order: u64,
+    clearances: u64,
+}
+
+impl ConsoleState {
+    /// Clears the alarms the lane's state no longer supports: holds end when the channel is
+    /// released, gate faults when no gate reports one, staleness when face scan is back.
+    fn settle(&mut self, view: &LaneView, now: DateTime<Utc>) {
+        let held = view.held_for.is_some();
+        if !held {
+            for kind in ["multiple_faces", "tailgating", "authority_not_answering"] {
+                self.alarms.remove(kind);
+            }
+        }
+        if !held && !view.gates.contains(&super::procedure::GateState::Fault) {
+            self.alarms.remove("gate_fault");
+        }
+        if view.face_scan || view.mode != LaneMode::FaceAndCard {
+            self.alarms.remove("replica_stale");
+        }
+        if held {
+            self.alarms.entry("held").or_insert(now);
+        } else {
+            self.alarms.remove("held");
+        }
+    }
 }
 
 impl Shared {
@@ -207,7 +250,8 @@ pub async fn start_from_config(
         mainland,
         outbox,
     };
-    let mut lane = Lane::start(node, parts).await?;
+    let mut lane = Lane::start(node.clone(), parts).await?;
+    lane.attach(&node, [gate1.monitor(), gate2.monitor()]);
     lane.cameras = vec![gate1, gate2];
     Ok(lane)
 }
@@ -245,6 +289,7 @@ fn outbox_key(path: &std::path::Path) -> Result<super::authority::SealKey> {
 
 /// A running lane.
 pub struct Lane {
+    channel: String,
     cameras: Vec<super::camera::CameraHandle>,
     stop: watch::Sender<bool>,
     vision_stop: Arc<AtomicBool>,
@@ -298,6 +343,7 @@ impl Lane {
                 screens: [None, None],
                 events: VecDeque::new(),
             }),
+            console: Mutex::new(ConsoleState::default()),
         });
         let (stop, _) = watch::channel(false);
         let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
@@ -372,9 +418,10 @@ impl Lane {
             stop.subscribe(),
         )));
 
-        // Replica task (also the clock tick).
+        // Replica task (also the clock tick and the orders from the ledger).
         tasks.push(tokio::spawn(replica_task(
             node.clone(),
+            parts.procedure.channel.clone(),
             events_tx.clone(),
             stop.subscribe(),
         )));
@@ -436,6 +483,7 @@ impl Lane {
         )));
         info!(channel = %parts.procedure.channel, api = %local_addr, "Lane started.");
         Ok(Lane {
+            channel: parts.procedure.channel.clone(),
             cameras: Vec::new(),
             stop,
             vision_stop,
@@ -449,6 +497,31 @@ impl Lane {
     /// Where the gate-screen API listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Makes this lane the one its node reports to the console (`Call::Lane`), with the health
+    /// of these cameras (gate 1, gate 2).
+    pub fn attach(&self, node: &ClusterNode, cameras: [CameraMonitor; 2]) {
+        let shared = self.shared.clone();
+        let channel = self.channel.clone();
+        let node_for_report = node.clone();
+        // When each camera was first seen down, for the alarm's time.
+        let down_since: Mutex<[Option<DateTime<Utc>>; 2]> = Mutex::new([None, None]);
+        node.attach_lane(
+            self.channel.clone(),
+            Arc::new(move || {
+                let up = [cameras[0].health().up, cameras[1].health().up];
+                let mut since = down_since.lock().unwrap_or_else(|e| e.into_inner());
+                for (n, up) in up.iter().enumerate() {
+                    since[n] = if *up {
+                        None
+                    } else {
+                        Some(since[n].unwrap_or_else(Utc::now))
+                    };
+                }
+                report(&shared, &channel, *since, &node_for_report)
+            }),
+        );
     }
 
     /// The lane's state now.
@@ -504,7 +577,12 @@ async fn event_loop(
             _ = stop.changed() => return,
         };
         let decided = Instant::now();
-        procedure.handle(Utc::now(), event.input);
+        let order = match &event.input {
+            Input::Override { fence, .. } => Some(*fence),
+            _ => None,
+        };
+        let now = Utc::now();
+        procedure.handle(now, event.input);
         let mut deliveries = Vec::new();
         while let Some(output) = procedure.poll_output() {
             dispatch(&ctx, output, event.arrived, &mut deliveries);
@@ -532,6 +610,16 @@ async fn event_loop(
                 .then(|| procedure.expected_person());
         }
         ctx.metrics.mode(view.mode);
+        {
+            let mut console = ctx.shared.console.lock().unwrap_or_else(|e| e.into_inner());
+            // An order the procedure took (it did not refuse its token) is acknowledged.
+            if let Some(fence) = order
+                && view.fence == fence
+            {
+                console.acked_order = console.acked_order.max(fence.index);
+            }
+            console.settle(&view, now);
+        }
         ctx.shared
             .status
             .lock()
@@ -622,6 +710,13 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
         Output::Deliver(delivery) => deliveries.push(*delivery),
         Output::Alarm { kind, detail } => {
             warn!(alarm = kind.as_str(), %detail, "Lane alarm.");
+            ctx.shared
+                .console
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .alarms
+                .entry(kind.as_str())
+                .or_insert_with(Utc::now);
             ctx.metrics.alarms.with_label_values(&[kind.as_str()]).inc();
             ctx.shared.event("alarm", kind.as_str(), detail);
         }
@@ -634,6 +729,17 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 .decisions
                 .with_label_values(&[d.outcome.as_str(), d.reason])
                 .inc();
+            {
+                let mut console = ctx.shared.console.lock().unwrap_or_else(|e| e.into_inner());
+                if d.outcome == super::procedure::Outcome::Cleared {
+                    console.clearances += 1;
+                }
+                console.last_decision = Some(LastDecision {
+                    outcome: d.outcome.as_str().to_string(),
+                    latency_ms: arrived.map_or(0.0, |a| a.elapsed().as_secs_f64() * 1000.0),
+                    at: d.at,
+                });
+            }
             ctx.shared.event(
                 "decision",
                 d.outcome.as_str(),
@@ -856,17 +962,79 @@ async fn document_task(
 
 async fn replica_task(
     node: ClusterNode,
+    channel: String,
     events: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Orders already in the log when the lane starts were for moments that have passed; only
+    // the mode a supervisor set is taken up again.
+    let (_, mut delivered) = node.term_and_applied();
+    let mode = node
+        .gallery()
+        .read()
+        .ledger
+        .lane(&channel)
+        .and_then(|l| l.mode);
+    if let Some(mode) = mode {
+        info!(
+            mode = mode.as_str(),
+            "Lane mode set by a supervisor taken up."
+        );
+        let input = Input::Override {
+            action: OverrideAction::Mode { mode },
+            fence: Fence::default(),
+        };
+        if events
+            .send(Event {
+                input,
+                arrived: None,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
         let (term, index) = node.term_and_applied();
+        let orders: Vec<_> = node
+            .gallery()
+            .read()
+            .ledger
+            .lane(&channel)
+            .map(|l| {
+                l.orders
+                    .iter()
+                    .filter(|o| o.index > delivered && o.index <= index)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for order in orders {
+            info!(order = order.action.name(), fence = %Fence { term: order.term, index: order.index }, audit = order.audit_seq, "Supervisor order.");
+            let input = Input::Override {
+                action: order.action,
+                fence: Fence {
+                    term: order.term,
+                    index: order.index,
+                },
+            };
+            if events
+                .send(Event {
+                    input,
+                    arrived: None,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        delivered = delivered.max(index);
         let input = Input::Replica {
             fence: super::procedure::Fence { term, index },
             staleness: node.staleness_ms().map(Duration::from_millis),
@@ -880,6 +1048,53 @@ async fn replica_task(
         {
             return;
         }
+    }
+}
+
+/// The console's report on the lane.
+fn report(
+    shared: &Shared,
+    channel: &str,
+    cameras_down_since: [Option<DateTime<Utc>>; 2],
+    node: &ClusterNode,
+) -> protocol::LaneStatus {
+    let view = shared
+        .status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .view
+        .clone();
+    let console = shared.console.lock().unwrap_or_else(|e| e.into_inner());
+    let mut alarms: Vec<LaneAlarm> = console
+        .alarms
+        .iter()
+        .map(|(kind, since)| LaneAlarm {
+            kind: kind.to_string(),
+            since: *since,
+        })
+        .collect();
+    if let Some(since) = cameras_down_since.iter().flatten().min() {
+        alarms.push(LaneAlarm {
+            kind: "camera_down".into(),
+            since: *since,
+        });
+    }
+    let cameras_up = cameras_down_since.map(|s| s.is_none());
+    protocol::LaneStatus {
+        channel: channel.to_string(),
+        step: view.step.to_string(),
+        mode: view.mode,
+        face_scan: view.face_scan,
+        fence: (view.fence.term, view.fence.index),
+        gates: view.gates.map(|g| g.as_str().to_string()),
+        occupancy: view.occupancy,
+        held_for: view.held_for.map(str::to_string),
+        cameras_up,
+        last_decision: console.last_decision.clone(),
+        alarms,
+        acked_order: console.acked_order,
+        clearances: console.clearances,
+        staleness_ms: node.staleness_ms().unwrap_or(u64::MAX),
     }
 }
 

@@ -254,6 +254,27 @@ impl CameraHandle {
 
     /// Up, fps, last frame age, reconnects.
     pub fn health(&self) -> CameraHealth {
+        self.monitor().health()
+    }
+
+    /// A cheap handle that reads this camera's health from elsewhere (the console's lane
+    /// report).
+    pub fn monitor(&self) -> CameraMonitor {
+        CameraMonitor {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Reads a camera's health; see [`CameraHandle::monitor`].
+#[derive(Clone)]
+pub struct CameraMonitor {
+    shared: Arc<Shared>,
+}
+
+impl CameraMonitor {
+    /// Up, fps, last frame age, reconnects.
+    pub fn health(&self) -> CameraHealth {
         let now = Instant::now();
         let s = self.shared.stats();
         let fps = s
@@ -270,7 +291,9 @@ impl CameraHandle {
             last_error: s.last_error.clone(),
         }
     }
+}
 
+impl CameraHandle {
     /// Stops the camera and waits until its pipeline is torn down (blocking; from async code use
     /// [`CameraHandle::stop`]).
     pub fn shutdown(mut self) {

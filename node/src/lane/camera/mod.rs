@@ -27,7 +27,7 @@ pub mod sim;
 mod tests;
 
 pub use config::{CameraConfig, Codec, DecodeChoice, Source};
-pub use driver::{Camera, CameraHandle, CameraHealth};
+pub use driver::{Camera, CameraHandle, CameraHealth, CameraMonitor};
 pub use frame::{CapturedFrame, Frames};
 pub use metrics::CameraMetrics;
 pub use pipeline::{DecodePath, Plan, describe};

@@ -157,28 +157,7 @@ mod millis {
     }
 }
 
-/// How a lane is run, set by a supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LaneMode {
-    /// Face scan and card scan (the normal mode).
-    FaceAndCard,
-    /// Card scan only.
-    CardOnly,
-    /// Closed: nobody is let in.
-    Closed,
-}
-
-impl LaneMode {
-    /// Stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LaneMode::FaceAndCard => "face_and_card",
-            LaneMode::CardOnly => "card_only",
-            LaneMode::Closed => "closed",
-        }
-    }
-}
+pub use clearway_gallery::ops::{LaneMode, OverrideAction};
 
 /// What the vision stage made of one gate-1 frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,28 +226,6 @@ pub enum CardScan {
         /// Words for the screen.
         reason: String,
     },
-}
-
-/// A supervisor's instruction to the lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "override")]
-pub enum OverrideAction {
-    /// Move one gate.
-    Gate {
-        /// Which.
-        gate: GateId,
-        /// How.
-        action: GateAction,
-    },
-    /// Change the lane's mode.
-    Mode {
-        /// The new mode.
-        mode: LaneMode,
-    },
-    /// Send the traveller in the channel to an officer.
-    SendToOfficer,
-    /// An officer has dealt with the traveller; the channel returns to service.
-    Release,
 }
 
 /// One input, stamped by the runtime with the wall-clock time it happened.

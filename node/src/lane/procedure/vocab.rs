@@ -10,73 +10,7 @@ use clearway_gallery::{Authority, Category, DocumentKind, Endorsement, TravelDoc
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-/// The three gates of a joint inspection channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateId {
-    /// Gate 1, the channel's entrance: opens on identification (face scan) or card scan.
-    One,
-    /// Gate 2, after the inspection zone: opens when both authorities clear the traveller.
-    Two,
-    /// Gate 3, the channel's exit: opens with gate 2.
-    Three,
-}
-
-impl GateId {
-    /// All three, in walking order.
-    pub const ALL: [GateId; 3] = [GateId::One, GateId::Two, GateId::Three];
-
-    /// 1, 2 or 3.
-    pub fn number(self) -> u8 {
-        match self {
-            GateId::One => 1,
-            GateId::Two => 2,
-            GateId::Three => 3,
-        }
-    }
-
-    /// The gate numbered `n` (1, 2 or 3).
-    pub fn from_number(n: u8) -> Option<GateId> {
-        match n {
-            1 => Some(GateId::One),
-            2 => Some(GateId::Two),
-            3 => Some(GateId::Three),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for GateId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "gate {}", self.number())
-    }
-}
-
-/// What a gate is told to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateAction {
-    /// Open (the gate closes by itself once the traveller has passed, or on `Close`).
-    Open,
-    /// Close.
-    Close,
-    /// Close and stay closed whatever else is asked, until `Unlock` (supervisor override).
-    Lock,
-    /// Lift a lock; the gate stays closed.
-    Unlock,
-}
-
-impl GateAction {
-    /// Stable snake_case name (a bounded metrics label).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GateAction::Open => "open",
-            GateAction::Close => "close",
-            GateAction::Lock => "lock",
-            GateAction::Unlock => "unlock",
-        }
-    }
-}
+pub use clearway_gallery::ops::{GateAction, GateId};
 
 /// A gate's state as its controller reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
