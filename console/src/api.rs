@@ -4,6 +4,7 @@
 //! [`ApiError`] with its HTTP status. Endpoints are `/api/<name>`; arguments are form fields.
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
 
 use crate::dto::{
     ApiError, AuditView, BundleView, CancelProgress, CreatedUser, LaneDetail, PortDefinition,
@@ -12,7 +13,7 @@ use crate::dto::{
 
 /// What the login page needs.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize, PartialEq)]
-pub struct LoginForm {
+pub struct LoginInfo {
     /// The login form's CSRF token (double-submitted with the `clearway_login` cookie).
     pub csrf: String,
     /// Who is signed in already, if anyone.
@@ -47,7 +48,9 @@ pub(crate) mod ctx {
     pub fn fail(e: Error) -> ApiError {
         let api = ApiError::from(e);
         if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
-            r.set_status(StatusCode::from_u16(api.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            r.set_status(
+                StatusCode::from_u16(api.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            );
         }
         api
     }
@@ -90,7 +93,7 @@ pub async fn whoami() -> Result<Option<Viewer>, ApiError> {
 
 /// The login page's form: a CSRF token bound to the `clearway_login` cookie (set here).
 #[server(prefix = "/api", endpoint = "login_form", input = GetUrl)]
-pub async fn login_form() -> Result<LoginForm, ApiError> {
+pub async fn fetch_login() -> Result<LoginInfo, ApiError> {
     use axum::http::header::SET_COOKIE;
     use axum::http::{HeaderValue, request::Parts};
 
@@ -113,7 +116,7 @@ pub async fn login_form() -> Result<LoginForm, ApiError> {
         }
     };
     let a = &c.config().auth;
-    Ok(LoginForm {
+    Ok(LoginInfo {
         csrf,
         viewer: ctx::maybe_viewer(),
         lockout_after: a.lockout_after,
@@ -130,14 +133,14 @@ pub async fn ports_overview() -> Result<Vec<PortSummary>, ApiError> {
 
 /// A port's live state.
 #[server(prefix = "/api", endpoint = "port_snapshot", input = GetUrl)]
-pub async fn port_snapshot(port: String) -> Result<PortSnapshot, ApiError> {
+pub async fn fetch_port(port: String) -> Result<PortSnapshot, ApiError> {
     let (c, v) = ctx::viewer()?;
     ctx::done(c.snapshot(&v, &port).map(|s| s.as_ref().clone()))
 }
 
 /// A lane's page.
 #[server(prefix = "/api", endpoint = "lane_detail", input = GetUrl)]
-pub async fn lane_detail(port: String, hall: String, n: String) -> Result<LaneDetail, ApiError> {
+pub async fn fetch_lane(port: String, hall: String, n: String) -> Result<LaneDetail, ApiError> {
     let (c, v) = ctx::viewer()?;
     ctx::done(c.lane_detail(&v, &port, &hall, &n))
 }
@@ -153,7 +156,10 @@ pub async fn lane_override(
 ) -> Result<WriteReceipt, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
     let now = crate::auth::now_ms();
-    ctx::done(c.lane_override(&v, &port, &channel, &action, &reason, now).await)
+    ctx::done(
+        c.lane_override(&v, &port, &channel, &action, &reason, now)
+            .await,
+    )
 }
 
 /// Acknowledges an alarm, with a reason.
@@ -238,12 +244,15 @@ pub async fn cancel_registration(
 ) -> Result<WriteReceipt, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
     let now = crate::auth::now_ms();
-    ctx::done(c.cancel_registration(&v, &port, &person, &reason, now).await)
+    ctx::done(
+        c.cancel_registration(&v, &port, &person, &reason, now)
+            .await,
+    )
 }
 
 /// Every replica's progress on a cancellation.
 #[server(prefix = "/api", endpoint = "cancel_progress")]
-pub async fn cancel_progress(
+pub async fn fetch_cancel_progress(
     csrf: String,
     port: String,
     index: u64,
@@ -300,7 +309,7 @@ pub async fn issue_bundle(
 
 /// A port's rollout state (port admins).
 #[server(prefix = "/api", endpoint = "rollout_view", input = GetUrl)]
-pub async fn rollout_view(port: String) -> Result<RolloutView, ApiError> {
+pub async fn fetch_rollout(port: String) -> Result<RolloutView, ApiError> {
     let (c, v) = ctx::viewer()?;
     ctx::done(c.rollout_view(&v, &port))
 }
@@ -313,7 +322,10 @@ pub async fn init_cluster(
     reason: String,
 ) -> Result<WriteReceipt, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
-    ctx::done(c.init_cluster(&v, &port, &reason, crate::auth::now_ms()).await)
+    ctx::done(
+        c.init_cluster(&v, &port, &reason, crate::auth::now_ms())
+            .await,
+    )
 }
 
 /// Adds a learner to a port's cluster (port admins).
@@ -341,12 +353,15 @@ pub async fn stage_face_scan(
 ) -> Result<WriteReceipt, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
     let now = crate::auth::now_ms();
-    ctx::done(c.stage_face_scan(&v, &port, &stage, &pilot, &reason, now).await)
+    ctx::done(
+        c.stage_face_scan(&v, &port, &stage, &pilot, &reason, now)
+            .await,
+    )
 }
 
 /// A port's audit chain, verified.
 #[server(prefix = "/api", endpoint = "audit_view", input = GetUrl)]
-pub async fn audit_view(port: String) -> Result<AuditView, ApiError> {
+pub async fn fetch_audit(port: String) -> Result<AuditView, ApiError> {
     let (c, v) = ctx::viewer()?;
     ctx::done(c.audit(&v, &port).await)
 }

@@ -266,7 +266,11 @@ impl Auth {
         };
         if let Some(until) = user.locked_until {
             if until > now {
-                warn!(user = name, result = "locked", "Login refused: account locked.");
+                warn!(
+                    user = name,
+                    result = "locked",
+                    "Login refused: account locked."
+                );
                 return Err(Error::LockedOut {
                     until: crate::time::local(until, 0),
                 });
@@ -283,13 +287,23 @@ impl Auth {
                 user.locked_until = Some(until);
                 user.failed = 0;
                 self.put(&user)?;
-                warn!(user = name, failures, result = "locked", "Login refused; account locked.");
+                warn!(
+                    user = name,
+                    failures,
+                    result = "locked",
+                    "Login refused; account locked."
+                );
                 return Err(Error::LockedOut {
                     until: crate::time::local(until, 0),
                 });
             }
             self.put(&user)?;
-            warn!(user = name, failures, result = "wrong_password", "Login refused.");
+            warn!(
+                user = name,
+                failures,
+                result = "wrong_password",
+                "Login refused."
+            );
             return Err(Error::InvalidCredentials);
         }
         if user.failed != 0 {
@@ -407,9 +421,7 @@ fn hash_with(hasher: &Argon2<'_>, password: &str) -> Result<String> {
 fn verify_with(hasher: &Argon2<'_>, hash: &str, password: &str) -> Result<bool> {
     let parsed = PasswordHash::new(hash)
         .map_err(|e| Error::Store(format!("a stored password hash is malformed: {e}")))?;
-    Ok(hasher
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+    Ok(hasher.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 #[cfg(test)]
@@ -516,13 +528,19 @@ mod tests {
         // Idle: 10 minutes without a request.
         let s = auth.login("ana", PW, 0).expect("login");
         assert!(auth.session(Some(&s.token), 9 * MIN).is_ok());
-        assert!(auth.session(Some(&s.token), 18 * MIN).is_ok(), "activity extends");
+        assert!(
+            auth.session(Some(&s.token), 18 * MIN).is_ok(),
+            "activity extends"
+        );
         assert!(matches!(
             auth.session(Some(&s.token), 29 * MIN),
             Err(Error::SessionExpired)
         ));
         assert!(
-            matches!(auth.session(Some(&s.token), 29 * MIN), Err(Error::SessionExpired)),
+            matches!(
+                auth.session(Some(&s.token), 29 * MIN),
+                Err(Error::SessionExpired)
+            ),
             "an expired session stays ended"
         );
         // Lifetime: 60 minutes however busy.
@@ -582,7 +600,13 @@ mod tests {
             ("Ana Lima", Role::ServiceDesk, &[], PW, "user name"),
             ("bo", Role::ServiceDesk, &[], "short", "12 to 256"),
             ("bo", Role::Supervisor, &[], PW, "at least one port"),
-            ("bo", Role::ServiceDesk, &["hengqin"], PW, "only supervisors"),
+            (
+                "bo",
+                Role::ServiceDesk,
+                &["hengqin"],
+                PW,
+                "only supervisors",
+            ),
             ("bo", Role::Supervisor, &["Heng Qin"], PW, "not a port id"),
         ];
         for (name, role, ports, pw, needle) in cases {

@@ -237,11 +237,12 @@ impl ConsoleConfig {
     /// Reads and validates a config file; relative paths are taken from its directory.
     pub fn from_file(path: &Path) -> Result<ConsoleConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config = ConsoleConfig::parse(&text, path.parent().unwrap_or(Path::new(".")))
-            .map_err(|message| Error::Config {
+        let config = ConsoleConfig::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(
+            |message| Error::Config {
                 path: path.to_path_buf(),
                 message,
-            })?;
+            },
+        )?;
         Ok(config)
     }
 
@@ -265,9 +266,7 @@ impl ConsoleConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         let a = &self.auth;
         if a.session_idle_s == 0 || a.session_lifetime_s < a.session_idle_s {
-            return Err(
-                "auth.session_idle_s must be > 0 and auth.session_lifetime_s >= it".into(),
-            );
+            return Err("auth.session_idle_s must be > 0 and auth.session_lifetime_s >= it".into());
         }
         if a.lockout_after == 0 || a.lockout_s == 0 {
             return Err("auth.lockout_after and auth.lockout_s must be > 0".into());
@@ -292,7 +291,10 @@ impl ConsoleConfig {
     pub fn site_dir(&self) -> PathBuf {
         match std::env::var_os(SITE_ENV) {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => self.site_dir.clone().unwrap_or_else(|| PathBuf::from("site")),
+            _ => self
+                .site_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("site")),
         }
     }
 }
@@ -335,20 +337,53 @@ mod tests {
         let hall = "[[port.hall]]\nid = \"passenger\"\nname = \"P\"\nchannels = 48\n";
         let table = [
             ("bogus = 1\ndata_dir = \"d\"\n".to_string(), "unknown field"),
-            ("listen = \"nowhere\"\ndata_dir = \"d\"\n".into(), "invalid socket address"),
-            ("[auth]\nsession_idle_s = 0\n".into(), "missing field `data_dir`"),
-            ("data_dir = \"d\"\n[auth]\nsession_idle_s = 0\n".into(), "session_idle_s"),
-            ("data_dir = \"d\"\n[auth]\nlockout_after = 0\n".into(), "lockout_after"),
-            ("data_dir = \"d\"\npoll_interval_ms = 1\n".into(), "poll_interval_ms"),
+            (
+                "listen = \"nowhere\"\ndata_dir = \"d\"\n".into(),
+                "invalid socket address",
+            ),
+            (
+                "[auth]\nsession_idle_s = 0\n".into(),
+                "missing field `data_dir`",
+            ),
+            (
+                "data_dir = \"d\"\n[auth]\nsession_idle_s = 0\n".into(),
+                "session_idle_s",
+            ),
+            (
+                "data_dir = \"d\"\n[auth]\nlockout_after = 0\n".into(),
+                "lockout_after",
+            ),
+            (
+                "data_dir = \"d\"\npoll_interval_ms = 1\n".into(),
+                "poll_interval_ms",
+            ),
             (port(""), "missing field `hall`"),
-            (port("[[port.hall]]\nid = \"P A\"\nname = \"P\"\nchannels = 1\n"), "hall id"),
-            (port("[[port.hall]]\nid = \"p\"\nname = \"P\"\nchannels = 0\n"), "channels must be"),
+            (
+                port("[[port.hall]]\nid = \"P A\"\nname = \"P\"\nchannels = 1\n"),
+                "hall id",
+            ),
+            (
+                port("[[port.hall]]\nid = \"p\"\nname = \"P\"\nchannels = 0\n"),
+                "channels must be",
+            ),
             (port(&format!("{hall}{hall}")), "appears twice"),
             (port(hall).replace("\"hengqin\"", "\"Heng Qin\""), "port id"),
-            (port(hall).replace("1 = \"127.0.0.1:7401\"", "x = \"127.0.0.1:7401\""), "not a number"),
-            (port(hall).replace("127.0.0.1:7401", "here"), "not an IP:PORT"),
-            (port(hall).replace("nodes = { 1 = \"127.0.0.1:7401\" }", "nodes = {}"), "at least one node"),
-            (port(&hall.replace("channels = 48", "channels = 48\nlanes = 2")), "unknown field"),
+            (
+                port(hall).replace("1 = \"127.0.0.1:7401\"", "x = \"127.0.0.1:7401\""),
+                "not a number",
+            ),
+            (
+                port(hall).replace("127.0.0.1:7401", "here"),
+                "not an IP:PORT",
+            ),
+            (
+                port(hall).replace("nodes = { 1 = \"127.0.0.1:7401\" }", "nodes = {}"),
+                "at least one node",
+            ),
+            (
+                port(&hall.replace("channels = 48", "channels = 48\nlanes = 2")),
+                "unknown field",
+            ),
         ];
         for (text, needle) in table {
             let e = ConsoleConfig::parse(&text, Path::new("/x")).expect_err(&text);

@@ -686,7 +686,10 @@ pub const DOCUMENT_KINDS: [(&str, &str); 3] = [
 /// Resident categories (mirror of the gallery's `Category`).
 pub const CATEGORIES: [(&str, &str); 4] = [
     ("macao_resident", "Macao resident"),
-    ("hong_kong_permanent_resident", "Hong Kong permanent resident"),
+    (
+        "hong_kong_permanent_resident",
+        "Hong Kong permanent resident",
+    ),
     ("mainland_resident", "Mainland resident"),
     ("taiwan_resident", "Taiwan resident"),
 ];

@@ -58,8 +58,9 @@ pub fn LinkBadge(live: LivePort) -> impl IntoView {
     let text = move || match live.link.get() {
         Link::Connecting => "connecting to live updates…".to_string(),
         Link::Live => format!("live · {}", live.snap.with(|s| s.taken_at.clone())),
-        Link::Lost => "live updates interrupted; retrying (sign in again if your session ended)"
-            .to_string(),
+        Link::Lost => {
+            "live updates interrupted; retrying (sign in again if your session ended)".to_string()
+        }
     };
     view! {
         <span class="link" data-test="live-link" data-link=word>
@@ -83,8 +84,8 @@ mod browser {
             live.link.set(Link::Lost);
             return;
         };
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-            move |e: web_sys::MessageEvent| {
+        let on_message =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
                 if let Some(text) = e.data().as_string() {
                     match serde_json::from_str::<PortSnapshot>(&text) {
                         Ok(s) => {
@@ -94,8 +95,7 @@ mod browser {
                         Err(e) => leptos::logging::warn!("live update not understood: {e}"),
                     }
                 }
-            },
-        );
+            });
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.link.set(Link::Live));
         let on_error =
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.link.set(Link::Lost));

@@ -2,9 +2,7 @@
 //! bounded: a login result, an override action code, a port id, a poll result; never a user
 //! name, person, document or channel-independent free text.
 
-use prometheus::{
-    Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The console's metrics.
 #[derive(Clone)]
@@ -140,8 +138,10 @@ mod tests {
         let text = m.render();
         assert!(text.contains("clearway_console_sse_clients 0"), "{text}");
         assert!(text.contains("clearway_console_logins_total{result=\"ok\"} 1"));
-        assert!(text.contains(
-            "clearway_console_overrides_total{action=\"gate1_open\",result=\"ok\"} 1"
-        ));
+        assert!(
+            text.contains(
+                "clearway_console_overrides_total{action=\"gate1_open\",result=\"ok\"} 1"
+            )
+        );
     }
 }

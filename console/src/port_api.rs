@@ -27,8 +27,8 @@ use tokio::sync::Mutex;
 use tracing::debug;
 
 use crate::dto::{
-    AuditRecordView, AuditView, CancelProgress, DecisionView, Gate, GateAction, LaneMode,
-    LaneView, OrderView, OverrideAction, RegistrationView, ReplicaProgress, WriteReceipt,
+    AuditRecordView, AuditView, CancelProgress, DecisionView, Gate, GateAction, LaneMode, LaneView,
+    OrderView, OverrideAction, RegistrationView, ReplicaProgress, WriteReceipt,
 };
 use crate::error::{Error, Result};
 use crate::snapshot::{LanePoll, LedgerInfo, MemberPoll, NodeInfo, Polled};
@@ -279,9 +279,9 @@ pub fn batch(audit: &AuditEntry, change: &Change) -> Result<Vec<Op>> {
             }));
         }
         Change::Cancel { person } => {
-            let id: PersonId = person
-                .parse()
-                .map_err(|_| Error::Invalid(format!("{person:?} is not a person id (P00000001)")))?;
+            let id: PersonId = person.parse().map_err(|_| {
+                Error::Invalid(format!("{person:?} is not a person id (P00000001)"))
+            })?;
             ops.push(Op::Gallery(Command::Cancel { person: id }));
         }
     }
@@ -684,7 +684,11 @@ impl PortApi {
     }
 
     /// The whole audit chain from one node's replica (the leader first), verified.
-    pub async fn audit(&self, nodes: &BTreeMap<u64, SocketAddr>, leader: Option<u64>) -> Result<AuditView> {
+    pub async fn audit(
+        &self,
+        nodes: &BTreeMap<u64, SocketAddr>,
+        leader: Option<u64>,
+    ) -> Result<AuditView> {
         let client = self.client(nodes).await?;
         let mut last = String::from("no node to ask");
         for id in leader.into_iter().chain(nodes.keys().copied()) {
@@ -867,7 +871,9 @@ mod tests {
                     Op::SetMode { channels, mode } => {
                         format!("set_mode({}, {})", channels.join(","), mode.as_str())
                     }
-                    Op::AckAlarm { alarm, since_ms, .. } => format!("ack({alarm}, {since_ms})"),
+                    Op::AckAlarm {
+                        alarm, since_ms, ..
+                    } => format!("ack({alarm}, {since_ms})"),
                 })
                 .collect();
             trace.push(names.join(" + "));
@@ -945,16 +951,28 @@ mod tests {
                 ..NodeStatus::default()
             })
         };
-        let p = progress(10, true, &[(1, st(10, 10)), (2, st(12, 9)), (3, Err("down".into()))]);
+        let p = progress(
+            10,
+            true,
+            &[(1, st(10, 10)), (2, st(12, 9)), (3, Err("down".into()))],
+        );
         let line: Vec<String> = p
             .replicas
             .iter()
-            .map(|r| format!("{}:{}{}{}", r.node, r.reachable as u8, r.applied as u8, r.shredded as u8))
+            .map(|r| {
+                format!(
+                    "{}:{}{}{}",
+                    r.node, r.reachable as u8, r.applied as u8, r.shredded as u8
+                )
+            })
             .collect();
         assert_eq!(line.join(" "), "1:111 2:110 3:000");
         assert!(!p.complete);
         let done = progress(10, true, &[(1, st(10, 10)), (2, st(12, 11))]);
         assert!(done.complete);
-        assert!(!progress(10, true, &[]).complete, "no replica is no confirmation");
+        assert!(
+            !progress(10, true, &[]).complete,
+            "no replica is no confirmation"
+        );
     }
 }

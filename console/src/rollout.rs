@@ -98,9 +98,15 @@ pub fn parse_halls(text: &str) -> Result<Vec<HallConfig>> {
 /// Parses seed nodes given as `1=10.1.0.11:7400, 2=10.1.0.12:7400` (commas or lines).
 pub fn parse_nodes(text: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for item in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (id, addr) = item.split_once('=').ok_or_else(|| {
-            Error::Invalid(format!("node {item:?}: expected ID=ADDRESS, e.g. 1=10.1.0.11:7400"))
+            Error::Invalid(format!(
+                "node {item:?}: expected ID=ADDRESS, e.g. 1=10.1.0.11:7400"
+            ))
         })?;
         out.insert(id.trim().to_string(), addr.trim().to_string());
     }
@@ -222,7 +228,10 @@ impl RolloutStore {
             )));
         }
         let ca = PortCa::load(&ca_dir)?;
-        let dir = self.port_dir(port).join("nodes").join(format!("node-{node}"));
+        let dir = self
+            .port_dir(port)
+            .join("nodes")
+            .join(format!("node-{node}"));
         ca.issue(&Identity::Node(node))?.save(&dir.join("tls"))?;
         let toml_path = dir.join("node.toml");
         std::fs::write(&toml_path, node_toml(node, listen, role, channel))
@@ -287,8 +296,8 @@ mod tests {
             let e = parse_halls(bad).expect_err(bad).to_string();
             assert!(e.contains(needle), "{e}");
         }
-        let nodes = parse_nodes("1=127.0.0.1:7401, 2 = 127.0.0.1:7402\n3=127.0.0.1:7403")
-            .expect("nodes");
+        let nodes =
+            parse_nodes("1=127.0.0.1:7401, 2 = 127.0.0.1:7402\n3=127.0.0.1:7403").expect("nodes");
         assert_eq!(nodes.len(), 3);
         assert!(parse_nodes("127.0.0.1:7401").is_err());
     }
@@ -310,13 +319,23 @@ mod tests {
         assert!(store.create_port(config).is_err(), "never twice");
         let key = store.ca_dir("xiamen").join("ca.key");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).expect("ca.key").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&key)
+            .expect("ca.key")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "the CA key is private");
         let bundle = clearway_node::net::tls::Bundle::load(&created.bundle_dir).expect("client");
         assert_eq!(bundle.port, "xiamen");
 
         let b = store
-            .issue_bundle("xiamen", 4, "127.0.0.1:7504".parse().expect("addr"), "learner", Some("xiamen/arrival/1"))
+            .issue_bundle(
+                "xiamen",
+                4,
+                "127.0.0.1:7504".parse().expect("addr"),
+                "learner",
+                Some("xiamen/arrival/1"),
+            )
             .expect("bundle");
         // The generated node.toml is one the node accepts.
         let node = clearway_node::cluster::NodeConfig::from_file(&b.dir.join("node.toml"))

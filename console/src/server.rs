@@ -79,9 +79,10 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            context, shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .layer(middleware::from_fn_with_state(console, guard))
         .with_state(state)
 }
@@ -199,13 +200,21 @@ async fn guard(State(console): State<Arc<Console>>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        console.metrics.refused.with_label_values(&["too_large"]).inc();
+        console
+            .metrics
+            .refused
+            .with_label_values(&["too_large"])
+            .inc();
         return error_response(&parts.headers, &too_big);
     }
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            console.metrics.refused.with_label_values(&["too_large"]).inc();
+            console
+                .metrics
+                .refused
+                .with_label_values(&["too_large"])
+                .inc();
             return error_response(&parts.headers, &too_big);
         }
     };

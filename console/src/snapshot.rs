@@ -37,9 +37,9 @@ pub struct PortDef {
 impl PortDef {
     /// Channel ids of every hall, in order.
     pub fn channel_ids(&self) -> impl Iterator<Item = String> + '_ {
-        self.halls.iter().flat_map(move |h| {
-            (1..=h.channels).map(move |n| format!("{}/{}/{n}", self.id, h.id))
-        })
+        self.halls
+            .iter()
+            .flat_map(move |h| (1..=h.channels).map(move |n| format!("{}/{}/{n}", self.id, h.id)))
     }
 
     /// The hall and number of a channel id of this port, if it names one.
@@ -167,7 +167,10 @@ impl Tracker {
     }
 
     /// The member ids worth polling next time: every member any node reported, plus seeds.
-    pub fn members_to_poll(polled: &Polled, seeds: &BTreeMap<u64, SocketAddr>) -> BTreeMap<u64, String> {
+    pub fn members_to_poll(
+        polled: &Polled,
+        seeds: &BTreeMap<u64, SocketAddr>,
+    ) -> BTreeMap<u64, String> {
         let mut out: BTreeMap<u64, String> =
             seeds.iter().map(|(id, a)| (*id, a.to_string())).collect();
         for m in &polled.members {
@@ -254,7 +257,11 @@ impl Tracker {
                 addr: m.addr.clone(),
                 membership: membership_word.into(),
                 reachable: m.status.is_ok(),
-                state: m.status.as_ref().map(|s| s.state.clone()).unwrap_or_default(),
+                state: m
+                    .status
+                    .as_ref()
+                    .map(|s| s.state.clone())
+                    .unwrap_or_default(),
                 applied_index: m.status.as_ref().ok().and_then(|s| s.applied_index),
                 shredded_index: m.status.as_ref().map(|s| s.shredded_index).unwrap_or(0),
                 lag,
@@ -264,8 +271,11 @@ impl Tracker {
         }
 
         // Channels.
-        let lanes: BTreeMap<&str, &LanePoll> =
-            polled.lanes.iter().map(|l| (l.channel.as_str(), l)).collect();
+        let lanes: BTreeMap<&str, &LanePoll> = polled
+            .lanes
+            .iter()
+            .map(|l| (l.channel.as_str(), l))
+            .collect();
         let mut halls = Vec::new();
         let mut clearances_per_hour = 0u64;
         for hall in &def.halls {
@@ -468,7 +478,10 @@ mod tests {
             }
         }
         for a in &s.alarms {
-            out += &format!("alarm {} {} since={} acked={}\n", a.channel, a.kind, a.since, a.acked);
+            out += &format!(
+                "alarm {} {} since={} acked={}\n",
+                a.channel, a.kind, a.since, a.acked
+            );
         }
         out
     }
@@ -518,7 +531,12 @@ mod tests {
         let first = t.assemble(&d, &polled(10_000, vec![one(5)], Ok(node(5, None))), 1000);
         let later = t.assemble(&d, &polled(20_000, vec![one(9)], Ok(node(5, None))), 1000);
         let offline = t.assemble(&d, &polled(30_000, vec![], Err("timed out".into())), 1000);
-        let text = format!("{}---\n{}---\n{}", render(&first), render(&later), render(&offline));
+        let text = format!(
+            "{}---\n{}---\n{}",
+            render(&first),
+            render(&later),
+            render(&offline)
+        );
         expect_test::expect![[r#"
             reachable=true leader=Some(1) audit=7 clearances/h=0
             member 1 voter reachable=true lag=Some(0) channel=None
@@ -569,14 +587,31 @@ mod tests {
             Some("waiting for the first poll of the port's nodes")
         );
         assert_eq!(s.halls.iter().map(|h| h.channels.len()).sum::<usize>(), 4);
-        assert!(s.halls[0].channels.iter().all(|c| c.mode_word() == "not deployed"));
+        assert!(
+            s.halls[0]
+                .channels
+                .iter()
+                .all(|c| c.mode_word() == "not deployed")
+        );
     }
 
     #[test]
     fn channel_ids_are_located_only_within_the_port_s_halls() {
         let d = def();
-        assert_eq!(d.locate("hengqin/passenger/3").map(|(h, n)| (h.id.as_str(), n)), Some(("passenger", 3)));
-        for bad in ["hengqin/passenger/4", "hengqin/passenger/0", "gongbei/passenger/1", "hengqin/x/1", "hengqin/passenger/1/2", "hengqin/passenger/one", ""] {
+        assert_eq!(
+            d.locate("hengqin/passenger/3")
+                .map(|(h, n)| (h.id.as_str(), n)),
+            Some(("passenger", 3))
+        );
+        for bad in [
+            "hengqin/passenger/4",
+            "hengqin/passenger/0",
+            "gongbei/passenger/1",
+            "hengqin/x/1",
+            "hengqin/passenger/1/2",
+            "hengqin/passenger/one",
+            "",
+        ] {
             assert!(d.locate(bad).is_none(), "{bad}");
         }
         assert_eq!(d.channel_ids().count(), 4);

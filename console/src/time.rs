@@ -4,8 +4,7 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 
 /// `2026-05-30 14:03:12 UTC+08:00` for `ms` at `offset_minutes` east of UTC.
 pub fn local(ms: i64, offset_minutes: i32) -> String {
-    let offset = FixedOffset::east_opt(offset_minutes * 60)
-        .unwrap_or_else(|| Utc.fix());
+    let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap_or_else(|| Utc.fix());
     match DateTime::<Utc>::from_timestamp_millis(ms) {
         Some(t) => {
             let (sign, m) = if offset_minutes < 0 {

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::loading;
-use crate::api::audit_view;
+use crate::api::fetch_audit;
 use crate::app::ErrorBox;
 use crate::dto::AuditView;
 
@@ -16,7 +16,7 @@ use crate::dto::AuditView;
 pub fn AuditPage() -> impl IntoView {
     let params = use_params_map();
     let port = move || params.read().get("port").unwrap_or_default();
-    let data = Resource::new(port, audit_view);
+    let data = Resource::new(port, fetch_audit);
     view! {
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
@@ -63,7 +63,7 @@ fn Audit(a: AuditView) -> impl IntoView {
             }
             .into_any(),
         }}
-        <table data-test="audit-records">
+        <table data-test="audit-records"><tbody>
             <tr>
                 <th>"#"</th>
                 <th>"Log index"</th>
@@ -101,6 +101,6 @@ fn Audit(a: AuditView) -> impl IntoView {
                     }
                 })
                 .collect_view()}
-        </table>
+        </tbody></table>
     }
 }

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::loading;
-use crate::api::{CancelRegistration, FindRegistration, GuardianConsent, cancel_progress, desk_ports};
+use crate::api::{
+    CancelRegistration, FindRegistration, GuardianConsent, desk_ports, fetch_cancel_progress,
+};
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{
     ApiError, CATEGORIES, CancelProgress, DOCUMENT_KINDS, RegistrationView, SERVICE_LOCATIONS,
@@ -37,7 +39,7 @@ pub fn DeskPage() -> impl IntoView {
         </Suspense>
         <h2>"Service locations"</h2>
         <p>"Registration of minors (with a guardian) and cancellation, in person:"</p>
-        <table data-test="service-locations">
+        <table data-test="service-locations"><tbody>
             <tr>
                 <th>"Location"</th>
                 <th>"Telephone"</th>
@@ -55,7 +57,7 @@ pub fn DeskPage() -> impl IntoView {
                     }
                 })
                 .collect_view()}
-        </table>
+        </tbody></table>
     }
 }
 
@@ -79,14 +81,15 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
     let find = ServerAction::<FindRegistration>::new();
     let consent = ServerAction::<GuardianConsent>::new();
     let cancel = ServerAction::<CancelRegistration>::new();
-    let csrf = viewer.csrf.clone();
+    let csrf = StoredValue::new(viewer.csrf.clone());
+    let ports = StoredValue::new(ports);
     // The port of the last cancellation, for its progress.
     let cancel_port = RwSignal::new(String::new());
     view! {
         <h2>"Find a registration"</h2>
         <ActionForm action=find>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <PortSelect ports=ports.clone() test="find-port" />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <PortSelect ports=ports.get_value() test="find-port" />
             <label>
                 "Document "
                 <select name="kind" data-test="find-kind">
@@ -119,8 +122,8 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             "The minor is enrolled without a face; they complete the registration at a channel like an adult."
         </p>
         <ActionForm action=consent>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <PortSelect ports=ports.clone() test="consent-port" />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <PortSelect ports=ports.get_value() test="consent-port" />
             <fieldset>
                 <legend>"The minor"</legend>
                 <label>
@@ -221,10 +224,10 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             "Erases the person on every replica of the port; find the registration first to get the person id."
         </p>
         <ActionForm action=cancel>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <label on:change=move |ev| cancel_port.set(event_target_value(&ev))>
-                <PortSelect ports=ports.clone() test="cancel-port" />
-            </label>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <span on:change=move |ev| cancel_port.set(event_target_value(&ev))>
+                <PortSelect ports=ports.get_value() test="cancel-port" />
+            </span>
             <label>
                 "Person id "
                 <input
@@ -245,8 +248,8 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             </button>
         </ActionForm>
         {move || {
-            let csrf = csrf.clone();
-            let first = ports.first().map(|(id, _)| id.clone()).unwrap_or_default();
+            let csrf = csrf.get_value();
+            let first = ports.with_value(|p| p.first().map(|(id, _)| id.clone()).unwrap_or_default());
             action_result(
                 cancel.value().get(),
                 cancel.pending().get(),
@@ -267,7 +270,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
 #[component]
 fn Registration(r: RegistrationView) -> impl IntoView {
     view! {
-        <table data-test="registration" data-person=r.person.clone() data-status=r.status.clone()>
+        <table data-test="registration" data-person=r.person.clone() data-status=r.status.clone()><tbody>
             <tr>
                 <th>"Person id"</th>
                 <td data-test="person-id">{r.person.clone()}</td>
@@ -314,7 +317,7 @@ fn Registration(r: RegistrationView) -> impl IntoView {
                 <th>"Status"</th>
                 <td>{r.status.clone()}</td>
             </tr>
-        </table>
+        </tbody></table>
     }
 }
 
@@ -324,7 +327,7 @@ fn Confirmation(csrf: String, port: String, index: u64) -> impl IntoView {
     let tick = RwSignal::new(0u32);
     let progress = Resource::new(
         move || tick.get(),
-        move |_| cancel_progress(csrf.clone(), port.clone(), index),
+        move |_| fetch_cancel_progress(csrf.clone(), port.clone(), index),
     );
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
@@ -365,7 +368,7 @@ fn ProgressTable(p: CancelProgress) -> impl IntoView {
                     "Waiting for every replica to apply the cancellation and erase the data…"
                 }}
             </p>
-            <table>
+            <table><tbody>
                 <tr>
                     <th>"Node"</th>
                     <th>"Applied index"</th>
@@ -397,7 +400,7 @@ fn ProgressTable(p: CancelProgress) -> impl IntoView {
                         }
                     })
                     .collect_view()}
-            </table>
+            </tbody></table>
         </div>
     }
 }

@@ -8,9 +8,11 @@ use leptos_router::hooks::use_params_map;
 
 use super::loading;
 use super::ports::AlarmList;
-use crate::api::{LaneOverride, lane_detail, port_snapshot};
+use crate::api::{LaneOverride, fetch_lane, fetch_port};
 use crate::app::{ErrorBox, ViewerResource, action_result};
-use crate::dto::{ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, Viewer, WriteReceipt};
+use crate::dto::{
+    ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, Viewer, WriteReceipt,
+};
 use crate::live::{LinkBadge, LivePort, live_port};
 
 /// The lane page.
@@ -26,8 +28,8 @@ pub fn LanePage() -> impl IntoView {
             )
         })
     };
-    let detail = Resource::new(key, |(p, h, n)| lane_detail(p, h, n));
-    let snap = Resource::new(move || key().0, port_snapshot);
+    let detail = Resource::new(key, |(p, h, n)| fetch_lane(p, h, n));
+    let snap = Resource::new(move || key().0, fetch_port);
     let viewer = expect_context::<ViewerResource>();
     view! {
         <Suspense fallback=loading>
@@ -56,9 +58,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
     let channel = d.channel.id.clone();
     let title = format!("{} channel {} · {}", d.hall_name, d.channel.n, d.port_name);
     let ch = channel.clone();
-    let state = move || {
-        live.snap.with(|s| s.channel(&ch).cloned())
-    };
+    let state = move || live.snap.with(|s| s.channel(&ch).cloned());
     view! {
         <Title text=title.clone() />
         <h1 data-test="lane-title" data-channel=channel.clone()>{title}</h1>
@@ -77,7 +77,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                     None => c.state.as_str(),
                 };
                 view! {
-                    <table data-test="lane-state" data-state=c.state.as_str() data-mode=mode>
+                    <table data-test="lane-state" data-state=c.state.as_str() data-mode=mode><tbody>
                         <tr>
                             <th>"State"</th>
                             <td data-test="lane-mode">{c.mode_word()}</td>
@@ -196,7 +196,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                     </tr>
                                 }
                             })}
-                    </table>
+                    </tbody></table>
                 }
                     .into_any()
             }
@@ -297,21 +297,21 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
 #[component]
 fn OrderStatus(live: LivePort, receipt: WriteReceipt, channel: String) -> impl IntoView {
     let index = receipt.index;
-    let acked = move || {
+    let acked = Memo::new(move |_| {
         live.snap.with(|s| {
             s.channel(&channel)
                 .and_then(|c| c.lane.as_ref())
                 .is_some_and(|l| l.acked_order >= index)
         })
-    };
+    });
     view! {
         <span
             data-test="order-status"
             data-index=index.to_string()
-            data-state=move || if acked() { "acknowledged" } else { "pending" }
+            data-state=move || if acked.get() { "acknowledged" } else { "pending" }
         >
             {move || {
-                if acked() {
+                if acked.get() {
                     format!("Acknowledged: the lane carried out the order (log index {index}).")
                 } else {
                     format!(

@@ -5,14 +5,14 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::loading;
-use crate::api::login_form;
+use crate::api::fetch_login;
 use crate::app::ErrorBox;
 
 /// The sign-in page. `?error=<code>` and `?expired=1` explain why the user is here.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
-    let form = Resource::new(|| (), |_| login_form());
+    let form = Resource::new(|| (), |_| fetch_login());
     view! {
         <Title text="Sign in · Clearway console" />
         <h1>"Sign in"</h1>

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::loading;
-use crate::api::{AckAlarm, port_snapshot, ports_overview};
+use crate::api::{AckAlarm, fetch_port, ports_overview};
 use crate::app::{ErrorBox, NotFound, ViewerResource, action_result};
 use crate::dto::{AlarmView, ApiError, ChannelView, PortSnapshot, Viewer};
 use crate::live::{LinkBadge, LivePort, live_port};
@@ -23,10 +23,9 @@ pub fn OverviewPage() -> impl IntoView {
     let data = Resource::new(|| (), |_| ports_overview());
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        if let Ok(h) = set_interval_with_handle(
-            move || data.refetch(),
-            std::time::Duration::from_secs(2),
-        ) {
+        if let Ok(h) =
+            set_interval_with_handle(move || data.refetch(), std::time::Duration::from_secs(2))
+        {
             on_cleanup(move || h.clear());
         }
     });
@@ -41,7 +40,7 @@ pub fn OverviewPage() -> impl IntoView {
                     }
                     Ok(ports) => {
                         view! {
-                            <table data-test="ports">
+                            <table data-test="ports"><tbody>
                                 <tr>
                                     <th>"Port"</th>
                                     <th>"Halls"</th>
@@ -90,7 +89,7 @@ pub fn OverviewPage() -> impl IntoView {
                                         }
                                     })
                                     .collect_view()}
-                            </table>
+                            </tbody></table>
                         }
                             .into_any()
                     }
@@ -107,7 +106,7 @@ fn with_port<V: IntoView + 'static>(
 ) -> impl IntoView {
     let params = use_params_map();
     let port = move || params.read().get("port").unwrap_or_default();
-    let data = Resource::new(port, port_snapshot);
+    let data = Resource::new(port, fetch_port);
     let viewer = expect_context::<ViewerResource>();
     view! {
         <Suspense fallback=loading>
@@ -157,13 +156,14 @@ pub fn PortPage() -> impl IntoView {
                                             crate::dto::ChannelState::NotDeployed => (u, d),
                                         }
                                     });
+                                    let name = h.name.clone();
                                     view! {
                                         <li data-test="hall" data-hall=h.id.clone()>
                                             <A href=format!(
                                                 "/port/{}/hall/{}",
                                                 s.port,
                                                 h.id,
-                                            )>{h.name.clone()}</A>
+                                            )>{name}</A>
                                             {format!(
                                                 ": {} channels, {up} up, {down} down",
                                                 h.channels.len(),
@@ -303,6 +303,12 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                 })}
             {lane
                 .map(|l| {
+                    let cameras_up: String = l
+                        .cameras_up
+                        .iter()
+                        .map(|u| if *u { '1' } else { '0' })
+                        .collect();
+                    let cameras_class = if l.cameras_up.iter().all(|u| *u) { "" } else { "alarmed" };
                     view! {
                         <div>
                             {l
@@ -332,12 +338,8 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                         </div>
                         <div
                             data-test="camera-health"
-                            data-up=l
-                                .cameras_up
-                                .iter()
-                                .map(|u| if *u { "1" } else { "0" })
-                                .collect::<String>()
-                            class=if l.cameras_up.iter().all(|u| *u) { "" } else { "alarmed" }
+                            data-up=cameras_up.clone()
+                            class=cameras_class
                         >
                             {format!(
                                 "cameras: {}",
@@ -370,7 +372,10 @@ pub fn AlarmList(
                 .iter()
                 .filter(|a| {
                     scope.as_ref().is_none_or(|p| {
-                        a.channel == *p || a.channel.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/'))
+                        a.channel == *p
+                            || a.channel
+                                .strip_prefix(p.as_str())
+                                .is_some_and(|r| r.starts_with('/'))
                     })
                 })
                 .cloned()
@@ -403,6 +408,8 @@ pub fn AlarmList(
 fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) -> impl IntoView {
     let a = alarm;
     let ack = ServerAction::<AckAlarm>::new();
+    let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
+    let csrf = viewer.csrf.clone();
     view! {
         <li
             data-test="alarm"
@@ -422,11 +429,11 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
             } else if may_override {
                 view! {
                     <ActionForm action=ack>
-                        <input type="hidden" name="csrf" value=viewer.csrf.clone() />
-                        <input type="hidden" name="port" value=port.clone() />
-                        <input type="hidden" name="channel" value=a.channel.clone() />
-                        <input type="hidden" name="kind" value=a.kind.clone() />
-                        <input type="hidden" name="since_ms" value=a.since_ms.to_string() />
+                        <input type="hidden" name="csrf" value=csrf />
+                        <input type="hidden" name="port" value=port />
+                        <input type="hidden" name="channel" value=channel />
+                        <input type="hidden" name="kind" value=kind />
+                        <input type="hidden" name="since_ms" value=since />
                         <input
                             type="text"
                             name="reason"
@@ -458,7 +465,7 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
 #[component]
 pub fn Members(live: LivePort) -> impl IntoView {
     view! {
-        <table data-test="members">
+        <table data-test="members"><tbody>
             <tr>
                 <th>"Node"</th>
                 <th>"Address"</th>
@@ -519,6 +526,6 @@ pub fn Members(live: LivePort) -> impl IntoView {
                             .collect_view()
                     })
             }}
-        </table>
+        </tbody></table>
     }
 }

@@ -10,7 +10,7 @@ use leptos_router::hooks::use_query_map;
 use super::loading;
 use super::ports::Members;
 use crate::api::{
-    AddLearner, CreatePort, InitCluster, IssueBundle, StageFaceScan, rollout_ports, rollout_view,
+    AddLearner, CreatePort, InitCluster, IssueBundle, StageFaceScan, fetch_rollout, rollout_ports,
 };
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, BundleView, PortDefinition, RolloutView, Viewer, WriteReceipt};
@@ -26,7 +26,7 @@ pub fn RolloutPage() -> impl IntoView {
         if p.is_empty() {
             Ok(None)
         } else {
-            rollout_view(p).await.map(Some)
+            fetch_rollout(p).await.map(Some)
         }
     });
     let viewer = expect_context::<ViewerResource>();
@@ -60,7 +60,7 @@ pub fn RolloutPage() -> impl IntoView {
 #[component]
 fn PortList(ports: Vec<PortDefinition>) -> impl IntoView {
     view! {
-        <table data-test="rollout-ports">
+        <table data-test="rollout-ports"><tbody>
             <tr>
                 <th>"Port"</th>
                 <th>"Halls"</th>
@@ -96,7 +96,7 @@ fn PortList(ports: Vec<PortDefinition>) -> impl IntoView {
                     }
                 })
                 .collect_view()}
-        </table>
+        </tbody></table>
     }
 }
 
@@ -164,18 +164,19 @@ fn CreatePortForm(viewer: Viewer) -> impl IntoView {
 
 #[component]
 fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
-    let port = r.port.id.clone();
+    let port_id = r.port.id.clone();
+    let port = StoredValue::new(r.port.id.clone());
     let live = live_port(r.snapshot.clone());
     let bundle = ServerAction::<IssueBundle>::new();
     let init = ServerAction::<InitCluster>::new();
     let learner = ServerAction::<AddLearner>::new();
     let stage = ServerAction::<StageFaceScan>::new();
     let receipt = |test: &'static str| move |w: WriteReceipt| view! { <span data-test=test>{w.summary}</span> };
-    let csrf = viewer.csrf.clone();
+    let csrf = StoredValue::new(viewer.csrf.clone());
     view! {
-        <h2 data-test="rollout-selected" data-port=port.clone()>{r.port.name.clone()}</h2>
+        <h2 data-test="rollout-selected" data-port=port_id.clone()>{r.port.name.clone()}</h2>
         <p>
-            <A href=format!("/port/{port}")>"port view"</A>
+            <A href=format!("/port/{port_id}")>"port view"</A>
             " · "
             <LinkBadge live=live />
         </p>
@@ -191,8 +192,8 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
                 .collect_view()}
         </ul>
         <ActionForm action=bundle>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <input type="hidden" name="port" value=port.clone() />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
             <label>"Node id " <input type="number" name="node" min="1" required data-test="bundle-node" /></label>
             <label>
                 "QUIC address " <input type="text" name="addr" required placeholder="10.1.0.21:7400" data-test="bundle-addr" />
@@ -223,8 +224,8 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
 
         <h3>"Cluster"</h3>
         <ActionForm action=init>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <input type="hidden" name="port" value=port.clone() />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
             <label>
                 "Reason (required) "
                 <input type="text" name="reason" required maxlength="500" data-test="init-reason" />
@@ -235,8 +236,8 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
         </ActionForm>
         {move || action_result(init.value().get(), init.pending().get(), "init-result", receipt("init-receipt"))}
         <ActionForm action=learner>
-            <input type="hidden" name="csrf" value=csrf.clone() />
-            <input type="hidden" name="port" value=port.clone() />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
             <label>"Node id " <input type="number" name="node" min="1" required data-test="learner-node" /></label>
             <label>"QUIC address " <input type="text" name="addr" required data-test="learner-addr" /></label>
             <label>
@@ -249,8 +250,8 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
 
         <h3>"Face scan, in stages"</h3>
         <ActionForm action=stage>
-            <input type="hidden" name="csrf" value=csrf />
-            <input type="hidden" name="port" value=port />
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
             <label>
                 "Pilot channels (hall/n, comma separated) "
                 <input type="text" name="pilot" placeholder="passenger/1, passenger/2" data-test="stage-pilot" />

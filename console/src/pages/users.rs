@@ -38,7 +38,7 @@ pub fn UsersPage() -> impl IntoView {
 fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     view! {
-        <table data-test="users">
+        <table data-test="users"><tbody>
             <tr>
                 <th>"Name"</th>
                 <th>"Role"</th>
@@ -60,7 +60,7 @@ fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
                     }
                 })
                 .collect_view()}
-        </table>
+        </tbody></table>
         <h2>"Create a user"</h2>
         <ActionForm action=create>
             <input type="hidden" name="csrf" value=viewer.csrf />

@@ -104,7 +104,9 @@ impl Console {
         let valid_from = date("valid from", &f.valid_from)?;
         let valid_until = date("valid until", &f.valid_until)?;
         if valid_until < valid_from {
-            return Err(Error::Invalid("the document's validity ends before it starts".into()));
+            return Err(Error::Invalid(
+                "the document's validity ends before it starts".into(),
+            ));
         }
         let location = f
             .service_location
@@ -172,7 +174,12 @@ impl Console {
     }
 
     /// Every member's progress on the cancellation written at `index`.
-    pub async fn cancel_progress(&self, v: &Viewer, port: &str, index: u64) -> Result<CancelProgress> {
+    pub async fn cancel_progress(
+        &self,
+        v: &Viewer,
+        port: &str,
+        index: u64,
+    ) -> Result<CancelProgress> {
         let p = self.port(port)?;
         self.require(v, Role::ServiceDesk, "follow a cancellation")?;
         p.api.progress(&p.nodes(), index, true).await

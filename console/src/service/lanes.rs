@@ -50,9 +50,10 @@ impl Console {
     pub fn lane_detail(&self, v: &Viewer, port: &str, hall: &str, n: &str) -> Result<LaneDetail> {
         let p = self.monitored(v, port)?;
         let channel = format!("{port}/{hall}/{n}");
-        let (h, _) = p.def.locate(&channel).ok_or_else(|| {
-            Error::NotFound(format!("port {port} has no lane {hall}/{n}"))
-        })?;
+        let (h, _) = p
+            .def
+            .locate(&channel)
+            .ok_or_else(|| Error::NotFound(format!("port {port} has no lane {hall}/{n}")))?;
         let snap = p.latest();
         let view = snap
             .channel(&channel)
@@ -95,7 +96,9 @@ impl Console {
     ) -> Result<WriteReceipt> {
         let p = self.overridable(v, port)?;
         if p.def.locate(channel).is_none() {
-            return Err(Error::NotFound(format!("port {port} has no lane {channel:?}")));
+            return Err(Error::NotFound(format!(
+                "port {port} has no lane {channel:?}"
+            )));
         }
         let action = OverrideAction::parse(action).map_err(Error::Invalid)?;
         let reason = check_reason(reason)?;
@@ -130,7 +133,9 @@ impl Console {
             .strip_prefix(&format!("{port}/node-"))
             .is_some_and(|n| n.parse::<u64>().is_ok());
         if p.def.locate(channel).is_none() && !node_alarm {
-            return Err(Error::NotFound(format!("port {port} has no lane {channel:?}")));
+            return Err(Error::NotFound(format!(
+                "port {port} has no lane {channel:?}"
+            )));
         }
         if !ALARM_KINDS.contains(&kind) {
             return Err(Error::Invalid(format!("unknown alarm kind {kind:?}")));
@@ -167,7 +172,11 @@ impl Console {
         let (channels, mode): (Vec<String>, LaneMode) = match stage {
             Stage::Pilot => {
                 let mut channels = Vec::new();
-                for c in pilot.split([',', ' ', '\n']).map(str::trim).filter(|c| !c.is_empty()) {
+                for c in pilot
+                    .split([',', ' ', '\n'])
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                {
                     let c = if c.contains('/') {
                         c.to_string()
                     } else {

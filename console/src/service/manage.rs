@@ -129,7 +129,9 @@ impl Console {
                     format!("{port}/{c}")
                 };
                 if p.def.locate(&c).is_none() {
-                    return Err(Error::Invalid(format!("{c:?} is not a channel of port {port}")));
+                    return Err(Error::Invalid(format!(
+                        "{c:?} is not a channel of port {port}"
+                    )));
                 }
                 Some(c)
             }
@@ -204,10 +206,14 @@ impl Console {
             reason,
             change: Change::AuditOnly,
         };
-        self.submit(&p, v, w, now).await.map_err(|e| Error::PortUnreachable {
-            port: port.to_string(),
-            message: format!("the cluster was initialised, but its audit record could not be written: {e}"),
-        })
+        self.submit(&p, v, w, now)
+            .await
+            .map_err(|e| Error::PortUnreachable {
+                port: port.to_string(),
+                message: format!(
+                    "the cluster was initialised, but its audit record could not be written: {e}"
+                ),
+            })
     }
 
     /// Adds a learner (a lane node) to the port's cluster, with its audit record.
@@ -231,9 +237,7 @@ impl Console {
             .parse()
             .map_err(|_| Error::Invalid(format!("{addr:?} is not an IP:PORT address")))?;
         let reason = check_reason(reason)?;
-        p.api
-            .add_learner(&p.nodes(), id, &addr.to_string())
-            .await?;
+        p.api.add_learner(&p.nodes(), id, &addr.to_string()).await?;
         let w = Write {
             metric: "add_learner".into(),
             action: "cluster.add_learner".into(),

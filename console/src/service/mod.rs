@@ -26,9 +26,7 @@ use tracing::info;
 
 use crate::auth::{Auth, Millis};
 use crate::config::{ConsoleConfig, PortConfig};
-use crate::dto::{
-    MAX_REASON_CHARS, PortSnapshot, PortSummary, Role, Viewer,
-};
+use crate::dto::{MAX_REASON_CHARS, PortSnapshot, PortSummary, Role, Viewer};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::port_api::{AuditEntry, Change, PortApi};
@@ -57,7 +55,12 @@ impl std::fmt::Debug for PortHandle {
 
 impl PortHandle {
     fn new(def: PortDef, poll_timeout: Duration, now: Millis) -> PortHandle {
-        let api = PortApi::new(&def.id, &def.bundle_dir, poll_timeout, def.utc_offset_minutes);
+        let api = PortApi::new(
+            &def.id,
+            &def.bundle_dir,
+            poll_timeout,
+            def.utc_offset_minutes,
+        );
         let (tx, _) = broadcast::channel(16);
         PortHandle {
             latest: RwLock::new(Arc::new(snapshot::waiting(&def, now))),
@@ -174,7 +177,9 @@ pub fn check_reason(reason: &str) -> Result<String> {
         return Err(Error::ReasonRequired);
     }
     if r.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
-        return Err(Error::Invalid("the reason contains control characters".into()));
+        return Err(Error::Invalid(
+            "the reason contains control characters".into(),
+        ));
     }
     Ok(r.to_string())
 }
@@ -214,7 +219,10 @@ impl Console {
         let mut ports = BTreeMap::new();
         let timeout = Duration::from_millis(config.poll_timeout_ms);
         for p in &config.ports {
-            ports.insert(p.id.clone(), Arc::new(PortHandle::new(port_def(p, false)?, timeout, now)));
+            ports.insert(
+                p.id.clone(),
+                Arc::new(PortHandle::new(port_def(p, false)?, timeout, now)),
+            );
         }
         for p in rollout.ports()? {
             if ports.contains_key(&p.id) {
