@@ -177,7 +177,7 @@ impl Console {
                     .map(str::trim)
                     .filter(|c| !c.is_empty())
                 {
-                    let c = if c.contains('/') {
+                    let c = if c.starts_with(&format!("{port}/")) {
                         c.to_string()
                     } else {
                         format!("{port}/{c}")

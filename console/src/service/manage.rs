@@ -123,7 +123,7 @@ impl Console {
         let channel = match channel.trim() {
             "" => None,
             c => {
-                let c = if c.contains('/') {
+                let c = if c.starts_with(&format!("{port}/")) {
                     c.to_string()
                 } else {
                     format!("{port}/{c}")
