@@ -9,7 +9,7 @@ mod desk;
 mod lanes;
 mod manage;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use desk::ConsentForm;
 pub use lanes::{ALARM_KINDS, Stage};

@@ -20,7 +20,7 @@ use crate::auth::{Auth, now_ms};
 use crate::config::{AuthConfig, HallConfig, PortConfig};
 use crate::dto::{ChannelState, LaneMode};
 
-fn viewer(name: &str, role: Role, ports: &[&str]) -> Viewer {
+pub(crate) fn viewer(name: &str, role: Role, ports: &[&str]) -> Viewer {
     Viewer {
         name: name.into(),
         role,
@@ -29,7 +29,11 @@ fn viewer(name: &str, role: Role, ports: &[&str]) -> Viewer {
     }
 }
 
-fn port_config(id: &str, bundle_dir: &Path, nodes: BTreeMap<String, String>) -> PortConfig {
+pub(crate) fn port_config(
+    id: &str,
+    bundle_dir: &Path,
+    nodes: BTreeMap<String, String>,
+) -> PortConfig {
     PortConfig {
         id: id.into(),
         name: format!("{id} port"),
@@ -51,7 +55,7 @@ fn port_config(id: &str, bundle_dir: &Path, nodes: BTreeMap<String, String>) -> 
     }
 }
 
-fn console(dir: &Path, ports: Vec<PortConfig>) -> Console {
+pub(crate) fn console(dir: &Path, ports: Vec<PortConfig>) -> Console {
     let config = ConsoleConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.join("console"),
