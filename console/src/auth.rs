@@ -136,7 +136,7 @@ pub fn check_user_name(name: &str) -> Result<()> {
 
 fn check_password(password: &str) -> Result<()> {
     let n = password.chars().count();
-    if n < MIN_PASSWORD_CHARS || n > MAX_PASSWORD_CHARS {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
         return Err(Error::Invalid(format!(
             "a password must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )));

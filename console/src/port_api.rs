@@ -452,12 +452,15 @@ pub fn audit_view(port: &str, node: u64, records: &[AuditRecord], total: u64) ->
     }
 }
 
+/// A client and the nodes it was made for.
+type KnownClient = (BTreeMap<u64, SocketAddr>, Arc<ClusterClient>);
+
 /// One port's connection: the console's bundle and a client over the members known.
 pub struct PortApi {
     port: String,
     bundle_dir: std::path::PathBuf,
     timeout: Duration,
-    client: Mutex<Option<(BTreeMap<u64, SocketAddr>, Arc<ClusterClient>)>>,
+    client: Mutex<Option<KnownClient>>,
     offset_minutes: i32,
 }
 
@@ -496,10 +499,10 @@ impl PortApi {
     /// A client that knows exactly `nodes` (re-made when the membership changes).
     async fn client(&self, nodes: &BTreeMap<u64, SocketAddr>) -> Result<Arc<ClusterClient>> {
         let mut slot = self.client.lock().await;
-        if let Some((known, client)) = slot.as_ref() {
-            if known == nodes {
-                return Ok(client.clone());
-            }
+        if let Some((known, client)) = slot.as_ref()
+            && known == nodes
+        {
+            return Ok(client.clone());
         }
         let bundle = Bundle::load(&self.bundle_dir).map_err(|e| {
             self.unreachable(format!(
