@@ -237,12 +237,14 @@ impl ConsoleConfig {
     /// Reads and validates a config file; relative paths are taken from its directory.
     pub fn from_file(path: &Path) -> Result<ConsoleConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config = ConsoleConfig::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(
-            |message| Error::Config {
+        // Paths in the file are taken from its directory, made absolute so that the pages show
+        // where generated bundles really are.
+        let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        let config = ConsoleConfig::parse(&text, absolute.parent().unwrap_or(Path::new("/")))
+            .map_err(|message| Error::Config {
                 path: path.to_path_buf(),
                 message,
-            },
-        )?;
+            })?;
         Ok(config)
     }
 
