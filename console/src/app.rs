@@ -1,0 +1,225 @@
+//! The Leptos application: the HTML shell, the router and the widgets pages share. Every page
+//! renders on the server (`SsrMode::Async`, so a 404 status can still be set) and hydrates in
+//! the browser.
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+use crate::api::whoami;
+use crate::dto::{ApiError, Role, Viewer};
+use crate::pages::{
+    AuditPage, DeskPage, HallPage, LanePage, LoginPage, OverviewPage, PortPage, RolloutPage,
+    UsersPage,
+};
+
+/// The stylesheet, inline (the site dir then holds only the wasm package).
+const CSS: &str = r#"
+:root { font-family: system-ui, sans-serif; color: #1b1f24; background: #f6f7f9; }
+body { margin: 0; }
+header.nav { display: flex; gap: 1rem; align-items: center; padding: .5rem 1rem; background: #14324a; color: #fff; }
+header.nav a { color: #fff; }
+header.nav form { margin-left: auto; }
+main { padding: 1rem; max-width: 1400px; }
+table { border-collapse: collapse; background: #fff; }
+td, th { border: 1px solid #d0d5dc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+.error { background: #fde8e8; border: 2px solid #c0262d; padding: .5rem; color: #7a1015; }
+.ok { background: #e6f4ea; border: 1px solid #2e7d32; padding: .5rem; }
+.pending { background: #fff7e0; border: 1px solid #b7791f; padding: .5rem; }
+.banner-break { background: #c0262d; color: #fff; font-size: 1.4rem; padding: 1rem; font-weight: bold; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .4rem; }
+.cell { background: #fff; border: 2px solid #9aa5b1; border-radius: 4px; padding: .3rem; font-size: .8rem; }
+.cell[data-state="online"] { border-color: #2e7d32; }
+.cell[data-state="offline"] { border-color: #c0262d; background: #fde8e8; }
+.cell[data-state="not_deployed"] { border-color: #d0d5dc; color: #6b7785; }
+.cell .alarmed { color: #c0262d; font-weight: bold; }
+.gate { display: inline-block; padding: 0 .2rem; margin-right: .2rem; border-radius: 3px; background: #e3e7ec; }
+.gate[data-gate-state="open"] { background: #c8e6c9; }
+.gate[data-gate-state="locked"], .gate[data-gate-state="fault"] { background: #f8bbbb; }
+form.inline { display: inline; }
+fieldset { margin: .5rem 0; background: #fff; }
+label { display: block; margin: .2rem 0; }
+textarea { width: 30rem; max-width: 100%; }
+.link[data-link="lost"] { color: #c0262d; }
+.muted { color: #6b7785; }
+"#;
+
+/// The HTML document around the app (server side).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <style>{CSS}</style>
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The signed-in user, loaded once per page load and shared through context.
+pub type ViewerResource = Resource<Result<Option<Viewer>, ApiError>>;
+
+/// The application: navigation and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let viewer: ViewerResource = Resource::new(|| (), |_| whoami());
+    provide_context(viewer);
+    view! {
+        <Title text="Clearway console" />
+        <Router>
+            <Nav />
+            <main>
+                <Routes fallback=|| view! { <NotFound what="page".to_string() /> }>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async />
+                    <Route path=path!("/port/:port") view=PortPage ssr=SsrMode::Async />
+                    <Route path=path!("/port/:port/hall/:hall") view=HallPage ssr=SsrMode::Async />
+                    <Route path=path!("/lane/:port/:hall/:n") view=LanePage ssr=SsrMode::Async />
+                    <Route path=path!("/desk") view=DeskPage ssr=SsrMode::Async />
+                    <Route path=path!("/rollout") view=RolloutPage ssr=SsrMode::Async />
+                    <Route path=path!("/audit/:port") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The bar at the top: who is signed in, the pages their role has, sign out.
+#[component]
+fn Nav() -> impl IntoView {
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <header class="nav">
+            <strong>"Clearway console"</strong>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match viewer.await {
+                        Ok(Some(v)) => {
+                            let links = match v.role {
+                                Role::Supervisor => vec![("/", "Ports")],
+                                Role::ServiceDesk => vec![("/desk", "Service desk")],
+                                Role::PortAdmin => {
+                                    vec![("/", "Ports"), ("/rollout", "Rollout"), ("/users", "Users")]
+                                }
+                            };
+                            view! {
+                                {links
+                                    .into_iter()
+                                    .map(|(href, text)| view! { <A href=href>{text}</A> })
+                                    .collect_view()}
+                                <span data-test="whoami" data-role=v.role.as_str()>
+                                    {format!("{} ({})", v.name, v.role.label())}
+                                </span>
+                                <form method="post" action="/auth/logout">
+                                    <input type="hidden" name="csrf" value=v.csrf.clone() />
+                                    <button type="submit" data-test="logout">
+                                        "Sign out"
+                                    </button>
+                                </form>
+                            }
+                                .into_any()
+                        }
+                        _ => ().into_any(),
+                    }
+                })}
+            </Suspense>
+        </header>
+    }
+}
+
+/// A 404 page for an unknown path (the server sets the status).
+#[component]
+pub fn NotFound(what: String) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+        r.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1 data-test="not-found">"Not found"</h1>
+        <p class="error" data-test="error" data-code="not_found">
+            {format!("There is no such {what}.")}
+        </p>
+        <p>
+            <A href="/">"Back to the console"</A>
+        </p>
+    }
+}
+
+/// An error from the server, with a way on.
+#[component]
+pub fn ErrorBox(error: ApiError) -> impl IntoView {
+    let signin = matches!(error.code.as_str(), "unauthenticated" | "session_expired");
+    view! {
+        <div class="error" data-test="error" data-code=error.code.clone() data-status=error.status>
+            <strong>
+                {match error.status {
+                    404 => "Not found: ",
+                    403 => "Refused: ",
+                    401 => "Sign in: ",
+                    413 => "Too large: ",
+                    422 => "Check the form: ",
+                    409 => "Refused by the port: ",
+                    502 => "Port unreachable: ",
+                    _ => "Error: ",
+                }}
+            </strong>
+            {error.message.clone()}
+            {signin.then(|| view! { " " <a href="/login" data-test="login-link">"Sign in again"</a> })}
+        </div>
+    }
+}
+
+/// The outcome of an action form: nothing yet, a pending note, the error, or `ok`.
+pub fn action_result<T, V>(
+    value: Option<Result<T, ApiError>>,
+    pending: bool,
+    test: &'static str,
+    ok: impl FnOnce(T) -> V,
+) -> AnyView
+where
+    V: IntoView + 'static,
+{
+    if pending {
+        return view! { <p class="pending" data-test=test data-result="sending">"Sending…"</p> }
+            .into_any();
+    }
+    match value {
+        None => ().into_any(),
+        Some(Ok(v)) => {
+            view! { <div class="ok" data-test=test data-result="ok">{ok(v)}</div> }.into_any()
+        }
+        Some(Err(e)) => view! {
+            <div data-test=test data-result="error">
+                <ErrorBox error=e />
+            </div>
+        }
+        .into_any(),
+    }
+}
+
+/// The hidden CSRF field every form carries.
+#[component]
+pub fn Csrf(viewer: Viewer) -> impl IntoView {
+    view! { <input type="hidden" name="csrf" value=viewer.csrf /> }
+}
+
+/// The reason field every state-changing form carries.
+#[component]
+pub fn Reason(test: &'static str) -> impl IntoView {
+    view! {
+        <label>
+            "Reason (required, audited) "
+            <textarea name="reason" required maxlength="500" rows="2" data-test=test></textarea>
+        </label>
+    }
+}

@@ -1,0 +1,632 @@
+//! Console users, sessions, CSRF tokens and lock-out (sans-IO in time: every call takes `now`,
+//! milliseconds since the epoch).
+//!
+//! * Users live in the sled tree `users` of the console's database: name, role, ports (for
+//!   supervisors), an argon2id PHC hash, failed-login count and lock. No default account exists;
+//!   the first port admin is made by `clearway-console user add`.
+//! * A session is a random 256-bit token (the `clearway_session` cookie); the server keeps only
+//!   its SHA-256, with the user, a random 256-bit CSRF token, the login time (absolute lifetime)
+//!   and the last use (idle time-out). Sessions are in memory: a restart signs everyone out.
+//! * Tokens are compared in constant time (`subtle`).
+//! * `lockout_after` failed logins in a row lock an account for `lockout_s`, even against the
+//!   right password; the count is kept in the user record, so a restart does not reset it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use crate::config::{AuthConfig, valid_id};
+use crate::dto::{Role, UserView, Viewer};
+use crate::error::{Error, Result};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted (argon2 cost does not depend on it, but bodies are bounded).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// A stored account.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+struct UserRecord {
+    name: String,
+    role: Role,
+    ports: Vec<String>,
+    /// argon2id PHC string.
+    hash: String,
+    /// Failed logins since the last success or lock.
+    failed: u32,
+    /// Locked until (ms), if locked.
+    locked_until: Option<Millis>,
+    created: Millis,
+}
+
+/// A live session (kept server side, keyed by the token's SHA-256).
+#[derive(Clone, Debug)]
+struct Session {
+    user: String,
+    csrf: String,
+    created: Millis,
+    last_seen: Millis,
+}
+
+/// What a login answered.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The session token for the cookie (256 bits, hex).
+    pub token: String,
+    /// Who signed in.
+    pub viewer: Viewer,
+}
+
+/// Users and sessions.
+pub struct Auth {
+    users: sled::Tree,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    config: AuthConfig,
+    hasher: Argon2<'static>,
+    /// A hash of a random password: unknown users are verified against it, so a login takes as
+    /// long whether or not the name exists.
+    decoy: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+/// The current time, ms since the epoch.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// 256 random bits, hex.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A random password of 20 characters (about 114 bits) without look-alike characters.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Whether two tokens are equal, in time independent of where they differ.
+pub fn tokens_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn session_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Checks a user name: 1–64 of `[a-z0-9._-]`.
+pub fn check_user_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-'
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "user name {name:?} must be 1-64 characters of a-z, 0-9, '.', '_' and '-'"
+        )))
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(Error::Invalid(format!(
+            "a password must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_role_ports(role: Role, ports: &[String]) -> Result<()> {
+    match role {
+        Role::Supervisor if ports.is_empty() => Err(Error::Invalid(
+            "a supervisor needs at least one port to act on".into(),
+        )),
+        Role::Supervisor => match ports.iter().find(|p| !valid_id(p)) {
+            Some(p) => Err(Error::Invalid(format!("{p:?} is not a port id"))),
+            None => Ok(()),
+        },
+        _ if !ports.is_empty() => Err(Error::Invalid(format!(
+            "only supervisors have ports; a {} acts on every port its role allows",
+            role.label().to_lowercase()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Auth {
+    /// Opens the user store in `db` (the production hashing cost: argon2id, 19 MiB, 2 passes).
+    pub fn open(db: &sled::Db, config: AuthConfig) -> Result<Auth> {
+        Auth::with_params(db, config, Params::default())
+    }
+
+    /// Opens the user store with explicit argon2id parameters (tests use a cheaper cost).
+    pub fn with_params(db: &sled::Db, config: AuthConfig, params: Params) -> Result<Auth> {
+        let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let decoy = hash_with(&hasher, &generate_password())?;
+        Ok(Auth {
+            users: db.open_tree("users")?,
+            sessions: Mutex::new(HashMap::new()),
+            config,
+            hasher,
+            decoy,
+        })
+    }
+
+    fn get(&self, name: &str) -> Result<Option<UserRecord>> {
+        match self.users.get(name.as_bytes())? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| Error::Store(format!("user record {name}: {e}"))),
+        }
+    }
+
+    fn put(&self, r: &UserRecord) -> Result<()> {
+        let v = serde_json::to_vec(r).map_err(Error::store)?;
+        self.users.insert(r.name.as_bytes(), v)?;
+        self.users.flush()?;
+        Ok(())
+    }
+
+    /// Whether any user exists.
+    pub fn has_users(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Creates a user; an existing name is refused.
+    pub fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        ports: &[String],
+        password: &str,
+        now: Millis,
+    ) -> Result<()> {
+        check_user_name(name)?;
+        check_password(password)?;
+        check_role_ports(role, ports)?;
+        let record = UserRecord {
+            name: name.to_string(),
+            role,
+            ports: ports.to_vec(),
+            hash: hash_with(&self.hasher, password)?,
+            failed: 0,
+            locked_until: None,
+            created: now,
+        };
+        let v = serde_json::to_vec(&record).map_err(Error::store)?;
+        match self
+            .users
+            .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(v))?
+        {
+            Ok(()) => {
+                self.users.flush()?;
+                info!(user = name, role = %role, "User created.");
+                Ok(())
+            }
+            Err(_) => Err(Error::Invalid(format!("user {name} already exists"))),
+        }
+    }
+
+    /// Every user, by name.
+    pub fn users(&self, now: Millis, offset_minutes: i32) -> Result<Vec<UserView>> {
+        let mut out = Vec::new();
+        for kv in self.users.iter() {
+            let (_, v) = kv?;
+            let r: UserRecord = serde_json::from_slice(&v).map_err(Error::store)?;
+            out.push(UserView {
+                locked_until: r
+                    .locked_until
+                    .filter(|u| *u > now)
+                    .map(|u| crate::time::local(u, offset_minutes)),
+                name: r.name,
+                role: r.role,
+                ports: r.ports,
+                failed_logins: r.failed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks a name and password; on success opens a session.
+    pub fn login(&self, name: &str, password: &str, now: Millis) -> Result<LoggedIn> {
+        let Some(mut user) = self.get(name)? else {
+            // Same work as for a real user, so timing does not tell which names exist.
+            let _ = verify_with(&self.hasher, &self.decoy, password);
+            warn!(user = name, result = "unknown_user", "Login refused.");
+            return Err(Error::InvalidCredentials);
+        };
+        if let Some(until) = user.locked_until {
+            if until > now {
+                warn!(
+                    user = name,
+                    result = "locked",
+                    "Login refused: account locked."
+                );
+                return Err(Error::LockedOut {
+                    until: crate::time::local(until, 0),
+                });
+            }
+            user.locked_until = None;
+            user.failed = 0;
+        }
+        if !verify_with(&self.hasher, &user.hash, password)? {
+            user.failed += 1;
+            let failures = user.failed;
+            let locked = failures >= self.config.lockout_after;
+            if locked {
+                let until = now + self.config.lockout().as_millis() as Millis;
+                user.locked_until = Some(until);
+                user.failed = 0;
+                self.put(&user)?;
+                warn!(
+                    user = name,
+                    failures,
+                    result = "locked",
+                    "Login refused; account locked."
+                );
+                return Err(Error::LockedOut {
+                    until: crate::time::local(until, 0),
+                });
+            }
+            self.put(&user)?;
+            warn!(
+                user = name,
+                failures,
+                result = "wrong_password",
+                "Login refused."
+            );
+            return Err(Error::InvalidCredentials);
+        }
+        if user.failed != 0 {
+            user.failed = 0;
+            self.put(&user)?;
+        }
+        let token = random_token();
+        let session = Session {
+            user: user.name.clone(),
+            csrf: random_token(),
+            created: now,
+            last_seen: now,
+        };
+        let viewer = viewer_of(&user, &session.csrf);
+        let mut sessions = self.lock_sessions();
+        let (idle, life) = self.limits();
+        sessions.retain(|_, s| now - s.last_seen <= idle && now - s.created <= life);
+        sessions.insert(session_key(&token), session);
+        info!(user = name, role = %user.role, result = "ok", "Signed in.");
+        Ok(LoggedIn { token, viewer })
+    }
+
+    fn limits(&self) -> (Millis, Millis) {
+        (
+            self.config.idle().as_millis() as Millis,
+            self.config.lifetime().as_millis() as Millis,
+        )
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        // A panic while holding the lock cannot leave the map half-updated (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session's user, refreshing its idle timer; an expired session is ended.
+    pub fn session(&self, token: Option<&str>, now: Millis) -> Result<Viewer> {
+        let token = token.ok_or(Error::Unauthenticated)?;
+        let key = session_key(token);
+        let (idle, life) = self.limits();
+        let (user, csrf) = {
+            let mut sessions = self.lock_sessions();
+            let s = sessions.get_mut(&key).ok_or(Error::SessionExpired)?;
+            if now - s.last_seen > idle || now - s.created > life {
+                sessions.remove(&key);
+                return Err(Error::SessionExpired);
+            }
+            s.last_seen = now;
+            (s.user.clone(), s.csrf.clone())
+        };
+        match self.get(&user)? {
+            Some(r) => Ok(viewer_of(&r, &csrf)),
+            None => {
+                // The account was removed: its sessions end.
+                self.lock_sessions().remove(&key);
+                Err(Error::SessionExpired)
+            }
+        }
+    }
+
+    /// Whether the session is still live, without counting this as use (a page's open
+    /// live-update stream must not keep a session alive forever).
+    pub fn peek(&self, token: &str, now: Millis) -> bool {
+        let (idle, life) = self.limits();
+        self.lock_sessions()
+            .get(&session_key(token))
+            .is_some_and(|s| now - s.last_seen <= idle && now - s.created <= life)
+    }
+
+    /// Checks a state-changing request: a live session and its CSRF token.
+    pub fn authorize(
+        &self,
+        token: Option<&str>,
+        csrf: Option<&str>,
+        now: Millis,
+    ) -> Result<Viewer> {
+        let viewer = self.session(token, now)?;
+        match csrf {
+            Some(c) if tokens_equal(c, &viewer.csrf) => Ok(viewer),
+            _ => {
+                warn!(user = %viewer.name, "Request refused: CSRF token missing or wrong.");
+                Err(Error::Csrf)
+            }
+        }
+    }
+
+    /// Ends a session.
+    pub fn logout(&self, token: &str) {
+        self.lock_sessions().remove(&session_key(token));
+    }
+
+    /// Live sessions (for tests and metrics).
+    pub fn session_count(&self) -> usize {
+        self.lock_sessions().len()
+    }
+}
+
+fn viewer_of(r: &UserRecord, csrf: &str) -> Viewer {
+    Viewer {
+        name: r.name.clone(),
+        role: r.role,
+        ports: r.ports.clone(),
+        csrf: csrf.to_string(),
+    }
+}
+
+fn hash_with(hasher: &Argon2<'_>, password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Store(format!("cannot hash a password: {e}")))
+}
+
+fn verify_with(hasher: &Argon2<'_>, hash: &str, password: &str) -> Result<bool> {
+    let parsed = PasswordHash::new(hash)
+        .map_err(|e| Error::Store(format!("a stored password hash is malformed: {e}")))?;
+    Ok(hasher.verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PW: &str = "correct horse battery";
+    const MIN: Millis = 60_000;
+
+    /// A store with a cheap argon2id cost and short limits: idle 10 min, life 60 min, lock after
+    /// 5 for 15 min.
+    fn store() -> (tempfile::TempDir, Auth) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("sled");
+        let config = AuthConfig {
+            session_idle_s: 600,
+            session_lifetime_s: 3600,
+            lockout_after: 5,
+            lockout_s: 900,
+        };
+        let params = Params::new(1024, 1, 1, None).expect("params");
+        let auth = Auth::with_params(&db, config, params).expect("auth");
+        auth.add_user("ana", Role::Supervisor, &["hengqin".into()], PW, 0)
+            .expect("add");
+        (dir, auth)
+    }
+
+    #[test]
+    fn passwords_are_stored_as_argon2id_hashes_only() {
+        let (_d, auth) = store();
+        let r = auth.get("ana").expect("get").expect("present");
+        assert!(r.hash.starts_with("$argon2id$v=19$"), "{}", r.hash);
+        assert!(!r.hash.contains(PW));
+        let raw = auth.users.get("ana").expect("raw").expect("present");
+        assert!(!String::from_utf8_lossy(&raw).contains(PW));
+    }
+
+    #[test]
+    fn login_checks_the_password_and_issues_distinct_tokens() {
+        let (_d, auth) = store();
+        let a = auth.login("ana", PW, 0).expect("right password");
+        let b = auth.login("ana", PW, 0).expect("again");
+        assert_eq!(a.token.len(), 64);
+        assert_ne!(a.token, b.token);
+        assert_ne!(a.viewer.csrf, b.viewer.csrf, "one CSRF token per session");
+        assert_eq!(a.viewer.role, Role::Supervisor);
+        assert!(matches!(
+            auth.login("ana", "wrong password!", 0),
+            Err(Error::InvalidCredentials)
+        ));
+        assert!(matches!(
+            auth.login("nobody", PW, 0),
+            Err(Error::InvalidCredentials)
+        ));
+        assert_eq!(auth.session(Some(&a.token), 1).expect("live").name, "ana");
+    }
+
+    #[test]
+    fn five_failures_lock_the_account_even_against_the_right_password() {
+        let (_d, auth) = store();
+        let mut trace = Vec::new();
+        let attempts = [
+            (0, "bad password 1"),
+            (MIN, "bad password 2"),
+            (MIN, "bad password 3"),
+            (MIN, "bad password 4"),
+            (MIN, "bad password 5"),
+            (2 * MIN, PW),
+            (14 * MIN, PW),
+            (16 * MIN, PW),
+            (16 * MIN, "bad password 6"),
+        ];
+        for (at, pw) in attempts {
+            let r = auth.login("ana", pw, at);
+            trace.push(format!(
+                "t={:>2}min {:<14} -> {}",
+                at / MIN,
+                if pw == PW { "right" } else { pw },
+                match r {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.code().to_string(),
+                }
+            ));
+        }
+        expect_test::expect![[r#"
+            t= 0min bad password 1 -> invalid_credentials
+            t= 1min bad password 2 -> invalid_credentials
+            t= 1min bad password 3 -> invalid_credentials
+            t= 1min bad password 4 -> invalid_credentials
+            t= 1min bad password 5 -> locked_out
+            t= 2min right          -> locked_out
+            t=14min right          -> locked_out
+            t=16min right          -> ok
+            t=16min bad password 6 -> invalid_credentials"#]]
+        .assert_eq(&trace.join("\n"));
+        let views = auth.users(16 * MIN, 0).expect("users");
+        assert_eq!(views[0].failed_logins, 1);
+        assert_eq!(views[0].locked_until, None);
+    }
+
+    #[test]
+    fn sessions_end_after_idle_time_and_absolute_lifetime() {
+        let (_d, auth) = store();
+        // Idle: 10 minutes without a request.
+        let s = auth.login("ana", PW, 0).expect("login");
+        assert!(auth.session(Some(&s.token), 9 * MIN).is_ok());
+        assert!(
+            auth.session(Some(&s.token), 18 * MIN).is_ok(),
+            "activity extends"
+        );
+        assert!(matches!(
+            auth.session(Some(&s.token), 29 * MIN),
+            Err(Error::SessionExpired)
+        ));
+        assert!(
+            matches!(
+                auth.session(Some(&s.token), 29 * MIN),
+                Err(Error::SessionExpired)
+            ),
+            "an expired session stays ended"
+        );
+        // Lifetime: 60 minutes however busy.
+        let s = auth.login("ana", PW, 0).expect("login");
+        for m in (5..=60).step_by(5) {
+            assert!(auth.session(Some(&s.token), m * MIN).is_ok(), "{m} min");
+        }
+        assert!(matches!(
+            auth.session(Some(&s.token), 61 * MIN),
+            Err(Error::SessionExpired)
+        ));
+        assert!(matches!(auth.session(None, 0), Err(Error::Unauthenticated)));
+        assert!(matches!(
+            auth.session(Some("forged"), 0),
+            Err(Error::SessionExpired)
+        ));
+        let s = auth.login("ana", PW, 0).expect("login");
+        auth.logout(&s.token);
+        assert!(auth.session(Some(&s.token), 0).is_err(), "logged out");
+    }
+
+    #[test]
+    fn state_changes_need_the_sessions_own_csrf_token() {
+        let (_d, auth) = store();
+        let a = auth.login("ana", PW, 0).expect("login");
+        let b = auth.login("ana", PW, 0).expect("login");
+        let table: [(Option<&str>, &str); 5] = [
+            (Some(&a.viewer.csrf), "ok"),
+            (None, "csrf"),
+            (Some(""), "csrf"),
+            (Some(&b.viewer.csrf), "csrf"),
+            (Some(&a.viewer.csrf[..63]), "csrf"),
+        ];
+        for (csrf, want) in table {
+            let got = match auth.authorize(Some(&a.token), csrf, 1) {
+                Ok(_) => "ok",
+                Err(e) => e.code(),
+            };
+            assert_eq!(got, want, "{csrf:?}");
+        }
+        assert_eq!(
+            Error::Csrf.status(),
+            403,
+            "a missing or wrong token is answered 403"
+        );
+        assert!(matches!(
+            auth.authorize(None, Some(&a.viewer.csrf), 1),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn bad_accounts_are_refused() {
+        let (_d, auth) = store();
+        let cases: [(&str, Role, &[&str], &str, &str); 6] = [
+            ("ana", Role::ServiceDesk, &[], PW, "already exists"),
+            ("Ana Lima", Role::ServiceDesk, &[], PW, "user name"),
+            ("bo", Role::ServiceDesk, &[], "short", "12 to 256"),
+            ("bo", Role::Supervisor, &[], PW, "at least one port"),
+            (
+                "bo",
+                Role::ServiceDesk,
+                &["hengqin"],
+                PW,
+                "only supervisors",
+            ),
+            ("bo", Role::Supervisor, &["Heng Qin"], PW, "not a port id"),
+        ];
+        for (name, role, ports, pw, needle) in cases {
+            let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+            let e = auth
+                .add_user(name, role, &ports, pw, 0)
+                .expect_err(name)
+                .to_string();
+            assert!(e.contains(needle), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_distinct() {
+        let a = generate_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, generate_password());
+        assert!(check_password(&a).is_ok());
+        assert!(tokens_equal("abc", "abc"));
+        assert!(!tokens_equal("abc", "abd"));
+        assert!(!tokens_equal("abc", "abcd"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The supervisors' console (issue 5): a Leptos 0.8 application served by axum, rendered on
+//! the server and hydrated in the browser (wasm32, feature `hydrate`).
+//!
+//! # Module map
+//!
+//! Shared by server and browser (wasm-safe):
+//! * [`dto`]: every type that crosses a boundary — node ↔ console (mapped by `port_api`) and
+//!   server ↔ browser (server function answers, SSE payloads). Plain serde data.
+//! * [`app`]: the HTML shell, router, navigation and shared widgets; [`pages`]: one module per
+//!   page area; [`live`]: the browser's `EventSource` on `/events/port/{id}` feeding signals.
+//! * [`api`]: server functions (`/api/<name>`), each a few lines over the service layer.
+//!
+//! Server only (feature `ssr`, the default):
+//! * `config`: `console.toml`; `error`: the error enum with codes and HTTP statuses;
+//!   `metrics`: Prometheus metrics on an explicit registry; `time`: local times for pages.
+//! * `auth`: users (sled, argon2id), sessions (256-bit tokens, idle and absolute expiry), CSRF
+//!   tokens, lock-out. Time is passed in.
+//! * `service`: the service layer — every read and action with its role, input and reason
+//!   checks; unit-tested without a browser.
+//! * `port_api`: the only code that talks to port clusters (`ClusterClient` with the console's
+//!   client bundle) and maps cluster types to DTOs; every change is one `Request::V2` batch
+//!   led by its `Op::Audit`.
+//! * `snapshot`: a port's live state assembled from one poll (pure); `poller`: one task per
+//!   port polling status/lane/ledger every ~250 ms and broadcasting changes.
+//! * `rollout`: port CAs (key 0600 under the data dir), client and node bundles, node configs.
+//! * `server`: axum wiring — the session guard (64 KiB body limit → 413, session, CSRF on every
+//!   state-changing request → 403), login/logout, SSE, `/metrics`, Leptos routes, 404s.
+//!
+//! # Invariants
+//!
+//! * Every refusal happens on the server: each server function and handler finds the viewer
+//!   from the session and the service checks the role for the port before doing anything.
+//! * Every state-changing request carries the session's CSRF token (form field `csrf` or header
+//!   `x-csrf-token`), checked in constant time by the guard and again by the server function.
+//! * Every change to a port needs a non-empty reason and travels with exactly one audit record
+//!   in the same Raft entry (`Op::Audit` first in the `V2` batch).
+//! * Only `dto` types reach the browser; the hydrate build depends on neither the node, tokio
+//!   nor sled.
+//! * No personal data in logs or metric labels: logs name users, ports, channels and person
+//!   ids, never document numbers, names or reasons' text.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod app;
+pub mod dto;
+pub mod live;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod metrics;
+#[cfg(feature = "ssr")]
+pub mod poller;
+#[cfg(feature = "ssr")]
+pub mod port_api;
+#[cfg(feature = "ssr")]
+pub mod rollout;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod snapshot;
+#[cfg(feature = "ssr")]
+pub mod time;
+
+/// The browser's entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,171 @@
+//! `clearway-console`: the supervisors' console server, and the command that creates the
+//! first port admin.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use clearway_console::auth::{Auth, generate_password, now_ms};
+use clearway_console::config::{AuthConfig, ConsoleConfig};
+use clearway_console::dto::Role;
+use clearway_console::metrics::Metrics;
+use clearway_console::service::{Console, open_db};
+use tracing::{info, warn};
+
+/// The Clearway supervisor console.
+#[derive(Debug, Parser)]
+#[command(name = "clearway-console", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the console (pages, server functions, live updates, /metrics).
+    Serve {
+        /// The console's configuration file (console.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and exit.
+    Check {
+        /// The console's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (the first port admin is made this way; later ones from the Users page).
+    /// Without --password-file a random password is generated and printed once.
+    Add {
+        /// The console's data directory (`data_dir` of console.toml). The console must not be
+        /// running: its database is locked while it is.
+        #[arg(long)]
+        data: PathBuf,
+        /// User name (a-z, 0-9, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// supervisor, service-desk or port-admin.
+        #[arg(long)]
+        role: String,
+        /// Ports a supervisor may act on, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<String>,
+        /// A file whose first line is the password (at least 12 characters).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => {
+            let c = ConsoleConfig::from_file(&config)?;
+            println!(
+                "{}: ok ({} ports, listen {}, data {})",
+                config.display(),
+                c.ports.len(),
+                c.listen,
+                c.data_dir.display()
+            );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    data,
+                    name,
+                    role,
+                    ports,
+                    password_file,
+                },
+        } => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let (password, generated) = match &password_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    let line = text.lines().next().unwrap_or_default().to_string();
+                    (line, false)
+                }
+                None => (generate_password(), true),
+            };
+            let db = open_db(&data).with_context(|| {
+                format!(
+                    "cannot open the console's database in {} (is the console running? stop it, or create users from the Users page)",
+                    data.display()
+                )
+            })?;
+            let auth = Auth::open(&db, AuthConfig::default())?;
+            auth.add_user(&name, role, &ports, &password, now_ms())?;
+            db.flush()?;
+            println!("user {name} ({role}) created");
+            if generated {
+                println!("password (shown once, store it now): {password}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    let config = ConsoleConfig::from_file(config)?;
+    let site = config.site_dir();
+    let pkg = site.join("pkg").join("clearway_console.js");
+    if !pkg.exists() {
+        warn!(
+            site = %site.display(),
+            "The browser code is missing ({}); pages render but do not update live. Build it with `just console`.",
+            pkg.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let metrics = Metrics::new(prometheus::Registry::new())?;
+        let listen = config.listen;
+        let console = Arc::new(Console::open(config, metrics)?);
+        if !console.auth.has_users() {
+            warn!("No console user exists yet; create the first port admin with `clearway-console user add --role port-admin`.");
+        }
+        clearway_console::poller::spawn_all(&console);
+        let app = clearway_console::server::router(console, &site);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        info!(listen = %listen, site = %site.display(), "Console serving.");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                info!("Stopping.");
+            })
+            .await
+            .context("the server failed")?;
+        Ok(())
+    })
+}

@@ -1,0 +1,106 @@
+//! `/audit/{port}`: the port's audit trail read from a replica, its hash chain verified; a
+//! break is shown at the top of the page.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+use super::loading;
+use crate::api::fetch_audit;
+use crate::app::ErrorBox;
+use crate::dto::AuditView;
+
+/// The audit page.
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    let params = use_params_map();
+    let port = move || params.read().get("port").unwrap_or_default();
+    let data = Resource::new(port, fetch_audit);
+    view! {
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(a) => view! { <Audit a=a /> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Audit(a: AuditView) -> impl IntoView {
+    let status = if a.break_at.is_some() { "broken" } else { "ok" };
+    view! {
+        <Title text=format!("Audit · {}", a.port) />
+        <h1>{format!("Audit trail of {}", a.port)}</h1>
+        <p>
+            <A href=format!("/port/{}", a.port)>"port view"</A>
+        </p>
+        {match &a.break_at {
+            Some((seq, why)) => view! {
+                <div
+                    class="banner-break"
+                    data-test="audit-chain"
+                    data-status=status
+                    data-break-seq=seq.to_string()
+                >
+                    {format!(
+                        "THE AUDIT CHAIN IS BROKEN at record {seq}: {why}. Records from {seq} on cannot be trusted; report this to the port's security officer."
+                    )}
+                </div>
+            }
+            .into_any(),
+            None => view! {
+                <p class="ok" data-test="audit-chain" data-status=status>
+                    {format!(
+                        "Chain intact: {} records verified (read from node {}).",
+                        a.records.len(),
+                        a.node,
+                    )}
+                </p>
+            }
+            .into_any(),
+        }}
+        <table data-test="audit-records"><tbody>
+            <tr>
+                <th>"#"</th>
+                <th>"Log index"</th>
+                <th>"When (UTC)"</th>
+                <th>"Who"</th>
+                <th>"Action"</th>
+                <th>"Target"</th>
+                <th>"Reason"</th>
+                <th>"Hash"</th>
+            </tr>
+            {a
+                .records
+                .iter()
+                .rev()
+                .map(|r| {
+                    let broken = a.break_at.as_ref().is_some_and(|(s, _)| r.seq >= *s);
+                    view! {
+                        <tr
+                            data-test="audit-record"
+                            data-seq=r.seq.to_string()
+                            data-action=r.action.clone()
+                            class=if broken { "error" } else { "" }
+                        >
+                            <td>{r.seq}</td>
+                            <td>{r.index}</td>
+                            <td>{r.at.clone()}</td>
+                            <td>{format!("{} ({})", r.actor, r.role)}</td>
+                            <td>{r.action.clone()}</td>
+                            <td>{r.target.clone()}</td>
+                            <td>{r.reason.clone()}</td>
+                            <td>
+                                <code>{r.hash.chars().take(16).collect::<String>()}</code>
+                            </td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </tbody></table>
+    }
+}

@@ -1,0 +1,406 @@
+//! `/desk`: the service desk — find a registration by document, record a guardian's consent
+//! for a minor, cancel a registration and watch every replica confirm the erasure; the service
+//! locations and their office hours.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::loading;
+use crate::api::{
+    CancelRegistration, FindRegistration, GuardianConsent, desk_ports, fetch_cancel_progress,
+};
+use crate::app::{ErrorBox, ViewerResource, action_result};
+use crate::dto::{
+    ApiError, CATEGORIES, CancelProgress, DOCUMENT_KINDS, RegistrationView, SERVICE_LOCATIONS,
+    Viewer, WriteReceipt,
+};
+
+/// The service desk.
+#[component]
+pub fn DeskPage() -> impl IntoView {
+    let ports = Resource::new(|| (), |_| desk_ports());
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <Title text="Service desk · Clearway console" />
+        <h1>"Service desk"</h1>
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match (viewer.await, ports.await) {
+                    (_, Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                    (Ok(Some(v)), Ok(ports)) => view! { <Desk viewer=v ports=ports /> }.into_any(),
+                    _ => {
+                        view! {
+                            <ErrorBox error=ApiError::new(401, "unauthenticated", "sign in first") />
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+        <h2>"Service locations"</h2>
+        <p>"Registration of minors (with a guardian) and cancellation, in person:"</p>
+        <table data-test="service-locations"><tbody>
+            <tr>
+                <th>"Location"</th>
+                <th>"Telephone"</th>
+                <th>"Hours"</th>
+            </tr>
+            {SERVICE_LOCATIONS
+                .iter()
+                .map(|l| {
+                    view! {
+                        <tr data-test="service-location">
+                            <td>{l.name}</td>
+                            <td>{l.phone}</td>
+                            <td>{l.hours}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </tbody></table>
+    }
+}
+
+#[component]
+fn PortSelect(ports: Vec<(String, String)>, test: &'static str) -> impl IntoView {
+    view! {
+        <label>
+            "Port "
+            <select name="port" data-test=test>
+                {ports
+                    .into_iter()
+                    .map(|(id, name)| view! { <option value=id>{name}</option> })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+}
+
+#[component]
+fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
+    let find = ServerAction::<FindRegistration>::new();
+    let consent = ServerAction::<GuardianConsent>::new();
+    let cancel = ServerAction::<CancelRegistration>::new();
+    let csrf = StoredValue::new(viewer.csrf.clone());
+    let ports = StoredValue::new(ports);
+    // The port of the last cancellation, for its progress.
+    let cancel_port = RwSignal::new(String::new());
+    view! {
+        <h2>"Find a registration"</h2>
+        <ActionForm action=find>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <PortSelect ports=ports.get_value() test="find-port" />
+            <label>
+                "Document "
+                <select name="kind" data-test="find-kind">
+                    {DOCUMENT_KINDS
+                        .iter()
+                        .map(|(k, label)| view! { <option value=*k>{*label}</option> })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "Number "
+                <input type="text" name="number" required maxlength="32" data-test="find-number" />
+            </label>
+            <button type="submit" data-test="find-submit">
+                "Find"
+            </button>
+        </ActionForm>
+        {move || action_result(
+            find.value().get(),
+            find.pending().get(),
+            "find-result",
+            |r: Option<RegistrationView>| match r {
+                None => view! { <p data-test="not-registered">"No registration with this document."</p> }.into_any(),
+                Some(r) => view! { <Registration r=r /> }.into_any(),
+            },
+        )}
+
+        <h2>"Record a guardian's consent for a minor (14–17)"</h2>
+        <p class="muted">
+            "The minor is enrolled without a face; they complete the registration at a channel like an adult."
+        </p>
+        <ActionForm action=consent>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <PortSelect ports=ports.get_value() test="consent-port" />
+            <fieldset>
+                <legend>"The minor"</legend>
+                <label>
+                    "Name as on the document "
+                    <input type="text" name="name" required maxlength="200" data-test="consent-name" />
+                </label>
+                <label>
+                    "Date of birth "
+                    <input type="date" name="date_of_birth" required data-test="consent-dob" />
+                </label>
+                <label>
+                    "Category "
+                    <select name="category" data-test="consent-category">
+                        {CATEGORIES
+                            .iter()
+                            .map(|(k, label)| view! { <option value=*k>{*label}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label>
+                    "Document "
+                    <select name="document_kind" data-test="consent-document-kind">
+                        {DOCUMENT_KINDS
+                            .iter()
+                            .map(|(k, label)| view! { <option value=*k>{*label}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label>
+                    "Document number "
+                    <input
+                        type="text"
+                        name="document_number"
+                        required
+                        maxlength="32"
+                        data-test="consent-document-number"
+                    />
+                </label>
+                <label>
+                    "Valid from "
+                    <input type="date" name="valid_from" required data-test="consent-valid-from" />
+                </label>
+                <label>
+                    "Valid until "
+                    <input type="date" name="valid_until" required data-test="consent-valid-until" />
+                </label>
+            </fieldset>
+            <fieldset>
+                <legend>"The parent or guardian"</legend>
+                <label>
+                    "Name "
+                    <input
+                        type="text"
+                        name="guardian_name"
+                        required
+                        maxlength="200"
+                        data-test="consent-guardian-name"
+                    />
+                </label>
+                <label>
+                    "Proof of relationship (reference) "
+                    <input
+                        type="text"
+                        name="relationship_proof"
+                        required
+                        maxlength="200"
+                        data-test="consent-relationship-proof"
+                    />
+                </label>
+                <label>
+                    "Service location "
+                    <select name="service_location" data-test="consent-location">
+                        {SERVICE_LOCATIONS
+                            .iter()
+                            .enumerate()
+                            .map(|(i, l)| view! { <option value=i.to_string()>{l.name}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+            </fieldset>
+            <label>
+                "Reason (required, audited) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="consent-reason"></textarea>
+            </label>
+            <button type="submit" data-test="consent-submit">
+                "Record consent"
+            </button>
+        </ActionForm>
+        {move || action_result(
+            consent.value().get(),
+            consent.pending().get(),
+            "consent-result",
+            |r: WriteReceipt| view! { <span data-test="consent-receipt">{r.summary}</span> },
+        )}
+
+        <h2>"Cancel a registration"</h2>
+        <p class="muted">
+            "Erases the person on every replica of the port; find the registration first to get the person id."
+        </p>
+        <ActionForm action=cancel>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <span on:change=move |ev| cancel_port.set(event_target_value(&ev))>
+                <PortSelect ports=ports.get_value() test="cancel-port" />
+            </span>
+            <label>
+                "Person id "
+                <input
+                    type="text"
+                    name="person"
+                    required
+                    pattern="P[0-9]+"
+                    placeholder="P00000001"
+                    data-test="cancel-person"
+                />
+            </label>
+            <label>
+                "Reason (required, audited) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="cancel-reason"></textarea>
+            </label>
+            <button type="submit" data-test="cancel-submit">
+                "Cancel the registration"
+            </button>
+        </ActionForm>
+        {move || {
+            let csrf = csrf.get_value();
+            let first = ports.with_value(|p| p.first().map(|(id, _)| id.clone()).unwrap_or_default());
+            action_result(
+                cancel.value().get(),
+                cancel.pending().get(),
+                "cancel-result",
+                move |r: WriteReceipt| {
+                    let port = cancel_port.get_untracked();
+                    let port = if port.is_empty() { first } else { port };
+                    view! {
+                        <p data-test="cancel-receipt">{r.summary.clone()}</p>
+                        <Confirmation csrf=csrf port=port index=r.index />
+                    }
+                },
+            )
+        }}
+    }
+}
+
+#[component]
+fn Registration(r: RegistrationView) -> impl IntoView {
+    view! {
+        <table data-test="registration" data-person=r.person.clone() data-status=r.status.clone()><tbody>
+            <tr>
+                <th>"Person id"</th>
+                <td data-test="person-id">{r.person.clone()}</td>
+            </tr>
+            <tr>
+                <th>"Name"</th>
+                <td>{r.name.clone()}</td>
+            </tr>
+            <tr>
+                <th>"Date of birth"</th>
+                <td>{r.date_of_birth.clone()}</td>
+            </tr>
+            <tr>
+                <th>"Category"</th>
+                <td>{r.category.replace('_', " ")}</td>
+            </tr>
+            <tr>
+                <th>"Document valid until"</th>
+                <td>{r.document_valid_until.clone()}</td>
+            </tr>
+            <tr>
+                <th>"Registered with"</th>
+                <td>
+                    {[
+                        r.macao_registered.then_some("Macao"),
+                        r.mainland_registered.then_some("the Mainland"),
+                    ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" and ")}
+                </td>
+            </tr>
+            <tr>
+                <th>"Guardian's consent"</th>
+                <td data-test="guardian-consent">
+                    {match &r.guardian_consent {
+                        Some((g, proof, place)) => format!("{g}; proof {proof}; at {place}"),
+                        None => "none".into(),
+                    }}
+                </td>
+            </tr>
+            <tr>
+                <th>"Status"</th>
+                <td>{r.status.clone()}</td>
+            </tr>
+        </tbody></table>
+    }
+}
+
+/// Every replica's confirmation of a cancellation, polled every second until complete.
+#[component]
+fn Confirmation(csrf: String, port: String, index: u64) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let progress = Resource::new(
+        move || tick.get(),
+        move |_| fetch_cancel_progress(csrf.clone(), port.clone(), index),
+    );
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Ok(h) = set_interval_with_handle(
+            move || {
+                let done = progress
+                    .get_untracked()
+                    .is_some_and(|p| p.as_ref().is_ok_and(|p: &CancelProgress| p.complete));
+                if !done {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_secs(1),
+        ) {
+            on_cleanup(move || h.clear());
+        }
+    });
+    view! {
+        <Transition fallback=super::loading>
+            {move || Suspend::new(async move {
+                match progress.await {
+                    Ok(p) => view! { <ProgressTable p=p /> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ProgressTable(p: CancelProgress) -> impl IntoView {
+    view! {
+        <div data-test="cancel-progress" data-complete=p.complete.to_string() data-index=p.index.to_string()>
+            <p>
+                {if p.complete {
+                    "Confirmed: every replica of the port has applied the cancellation and erased the data."
+                } else {
+                    "Waiting for every replica to apply the cancellation and erase the data…"
+                }}
+            </p>
+            <table><tbody>
+                <tr>
+                    <th>"Node"</th>
+                    <th>"Applied index"</th>
+                    <th>"Applied"</th>
+                    <th>"Erased"</th>
+                </tr>
+                {p
+                    .replicas
+                    .iter()
+                    .map(|r| {
+                        view! {
+                            <tr
+                                data-test="replica"
+                                data-node=r.node.to_string()
+                                data-applied=r.applied.to_string()
+                                data-shredded=r.shredded.to_string()
+                            >
+                                <td>{r.node}</td>
+                                <td>
+                                    {if r.reachable {
+                                        r.applied_index.map(|a| a.to_string()).unwrap_or_default()
+                                    } else {
+                                        "unreachable".into()
+                                    }}
+                                </td>
+                                <td>{if r.applied { "yes" } else { "not yet" }}</td>
+                                <td>{if r.shredded { "yes" } else { "not yet" }}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody></table>
+        </div>
+    }
+}

@@ -1,0 +1,325 @@
+//! `/lane/{port}/{hall}/{n}`: one lane live, its overrides (each with a reason) and whether
+//! the lane has carried the latest one out.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+use super::loading;
+use super::ports::AlarmList;
+use crate::api::{LaneOverride, fetch_lane, fetch_port};
+use crate::app::{ErrorBox, ViewerResource, action_result};
+use crate::dto::{
+    ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, Viewer, WriteReceipt,
+};
+use crate::live::{LinkBadge, LivePort, live_port};
+
+/// The lane page.
+#[component]
+pub fn LanePage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        params.with(|p| {
+            (
+                p.get("port").unwrap_or_default(),
+                p.get("hall").unwrap_or_default(),
+                p.get("n").unwrap_or_default(),
+            )
+        })
+    };
+    let detail = Resource::new(key, |(p, h, n)| fetch_lane(p, h, n));
+    let snap = Resource::new(move || key().0, fetch_port);
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match (viewer.await, detail.await, snap.await) {
+                    (_, Err(e), _) | (_, _, Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                    (Ok(Some(v)), Ok(d), Ok(s)) => {
+                        let live = live_port(s);
+                        view! { <Lane detail=d live=live viewer=v /> }.into_any()
+                    }
+                    _ => {
+                        view! {
+                            <ErrorBox error=ApiError::new(401, "unauthenticated", "sign in first") />
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
+    let d = detail;
+    let channel = d.channel.id.clone();
+    let title = format!("{} channel {} · {}", d.hall_name, d.channel.n, d.port_name);
+    let ch = channel.clone();
+    let state = move || live.snap.with(|s| s.channel(&ch).cloned());
+    view! {
+        <Title text=title.clone() />
+        <h1 data-test="lane-title" data-channel=channel.clone()>{title}</h1>
+        <p>
+            <A href=format!("/port/{}", d.port)>{d.port_name.clone()}</A>
+            " · "
+            <A href=format!("/port/{}/hall/{}", d.port, d.hall)>{d.hall_name.clone()}</A>
+            " · "
+            <LinkBadge live=live />
+        </p>
+        {move || match state() {
+            None => ().into_any(),
+            Some(c) => {
+                let mode = match &c.lane {
+                    Some(l) => l.mode.as_str(),
+                    None => c.state.as_str(),
+                };
+                view! {
+                    <table data-test="lane-state" data-state=c.state.as_str() data-mode=mode><tbody>
+                        <tr>
+                            <th>"State"</th>
+                            <td data-test="lane-mode">{c.mode_word()}</td>
+                        </tr>
+                        {c
+                            .desired_mode
+                            .map(|m| {
+                                view! {
+                                    <tr>
+                                        <th>"Mode asked by the port"</th>
+                                        <td data-test="desired-mode" data-mode=m.as_str()>
+                                            {m.label()}
+                                        </td>
+                                    </tr>
+                                }
+                            })}
+                        {c
+                            .lane
+                            .map(|l| {
+                                view! {
+                                    <tr>
+                                        <th>"Gates"</th>
+                                        <td>
+                                            {l
+                                                .gates
+                                                .iter()
+                                                .enumerate()
+                                                .map(|(i, g)| {
+                                                    view! {
+                                                        <span
+                                                            class="gate"
+                                                            data-test="gate-state"
+                                                            data-gate=(i + 1).to_string()
+                                                            data-gate-state=g.clone()
+                                                        >
+                                                            {format!("gate {}: {g}", i + 1)}
+                                                        </span>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Step"</th>
+                                        <td data-test="lane-step">{l.step.clone()}</td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Face scan"</th>
+                                        <td data-test="face-scan">
+                                            {if l.face_scan { "in use" } else { "not in use" }}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"In the channel"</th>
+                                        <td data-test="occupancy">{l.occupancy}</td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Held for an officer"</th>
+                                        <td data-test="held-for">
+                                            {l.held_for.clone().unwrap_or_else(|| "no".into())}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Cameras"</th>
+                                        <td data-test="camera-health">
+                                            {l
+                                                .cameras_up
+                                                .iter()
+                                                .enumerate()
+                                                .map(|(i, u)| {
+                                                    format!(
+                                                        "gate {}: {}",
+                                                        i + 1,
+                                                        if *u { "up" } else { "DOWN" },
+                                                    )
+                                                })
+                                                .collect::<Vec<_>>()
+                                                .join(", ")}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Last decision"</th>
+                                        <td data-test="last-decision">
+                                            {match &l.last_decision {
+                                                Some(d) => {
+                                                    format!(
+                                                        "{} in {:.0} ms at {}",
+                                                        d.outcome,
+                                                        d.latency_ms,
+                                                        d.at,
+                                                    )
+                                                }
+                                                None => "none yet".into(),
+                                            }}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Fencing token"</th>
+                                        <td data-test="fence">
+                                            {format!("term {}, index {}", l.fence.0, l.fence.1)}
+                                        </td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Last override carried out"</th>
+                                        <td data-test="acked-order">{l.acked_order}</td>
+                                    </tr>
+                                    <tr>
+                                        <th>"Replica staleness"</th>
+                                        <td data-test="staleness">
+                                            {if l.staleness_ms == u64::MAX {
+                                                "never reached".to_string()
+                                            } else {
+                                                format!("{} ms", l.staleness_ms)
+                                            }}
+                                        </td>
+                                    </tr>
+                                }
+                            })}
+                    </tbody></table>
+                }
+                    .into_any()
+            }
+        }}
+        <h2>"Alarms"</h2>
+        <AlarmList
+            live=live
+            viewer=viewer.clone()
+            may_override=d.may_override
+            scope=Some(channel.clone())
+        />
+        {d.may_override.then(|| view! { <Overrides live=live viewer=viewer.clone() port=d.port.clone() channel=channel.clone() /> })}
+        <h2>"Overrides recorded"</h2>
+        <ul data-test="orders">
+            {d
+                .orders
+                .iter()
+                .rev()
+                .map(|o| {
+                    view! {
+                        <li data-test="order" data-index=o.index.to_string() data-action=o.action.code()>
+                            {format!(
+                                "{} (log index {}, term {}, audit record {})",
+                                o.action.label(),
+                                o.index,
+                                o.term,
+                                o.audit_seq,
+                            )}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
+/// The override form: one reason, one button per action.
+#[component]
+fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> impl IntoView {
+    let act = ServerAction::<LaneOverride>::new();
+    let button = |a: OverrideAction| {
+        let code = a.code();
+        view! {
+            <button type="submit" name="action" value=code.clone() data-test=format!("override-{code}")>
+                {a.label()}
+            </button>
+            " "
+        }
+    };
+    let ch = channel.clone();
+    view! {
+        <h2>"Override"</h2>
+        <ActionForm action=act>
+            <input type="hidden" name="csrf" value=viewer.csrf.clone() />
+            <input type="hidden" name="port" value=port />
+            <input type="hidden" name="channel" value=channel />
+            <label>
+                "Reason (required, audited) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="override-reason"></textarea>
+            </label>
+            {Gate::ALL
+                .into_iter()
+                .map(|gate| {
+                    view! {
+                        <fieldset data-test=format!("gate-{}-overrides", gate.number())>
+                            <legend>{format!("Gate {}", gate.number())}</legend>
+                            {GateAction::ALL
+                                .into_iter()
+                                .map(|action| button(OverrideAction::Gate { gate, action }))
+                                .collect_view()}
+                        </fieldset>
+                    }
+                })
+                .collect_view()}
+            <fieldset>
+                <legend>"Lane"</legend>
+                {LaneMode::ALL
+                    .into_iter()
+                    .map(|mode| button(OverrideAction::Mode { mode }))
+                    .collect_view()}
+                {button(OverrideAction::SendToOfficer)}
+                {button(OverrideAction::Release)}
+            </fieldset>
+        </ActionForm>
+        {move || {
+            let ch = ch.clone();
+            action_result(
+                act.value().get(),
+                act.pending().get(),
+                "override-result",
+                move |r: WriteReceipt| view! { <OrderStatus live=live receipt=r channel=ch /> },
+            )
+        }}
+    }
+}
+
+/// Pending until the lane reports it carried out the order (`acked_order >= index`).
+#[component]
+fn OrderStatus(live: LivePort, receipt: WriteReceipt, channel: String) -> impl IntoView {
+    let index = receipt.index;
+    let acked = Memo::new(move |_| {
+        live.snap.with(|s| {
+            s.channel(&channel)
+                .and_then(|c| c.lane.as_ref())
+                .is_some_and(|l| l.acked_order >= index)
+        })
+    });
+    view! {
+        <span
+            data-test="order-status"
+            data-index=index.to_string()
+            data-state=move || if acked.get() { "acknowledged" } else { "pending" }
+        >
+            {move || {
+                if acked.get() {
+                    format!("Acknowledged: the lane carried out the order (log index {index}).")
+                } else {
+                    format!(
+                        "Pending: recorded at log index {index}; waiting for the lane to carry it out."
+                    )
+                }
+            }}
+        </span>
+        <span class="muted">{format!(" {}", receipt.summary)}</span>
+    }
+}

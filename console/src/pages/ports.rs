@@ -1,0 +1,531 @@
+//! `/` (ports overview), `/port/{port}` (halls, alarms, members) and
+//! `/port/{port}/hall/{hall}` (the channel grid). The port and hall pages follow the port live.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+use super::loading;
+use crate::api::{AckAlarm, fetch_port, ports_overview};
+use crate::app::{ErrorBox, NotFound, ViewerResource, action_result};
+use crate::dto::{AlarmView, ApiError, ChannelView, PortSnapshot, Viewer};
+use crate::live::{LinkBadge, LivePort, live_port};
+
+fn signin() -> ApiError {
+    ApiError::new(401, "unauthenticated", "sign in first")
+}
+
+/// The ports the viewer may watch: lanes up and down, clearances, alarms. Refreshed every two
+/// seconds in the browser.
+#[component]
+pub fn OverviewPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| ports_overview());
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Ok(h) =
+            set_interval_with_handle(move || data.refetch(), std::time::Duration::from_secs(2))
+        {
+            on_cleanup(move || h.clear());
+        }
+    });
+    view! {
+        <Title text="Ports · Clearway console" />
+        <h1>"Ports"</h1>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(ports) if ports.is_empty() => {
+                        view! { <p data-test="no-ports">"No ports yet."</p> }.into_any()
+                    }
+                    Ok(ports) => {
+                        view! {
+                            <table data-test="ports"><tbody>
+                                <tr>
+                                    <th>"Port"</th>
+                                    <th>"Halls"</th>
+                                    <th>"Lanes up"</th>
+                                    <th>"Lanes down"</th>
+                                    <th>"Clearances / h"</th>
+                                    <th>"Open alarms"</th>
+                                    <th>"Cluster"</th>
+                                    <th></th>
+                                </tr>
+                                {ports
+                                    .into_iter()
+                                    .map(|p| {
+                                        let href = format!("/port/{}", p.id);
+                                        let audit = format!("/audit/{}", p.id);
+                                        view! {
+                                            <tr data-test="port-row" data-port=p.id.clone()>
+                                                <td>
+                                                    <A href=href>{p.name.clone()}</A>
+                                                </td>
+                                                <td>
+                                                    {p
+                                                        .halls
+                                                        .iter()
+                                                        .map(|(_, name, n)| format!("{name} ({n})"))
+                                                        .collect::<Vec<_>>()
+                                                        .join(", ")}
+                                                </td>
+                                                <td data-test="lanes-up">{p.lanes_up}</td>
+                                                <td data-test="lanes-down">{p.lanes_down}</td>
+                                                <td data-test="clearances">{p.clearances_per_hour}</td>
+                                                <td data-test="alarms">{p.alarms}</td>
+                                                <td
+                                                    data-test="port-status"
+                                                    data-reachable=p.reachable.to_string()
+                                                >
+                                                    {match &p.error {
+                                                        None => "reachable".to_string(),
+                                                        Some(e) => format!("unreachable: {e}"),
+                                                    }}
+                                                </td>
+                                                <td>
+                                                    <A href=audit>"audit"</A>
+                                                </td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody></table>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Loads the port named in the URL, then renders `body` with the live port and the viewer.
+fn with_port<V: IntoView + 'static>(
+    body: impl Fn(LivePort, Viewer, PortSnapshot) -> V + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let params = use_params_map();
+    let port = move || params.read().get("port").unwrap_or_default();
+    let data = Resource::new(port, fetch_port);
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <Suspense fallback=loading>
+            {move || {
+                let body = body.clone();
+                Suspend::new(async move {
+                    match (viewer.await, data.await) {
+                        (_, Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                        (Ok(Some(v)), Ok(s)) => {
+                            let initial = s.clone();
+                            body(live_port(s), v, initial).into_any()
+                        }
+                        _ => view! { <ErrorBox error=signin() /> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// A port: its halls, open alarms and cluster members.
+#[component]
+pub fn PortPage() -> impl IntoView {
+    with_port(|live, v, initial| {
+        let may_override = v.may_override(&initial.port);
+        view! {
+            <Title text=format!("{} · Clearway console", initial.name) />
+            <h1 data-test="port-name">{initial.name.clone()}</h1>
+            <p>
+                <LinkBadge live=live />
+                " · "
+                <A href=format!("/audit/{}", initial.port)>"audit trail"</A>
+            </p>
+            <PortStatus live=live />
+            <h2>"Halls"</h2>
+            <ul>
+                {move || {
+                    live.snap
+                        .with(|s| {
+                            s.halls
+                                .iter()
+                                .map(|h| {
+                                    let (up, down) = h.channels.iter().fold((0, 0), |(u, d), c| {
+                                        match c.state {
+                                            crate::dto::ChannelState::Online => (u + 1, d),
+                                            crate::dto::ChannelState::Offline => (u, d + 1),
+                                            crate::dto::ChannelState::NotDeployed => (u, d),
+                                        }
+                                    });
+                                    let name = h.name.clone();
+                                    view! {
+                                        <li data-test="hall" data-hall=h.id.clone()>
+                                            <A href=format!(
+                                                "/port/{}/hall/{}",
+                                                s.port,
+                                                h.id,
+                                            )>{name}</A>
+                                            {format!(
+                                                ": {} channels, {up} up, {down} down",
+                                                h.channels.len(),
+                                            )}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                        })
+                }}
+            </ul>
+            <h2>"Alarms"</h2>
+            <AlarmList live=live viewer=v.clone() may_override=may_override scope=None />
+            <h2>"Cluster"</h2>
+            <Members live=live />
+        }
+    })
+}
+
+/// A hall: one cell per channel, and the hall's alarms.
+#[component]
+pub fn HallPage() -> impl IntoView {
+    let params = use_params_map();
+    let hall = move || params.read_untracked().get("hall").unwrap_or_default();
+    with_port(move |live, v, initial| {
+        let hall_id = hall();
+        let Some(h) = initial.halls.iter().find(|h| h.id == hall_id) else {
+            return view! { <NotFound what=format!("hall {hall_id:?} at {}", initial.name) /> }
+                .into_any();
+        };
+        let may_override = v.may_override(&initial.port);
+        let title = format!("{} · {}", h.name, initial.name);
+        let id = hall_id.clone();
+        view! {
+            <Title text=title.clone() />
+            <h1 data-test="hall-name">{title}</h1>
+            <p>
+                <A href=format!("/port/{}", initial.port)>{initial.name.clone()}</A>
+                " · "
+                <LinkBadge live=live />
+            </p>
+            <PortStatus live=live />
+            <div class="grid" data-test="lane-grid" data-hall=hall_id.clone()>
+                {move || {
+                    live.snap
+                        .with(|s| {
+                            s.halls
+                                .iter()
+                                .find(|h| h.id == id)
+                                .map(|h| {
+                                    h.channels
+                                        .iter()
+                                        .map(|c| view! { <Cell channel=c.clone() /> })
+                                        .collect_view()
+                                })
+                        })
+                }}
+            </div>
+            <h2>"Alarms in this hall"</h2>
+            <AlarmList
+                live=live
+                viewer=v
+                may_override=may_override
+                scope=Some(format!("{}/{hall_id}", initial.port))
+            />
+        }
+        .into_any()
+    })
+}
+
+/// Whether the port answers.
+#[component]
+fn PortStatus(live: LivePort) -> impl IntoView {
+    move || {
+        live.snap.with(|s| match &s.error {
+            None => view! {
+                <p data-test="port-status" data-reachable="true" class="muted">
+                    {format!(
+                        "leader node {}, log index {}, {} clearances in the last hour",
+                        s.leader.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                        s.last_log_index.unwrap_or(0),
+                        s.clearances_per_hour,
+                    )}
+                </p>
+            }
+            .into_any(),
+            Some(e) => view! {
+                <p class="error" data-test="port-status" data-reachable="false">
+                    {format!("Port unreachable: {e}")}
+                </p>
+            }
+            .into_any(),
+        })
+    }
+}
+
+/// One channel of the grid.
+#[component]
+fn Cell(channel: ChannelView) -> impl IntoView {
+    let c = channel;
+    let href = {
+        let mut parts = c.id.splitn(3, '/');
+        let (p, h, n) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        format!("/lane/{p}/{h}/{n}")
+    };
+    let mode = match (&c.lane, c.state) {
+        (Some(l), _) => l.mode.as_str(),
+        (None, s) => s.as_str(),
+    };
+    let lane = c.lane.clone();
+    view! {
+        <div
+            class="cell"
+            data-test="lane-cell"
+            data-channel=c.id.clone()
+            data-state=c.state.as_str()
+            data-mode=mode
+        >
+            <A href=href>
+                <strong>{format!("#{}", c.n)}</strong>
+            </A>
+            " "
+            <span data-test="lane-mode">{c.mode_word()}</span>
+            {c
+                .desired_mode
+                .filter(|d| lane.as_ref().is_none_or(|l| l.mode != *d))
+                .map(|d| {
+                    view! {
+                        <div class="muted" data-test="desired-mode" data-mode=d.as_str()>
+                            {format!("→ {}", d.label())}
+                        </div>
+                    }
+                })}
+            {lane
+                .map(|l| {
+                    let cameras_up: String = l
+                        .cameras_up
+                        .iter()
+                        .map(|u| if *u { '1' } else { '0' })
+                        .collect();
+                    let cameras_class = if l.cameras_up.iter().all(|u| *u) { "" } else { "alarmed" };
+                    view! {
+                        <div>
+                            {l
+                                .gates
+                                .iter()
+                                .enumerate()
+                                .map(|(i, g)| {
+                                    view! {
+                                        <span
+                                            class="gate"
+                                            data-test="gate-state"
+                                            data-gate=(i + 1).to_string()
+                                            data-gate-state=g.clone()
+                                        >
+                                            {format!("G{} {g}", i + 1)}
+                                        </span>
+                                    }
+                                })
+                                .collect_view()}
+                        </div>
+                        <div data-test="lane-step">{format!("step: {}", l.step)}</div>
+                        <div data-test="last-decision">
+                            {match &l.last_decision {
+                                Some(d) => format!("{} in {:.0} ms", d.outcome, d.latency_ms),
+                                None => "no decision yet".to_string(),
+                            }}
+                        </div>
+                        <div
+                            data-test="camera-health"
+                            data-up=cameras_up.clone()
+                            class=cameras_class
+                        >
+                            {format!(
+                                "cameras: {}",
+                                l
+                                    .cameras_up
+                                    .iter()
+                                    .map(|u| if *u { "up" } else { "DOWN" })
+                                    .collect::<Vec<_>>()
+                                    .join(" / "),
+                            )}
+                        </div>
+                    }
+                })}
+        </div>
+    }
+}
+
+/// The port's alarms, newest first, each with its acknowledgement; `scope` narrows them to a
+/// hall (`hengqin/passenger`) or a channel (`hengqin/passenger/12`).
+#[component]
+pub fn AlarmList(
+    live: LivePort,
+    viewer: Viewer,
+    may_override: bool,
+    scope: Option<String>,
+) -> impl IntoView {
+    let alarms = move || {
+        live.snap.with(|s| {
+            s.alarms
+                .iter()
+                .filter(|a| {
+                    scope.as_ref().is_none_or(|p| {
+                        a.channel == *p
+                            || a.channel
+                                .strip_prefix(p.as_str())
+                                .is_some_and(|r| r.starts_with('/'))
+                    })
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let port = live.snap.with_untracked(|s| s.port.clone());
+    view! {
+        <ul data-test="alarms">
+            <For
+                each=alarms
+                key=|a| (a.channel.clone(), a.kind.clone(), a.since_ms, a.acked)
+                children=move |a| {
+                    view! {
+                        <AlarmRow
+                            alarm=a
+                            port=port.clone()
+                            viewer=viewer.clone()
+                            may_override=may_override
+                        />
+                    }
+                }
+            />
+        </ul>
+    }
+}
+
+/// One alarm; a supervisor of the port acknowledges it with a reason.
+#[component]
+fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) -> impl IntoView {
+    let a = alarm;
+    let ack = ServerAction::<AckAlarm>::new();
+    let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
+    let csrf = viewer.csrf.clone();
+    view! {
+        <li
+            data-test="alarm"
+            data-channel=a.channel.clone()
+            data-kind=a.kind.clone()
+            data-since=a.since_ms.to_string()
+            data-acked=a.acked.to_string()
+        >
+            <strong class=if a.acked { "" } else { "alarmed" }>{a.label()}</strong>
+            {format!(" · {} · since {}", a.channel, a.since)}
+            {if a.acked {
+                view! {
+                    " "
+                    <span data-test="ack-marker">"acknowledged"</span>
+                }
+                    .into_any()
+            } else if may_override {
+                view! {
+                    <ActionForm action=ack>
+                        <input type="hidden" name="csrf" value=csrf />
+                        <input type="hidden" name="port" value=port />
+                        <input type="hidden" name="channel" value=channel />
+                        <input type="hidden" name="kind" value=kind />
+                        <input type="hidden" name="since_ms" value=since />
+                        <input
+                            type="text"
+                            name="reason"
+                            placeholder="reason (required)"
+                            required
+                            maxlength="500"
+                            data-test="ack-reason"
+                        />
+                        <button type="submit" data-test="ack-submit">
+                            "Acknowledge"
+                        </button>
+                    </ActionForm>
+                    {move || action_result(
+                        ack.value().get(),
+                        ack.pending().get(),
+                        "ack-result",
+                        |r| view! { {format!("acknowledged ({})", r.summary)} },
+                    )}
+                }
+                    .into_any()
+            } else {
+                ().into_any()
+            }}
+        </li>
+    }
+}
+
+/// The cluster's members: state, applied index, lag.
+#[component]
+pub fn Members(live: LivePort) -> impl IntoView {
+    view! {
+        <table data-test="members"><tbody>
+            <tr>
+                <th>"Node"</th>
+                <th>"Address"</th>
+                <th>"Membership"</th>
+                <th>"State"</th>
+                <th>"Applied"</th>
+                <th>"Behind leader"</th>
+                <th>"Channel"</th>
+            </tr>
+            {move || {
+                live.snap
+                    .with(|s| {
+                        s.members
+                            .iter()
+                            .map(|m| {
+                                view! {
+                                    <tr
+                                        data-test="node-row"
+                                        data-node=m.id.to_string()
+                                        data-membership=m.membership.clone()
+                                        data-reachable=m.reachable.to_string()
+                                        data-applied=m
+                                            .applied_index
+                                            .map(|a| a.to_string())
+                                            .unwrap_or_default()
+                                        data-lag=m.lag.map(|l| l.to_string()).unwrap_or_default()
+                                    >
+                                        <td>{m.id}</td>
+                                        <td>{m.addr.clone()}</td>
+                                        <td>{m.membership.clone()}</td>
+                                        <td>
+                                            {match &m.error {
+                                                None => m.state.clone(),
+                                                Some(e) => format!("unreachable: {e}"),
+                                            }}
+                                        </td>
+                                        <td>
+                                            {m.applied_index.map(|a| a.to_string()).unwrap_or_default()}
+                                        </td>
+                                        <td>
+                                            {match (m.lag, s.last_log_index) {
+                                                (Some(0), _) => "caught up".to_string(),
+                                                (Some(l), Some(last)) => {
+                                                    format!(
+                                                        "{l} entries ({:.0}% caught up)",
+                                                        100.0 * (last.saturating_sub(l)) as f64
+                                                            / last.max(1) as f64,
+                                                    )
+                                                }
+                                                (Some(l), None) => format!("{l} entries"),
+                                                (None, _) => "?".to_string(),
+                                            }}
+                                        </td>
+                                        <td>{m.channel.clone().unwrap_or_default()}</td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()
+                    })
+            }}
+        </tbody></table>
+    }
+}

@@ -1,0 +1,288 @@
+//! `/rollout` (`?port=<id>` selects a port): create a port with its halls, generate node
+//! bundles, initialise the cluster and add learners, watch nodes join and catch up, and enable
+//! face scan in stages (pilot channels, then all) or roll back to card only.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use super::loading;
+use super::ports::Members;
+use crate::api::{
+    AddLearner, CreatePort, InitCluster, IssueBundle, StageFaceScan, fetch_rollout, rollout_ports,
+};
+use crate::app::{ErrorBox, ViewerResource, action_result};
+use crate::dto::{ApiError, BundleView, PortDefinition, RolloutView, Viewer, WriteReceipt};
+use crate::live::{LinkBadge, live_port};
+
+/// The rollout page.
+#[component]
+pub fn RolloutPage() -> impl IntoView {
+    let query = use_query_map();
+    let selected = move || query.read().get("port").unwrap_or_default();
+    let ports = Resource::new(|| (), |_| rollout_ports());
+    let view_of = Resource::new(selected, |p| async move {
+        if p.is_empty() {
+            Ok(None)
+        } else {
+            fetch_rollout(p).await.map(Some)
+        }
+    });
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <Title text="Rollout · Clearway console" />
+        <h1>"Rollout"</h1>
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match (viewer.await, ports.await, view_of.await) {
+                    (_, Err(e), _) | (_, _, Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                    (Ok(Some(v)), Ok(ports), Ok(selected)) => {
+                        view! {
+                            <PortList ports=ports />
+                            {selected.map(|r| view! { <PortRollout r=r viewer=v.clone() /> })}
+                            <CreatePortForm viewer=v />
+                        }
+                            .into_any()
+                    }
+                    _ => {
+                        view! {
+                            <ErrorBox error=ApiError::new(401, "unauthenticated", "sign in first") />
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn PortList(ports: Vec<PortDefinition>) -> impl IntoView {
+    view! {
+        <table data-test="rollout-ports"><tbody>
+            <tr>
+                <th>"Port"</th>
+                <th>"Halls"</th>
+                <th>"Seed nodes"</th>
+                <th>"Origin"</th>
+            </tr>
+            {ports
+                .into_iter()
+                .map(|p| {
+                    view! {
+                        <tr data-test="rollout-port" data-port=p.id.clone()>
+                            <td>
+                                <a href=format!("/rollout?port={}", p.id)>{p.name.clone()}</a>
+                            </td>
+                            <td>
+                                {p
+                                    .halls
+                                    .iter()
+                                    .map(|(id, name, n)| format!("{name} [{id}] × {n}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")}
+                            </td>
+                            <td>
+                                {p
+                                    .nodes
+                                    .iter()
+                                    .map(|(id, a)| format!("{id}={a}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")}
+                            </td>
+                            <td>{if p.rolled_out { "console" } else { "config file" }}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </tbody></table>
+    }
+}
+
+#[component]
+fn CreatePortForm(viewer: Viewer) -> impl IntoView {
+    let create = ServerAction::<CreatePort>::new();
+    view! {
+        <h2>"Create a port"</h2>
+        <ActionForm action=create>
+            <input type="hidden" name="csrf" value=viewer.csrf />
+            <label>
+                "Port id (a-z, 0-9, -) "
+                <input type="text" name="id" required maxlength="32" data-test="port-id" />
+            </label>
+            <label>
+                "Name " <input type="text" name="name" required maxlength="200" data-test="port-name-input" />
+            </label>
+            <label>
+                "UTC offset (minutes) "
+                <input type="number" name="utc_offset_minutes" value="480" data-test="port-offset" />
+            </label>
+            <label>
+                "Halls, one per line: id | name | channels "
+                <textarea
+                    name="halls"
+                    rows="3"
+                    required
+                    placeholder="passenger | Passenger Inspection Hall | 48"
+                    data-test="port-halls"
+                ></textarea>
+            </label>
+            <label>
+                "Seed nodes (ID=IP:PORT, comma separated) "
+                <input
+                    type="text"
+                    name="nodes"
+                    required
+                    placeholder="1=10.1.0.11:7400, 2=10.1.0.12:7400, 3=10.1.0.13:7400"
+                    data-test="port-nodes"
+                />
+            </label>
+            <label>
+                "Reason (required) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="port-reason"></textarea>
+            </label>
+            <button type="submit" data-test="port-submit">
+                "Create port (generates its CA)"
+            </button>
+        </ActionForm>
+        {move || action_result(
+            create.value().get(),
+            create.pending().get(),
+            "port-result",
+            |p: PortDefinition| {
+                view! {
+                    "Port created: "
+                    <a href=format!("/rollout?port={}", p.id) data-test="created-port">
+                        {p.name}
+                    </a>
+                }
+            },
+        )}
+    }
+}
+
+#[component]
+fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
+    let port_id = r.port.id.clone();
+    let port = StoredValue::new(r.port.id.clone());
+    let live = live_port(r.snapshot.clone());
+    let bundle = ServerAction::<IssueBundle>::new();
+    let init = ServerAction::<InitCluster>::new();
+    let learner = ServerAction::<AddLearner>::new();
+    let stage = ServerAction::<StageFaceScan>::new();
+    let receipt = |test: &'static str| move |w: WriteReceipt| view! { <span data-test=test>{w.summary}</span> };
+    let csrf = StoredValue::new(viewer.csrf.clone());
+    view! {
+        <h2 data-test="rollout-selected" data-port=port_id.clone()>{r.port.name.clone()}</h2>
+        <p>
+            <A href=format!("/port/{port_id}")>"port view"</A>
+            " · "
+            <LinkBadge live=live />
+        </p>
+        <h3>"Nodes: joining and catching up"</h3>
+        <Members live=live />
+
+        <h3>"Node bundles"</h3>
+        <ul data-test="bundles">
+            {r
+                .bundles
+                .iter()
+                .map(|b| view! { <BundleItem b=b.clone() /> })
+                .collect_view()}
+        </ul>
+        <ActionForm action=bundle>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
+            <label>"Node id " <input type="number" name="node" min="1" required data-test="bundle-node" /></label>
+            <label>
+                "QUIC address " <input type="text" name="addr" required placeholder="10.1.0.21:7400" data-test="bundle-addr" />
+            </label>
+            <label>
+                "Role "
+                <select name="role" data-test="bundle-role">
+                    <option value="voter">"voter (rack appliance)"</option>
+                    <option value="learner">"learner (lane node)"</option>
+                </select>
+            </label>
+            <label>
+                "Channel (lane nodes: hall/n) "
+                <input type="text" name="channel" placeholder="passenger/1" data-test="bundle-channel" />
+            </label>
+            <label>
+                "Reason (required) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="bundle-reason"></textarea>
+            </label>
+            <button type="submit" data-test="bundle-submit">"Generate bundle"</button>
+        </ActionForm>
+        {move || action_result(
+            bundle.value().get(),
+            bundle.pending().get(),
+            "bundle-result",
+            |b: BundleView| view! { <BundleItem b=b /> },
+        )}
+
+        <h3>"Cluster"</h3>
+        <ActionForm action=init>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
+            <label>
+                "Reason (required) "
+                <input type="text" name="reason" required maxlength="500" data-test="init-reason" />
+            </label>
+            <button type="submit" data-test="init-submit">
+                "Initialise the cluster (voters: voter bundles, else the seed nodes)"
+            </button>
+        </ActionForm>
+        {move || action_result(init.value().get(), init.pending().get(), "init-result", receipt("init-receipt"))}
+        <ActionForm action=learner>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
+            <label>"Node id " <input type="number" name="node" min="1" required data-test="learner-node" /></label>
+            <label>"QUIC address " <input type="text" name="addr" required data-test="learner-addr" /></label>
+            <label>
+                "Reason (required) "
+                <input type="text" name="reason" required maxlength="500" data-test="learner-reason" />
+            </label>
+            <button type="submit" data-test="learner-submit">"Add learner"</button>
+        </ActionForm>
+        {move || action_result(learner.value().get(), learner.pending().get(), "learner-result", receipt("learner-receipt"))}
+
+        <h3>"Face scan, in stages"</h3>
+        <ActionForm action=stage>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
+            <label>
+                "Pilot channels (hall/n, comma separated) "
+                <input type="text" name="pilot" placeholder="passenger/1, passenger/2" data-test="stage-pilot" />
+            </label>
+            <label>
+                "Reason (required) "
+                <input type="text" name="reason" required maxlength="500" data-test="stage-reason" />
+            </label>
+            <button type="submit" name="stage" value="pilot" data-test="stage-pilot-submit">
+                "Enable face scan on the pilot channels"
+            </button>
+            " "
+            <button type="submit" name="stage" value="all" data-test="stage-all-submit">
+                "Enable face scan on all channels"
+            </button>
+            " "
+            <button type="submit" name="stage" value="rollback" data-test="stage-rollback-submit">
+                "Roll back: card only on all channels"
+            </button>
+        </ActionForm>
+        {move || action_result(stage.value().get(), stage.pending().get(), "stage-result", receipt("stage-receipt"))}
+    }
+}
+
+#[component]
+fn BundleItem(b: BundleView) -> impl IntoView {
+    view! {
+        <li data-test="bundle" data-node=b.node.to_string()>
+            {format!("node {}: ", b.node)}
+            <code data-test="bundle-dir">{b.dir.clone()}</code>
+            {format!(" ({})", b.files.join(", "))}
+        </li>
+    }
+}

@@ -1,0 +1,107 @@
+//! `/users`: console accounts (port admins): list, and create with a generated password shown
+//! once.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::loading;
+use crate::api::{CreateUser, list_users};
+use crate::app::{ErrorBox, ViewerResource, action_result};
+use crate::dto::{ApiError, CreatedUser, Role, UserView, Viewer};
+
+/// The users page.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let users = Resource::new(|| (), |_| list_users());
+    let viewer = expect_context::<ViewerResource>();
+    view! {
+        <Title text="Users · Clearway console" />
+        <h1>"Users"</h1>
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match (viewer.await, users.await) {
+                    (_, Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                    (Ok(Some(v)), Ok(list)) => view! { <Users list=list viewer=v /> }.into_any(),
+                    _ => {
+                        view! {
+                            <ErrorBox error=ApiError::new(401, "unauthenticated", "sign in first") />
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    view! {
+        <table data-test="users"><tbody>
+            <tr>
+                <th>"Name"</th>
+                <th>"Role"</th>
+                <th>"Ports"</th>
+                <th>"Failed logins"</th>
+                <th>"Locked until"</th>
+            </tr>
+            {list
+                .into_iter()
+                .map(|u| {
+                    view! {
+                        <tr data-test="user-row" data-user=u.name.clone() data-role=u.role.as_str()>
+                            <td>{u.name.clone()}</td>
+                            <td>{u.role.label()}</td>
+                            <td>{u.ports.join(", ")}</td>
+                            <td>{u.failed_logins}</td>
+                            <td data-test="locked-until">{u.locked_until.clone().unwrap_or_default()}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </tbody></table>
+        <h2>"Create a user"</h2>
+        <ActionForm action=create>
+            <input type="hidden" name="csrf" value=viewer.csrf />
+            <label>
+                "Name (a-z, 0-9, . _ -) "
+                <input type="text" name="name" required maxlength="64" data-test="user-name" />
+            </label>
+            <label>
+                "Role "
+                <select name="role" data-test="user-role">
+                    {Role::ALL
+                        .into_iter()
+                        .map(|r| view! { <option value=r.as_str()>{r.label()}</option> })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "Ports (supervisors; comma separated) "
+                <input type="text" name="ports" data-test="user-ports" />
+            </label>
+            <label>
+                "Password (empty: generate one, shown once) "
+                <input type="password" name="password" autocomplete="new-password" data-test="user-password" />
+            </label>
+            <label>
+                "Reason (required) "
+                <input type="text" name="reason" required maxlength="500" data-test="user-reason" />
+            </label>
+            <button type="submit" data-test="user-submit">"Create user"</button>
+        </ActionForm>
+        {move || action_result(
+            create.value().get(),
+            create.pending().get(),
+            "user-result",
+            |u: CreatedUser| view! {
+                {format!("User {} created. ", u.name)}
+                {u.generated_password.map(|p| view! {
+                    "Password (shown once): "
+                    <code data-test="generated-password">{p}</code>
+                })}
+            },
+        )}
+    }
+}

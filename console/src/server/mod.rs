@@ -1,0 +1,409 @@
+//! The axum wiring: the session guard (body limit, session, CSRF), login and logout, the SSE
+//! endpoint, `/metrics`, the Leptos routes and server functions, static files and 404s.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRef, Path as UrlPath, Request, State};
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use futures::stream::Stream;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::warn;
+
+use crate::app::{App, shell};
+use crate::auth::{now_ms, tokens_equal};
+use crate::dto::{ApiError, CSRF_FIELD, MAX_BODY_BYTES, SESSION_COOKIE, Viewer};
+use crate::error::Error;
+use crate::metrics::SseClientGuard;
+use crate::service::Console;
+
+/// The login form's double-submit cookie.
+pub const LOGIN_COOKIE: &str = "clearway_login";
+
+/// The router's state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The console.
+    pub console: Arc<Console>,
+    /// Leptos' options (site dir, output name).
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> LeptosOptions {
+        s.leptos.clone()
+    }
+}
+
+/// Leptos' options for a site dir holding `pkg/clearway_console{.js,_bg.wasm}`.
+pub fn leptos_options(site_dir: &Path) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("clearway_console")
+        .site_root(site_dir.display().to_string())
+        .site_pkg_dir("pkg")
+        .build()
+}
+
+/// The whole application.
+pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
+    let leptos = leptos_options(site_dir);
+    let state = AppState {
+        console: console.clone(),
+        leptos: leptos.clone(),
+    };
+    let routes = generate_route_list(App);
+    let context = {
+        let c = console.clone();
+        move || provide_context(c.clone())
+    };
+    let app_shell = {
+        let o = leptos.clone();
+        move || shell(o.clone())
+    };
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/events/port/{id}", get(events))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(middleware::from_fn_with_state(console, guard))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------- cookies
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Strict, Path=/; `max_age` 0 deletes it.
+pub fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> String {
+    let mut s = format!("{name}={value}; HttpOnly; Secure; SameSite=Strict; Path=/");
+    if let Some(a) = max_age {
+        s += &format!("; Max-Age={a}");
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------- errors
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An error answer: an HTML page for a browser navigation or form post, JSON (an
+/// [`ApiError`]) for a server-function call.
+pub fn error_response(headers: &HeaderMap, e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if wants_html(headers) {
+        let login = matches!(e.code.as_str(), "unauthenticated" | "session_expired")
+            .then_some(r#"<p><a href="/login" data-test="login-link">Sign in</a></p>"#)
+            .unwrap_or(r#"<p><a href="/">Back to the console</a></p>"#);
+        let html = format!(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Clearway console</title></head>\
+             <body><main><h1>{} {}</h1><p class=\"error\" data-test=\"error\" data-code=\"{}\">{}</p>{login}</main></body></html>",
+            status.as_u16(),
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            escape(&e.code),
+            escape(&e.message),
+        );
+        return (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    }
+    let body = serde_json::to_string(e).unwrap_or_else(|_| e.message.clone());
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------- guard
+
+fn is_public(method: &Method, path: &str) -> bool {
+    path.starts_with("/pkg/")
+        || path == "/metrics"
+        || path == "/healthz"
+        || path == "/favicon.ico"
+        || (path == "/auth/login" && method == Method::POST)
+}
+
+fn csrf_from_form(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == CSRF_FIELD)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Every request passes here: bodies over 64 KiB are refused (413); outside the public paths a
+/// live session is required (pages redirect to the login, calls get 401); a state-changing
+/// request must carry the session's CSRF token in the `x-csrf-token` header or a `csrf` form
+/// field (403). The viewer goes into the request's extensions for the handlers.
+async fn guard(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let refuse = |parts: &axum::http::request::Parts, e: Error| {
+        console.metrics.refused.with_label_values(&[e.code()]).inc();
+        error_response(&parts.headers, &ApiError::from(e))
+    };
+    let too_big = ApiError::new(
+        413,
+        "too_large",
+        format!(
+            "the request is larger than {} KiB; shorten the form",
+            MAX_BODY_BYTES / 1024
+        ),
+    );
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        console
+            .metrics
+            .refused
+            .with_label_values(&["too_large"])
+            .inc();
+        return error_response(&parts.headers, &too_big);
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            console
+                .metrics
+                .refused
+                .with_label_values(&["too_large"])
+                .inc();
+            return error_response(&parts.headers, &too_big);
+        }
+    };
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+    let token = cookie(&parts.headers, SESSION_COOKIE);
+    let session = console.auth.session(token.as_deref(), now_ms());
+    if let Ok(v) = &session {
+        parts.extensions.insert(v.clone());
+    }
+    if !is_public(&method, &path) && path != "/login" {
+        let viewer: Viewer = match session {
+            Ok(v) => v,
+            Err(e) => {
+                let page = method == Method::GET && wants_html(&parts.headers);
+                return if page {
+                    let why = if token.is_some() { "?expired=1" } else { "" };
+                    redirect(&format!("/login{why}"))
+                } else {
+                    refuse(&parts, e)
+                };
+            }
+        };
+        if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| csrf_from_form(&body));
+            if !sent.is_some_and(|s| tokens_equal(&s, &viewer.csrf)) {
+                warn!(user = %viewer.name, path = %path, "Request refused: CSRF token missing or wrong.");
+                return refuse(&parts, Error::Csrf);
+            }
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+// ---------------------------------------------------------------------------------- login
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginFields {
+    name: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginFields>,
+) -> Response {
+    let c = &state.console;
+    let expected = cookie(&headers, LOGIN_COOKIE);
+    if !expected.is_some_and(|t| !f.csrf.is_empty() && tokens_equal(&t, &f.csrf)) {
+        c.metrics.logins.with_label_values(&["csrf"]).inc();
+        return error_response(
+            &headers,
+            &ApiError::new(
+                403,
+                "csrf",
+                "the login form's security (CSRF) token is missing or wrong; reload the login page and try again",
+            ),
+        );
+    }
+    let name = f.name.trim().to_string();
+    let password = f.password;
+    let auth = c.clone();
+    // argon2 takes tens of milliseconds: off the async workers.
+    let result =
+        tokio::task::spawn_blocking(move || auth.auth.login(&name, &password, now_ms())).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => Err(Error::Store(format!("login task failed: {e}"))),
+    };
+    match result {
+        Ok(li) => {
+            c.metrics.logins.with_label_values(&["ok"]).inc();
+            let mut r = redirect(match li.viewer.role {
+                crate::dto::Role::ServiceDesk => "/desk",
+                _ => "/",
+            });
+            for v in [
+                cookie_header(SESSION_COOKIE, &li.token, None),
+                cookie_header(LOGIN_COOKIE, "", Some(0)),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    r.headers_mut().append(SET_COOKIE, v);
+                }
+            }
+            r
+        }
+        Err(e) => {
+            c.metrics.logins.with_label_values(&[e.code()]).inc();
+            redirect(&format!("/login?error={}", e.code()))
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(t) = cookie(&headers, SESSION_COOKIE) {
+        state.console.auth.logout(&t);
+    }
+    let mut r = redirect("/login");
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(SESSION_COOKIE, "", Some(0))) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------- live
+
+/// `GET /events/port/{id}`: the port's snapshot now and after every change, as server-sent
+/// events (JSON [`crate::dto::PortSnapshot`]). Ends when the session does.
+async fn events(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    req: Request,
+) -> Response {
+    let c = state.console.clone();
+    let (parts, _) = req.into_parts();
+    let Some(viewer) = parts.extensions.get::<Viewer>().cloned() else {
+        return error_response(&parts.headers, &Error::Unauthenticated.into());
+    };
+    let port = match c.monitored(&viewer, &id) {
+        Ok(p) => p,
+        Err(e) => return error_response(&parts.headers, &e.into()),
+    };
+    let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
+    let stream = snapshots(c, port, token);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response()
+}
+
+fn snapshots(
+    console: Arc<Console>,
+    port: Arc<crate::service::PortHandle>,
+    token: String,
+) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
+    let guard = SseClientGuard::new(console.metrics.sse_clients.clone());
+    let rx = port.subscribe();
+    let first = Some(port.latest());
+    futures::stream::unfold(
+        (first, rx, guard, console, token),
+        |(first, mut rx, guard, console, token)| async move {
+            let event = |s: &crate::dto::PortSnapshot| {
+                Event::default().data(serde_json::to_string(s).unwrap_or_default())
+            };
+            if let Some(s) = first {
+                let e = event(&s);
+                return Some((Ok(e), (None, rx, guard, console, token)));
+            }
+            let mut check = tokio::time::interval(Duration::from_secs(5));
+            check.tick().await;
+            loop {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(s) => {
+                            if !console.auth.peek(&token, now_ms()) {
+                                return None;
+                            }
+                            let e = event(&s);
+                            return Some((Ok(e), (None, rx, guard, console, token)));
+                        }
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = check.tick() => {
+                        if !console.auth.peek(&token, now_ms()) {
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.console.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,455 @@
+//! The HTTP layer without a browser: login with its CSRF cookie, cookie attributes, sessions
+//! ending, CSRF on state-changing calls, the body limit, 404s, SSE and `/metrics`, driven
+//! through the router with `tower::ServiceExt::oneshot`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures::StreamExt;
+use tower::ServiceExt;
+
+use super::*;
+use crate::service::tests::{console, port_config};
+
+struct Http {
+    _dir: tempfile::TempDir,
+    app: Router,
+}
+
+const PW: &str = "a long enough password";
+
+fn app() -> Http {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = BTreeMap::from([("1".to_string(), "127.0.0.1:9".to_string())]);
+    let c = console(
+        dir.path(),
+        vec![port_config("hengqin", &dir.path().join("no-bundle"), nodes)],
+    );
+    c.auth
+        .add_user(
+            "ana",
+            crate::dto::Role::Supervisor,
+            &["hengqin".into()],
+            PW,
+            0,
+        )
+        .expect("user");
+    c.auth
+        .add_user("bo", crate::dto::Role::ServiceDesk, &[], PW, 0)
+        .expect("user");
+    let site = dir.path().join("site");
+    let app = router(Arc::new(c), &site);
+    Http { _dir: dir, app }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn api_error(&self) -> ApiError {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+impl Http {
+    async fn send(&self, req: Request<Body>) -> Answer {
+        let res = self.app.clone().oneshot(req).await.expect("answer");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), 10 << 20)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn page(&self, path: &str, session: Option<&str>) -> Answer {
+        let mut b = Request::get(path).header(ACCEPT, "text/html");
+        if let Some(s) = session {
+            b = b.header(COOKIE, format!("{SESSION_COOKIE}={s}"));
+        }
+        self.send(b.body(Body::empty()).expect("request")).await
+    }
+
+    async fn post(&self, path: &str, session: Option<&str>, body: String, html: bool) -> Answer {
+        let mut b = Request::post(path)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                ACCEPT,
+                if html {
+                    "text/html"
+                } else {
+                    "application/json"
+                },
+            );
+        if let Some(s) = session {
+            b = b.header(COOKIE, format!("{SESSION_COOKIE}={s}"));
+        }
+        self.send(b.body(Body::from(body)).expect("request")).await
+    }
+
+    /// Signs in through the login page; returns (session token, CSRF token).
+    async fn login(&self, name: &str, password: &str) -> Result<(String, String), Answer> {
+        let page = self.page("/login", None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let cookie = page.set_cookie(LOGIN_COOKIE).expect("login cookie");
+        let token = cookie
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_string())
+            .expect("token");
+        assert!(
+            page.body.contains(&format!("value=\"{token}\"")),
+            "the form carries the cookie's token"
+        );
+        let req = Request::post("/auth/login")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(COOKIE, format!("{LOGIN_COOKIE}={token}"))
+            .body(Body::from(format!(
+                "csrf={token}&name={name}&password={}",
+                password.replace(' ', "+")
+            )))
+            .expect("request");
+        let a = self.send(req).await;
+        let Some(session) = a.set_cookie(SESSION_COOKIE) else {
+            return Err(a);
+        };
+        let value = session
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_string())
+            .expect("session");
+        let home = self.page("/", Some(&value)).await;
+        let csrf = home
+            .body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("every page carries the CSRF token")
+            .to_string();
+        Ok((value, csrf))
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_secure_http_only_strict_session_cookie() {
+    let h = app();
+    let page = h.page("/login", None).await;
+    let login = page.set_cookie(LOGIN_COOKIE).expect("login cookie");
+    assert!(
+        login.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=3600"),
+        "{login}"
+    );
+    assert!(page.body.contains("data-test=\"login-form\""));
+
+    // Without the login cookie, the form is refused.
+    let a = h
+        .post(
+            "/auth/login",
+            None,
+            format!("csrf=x&name=ana&password={PW}"),
+            true,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("data-code=\"csrf\""), "{}", a.body);
+
+    // Wrong password: back to the form with the reason.
+    let wrong = h
+        .login("ana", "not the password")
+        .await
+        .expect_err("refused");
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert_eq!(wrong.location(), "/login?error=invalid_credentials");
+    let shown = h.page(wrong.location(), None).await;
+    assert!(shown.body.contains("data-code=\"invalid_credentials\""));
+    assert!(shown.body.contains("Wrong user name or password."));
+
+    // Right password.
+    let (session, csrf) = h.login("ana", PW).await.expect("signed in");
+    assert_eq!(session.len(), 64);
+    assert_eq!(csrf.len(), 64);
+    let home = h.page("/", Some(&session)).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("data-test=\"port-row\""),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("data-role=\"supervisor\""));
+}
+
+#[tokio::test]
+async fn the_session_cookie_has_every_attribute() {
+    let h = app();
+    let page = h.page("/login", None).await;
+    let token = page
+        .set_cookie(LOGIN_COOKIE)
+        .and_then(|c| {
+            c.split(';')
+                .next()
+                .map(|kv| kv[LOGIN_COOKIE.len() + 1..].to_string())
+        })
+        .expect("token");
+    let req = Request::post("/auth/login")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(COOKIE, format!("{LOGIN_COOKIE}={token}"))
+        .body(Body::from(format!(
+            "csrf={token}&name=ana&password={}",
+            PW.replace(' ', "+")
+        )))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.location(), "/");
+    let cookie = a.set_cookie(SESSION_COOKIE).expect("session cookie");
+    assert!(
+        cookie.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn lock_out_after_five_failures() {
+    let h = app();
+    for _ in 0..4 {
+        let a = h
+            .login("ana", "wrong wrong wrong")
+            .await
+            .expect_err("wrong");
+        assert_eq!(a.location(), "/login?error=invalid_credentials");
+    }
+    let a = h
+        .login("ana", "wrong wrong wrong")
+        .await
+        .expect_err("locked");
+    assert_eq!(a.location(), "/login?error=locked_out");
+    let a = h.login("ana", PW).await.expect_err("still locked");
+    assert_eq!(a.location(), "/login?error=locked_out");
+    let shown = h.page("/login?error=locked_out", None).await;
+    assert!(
+        shown
+            .body
+            .contains("locked for 15 minutes after 5 failures"),
+        "{}",
+        shown.body
+    );
+}
+
+#[tokio::test]
+async fn ended_sessions_send_pages_to_the_login_and_calls_get_401() {
+    let h = app();
+    let anonymous = h.page("/port/hengqin", None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location(), "/login");
+    let (session, csrf) = h.login("ana", PW).await.expect("signed in");
+    let out = h
+        .post("/auth/logout", Some(&session), format!("csrf={csrf}"), true)
+        .await;
+    assert_eq!(out.location(), "/login");
+    let expired = h.page("/port/hengqin", Some(&session)).await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER);
+    assert_eq!(expired.location(), "/login?expired=1");
+    let page = h.page("/login?expired=1", None).await;
+    assert!(page.body.contains("data-code=\"session_expired\""));
+    let call = h
+        .post(
+            "/api/lane_override",
+            Some(&session),
+            format!("csrf={csrf}&port=hengqin&channel=hengqin/passenger/1&action=release&reason=r"),
+            false,
+        )
+        .await;
+    assert_eq!(call.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(call.api_error().code, "session_expired");
+    let forged = h.page("/", Some("0123")).await;
+    assert_eq!(forged.location(), "/login?expired=1");
+}
+
+#[tokio::test]
+async fn state_changing_calls_need_the_csrf_token() {
+    let h = app();
+    let (session, csrf) = h.login("ana", PW).await.expect("signed in");
+    let body = |token: &str, reason: &str| {
+        format!(
+            "csrf={token}&port=hengqin&channel=hengqin/passenger/1&action=gate1_open&reason={reason}"
+        )
+    };
+    let cases = [
+        (
+            "missing",
+            body("", "stuck").replace("csrf=&", ""),
+            403,
+            "csrf",
+        ),
+        ("empty", body("", "stuck"), 403, "csrf"),
+        ("wrong", body(&"0".repeat(64), "stuck"), 403, "csrf"),
+        ("right, no reason", body(&csrf, ""), 422, "reason_required"),
+        ("right", body(&csrf, "stuck"), 502, "port_unreachable"),
+    ];
+    for (what, b, status, code) in cases {
+        let a = h.post("/api/lane_override", Some(&session), b, false).await;
+        assert_eq!(a.status.as_u16(), status, "{what}: {}", a.body);
+        assert_eq!(a.api_error().code, code, "{what}");
+    }
+    // The token in a header works too; a plain form post gets an HTML page.
+    let req = Request::post("/api/lane_override")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(COOKIE, format!("{SESSION_COOKIE}={session}"))
+        .header("x-csrf-token", &csrf)
+        .body(Body::from(
+            "csrf=&port=hengqin&channel=hengqin/passenger/1&action=gate1_open&reason=",
+        ))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(
+        a.status.as_u16(),
+        403,
+        "the guard passes, the server function re-checks: {}",
+        a.body
+    );
+    let html = h
+        .post("/auth/logout", Some(&session), String::new(), true)
+        .await;
+    assert_eq!(html.status, StatusCode::FORBIDDEN);
+    assert!(html.body.contains("CSRF"), "{}", html.body);
+    // A service-desk officer with a valid token is still refused an override.
+    let (desk, desk_csrf) = h.login("bo", PW).await.expect("signed in");
+    let a = h
+        .post(
+            "/api/lane_override",
+            Some(&desk),
+            body(&desk_csrf, "stuck"),
+            false,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.api_error().code, "forbidden");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let h = app();
+    let (session, csrf) = h.login("ana", PW).await.expect("signed in");
+    let big = format!("csrf={csrf}&reason={}", "x".repeat(MAX_BODY_BYTES));
+    let a = h
+        .post("/api/lane_override", Some(&session), big.clone(), false)
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.api_error().code, "too_large");
+    // Without a Content-Length (streamed), the limit still holds.
+    let stream = futures::stream::iter(
+        big.into_bytes()
+            .chunks(4096)
+            .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let req = Request::post("/auth/login")
+        .header(ACCEPT, "text/html")
+        .body(Body::from_stream(stream))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.body.contains("larger than 64 KiB"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn unknown_ports_lanes_and_pages_are_404() {
+    let h = app();
+    let (session, _) = h.login("ana", PW).await.expect("signed in");
+    for (path, needle) in [
+        (
+            "/lane/hengqin/passenger/99",
+            "port hengqin has no lane passenger/99",
+        ),
+        (
+            "/lane/hengqin/departure/1",
+            "port hengqin has no lane departure/1",
+        ),
+        ("/port/nowhere", "there is no port"),
+        ("/port/hengqin/hall/departure", "There is no such hall"),
+        ("/no/such/page", "There is no such page."),
+    ] {
+        let a = h.page(path, Some(&session)).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(a.body.contains("data-code=\"not_found\""), "{path}");
+        assert!(a.body.contains(needle), "{path}: {}", a.body);
+    }
+    let ok = h.page("/lane/hengqin/passenger/4", Some(&session)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.body.contains("data-test=\"override-gate1_open\""));
+}
+
+#[tokio::test]
+async fn live_updates_need_a_session_that_may_watch_the_port() {
+    let h = app();
+    let get = |session: Option<String>| {
+        let mut b = Request::get("/events/port/hengqin");
+        if let Some(s) = session {
+            b = b.header(COOKIE, format!("{SESSION_COOKIE}={s}"));
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    let a = h.send(get(None)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let (desk, _) = h.login("bo", PW).await.expect("desk");
+    let a = h.send(get(Some(desk))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    let (sup, _) = h.login("ana", PW).await.expect("supervisor");
+    let res = h.app.clone().oneshot(get(Some(sup))).await.expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut body = res.into_body().into_data_stream();
+    let first = body.next().await.expect("an event").expect("bytes");
+    let text = String::from_utf8_lossy(&first);
+    let json = text.trim().strip_prefix("data: ").expect("a data line");
+    let snap: crate::dto::PortSnapshot = serde_json::from_str(json).expect("a snapshot");
+    assert_eq!(snap.port, "hengqin");
+    assert_eq!(snap.halls.len(), 2);
+    let metrics = h.page("/metrics", None).await;
+    assert!(
+        metrics.body.contains("clearway_console_sse_clients 1"),
+        "{}",
+        metrics.body
+    );
+    drop(body);
+    let metrics = h.page("/metrics", None).await;
+    assert!(metrics.body.contains("clearway_console_sse_clients 0"));
+    assert!(
+        metrics
+            .body
+            .contains("clearway_console_logins_total{result=\"ok\"} 2")
+    );
+}

@@ -1,0 +1,303 @@
+//! Port administration: rolling out ports and nodes, initialising clusters, users; and the
+//! audit page (supervisors of the port and port admins).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::auth::{Millis, generate_password};
+use crate::config::PortConfig;
+use crate::dto::{
+    AuditView, BundleView, CreatedUser, PortDefinition, Role, RolloutView, UserView, Viewer,
+    WriteReceipt,
+};
+use crate::error::{Error, Result};
+use crate::port_api::Change;
+use crate::rollout::{check_port_id, parse_halls, parse_nodes};
+
+use super::{Console, PortHandle, Write, check_reason, check_text, port_def};
+
+/// The create-port form as submitted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PortForm {
+    /// Port id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// UTC offset, minutes.
+    pub utc_offset_minutes: String,
+    /// Halls, one per line: `id | name | channels`.
+    pub halls: String,
+    /// Seed nodes: `1=addr, 2=addr`.
+    pub nodes: String,
+}
+
+impl Console {
+    fn admin(&self, v: &Viewer, what: &str) -> Result<()> {
+        self.require(v, Role::PortAdmin, what)
+    }
+
+    /// Every port's definition (port admins).
+    pub fn rollout_ports(&self, v: &Viewer) -> Result<Vec<PortDefinition>> {
+        self.admin(v, "roll out ports")?;
+        Ok(self.ports().iter().map(|p| p.def.view()).collect())
+    }
+
+    /// Creates a port: CA under the data dir (key 0600), the console's client bundle, halls and
+    /// seed nodes; its poller starts at once.
+    pub fn create_port(
+        &self,
+        v: &Viewer,
+        f: &PortForm,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(PortDefinition, Arc<PortHandle>)> {
+        self.admin(v, "create ports")?;
+        let id = f.id.trim();
+        check_port_id(id)?;
+        if self.port(id).is_ok() {
+            return Err(Error::Invalid(format!("port {id} already exists")));
+        }
+        let offset = match f.utc_offset_minutes.trim() {
+            "" => 480,
+            s => s.parse::<i32>().map_err(|_| {
+                Error::Invalid(format!("UTC offset {s:?} is not a number of minutes"))
+            })?,
+        };
+        let config = PortConfig {
+            id: id.to_string(),
+            name: check_text("the port's name", &f.name)?,
+            utc_offset_minutes: offset,
+            bundle_dir: Default::default(),
+            nodes: parse_nodes(&f.nodes)?,
+            halls: parse_halls(&f.halls)?,
+        };
+        // Check everything but the bundle before a CA is made.
+        PortConfig {
+            bundle_dir: "/".into(),
+            ..config.clone()
+        }
+        .validate()
+        .map_err(Error::Invalid)?;
+        let reason = check_reason(reason)?;
+        let config = self.rollout.create_port(config)?;
+        let def = port_def(&config, true)?;
+        let handle = Arc::new(PortHandle::new(
+            def,
+            Duration::from_millis(self.config.poll_timeout_ms),
+            now,
+        ));
+        self.add_port(handle.clone());
+        // Console-local: no cluster exists yet to hold an audit record; the log says who and
+        // why-less (a reason is free text and stays out of logs).
+        info!(user = %v.name, port = %id, reason_chars = reason.chars().count(), "Port created.");
+        Ok((handle.def.view(), handle))
+    }
+
+    /// Issues a node bundle (certificates + node.toml) for a new appliance of a port created
+    /// here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_bundle(
+        &self,
+        v: &Viewer,
+        port: &str,
+        node: &str,
+        addr: &str,
+        role: &str,
+        channel: &str,
+        reason: &str,
+    ) -> Result<BundleView> {
+        let p = self.port(port)?;
+        self.admin(v, "issue node bundles")?;
+        let node: u64 = node
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("node id {node:?} is not a number")))?;
+        let listen: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("{addr:?} is not an IP:PORT address")))?;
+        let channel = match channel.trim() {
+            "" => None,
+            c => {
+                let c = if c.starts_with(&format!("{port}/")) {
+                    c.to_string()
+                } else {
+                    format!("{port}/{c}")
+                };
+                if p.def.locate(&c).is_none() {
+                    return Err(Error::Invalid(format!(
+                        "{c:?} is not a channel of port {port}"
+                    )));
+                }
+                Some(c)
+            }
+        };
+        let reason = check_reason(reason)?;
+        let b = self
+            .rollout
+            .issue_bundle(port, node, listen, role.trim(), channel.as_deref())?;
+        if let Some(c) = &b.channel {
+            p.tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .learn_lane(c, node);
+        }
+        info!(user = %v.name, port = %port, node, reason_chars = reason.chars().count(), "Node bundle issued.");
+        Ok(b.view())
+    }
+
+    /// The rollout page of one port.
+    pub fn rollout_view(&self, v: &Viewer, port: &str) -> Result<RolloutView> {
+        let p = self.port(port)?;
+        self.admin(v, "roll out ports")?;
+        Ok(RolloutView {
+            port: p.def.view(),
+            bundles: self
+                .rollout
+                .bundles(port)?
+                .iter()
+                .map(|b| b.view())
+                .collect(),
+            snapshot: p.latest().as_ref().clone(),
+        })
+    }
+
+    /// Initialises a port's cluster with its voters: the voter bundles generated here, or the
+    /// seed nodes. Audited in the new cluster's first console entry.
+    pub async fn init_cluster(
+        &self,
+        v: &Viewer,
+        port: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<WriteReceipt> {
+        let p = self.port(port)?;
+        self.admin(v, "initialise clusters")?;
+        let reason = check_reason(reason)?;
+        let bundles = self.rollout.bundles(port)?;
+        let mut voters: BTreeMap<u64, String> = bundles
+            .iter()
+            .filter(|b| b.role == "voter")
+            .map(|b| (b.node, b.addr.clone()))
+            .collect();
+        if voters.is_empty() {
+            voters = p
+                .def
+                .seeds
+                .iter()
+                .map(|(id, a)| (*id, a.to_string()))
+                .collect();
+        }
+        let nodes: BTreeMap<u64, SocketAddr> = voters
+            .iter()
+            .filter_map(|(id, a)| a.parse().ok().map(|a| (*id, a)))
+            .collect();
+        p.api.initialize(&nodes, &voters).await?;
+        info!(user = %v.name, port = %port, voters = voters.len(), "Cluster initialised.");
+        // The write retries until the first leader is elected (the client's deadline).
+        let w = Write {
+            metric: "cluster_init".into(),
+            action: "cluster.init".into(),
+            target: port.to_string(),
+            reason,
+            change: Change::AuditOnly,
+        };
+        self.submit(&p, v, w, now)
+            .await
+            .map_err(|e| Error::PortUnreachable {
+                port: port.to_string(),
+                message: format!(
+                    "the cluster was initialised, but its audit record could not be written: {e}"
+                ),
+            })
+    }
+
+    /// Adds a learner (a lane node) to the port's cluster, with its audit record.
+    pub async fn add_learner(
+        &self,
+        v: &Viewer,
+        port: &str,
+        node: &str,
+        addr: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<WriteReceipt> {
+        let p = self.port(port)?;
+        self.admin(v, "add nodes")?;
+        let id: u64 = node
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("node id {node:?} is not a number")))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("{addr:?} is not an IP:PORT address")))?;
+        let reason = check_reason(reason)?;
+        p.api.add_learner(&p.nodes(), id, &addr.to_string()).await?;
+        let w = Write {
+            metric: "add_learner".into(),
+            action: "cluster.add_learner".into(),
+            target: format!("{port}/node-{id}"),
+            reason,
+            change: Change::AuditOnly,
+        };
+        self.submit(&p, v, w, now).await
+    }
+
+    /// The port's audit chain, verified (supervisors of the port and port admins).
+    pub async fn audit(&self, v: &Viewer, port: &str) -> Result<AuditView> {
+        let p = self.monitored(v, port)?;
+        let leader = p.latest().leader;
+        p.api.audit(&p.nodes(), leader).await
+    }
+
+    /// Every console user (port admins).
+    pub fn users(&self, v: &Viewer, now: Millis) -> Result<Vec<UserView>> {
+        self.admin(v, "manage users")?;
+        self.auth.users(now, 480)
+    }
+
+    /// Creates a console user; an empty password generates one, shown once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_user(
+        &self,
+        v: &Viewer,
+        name: &str,
+        role: &str,
+        ports: &str,
+        password: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<CreatedUser> {
+        self.admin(v, "create users")?;
+        let role = Role::parse(role).map_err(Error::Invalid)?;
+        let ports: Vec<String> = ports
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        for p in &ports {
+            self.port(p)?;
+        }
+        let reason = check_reason(reason)?;
+        let (password, generated) = match password {
+            "" => {
+                let p = generate_password();
+                (p.clone(), Some(p))
+            }
+            p => (p.to_string(), None),
+        };
+        self.auth
+            .add_user(name.trim(), role, &ports, &password, now)?;
+        info!(user = %v.name, created = %name.trim(), role = %role, reason_chars = reason.chars().count(), "User created from the console.");
+        Ok(CreatedUser {
+            name: name.trim().to_string(),
+            generated_password: generated,
+        })
+    }
+}
