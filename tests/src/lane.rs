@@ -241,8 +241,8 @@ fn lane_config(rig_dir: &Path, ports: &LanePorts, pki_dir: &Path) -> String {
     )
 }
 
-/// The rig's lane.
-pub const CHANNEL: &str = "hengqin/passenger/1";
+/// The rig's lane: channel 1 of the test port's passenger hall.
+pub const CHANNEL: &str = "testport/passenger/1";
 
 struct LanePorts {
     api: SocketAddr,

@@ -2,6 +2,7 @@
 //! fixtures and the built `clearway-node` binary are. Tests fail (never skip) when something is
 //! missing, with a message that says how to make it: `just test` runs `just setup` and builds first.
 
+pub mod console;
 pub mod lane;
 pub mod port;
 

@@ -258,7 +258,10 @@ fn requests_are_versioned_on_the_wire() {
     // Variant 0 (V1), one command, variant 6 (Cancel), id 3: the layout is part of the log format.
     assert_eq!(bytes, [0, 1, 6, 3]);
     // Variant 1 (V2), no ops: console changes.
-    assert_eq!(postcard::from_bytes::<Request>(&[1, 0]), Ok(Request::V2(vec![])));
+    assert_eq!(
+        postcard::from_bytes::<Request>(&[1, 0]),
+        Ok(Request::V2(vec![]))
+    );
     assert!(
         postcard::from_bytes::<Request>(&[2, 0]).is_err(),
         "unknown version refused"
