@@ -170,13 +170,15 @@ fn port_def(p: &PortConfig, rolled_out: bool) -> Result<PortDef> {
 }
 
 /// Checks a reason: non-empty after trimming, at most [`MAX_REASON_CHARS`], no control
-/// characters but newlines.
+/// characters but newlines (CRLF becomes LF).
 pub fn check_reason(reason: &str) -> Result<String> {
-    let r = reason.trim();
+    // Browsers send a textarea's line breaks as CRLF; the port's log keeps plain newlines.
+    let r = reason.replace("\r\n", "\n").replace('\r', "\n");
+    let r = r.trim();
     if r.is_empty() || r.chars().count() > MAX_REASON_CHARS {
         return Err(Error::ReasonRequired);
     }
-    if r.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+    if r.chars().any(|c| c.is_control() && c != '\n') {
         return Err(Error::Invalid(
             "the reason contains control characters".into(),
         ));

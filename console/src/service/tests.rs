@@ -591,7 +591,7 @@ async fn every_action_against_a_three_node_port() {
             "hengqin",
             "hengqin/passenger/1",
             "gate2_lock",
-            "tailgating at gate 2",
+            "tailgating\r\nat gate 2",
             now(),
         )
         .await
@@ -816,7 +816,8 @@ async fn every_action_against_a_three_node_port() {
         .collect();
     expect_test::expect![[r#"
         0 cluster.init hengqin first start of the port by cy (port_admin)
-        1 order.gate2_lock hengqin/passenger/1 tailgating at gate 2 by ana (supervisor)
+        1 order.gate2_lock hengqin/passenger/1 tailgating
+        at gate 2 by ana (supervisor)
         2 ack_alarm.camera_down hengqin/passenger/1 camera crew called by ana (supervisor)
         3 set_mode.face_and_card hengqin pilot week by cy (port_admin)
         4 set_mode.card_only hengqin pilot found glare at gate 1 by cy (port_admin)
