@@ -38,6 +38,16 @@
 //!   nor sled.
 //! * No personal data in logs or metric labels: logs name users, ports, channels and person
 //!   ids, never document numbers, names or reasons' text.
+//!
+//! # Routes
+//!
+//! Pages (SSR, hydrated): `/login`, `/` (ports), `/port/{port}`, `/port/{port}/hall/{hall}`,
+//! `/lane/{port}/{hall}/{n}`, `/desk`, `/rollout[?port=id]`, `/audit/{port}`, `/users`.
+//! Handlers: `POST /auth/login` (form `name`, `password`, `csrf` = the `clearway_login`
+//! cookie), `POST /auth/logout`, `GET /events/port/{id}` (SSE, JSON `PortSnapshot`),
+//! `GET /metrics`, `GET /healthz`, `/api/<server fn>`, `/pkg/*` (the wasm package).
+//! Browser tests find inputs, buttons and states by `data-test` attributes (listed per page
+//! in [`pages`]).
 #![recursion_limit = "256"]
 
 pub mod api;
