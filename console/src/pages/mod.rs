@@ -1,6 +1,48 @@
 //! The pages, one module per area. Stable `data-test` attributes mark every input, button,
 //! lane cell, gate state, acknowledgement marker and the audit chain's status for the browser
-//! tests.
+//! tests:
+//!
+//! * every page: `whoami` (`data-role`), `logout`, `error` (`data-code`, `data-status`),
+//!   `login-link`, `not-found`, `live-link` (`data-link` = `connecting|live|lost`);
+//!   action results `<form>-result` with `data-result` = `sending|ok|error`.
+//! * login: `login-form`, `login-name`, `login-password`, `login-submit`, `login-error`
+//!   (`data-code` = `invalid_credentials|locked_out|session_expired`), `signed-in-as`.
+//! * ports: `ports`, `port-row` (`data-port`), `lanes-up`, `lanes-down`, `clearances`,
+//!   `alarms`, `port-status` (`data-reachable`); port page `port-name`, `hall` (`data-hall`),
+//!   `members`, `node-row` (`data-node`, `data-membership`, `data-reachable`, `data-applied`,
+//!   `data-lag`).
+//! * hall: `hall-name`, `lane-grid`, `lane-cell` (`data-channel`, `data-state` =
+//!   `online|offline|not_deployed`, `data-mode` = `face_and_card|card_only|closed|offline|
+//!   not_deployed`), `lane-mode`, `desired-mode` (`data-mode`), `gate-state` (`data-gate` =
+//!   1..3, `data-gate-state`), `lane-step`, `last-decision`, `camera-health` (`data-up`).
+//! * alarms: `alarm` (`data-channel`, `data-kind`, `data-since`, `data-acked`), `ack-reason`,
+//!   `ack-submit`, `ack-marker`, `ack-result`.
+//! * lane: `lane-title` (`data-channel`), `lane-state`, `face-scan`, `occupancy`, `held-for`,
+//!   `fence`, `acked-order`, `staleness`, `override-reason`, `override-<code>` (codes of
+//!   [`crate::dto::OverrideAction::code`]: `gate1_open` … `gate3_unlock`, `mode_face_and_card`,
+//!   `mode_card_only`, `mode_closed`, `send_to_officer`, `release`), `override-result`,
+//!   `order-status` (`data-index`, `data-state` = `pending|acknowledged`), `orders`, `order`.
+//! * desk: `find-port`, `find-kind`, `find-number`, `find-submit`, `find-result`,
+//!   `registration` (`data-person`, `data-status`), `person-id`, `guardian-consent`,
+//!   `not-registered`; `consent-port`, `consent-name`, `consent-dob`, `consent-category`,
+//!   `consent-document-kind`, `consent-document-number`, `consent-valid-from`,
+//!   `consent-valid-until`, `consent-guardian-name`, `consent-relationship-proof`,
+//!   `consent-location`, `consent-reason`, `consent-submit`, `consent-receipt`;
+//!   `cancel-port`, `cancel-person`, `cancel-reason`, `cancel-submit`, `cancel-receipt`,
+//!   `cancel-progress` (`data-complete`, `data-index`), `replica` (`data-node`, `data-applied`,
+//!   `data-shredded`); `service-locations`, `service-location`.
+//! * rollout: `rollout-ports`, `rollout-port` (`data-port`), `port-id`, `port-name-input`,
+//!   `port-offset`, `port-halls`, `port-nodes`, `port-reason`, `port-submit`, `created-port`;
+//!   `rollout-selected`, `bundles`, `bundle` (`data-node`), `bundle-dir`, `bundle-node`,
+//!   `bundle-addr`, `bundle-role`, `bundle-channel`, `bundle-reason`, `bundle-submit`;
+//!   `init-reason`, `init-submit`, `init-receipt`; `learner-node`, `learner-addr`,
+//!   `learner-reason`, `learner-submit`; `stage-pilot`, `stage-reason`, `stage-pilot-submit`,
+//!   `stage-all-submit`, `stage-rollback-submit`, `stage-receipt`.
+//! * audit: `audit-chain` (`data-status` = `ok|broken`, `data-break-seq`), `audit-records`,
+//!   `audit-record` (`data-seq`, `data-action`).
+//! * users: `users`, `user-row` (`data-user`, `data-role`), `locked-until`, `user-name`,
+//!   `user-role`, `user-ports`, `user-password`, `user-reason`, `user-submit`,
+//!   `generated-password`.
 
 mod audit;
 mod desk;
