@@ -35,6 +35,7 @@ apt_packages=(
   gstreamer1.0-libav gstreamer1.0-tools
   python3-venv unzip
   rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
+  nodejs fonts-dejavu-core
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -125,6 +126,17 @@ if [ "$have" != "$wb" ]; then
   say "installing wasm-bindgen-cli $wb into $tools (a few minutes, once)"
   (cd "$cache" && cargo install -q wasm-bindgen-cli --version "$wb" --root "$tools" --force) \
     || die "cargo install wasm-bindgen-cli $wb failed"
+fi
+
+# ---------------------------------------------------------------- browser tests: playwright-core
+# From npm, pinned by tests/browser/package-lock.json (sha512 integrity); it drives Debian's
+# chromium and never downloads a browser of its own.
+browser="$root/tests/browser"
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-lock.json"; then
+  say "installing playwright-core for the browser tests"
+  (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent) \
+    || die "npm ci in tests/browser failed"
+  cp "$browser/package-lock.json" "$browser/node_modules/.installed-lock.json"
 fi
 
 say "ready: assets in $assets (ORT_DYLIB_PATH=$assets/onnxruntime/libonnxruntime.so.1.31.1)"

@@ -213,6 +213,7 @@ pub async fn guardian_consent(
     valid_from: String,
     valid_until: String,
     guardian_name: String,
+    guardian_document: String,
     relationship_proof: String,
     service_location: String,
     reason: String,
@@ -227,6 +228,7 @@ pub async fn guardian_consent(
         valid_from,
         valid_until,
         guardian_name,
+        guardian_document,
         relationship_proof,
         service_location,
     };

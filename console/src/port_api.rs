@@ -72,6 +72,8 @@ pub struct MinorRegistration {
     pub valid_until: NaiveDate,
     /// Parent's or guardian's name.
     pub guardian_name: String,
+    /// Their identity document, as presented.
+    pub guardian_document: String,
     /// Reference of the proof of relationship presented.
     pub relationship_proof: String,
     /// The service location.
@@ -268,6 +270,7 @@ pub fn batch(audit: &AuditEntry, change: &Change) -> Result<Vec<Op>> {
                 consents: Vec::new(),
                 guardian_consent: Some(GuardianConsent {
                     guardian_name: m.guardian_name.clone(),
+                    guardian_document: m.guardian_document.clone(),
                     relationship_proof: m.relationship_proof.clone(),
                     service_location: m.service_location.clone(),
                     given_at: utc(audit.at_ms),
@@ -419,7 +422,7 @@ pub fn registration(p: &Person) -> RegistrationView {
         mainland_registered: p.registrations.mainland.is_some(),
         guardian_consent: p.guardian_consent.as_ref().map(|g| {
             (
-                g.guardian_name.clone(),
+                format!("{} ({})", g.guardian_name, g.guardian_document),
                 g.relationship_proof.clone(),
                 g.service_location.clone(),
             )
@@ -825,6 +828,7 @@ mod tests {
             valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).expect("date"),
             valid_until: NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"),
             guardian_name: "Chan Tai Man".into(),
+            guardian_document: "Macao resident identity card 1234567(8)".into(),
             relationship_proof: "birth certificate B-998".into(),
             service_location: "Qingmao Checkpoint (Departure Office, 3/F)".into(),
         };

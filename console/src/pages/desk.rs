@@ -184,6 +184,16 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     />
                 </label>
                 <label>
+                    "Identity document (kind and number) "
+                    <input
+                        type="text"
+                        name="guardian_document"
+                        required
+                        maxlength="200"
+                        data-test="consent-guardian-document"
+                    />
+                </label>
+                <label>
                     "Proof of relationship (reference) "
                     <input
                         type="text"

@@ -26,7 +26,7 @@
 //!   `registration` (`data-person`, `data-status`), `person-id`, `guardian-consent`,
 //!   `not-registered`; `consent-port`, `consent-name`, `consent-dob`, `consent-category`,
 //!   `consent-document-kind`, `consent-document-number`, `consent-valid-from`,
-//!   `consent-valid-until`, `consent-guardian-name`, `consent-relationship-proof`,
+//!   `consent-valid-until`, `consent-guardian-name`, `consent-guardian-document`, `consent-relationship-proof`,
 //!   `consent-location`, `consent-reason`, `consent-submit`, `consent-receipt`;
 //!   `cancel-port`, `cancel-person`, `cancel-reason`, `cancel-submit`, `cancel-receipt`,
 //!   `cancel-progress` (`data-complete`, `data-index`), `replica` (`data-node`, `data-applied`,

@@ -30,6 +30,8 @@ pub struct ConsentForm {
     pub valid_until: String,
     /// Guardian's name.
     pub guardian_name: String,
+    /// Guardian's identity document (kind and number as presented).
+    pub guardian_document: String,
     /// Proof-of-relationship reference.
     pub relationship_proof: String,
     /// Index into [`SERVICE_LOCATIONS`].
@@ -124,6 +126,7 @@ impl Console {
             valid_from,
             valid_until,
             guardian_name: check_text("the guardian's name", &f.guardian_name)?,
+            guardian_document: check_text("the guardian's document", &f.guardian_document)?,
             relationship_proof: check_text(
                 "the proof-of-relationship reference",
                 &f.relationship_proof,

@@ -389,6 +389,7 @@ async fn guardian_consent_is_for_minors_with_a_complete_form() {
         valid_from: "2024-01-01".into(),
         valid_until: "2034-01-01".into(),
         guardian_name: "Chan Tai Man".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
         relationship_proof: "birth certificate B-998".into(),
         service_location: "1".into(),
     };
@@ -723,6 +724,7 @@ async fn every_action_against_a_three_node_port() {
         valid_from: "2024-01-01".into(),
         valid_until: "2034-01-01".into(),
         guardian_name: "Chan Tai Man".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
         relationship_proof: "birth certificate B-998".into(),
         service_location: "1".into(),
     };

@@ -287,6 +287,9 @@ pub struct ConsentRecord {
 pub struct GuardianConsent {
     /// The parent's or guardian's name.
     pub guardian_name: String,
+    /// The parent's or guardian's identity document (kind and number as presented, e.g.
+    /// `Macao resident identity card 1234567(8)`): they must be present with it.
+    pub guardian_document: String,
     /// Reference to the proof of relationship that was presented.
     pub relationship_proof: String,
     /// The service location where consent was given, e.g. `"Qingmao Checkpoint, Departure Office, 3/F"`.

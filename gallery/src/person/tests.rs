@@ -73,6 +73,7 @@ fn person(category: Category) -> Person {
 fn guardian() -> GuardianConsent {
     GuardianConsent {
         guardian_name: "CHAN Siu Ming".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
         relationship_proof: "birth certificate 2011/0042".into(),
         service_location: "Qingmao Checkpoint, Departure Office, 3/F".into(),
         given_at: at("2025-11-01T10:15:00Z"),

@@ -277,6 +277,7 @@ fn a_minor_approved_at_a_service_location_is_enrolled_without_a_face() {
     minor.date_of_birth = day(2010, 6, 1);
     minor.guardian_consent = Some(GuardianConsent {
         guardian_name: "Parent".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
         relationship_proof: "birth certificate".into(),
         service_location: "Qingmao Checkpoint".into(),
         given_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),

@@ -112,6 +112,7 @@ fn hk_card(dob: &str) -> DocumentRead {
 fn guardian() -> GuardianConsent {
     GuardianConsent {
         guardian_name: "WONG, MEI".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
         relationship_proof: "birth certificate 123".into(),
         service_location: "Qingmao Checkpoint, Departure Office, 3/F".into(),
         given_at: t(-3_600_000),

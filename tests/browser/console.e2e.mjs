@@ -1,0 +1,330 @@
+// The supervisor console in Debian's headless Chromium, driven by Playwright (playwright-core,
+// never a downloaded browser). Run by tests/tests/console.rs, which starts the port, the lane
+// and the console, and answers this script's checkpoints (see tests/src/console.rs):
+// `CHECKPOINT <name> [arg]` on stdout, one line back on stdin: `ok` or `fail <why>`.
+//
+// Every step saves a screenshot under $SHOTS. Any failed expectation throws: the script exits
+// non-zero and the Rust test fails with this script's transcript.
+
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const base = env.CONSOLE_URL;
+const port = env.PORT_ID;
+const channel = env.CHANNEL; // e.g. testport/passenger/1
+const [, hall, laneNo] = channel.split('/');
+const idleS = Number(env.SESSION_IDLE_S);
+
+const stdin = createInterface({ input: process.stdin });
+const answers = stdin[Symbol.asyncIterator]();
+
+/** Tells the Rust side to act or check, and waits for its answer. */
+async function checkpoint(name, arg = '') {
+  console.log(`CHECKPOINT ${name} ${arg}`.trimEnd());
+  const { value, done } = await answers.next();
+  if (done || !value.startsWith('ok')) {
+    throw new Error(`checkpoint ${name}: ${done ? 'no answer' : value}`);
+  }
+}
+
+let shots = 0;
+async function shot(page, name) {
+  shots += 1;
+  const file = `${env.SHOTS}/${String(shots).padStart(2, '0')}-${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`screenshot ${file}`);
+}
+
+function step(what) {
+  console.log(`STEP ${what}`);
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(`expected: ${what}`);
+}
+
+const t = (name) => `[data-test="${name}"]`;
+
+/** Waits for a form's result (`<name>-result`); an error result fails with its text. */
+async function result(page, name, timeout = 30000) {
+  const sel = `${t(`${name}-result`)}[data-result="ok"], ${t(`${name}-result`)}[data-result="error"]`;
+  const el = await page.waitForSelector(sel, { timeout });
+  if ((await el.getAttribute('data-result')) !== 'ok') {
+    throw new Error(`${name} failed: ${await el.textContent()}`);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+
+async function newPage() {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(20000);
+  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  return page;
+}
+
+async function login(page, name, password) {
+  await page.goto(`${base}/login`);
+  await page.fill(t('login-name'), name);
+  await page.fill(t('login-password'), password);
+  await Promise.all([page.waitForLoadState('load'), page.click(t('login-submit'))]);
+}
+
+/** The CSRF token the page carries (every form has one). */
+async function csrfOf(page) {
+  return page.locator('input[name="csrf"]').first().inputValue();
+}
+
+/** Marks the page, so that a later check can tell it was not reloaded. */
+async function mark(page) {
+  await page.evaluate(() => {
+    window.__clearwayMark = 'still-here';
+  });
+}
+async function notReloaded(page) {
+  expect((await page.evaluate(() => window.__clearwayMark)) === 'still-here', 'no full reload');
+}
+
+/** Waits until the page's SSE-driven state shows `text` in `selector`. */
+async function waitText(page, selector, pattern, timeout = 20000) {
+  await page.waitForFunction(
+    ([sel, src]) => {
+      const el = document.querySelector(sel);
+      return !!el && new RegExp(src).test(el.textContent);
+    },
+    [selector, pattern.source ?? String(pattern)],
+    { timeout },
+  );
+}
+
+try {
+  // 1. A wrong password is refused with a clear message.
+  step('wrong password');
+  const anon = await newPage();
+  await anon.goto(`${base}/`);
+  expect(anon.url().includes('/login'), 'an anonymous visitor is sent to the login page');
+  await shot(anon, 'login');
+  await login(anon, 'wong', 'not-the-password');
+  await anon.waitForSelector(t('login-error'));
+  const wrong = await anon.textContent(t('login-error'));
+  expect(/password|name/i.test(wrong), `a clear login error, got "${wrong}"`);
+  await shot(anon, 'login-wrong-password');
+
+  // 2. The supervisor sees the ports and the hall live.
+  step('supervisor: overview and hall');
+  const sup = await newPage();
+  await login(sup, 'wong', env.PASSWORD_WONG);
+  await sup.waitForSelector(`${t('port-row')}[data-port="${port}"]`);
+  await shot(sup, 'ports-overview');
+  await sup.goto(`${base}/port/${port}`);
+  await sup.waitForSelector(t('hall'));
+  await shot(sup, 'port');
+  await sup.goto(`${base}/port/${port}/hall/${hall}`);
+  const cell = `${t('lane-cell')}[data-channel="${channel}"]`;
+  await sup.waitForSelector(cell);
+  const cells = await sup.locator(t('lane-cell')).count();
+  expect(cells === 48, `48 channels in the passenger hall, got ${cells}`);
+  await waitText(sup, `${cell} ${t('lane-step')}`, /idle/);
+  await mark(sup);
+  await checkpoint('walk');
+  // The admission reaches the page without a reload.
+  await waitText(sup, `${cell} ${t('last-decision')}`, /admitted/, 30000);
+  await notReloaded(sup);
+  await shot(sup, 'hall-live-admitted');
+  await checkpoint('walked');
+  await waitText(sup, `${cell} ${t('last-decision')}`, /cleared/, 30000);
+  await notReloaded(sup);
+  await shot(sup, 'hall-live-cleared');
+
+  // 3. Lock gate 1 from the lane page: acknowledged by the lane, locked at the controller.
+  step('supervisor: lock gate 1');
+  await sup.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
+  await sup.waitForSelector(t('lane-title'));
+  await mark(sup);
+  await sup.fill(t('override-reason'), 'suspicious bag at the entrance');
+  await sup.click(t('override-gate1_lock'));
+  await sup.waitForSelector(`${t('order-status')}[data-state="acknowledged"]`, { timeout: 20000 });
+  await waitText(sup, `${t('lane-state')} ${t('gate-state')}`, /locked/);
+  await notReloaded(sup);
+  await shot(sup, 'lane-gate1-locked');
+  await checkpoint('gate1-locked');
+  await sup.fill(t('override-reason'), 'bag checked, all clear');
+  await sup.click(t('override-gate1_unlock'));
+  await sup.waitForFunction(
+    (sel) => [...document.querySelectorAll(sel)].some((e) => e.dataset.state === 'acknowledged'),
+    t('order-status'),
+  );
+  await checkpoint('gate1-unlocked');
+  // An order without a reason is refused by the server, not only by the form.
+  const noReason = await sup.request.post(`${base}/api/lane_override`, {
+    form: { csrf: await csrfOf(sup), port, channel, action: 'gate1_lock', reason: '   ' },
+    failOnStatusCode: false,
+  });
+  expect(noReason.status() >= 400, `an empty reason is refused, got ${noReason.status()}`);
+  await shot(sup, 'lane-gate1-unlocked');
+
+  // 4. The service-desk officer: no overrides (refused on the server), cancellation, consent.
+  step('service desk');
+  const desk = await newPage();
+  await login(desk, 'lee', env.PASSWORD_LEE);
+  const deskLane = await desk.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
+  await desk.waitForSelector(`${t('lane-title')}, ${t('error')}`);
+  console.log(`the desk's view of a lane: HTTP ${deskLane.status()}`);
+  expect((await desk.locator(t('override-reason')).count()) === 0, 'no override form for the desk');
+  await shot(desk, 'desk-lane-refused');
+  await desk.goto(`${base}/desk`);
+  await desk.waitForSelector(t('find-number'));
+  const forged = await desk.request.post(`${base}/api/lane_override`, {
+    form: { csrf: await csrfOf(desk), port, channel, action: 'gate1_open', reason: 'let me through' },
+    failOnStatusCode: false,
+  });
+  const forgedBody = await forged.text();
+  expect(forged.status() === 403, `a desk officer's override is refused with 403, got ${forged.status()}: ${forgedBody}`);
+  console.log(`forged override refused: ${forged.status()} ${forgedBody.slice(0, 200)}`);
+  await shot(desk, 'desk');
+
+  await desk.selectOption(t('find-kind'), { index: 0 });
+  await desk.fill(t('find-number'), 'M10000001');
+  await desk.click(t('find-submit'));
+  await desk.waitForSelector(t('person-id'));
+  const person = (await desk.textContent(t('person-id'))).trim();
+  expect(/^P\d+$/.test(person), `a person id, got ${person}`);
+  await shot(desk, 'desk-found');
+  await desk.fill(t('cancel-person'), person);
+  await desk.fill(t('cancel-reason'), 'the traveller asked at the Qingmao service location');
+  await desk.click(t('cancel-submit'));
+  await desk.waitForSelector(`${t('cancel-progress')}[data-complete="true"]`, { timeout: 30000 });
+  const replicas = await desk.locator(t('replica')).count();
+  expect(replicas >= 2, `every replica listed, got ${replicas}`);
+  await shot(desk, 'desk-cancelled-all-replicas');
+  await checkpoint('registration-cancelled');
+
+  // A guardian's consent for a 15-year-old (DOMAIN.md: 14–17 need it).
+  const today = new Date(env.TODAY);
+  const dob = new Date(today);
+  dob.setFullYear(today.getFullYear() - 15);
+  const iso = (d) => d.toISOString().slice(0, 10);
+  const until = new Date(today);
+  until.setFullYear(today.getFullYear() + 5);
+  await desk.fill(t('consent-name'), 'WONG, KA YAN');
+  await desk.fill(t('consent-dob'), iso(dob));
+  await desk.selectOption(t('consent-category'), { index: 0 });
+  await desk.selectOption(t('consent-document-kind'), { index: 0 });
+  await desk.fill(t('consent-document-number'), 'M20000015');
+  await desk.fill(t('consent-valid-from'), iso(new Date(today.getFullYear() - 1, 0, 2)));
+  await desk.fill(t('consent-valid-until'), iso(until));
+  await desk.fill(t('consent-guardian-name'), 'WONG, MEI');
+  await desk.fill(t('consent-guardian-document'), 'Macao resident identity card 5215299(8)');
+  await desk.fill(t('consent-relationship-proof'), 'birth certificate 2011-MO-0042');
+  await desk.fill(t('consent-reason'), 'mother present with the birth certificate');
+  await desk.click(t('consent-submit'));
+  await result(desk, 'consent');
+  await desk.fill(t('find-number'), 'M20000015');
+  await desk.click(t('find-submit'));
+  await waitText(desk, t('guardian-consent'), /WONG, MEI \(Macao resident identity card 5215299\(8\)\)/);
+  await shot(desk, 'desk-guardian-consent');
+
+  // 5. The port admin: the audit chain, a new port, its first appliance joining, staged face scan.
+  step('port admin');
+  const admin = await newPage();
+  await login(admin, 'admin', env.PASSWORD_ADMIN);
+  await admin.goto(`${base}/audit/${port}`);
+  await admin.waitForSelector(t('audit-chain'));
+  const chain = await admin.getAttribute(t('audit-chain'), 'data-status');
+  const records = await admin.locator(t('audit-record')).count();
+  expect(chain === 'ok', `the audit chain verifies, got ${chain}`);
+  expect(records >= 4, `lock, unlock, cancel and consent audited, got ${records} records`);
+  await shot(admin, 'audit');
+
+  await admin.goto(`${base}/rollout`);
+  await admin.fill(t('port-id'), 'zhuhai-pilot');
+  await admin.fill(t('port-name-input'), 'Zhuhai Pilot Port');
+  await admin.fill(t('port-halls'), 'passenger | Passenger Hall | 4');
+  await admin.fill(t('port-nodes'), `1=${env.NEW_NODE_ADDR}`);
+  await admin.fill(t('port-reason'), 'seed 001: new port opening');
+  await admin.click(t('port-submit'));
+  await result(admin, 'port');
+  await admin.click(t('created-port'));
+  await admin.waitForSelector(`${t('rollout-selected')}[data-port="zhuhai-pilot"]`);
+  await admin.fill(t('bundle-node'), '1');
+  await admin.fill(t('bundle-addr'), env.NEW_NODE_ADDR);
+  await admin.selectOption(t('bundle-role'), 'voter');
+  await admin.fill(t('bundle-reason'), 'first voter appliance');
+  await admin.click(t('bundle-submit'));
+  await result(admin, 'bundle');
+  await admin.reload();
+  await admin.waitForSelector(`${t('bundle')}[data-node="1"] ${t('bundle-dir')}`);
+  const bundleDir = (await admin.textContent(`${t('bundle')}[data-node="1"] ${t('bundle-dir')}`)).trim();
+  await shot(admin, 'rollout-bundle');
+  await checkpoint('bundle', bundleDir);
+  await admin.fill(t('init-reason'), 'first appliance powered on');
+  await admin.click(t('init-submit'));
+  await result(admin, 'init', 60000);
+  await admin.waitForSelector(`${t('node-row')}[data-node="1"][data-reachable="true"][data-membership="voter"]`, {
+    timeout: 60000,
+  });
+  await shot(admin, 'rollout-node-joined');
+
+  // Staged face scan on the test port: pilot channel, then roll back to card only.
+  await admin.goto(`${base}/rollout?port=${port}`);
+  await admin.waitForSelector(`${t('rollout-selected')}[data-port="${port}"]`);
+  await admin.fill(t('stage-pilot'), `${hall}/${laneNo}`);
+  await admin.fill(t('stage-reason'), 'roll back face scan after a camera firmware update');
+  await admin.click(t('stage-rollback-submit'));
+  await result(admin, 'stage');
+  await admin.goto(`${base}/port/${port}/hall/${hall}`);
+  await admin.waitForSelector(`${cell}[data-mode="card_only"]`, { timeout: 20000 });
+  await shot(admin, 'hall-rolled-back-card-only');
+  await admin.goto(`${base}/rollout?port=${port}`);
+  await admin.fill(t('stage-pilot'), `${hall}/${laneNo}`);
+  await admin.fill(t('stage-reason'), 'pilot channel back on face scan');
+  await admin.click(t('stage-pilot-submit'));
+  await result(admin, 'stage');
+  await admin.goto(`${base}/port/${port}/hall/${hall}`);
+  await admin.waitForSelector(`${cell}[data-mode="face_and_card"]`, { timeout: 20000 });
+
+  // 6. Bad input.
+  step('bad input');
+  const noCsrf = await sup.request.post(`${base}/api/lane_override`, {
+    form: { port, channel, action: 'gate1_lock', reason: 'no token' },
+    failOnStatusCode: false,
+  });
+  const noCsrfBody = await noCsrf.text();
+  expect(noCsrf.status() === 403 && /csrf/i.test(noCsrfBody), `missing CSRF → 403, got ${noCsrf.status()}: ${noCsrfBody}`);
+  const big = await sup.request.post(`${base}/api/lane_override`, {
+    form: { csrf: await csrfOf(admin), port, channel, action: 'gate1_lock', reason: 'x'.repeat(200000) },
+    failOnStatusCode: false,
+  });
+  expect(big.status() === 413, `an oversized form → 413, got ${big.status()}`);
+  const unknown = await sup.goto(`${base}/lane/${port}/${hall}/999`);
+  expect(unknown.status() === 404, `an unknown lane → 404, got ${unknown.status()}`);
+  await sup.waitForSelector(t('not-found'));
+  await shot(sup, 'unknown-lane');
+  // A session left unused past its idle time-out ends.
+  const idle = await newPage();
+  await login(idle, 'lee', env.PASSWORD_LEE);
+  await idle.goto(`${base}/desk`);
+  await idle.waitForSelector(t('find-number'));
+  await idle.waitForTimeout((idleS + 2) * 1000);
+  await idle.goto(`${base}/desk`);
+  await idle.waitForSelector(`${t('login-error')}[data-code="session_expired"]`);
+  await shot(idle, 'session-expired');
+  // Wrong passwords lock the account.
+  for (let i = 0; i < 5; i += 1) {
+    await login(anon, 'lee', `wrong-${i}`);
+  }
+  await login(anon, 'lee', env.PASSWORD_LEE);
+  await anon.waitForSelector(t('login-error'));
+  const locked = await anon.getAttribute(t('login-error'), 'data-code');
+  expect(locked === 'locked', `a locked account is refused, got ${locked}`);
+  await shot(anon, 'login-locked');
+  step('done');
+} finally {
+  await browser.close();
+  stdin.close();
+}

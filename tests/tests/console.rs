@@ -1,0 +1,148 @@
+//! The supervisor console end to end, in a real browser: Debian's headless Chromium driven by
+//! Playwright (`tests/browser/console.e2e.mjs`), against a real `clearway-console` process and a
+//! real local port (a voter and a lane node whose cameras are RTSP streams of real photos, with
+//! the Modbus gate simulator and the other device simulators).
+//!
+//! The script logs in (a wrong password first), watches the hall grid change live while a
+//! traveller walks through, locks and unlocks gate 1 of the lane (this test checks the gate
+//! controller's registers), is refused an override as a service-desk officer, cancels a
+//! registration (this test then shows that traveller's face to the lane, which no longer knows
+//! it), records a guardian's consent, checks the audit chain, creates a port and generates a node
+//! bundle (this test starts an appliance from it) and watches it join, and tries bad input:
+//! a missing CSRF token, an oversized form, an unknown lane, an expired session. Screenshots of
+//! every page are saved under `<target>/test-output/console/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clearway_gallery::{Command, Request};
+use clearway_node::lane::camera::sim::Scene;
+use clearway_node::lane::procedure::{GateId, GateState};
+use clearway_tests::console::{Browser, SESSION_IDLE_S, USERS, console_rig, screenshot_dir};
+use clearway_tests::lane::{registered_macao_adult, wait_lane_api};
+use clearway_tests::photo;
+use clearway_tests::port::PORT;
+
+/// Waits for `done` to hold, up to `within`.
+async fn wait_until(within: Duration, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not happen within {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = console_rig(dir.path()).await;
+    let client = c.rig.port.client();
+    let obama = c.rig.template("face_recognition/obama.jpg");
+    client
+        .write(
+            Request::V1(vec![Command::Enrol {
+                person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
+                templates: vec![obama],
+            }]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("enrol");
+    wait_lane_api(&c.rig).await;
+    c.rig.show(Scene::Empty);
+
+    let shots = screenshot_dir("console");
+    let new_node = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free UDP port");
+    let mut env = BTreeMap::new();
+    env.insert("CONSOLE_URL".to_string(), c.url.clone());
+    env.insert("SHOTS".into(), shots.display().to_string());
+    env.insert("PORT_ID".into(), PORT.into());
+    env.insert("CHANNEL".into(), c.rig.channel.clone());
+    env.insert("SESSION_IDLE_S".into(), SESSION_IDLE_S.to_string());
+    env.insert("NEW_NODE_ADDR".into(), new_node.to_string());
+    env.insert("TODAY".into(), Utc::now().date_naive().to_string());
+    for (name, _, password) in USERS {
+        env.insert(format!("PASSWORD_{}", name.to_uppercase()), password.into());
+    }
+    let mut browser = Browser::start("console.e2e.mjs", &env);
+    while let Some((name, arg)) = browser.checkpoint(Duration::from_secs(180)).await {
+        let result = match name.as_str() {
+            // The hall grid is open: a registered traveller steps up to gate 1.
+            "walk" => {
+                c.rig
+                    .show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+                Ok(())
+            }
+            // The page showed the admission live: the traveller walks on through.
+            "walked" => {
+                c.rig.walk_through().await;
+                c.rig.show(Scene::Empty);
+                Ok(())
+            }
+            "gate1-locked" => {
+                let gates = &c.rig.gates;
+                wait_until(
+                    Duration::from_secs(10),
+                    "gate 1 locked at the controller",
+                    || gates.state(GateId::One) == GateState::Locked,
+                )
+                .await
+            }
+            "gate1-unlocked" => {
+                let gates = &c.rig.gates;
+                wait_until(
+                    Duration::from_secs(10),
+                    "gate 1 unlocked at the controller",
+                    || gates.state(GateId::One) != GateState::Locked,
+                )
+                .await
+            }
+            // The registration was cancelled from the service desk: the lane must not know the
+            // face any more.
+            "registration-cancelled" => {
+                c.rig
+                    .show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+                c.rig
+                    .wait_screen("not_recognised", Duration::from_secs(30))
+                    .await;
+                c.rig.show(Scene::Empty);
+                Ok(())
+            }
+            // The rollout page generated a node bundle: power the appliance on.
+            "bundle" => {
+                let bundle = Path::new(&arg);
+                if bundle.join("node.toml").is_file() {
+                    c.start_appliance(bundle);
+                    Ok(())
+                } else {
+                    Err(format!("{arg} has no node.toml"))
+                }
+            }
+            other => Err(format!("unknown checkpoint {other}")),
+        };
+        if let Err(why) = &result {
+            eprintln!(
+                "checkpoint {name} failed: {why}\nconsole log:\n{}",
+                c.console_log()
+            );
+        }
+        browser.answer(result).await;
+    }
+    browser.finish().await;
+    println!("screenshots: {}", shots.display());
+    let pngs = std::fs::read_dir(&shots)
+        .expect("screenshot dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+        })
+        .count();
+    assert!(pngs >= 8, "only {pngs} screenshots in {}", shots.display());
+}
