@@ -74,6 +74,10 @@ pub struct Auth {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     config: AuthConfig,
     hasher: Argon2<'static>,
+    /// Held through a whole login: failure counts are read, checked and written without a race
+    /// (parallel guesses cannot share one count), and one password hash (~19 MiB) is computed at
+    /// a time.
+    login_lock: Mutex<()>,
     /// A hash of a random password: unknown users are verified against it, so a login takes as
     /// long whether or not the name exists.
     decoy: String,
@@ -176,6 +180,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             config,
             hasher,
+            login_lock: Mutex::new(()),
             decoy,
         })
     }
@@ -258,10 +263,17 @@ impl Auth {
 
     /// Checks a name and password; on success opens a session.
     pub fn login(&self, name: &str, password: &str, now: Millis) -> Result<LoggedIn> {
+        let _serial = self.login_lock.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut user) = self.get(name)? else {
             // Same work as for a real user, so timing does not tell which names exist.
             let _ = verify_with(&self.hasher, &self.decoy, password);
-            warn!(user = name, result = "unknown_user", "Login refused.");
+            // A name that cannot exist may be a password typed into the wrong field: not logged.
+            let shown = if check_user_name(name).is_ok() {
+                name
+            } else {
+                "<not a user name>"
+            };
+            warn!(user = shown, result = "unknown_user", "Login refused.");
             return Err(Error::InvalidCredentials);
         };
         if let Some(until) = user.locked_until {
@@ -477,6 +489,23 @@ mod tests {
             Err(Error::InvalidCredentials)
         ));
         assert_eq!(auth.session(Some(&a.token), 1).expect("live").name, "ana");
+    }
+
+    #[test]
+    fn parallel_guesses_are_each_counted() {
+        let (_d, auth) = store();
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let auth = &auth;
+                s.spawn(move || {
+                    let _ = auth.login("ana", &format!("parallel guess {i}"), 0);
+                });
+            }
+        });
+        assert!(
+            matches!(auth.login("ana", PW, 1), Err(Error::LockedOut { .. })),
+            "eight parallel wrong guesses lock the account"
+        );
     }
 
     #[test]

@@ -373,7 +373,7 @@ pub struct DecisionView {
 pub struct AlarmView {
     /// The channel, e.g. `hengqin/passenger/12`.
     pub channel: String,
-    /// Kind: `camera_down`, `tailgating`, `multiple_faces`, `authority_unanswered`,
+    /// Kind: `camera_down`, `tailgating`, `multiple_faces`, `authority_not_answering`,
     /// `replica_stale`, `gate_fault`, `held`, `lane_offline`, `replication_lag`.
     pub kind: String,
     /// Since when, ms since the epoch (identifies the alarm with channel and kind).
@@ -391,12 +391,14 @@ impl AlarmView {
             "camera_down" => "camera down",
             "tailgating" => "two people in the channel",
             "multiple_faces" => "several faces at the gate",
-            "authority_unanswered" => "authority not answering",
+            "authority_not_answering" => "authority not answering",
             "replica_stale" => "replica stale",
             "gate_fault" => "gate fault",
             "held" => "channel held for an officer",
             "lane_offline" => "lane offline",
             "replication_lag" => "replication lag",
+            "order_refused" => "an order was not carried out",
+            "order_expired" => "an order arrived too late",
             _ => "alarm",
         }
     }

@@ -92,12 +92,15 @@ pub enum Change {
         /// What.
         action: OverrideAction,
     },
-    /// The mode of several lanes (staged face-scan roll-out, roll-back).
+    /// The mode of several lanes (staged face-scan roll-out, roll-back): these channels to
+    /// `mode`, and the `others` (if any) to `others_mode`.
     SetMode {
         /// Channel ids.
         channels: Vec<String>,
         /// Mode.
         mode: LaneMode,
+        /// The rest of the port's channels, with their mode (a pilot: card only elsewhere).
+        others: Option<(Vec<String>, LaneMode)>,
     },
     /// Acknowledge an alarm.
     AckAlarm {
@@ -231,10 +234,23 @@ pub fn batch(audit: &AuditEntry, change: &Change) -> Result<Vec<Op>> {
             channel: channel.clone(),
             action: ops_override(*action),
         }),
-        Change::SetMode { channels, mode } => ops.push(Op::SetMode {
-            channels: channels.clone(),
-            mode: ops_mode(*mode),
-        }),
+        Change::SetMode {
+            channels,
+            mode,
+            others,
+        } => {
+            // The node takes at most MAX_CHANNELS per op; one batch holds as many ops as needed.
+            let groups =
+                std::iter::once((channels, mode)).chain(others.as_ref().map(|(c, m)| (c, m)));
+            for (channels, mode) in groups {
+                for chunk in channels.chunks(clearway_gallery::ops::MAX_CHANNELS) {
+                    ops.push(Op::SetMode {
+                        channels: chunk.to_vec(),
+                        mode: ops_mode(*mode),
+                    });
+                }
+            }
+        }
         Change::AckAlarm {
             channel,
             kind,
@@ -298,6 +314,16 @@ pub fn receipt(index: u64, outcomes: &[Outcome]) -> Result<WriteReceipt> {
         .find(|o| matches!(o, Outcome::Refused { .. }))
     {
         return Err(Error::Refused(format!("{reason} ({code})")));
+    }
+    // Enrolling a document already registered changes nothing (the guardian's consent was not
+    // recorded): say so rather than report success.
+    if let Some(Outcome::AlreadyEnrolled(p)) = outcomes
+        .iter()
+        .find(|o| matches!(o, Outcome::AlreadyEnrolled(_)))
+    {
+        return Err(Error::Refused(format!(
+            "this document is already registered, as {p}; nothing was changed (already_registered)"
+        )));
     }
     let audit_seq = outcomes
         .iter()
@@ -844,6 +870,7 @@ mod tests {
             Change::SetMode {
                 channels: vec!["hengqin/passenger/1".into()],
                 mode: LaneMode::FaceAndCard,
+                others: Some((vec!["hengqin/passenger/2".into()], LaneMode::CardOnly)),
             },
             Change::AckAlarm {
                 channel: "hengqin/passenger/1".into(),

@@ -49,6 +49,10 @@ impl PortDef {
         if parts.next().is_some() || port != self.id {
             return None;
         }
+        // Only the canonical number: `01` or `+1` would name a channel no lane reports as.
+        if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let n: u32 = n.parse().ok()?;
         let hall = self.halls.iter().find(|h| h.id == hall)?;
         (1..=hall.channels).contains(&n).then_some((hall, n))

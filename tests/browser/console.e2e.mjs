@@ -154,10 +154,15 @@ try {
   await shot(sup, 'lane-gate1-locked');
   await checkpoint('gate1-locked');
   await sup.fill(t('override-reason'), 'bag checked, all clear');
+  const lockIndex = Number(await sup.getAttribute(t('order-status'), 'data-index'));
   await sup.click(t('override-gate1_unlock'));
+  // The new order's own status: a later log index, acknowledged.
   await sup.waitForFunction(
-    (sel) => [...document.querySelectorAll(sel)].some((e) => e.dataset.state === 'acknowledged'),
-    t('order-status'),
+    ([sel, after]) =>
+      [...document.querySelectorAll(sel)].some(
+        (e) => Number(e.dataset.index) > after && e.dataset.state === 'acknowledged',
+      ),
+    [t('order-status'), lockIndex],
   );
   await checkpoint('gate1-unlocked');
   // An order without a reason is refused by the server, not only by the form.
@@ -165,7 +170,8 @@ try {
     form: { csrf: await csrfOf(sup), port, channel, action: 'gate1_lock', reason: '   ' },
     failOnStatusCode: false,
   });
-  expect(noReason.status() >= 400, `an empty reason is refused, got ${noReason.status()}`);
+  const noReasonBody = await noReason.text();
+  expect(noReason.status() === 422 && /reason/i.test(noReasonBody), `an empty reason is refused with 422, got ${noReason.status()}: ${noReasonBody}`);
   await shot(sup, 'lane-gate1-unlocked');
 
   // 4. The service-desk officer: no overrides (refused on the server), cancellation, consent.
@@ -174,7 +180,7 @@ try {
   await login(desk, 'lee', env.PASSWORD_LEE);
   const deskLane = await desk.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
   await desk.waitForSelector(`${t('lane-title')}, ${t('error')}`);
-  console.log(`the desk's view of a lane: HTTP ${deskLane.status()}`);
+  expect(deskLane.status() === 403, `the desk may not open a lane's override page: HTTP ${deskLane.status()}`);
   expect((await desk.locator(t('override-reason')).count()) === 0, 'no override form for the desk');
   await shot(desk, 'desk-lane-refused');
   await desk.goto(`${base}/desk`);
@@ -238,7 +244,11 @@ try {
   const chain = await admin.getAttribute(t('audit-chain'), 'data-status');
   const records = await admin.locator(t('audit-record')).count();
   expect(chain === 'ok', `the audit chain verifies, got ${chain}`);
-  expect(records >= 4, `lock, unlock, cancel and consent audited, got ${records} records`);
+  const actions = await admin.$$eval(t('audit-record'), (rows) => rows.map((r) => r.textContent));
+  for (const what of ['gate1_lock', 'gate1_unlock', 'cancel', 'guardian_consent']) {
+    expect(actions.some((a) => a.includes(what)), `the trail has a ${what} record: ${actions.join(' | ')}`);
+  }
+  expect(records === 4, `exactly the four changes audited, got ${records}`);
   await shot(admin, 'audit');
 
   await admin.goto(`${base}/rollout`);
@@ -303,7 +313,7 @@ try {
   expect(big.status() === 413, `an oversized form → 413, got ${big.status()}`);
   const unknown = await sup.goto(`${base}/lane/${port}/${hall}/999`);
   expect(unknown.status() === 404, `an unknown lane → 404, got ${unknown.status()}`);
-  await sup.waitForSelector(t('not-found'));
+  await sup.waitForSelector(`${t('error')}[data-code="not_found"]`);
   await shot(sup, 'unknown-lane');
   // A session left unused past its idle time-out ends.
   const idle = await newPage();
@@ -321,7 +331,7 @@ try {
   await login(anon, 'lee', env.PASSWORD_LEE);
   await anon.waitForSelector(t('login-error'));
   const locked = await anon.getAttribute(t('login-error'), 'data-code');
-  expect(locked === 'locked', `a locked account is refused, got ${locked}`);
+  expect(locked === 'locked_out', `a locked account is refused, got ${locked}`);
   await shot(anon, 'login-locked');
   step('done');
 } finally {

@@ -8,16 +8,18 @@ use crate::port_api::Change;
 use super::{Console, Write, check_reason};
 
 /// Kinds of alarm a supervisor may acknowledge.
-pub const ALARM_KINDS: [&str; 9] = [
+pub const ALARM_KINDS: [&str; 11] = [
     "camera_down",
     "tailgating",
     "multiple_faces",
-    "authority_unanswered",
+    "authority_not_answering",
     "replica_stale",
     "gate_fault",
     "held",
     "lane_offline",
     "replication_lag",
+    "order_refused",
+    "order_expired",
 ];
 
 /// Stages of the face-scan roll-out.
@@ -169,7 +171,7 @@ impl Console {
         let p = self.port(port)?;
         self.require(v, Role::PortAdmin, "roll out face scan")?;
         let stage = Stage::parse(stage)?;
-        let (channels, mode): (Vec<String>, LaneMode) = match stage {
+        let (channels, mode, others): (Vec<String>, LaneMode, _) = match stage {
             Stage::Pilot => {
                 let mut channels = Vec::new();
                 for c in pilot
@@ -196,10 +198,17 @@ impl Console {
                         "name the pilot channels, e.g. passenger/1, passenger/2".into(),
                     ));
                 }
-                (channels, LaneMode::FaceAndCard)
+                // A pilot: face scan on the pilot channels, card only everywhere else.
+                let rest: Vec<String> = p
+                    .def
+                    .channel_ids()
+                    .filter(|c| !channels.contains(c))
+                    .collect();
+                let others = (!rest.is_empty()).then_some((rest, LaneMode::CardOnly));
+                (channels, LaneMode::FaceAndCard, others)
             }
-            Stage::All => (p.def.channel_ids().collect(), LaneMode::FaceAndCard),
-            Stage::Rollback => (p.def.channel_ids().collect(), LaneMode::CardOnly),
+            Stage::All => (p.def.channel_ids().collect(), LaneMode::FaceAndCard, None),
+            Stage::Rollback => (p.def.channel_ids().collect(), LaneMode::CardOnly, None),
         };
         let reason = check_reason(reason)?;
         let target = port.to_string();
@@ -208,7 +217,11 @@ impl Console {
             action: format!("set_mode.{}", mode.as_str()),
             target,
             reason,
-            change: Change::SetMode { channels, mode },
+            change: Change::SetMode {
+                channels,
+                mode,
+                others,
+            },
         };
         self.submit(&p, v, w, now).await
     }

@@ -309,6 +309,9 @@ pub struct IssuedOrder {
     pub action: OverrideAction,
     /// The audit record that goes with it.
     pub audit_seq: u64,
+    /// When the console issued it (its audit record's time): a lane does not carry out a gate
+    /// or officer order that reaches it much later (after a partition, say).
+    pub at: DateTime<Utc>,
 }
 
 /// One lane's orders.
@@ -411,6 +414,13 @@ impl Ledger {
         }
         // The audit record first, so orders can name it.
         let seq = self.audit.len() as u64;
+        let at = ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Audit(d) => Some(d.at),
+                _ => None,
+            })
+            .unwrap_or_default();
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             let outcome = match op {
@@ -432,13 +442,18 @@ impl Ledger {
                 }
                 Op::Gallery(command) => registry.apply(command, changes),
                 Op::Order { channel, action } => {
-                    self.order(channel, action, term, index, seq);
+                    self.order(channel, action, (term, index, seq), at);
                     ledger_changes.view = true;
                     Outcome::Ordered
                 }
                 Op::SetMode { channels, mode } => {
                     for channel in channels {
-                        self.order(channel, OverrideAction::Mode { mode }, term, index, seq);
+                        self.order(
+                            channel,
+                            OverrideAction::Mode { mode },
+                            (term, index, seq),
+                            at,
+                        );
                     }
                     ledger_changes.view = true;
                     Outcome::Ordered
@@ -466,7 +481,14 @@ impl Ledger {
         outcomes
     }
 
-    fn order(&mut self, channel: String, action: OverrideAction, term: u64, index: u64, seq: u64) {
+    /// Records an order carried by the entry (`term`, `index`) with audit record `seq`.
+    fn order(
+        &mut self,
+        channel: String,
+        action: OverrideAction,
+        (term, index, seq): (u64, u64, u64),
+        at: DateTime<Utc>,
+    ) {
         let lane = self.view.lanes.entry(channel).or_default();
         if let OverrideAction::Mode { mode } = action {
             lane.mode = Some(mode);
@@ -476,6 +498,7 @@ impl Ledger {
             term,
             action,
             audit_seq: seq,
+            at,
         });
         if lane.orders.len() > ORDERS_KEPT {
             let extra = lane.orders.len() - ORDERS_KEPT;

@@ -221,8 +221,9 @@ pub struct LastDecision {
 /// An alarm in force on a lane.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct LaneAlarm {
-    /// `camera_down`, `tailgating`, `multiple_faces`, `authority_unanswered`, `replica_stale`,
-    /// `gate_fault` or `held`.
+    /// `camera_down`, `tailgating`, `multiple_faces`, `authority_not_answering`, `replica_stale`,
+    /// `gate_fault`, `held`, `order_refused` (the lane or its gate controller did not carry out a
+    /// supervisor's order) or `order_expired` (an order reached the lane too late).
     pub kind: String,
     /// Since when.
     pub since: DateTime<Utc>,

@@ -137,6 +137,9 @@ pub struct LaneStatus {
 
 const EVENTS_KEPT: usize = 100;
 
+/// The oldest a supervisor's gate or officer order may be when it reaches the lane.
+const ORDER_MAX_AGE: Duration = Duration::from_secs(30);
+
 struct Shared {
     status: Mutex<LaneStatus>,
     console: Mutex<ConsoleState>,
@@ -150,6 +153,9 @@ struct ConsoleState {
     alarms: BTreeMap<&'static str, DateTime<Utc>>,
     /// Log index of the newest order carried out.
     acked_order: u64,
+    /// A gate order the procedure took, waiting for the gate controller to carry out its
+    /// command: (log index, gate, action). It is acknowledged only then.
+    awaiting: Option<(u64, GateId, GateAction)>,
     clearances: u64,
 }
 
@@ -174,6 +180,14 @@ impl ConsoleState {
         } else {
             self.alarms.remove("held");
         }
+        // `order_refused` and `order_expired` stay until a later order is carried out.
+    }
+
+    /// An order was carried out.
+    fn acknowledge(&mut self, index: u64) {
+        self.acked_order = self.acked_order.max(index);
+        self.alarms.remove("order_refused");
+        self.alarms.remove("order_expired");
     }
 }
 
@@ -394,6 +408,7 @@ impl Lane {
             gate_rx,
             events_tx.clone(),
             metrics.clone(),
+            shared.clone(),
             stop.subscribe(),
         )));
 
@@ -423,6 +438,7 @@ impl Lane {
             node.clone(),
             parts.procedure.channel.clone(),
             events_tx.clone(),
+            shared.clone(),
             stop.subscribe(),
         )));
 
@@ -578,7 +594,7 @@ async fn event_loop(
         };
         let decided = Instant::now();
         let order = match &event.input {
-            Input::Override { fence, .. } => Some(*fence),
+            Input::Override { fence, action } => Some((*fence, *action)),
             _ => None,
         };
         let now = Utc::now();
@@ -612,11 +628,17 @@ async fn event_loop(
         ctx.metrics.mode(view.mode);
         {
             let mut console = ctx.shared.console.lock().unwrap_or_else(|e| e.into_inner());
-            // An order the procedure took (it did not refuse its token) is acknowledged.
-            if let Some(fence) = order
-                && view.fence == fence
-            {
-                console.acked_order = console.acked_order.max(fence.index);
+            // An order the procedure took (it did not refuse its token) is acknowledged; a gate
+            // order only once the controller has carried out its command (see `gate_task`).
+            match order {
+                Some((fence, _)) if view.fence != fence => {
+                    console.alarms.entry("order_refused").or_insert(now);
+                }
+                Some((fence, OverrideAction::Gate { gate, action })) => {
+                    console.awaiting = Some((fence.index, gate, action));
+                }
+                Some((fence, _)) => console.acknowledge(fence.index),
+                None => {}
             }
             console.settle(&view, now);
         }
@@ -841,6 +863,7 @@ async fn gate_task(
     mut commands: mpsc::UnboundedReceiver<GateCommand>,
     events: mpsc::UnboundedSender<Event>,
     metrics: LaneMetrics,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut poll = tokio::time::interval(Duration::from_millis(200));
@@ -855,6 +878,19 @@ async fn gate_task(
                 metrics.gate_commands
                     .with_label_values(&[&cmd.gate.number().to_string(), cmd.action.as_str(), label])
                     .inc();
+                {
+                    // The command a supervisor's gate order is waiting for.
+                    let mut console = shared.console.lock().unwrap_or_else(|e| e.into_inner());
+                    if console.awaiting == Some((cmd.fence.index, cmd.gate, cmd.action)) {
+                        console.awaiting = None;
+                        match &result {
+                            Ok(()) => console.acknowledge(cmd.fence.index),
+                            Err(_) => {
+                                console.alarms.entry("order_refused").or_insert_with(Utc::now);
+                            }
+                        }
+                    }
+                }
                 if let Err(e) = result {
                     warn!(gate = cmd.gate.number(), action = cmd.action.as_str(), fence = %cmd.fence, error = %e, "Gate command not carried out.");
                 }
@@ -964,6 +1000,7 @@ async fn replica_task(
     node: ClusterNode,
     channel: String,
     events: mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -1016,6 +1053,27 @@ async fn replica_task(
             })
             .unwrap_or_default();
         for order in orders {
+            // A gate or officer order is for the moment it was given; one that reaches the lane
+            // much later (a partition, a lane catching up) is not carried out. Modes stand.
+            let age = Utc::now().signed_duration_since(order.at);
+            if !matches!(order.action, OverrideAction::Mode { .. })
+                && age > chrono::TimeDelta::from_std(ORDER_MAX_AGE).unwrap_or_default()
+            {
+                warn!(
+                    order = order.action.name(),
+                    index = order.index,
+                    age_s = age.num_seconds(),
+                    "Supervisor order arrived too late; not carried out."
+                );
+                shared
+                    .console
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .alarms
+                    .entry("order_expired")
+                    .or_insert_with(Utc::now);
+                continue;
+            }
             info!(order = order.action.name(), fence = %Fence { term: order.term, index: order.index }, audit = order.audit_seq, "Supervisor order.");
             let input = Input::Override {
                 action: order.action,
