@@ -915,7 +915,7 @@ mod tests {
         expect_test::expect![[r#"
             audit
             audit + order(hengqin/passenger/12, gate_lock)
-            audit + set_mode(hengqin/passenger/1, face_and_card)
+            audit + set_mode(hengqin/passenger/1, face_and_card) + set_mode(hengqin/passenger/2, card_only)
             audit + ack(camera_down, 5)
             audit + enrol(templates=0, guardian=true)
             audit + cancel"#]]

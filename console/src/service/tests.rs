@@ -687,8 +687,8 @@ async fn every_action_against_a_three_node_port() {
             == [
                 Some(LaneMode::FaceAndCard),
                 Some(LaneMode::FaceAndCard),
-                None,
-                None,
+                Some(LaneMode::CardOnly),
+                Some(LaneMode::CardOnly),
             ])
         .then_some(())
     })
@@ -758,7 +758,7 @@ async fn every_action_against_a_three_node_port() {
     assert_eq!(found.status, "active");
     assert_eq!(
         found.guardian_consent.as_ref().map(|g| g.0.as_str()),
-        Some("Chan Tai Man")
+        Some("Chan Tai Man (Macao resident identity card 1234567(8))")
     );
     let wrong_kind = ConsentForm {
         document_kind: "permit_hk_macao".into(),
