@@ -44,11 +44,17 @@ console: setup
 serve-console *args: console
     cd "{{invocation_directory()}}" && "{{console_bin}}" serve {{args}}
 
-# Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests, the console.
-test: setup console
+# Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests, the console,
+# and the deploy files.
+test: setup console check-deploy
     cargo build --release --locked -p clearway-node
     cargo test --release --locked --workspace --lib --bins --tests
     cargo build --release --locked --workspace --benches
+
+# Check deploy/: the Prometheus config, alert rules and their unit tests (promtool), the dashboard.
+check-deploy:
+    bash deploy/prometheus/check.sh
+    python3 -m json.tool deploy/grafana/clearway-port.json >/dev/null
 
 # The main job: enrol real photos into a local gallery and match real faces against it.
 demo: build

@@ -10,7 +10,8 @@
 #   - the console's browser toolchain: Debian's rustc-web (wasm32 compiler with its standard
 #     library source), lld-22 (the wasm linker), chromium (browser tests), and wasm-bindgen-cli
 #     at exactly the wasm-bindgen version of Cargo.lock, in $CLEARWAY_CACHE/tools (outside the
-#     checkout, so CI caches it). See ../shared/wasm-toolchain.md.
+#     checkout, so CI caches it). See ../shared/wasm-toolchain.md;
+#   - prometheus (its promtool checks deploy/prometheus: config, alert rules and their tests).
 #
 # Environment: CLEARWAY_CACHE (default /var/tmp/clearway-cache) holds downloads, the fixture venv
 # and the console's tools.
@@ -36,6 +37,7 @@ apt_packages=(
   python3-venv unzip
   rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
   nodejs fonts-dejavu-core
+  prometheus
 )
 missing=()
 for p in "${apt_packages[@]}"; do
