@@ -5,6 +5,7 @@
 pub mod console;
 pub mod lane;
 pub mod port;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 

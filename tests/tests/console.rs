@@ -20,7 +20,11 @@ use chrono::Utc;
 use clearway_gallery::{Command, Request};
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::{GateId, GateState};
-use clearway_tests::console::{Browser, SESSION_IDLE_S, USERS, console_rig, screenshot_dir};
+use clearway_tests::console::{
+    Browser, ConsoleRig, SESSION_IDLE_S, USERS, console_rig, screenshot_dir,
+};
+use clearway_tests::lane;
+use clearway_tests::prometheus::{Prometheus, Target, promtool_check_metrics};
 use clearway_tests::lane::{registered_macao_adult, wait_lane_api};
 use clearway_tests::photo;
 use clearway_tests::port::PORT;
@@ -145,4 +149,91 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
         })
         .count();
     assert!(pngs >= 8, "only {pngs} screenshots in {}", shots.display());
+
+    prometheus_scrapes_the_port(&c);
+}
+
+/// A real Prometheus with the shipped scrape config scrapes the voter, the lane and the console
+/// through a file-SD target file; every target is up and the key series are there. Each
+/// scrape also passes `promtool check metrics`.
+fn prometheus_scrapes_the_port(c: &ConsoleRig) {
+    let console: std::net::SocketAddr = c
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("console address");
+    let body = |http: String| http.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let scrapes = [
+        ("voter", body(c.rig.port.scrape(1))),
+        ("lane", body(c.rig.port.scrape(2))),
+        ("console", lane::http(console, "GET", "/metrics").1),
+    ];
+    for (who, text) in &scrapes {
+        if let Err(why) = promtool_check_metrics(text) {
+            panic!("promtool check metrics on the {who}'s /metrics:\n{why}");
+        }
+    }
+    let node = |id: u64, member: &str| Target {
+        addr: c.rig.port.metrics[&id],
+        labels: vec![
+            ("port", PORT.to_string()),
+            ("role", "node".into()),
+            ("member", member.into()),
+            ("node", id.to_string()),
+        ],
+    };
+    let mut lane_target = node(2, "learner");
+    lane_target
+        .labels
+        .extend([("hall", "passenger".to_string()), ("channel", c.rig.channel.clone())]);
+    let targets = [
+        node(1, "voter"),
+        lane_target,
+        Target {
+            addr: console,
+            labels: vec![("role", "console".into())],
+        },
+    ];
+    let dir = c.dir.join("prometheus");
+    let prom = Prometheus::start(&dir, PORT, &targets);
+    let up = prom.wait(Duration::from_secs(90), "every target up", |p| {
+        let ts = p.targets()?;
+        let jobs: Vec<&str> = ts.iter().map(|(_, j, _)| j.as_str()).collect();
+        if ts.len() == 3 && ts.iter().all(|(_, _, h)| h == "up") {
+            Ok(jobs.iter().map(|j| j.to_string()).collect::<Vec<_>>())
+        } else {
+            Err(format!("targets: {ts:?}"))
+        }
+    });
+    let mut jobs = up;
+    jobs.sort();
+    assert_eq!(jobs, ["clearway-console", "clearway-lanes", "clearway-voters"]);
+    let series = [
+        "up{job=\"clearway-lanes\",channel=\"testport/passenger/1\"}",
+        "clearway_cluster_state{state=\"leader\",node=\"1\"}",
+        "clearway_cluster_applied_index{member=\"learner\"}",
+        "clearway_cluster_staleness_seconds{node=\"2\"}",
+        "clearway_certificate_expiry_timestamp_seconds{certificate=\"port_ca\"}",
+        "clearway_lane_mode{mode=\"face_and_card\"}",
+        "clearway_camera_up",
+        "clearway_lane_decisions_total",
+        "clearway_lane_frame_to_gate1_seconds_count",
+        "clearway_outbox_depth",
+        "clearway_console_logins_total",
+        "clearway_console_port_up",
+    ];
+    for s in series {
+        let found = prom.wait(Duration::from_secs(30), s, |p| {
+            let r = p.query(s)?;
+            if r.is_empty() { Err("no series".into()) } else { Ok(r) }
+        });
+        println!("prometheus: {s} -> {} series", found.len());
+    }
+    // The leader is node 1 and the lane's gate-1 opening was measured.
+    let leader = prom.query("clearway_cluster_state{state=\"leader\",node=\"1\"}").expect("query");
+    assert_eq!(leader[0]["value"][1], "1", "{leader:?}");
+    let count = prom
+        .query("clearway_lane_frame_to_gate1_seconds_count")
+        .expect("query");
+    assert_ne!(count[0]["value"][1], "0", "{count:?}");
 }

@@ -2,7 +2,9 @@
 //! from the node's status at each scrape. Labels are bounded: a peer label is a node id of this
 //! port (a handful to ~70), a model label is a model id; never a person, document or face.
 
-use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use super::protocol::NodeStatus;
 
@@ -16,7 +18,7 @@ pub struct Metrics {
     snapshot_index: IntGauge,
     purged_index: IntGauge,
     replication_lag: IntGaugeVec,
-    staleness_ms: IntGauge,
+    staleness: Gauge,
     snapshot_receiving_bytes: IntGauge,
     snapshots_installed: IntCounter,
     persons: IntGauge,
@@ -25,6 +27,7 @@ pub struct Metrics {
     shredded_index: IntGauge,
     voters: IntGauge,
     learners: IntGauge,
+    certificate_expiry: IntGaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -83,11 +86,14 @@ impl Metrics {
                 "Leader only: log entries each follower or learner is behind.",
                 &["peer"],
             )?,
-            staleness_ms: gauge(
-                r,
-                "clearway_cluster_staleness_milliseconds",
-                "How long ago this replica last heard from a leader (leader: since its quorum last acknowledged).",
-            )?,
+            staleness: {
+                let g = Gauge::new(
+                    "clearway_cluster_staleness_seconds",
+                    "How long ago this replica last heard from a leader (leader: since its quorum last acknowledged); -1 if never.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             snapshot_receiving_bytes: gauge(
                 r,
                 "clearway_cluster_snapshot_receiving_bytes",
@@ -121,6 +127,12 @@ impl Metrics {
                 "clearway_cluster_learners",
                 "Non-voting members (lane nodes).",
             )?,
+            certificate_expiry: gauge_vec(
+                r,
+                "clearway_certificate_expiry_timestamp_seconds",
+                "When a certificate this node uses expires (notAfter), Unix time.",
+                &["certificate"],
+            )?,
             registry,
         })
     }
@@ -129,6 +141,14 @@ impl Metrics {
     /// one scrape of the node sees everything.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Records when a certificate expires; `certificate` names its role (`node`, `port_ca`,
+    /// `macao_client`, …), never its subject.
+    pub fn certificate_expires(&self, certificate: &str, not_after_unix: i64) {
+        self.certificate_expiry
+            .with_label_values(&[certificate])
+            .set(not_after_unix);
     }
 
     /// Counts one installed snapshot.
@@ -163,7 +183,8 @@ impl Metrics {
                     .set((last - i(*matched)).max(0));
             }
         }
-        self.staleness_ms.set(staleness_ms.map_or(-1, |v| v as i64));
+        self.staleness
+            .set(staleness_ms.map_or(-1.0, |v| v as f64 / 1000.0));
         self.persons.set(status.persons as i64);
         self.templates
             .with_label_values(&[model])

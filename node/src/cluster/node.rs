@@ -111,6 +111,8 @@ impl ClusterNode {
         let (shutdown, _) = watch::channel(false);
         let metrics = Metrics::new(prometheus::Registry::new())
             .map_err(|e| Error::Cluster(format!("metrics: {e}")))?;
+        metrics.certificate_expires("node", bundle.not_after);
+        metrics.certificate_expires("port_ca", bundle.ca_not_after);
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,

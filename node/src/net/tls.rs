@@ -206,6 +206,10 @@ pub struct Bundle {
     pub port: String,
     /// Who this bundle's certificate says we are.
     pub identity: Identity,
+    /// When this bundle's certificate expires (notAfter), Unix seconds.
+    pub not_after: i64,
+    /// When the port CA certificate expires (notAfter), Unix seconds.
+    pub ca_not_after: i64,
     ca_pem: String,
     cert_pem: String,
     key_pem: Zeroizing<String>,
@@ -271,6 +275,8 @@ impl Bundle {
         Ok(Bundle {
             port: leaf.port,
             identity: leaf.identity,
+            not_after: leaf.not_after,
+            ca_not_after: ca.not_after,
             ca_pem,
             cert_pem,
             key_pem,
@@ -572,6 +578,8 @@ struct CaInfo {
     ski: Option<Vec<u8>>,
     /// The DER subject public key info, to check a key against.
     spki: Vec<u8>,
+    /// The certificate's notAfter, Unix seconds.
+    not_after: i64,
 }
 
 impl CaInfo {
@@ -605,6 +613,7 @@ impl CaInfo {
             port: port.to_owned(),
             ski,
             spki: cert.public_key().raw.to_vec(),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }
@@ -614,6 +623,8 @@ struct LeafInfo {
     port: String,
     identity: Identity,
     spki: Vec<u8>,
+    /// The certificate's notAfter, Unix seconds.
+    not_after: i64,
 }
 
 impl LeafInfo {
@@ -641,6 +652,7 @@ impl LeafInfo {
             port,
             identity,
             spki: cert.public_key().raw.to_vec(),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }
