@@ -300,6 +300,9 @@ try {
 
   // 6. Bad input.
   step('bad input');
+  // The supervisor's page sat idle through the desk and rollout steps (its live stream does not
+  // keep the session alive), so it signs in again first.
+  await login(sup, 'wong', env.PASSWORD_WONG);
   const noCsrf = await sup.request.post(`${base}/api/lane_override`, {
     form: { port, channel, action: 'gate1_lock', reason: 'no token' },
     failOnStatusCode: false,

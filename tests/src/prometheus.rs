@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::lane::http;
 use crate::root;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -89,7 +88,10 @@ impl Prometheus {
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
             ))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -113,7 +115,7 @@ impl Prometheus {
         if std::net::TcpStream::connect(self.addr).is_err() {
             return Err("not listening yet".into());
         }
-        let (status, body) = http(self.addr, "GET", path_and_query);
+        let (status, body) = get(self.addr, path_and_query)?;
         let v: Value = serde_json::from_str(&body).map_err(|e| format!("{status}: {e}: {body}"))?;
         if v["status"] != "success" {
             return Err(format!("{status}: {body}"));
@@ -130,7 +132,11 @@ impl Prometheus {
                 ts.iter()
                     .map(|t| {
                         let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-                        (s("scrapeUrl"), t["labels"]["job"].as_str().unwrap_or_default().to_string(), s("health"))
+                        (
+                            s("scrapeUrl"),
+                            t["labels"]["job"].as_str().unwrap_or_default().to_string(),
+                            s("health"),
+                        )
                     })
                     .collect()
             })
@@ -173,6 +179,26 @@ impl Prometheus {
             }
         }
     }
+}
+
+/// `GET` over HTTP/1.0, so the answer is never chunked: (status, body).
+fn get(addr: SocketAddr, path_and_query: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// `promtool check metrics` on one scrape (the exposition text without HTTP headers): `Err`

@@ -11,6 +11,10 @@
 //! bundle (this test starts an appliance from it) and watches it join, and tries bad input:
 //! a missing CSRF token, an oversized form, an unknown lane, an expired session. Screenshots of
 //! every page are saved under `<target>/test-output/console/`.
+//!
+//! Then a real Prometheus (Debian's) with the shipped `deploy/prometheus` config scrapes the
+//! voter, the lane and the console through a file-SD target file: every target is up and the
+//! key series are there; each `/metrics` also passes `promtool check metrics`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,10 +28,10 @@ use clearway_tests::console::{
     Browser, ConsoleRig, SESSION_IDLE_S, USERS, console_rig, screenshot_dir,
 };
 use clearway_tests::lane;
-use clearway_tests::prometheus::{Prometheus, Target, promtool_check_metrics};
 use clearway_tests::lane::{registered_macao_adult, wait_lane_api};
 use clearway_tests::photo;
 use clearway_tests::port::PORT;
+use clearway_tests::prometheus::{Prometheus, Target, promtool_check_metrics};
 
 /// Waits for `done` to hold, up to `within`.
 async fn wait_until(within: Duration, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
@@ -162,7 +166,11 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         .trim_start_matches("http://")
         .parse()
         .expect("console address");
-    let body = |http: String| http.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = |http: String| {
+        http.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    };
     let scrapes = [
         ("voter", body(c.rig.port.scrape(1))),
         ("lane", body(c.rig.port.scrape(2))),
@@ -183,9 +191,10 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         ],
     };
     let mut lane_target = node(2, "learner");
-    lane_target
-        .labels
-        .extend([("hall", "passenger".to_string()), ("channel", c.rig.channel.clone())]);
+    lane_target.labels.extend([
+        ("hall", "passenger".to_string()),
+        ("channel", c.rig.channel.clone()),
+    ]);
     let targets = [
         node(1, "voter"),
         lane_target,
@@ -207,7 +216,10 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
     });
     let mut jobs = up;
     jobs.sort();
-    assert_eq!(jobs, ["clearway-console", "clearway-lanes", "clearway-voters"]);
+    assert_eq!(
+        jobs,
+        ["clearway-console", "clearway-lanes", "clearway-voters"]
+    );
     let series = [
         "up{job=\"clearway-lanes\",channel=\"testport/passenger/1\"}",
         "clearway_cluster_state{state=\"leader\",node=\"1\"}",
@@ -225,12 +237,18 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
     for s in series {
         let found = prom.wait(Duration::from_secs(30), s, |p| {
             let r = p.query(s)?;
-            if r.is_empty() { Err("no series".into()) } else { Ok(r) }
+            if r.is_empty() {
+                Err("no series".into())
+            } else {
+                Ok(r)
+            }
         });
         println!("prometheus: {s} -> {} series", found.len());
     }
     // The leader is node 1 and the lane's gate-1 opening was measured.
-    let leader = prom.query("clearway_cluster_state{state=\"leader\",node=\"1\"}").expect("query");
+    let leader = prom
+        .query("clearway_cluster_state{state=\"leader\",node=\"1\"}")
+        .expect("query");
     assert_eq!(leader[0]["value"][1], "1", "{leader:?}");
     let count = prom
         .query("clearway_lane_frame_to_gate1_seconds_count")

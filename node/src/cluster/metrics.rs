@@ -2,9 +2,7 @@
 //! from the node's status at each scrape. Labels are bounded: a peer label is a node id of this
 //! port (a handful to ~70), a model label is a model id; never a person, document or face.
 
-use prometheus::{
-    Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use super::protocol::NodeStatus;
 

@@ -199,6 +199,20 @@ fn ca_and_bundle_roundtrip_through_files() {
     assert_eq!(back.identity, Identity::Node(3));
     assert_eq!(back.cert_pem(), bundle.cert_pem());
     assert_eq!(back.ca_pem(), ca.cert_pem());
+    // Expiry dates (for /metrics) come from the certificates: a leaf about two years out, the
+    // CA later still.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let days = |t: i64| (t - now) / 86_400;
+    assert_eq!(back.not_after, bundle.not_after);
+    assert!(
+        (700..=740).contains(&days(back.not_after)),
+        "{}",
+        days(back.not_after)
+    );
+    assert!(back.ca_not_after > back.not_after);
 
     // Saving again replaces the files (re-issue).
     let reissued = loaded.issue(&Identity::Node(3)).expect("re-issue");

@@ -188,13 +188,13 @@ impl PortCa {
         params.not_after = (now + LEAF_VALIDITY).into();
         params.serial_number = Some(random_serial());
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(Bundle {
-            port: self.port.clone(),
-            identity: identity.clone(),
-            ca_pem: self.cert_pem.clone(),
-            cert_pem: cert.pem(),
-            key_pem: Zeroizing::new(key.serialize_pem()),
-        })
+        // Read back with the checks every loaded bundle gets (and its expiry dates).
+        Bundle::from_pem(
+            Path::new(&what),
+            self.cert_pem.clone(),
+            cert.pem(),
+            key.serialize_pem(),
+        )
     }
 }
 
@@ -325,6 +325,8 @@ impl Bundle {
         Bundle {
             port: port.to_owned(),
             identity,
+            not_after: 0,
+            ca_not_after: 0,
             ca_pem,
             cert_pem,
             key_pem: Zeroizing::new(key_pem),
