@@ -188,9 +188,15 @@ impl PortCa {
         params.not_after = (now + LEAF_VALIDITY).into();
         params.serial_number = Some(random_serial());
         let cert = params.signed_by(&key, &issuer)?;
+        let not_after = (now + LEAF_VALIDITY)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         Ok(Bundle {
             port: self.port.clone(),
             identity: identity.clone(),
+            not_after,
+            ca_not_after: ca.not_after,
             ca_pem: self.cert_pem.clone(),
             cert_pem: cert.pem(),
             key_pem: Zeroizing::new(key.serialize_pem()),
@@ -325,6 +331,8 @@ impl Bundle {
         Bundle {
             port: port.to_owned(),
             identity,
+            not_after: 0,
+            ca_not_after: 0,
             ca_pem,
             cert_pem,
             key_pem: Zeroizing::new(key_pem),
