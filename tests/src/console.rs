@@ -227,9 +227,12 @@ fn form_escape(v: &str) -> String {
 pub fn login(addr: SocketAddr, name: &str, password: &str) -> anyhow::Result<String> {
     let page = crate::http::request(addr, "GET", "/login", &[("Accept", "text/html")], &[])
         .context("GET /login")?;
-    let token = page
-        .set_cookie(LOGIN_COOKIE)
-        .with_context(|| format!("the login page ({}) set no {LOGIN_COOKIE} cookie", page.status))?;
+    let token = page.set_cookie(LOGIN_COOKIE).with_context(|| {
+        format!(
+            "the login page ({}) set no {LOGIN_COOKIE} cookie",
+            page.status
+        )
+    })?;
     let cookie = format!("{LOGIN_COOKIE}={token}");
     let form = format!(
         "csrf={token}&name={}&password={}",

@@ -130,8 +130,9 @@ mod tests {
 
     #[test]
     fn parses_plain_and_chunked_answers() {
-        let plain = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=b; Path=/\r\n\r\nhi")
-            .expect("plain");
+        let plain =
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=b; Path=/\r\n\r\nhi")
+                .expect("plain");
         assert_eq!(plain.status, 200);
         assert_eq!(plain.body, "hi");
         assert_eq!(plain.set_cookie("a").as_deref(), Some("b"));

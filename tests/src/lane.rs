@@ -270,7 +270,10 @@ impl Lane {
         let deadline = Instant::now() + within;
         while std::net::TcpStream::connect(self.api).is_err() {
             if Instant::now() > deadline {
-                bail!("the lane API (http://{}) did not come up within {within:?}", self.api);
+                bail!(
+                    "the lane API (http://{}) did not come up within {within:?}",
+                    self.api
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -313,12 +316,22 @@ impl Lane {
                 let newer: Vec<String> = events
                     .iter()
                     .filter(|e| e["seq"].as_u64().unwrap_or(0) as usize > self.seen_events)
-                    .map(|e| format!("{} {}", e["kind"].as_str().unwrap_or("?"), e["code"].as_str().unwrap_or("?")))
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["kind"].as_str().unwrap_or("?"),
+                            e["code"].as_str().unwrap_or("?")
+                        )
+                    })
                     .collect();
                 bail!(
                     "no {kind} {code} within {within:?} (lane at step {}, events since: {})",
                     lane["view"]["step"],
-                    if newer.is_empty() { "none".into() } else { newer.join(", ") }
+                    if newer.is_empty() {
+                        "none".into()
+                    } else {
+                        newer.join(", ")
+                    }
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -550,7 +563,10 @@ pub fn template(pipeline: &mut FacePipeline, photo: &Path) -> anyhow::Result<Tem
     let (_, embedding) = pipeline
         .single_face(frame.as_ref())
         .map_err(|e| anyhow!("{}: no single good face: {e}", photo.display()))?;
-    Ok(Template::quantize(embedding.model().clone(), embedding.values())?)
+    Ok(Template::quantize(
+        embedding.model().clone(),
+        embedding.values(),
+    )?)
 }
 
 pub fn tail(log: &str) -> String {
@@ -583,8 +599,7 @@ pub fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
 }
 
 /// The test procedure's short time-outs (a partition turns face scan off after 4 s).
-const TEST_PROCEDURE: &str =
-    "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n";
+const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n";
 
 /// The rig's lane: channel 1 of the test port's passenger hall.
 pub const CHANNEL: &str = "testport/passenger/1";
@@ -598,8 +613,11 @@ pub async fn rig(dir: &Path) -> Rig {
         .expect("reference authorities");
     let mut port = LocalPort::new(dir, [1, 2], Tuning::default());
     let api = free_tcp().expect("free TCP port");
-    port.set_lane(2, &lane_config(CHANNEL, api, &devices, &authorities, TEST_PROCEDURE))
-        .expect("lane config");
+    port.set_lane(
+        2,
+        &lane_config(CHANNEL, api, &devices, &authorities, TEST_PROCEDURE),
+    )
+    .expect("lane config");
     port.bootstrap(&[1], &[2]).await;
 
     let pipeline = FacePipeline::load(&ort_library(), &assets(), FaceConfig::default())

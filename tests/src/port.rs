@@ -17,12 +17,12 @@ use clearway_node::cluster::protocol::{MembershipChange, NodeStatus};
 use clearway_node::net::Identity;
 use clearway_node::net::tls::PortCa;
 
+use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clearway_gallery::{
     Category, Command as GalleryCommand, ModelId, NewPerson, Registrations, Template,
     TravelDocument,
 };
-use anyhow::{Context, bail};
 use rand::Rng;
 
 use crate::node_bin;
@@ -68,7 +68,6 @@ pub struct LocalPort {
     procs: BTreeMap<u64, Child>,
     tuning: Tuning,
     node_bin: PathBuf,
-    log_filter: String,
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -115,7 +114,6 @@ impl LocalPort {
             procs: BTreeMap::new(),
             tuning,
             node_bin,
-            log_filter: "info,openraft=warn,quinn=warn".into(),
         };
         for id in ids {
             port.try_add_node(id)?;
@@ -126,8 +124,9 @@ impl LocalPort {
     /// Opens a port [`LocalPort::create`] made earlier: its CA, and every `node-N/node.toml`
     /// (addresses as they were). Nothing is started.
     pub fn open(dir: &Path, node_bin: PathBuf) -> anyhow::Result<LocalPort> {
-        let ca = PortCa::load(&dir.join("ca"))
-            .with_context(|| format!("cannot load the port CA from {}", dir.join("ca").display()))?;
+        let ca = PortCa::load(&dir.join("ca")).with_context(|| {
+            format!("cannot load the port CA from {}", dir.join("ca").display())
+        })?;
         let mut port = LocalPort {
             dir: dir.to_path_buf(),
             ca,
@@ -136,14 +135,16 @@ impl LocalPort {
             procs: BTreeMap::new(),
             tuning: Tuning::default(),
             node_bin,
-            log_filter: "info,openraft=warn,quinn=warn".into(),
         };
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for e in entries {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_prefix("node-").and_then(|n| n.parse::<u64>().ok()) else {
+            let Some(id) = name
+                .strip_prefix("node-")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
                 continue;
             };
             let file = e.path().join("node.toml");
@@ -172,11 +173,6 @@ impl LocalPort {
             bail!("{} has no node-N/node.toml", dir.display());
         }
         Ok(port)
-    }
-
-    /// The `RUST_LOG` filter nodes start with (default `info,openraft=warn,quinn=warn`).
-    pub fn set_log_filter(&mut self, filter: &str) {
-        self.log_filter = filter.to_string();
     }
 
     /// Prepares one more node directory (not started).
@@ -275,7 +271,7 @@ impl LocalPort {
         let child = Command::new(&self.node_bin)
             .args(["run", "--config"])
             .arg(dir.join("node.toml"))
-            .env("RUST_LOG", &self.log_filter)
+            .env("RUST_LOG", "info,openraft=warn,quinn=warn")
             .env("CLEARWAY_ASSETS", crate::assets())
             .env("ORT_DYLIB_PATH", crate::ort_library())
             .stdin(Stdio::null())
@@ -324,8 +320,7 @@ impl LocalPort {
 
     /// A client that knows every node.
     pub fn client(&self) -> ClusterClient {
-        self.client_checked()
-            .unwrap_or_else(|e| panic!("{e:#}"))
+        self.client_checked().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// A client that knows every node, with the operator bundle in `client/`.
@@ -347,7 +342,7 @@ impl LocalPort {
             self.start(id);
         }
         let client = self.client();
-        self.join(&client, voters, learners, Duration::from_secs(30))
+        self.join(&client, voters, learners, Duration::from_secs(60))
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         client
@@ -420,7 +415,9 @@ impl LocalPort {
                         && s.leader.is_some()
                 })
                 .await
-                .map_err(|e| anyhow::anyhow!("node {id}: {e}\n{}", crate::lane::tail(&self.log(id))))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("node {id}: {e}\n{}", crate::lane::tail(&self.log(id)))
+                })?;
         }
         Ok(initialise)
     }

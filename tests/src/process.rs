@@ -48,16 +48,18 @@ pub fn terminate_all(children: &mut [&mut Child], grace: Duration) -> Vec<Stoppe
     let deadline = Instant::now() + grace;
     children
         .iter_mut()
-        .map(|c| loop {
-            match c.try_wait() {
-                Ok(Some(status)) => break Stopped::Exited(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break Stopped::Killed;
+        .map(|c| {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(status)) => break Stopped::Exited(status),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break Stopped::Killed;
+                    }
                 }
             }
         })

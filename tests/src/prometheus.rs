@@ -120,7 +120,10 @@ impl Prometheus {
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
             ))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={listen}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -171,7 +174,11 @@ impl Prometheus {
                 ts.iter()
                     .map(|t| {
                         let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-                        (s("scrapeUrl"), t["labels"]["job"].as_str().unwrap_or_default().to_string(), s("health"))
+                        (
+                            s("scrapeUrl"),
+                            t["labels"]["job"].as_str().unwrap_or_default().to_string(),
+                            s("health"),
+                        )
                     })
                     .collect()
             })

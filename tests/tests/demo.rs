@@ -194,8 +194,12 @@ async fn registry(client: &ClusterClient) -> (Vec<(String, String)>, usize) {
 }
 
 fn console_clearances(console: SocketAddr, session: &str) -> Result<u64, String> {
-    let snap = get_json(console, session, &format!("/api/port_snapshot?port={PORT_ID}"))
-        .map_err(|e| format!("{e:#}"))?;
+    let snap = get_json(
+        console,
+        session,
+        &format!("/api/port_snapshot?port={PORT_ID}"),
+    )
+    .map_err(|e| format!("{e:#}"))?;
     let channels = snap["halls"]
         .as_array()
         .into_iter()
@@ -214,13 +218,21 @@ fn bad_input() {
     std::fs::create_dir_all(&not_demo).expect("mkdir");
     std::fs::write(not_demo.join("notes.txt"), "mine").expect("write");
     let cases: Vec<(&str, Command, &str)> = vec![
-        ("a file as the directory", command(&file), "is not a directory"),
+        (
+            "a file as the directory",
+            command(&file),
+            "is not a directory",
+        ),
         (
             "a directory under a file",
             command(&file.join("demo")),
             "cannot create the demo directory",
         ),
-        ("someone else's directory", command(&not_demo), "not a demo directory"),
+        (
+            "someone else's directory",
+            command(&not_demo),
+            "not a demo directory",
+        ),
         (
             "a missing node binary",
             {
@@ -245,7 +257,10 @@ fn bad_input() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: succeeded");
         assert!(!stderr.contains("panicked"), "{what}: panicked:\n{stderr}");
-        assert!(stderr.contains(expect), "{what}: no {expect:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{what}: no {expect:?} in:\n{stderr}"
+        );
         println!("bad input, {what}: {}", stderr.trim());
     }
     assert!(
@@ -275,7 +290,11 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         .to_string();
     let password_file = demo_dir.join("console/admin.password");
     let stored = std::fs::read_to_string(&password_file).expect("password file");
-    assert_eq!(stored.trim(), printed, "the printed password is the stored one");
+    assert_eq!(
+        stored.trim(),
+        printed,
+        "the printed password is the stored one"
+    );
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&password_file)
@@ -353,12 +372,22 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         ("reused", "the data directory is reused"),
         ("rejoined the cluster", "no second initialisation"),
         ("seeded on the first run", "no re-enrolment"),
-        ("the password is in the existing file", "the same console users"),
+        (
+            "the password is in the existing file",
+            "the same console users",
+        ),
     ] {
         assert!(out.contains(expected), "{why}: no {expected:?} in:\n{out}");
     }
-    for unexpected in ["created the port CA", "initialised the cluster", "created user"] {
-        assert!(!out.contains(unexpected), "{unexpected:?} on a second run:\n{out}");
+    for unexpected in [
+        "created the port CA",
+        "initialised the cluster",
+        "created user",
+    ] {
+        assert!(
+            !out.contains(unexpected),
+            "{unexpected:?} on a second run:\n{out}"
+        );
     }
     assert_eq!(
         std::fs::read(demo_dir.join("port/ca/ca.pem")).expect("CA"),

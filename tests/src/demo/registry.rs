@@ -241,7 +241,12 @@ pub async fn seed(
     let now = Utc::now();
     let enrolled: Vec<&Traveller> = TRAVELLERS
         .iter()
-        .filter(|t| !matches!(t.standing, Standing::MinorWithoutConsent | Standing::Unregistered))
+        .filter(|t| {
+            !matches!(
+                t.standing,
+                Standing::MinorWithoutConsent | Standing::Unregistered
+            )
+        })
         .collect();
     let mut commands = Vec::new();
     for t in &enrolled {
@@ -281,7 +286,10 @@ pub async fn seed(
                 )
                 .await
                 .context("cancellation through the cluster")?;
-            println!("              cancelled at a service location: {:?}", o.first());
+            println!(
+                "              cancelled at a service location: {:?}",
+                o.first()
+            );
         }
     }
     Ok(())

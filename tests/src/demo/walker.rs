@@ -111,7 +111,10 @@ async fn pass(
     let mut answered = false;
     loop {
         if started.elapsed() > PASSAGE_LIMIT {
-            bail!("no decision within {PASSAGE_LIMIT:?} ({})", story.steps.join(" → "));
+            bail!(
+                "no decision within {PASSAGE_LIMIT:?} ({})",
+                story.steps.join(" → ")
+            );
         }
         let signs = look(lane)?;
         let mut screens = Vec::new();
@@ -218,7 +221,11 @@ pub async fn walk(
             return lane;
         }
         let took = started.elapsed().as_secs_f32();
-        let who = format!("lane {number}  {:<15} {:<27}", t.name, t.standing.describe());
+        let who = format!(
+            "lane {number}  {:<15} {:<27}",
+            t.name,
+            t.standing.describe()
+        );
         match result {
             Ok(story) => println!("{who}{story}  [{took:.1} s]"),
             Err(e) => {
@@ -274,6 +281,8 @@ async fn release_when_held(lane: &Lane, client: &ClusterClient, number: u32) {
         Ok(index) => println!(
             "lane {number}  the demo's officer released the channel (order at log index {index}, audited)"
         ),
-        Err(e) => println!("lane {number}  the demo's officer could not release the channel: {e:#}"),
+        Err(e) => {
+            println!("lane {number}  the demo's officer could not release the channel: {e:#}")
+        }
     }
 }
