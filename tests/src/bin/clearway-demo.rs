@@ -1,5 +1,7 @@
 //! `clearway-demo`: Hengqin Port on this machine (`just demo`). See `clearway_tests::demo`.
 
+use std::io::Write;
+
 use clap::Parser;
 use clearway_tests::demo::{Options, run};
 
@@ -20,14 +22,17 @@ fn main() -> std::process::ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("clearway-demo: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "clearway-demo: cannot start the async runtime: {e}"
+            );
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(opts)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("clearway-demo: error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "clearway-demo: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

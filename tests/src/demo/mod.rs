@@ -28,23 +28,36 @@
 //! (Ctrl-C) or SIGTERM stops the walkers, then sends SIGTERM to the lane nodes, the console,
 //! Prometheus and the voters, waits for each, and exits 0.
 
+/// `println!` that shrugs off a closed stdout (`just demo | tee log`, then Ctrl-C, which stops
+/// `tee` too): the narrative is best effort, stopping the port cleanly is not.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod layout;
 pub mod registry;
 pub mod walker;
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::fs::File;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use clearway_node::cluster::ClusterClient;
+
+use layout::{
+    NODE_PORT_HINT, State, binary, check_free, console_site, generate_password, prepare_dir,
+    write_secret,
+};
 
 use crate::console::{HENGQIN_HALLS, add_user, console_config, spawn_console, wait_listening};
 use crate::lane::{Authorities, CameraSpec, Lane, LaneDevices, lane_config, tail};
@@ -128,43 +141,6 @@ pub fn parse_camera(s: &str) -> Result<CameraSpec, String> {
     Ok(spec)
 }
 
-/// What the demo remembers between runs (`demo.json`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    /// Layout version.
-    version: u32,
-    /// The console's address, chosen on the first run.
-    console_listen: Option<SocketAddr>,
-    /// Prometheus' address, chosen on the first run it ran.
-    prometheus_listen: Option<SocketAddr>,
-    /// Whether the registry was seeded (all enrolments and the cancellation committed).
-    seeded: bool,
-}
-
-impl State {
-    fn load(dir: &Path) -> anyhow::Result<Option<State>> {
-        let file = dir.join("demo.json");
-        match std::fs::read_to_string(&file) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a demo state file; remove the directory to start over",
-                    file.display()
-                )
-            })?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
-        }
-    }
-
-    fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let tmp = dir.join(".demo.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join("demo.json"))
-            .with_context(|| format!("cannot write {}", dir.join("demo.json").display()))
-    }
-}
-
 /// SIGINT and SIGTERM.
 struct Signals {
     int: Signal,
@@ -185,121 +161,6 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
         }
     }
-}
-
-/// A program the demo runs, found beside `clearway-demo` (or where `env` points).
-fn binary(env: &str, name: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os(env) {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_exe()
-            .context("cannot find this program's own path")?
-            .with_file_name(name),
-    };
-    if !path.is_file() {
-        bail!(
-            "{name} not found at {}: build it with `cargo build --release --locked -p {package}` \
-             (`just demo` builds everything), or set {env} to it",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The console's compiled browser code.
-fn console_site() -> PathBuf {
-    if let Some(p) = std::env::var_os("CLEARWAY_CONSOLE_SITE") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("CLEARWAY_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/clearway-cache"));
-    cache.join("console-site")
-}
-
-/// Makes sure `dir` is a demo directory we may use, and takes its lock. Whether it is new.
-fn prepare_dir(dir: &Path) -> anyhow::Result<(File, Option<State>)> {
-    let hint = "set CLEARWAY_DEMO_DIR (or --dir) to a writable directory";
-    if dir.exists() && !dir.is_dir() {
-        bail!("{} is not a directory; {hint}", dir.display());
-    }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the demo directory {}; {hint}", dir.display()))?;
-    let state = State::load(dir)?;
-    if state.is_none() {
-        let entries: Vec<String> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "demo.lock")
-            .collect();
-        if !entries.is_empty() {
-            let what = if entries.iter().any(|e| e == "gallery") {
-                " (it looks like the CLI walk-through's, `just demo-cli`)"
-            } else {
-                ""
-            };
-            bail!(
-                "{} is not empty and holds no demo.json, so it is not a demo directory{what}: \
-                 remove it (rm -rf {}) or {hint}",
-                dir.display(),
-                dir.display()
-            );
-        }
-    }
-    let lock_path = dir.join("demo.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot write in {}; {hint}", dir.display()))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another clearway-demo is running on {}; stop it first (Ctrl-C in its terminal)",
-            dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
-        }
-    }
-    Ok((lock, state))
-}
-
-/// Fails with a clear message if `addr` is taken (TCP or UDP).
-fn check_free(addr: SocketAddr, udp: bool, what: &str) -> anyhow::Result<()> {
-    let r = if udp {
-        UdpSocket::bind(addr).map(drop)
-    } else {
-        TcpListener::bind(addr).map(drop)
-    };
-    r.with_context(|| {
-        format!(
-            "{addr} ({what}) is in use: is an earlier demo still running? (`pgrep -a clearway-node`)"
-        )
-    })
-}
-
-/// A password of 20 characters from an alphabet without look-alikes.
-fn generate_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-/// Writes a new file readable by its owner only (mode 0600).
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(f, "{text}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A console user the demo creates on its first run.
@@ -378,8 +239,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ..State::default()
     });
     state.save(&opts.dir)?;
-    println!("Clearway demo: {PORT_NAME} on this machine");
-    println!(
+    say!("Clearway demo: {PORT_NAME} on this machine");
+    say!(
         "  data  {}  ({})",
         opts.dir.display(),
         if fresh {
@@ -412,17 +273,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let started = tokio::select! {
         r = demo.start() => Some(r),
         s = signals.recv() => {
-            println!("\n{s} while starting: stopping what was started …");
+            say!("\n{s} while starting: stopping what was started …");
             None
         }
     };
     match started {
         Some(Ok(())) => {
             let s = demo.watch(&mut signals).await;
-            println!("\n{s}: stopping (lanes, console, Prometheus, voters) …");
+            say!("\n{s}: stopping (lanes, console, Prometheus, voters) …");
         }
         Some(Err(e)) => {
-            println!("\nstart-up failed: stopping what was started …");
+            say!("\nstart-up failed: stopping what was started …");
             demo.shutdown().await;
             return Err(e);
         }
@@ -446,7 +307,7 @@ impl Demo {
         let dir = self.dir().to_path_buf();
 
         // 1. The port CA, bundles and node configs.
-        println!("\n[1/7] Port CA, certificates, node configs");
+        say!("\n[1/7] Port CA, certificates, node configs");
         let port_dir = dir.join("port");
         let all: Vec<u64> = VOTERS.iter().copied().chain(Self::lane_ids()).collect();
         let mut port = if port_dir.join("ca").exists() {
@@ -463,7 +324,7 @@ impl Demo {
                     port.try_add_node(id)?;
                 }
             }
-            println!(
+            say!(
                 "      reused {}/ca (port {PORT_ID}) and every node's bundle and config",
                 port_dir.display()
             );
@@ -479,31 +340,45 @@ impl Demo {
                 Tuning::default(),
                 self.node_bin.clone(),
             )?;
-            println!(
+            say!(
                 "      created the port CA ({}/ca, key 0600), a bundle for nodes {all:?} and for the operator (client/)",
                 port_dir.display()
             );
             port
         };
         for &id in &all {
-            check_free(port.addrs[&id], true, &format!("node {id}'s QUIC address"))?;
+            let quic = format!("node {id}'s QUIC address");
+            check_free(port.addrs[&id], true, &quic, NODE_PORT_HINT)?;
             if let Some(m) = port.metrics.get(&id) {
-                check_free(*m, false, &format!("node {id}'s /metrics"))?;
+                check_free(*m, false, &format!("node {id}'s /metrics"), NODE_PORT_HINT)?;
             }
         }
+        let console_listen = match (self.opts.console_port, self.state.console_listen) {
+            (Some(p), _) => SocketAddr::from(([127, 0, 0, 1], p)),
+            (None, Some(a)) => a,
+            (None, None) => free_tcp()?,
+        };
+        check_free(
+            console_listen,
+            false,
+            "the console's address",
+            "pick another with --console-port (CLEARWAY_DEMO_CONSOLE_PORT)",
+        )?;
+        self.state.console_listen = Some(console_listen);
+        self.state.save(&dir)?;
 
         // 2. Simulators.
-        println!(
+        say!(
             "\n[2/7] Simulated devices and partners (labelled simulators; each speaks the real protocol)"
         );
         let auth_dir = dir.join("authorities");
         let authorities =
             Authorities::start(&auth_dir.join("pki"), Some(&auth_dir.join("records"))).await?;
-        println!(
+        say!(
             "      Macao reference authority     {}  (HTTPS, mutual TLS)",
             authorities.macao.base_url()
         );
-        println!(
+        say!(
             "      Mainland reference authority  {}  (HTTPS, mutual TLS)",
             authorities.mainland.base_url()
         );
@@ -516,7 +391,7 @@ impl Demo {
                 lane_node(n),
                 &lane_config(&ch, api, &devices, &authorities, ""),
             )?;
-            println!(
+            say!(
                 "      lane {n} ({ch}): RTSP camera simulators {} and {} ({}x{} H.264, {} fps, real photos), \
                  Modbus gates {}, document reader {}, fingerprint reader {}",
                 devices.cam1.url(),
@@ -533,7 +408,7 @@ impl Demo {
         self.authorities = Some(authorities);
 
         // 3. The cluster.
-        println!(
+        say!(
             "\n[3/7] Port cluster: voters {VOTERS:?}, lane nodes {:?} (learners, full replicas), QUIC + mutual TLS",
             Self::lane_ids()
         );
@@ -561,7 +436,7 @@ impl Demo {
             }
         };
         let status = client.status(VOTERS[0]).await?;
-        println!(
+        say!(
             "      {} the cluster; leader node {}, term {}, {} persons in node 1's replica",
             if initialised {
                 "initialised"
@@ -574,16 +449,14 @@ impl Demo {
         );
 
         // 4. The registry.
-        println!(
-            "\n[4/7] Registry (through the cluster; templates from real photos, sealed at rest)"
-        );
+        say!("\n[4/7] Registry (through the cluster; templates from real photos, sealed at rest)");
         if self.state.seeded {
-            println!(
+            say!(
                 "      seeded on the first run: {} persons (the cancelled one is erased); nothing re-enrolled",
                 status.persons
             );
             for t in &registry::TRAVELLERS {
-                println!(
+                say!(
                     "      {:<15} {:<19} {}",
                     t.name,
                     registry::category_words(t.category),
@@ -598,7 +471,7 @@ impl Demo {
                     registry::Standing::MinorWithoutConsent | registry::Standing::Unregistered
                 )
             }) {
-                println!(
+                say!(
                     "    (not enrolled) {:<15} {} ({})",
                     t.name,
                     registry::category_words(t.category),
@@ -610,15 +483,15 @@ impl Demo {
         }
 
         // 5. The console.
-        println!("\n[5/7] Supervisor console");
+        say!("\n[5/7] Supervisor console");
         self.start_console().await?;
 
         // 6. Prometheus.
-        println!("\n[6/7] Prometheus");
+        say!("\n[6/7] Prometheus");
         self.start_prometheus().await;
 
         // 7. Lanes up, travellers walking.
-        println!("\n[7/7] Lanes");
+        say!("\n[7/7] Lanes");
         for lane in &self.lanes {
             lane.wait_api(Duration::from_secs(120))
                 .await
@@ -639,9 +512,10 @@ impl Demo {
                 .get(&node)
                 .map(|m| format!("http://{m}/metrics"))
                 .unwrap_or_default();
-            println!(
+            say!(
                 "      {}  node {node}  screen http://{}/lane  metrics {metrics}",
-                lane.channel, lane.api
+                lane.channel,
+                lane.api
             );
         }
         self.print_summary();
@@ -700,14 +574,10 @@ impl Demo {
                     format!("cannot save the console's bundle in {}", cdir.display())
                 })?;
         }
-        let listen = match (self.opts.console_port, self.state.console_listen) {
-            (Some(p), _) => SocketAddr::from(([127, 0, 0, 1], p)),
-            (None, Some(a)) => a,
-            (None, None) => free_tcp()?,
-        };
-        check_free(listen, false, "the console's address")?;
-        self.state.console_listen = Some(listen);
-        self.state.save(&dir)?;
+        let listen = self
+            .state
+            .console_listen
+            .context("the console's address was not chosen")?;
         let config = console_config(
             listen,
             PORT_ID,
@@ -719,14 +589,14 @@ impl Demo {
         let config_path = cdir.join("console.toml");
         std::fs::write(&config_path, config)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
-        println!(
+        say!(
             "      {}: port {PORT_ID} with its 7 nodes as seeds; halls passenger (48 channels, lanes 1-4 deployed) and onboard (16)",
             config_path.display()
         );
         for u in &USERS {
             let file = cdir.join(format!("{}.password", u.name));
             if file.is_file() {
-                println!(
+                say!(
                     "      user {:<10} exists ({}); its password is in {} (made on the first run)",
                     u.name,
                     u.what,
@@ -747,7 +617,7 @@ impl Demo {
                 return Err(e);
             }
             self.created.push(u.name);
-            println!(
+            say!(
                 "      created user {:<10} ({}); password in {} (mode 0600)",
                 u.name,
                 u.what,
@@ -755,7 +625,7 @@ impl Demo {
             );
         }
         if !self.site.join("pkg").join("clearway_console.js").is_file() {
-            println!(
+            say!(
                 "      warning: the console's browser code is missing in {}: pages render but do not update live; build it with `just console`",
                 self.site.display()
             );
@@ -782,29 +652,27 @@ impl Demo {
             }
         }
         self.console_listen = Some(listen);
-        println!("      serving on http://{listen}/");
+        say!("      serving on http://{listen}/");
         Ok(())
     }
 
     /// Starts Prometheus when it is installed; a failure is reported, not fatal.
     async fn start_prometheus(&mut self) {
         if self.opts.no_prometheus {
-            println!("      not started (--no-prometheus)");
+            say!("      not started (--no-prometheus)");
             return;
         }
         if !crate::prometheus::installed() {
-            println!(
-                "      /usr/bin/prometheus is not installed: skipped (`just setup` installs it)"
-            );
+            say!("      /usr/bin/prometheus is not installed: skipped (`just setup` installs it)");
             return;
         }
         match self.try_start_prometheus().await {
-            Ok(addr) => println!(
+            Ok(addr) => say!(
                 "      http://{addr}/ with the shipped deploy/prometheus config and alert rules; \
                  targets in {}/prometheus/targets/{PORT_ID}.json",
                 self.dir().display()
             ),
-            Err(e) => println!("      warning: Prometheus did not start: {e:#}"),
+            Err(e) => say!("      warning: Prometheus did not start: {e:#}"),
         }
     }
 
@@ -816,7 +684,12 @@ impl Demo {
             (None, Some(a)) => a,
             (None, None) => free_tcp()?,
         };
-        check_free(listen, false, "Prometheus' address")?;
+        check_free(
+            listen,
+            false,
+            "Prometheus' address",
+            "pick another with --prometheus-port (CLEARWAY_DEMO_PROMETHEUS_PORT), or --no-prometheus",
+        )?;
         let node = |id: u64, member: &str| Target {
             addr: port.metrics[&id],
             labels: vec![
@@ -860,9 +733,9 @@ impl Demo {
 
     fn print_summary(&self) {
         let dir = self.dir();
-        println!("\nReady.");
+        say!("\nReady.");
         if let Some(c) = self.console_listen {
-            println!("  Console      http://{c}/");
+            say!("  Console      http://{c}/");
         }
         for u in &USERS {
             let file = dir.join("console").join(format!("{}.password", u.name));
@@ -870,13 +743,13 @@ impl Demo {
                 .ok()
                 .map(|p| p.trim().to_string());
             match fresh_password {
-                Some(p) if self.created.contains(&u.name) => println!(
+                Some(p) if self.created.contains(&u.name) => say!(
                     "  Sign in      {} / {p}   ({}; kept in {}, mode 0600)",
                     u.name,
                     u.what,
                     file.display()
                 ),
-                _ => println!(
+                _ => say!(
                     "  Sign in      {}: the password is in the existing file {}",
                     u.name,
                     file.display()
@@ -884,13 +757,13 @@ impl Demo {
             }
         }
         if let Some(p) = &self.prometheus {
-            println!("  Prometheus   http://{}/", p.addr);
+            say!("  Prometheus   http://{}/", p.addr);
         }
-        println!(
+        say!(
             "  Logs         {0}/port/node-N/log, {0}/console/log, {0}/prometheus/prometheus.log",
             dir.display()
         );
-        println!(
+        say!(
             "  Operator     clearway-node cluster --bundle {0}/port/client --node 1={1} status",
             dir.display(),
             self.port
@@ -899,11 +772,11 @@ impl Demo {
                 .map(|a| a.to_string())
                 .unwrap_or_default()
         );
-        println!(
+        say!(
             "  Stop         Ctrl-C (data stays in {0}: run again to resume; rm -rf {0} to start over)",
             dir.display()
         );
-        println!(
+        say!(
             "\nTravellers walk up to each lane, one every {:.1} s (the cameras show their real photos):",
             self.opts.walk_interval_ms as f64 / 1000.0
         );
@@ -962,7 +835,7 @@ impl Demo {
         }
         for (who, why) in gone {
             if !self.reported.contains(&who) {
-                println!("warning: {who} exited ({why})");
+                say!("warning: {who} exited ({why})");
                 self.reported.push(who);
             }
         }
@@ -1007,16 +880,16 @@ impl Demo {
             .map(|(who, s)| format!("{who}: {s}"))
             .collect();
         if results.is_empty() {
-            println!("Stopped.");
+            say!("Stopped.");
         } else if unclean.is_empty() {
-            println!(
+            say!(
                 "Stopped cleanly: {} processes exited with status 0.",
                 results.len()
             );
         } else {
-            println!("Stopped; not cleanly: {}", unclean.join(", "));
+            say!("Stopped; not cleanly: {}", unclean.join(", "));
         }
-        println!(
+        say!(
             "Data kept in {}: run the demo again to resume.",
             self.dir().display()
         );

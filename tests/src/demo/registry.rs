@@ -272,7 +272,7 @@ pub async fn seed(
             .enrolment_photo
             .map(|p| format!("template from {p}"))
             .unwrap_or_else(|| "no face yet: registers at the channel".into());
-        println!(
+        say!(
             "    {id}  {:<15} {:<28} {}",
             t.name,
             format!("{} ({})", category_words(t.category), t.standing.describe()),
@@ -286,7 +286,7 @@ pub async fn seed(
                 )
                 .await
                 .context("cancellation through the cluster")?;
-            println!(
+            say!(
                 "              cancelled at a service location: {:?}",
                 o.first()
             );

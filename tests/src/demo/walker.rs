@@ -209,7 +209,26 @@ pub async fn walk(
 ) -> Lane {
     let _ = lane.skip_events();
     let mut n = first;
+    let mut unreachable = false;
     loop {
+        // A lane node that is down (or restarting) gets no travellers, and one line.
+        match lane.status() {
+            Err(e) => {
+                if !unreachable {
+                    say!("lane {number}  unreachable ({e:#}); travellers wait until it is back");
+                    unreachable = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = stop.wait_for(|s| *s) => return lane,
+                }
+            }
+            Ok(_) if unreachable => {
+                say!("lane {number}  back");
+                unreachable = false;
+            }
+            Ok(_) => {}
+        }
         let t = &TRAVELLERS[n % TRAVELLERS.len()];
         let visit = n / TRAVELLERS.len();
         let started = Instant::now();
@@ -227,9 +246,9 @@ pub async fn walk(
             t.standing.describe()
         );
         match result {
-            Ok(story) => println!("{who}{story}  [{took:.1} s]"),
+            Ok(story) => say!("{who}{story}  [{took:.1} s]"),
             Err(e) => {
-                println!("{who}did not get through: {e:#}  [{took:.1} s]");
+                say!("{who}did not get through: {e:#}  [{took:.1} s]");
                 let _ = lane.show(Scene::Empty);
                 lane.gates.set_occupancy(0);
                 let held = lane
@@ -237,7 +256,7 @@ pub async fn walk(
                     .ok()
                     .and_then(|s| s["view"]["held_for"].as_str().map(str::to_string));
                 if let Some(why) = held {
-                    println!(
+                    say!(
                         "lane {number}  held for an officer ({why}): release it from the console's lane page \
                          (the demo's officer does in {} s)",
                         OFFICER_AFTER.as_secs()
@@ -266,7 +285,7 @@ async fn release_when_held(lane: &Lane, client: &ClusterClient, number: u32) {
         .ok()
         .is_some_and(|s| s["view"]["held_for"].is_string());
     if !still {
-        println!("lane {number}  released from the console");
+        say!("lane {number}  released from the console");
         return;
     }
     match crate::lane::order(
@@ -278,11 +297,11 @@ async fn release_when_held(lane: &Lane, client: &ClusterClient, number: u32) {
     )
     .await
     {
-        Ok(index) => println!(
+        Ok(index) => say!(
             "lane {number}  the demo's officer released the channel (order at log index {index}, audited)"
         ),
         Err(e) => {
-            println!("lane {number}  the demo's officer could not release the channel: {e:#}")
+            say!("lane {number}  the demo's officer could not release the channel: {e:#}")
         }
     }
 }
