@@ -81,6 +81,73 @@ pub fn free_tcp() -> anyhow::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
+/// Loopback addresses chosen now and bound later, perhaps by another process or after a
+/// restart. They are taken below (or above) the kernel's ephemeral port range, where no socket
+/// bound to port 0 in the meantime (a simulator, a client's endpoint) can land on one; never the
+/// same one twice. Used by the demo, whose addresses live across runs.
+pub struct PortPicker {
+    range: std::ops::Range<u16>,
+    taken: std::collections::BTreeSet<u16>,
+}
+
+impl PortPicker {
+    /// A picker outside `/proc/sys/net/ipv4/ip_local_port_range` (32768–60999 by default).
+    pub fn new() -> PortPicker {
+        let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace().map(|v| v.parse::<u16>().ok());
+                Some((it.next()??, it.next()??))
+            })
+            .unwrap_or((32768, 60999));
+        let range = if lo >= 12_000 {
+            10_000..lo
+        } else if hi <= 63_000 {
+            hi + 1..65_535
+        } else {
+            // The whole range is ephemeral: pick anywhere and hope.
+            10_000..65_535
+        };
+        PortPicker {
+            range,
+            taken: Default::default(),
+        }
+    }
+
+    /// Never hands out `addr`'s port (one chosen on an earlier run).
+    pub fn reserve(&mut self, addr: SocketAddr) {
+        self.taken.insert(addr.port());
+    }
+
+    /// A 127.0.0.1 address free for both TCP and UDP right now.
+    pub fn pick(&mut self) -> anyhow::Result<SocketAddr> {
+        let mut rng = rand::rng();
+        for _ in 0..500 {
+            let port = rng.random_range(self.range.clone());
+            if self.taken.contains(&port) {
+                continue;
+            }
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let free = std::net::TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok();
+            if free {
+                self.taken.insert(port);
+                return Ok(addr);
+            }
+        }
+        bail!(
+            "no free loopback port in {}..{}",
+            self.range.start,
+            self.range.end
+        )
+    }
+}
+
+impl Default for PortPicker {
+    fn default() -> Self {
+        PortPicker::new()
+    }
+}
+
 impl LocalPort {
     /// Creates the CA, a client bundle and `n` node directories (not started), for the test
     /// port [`PORT`] with the test build's `clearway-node`.
@@ -182,10 +249,19 @@ impl LocalPort {
     }
 
     /// Prepares one more node directory (not started): its bundle, free loopback addresses
-    /// (QUIC and `/metrics`) and `node.toml`.
+    /// (QUIC and `/metrics`, free when asked) and `node.toml`.
     pub fn try_add_node(&mut self, id: u64) -> anyhow::Result<()> {
-        let addr = free_addr()?;
-        let metrics = free_tcp()?;
+        self.try_add_node_at(id, free_addr()?, free_tcp()?)
+    }
+
+    /// Prepares one more node directory (not started) with its QUIC address `addr` and its
+    /// `/metrics` address `metrics`.
+    pub fn try_add_node_at(
+        &mut self,
+        id: u64,
+        addr: SocketAddr,
+        metrics: SocketAddr,
+    ) -> anyhow::Result<()> {
         let node_dir = self.node_dir(id);
         self.ca
             .issue(&Identity::Node(id))

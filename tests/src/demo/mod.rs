@@ -61,7 +61,7 @@ use layout::{
 
 use crate::console::{HENGQIN_HALLS, add_user, console_config, spawn_console, wait_listening};
 use crate::lane::{Authorities, CameraSpec, Lane, LaneDevices, lane_config, tail};
-use crate::port::{LocalPort, Tuning, free_tcp};
+use crate::port::{LocalPort, PortPicker, Tuning};
 use crate::process::{Stopped, terminate};
 use crate::prometheus::{Prometheus, Target};
 
@@ -208,6 +208,8 @@ struct Demo {
     reported: Vec<String>,
     /// Console users created by this run (their passwords are printed).
     created: Vec<&'static str>,
+    /// Where new loopback addresses come from.
+    picker: PortPicker,
 }
 
 /// Runs the demo until SIGINT or SIGTERM; `Ok` after a clean stop.
@@ -269,6 +271,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         prometheus: None,
         reported: Vec::new(),
         created: Vec::new(),
+        picker: PortPicker::new(),
     };
     let started = tokio::select! {
         r = demo.start() => Some(r),
@@ -310,8 +313,20 @@ impl Demo {
         say!("\n[1/7] Port CA, certificates, node configs");
         let port_dir = dir.join("port");
         let all: Vec<u64> = VOTERS.iter().copied().chain(Self::lane_ids()).collect();
-        let mut port = if port_dir.join("ca").exists() {
-            let mut port = LocalPort::open(&port_dir, self.node_bin.clone())?;
+        let fresh = !port_dir.join("ca").exists();
+        let mut port = if fresh {
+            std::fs::create_dir_all(&port_dir)
+                .with_context(|| format!("cannot create {}", port_dir.display()))?;
+            LocalPort::create(
+                &port_dir,
+                PORT_ID,
+                "operator",
+                std::iter::empty(),
+                Tuning::default(),
+                self.node_bin.clone(),
+            )?
+        } else {
+            let port = LocalPort::open(&port_dir, self.node_bin.clone())?;
             if port.ca.port() != PORT_ID {
                 bail!(
                     "{} holds the CA of port {:?}, not {PORT_ID:?}: remove the demo directory to start over",
@@ -319,33 +334,35 @@ impl Demo {
                     port.ca.port()
                 );
             }
-            for &id in &all {
-                if !port.addrs.contains_key(&id) {
-                    port.try_add_node(id)?;
-                }
-            }
-            say!(
-                "      reused {}/ca (port {PORT_ID}) and every node's bundle and config",
-                port_dir.display()
-            );
             port
-        } else {
-            std::fs::create_dir_all(&port_dir)
-                .with_context(|| format!("cannot create {}", port_dir.display()))?;
-            let port = LocalPort::create(
-                &port_dir,
-                PORT_ID,
-                "operator",
-                all.iter().copied(),
-                Tuning::default(),
-                self.node_bin.clone(),
-            )?;
+        };
+        // Addresses chosen on an earlier run stay; new ones come from outside the ephemeral
+        // range, so no simulator started meanwhile can take them.
+        let earlier = port.addrs.values().chain(port.metrics.values()).copied();
+        let earlier: Vec<SocketAddr> = earlier
+            .chain(self.state.console_listen)
+            .chain(self.state.prometheus_listen)
+            .collect();
+        for a in earlier {
+            self.picker.reserve(a);
+        }
+        for &id in &all {
+            if !port.addrs.contains_key(&id) {
+                let (quic, metrics) = (self.picker.pick()?, self.picker.pick()?);
+                port.try_add_node_at(id, quic, metrics)?;
+            }
+        }
+        if fresh {
             say!(
                 "      created the port CA ({}/ca, key 0600), a bundle for nodes {all:?} and for the operator (client/)",
                 port_dir.display()
             );
-            port
-        };
+        } else {
+            say!(
+                "      reused {}/ca (port {PORT_ID}) and every node's bundle and config",
+                port_dir.display()
+            );
+        }
         for &id in &all {
             let quic = format!("node {id}'s QUIC address");
             check_free(port.addrs[&id], true, &quic, NODE_PORT_HINT)?;
@@ -356,7 +373,7 @@ impl Demo {
         let console_listen = match (self.opts.console_port, self.state.console_listen) {
             (Some(p), _) => SocketAddr::from(([127, 0, 0, 1], p)),
             (None, Some(a)) => a,
-            (None, None) => free_tcp()?,
+            (None, None) => self.picker.pick()?,
         };
         check_free(
             console_listen,
@@ -385,7 +402,7 @@ impl Demo {
         let cam = self.opts.camera;
         for n in 1..=LANES {
             let devices = LaneDevices::start(cam).await?;
-            let api = free_tcp()?;
+            let api = self.picker.pick()?;
             let ch = channel(n);
             port.set_lane(
                 lane_node(n),
@@ -682,7 +699,7 @@ impl Demo {
         let listen = match (self.opts.prometheus_port, self.state.prometheus_listen) {
             (Some(p), _) => SocketAddr::from(([127, 0, 0, 1], p)),
             (None, Some(a)) => a,
-            (None, None) => free_tcp()?,
+            (None, None) => self.picker.pick()?,
         };
         check_free(
             listen,
