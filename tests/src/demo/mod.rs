@@ -48,11 +48,10 @@ use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clearway_node::cluster::ClusterClient;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-use clearway_node::cluster::ClusterClient;
 
 use layout::{
     NODE_PORT_HINT, State, binary, check_free, console_site, generate_password, prepare_dir,
@@ -452,9 +451,14 @@ impl Demo {
                 return Err(e);
             }
         };
-        let status = client.status(VOTERS[0]).await?;
+        let mut status = client.status(VOTERS[0]).await?;
+        if let Some(leader) = status.leader
+            && let Ok(s) = client.status(leader).await
+        {
+            status = s;
+        }
         say!(
-            "      {} the cluster; leader node {}, term {}, {} persons in node 1's replica",
+            "      {} the cluster; leader node {}, term {}, {} persons in the registry",
             if initialised {
                 "initialised"
             } else {
@@ -730,7 +734,9 @@ impl Demo {
             });
         }
         let prom_dir = dir.join("prometheus");
-        let mut prom = Prometheus::try_start(&prom_dir, PORT_ID, &targets, listen)?;
+        let prom = Prometheus::try_start(&prom_dir, PORT_ID, &targets, listen)?;
+        // Held by the demo at once, so that a Ctrl-C while it starts stops it too.
+        self.prometheus = Some(prom);
         self.state.prometheus_listen = Some(listen);
         self.state.save(&dir)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -738,13 +744,15 @@ impl Demo {
             .await
             .is_err()
         {
+            let prom = self.prometheus.as_mut().context("prometheus")?;
             if prom.exited() || tokio::time::Instant::now() > deadline {
                 let log = prom.log();
-                let _ = prom.stop(Duration::from_secs(5));
+                if let Some(p) = self.prometheus.take() {
+                    let _ = p.stop(Duration::from_secs(5));
+                }
                 bail!("{}/prometheus.log:\n{}", prom_dir.display(), tail(&log));
             }
         }
-        self.prometheus = Some(prom);
         Ok(listen)
     }
 
