@@ -16,6 +16,7 @@ web_target := CLEARWAY_CACHE / "web-target"
 
 bin := CARGO_TARGET_DIR / "release/clearway-node"
 console_bin := CARGO_TARGET_DIR / "release/clearway-console"
+demo_bin := CARGO_TARGET_DIR / "release/clearway-demo"
 
 default:
     @just --list
@@ -56,9 +57,18 @@ check-deploy:
     bash deploy/prometheus/check.sh
     python3 -m json.tool deploy/grafana/clearway-port.json >/dev/null
 
-# The main job: enrol real photos into a local gallery and match real faces against it.
-demo: build
-    bash deploy/demo.sh "{{bin}}"
+# Hengqin Port on this machine: 3 voters and 4 lanes (`clearway-node` processes) fed by simulated
+# RTSP cameras, gates, readers and both authorities, a seeded registry, the console and
+# Prometheus, travellers walking through. Data in $CLEARWAY_DEMO_DIR (default
+# /var/tmp/clearway-demo); a second run resumes; options: `just demo --help`.
+# The main job: a whole port on this machine; prints the console's URL and login; Ctrl-C stops it.
+demo *args: build
+    cargo build --release --locked -p clearway-tests --bin clearway-demo
+    "{{demo_bin}}" {{args}}
+
+# The command-line walk-through: enrol real photos into a local gallery and match faces.
+demo-cli: build
+    bash deploy/demo-cli.sh "{{bin}}"
 
 # Run the node CLI, e.g. `just node identify --db /tmp/g photo.jpg`.
 node *args: build

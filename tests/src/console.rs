@@ -1,6 +1,7 @@
 //! The console rig: the lane rig (a voter and a lane node with every device simulated) plus a
 //! real `clearway-console` process serving the test port, with three users, and the browser
-//! driver (Playwright driving Debian's headless Chromium) run as a child process.
+//! driver (Playwright driving Debian's headless Chromium) run as a child process. The pieces
+//! (`console.toml`, `user add`, serving, signing in over HTTP) are shared with the demo.
 //!
 //! The browser script and this side meet at checkpoints: the script prints `CHECKPOINT <name>
 //! [arg]` on its stdout and waits for one line on its stdin; the Rust test checks what the page
@@ -8,10 +9,12 @@
 //! `ok` or `fail <why>`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use clearway_node::net::Identity;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -80,11 +83,203 @@ impl Drop for ConsoleRig {
     }
 }
 
-fn free_tcp() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
+/// A hall of a port: its id, name and number of channels.
+#[derive(Clone, Copy, Debug)]
+pub struct Hall {
+    /// Id, the middle part of channel ids (`passenger`).
+    pub id: &'static str,
+    /// Name shown on pages.
+    pub name: &'static str,
+    /// Channels 1..=channels.
+    pub channels: u32,
 }
+
+/// Hengqin Port's halls: the Passenger Inspection Hall (48 channels) and the Immigration
+/// Clearance Hall for On-board Passengers (16).
+pub const HENGQIN_HALLS: [Hall; 2] = [
+    Hall {
+        id: "passenger",
+        name: "Passenger Inspection Hall",
+        channels: 48,
+    },
+    Hall {
+        id: "onboard",
+        name: "On-board Passengers Hall",
+        channels: 16,
+    },
+];
+
+/// A `console.toml` for one port: the console on `listen`, its data in `data/` and the port's
+/// client bundle in `bundle/` beside the file, every node of the port as a seed.
+pub fn console_config(
+    listen: SocketAddr,
+    port: &str,
+    port_name: &str,
+    nodes: &BTreeMap<u64, SocketAddr>,
+    halls: &[Hall],
+    session_idle_s: Option<u64>,
+) -> String {
+    let nodes: String = nodes
+        .iter()
+        .map(|(id, addr)| format!("\"{id}\" = \"{addr}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let auth = session_idle_s
+        .map(|s| format!("\n[auth]\nsession_idle_s = {s}\n"))
+        .unwrap_or_default();
+    let halls: String = halls
+        .iter()
+        .map(|h| {
+            format!(
+                "\n[[port.hall]]\nid = \"{}\"\nname = \"{}\"\nchannels = {}\n",
+                h.id, h.name, h.channels
+            )
+        })
+        .collect();
+    format!(
+        "listen = \"{listen}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\nnodes = {{ {nodes} }}\n{halls}"
+    )
+}
+
+/// `clearway-console user add`: a user `name` with `role` (and for a supervisor, the `ports`
+/// they act on), whose password is the first line of `password_file`. The console must not be
+/// running (it locks its database).
+pub fn add_user(
+    console_bin: &Path,
+    data: &Path,
+    name: &str,
+    role: &str,
+    ports: &[&str],
+    password_file: &Path,
+) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new(console_bin);
+    cmd.args(["user", "add", "--data"])
+        .arg(data)
+        .args(["--name", name, "--role", role, "--password-file"])
+        .arg(password_file);
+    if !ports.is_empty() {
+        cmd.arg("--ports").arg(ports.join(","));
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", console_bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "clearway-console user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Starts `clearway-console serve --config <config>` with its browser code from `site`, its
+/// output appended to `log`.
+pub fn spawn_console(
+    console_bin: &Path,
+    config: &Path,
+    site: &Path,
+    log: &Path,
+) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    std::process::Command::new(console_bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("CLEARWAY_CONSOLE_SITE", site)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", console_bin.display()))
+}
+
+/// Waits until something listens on `addr`.
+pub async fn wait_listening(addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {addr} after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+fn form_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Signs in at the console on `addr` as a browser does: the login page sets the form's CSRF
+/// cookie, the form posts it back with the name and password. The session token.
+pub fn login(addr: SocketAddr, name: &str, password: &str) -> anyhow::Result<String> {
+    let page = crate::http::request(addr, "GET", "/login", &[("Accept", "text/html")], &[])
+        .context("GET /login")?;
+    let token = page.set_cookie(LOGIN_COOKIE).with_context(|| {
+        format!(
+            "the login page ({}) set no {LOGIN_COOKIE} cookie",
+            page.status
+        )
+    })?;
+    let cookie = format!("{LOGIN_COOKIE}={token}");
+    let form = format!(
+        "csrf={token}&name={}&password={}",
+        form_escape(name),
+        form_escape(password)
+    );
+    let answer = crate::http::request(
+        addr,
+        "POST",
+        "/auth/login",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    )
+    .context("POST /auth/login")?;
+    answer.set_cookie(SESSION_COOKIE).with_context(|| {
+        format!(
+            "login as {name} refused: {} to {}",
+            answer.status,
+            answer.header("location").unwrap_or("?")
+        )
+    })
+}
+
+/// `GET` a console route with a session; the JSON answer of a server function.
+pub fn get_json(addr: SocketAddr, session: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let cookie = format!("{SESSION_COOKIE}={session}");
+    let r = crate::http::request(
+        addr,
+        "GET",
+        path,
+        &[("Cookie", &cookie), ("Accept", "application/json")],
+        &[],
+    )
+    .with_context(|| format!("GET {path}"))?;
+    if r.status != 200 {
+        bail!("GET {path}: {} {}", r.status, r.body);
+    }
+    serde_json::from_str(&r.body).with_context(|| format!("GET {path}: not JSON: {}", r.body))
+}
+
+/// The login form's CSRF cookie (`console/src/server/mod.rs`).
+pub const LOGIN_COOKIE: &str = "clearway_login";
+/// The session cookie (`console/src/dto.rs`).
+pub const SESSION_COOKIE: &str = "clearway_session";
 
 /// Starts the lane rig and a console for its port (halls: passenger 48, onboard 16).
 pub async fn console_rig(dir: &Path) -> ConsoleRig {
@@ -96,56 +291,36 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
         .expect("console bundle")
         .save(&cdir.join("bundle"))
         .expect("save console bundle");
-    let listen = free_tcp();
-    let nodes: String = rig
-        .port
-        .addrs
-        .iter()
-        .map(|(id, addr)| format!("\"{id}\" = \"{addr}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let config = format!(
-        "listen = \"{listen}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n\n[auth]\nsession_idle_s = {SESSION_IDLE_S}\n\n[[port]]\nid = \"{PORT}\"\nname = \"Hengqin Port (test)\"\nbundle_dir = \"bundle\"\nnodes = {{ {nodes} }}\n\n[[port.hall]]\nid = \"passenger\"\nname = \"Passenger Inspection Hall\"\nchannels = 48\n\n[[port.hall]]\nid = \"onboard\"\nname = \"On-board Passengers Hall\"\nchannels = 16\n"
+    let listen = crate::port::free_tcp().expect("free TCP port");
+    let config = console_config(
+        listen,
+        PORT,
+        "Hengqin Port (test)",
+        &rig.port.addrs,
+        &HENGQIN_HALLS,
+        Some(SESSION_IDLE_S),
     );
     std::fs::write(cdir.join("console.toml"), config).expect("write console.toml");
     for (name, role, password) in USERS {
         let file = cdir.join(format!("{name}.password"));
         std::fs::write(&file, password).expect("password file");
-        let mut cmd = std::process::Command::new(console_bin());
-        cmd.args(["user", "add", "--data"])
-            .arg(cdir.join("data"))
-            .args(["--name", name, "--role", role, "--password-file"])
-            .arg(&file);
-        if role == "supervisor" {
-            cmd.args(["--ports", PORT]);
-        }
-        let out = cmd.output().expect("clearway-console user add runs");
-        assert!(
-            out.status.success(),
-            "user add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let ports: &[&str] = if role == "supervisor" { &[PORT] } else { &[] };
+        add_user(&console_bin(), &cdir.join("data"), name, role, ports, &file)
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
-    let log = std::fs::File::create(cdir.join("log")).expect("console log");
-    let console = std::process::Command::new(console_bin())
-        .args(["serve", "--config"])
-        .arg(cdir.join("console.toml"))
-        .env("CLEARWAY_CONSOLE_SITE", console_site())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("clearway-console starts");
+    let console = spawn_console(
+        &console_bin(),
+        &cdir.join("console.toml"),
+        &console_site(),
+        &cdir.join("log"),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
     let url = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the console did not start:\n{}",
+    if let Err(e) = wait_listening(listen, Duration::from_secs(30)).await {
+        panic!(
+            "the console did not start: {e}\n{}",
             std::fs::read_to_string(cdir.join("log")).unwrap_or_default()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ConsoleRig {
         rig,

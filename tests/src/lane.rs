@@ -1,17 +1,28 @@
-//! The lane rig: everything a lane node needs, real or simulated, on loopback — two RTSP camera
-//! simulators, the Modbus gate simulator, the document and fingerprint reader simulators, two
-//! reference authorities over HTTPS with mutual TLS, and a port of `clearway-node` processes
-//! (node 1 a voter, node 2 the lane learner). Used by `tests/lane.rs` and `benches/lane.rs`.
+//! Lanes on loopback with every device simulated, for tests, benchmarks and the demo.
+//!
+//! * [`LaneDevices`]: one channel's devices — two RTSP camera simulators, the Modbus gate
+//!   simulator, the document and fingerprint reader simulators — and [`lane_config`], the
+//!   `[lane]` section of a node that drives them.
+//! * [`Authorities`]: the Macao and Mainland reference authorities over HTTPS with mutual TLS
+//!   (one pair serves every lane of a port).
+//! * [`Lane`]: a running lane as a traveller meets it — its screen API and its devices: show a
+//!   face, present a document, answer the declaration, walk through. Every step is fallible
+//!   with a message saying what the lane showed instead (the demo keeps going after one).
+//! * [`Rig`] / [`rig`]: the test rig of `tests/lane.rs`, `tests/console.rs` and `benches/lane.rs`
+//!   (a port of a voter and one lane node); its steps panic with the lane's log tail.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, anyhow, bail};
 use chrono::{NaiveDate, Utc};
+use clearway_gallery::ops::{AuditDraft, Op, OverrideAction};
 use clearway_gallery::{
-    Authority, Category, DocumentKind, NewPerson, Registration, Registrations, Template,
-    TravelDocument,
+    Authority, Category, DocumentKind, NewPerson, Outcome, Registration, Registrations, Request,
+    Template, TravelDocument,
 };
+use clearway_node::cluster::ClusterClient;
 use clearway_node::face::{FaceConfig, FacePipeline, Frame};
 use clearway_node::lane::authority::{DemoPki, ReferenceAuthority, ReferenceHandle};
 use clearway_node::lane::camera::sim::{CameraSimulator, Scene, SimConfig};
@@ -21,7 +32,7 @@ use clearway_node::lane::gate::{GateSimConfig, GateSimulator};
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
 use serde_json::Value;
 
-use crate::port::{LocalPort, Tuning};
+use crate::port::{LocalPort, Tuning, free_tcp};
 use crate::{assets, ort_library, photo};
 
 pub fn day(s: &str) -> NaiveDate {
@@ -30,53 +41,268 @@ pub fn day(s: &str) -> NaiveDate {
 
 /// Plain HTTP/1.1 to the lane's API (status, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the lane API");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("response");
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let r = crate::http::request(addr, method, path, &[], &[])
+        .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"));
+    (r.status, r.body)
 }
 
-pub struct Rig {
-    pub port: LocalPort,
-    pub lane_api: SocketAddr,
+// ------------------------------------------------------------------------------ devices
+
+/// The size and rate of the simulated channel cameras.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CameraSpec {
+    /// Width, pixels (a multiple of 8).
+    pub width: u32,
+    /// Height, pixels (a multiple of 8).
+    pub height: u32,
+    /// Frames a second.
+    pub fps: u32,
+}
+
+impl Default for CameraSpec {
+    /// 720p at 10 fps, as the channel cameras: a traveller's face fills a good part of the
+    /// picture.
+    fn default() -> Self {
+        CameraSpec {
+            width: 1280,
+            height: 720,
+            fps: 10,
+        }
+    }
+}
+
+/// One channel's simulated devices, each speaking its real protocol on loopback.
+pub struct LaneDevices {
+    /// The gate-1 camera (RTSP).
     pub cam1: clearway_node::lane::camera::sim::SimHandle,
+    /// The gate-2 camera (RTSP).
     pub cam2: clearway_node::lane::camera::sim::SimHandle,
+    /// The gate controller (Modbus TCP).
     pub gates: clearway_node::lane::gate::SimHandle,
+    /// The document reader.
     pub documents: DocumentReaderSimulator,
-    pub _fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
+    /// The fingerprint reader.
+    pub fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
+}
+
+impl LaneDevices {
+    /// Starts the devices on free loopback ports; both cameras show the empty channel.
+    pub async fn start(camera: CameraSpec) -> anyhow::Result<LaneDevices> {
+        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let cam = |mount: &str| SimConfig {
+            mount: mount.into(),
+            width: camera.width,
+            height: camera.height,
+            fps: camera.fps,
+            ..SimConfig::default()
+        };
+        let cam1 =
+            CameraSimulator::start(cam("/gate1")).context("RTSP camera simulator (gate 1)")?;
+        let cam2 =
+            CameraSimulator::start(cam("/gate2")).context("RTSP camera simulator (gate 2)")?;
+        cam1.show(Scene::Empty)?;
+        cam2.show(Scene::Empty)?;
+        let gates = GateSimulator::start(
+            any,
+            GateSimConfig {
+                hold_open_ms: 20_000,
+                ..GateSimConfig::default()
+            },
+        )
+        .await
+        .context("Modbus gate simulator")?;
+        let documents = DocumentReaderSimulator::start(any)
+            .await
+            .context("document reader simulator")?;
+        let fingers = FingerprintSimulator::start(any, FingerprintSimConfig::default())
+            .await
+            .context("fingerprint reader simulator")?;
+        Ok(LaneDevices {
+            cam1,
+            cam2,
+            gates,
+            documents,
+            fingers,
+        })
+    }
+}
+
+/// The two reference authorities (Macao, Mainland): HTTPS with mutual TLS under a demo PKI.
+pub struct Authorities {
+    /// Macao's service.
     pub macao: ReferenceHandle,
+    /// The Mainland's service.
     pub mainland: ReferenceHandle,
-    pub pipeline: FacePipeline,
-    /// The lane's channel id.
+    /// Where the PKI's files are (`ca.pem`, `client.pem`, `client.key`, …).
+    pub pki_dir: PathBuf,
+}
+
+impl Authorities {
+    /// Starts both services on free loopback ports. The PKI is read from `pki_dir` when it is
+    /// there (a restart), else made and written there. With `records_dir`, each service
+    /// keeps the records it received in `<records_dir>/<name>.jsonl` and reloads them at start.
+    pub async fn start(pki_dir: &Path, records_dir: Option<&Path>) -> anyhow::Result<Authorities> {
+        let pki = if pki_dir.join("ca.pem").is_file() {
+            let read = |name: &str| {
+                std::fs::read_to_string(pki_dir.join(name))
+                    .with_context(|| format!("cannot read {}", pki_dir.join(name).display()))
+            };
+            DemoPki {
+                ca_pem: read("ca.pem")?,
+                server_cert_pem: read("server.pem")?,
+                server_key_pem: read("server.key")?,
+                client_cert_pem: read("client.pem")?,
+                client_key_pem: read("client.key")?,
+            }
+        } else {
+            let pki = DemoPki::generate(&[]).context("authority PKI")?;
+            pki.write(pki_dir)?;
+            pki
+        };
+        let start = |name: &str| {
+            let mut config = pki.reference_config();
+            config.name = name.to_string();
+            config.records_file = records_dir.map(|d| d.join(format!("{name}.jsonl")));
+            ReferenceAuthority::start(config)
+        };
+        if let Some(d) = records_dir {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        let macao = start("macao").await.context("Macao reference authority")?;
+        let mainland = start("mainland")
+            .await
+            .context("Mainland reference authority")?;
+        Ok(Authorities {
+            macao,
+            mainland,
+            pki_dir: pki_dir.to_path_buf(),
+        })
+    }
+
+    /// One authority's service.
+    pub fn get(&self, authority: Authority) -> &ReferenceHandle {
+        match authority {
+            Authority::Macao => &self.macao,
+            Authority::Mainland => &self.mainland,
+        }
+    }
+}
+
+/// The `[lane]` section of a lane node driving `devices` and `authorities`, with its screen
+/// API on `api`. `procedure` holds extra `[lane.procedure]` lines (time-outs), if any.
+pub fn lane_config(
+    channel: &str,
+    api: SocketAddr,
+    devices: &LaneDevices,
+    authorities: &Authorities,
+    procedure: &str,
+) -> String {
+    let pki = &authorities.pki_dir;
+    let auth = |name: &str, url: &str| {
+        format!(
+            "[lane.{name}]\nbase_url = \"{url}\"\nca_cert = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"\ntimeout_ms = 2000\n\n",
+            ca = pki.join("ca.pem").display(),
+            cert = pki.join("client.pem").display(),
+            key = pki.join("client.key").display(),
+        )
+    };
+    format!(
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        cam1 = devices.cam1.url(),
+        cam2 = devices.cam2.url(),
+        gates = devices.gates.addr(),
+        docs = devices.documents.local_addr(),
+        fingers = devices.fingers.addr(),
+        macao = auth("macao", &authorities.macao.base_url()),
+        mainland = auth("mainland", &authorities.mainland.base_url()),
+    )
+}
+
+// ------------------------------------------------------------------------------ a lane
+
+/// A running lane as travellers meet it: its screen API and its devices.
+pub struct Lane {
+    /// The channel id, e.g. `hengqin/passenger/1`.
     pub channel: String,
+    /// The gate-screen API (`GET /lane`, `POST /lane/screen/agree|decline`).
+    pub api: SocketAddr,
+    /// The gate-1 camera.
+    pub cam1: clearway_node::lane::camera::sim::SimHandle,
+    /// The gate-2 camera.
+    pub cam2: clearway_node::lane::camera::sim::SimHandle,
+    /// The gate controller.
+    pub gates: clearway_node::lane::gate::SimHandle,
+    /// The document reader.
+    pub documents: DocumentReaderSimulator,
+    /// The fingerprint reader.
+    pub fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
     /// The `seq` of the last lane event waited for (0: none; the lane numbers events from 1).
     pub seen_events: usize,
 }
 
-impl Rig {
-    pub fn lane(&self) -> Value {
-        let (status, body) = http(self.lane_api, "GET", "/lane");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).expect("lane status JSON")
+impl Lane {
+    /// The lane `channel` with its screen API on `api`, driving `devices`.
+    pub fn new(channel: &str, api: SocketAddr, devices: LaneDevices) -> Lane {
+        Lane {
+            channel: channel.to_string(),
+            api,
+            cam1: devices.cam1,
+            cam2: devices.cam2,
+            gates: devices.gates,
+            documents: devices.documents,
+            fingers: devices.fingers,
+            seen_events: 0,
+        }
+    }
+
+    /// `GET /lane`: the lane's state, screens and recent events.
+    pub fn status(&self) -> anyhow::Result<Value> {
+        let r = crate::http::request(self.api, "GET", "/lane", &[], &[])
+            .with_context(|| format!("lane API http://{}/lane", self.api))?;
+        if r.status != 200 {
+            bail!("lane API answered {}: {}", r.status, r.body);
+        }
+        serde_json::from_str(&r.body).context("lane status JSON")
+    }
+
+    /// Waits until the screen API answers.
+    pub async fn wait_api(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while std::net::TcpStream::connect(self.api).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "the lane API (http://{}) did not come up within {within:?}",
+                    self.api
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// Marks every event the lane shows now as seen.
+    pub fn skip_events(&mut self) -> anyhow::Result<()> {
+        let lane = self.status()?;
+        self.seen_events = lane["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0) as usize;
+        Ok(())
     }
 
     /// Waits until the lane shows an event (kind, code) newer than the last one waited for.
-    pub async fn wait_event(&mut self, kind: &str, code: &str, within: Duration) -> Value {
+    pub async fn wait_event(
+        &mut self,
+        kind: &str,
+        code: &str,
+        within: Duration,
+    ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + within;
         loop {
-            let lane = self.lane();
+            let lane = self.status()?;
             let events = lane["events"].as_array().cloned().unwrap_or_default();
             if let Some(e) = events.iter().find(|e| {
                 e["seq"].as_u64().unwrap_or(0) as usize > self.seen_events
@@ -84,77 +310,116 @@ impl Rig {
                     && e["code"] == code
             }) {
                 self.seen_events = e["seq"].as_u64().unwrap_or(0) as usize;
-                return e.clone();
+                return Ok(e.clone());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {kind} {code} within {within:?}; lane: {}\nlog tail:\n{}",
-                serde_json::to_string_pretty(&lane).unwrap_or_default(),
-                tail(&self.port.log(2))
-            );
+            if Instant::now() > deadline {
+                let newer: Vec<String> = events
+                    .iter()
+                    .filter(|e| e["seq"].as_u64().unwrap_or(0) as usize > self.seen_events)
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["kind"].as_str().unwrap_or("?"),
+                            e["code"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                bail!(
+                    "no {kind} {code} within {within:?} (lane at step {}, events since: {})",
+                    lane["view"]["step"],
+                    if newer.is_empty() {
+                        "none".into()
+                    } else {
+                        newer.join(", ")
+                    }
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub async fn wait_step(&self, step: &str, within: Duration) {
+    /// Waits until the procedure is at `step` (e.g. `idle`).
+    pub async fn wait_step(&self, step: &str, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            let lane = self.lane();
+            let lane = self.status()?;
             if lane["view"]["step"] == step {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "lane not at step {step}: {}",
-                serde_json::to_string_pretty(&lane).unwrap_or_default()
-            );
+            if Instant::now() > deadline {
+                bail!(
+                    "lane not at step {step} within {within:?}: {}",
+                    lane["view"]
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub async fn wait_screen(&self, code: &str, within: Duration) {
+    /// Waits until one of the gate screens shows `code`.
+    pub async fn wait_screen(&self, code: &str, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            let lane = self.lane();
+            let lane = self.status()?;
             if lane["screens"][0]["code"] == code || lane["screens"][1]["code"] == code {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no screen {code}: {}",
-                serde_json::to_string_pretty(&lane).unwrap_or_default()
-            );
+            if Instant::now() > deadline {
+                bail!(
+                    "no screen {code} within {within:?}: screens {}",
+                    lane["screens"]
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub fn show(&self, scene: Scene) {
-        self.cam1.show(scene.clone()).expect("gate-1 scene");
-        self.cam2.show(scene).expect("gate-2 scene");
+    /// Shows `scene` to both cameras (the traveller is in view of gate 1, then gate 2).
+    pub fn show(&self, scene: Scene) -> anyhow::Result<()> {
+        self.cam1.show(scene.clone()).context("gate-1 scene")?;
+        self.cam2.show(scene).context("gate-2 scene")?;
+        Ok(())
     }
 
-    pub fn template(&mut self, rel: &str) -> Template {
-        let frame = Frame::open(&photo(rel)).expect("photo");
-        let (_, embedding) = self
-            .pipeline
-            .single_face(frame.as_ref())
-            .expect("one good face");
-        Template::quantize(embedding.model().clone(), embedding.values()).expect("template")
-    }
-
-    pub fn present(&self, kind: DocumentKind, number: &str, name: &str, dob: &str, expiry: &str) {
-        let mrz = synthetic_mrz(kind, number, name, day(dob), day(expiry), 'M');
+    /// Presents a synthetic permit with a valid MRZ at the document reader.
+    pub fn present(
+        &self,
+        kind: DocumentKind,
+        number: &str,
+        name: &str,
+        dob: NaiveDate,
+        expiry: NaiveDate,
+    ) -> anyhow::Result<()> {
+        let mrz = synthetic_mrz(kind, number, name, dob, expiry, 'M');
         self.documents
             .present(RawDocument::mrz_only(mrz))
-            .expect("present the document");
+            .context("present the document")
     }
 
-    /// Walks the traveller admitted at gate 1 through gate 2 and out: steps into the zone,
-    /// then leaves once gates 2 and 3 open.
-    pub async fn walk_through(&mut self) {
+    /// Taps Agree (`true`) or Decline on the declaration screen.
+    pub fn answer_declaration(&self, agree: bool) -> anyhow::Result<()> {
+        let path = if agree {
+            "/lane/screen/agree"
+        } else {
+            "/lane/screen/decline"
+        };
+        let r = crate::http::request(self.api, "POST", path, &[], &[])
+            .with_context(|| format!("POST {path}"))?;
+        if r.status != 204 {
+            bail!("POST {path} answered {}: {}", r.status, r.body);
+        }
+        Ok(())
+    }
+
+    /// Walks the traveller admitted at gate 1 through gate 2 and out: steps into the zone
+    /// (out of the gate-1 camera's view, still in the gate-2 camera's), then leaves once gates
+    /// 2 and 3 open. The `cleared` decision event.
+    pub async fn walk_through(&mut self) -> anyhow::Result<Value> {
+        self.cam1.show(Scene::Empty).context("gate-1 scene")?;
         self.gates.set_occupancy(1);
-        self.wait_event("decision", "cleared", Duration::from_secs(30))
-            .await;
+        let cleared = self
+            .wait_event("decision", "cleared", Duration::from_secs(30))
+            .await?;
         // The decision is recorded as the commands leave for the controller: give them a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
         for g in [GateId::Two, GateId::Three] {
@@ -163,29 +428,145 @@ impl Rig {
                 if matches!(s, GateState::Open | GateState::Moving) {
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{g}: {s:?}; log tail:\n{}",
-                    tail(&self.port.log(2))
-                );
+                if Instant::now() > deadline {
+                    bail!("{g} did not open after the clearance: {s:?}");
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         // Gate 1 closed behind the traveller (or is still closing).
-        assert_ne!(self.gates.state(GateId::One), GateState::Open);
+        let g1 = self.gates.state(GateId::One);
+        if g1 == GateState::Open {
+            bail!("gate 1 still open behind a traveller inside");
+        }
         // The traveller walks out of both cameras' view and out of the zone.
-        self.show(Scene::Empty);
+        self.show(Scene::Empty)?;
         self.gates.set_occupancy(0);
-        self.wait_step("idle", Duration::from_secs(15)).await;
+        self.wait_step("idle", Duration::from_secs(15)).await?;
+        Ok(cleared)
+    }
+}
+
+// ------------------------------------------------------------------------------ test rig
+
+pub struct Rig {
+    pub port: LocalPort,
+    /// The lane node (node 2) as travellers meet it.
+    pub lane: Lane,
+    /// Both reference authorities.
+    pub authorities: Authorities,
+    pub pipeline: FacePipeline,
+}
+
+impl Rig {
+    fn fail(&self, e: anyhow::Error) -> ! {
+        panic!("{e:#}\nlog tail:\n{}", tail(&self.port.log(2)))
+    }
+
+    /// The lane's state (`GET /lane`).
+    pub fn status(&self) -> Value {
+        self.lane.status().unwrap_or_else(|e| self.fail(e))
+    }
+
+    /// Waits until the lane shows an event (kind, code) newer than the last one waited for.
+    pub async fn wait_event(&mut self, kind: &str, code: &str, within: Duration) -> Value {
+        match self.lane.wait_event(kind, code, within).await {
+            Ok(v) => v,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    pub async fn wait_step(&self, step: &str, within: Duration) {
+        if let Err(e) = self.lane.wait_step(step, within).await {
+            self.fail(e)
+        }
+    }
+
+    pub async fn wait_screen(&self, code: &str, within: Duration) {
+        if let Err(e) = self.lane.wait_screen(code, within).await {
+            self.fail(e)
+        }
+    }
+
+    pub fn show(&self, scene: Scene) {
+        self.lane.show(scene).unwrap_or_else(|e| self.fail(e));
+    }
+
+    pub fn template(&mut self, rel: &str) -> Template {
+        template(&mut self.pipeline, &photo(rel)).unwrap_or_else(|e| panic!("{rel}: {e:#}"))
+    }
+
+    pub fn present(&self, kind: DocumentKind, number: &str, name: &str, dob: &str, expiry: &str) {
+        self.lane
+            .present(kind, number, name, day(dob), day(expiry))
+            .unwrap_or_else(|e| self.fail(e));
+    }
+
+    /// Walks the traveller admitted at gate 1 through gate 2 and out: steps into the zone,
+    /// then leaves once gates 2 and 3 open.
+    pub async fn walk_through(&mut self) {
+        if let Err(e) = self.lane.walk_through().await {
+            self.fail(e)
+        }
     }
 
     pub async fn records(&self, authority: Authority) -> Vec<(String, AuthorityRecord)> {
-        let h = match authority {
-            Authority::Macao => &self.macao,
-            Authority::Mainland => &self.mainland,
-        };
-        h.records().into_iter().map(|r| (r.key, r.record)).collect()
+        self.authorities
+            .get(authority)
+            .records()
+            .into_iter()
+            .map(|r| (r.key, r.record))
+            .collect()
     }
+}
+
+/// Issues a supervisor's order for `channel` through the cluster, as the console does: one
+/// `Request::V2` entry with the audit record first. The entry's log index.
+pub async fn order(
+    client: &ClusterClient,
+    channel: &str,
+    action: OverrideAction,
+    actor: &str,
+    reason: &str,
+) -> anyhow::Result<u64> {
+    let (index, outcomes) = client
+        .write(
+            Request::V2(vec![
+                Op::Audit(AuditDraft {
+                    actor: actor.into(),
+                    role: "supervisor".into(),
+                    action: format!("order.{}", action.name()),
+                    target: channel.into(),
+                    reason: reason.into(),
+                    at: Utc::now(),
+                }),
+                Op::Order {
+                    channel: channel.into(),
+                    action,
+                },
+            ]),
+            Duration::from_secs(20),
+        )
+        .await
+        .context("order through the cluster")?;
+    if !matches!(outcomes.first(), Some(Outcome::Audited { .. }))
+        || outcomes.get(1) != Some(&Outcome::Ordered)
+    {
+        bail!("order refused: {outcomes:?}");
+    }
+    Ok(index)
+}
+
+/// A face template of the one good face in `photo`, as enrolment makes it.
+pub fn template(pipeline: &mut FacePipeline, photo: &Path) -> anyhow::Result<Template> {
+    let frame = Frame::open(photo).with_context(|| format!("cannot open {}", photo.display()))?;
+    let (_, embedding) = pipeline
+        .single_face(frame.as_ref())
+        .map_err(|e| anyhow!("{}: no single good face: {e}", photo.display()))?;
+    Ok(Template::quantize(
+        embedding.model().clone(),
+        embedding.values(),
+    )?)
 }
 
 pub fn tail(log: &str) -> String {
@@ -217,132 +598,41 @@ pub fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
     }
 }
 
-fn lane_config(rig_dir: &Path, ports: &LanePorts, pki_dir: &Path) -> String {
-    let auth = |name: &str, url: &str| {
-        format!(
-            "[lane.{name}]\nbase_url = \"{url}\"\nca_cert = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"\ntimeout_ms = 2000\n\n",
-            ca = pki_dir.join("ca.pem").display(),
-            cert = pki_dir.join("client.pem").display(),
-            key = pki_dir.join("client.key").display(),
-        )
-    };
-    let _ = rig_dir;
-    format!(
-        "\n[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\nmax_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
-        api = ports.api,
-        cam1 = ports.cam1,
-        cam2 = ports.cam2,
-        gates = ports.gates,
-        docs = ports.documents,
-        fingers = ports.fingers,
-        macao = auth("macao", &ports.macao),
-        mainland = auth("mainland", &ports.mainland),
-        channel = CHANNEL,
-    )
-}
+/// The test procedure's short time-outs (a partition turns face scan off after 4 s).
+const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n";
 
 /// The rig's lane: channel 1 of the test port's passenger hall.
 pub const CHANNEL: &str = "testport/passenger/1";
 
-struct LanePorts {
-    api: SocketAddr,
-    pub cam1: String,
-    pub cam2: String,
-    pub gates: SocketAddr,
-    pub documents: SocketAddr,
-    fingers: SocketAddr,
-    pub macao: String,
-    pub mainland: String,
-}
-
-fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
-}
-
 pub async fn rig(dir: &Path) -> Rig {
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    // 720p, as the channel cameras: a traveller's face fills a good part of the picture.
-    let cam = |mount: &str| SimConfig {
-        mount: mount.into(),
-        width: 1280,
-        height: 720,
-        ..SimConfig::default()
-    };
-    let cam1 = CameraSimulator::start(cam("/gate1")).expect("RTSP camera simulator 1");
-    let cam2 = CameraSimulator::start(cam("/gate2")).expect("RTSP camera simulator 2");
-    cam1.show(Scene::Empty).expect("scene");
-    cam2.show(Scene::Empty).expect("scene");
-    let gates = GateSimulator::start(
-        any,
-        GateSimConfig {
-            hold_open_ms: 20_000,
-            ..GateSimConfig::default()
-        },
-    )
-    .await
-    .expect("gate simulator");
-    let documents = DocumentReaderSimulator::start(any)
+    let devices = LaneDevices::start(CameraSpec::default())
         .await
-        .expect("document reader simulator");
-    let fingers = FingerprintSimulator::start(any, FingerprintSimConfig::default())
+        .expect("lane devices");
+    let authorities = Authorities::start(&dir.join("authority-pki"), None)
         .await
-        .expect("fingerprint simulator");
-    let pki = DemoPki::generate(&[]).expect("authority PKI");
-    let pki_dir = dir.join("authority-pki");
-    pki.write(&pki_dir).expect("write PKI");
-    let macao = ReferenceAuthority::start(pki.reference_config())
-        .await
-        .expect("Macao reference authority");
-    let mainland = ReferenceAuthority::start(pki.reference_config())
-        .await
-        .expect("Mainland reference authority");
-
+        .expect("reference authorities");
     let mut port = LocalPort::new(dir, [1, 2], Tuning::default());
-    let ports = LanePorts {
-        api: free_tcp(),
-        cam1: cam1.url(),
-        cam2: cam2.url(),
-        gates: gates.addr(),
-        documents: documents.local_addr(),
-        fingers: fingers.addr(),
-        macao: macao.base_url(),
-        mainland: mainland.base_url(),
-    };
-    let config_path = port.node_dir(2).join("node.toml");
-    let mut config = std::fs::read_to_string(&config_path).expect("node 2 config");
-    config.push_str(&lane_config(dir, &ports, &pki_dir));
-    std::fs::write(&config_path, config).expect("write lane config");
+    let api = free_tcp().expect("free TCP port");
+    port.set_lane(
+        2,
+        &lane_config(CHANNEL, api, &devices, &authorities, TEST_PROCEDURE),
+    )
+    .expect("lane config");
     port.bootstrap(&[1], &[2]).await;
 
     let pipeline = FacePipeline::load(&ort_library(), &assets(), FaceConfig::default())
         .expect("face pipeline");
     Rig {
         port,
-        lane_api: ports.api,
-        cam1,
-        cam2,
-        gates,
-        documents,
-        _fingers: fingers,
-        macao,
-        mainland,
+        lane: Lane::new(CHANNEL, api, devices),
+        authorities,
         pipeline,
-        channel: CHANNEL.to_string(),
-        seen_events: 0,
     }
 }
 
 pub async fn wait_lane_api(rig: &Rig) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(rig.lane_api).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "lane API never came up; log:\n{}",
-            tail(&rig.port.log(2))
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Err(e) = rig.lane.wait_api(Duration::from_secs(60)).await {
+        rig.fail(e)
     }
 }
 

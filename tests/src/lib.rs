@@ -1,10 +1,15 @@
 //! Shared helpers for Clearway's end-to-end tests (in `tests/tests/`): where the assets, the
 //! fixtures and the built `clearway-node` binary are. Tests fail (never skip) when something is
 //! missing, with a message that says how to make it: `just test` runs `just setup` and builds first.
+//!
+//! The same harness runs the demo (`clearway-demo`, [`demo`]): a whole port on one machine.
 
 pub mod console;
+pub mod demo;
+pub mod http;
 pub mod lane;
 pub mod port;
+pub mod process;
 pub mod prometheus;
 
 use std::path::{Path, PathBuf};
@@ -19,15 +24,22 @@ pub fn root() -> PathBuf {
 
 /// The assets directory made by `just setup` (`CLEARWAY_ASSETS` overrides).
 pub fn assets() -> PathBuf {
+    find_assets().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The assets directory, or why it cannot be used.
+pub fn find_assets() -> Result<PathBuf, String> {
     let dir = std::env::var_os("CLEARWAY_ASSETS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("assets"));
-    assert!(
-        dir.join("models").is_dir(),
-        "{} has no models/; run `just setup` (or `just test`)",
-        dir.display()
-    );
-    dir
+    if dir.join("models").is_dir() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} has no models/; run `just setup` (or set CLEARWAY_ASSETS)",
+            dir.display()
+        ))
+    }
 }
 
 /// A photo under `assets/photos/`.

@@ -1,4 +1,10 @@
-//! A local port cluster of `clearway-node run` processes on loopback, for tests and benchmarks.
+//! A local port cluster of `clearway-node run` processes on loopback, for tests, benchmarks and
+//! the demo: the port CA, one bundle per node and an operator client bundle, a `node.toml` per
+//! node (free loopback ports), the processes, and the cluster's bootstrap.
+//!
+//! Layout of its directory: `ca/` (the port CA), `client/` (the operator's bundle),
+//! `node-N/{tls,data,node.toml,log}`. [`LocalPort::open`] finds an existing one again (the demo's
+//! second run): the same CA, certificates, addresses and data.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -11,6 +17,7 @@ use clearway_node::cluster::protocol::{MembershipChange, NodeStatus};
 use clearway_node::net::Identity;
 use clearway_node::net::tls::PortCa;
 
+use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clearway_gallery::{
     Category, Command as GalleryCommand, ModelId, NewPerson, Registrations, Template,
@@ -19,6 +26,7 @@ use clearway_gallery::{
 use rand::Rng;
 
 use crate::node_bin;
+use crate::process::{Stopped, terminate_all};
 
 /// The port name the test clusters use.
 pub const PORT: &str = "testport";
@@ -59,22 +67,112 @@ pub struct LocalPort {
     pub metrics: BTreeMap<u64, SocketAddr>,
     procs: BTreeMap<u64, Child>,
     tuning: Tuning,
+    node_bin: PathBuf,
 }
 
-fn free_addr() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a free UDP port");
-    s.local_addr().expect("local addr")
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let s = UdpSocket::bind("127.0.0.1:0").context("no free UDP port on 127.0.0.1")?;
+    Ok(s.local_addr()?)
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+pub fn free_tcp() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("no free TCP port on 127.0.0.1")?;
+    Ok(l.local_addr()?)
+}
+
+/// Loopback addresses chosen now and bound later, perhaps by another process or after a
+/// restart. They are taken below (or above) the kernel's ephemeral port range, where no socket
+/// bound to port 0 in the meantime (a simulator, a client's endpoint) can land on one; never the
+/// same one twice. Used by the demo, whose addresses live across runs.
+pub struct PortPicker {
+    range: std::ops::Range<u16>,
+    taken: std::collections::BTreeSet<u16>,
+}
+
+impl PortPicker {
+    /// A picker outside `/proc/sys/net/ipv4/ip_local_port_range` (32768–60999 by default).
+    pub fn new() -> PortPicker {
+        let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace().map(|v| v.parse::<u16>().ok());
+                Some((it.next()??, it.next()??))
+            })
+            .unwrap_or((32768, 60999));
+        let range = if lo >= 12_000 {
+            10_000..lo
+        } else if hi <= 63_000 {
+            hi + 1..65_535
+        } else {
+            // The whole range is ephemeral: pick anywhere and hope.
+            10_000..65_535
+        };
+        PortPicker {
+            range,
+            taken: Default::default(),
+        }
+    }
+
+    /// Never hands out `addr`'s port (one chosen on an earlier run).
+    pub fn reserve(&mut self, addr: SocketAddr) {
+        self.taken.insert(addr.port());
+    }
+
+    /// A 127.0.0.1 address free for both TCP and UDP right now.
+    pub fn pick(&mut self) -> anyhow::Result<SocketAddr> {
+        let mut rng = rand::rng();
+        for _ in 0..500 {
+            let port = rng.random_range(self.range.clone());
+            if self.taken.contains(&port) {
+                continue;
+            }
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let free = std::net::TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok();
+            if free {
+                self.taken.insert(port);
+                return Ok(addr);
+            }
+        }
+        bail!(
+            "no free loopback port in {}..{}",
+            self.range.start,
+            self.range.end
+        )
+    }
+}
+
+impl Default for PortPicker {
+    fn default() -> Self {
+        PortPicker::new()
+    }
 }
 
 impl LocalPort {
-    /// Creates the CA, a client bundle and `n` node directories (not started).
+    /// Creates the CA, a client bundle and `n` node directories (not started), for the test
+    /// port [`PORT`] with the test build's `clearway-node`.
     pub fn new(dir: &Path, ids: impl IntoIterator<Item = u64>, tuning: Tuning) -> LocalPort {
-        let ca = PortCa::create(PORT).expect("port CA");
-        ca.save(&dir.join("ca")).expect("save CA");
-        ca.issue(&Identity::client("tests").expect("client name"))
-            .expect("client bundle")
+        LocalPort::create(dir, PORT, "tests", ids, tuning, node_bin())
+            .unwrap_or_else(|e| panic!("local port: {e:#}"))
+    }
+
+    /// Creates port `port`'s CA, the operator bundle `client` and the node directories (not
+    /// started) under `dir`; nodes run `node_bin`.
+    pub fn create(
+        dir: &Path,
+        port: &str,
+        client: &str,
+        ids: impl IntoIterator<Item = u64>,
+        tuning: Tuning,
+        node_bin: PathBuf,
+    ) -> anyhow::Result<LocalPort> {
+        let ca = PortCa::create(port).with_context(|| format!("port CA for {port}"))?;
+        ca.save(&dir.join("ca"))
+            .with_context(|| format!("cannot save the port CA in {}", dir.join("ca").display()))?;
+        ca.issue(&Identity::client(client)?)
+            .context("client bundle")?
             .save(&dir.join("client"))
-            .expect("save client bundle");
+            .with_context(|| format!("cannot save the client bundle in {}", dir.display()))?;
         let mut port = LocalPort {
             dir: dir.to_path_buf(),
             ca,
@@ -82,25 +180,94 @@ impl LocalPort {
             metrics: BTreeMap::new(),
             procs: BTreeMap::new(),
             tuning,
+            node_bin,
         };
         for id in ids {
-            port.add_node(id);
+            port.try_add_node(id)?;
         }
-        port
+        Ok(port)
+    }
+
+    /// Opens a port [`LocalPort::create`] made earlier: its CA, and every `node-N/node.toml`
+    /// (addresses as they were). Nothing is started.
+    pub fn open(dir: &Path, node_bin: PathBuf) -> anyhow::Result<LocalPort> {
+        let ca = PortCa::load(&dir.join("ca")).with_context(|| {
+            format!("cannot load the port CA from {}", dir.join("ca").display())
+        })?;
+        let mut port = LocalPort {
+            dir: dir.to_path_buf(),
+            ca,
+            addrs: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            tuning: Tuning::default(),
+            node_bin,
+        };
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for e in entries {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_prefix("node-")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let file = e.path().join("node.toml");
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let config: toml::Table =
+                toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let addr = |key: &str| -> anyhow::Result<Option<SocketAddr>> {
+                match config.get(key) {
+                    None => Ok(None),
+                    Some(v) => v
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .map(Some)
+                        .with_context(|| format!("{}: {key} is not an IP:PORT", file.display())),
+                }
+            };
+            let listen = addr("listen")?
+                .with_context(|| format!("{}: no listen address", file.display()))?;
+            port.addrs.insert(id, listen);
+            if let Some(m) = addr("metrics_listen")? {
+                port.metrics.insert(id, m);
+            }
+        }
+        if port.addrs.is_empty() {
+            bail!("{} has no node-N/node.toml", dir.display());
+        }
+        Ok(port)
     }
 
     /// Prepares one more node directory (not started).
     pub fn add_node(&mut self, id: u64) {
-        let addr = free_addr();
-        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free TCP port");
+        self.try_add_node(id)
+            .unwrap_or_else(|e| panic!("node {id}: {e:#}"));
+    }
+
+    /// Prepares one more node directory (not started): its bundle, free loopback addresses
+    /// (QUIC and `/metrics`, free when asked) and `node.toml`.
+    pub fn try_add_node(&mut self, id: u64) -> anyhow::Result<()> {
+        self.try_add_node_at(id, free_addr()?, free_tcp()?)
+    }
+
+    /// Prepares one more node directory (not started) with its QUIC address `addr` and its
+    /// `/metrics` address `metrics`.
+    pub fn try_add_node_at(
+        &mut self,
+        id: u64,
+        addr: SocketAddr,
+        metrics: SocketAddr,
+    ) -> anyhow::Result<()> {
         let node_dir = self.node_dir(id);
         self.ca
             .issue(&Identity::Node(id))
-            .expect("node bundle")
+            .with_context(|| format!("node {id} bundle"))?
             .save(&node_dir.join("tls"))
-            .expect("save node bundle");
+            .with_context(|| format!("cannot save node {id}'s bundle in {}", node_dir.display()))?;
         let t = &self.tuning;
         let config = format!(
             "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = {hb}\nelection_timeout_min_ms = {emin}\nelection_timeout_max_ms = {emax}\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
@@ -111,9 +278,30 @@ impl LocalPort {
             emin = t.heartbeat_ms * 5,
             emax = t.heartbeat_ms * 10,
         );
-        std::fs::write(node_dir.join("node.toml"), config).expect("write config");
+        let file = node_dir.join("node.toml");
+        std::fs::write(&file, config)
+            .with_context(|| format!("cannot write {}", file.display()))?;
         self.addrs.insert(id, addr);
         self.metrics.insert(id, metrics);
+        Ok(())
+    }
+
+    /// Makes node `id` a lane node: replaces the `[lane]` section of its `node.toml` (and
+    /// everything after it) by `lane` (a `[lane]` table and its sub-tables).
+    pub fn set_lane(&self, id: u64, lane: &str) -> anyhow::Result<()> {
+        let file = self.node_dir(id).join("node.toml");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let mut base = String::new();
+        for line in text.lines() {
+            if line.trim_start().starts_with("[lane") {
+                break;
+            }
+            base.push_str(line);
+            base.push('\n');
+        }
+        let config = format!("{}\n{}", base.trim_end(), lane);
+        std::fs::write(&file, config).with_context(|| format!("cannot write {}", file.display()))
     }
 
     /// Scrapes a node's `/metrics` over HTTP.
@@ -143,24 +331,40 @@ impl LocalPort {
 
     /// Starts (or restarts) a node process; its log goes to `node-N/log`.
     pub fn start(&mut self, id: u64) {
+        self.try_start(id)
+            .unwrap_or_else(|e| panic!("node {id}: {e:#}"));
+    }
+
+    /// Starts (or restarts) a node process; its log goes to `node-N/log` (appended).
+    pub fn try_start(&mut self, id: u64) -> anyhow::Result<()> {
         let dir = self.node_dir(id);
+        let log_path = dir.join("log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("log"))
-            .expect("log file");
-        let child = Command::new(node_bin())
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let child = Command::new(&self.node_bin)
             .args(["run", "--config"])
             .arg(dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,quinn=warn")
             .env("CLEARWAY_ASSETS", crate::assets())
             .env("ORT_DYLIB_PATH", crate::ort_library())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .expect("start clearway-node run");
+            .with_context(|| format!("cannot start {}", self.node_bin.display()))?;
         self.procs.insert(id, child);
+        Ok(())
+    }
+
+    /// Whether node `id`'s process has exited (or was never started); its status if known.
+    pub fn exited(&mut self, id: u64) -> Option<Option<std::process::ExitStatus>> {
+        match self.procs.get_mut(&id) {
+            None => Some(None),
+            Some(c) => c.try_wait().ok().flatten().map(Some),
+        }
     }
 
     /// SIGKILLs a node process.
@@ -173,23 +377,34 @@ impl LocalPort {
 
     /// SIGTERMs a node and waits for it to exit; returns whether it exited successfully.
     pub fn stop(&mut self, id: u64) -> bool {
-        match self.procs.remove(&id) {
-            Some(mut c) => {
-                let _ = Command::new("kill")
-                    .arg("-TERM")
-                    .arg(c.id().to_string())
-                    .status();
-                c.wait().map(|s| s.success()).unwrap_or(false)
-            }
-            None => false,
-        }
+        self.stop_all(&[id], Duration::from_secs(60))
+            .first()
+            .is_some_and(|(_, s)| s.success())
+    }
+
+    /// SIGTERMs the running nodes among `ids` together and waits up to `grace` for them to
+    /// exit (SIGKILL after that); how each ended.
+    pub fn stop_all(&mut self, ids: &[u64], grace: Duration) -> Vec<(u64, Stopped)> {
+        let mut taken: Vec<(u64, Child)> = ids
+            .iter()
+            .filter_map(|id| self.procs.remove(id).map(|c| (*id, c)))
+            .collect();
+        let mut refs: Vec<&mut Child> = taken.iter_mut().map(|(_, c)| c).collect();
+        let stopped = terminate_all(&mut refs, grace);
+        taken.iter().map(|(id, _)| *id).zip(stopped).collect()
     }
 
     /// A client that knows every node.
     pub fn client(&self) -> ClusterClient {
-        let bundle =
-            clearway_node::net::tls::Bundle::load(&self.dir.join("client")).expect("client bundle");
-        ClusterClient::new(&bundle, self.addrs.clone()).expect("client")
+        self.client_checked().unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// A client that knows every node, with the operator bundle in `client/`.
+    pub fn client_checked(&self) -> anyhow::Result<ClusterClient> {
+        let dir = self.dir.join("client");
+        let bundle = clearway_node::net::tls::Bundle::load(&dir)
+            .with_context(|| format!("cannot load the client bundle in {}", dir.display()))?;
+        Ok(ClusterClient::new(&bundle, self.addrs.clone())?)
     }
 
     /// A node's log so far (for failure messages).
@@ -203,17 +418,61 @@ impl LocalPort {
             self.start(id);
         }
         let client = self.client();
-        let members = voters
-            .iter()
-            .map(|id| (*id, self.addrs[id].to_string()))
-            .collect();
+        self.join(&client, voters, learners, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        client
+    }
+
+    /// Brings the running nodes into one cluster of `voters` and `learners`, doing only what is
+    /// missing: initialises it unless the first voter already knows a membership (a restart),
+    /// adds the learners that are not members yet, and waits until every node sees the whole
+    /// membership and a leader. Whether it initialised the cluster.
+    pub async fn join(
+        &self,
+        client: &ClusterClient,
+        voters: &[u64],
+        learners: &[u64],
+        within: Duration,
+    ) -> anyhow::Result<bool> {
+        let deadline = tokio::time::Instant::now() + within;
         // The first node may not be listening yet: retry until it answers.
-        wait_ok(
-            || client.initialize(voters[0], BTreeMap::clone(&members)),
-            Duration::from_secs(30),
-        )
-        .await;
+        let status = loop {
+            match client.status(voters[0]).await {
+                Ok(s) => break s,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => bail!(
+                    "node {} did not answer within {within:?}: {e}\n{}",
+                    voters[0],
+                    crate::lane::tail(&self.log(voters[0]))
+                ),
+            }
+        };
+        let initialise = status.voters.is_empty();
+        if initialise {
+            let members: BTreeMap<u64, String> = voters
+                .iter()
+                .map(|id| (*id, self.addrs[id].to_string()))
+                .collect();
+            loop {
+                match client.initialize(voters[0], members.clone()).await {
+                    Ok(()) => break,
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => bail!("cannot initialise the cluster: {e}"),
+                }
+            }
+        }
+        let known = leader_status(client, voters, deadline).await?;
         for &id in learners {
+            if known.learners.contains(&id) || known.voters.contains(&id) {
+                continue;
+            }
             let change = MembershipChange::AddLearner {
                 id,
                 addr: self.addrs[&id].to_string(),
@@ -221,19 +480,43 @@ impl LocalPort {
             client
                 .change_membership(change, Duration::from_secs(30))
                 .await
-                .expect("add learner");
+                .with_context(|| format!("cannot add node {id} as a learner"))?;
         }
         for &id in voters.iter().chain(learners) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             client
-                .wait_for(id, "membership", Duration::from_secs(30), |s| {
+                .wait_for(id, "membership", left.max(Duration::from_secs(1)), |s| {
                     s.voters.len() == voters.len()
                         && s.learners.len() == learners.len()
                         && s.leader.is_some()
                 })
                 .await
-                .unwrap_or_else(|e| panic!("{e}\n{}", self.log(id)));
+                .map_err(|e| {
+                    anyhow::anyhow!("node {id}: {e}\n{}", crate::lane::tail(&self.log(id)))
+                })?;
         }
-        client
+        Ok(initialise)
+    }
+}
+
+/// The status of the leader as the voters know it, waiting until there is one.
+async fn leader_status(
+    client: &ClusterClient,
+    voters: &[u64],
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<NodeStatus> {
+    loop {
+        for &id in voters {
+            if let Ok(s) = client.status(id).await
+                && s.state == "leader"
+            {
+                return Ok(s);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no leader among nodes {voters:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -242,24 +525,6 @@ impl Drop for LocalPort {
         for (_, mut c) in std::mem::take(&mut self.procs) {
             let _ = c.kill();
             let _ = c.wait();
-        }
-    }
-}
-
-async fn wait_ok<F, Fut, T>(f: F, deadline: Duration) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = clearway_node::Result<T>>,
-{
-    let until = std::time::Instant::now() + deadline;
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) if std::time::Instant::now() < until => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("gave up after {deadline:?}: {e}"),
         }
     }
 }

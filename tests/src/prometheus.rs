@@ -1,14 +1,17 @@
 //! A real Prometheus server (Debian's `prometheus`) with the shipped scrape config
 //! (`deploy/prometheus/prometheus.yml` and its rules), scraping a local port through a file-SD
-//! target file, and `promtool check metrics` on a scrape. Used by `tests/console.rs`.
+//! target file, and `promtool check metrics` on a scrape. Used by `tests/console.rs` and the
+//! demo.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::lane::http;
 use crate::root;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -38,18 +41,43 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let e = e?;
+        std::fs::copy(e.path(), to.join(e.file_name()))
+            .with_context(|| format!("cannot copy {}", e.path().display()))?;
+    }
+    Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("dir entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
+/// Whether Debian's `prometheus` is installed.
+pub fn installed() -> bool {
+    Path::new(PROMETHEUS).is_file()
+}
+
+/// Writes `<dir>/targets/<port>.json` in Prometheus' `file_sd` format, through a temporary
+/// file renamed into place (Prometheus never reads half a file).
+pub fn write_targets(dir: &Path, port: &str, targets: &[Target]) -> anyhow::Result<()> {
+    let groups: Vec<Value> = targets
+        .iter()
+        .map(|t| {
+            let labels: serde_json::Map<String, Value> = t
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+                .collect();
+            json!({"targets": [t.addr.to_string()], "labels": labels})
+        })
+        .collect();
+    let targets_dir = dir.join("targets");
+    std::fs::create_dir_all(&targets_dir)
+        .with_context(|| format!("cannot create {}", targets_dir.display()))?;
+    let file = targets_dir.join(format!("{port}.json"));
+    let tmp = targets_dir.join(format!(".{port}.json.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&groups)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
 }
 
 impl Prometheus {
@@ -57,32 +85,36 @@ impl Prometheus {
     /// `targets/<port>.json` and starts Prometheus on a free loopback port.
     pub fn start(dir: &Path, port: &str, targets: &[Target]) -> Prometheus {
         assert!(
-            Path::new(PROMETHEUS).is_file(),
+            installed(),
             "{PROMETHEUS} is missing: `just setup` installs the Debian package prometheus"
         );
+        let listen = crate::port::free_tcp().expect("free TCP port");
+        Prometheus::try_start(dir, port, targets, listen).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// [`Prometheus::start`] on `listen`, with errors as values. The config and rules are
+    /// copied afresh each time; the data (`data/`) is kept.
+    pub fn try_start(
+        dir: &Path,
+        port: &str,
+        targets: &[Target],
+        listen: SocketAddr,
+    ) -> anyhow::Result<Prometheus> {
+        if !installed() {
+            bail!("{PROMETHEUS} is missing: `just setup` installs the Debian package prometheus");
+        }
         let shipped = root().join("deploy/prometheus");
-        std::fs::create_dir_all(dir.join("targets")).expect("targets dir");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::copy(shipped.join("prometheus.yml"), dir.join("prometheus.yml"))
-            .expect("copy prometheus.yml");
-        copy_dir(&shipped.join("rules"), &dir.join("rules"));
-        let groups: Vec<Value> = targets
-            .iter()
-            .map(|t| {
-                let labels: serde_json::Map<String, Value> = t
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
-                    .collect();
-                json!({"targets": [t.addr.to_string()], "labels": labels})
-            })
-            .collect();
-        std::fs::write(
-            dir.join("targets").join(format!("{port}.json")),
-            serde_json::to_vec_pretty(&groups).expect("json"),
-        )
-        .expect("write targets");
-        let addr = free_tcp();
-        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+            .with_context(|| format!("cannot copy {}", shipped.join("prometheus.yml").display()))?;
+        copy_dir(&shipped.join("rules"), &dir.join("rules"))?;
+        write_targets(dir, port, targets)?;
+        let log_path = dir.join("prometheus.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
         let child = Command::new(PROMETHEUS)
             .arg(format!(
                 "--config.file={}",
@@ -92,17 +124,27 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address={addr}"))
+            .arg(format!("--web.listen-address={listen}"))
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .expect("prometheus starts");
-        Prometheus {
+            .with_context(|| format!("cannot start {PROMETHEUS}"))?;
+        Ok(Prometheus {
             child,
-            addr,
+            addr: listen,
             dir: dir.to_path_buf(),
-        }
+        })
+    }
+
+    /// SIGTERM, and wait up to `grace` for it to finish writing (SIGKILL after).
+    pub fn stop(mut self, grace: Duration) -> crate::process::Stopped {
+        crate::process::terminate(&mut self.child, grace)
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Prometheus's own log so far.
@@ -115,7 +157,7 @@ impl Prometheus {
         if std::net::TcpStream::connect(self.addr).is_err() {
             return Err("not listening yet".into());
         }
-        let (status, body) = get(self.addr, path_and_query)?;
+        let (status, body) = http(self.addr, "GET", path_and_query);
         let v: Value = serde_json::from_str(&body).map_err(|e| format!("{status}: {e}: {body}"))?;
         if v["status"] != "success" {
             return Err(format!("{status}: {body}"));
@@ -179,26 +221,6 @@ impl Prometheus {
             }
         }
     }
-}
-
-/// `GET` over HTTP/1.0, so the answer is never chunked: (status, body).
-fn get(addr: SocketAddr, path_and_query: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// `promtool check metrics` on one scrape (the exposition text without HTTP headers): `Err`

