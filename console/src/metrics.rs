@@ -22,6 +22,9 @@ pub struct Metrics {
     pub polls: IntCounterVec,
     /// Requests refused by role, CSRF or session checks, by code.
     pub refused: IntCounterVec,
+    /// When the console's certificates for each port expire (notAfter, Unix seconds), by
+    /// `certificate` (`console_client`, `port_ca`) and `port`.
+    pub certificate_expiry: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -58,6 +61,14 @@ impl Metrics {
             &["port"],
         )?;
         r.register(Box::new(port_up.clone()))?;
+        let certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "clearway_certificate_expiry_timestamp_seconds",
+                "When a certificate the console uses for a port expires (notAfter), Unix time.",
+            ),
+            &["certificate", "port"],
+        )?;
+        r.register(Box::new(certificate_expiry.clone()))?;
         Ok(Metrics {
             logins: counter_vec(
                 r,
@@ -85,6 +96,7 @@ impl Metrics {
                 "Requests refused by session, CSRF or role checks, by code.",
                 &["code"],
             )?,
+            certificate_expiry,
             registry,
         })
     }

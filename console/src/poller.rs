@@ -54,6 +54,15 @@ async fn run(console: Arc<Console>, port: Arc<PortHandle>) {
             .with_label_values(&[id.as_str(), if reachable { "ok" } else { "unreachable" }])
             .inc();
         up.set(i64::from(reachable));
+        if let Some((cert, ca)) = port.api.bundle_expiry() {
+            for (certificate, t) in [("console_client", cert), ("port_ca", ca)] {
+                console
+                    .metrics
+                    .certificate_expiry
+                    .with_label_values(&[certificate, id.as_str()])
+                    .set(t);
+            }
+        }
         if was_up != Some(reachable) {
             match (&snapshot.error, reachable) {
                 (Some(e), false) => warn!(port = %id, error = %e, "Port unreachable."),

@@ -491,6 +491,8 @@ pub struct PortApi {
     timeout: Duration,
     client: Mutex<Option<KnownClient>>,
     offset_minutes: i32,
+    /// The loaded bundle's (certificate, port CA) notAfter, Unix seconds.
+    expiry: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
 impl std::fmt::Debug for PortApi {
@@ -515,6 +517,7 @@ impl PortApi {
             timeout,
             client: Mutex::new(None),
             offset_minutes,
+            expiry: std::sync::Mutex::new(None),
         }
     }
 
@@ -523,6 +526,12 @@ impl PortApi {
             port: self.port.clone(),
             message: message.into(),
         }
+    }
+
+    /// When the console's client certificate for this port and the port CA expire (notAfter,
+    /// Unix seconds), once the bundle has been loaded.
+    pub fn bundle_expiry(&self) -> Option<(i64, i64)> {
+        *self.expiry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A client that knows exactly `nodes` (re-made when the membership changes).
@@ -546,6 +555,8 @@ impl PortApi {
                 self.port
             )));
         }
+        *self.expiry.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((bundle.not_after, bundle.ca_not_after));
         let client = Arc::new(
             ClusterClient::new(&bundle, nodes.clone())
                 .map_err(|e| self.unreachable(e.to_string()))?,

@@ -8,6 +8,7 @@
 //! * [`cluster`]: the port cluster — the gallery replicated by openraft over `net`.
 //! * [`lane`]: one channel — the seed-000 gate procedure (sans-IO) and its devices and partners:
 //!   cameras (GStreamer), gates (Modbus TCP), readers, the authorities and their outbox.
+//! * [`provision`]: a port from its definition — each appliance's files, Prometheus' targets.
 //! * [`cli`]: the `clearway-node` command line.
 //!
 //! Architecture invariants: only `face::onnx` touches ONNX Runtime; only `store`, the cluster's
@@ -24,6 +25,7 @@ pub mod error;
 pub mod face;
 pub mod lane;
 pub mod net;
+pub mod provision;
 pub mod store;
 
 pub use error::{Error, Result};

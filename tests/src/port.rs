@@ -149,6 +149,19 @@ impl Default for PortPicker {
 }
 
 impl LocalPort {
+    /// A port with no nodes yet.
+    fn empty(dir: &Path, ca: PortCa, tuning: Tuning, node_bin: PathBuf) -> LocalPort {
+        LocalPort {
+            dir: dir.to_path_buf(),
+            ca,
+            addrs: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            tuning,
+            node_bin,
+        }
+    }
+
     /// Creates the CA, a client bundle and `n` node directories (not started), for the test
     /// port [`PORT`] with the test build's `clearway-node`.
     pub fn new(dir: &Path, ids: impl IntoIterator<Item = u64>, tuning: Tuning) -> LocalPort {
@@ -173,15 +186,7 @@ impl LocalPort {
             .context("client bundle")?
             .save(&dir.join("client"))
             .with_context(|| format!("cannot save the client bundle in {}", dir.display()))?;
-        let mut port = LocalPort {
-            dir: dir.to_path_buf(),
-            ca,
-            addrs: BTreeMap::new(),
-            metrics: BTreeMap::new(),
-            procs: BTreeMap::new(),
-            tuning,
-            node_bin,
-        };
+        let mut port = LocalPort::empty(dir, ca, tuning, node_bin);
         for id in ids {
             port.try_add_node(id)?;
         }
@@ -194,15 +199,7 @@ impl LocalPort {
         let ca = PortCa::load(&dir.join("ca")).with_context(|| {
             format!("cannot load the port CA from {}", dir.join("ca").display())
         })?;
-        let mut port = LocalPort {
-            dir: dir.to_path_buf(),
-            ca,
-            addrs: BTreeMap::new(),
-            metrics: BTreeMap::new(),
-            procs: BTreeMap::new(),
-            tuning: Tuning::default(),
-            node_bin,
-        };
+        let mut port = LocalPort::empty(dir, ca, Tuning::default(), node_bin);
         let entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for e in entries {

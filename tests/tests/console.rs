@@ -226,6 +226,11 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         "clearway_cluster_applied_index{member=\"learner\"}",
         "clearway_cluster_staleness_seconds{node=\"2\"}",
         "clearway_certificate_expiry_timestamp_seconds{certificate=\"port_ca\"}",
+        "clearway_certificate_expiry_timestamp_seconds{certificate=\"macao_client\",member=\"learner\"}",
+        "clearway_cluster_voters_reachable{node=\"1\"}",
+        "clearway_cluster_commit_index{node=\"1\"}",
+        "clearway_cluster_peer_contact_age_seconds{node=\"1\"}",
+        "clearway_quic_connections{member=\"learner\"}",
         "clearway_lane_mode{mode=\"face_and_card\"}",
         "clearway_camera_up",
         "clearway_lane_decisions_total",
@@ -233,6 +238,7 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         "clearway_outbox_depth",
         "clearway_console_logins_total",
         "clearway_console_port_up",
+        "clearway_certificate_expiry_timestamp_seconds{role=\"console\",certificate=\"console_client\"}",
     ];
     for s in series {
         let found = prom.wait(Duration::from_secs(30), s, |p| {
@@ -250,6 +256,15 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         .query("clearway_cluster_state{state=\"leader\",node=\"1\"}")
         .expect("query");
     assert_eq!(leader[0]["value"][1], "1", "{leader:?}");
+    // The leader is in touch with every voter, and it and the lane hold QUIC connections.
+    let at_risk = prom
+        .query("clearway_cluster_voters_reachable{node=\"1\"} < clearway_cluster_voters{node=\"1\"}")
+        .expect("query");
+    assert!(at_risk.is_empty(), "{at_risk:?}");
+    let idle = prom
+        .query("clearway_quic_connections == 0")
+        .expect("query");
+    assert!(idle.is_empty(), "{idle:?}");
     let count = prom
         .query("clearway_lane_frame_to_gate1_seconds_count")
         .expect("query");

@@ -1,4 +1,4 @@
-//! The cluster commands: `port` (CA and bundles), `run`, `cluster` (membership, status,
+//! The cluster commands: `port` (CA, bundles, provisioning, Prometheus targets), `run`, `cluster` (membership, status,
 //! cancellation) and `gallery import`.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::face::Frame;
 use crate::net::Identity;
 use crate::net::tls::{Bundle, PortCa};
+use crate::provision::{Account, Credentials, PortDefinition, provision};
 
 /// How long a cluster command keeps retrying (leader elections take a second or two).
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -73,6 +74,40 @@ pub enum PortCommand {
         /// Directory to write the bundle to.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Lay down one appliance from the port definition: node.toml, its certificate bundle (issued
+    /// with --ca, or a --bundle issued elsewhere) and its data directory, with owners and modes.
+    Provision {
+        /// The port definition, e.g. deploy/ports/hengqin.toml.
+        #[arg(long)]
+        def: PathBuf,
+        /// The node id to lay down.
+        #[arg(long)]
+        node: NodeId,
+        /// The port CA directory: issue the node's certificate now.
+        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        ca: Option<PathBuf>,
+        /// A bundle issued for this node already (console roll-out or `port issue --node`).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Where the appliance's file system is (`/` on the appliance itself, or an image).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The service user: gets the data directory, and read access (group) to config and key.
+        #[arg(long)]
+        user: Option<String>,
+        /// Replace an existing config and certificate (a renewal); data is kept.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Prometheus' target file of a port (file-based service discovery), from its definition.
+    Targets {
+        /// The port definition.
+        #[arg(long)]
+        def: PathBuf,
+        /// Write here (atomically, for Prometheus to pick up) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -204,6 +239,45 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
                 authority.port(),
                 out.display()
             );
+        }
+        PortCommand::Provision {
+            def,
+            node,
+            ca,
+            bundle,
+            root,
+            user,
+            force,
+        } => {
+            let definition = PortDefinition::from_file(def)?;
+            let credentials = match (ca, bundle) {
+                (Some(ca), _) => Credentials::Ca(PortCa::load(ca)?),
+                (None, Some(b)) => Credentials::Bundle(Bundle::load(b)?),
+                (None, None) => return Err(Error::Config("name --ca or --bundle".into())),
+            };
+            let account = user.as_deref().map(Account::lookup).transpose()?;
+            let done = provision(&definition, *node, &credentials, root, account.as_ref(), *force)?;
+            println!(
+                "node {node} of port {}: {}, {}, {}",
+                definition.id,
+                done.node_toml.display(),
+                done.tls_dir.display(),
+                done.data_dir.display()
+            );
+            for p in &done.missing {
+                println!("still needed (from the authorities): {}", p.display());
+            }
+        }
+        PortCommand::Targets { def, out } => {
+            let definition = PortDefinition::from_file(def)?;
+            let text = definition.targets().map_err(Error::Config)?;
+            match out {
+                Some(out) => {
+                    crate::net::tls::write_file(out, text.as_bytes(), 0o644)?;
+                    println!("targets of port {} written to {}", definition.id, out.display());
+                }
+                None => print!("{text}"),
+            }
         }
     }
     Ok(Outcome::Yes)

@@ -117,7 +117,8 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// A port's certificate authority and node/client bundles.
+    /// A port: its certificate authority, node/client bundles, provisioning from its definition,
+    /// Prometheus target files.
     Port {
         /// What to do.
         #[command(subcommand)]

@@ -2,9 +2,32 @@
 //! from the node's status at each scrape. Labels are bounded: a peer label is a node id of this
 //! port (a handful to ~70), a model label is a model id; never a person, document or face.
 
-use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use super::protocol::NodeStatus;
+use super::typ::NodeId;
+
+/// The label values of a vector without labels (present only on the leader).
+const NO_LABELS: &[&str] = &[];
+
+/// What a scrape reads from the running node.
+pub struct Live {
+    /// The node's view of the cluster.
+    pub status: NodeStatus,
+    /// Milliseconds since this replica last knew itself in touch with the cluster.
+    pub staleness_ms: Option<u64>,
+    /// Open QUIC connections of the node's endpoint.
+    pub quic_connections: usize,
+    /// How long ago each peer last answered this node's Raft messages.
+    pub contact_ages: BTreeMap<NodeId, Duration>,
+    /// A voter that answered within this long counts as reachable.
+    pub reachable_within: Duration,
+}
 
 /// Cluster metrics of one node.
 pub struct Metrics {
@@ -16,6 +39,10 @@ pub struct Metrics {
     snapshot_index: IntGauge,
     purged_index: IntGauge,
     replication_lag: IntGaugeVec,
+    commit_index: IntGaugeVec,
+    voters_reachable: IntGaugeVec,
+    peer_contact_age: GaugeVec,
+    quic_connections: IntGauge,
     staleness: Gauge,
     snapshot_receiving_bytes: IntGauge,
     snapshots_installed: IntCounter,
@@ -83,6 +110,34 @@ impl Metrics {
                 "clearway_cluster_replication_lag_entries",
                 "Leader only: log entries each follower or learner is behind.",
                 &["peer"],
+            )?,
+            commit_index: gauge_vec(
+                r,
+                "clearway_cluster_commit_index",
+                "Leader only: the highest log index a quorum of voters holds.",
+                &[],
+            )?,
+            voters_reachable: gauge_vec(
+                r,
+                "clearway_cluster_voters_reachable",
+                "Leader only: voters (itself included) that answered it within the longest election timeout.",
+                &[],
+            )?,
+            peer_contact_age: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "clearway_cluster_peer_contact_age_seconds",
+                        "How long ago each node this one sends Raft messages to (a leader: every member) last answered.",
+                    ),
+                    &["peer"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            quic_connections: gauge(
+                r,
+                "clearway_quic_connections",
+                "Open QUIC connections of this node's endpoint, both directions.",
             )?,
             staleness: {
                 let g = Gauge::new(
@@ -159,8 +214,10 @@ impl Metrics {
         self.snapshot_receiving_bytes.set(bytes as i64);
     }
 
-    /// Refreshes from `status` and renders the registry in the text exposition format.
-    pub fn render(&self, status: &NodeStatus, staleness_ms: Option<u64>, model: &str) -> String {
+    /// Refreshes from the node and renders the registry in the text exposition format.
+    pub fn render(&self, live: &Live, model: &str) -> String {
+        let status = &live.status;
+        let staleness_ms = live.staleness_ms;
         let i = |v: Option<u64>| v.map_or(0, |v| v as i64);
         self.term.set(status.term as i64);
         for s in ["leader", "follower", "learner", "candidate", "shutdown"] {
@@ -181,6 +238,34 @@ impl Metrics {
                     .set((last - i(*matched)).max(0));
             }
         }
+        self.commit_index.reset();
+        self.voters_reachable.reset();
+        if status.state == "leader" {
+            self.commit_index
+                .with_label_values(NO_LABELS)
+                .set(i(quorum_index(status)));
+            let reachable = status
+                .voters
+                .iter()
+                .filter(|v| {
+                    **v == status.id
+                        || live
+                            .contact_ages
+                            .get(v)
+                            .is_some_and(|age| *age <= live.reachable_within)
+                })
+                .count();
+            self.voters_reachable
+                .with_label_values(NO_LABELS)
+                .set(reachable as i64);
+        }
+        self.peer_contact_age.reset();
+        for (peer, age) in &live.contact_ages {
+            self.peer_contact_age
+                .with_label_values(&[&peer.to_string()])
+                .set(age.as_secs_f64());
+        }
+        self.quic_connections.set(live.quic_connections as i64);
         self.staleness
             .set(staleness_ms.map_or(-1.0, |v| v as f64 / 1000.0));
         self.persons.set(status.persons as i64);
@@ -195,5 +280,93 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The highest log index a majority of the voters holds, from the leader's replication view
+/// (its own log counts for itself). Raft's commit index, but for the rule that a leader only
+/// commits by counting entries of its own term, which holds after the leader's first entry.
+fn quorum_index(status: &NodeStatus) -> Option<u64> {
+    let mut held: Vec<Option<u64>> = status
+        .voters
+        .iter()
+        .map(|v| {
+            if *v == status.id {
+                status.last_log_index
+            } else {
+                status.replication.get(v).copied().flatten()
+            }
+        })
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    held.sort_unstable_by(|a, b| b.cmp(a));
+    held[held.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, voters: &[NodeId], replication: &[(NodeId, Option<u64>)]) -> NodeStatus {
+        NodeStatus {
+            id: 1,
+            state: state.into(),
+            term: 3,
+            leader: Some(1),
+            last_log_index: Some(100),
+            applied_index: Some(100),
+            snapshot_index: None,
+            purged_index: None,
+            voters: voters.to_vec(),
+            learners: vec![11],
+            replication: replication.iter().copied().collect(),
+            persons: 0,
+            indexed_templates: 0,
+            key_epoch: 0,
+            shredded_index: 0,
+            members: BTreeMap::new(),
+            channel: None,
+        }
+    }
+
+    #[test]
+    fn the_quorum_index_is_what_a_majority_of_voters_holds() {
+        for (voters, replication, expected) in [
+            (vec![1], vec![], Some(100)),
+            (vec![1, 2, 3], vec![(2, Some(90)), (3, Some(80)), (11, Some(5))], Some(90)),
+            (vec![1, 2, 3], vec![(2, None), (3, Some(80))], Some(80)),
+            (vec![1, 2, 3], vec![(2, None), (3, None)], None),
+            (vec![1, 2, 3, 4, 5], vec![(2, Some(99)), (3, Some(98)), (4, Some(1)), (5, None)], Some(98)),
+        ] {
+            assert_eq!(quorum_index(&status("leader", &voters, &replication)), expected, "{voters:?} {replication:?}");
+        }
+    }
+
+    #[test]
+    fn leaders_count_reachable_voters_and_followers_do_not_claim_to_know() {
+        let m = Metrics::new(Registry::new()).expect("metrics");
+        let live = |state: &str, ages: &[(NodeId, u64)]| Live {
+            status: status(state, &[1, 2, 3], &[(2, Some(100)), (3, Some(40)), (11, Some(100))]),
+            staleness_ms: Some(10),
+            quic_connections: 4,
+            contact_ages: ages.iter().map(|(p, ms)| (*p, Duration::from_millis(*ms))).collect(),
+            reachable_within: Duration::from_secs(2),
+        };
+        let text = m.render(&live("leader", &[(2, 100), (3, 5000), (11, 100)]), "sface@2021dec");
+        for line in [
+            "clearway_cluster_voters_reachable 2",
+            "clearway_cluster_commit_index 100",
+            "clearway_quic_connections 4",
+            "clearway_cluster_peer_contact_age_seconds{peer=\"3\"} 5",
+            "clearway_cluster_replication_lag_entries{peer=\"3\"} 60",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        let text = m.render(&live("follower", &[]), "sface@2021dec");
+        assert!(!text.contains("clearway_cluster_voters_reachable "), "{text}");
+        assert!(!text.contains("clearway_cluster_commit_index "), "{text}");
+        assert!(!text.contains("clearway_cluster_peer_contact_age_seconds{"), "{text}");
     }
 }

@@ -1,9 +1,10 @@
 //! openraft's network over the node's QUIC endpoint: each Raft RPC is one [`Call`] on its own
 //! stream to the target node, which must prove with a port-CA certificate that it is that node.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -20,22 +21,48 @@ use crate::error::Error;
 use crate::net::Identity;
 use crate::net::rpc::RpcEndpoint;
 
+/// When each node this one sends Raft messages to (a leader: every member; a candidate: the
+/// voters) last answered one.
+#[derive(Debug, Default)]
+pub struct Contacts(Mutex<BTreeMap<NodeId, Instant>>);
+
+impl Contacts {
+    fn answered(&self, peer: NodeId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, Instant::now());
+    }
+
+    /// How long ago each peer last answered.
+    pub fn ages(&self) -> BTreeMap<NodeId, Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(peer, at)| (*peer, at.elapsed()))
+            .collect()
+    }
+}
+
 /// Creates a [`Peer`] per target node.
 #[derive(Clone)]
 pub struct Network {
     endpoint: Arc<RpcEndpoint>,
+    contacts: Arc<Contacts>,
 }
 
 impl Network {
-    /// A network over `endpoint`.
-    pub fn new(endpoint: Arc<RpcEndpoint>) -> Network {
-        Network { endpoint }
+    /// A network over `endpoint`, noting each peer's answers in `contacts`.
+    pub fn new(endpoint: Arc<RpcEndpoint>, contacts: Arc<Contacts>) -> Network {
+        Network { endpoint, contacts }
     }
 }
 
 /// The connection to one target node.
 pub struct Peer {
     endpoint: Arc<RpcEndpoint>,
+    contacts: Arc<Contacts>,
     target: NodeId,
     addr: String,
 }
@@ -70,6 +97,7 @@ impl Peer {
             .call(addr, &Identity::Node(self.target), &bytes, timeout)
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        self.contacts.answered(self.target);
         decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 }
@@ -129,6 +157,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
         Peer {
             endpoint: self.endpoint.clone(),
+            contacts: self.contacts.clone(),
             target,
             addr: node.addr.clone(),
         }

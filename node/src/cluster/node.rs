@@ -14,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use super::config::NodeConfig;
 use super::log_store::LogStore;
-use super::metrics::Metrics;
-use super::network::{Network, resolve};
+use super::metrics::{Live, Metrics};
+use super::network::{Contacts, Network, resolve};
 use super::protocol::{
     Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
 };
@@ -41,6 +41,11 @@ struct Inner {
     raft: Raft,
     gallery: GalleryHandle,
     endpoint: Arc<RpcEndpoint>,
+    /// When each peer last answered this node's Raft messages.
+    contacts: Arc<Contacts>,
+    /// A voter that answered the leader within this long (the longest election timeout) counts
+    /// as reachable.
+    reachable_within: Duration,
     keyring: Arc<Keyring>,
     log: LogStore,
     resealer: Resealer,
@@ -99,10 +104,11 @@ impl ClusterNode {
         let shredded = sm.shredded_index()?;
         let gallery = sm.handle();
         let endpoint = Arc::new(RpcEndpoint::bind(&bundle, config.listen)?);
+        let contacts = Arc::new(Contacts::default());
         let raft = Raft::new(
             config.node_id,
             Arc::new(config.openraft(&bundle.port)?),
-            Network::new(endpoint.clone()),
+            Network::new(endpoint.clone(), contacts.clone()),
             log.clone(),
             sm,
         )
@@ -119,6 +125,8 @@ impl ClusterNode {
                 raft,
                 gallery,
                 endpoint: endpoint.clone(),
+                contacts,
+                reachable_within: Duration::from_millis(config.raft.election_timeout_max_ms),
                 keyring,
                 log,
                 resealer,
@@ -280,6 +288,14 @@ impl ClusterNode {
             .clone()
     }
 
+    /// Exports when a certificate the node uses expires; `certificate` names its role
+    /// (`macao_client`), never its subject.
+    pub fn certificate_expires(&self, certificate: &str, not_after_unix: i64) {
+        self.inner
+            .metrics
+            .certificate_expires(certificate, not_after_unix);
+    }
+
     /// The registry `/metrics` renders; other parts of the node (the lane) register on it.
     pub fn registry(&self) -> &prometheus::Registry {
         self.inner.metrics.registry()
@@ -311,11 +327,14 @@ impl ClusterNode {
 
     /// The node's metrics in Prometheus text format, refreshed now.
     pub fn metrics_text(&self) -> String {
-        let status = self.status();
-        let staleness = self.staleness_ms();
-        self.inner
-            .metrics
-            .render(&status, staleness, &self.inner.model)
+        let live = Live {
+            status: self.status(),
+            staleness_ms: self.staleness_ms(),
+            quic_connections: self.inner.endpoint.quic_connections(),
+            contact_ages: self.inner.contacts.ages(),
+            reachable_within: self.inner.reachable_within,
+        };
+        self.inner.metrics.render(&live, &self.inner.model)
     }
 
     /// Stops Raft and closes the endpoint, flushing storage.

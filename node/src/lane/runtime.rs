@@ -98,6 +98,17 @@ impl LaneConfig {
         self.document_reader
             .validate()
             .map_err(|e| bad("document_reader", e.to_string()))?;
+        for (what, camera) in [
+            ("camera_gate1", &self.camera_gate1),
+            ("camera_gate2", &self.camera_gate2),
+        ] {
+            camera.validate().map_err(|e| bad(what, e.to_string()))?;
+        }
+        for (what, authority) in [("macao", &self.macao), ("mainland", &self.mainland)] {
+            authority
+                .validate()
+                .map_err(|e| bad(what, e.to_string()))?;
+        }
         if !(0.0..=1000.0).contains(&self.zone_min_eye_px) {
             return Err(bad(
                 "zone_min_eye_px",
@@ -242,6 +253,17 @@ pub async fn start_from_config(
     };
     let macao = client(Authority::Macao, &config.macao)?;
     let mainland = client(Authority::Mainland, &config.mainland)?;
+    // The authorities' client certificates expire like the port's; the clients above have read
+    // them already, so a failure here is only logged.
+    for (certificate, c) in [
+        ("macao_client", &config.macao),
+        ("mainland_client", &config.mainland),
+    ] {
+        match crate::net::tls::certificate_not_after(&c.client_cert) {
+            Ok(t) => node.certificate_expires(certificate, t),
+            Err(e) => warn!(certificate, error = %e, "Cannot read the certificate's expiry."),
+        }
+    }
     let key = outbox_key(&data_dir.join("outbox.key"))?;
     let outbox_dir = config
         .outbox_dir

@@ -128,6 +128,11 @@ impl RpcEndpoint {
         &self.port
     }
 
+    /// How many QUIC connections the endpoint has open, in both directions.
+    pub fn quic_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
     /// How many cached outgoing connections are still open.
     pub fn open_connections(&self) -> usize {
         lock(&self.connections)

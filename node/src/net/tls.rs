@@ -61,6 +61,7 @@ const KEY_FILE: &str = "key.pem";
 
 /// The certificate authority of one port. Every node and client certificate of the port is
 /// issued by it, and it is the only trust anchor of the port's connections.
+#[derive(Clone)]
 pub struct PortCa {
     port: String,
     cert_pem: String,
@@ -670,6 +671,18 @@ fn pem_cert(path: &Path, pem: &str) -> Result<CertificateDer<'static>, NetError>
     })
 }
 
+/// When the (first) certificate in the PEM file at `path` expires (notAfter), Unix seconds. For
+/// certificates that are not the port's, such as a lane's authority client certificates.
+pub fn certificate_not_after(path: &Path) -> Result<i64, NetError> {
+    let der = pem_cert(path, &read_file(path)?)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| NetError::BadCert {
+            what: path.display().to_string(),
+            reason: format!("not an x.509 certificate: {e}"),
+        })?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 fn read_file(path: &Path) -> Result<String, NetError> {
     fs::read_to_string(path).map_err(|e| NetError::io(path, e))
 }
@@ -689,7 +702,7 @@ fn open_options(mode: u32) -> fs::OpenOptions {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves
 /// either the old file or the new one, with `mode` from the start.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
     let result = (|| {
