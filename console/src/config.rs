@@ -330,6 +330,40 @@ mod tests {
     }
 
     #[test]
+    fn the_example_agrees_with_the_port_definition() {
+        // The console's view of Hengqin is written beside the port definition the appliances
+        // are provisioned from; halls, channels, seeds and time zone must agree.
+        let c = ConsoleConfig::parse(HENGQIN, Path::new("/etc/cw")).expect("example parses");
+        let p = &c.ports[0];
+        let def = clearway_node::provision::PortDefinition::parse(include_str!(
+            "../../deploy/ports/hengqin.toml"
+        ))
+        .expect("definition parses");
+        assert_eq!(
+            (p.id.as_str(), p.name.as_str()),
+            (def.id.as_str(), def.name.as_str())
+        );
+        assert_eq!(p.utc_offset_minutes, def.utc_offset_minutes);
+        let console_halls: Vec<(&str, &str, u32)> = p
+            .halls
+            .iter()
+            .map(|h| (h.id.as_str(), h.name.as_str(), h.channels))
+            .collect();
+        let defined_halls: Vec<(&str, &str, u32)> = def
+            .halls
+            .iter()
+            .map(|h| (h.id.as_str(), h.name.as_str(), h.channels))
+            .collect();
+        assert_eq!(console_halls, defined_halls);
+        let voters: BTreeMap<u64, SocketAddr> = def
+            .voters
+            .iter()
+            .map(|v| (v.id, SocketAddr::new(v.addr, def.listen.quic)))
+            .collect();
+        assert_eq!(p.seeds().expect("seeds"), voters);
+    }
+
+    #[test]
     fn nonsense_is_refused_with_a_clear_message() {
         let port = |extra: &str| {
             format!(

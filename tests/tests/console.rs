@@ -258,12 +258,12 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
     assert_eq!(leader[0]["value"][1], "1", "{leader:?}");
     // The leader is in touch with every voter, and it and the lane hold QUIC connections.
     let at_risk = prom
-        .query("clearway_cluster_voters_reachable{node=\"1\"} < clearway_cluster_voters{node=\"1\"}")
+        .query(
+            "clearway_cluster_voters_reachable{node=\"1\"} < clearway_cluster_voters{node=\"1\"}",
+        )
         .expect("query");
     assert!(at_risk.is_empty(), "{at_risk:?}");
-    let idle = prom
-        .query("clearway_quic_connections == 0")
-        .expect("query");
+    let idle = prom.query("clearway_quic_connections == 0").expect("query");
     assert!(idle.is_empty(), "{idle:?}");
     let count = prom
         .query("clearway_lane_frame_to_gate1_seconds_count")

@@ -79,15 +79,47 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
     .expect("definition");
 
     let ca = d.join("ca");
-    assert_eq!(node(&["port", "init", "--port", "provtest", "--ca", s(&ca)]).code, 0);
+    assert_eq!(
+        node(&["port", "init", "--port", "provtest", "--ca", s(&ca)]).code,
+        0
+    );
 
     // Bad input first: an unknown node, a CA of another port, a broken definition.
-    let unknown = node(&["port", "provision", "--def", s(&def), "--node", "99", "--ca", s(&ca), "--root", s(&d.join("x"))]);
+    let unknown = node(&[
+        "port",
+        "provision",
+        "--def",
+        s(&def),
+        "--node",
+        "99",
+        "--ca",
+        s(&ca),
+        "--root",
+        s(&d.join("x")),
+    ]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
-    assert!(unknown.stderr.contains("has no node 99"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("has no node 99"),
+        "{}",
+        unknown.stderr
+    );
     let other = d.join("other-ca");
-    assert_eq!(node(&["port", "init", "--port", "other", "--ca", s(&other)]).code, 0);
-    let wrong = node(&["port", "provision", "--def", s(&def), "--node", "1", "--ca", s(&other), "--root", s(&d.join("x"))]);
+    assert_eq!(
+        node(&["port", "init", "--port", "other", "--ca", s(&other)]).code,
+        0
+    );
+    let wrong = node(&[
+        "port",
+        "provision",
+        "--def",
+        s(&def),
+        "--node",
+        "1",
+        "--ca",
+        s(&other),
+        "--root",
+        s(&d.join("x")),
+    ]);
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     assert!(!d.join("x").exists(), "nothing written on refusal");
     let broken = d.join("broken.toml");
@@ -100,18 +132,40 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
     for id in 1..=3 {
         let root = d.join(format!("n{id}"));
         let r = node(&[
-            "port", "provision", "--def", s(&def), "--node", &id.to_string(), "--ca", s(&ca),
-            "--root", s(&root), "--user", "root",
+            "port",
+            "provision",
+            "--def",
+            s(&def),
+            "--node",
+            &id.to_string(),
+            "--ca",
+            s(&ca),
+            "--root",
+            s(&root),
+            "--user",
+            "root",
         ]);
         assert_eq!(r.code, 0, "provision {id}: {}", r.stderr);
         let etc = root.join("etc/clearway");
         let key = std::fs::metadata(etc.join("tls/key.pem")).expect("key");
         assert_eq!(key.permissions().mode() & 0o777, 0o640);
         let again = node(&[
-            "port", "provision", "--def", s(&def), "--node", &id.to_string(), "--ca", s(&ca),
-            "--root", s(&root),
+            "port",
+            "provision",
+            "--def",
+            s(&def),
+            "--node",
+            &id.to_string(),
+            "--ca",
+            s(&ca),
+            "--root",
+            s(&root),
         ]);
-        assert_eq!(again.code, 2, "a provisioned node is not overwritten: {}", again.stdout);
+        assert_eq!(
+            again.code, 2,
+            "a provisioned node is not overwritten: {}",
+            again.stdout
+        );
         let log = std::fs::File::create(d.join(format!("node{id}.log"))).expect("log");
         children.push(Killed(
             Command::new(node_bin())
@@ -126,7 +180,20 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
     }
 
     let ops = d.join("ops");
-    assert_eq!(node(&["port", "issue", "--ca", s(&ca), "--client", "ops", "--out", s(&ops)]).code, 0);
+    assert_eq!(
+        node(&[
+            "port",
+            "issue",
+            "--ca",
+            s(&ca),
+            "--client",
+            "ops",
+            "--out",
+            s(&ops)
+        ])
+        .code,
+        0
+    );
     let nodes = [1, 2, 3].map(|i| format!("{i}=127.0.1.{i}:{quic}"));
     let cluster = |args: &[&str]| {
         let mut all = vec!["--json", "cluster", "--bundle", s(&ops)];
@@ -144,7 +211,11 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
             break;
         }
         let logs = std::fs::read_to_string(d.join("node1.log")).unwrap_or_default();
-        assert!(Instant::now() < until, "init never succeeded: {}\n{logs}", r.stderr);
+        assert!(
+            Instant::now() < until,
+            "init never succeeded: {}\n{logs}",
+            r.stderr
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let until = Instant::now() + Duration::from_secs(60);
@@ -157,10 +228,19 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
             .iter()
             .filter(|n| n["state"] == "leader")
             .count();
-        if leaders == 1 && status.as_array().expect("list").iter().all(|n| n["voters"] == serde_json::json!([1, 2, 3])) {
+        if leaders == 1
+            && status
+                .as_array()
+                .expect("list")
+                .iter()
+                .all(|n| n["voters"] == serde_json::json!([1, 2, 3]))
+        {
             break status;
         }
-        assert!(Instant::now() < until, "no settled 3-voter cluster: {status}");
+        assert!(
+            Instant::now() < until,
+            "no settled 3-voter cluster: {status}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     let leader = status
@@ -178,11 +258,20 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
         let text = clearway_tests::http::request(metrics_addr, "GET", "/metrics", &[], b"")
             .map(|r| r.body)
             .unwrap_or_default();
-        if text.lines().any(|l| l == "clearway_cluster_voters_reachable 3") {
-            assert!(text.lines().any(|l| l == "clearway_cluster_voters 3"), "{text}");
+        if text
+            .lines()
+            .any(|l| l == "clearway_cluster_voters_reachable 3")
+        {
+            assert!(
+                text.lines().any(|l| l == "clearway_cluster_voters 3"),
+                "{text}"
+            );
             break;
         }
-        assert!(Instant::now() < until, "leader {leader} never saw all voters:\n{text}");
+        assert!(
+            Instant::now() < until,
+            "leader {leader} never saw all voters:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 

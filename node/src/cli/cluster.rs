@@ -256,7 +256,14 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
                 (None, None) => return Err(Error::Config("name --ca or --bundle".into())),
             };
             let account = user.as_deref().map(Account::lookup).transpose()?;
-            let done = provision(&definition, *node, &credentials, root, account.as_ref(), *force)?;
+            let done = provision(
+                &definition,
+                *node,
+                &credentials,
+                root,
+                account.as_ref(),
+                *force,
+            )?;
             println!(
                 "node {node} of port {}: {}, {}, {}",
                 definition.id,
@@ -274,7 +281,11 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             match out {
                 Some(out) => {
                     crate::net::tls::write_file(out, text.as_bytes(), 0o644)?;
-                    println!("targets of port {} written to {}", definition.id, out.display());
+                    println!(
+                        "targets of port {} written to {}",
+                        definition.id,
+                        out.display()
+                    );
                 }
                 None => print!("{text}"),
             }

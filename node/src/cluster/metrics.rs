@@ -260,7 +260,12 @@ impl Metrics {
                 .set(reachable as i64);
         }
         self.peer_contact_age.reset();
-        for (peer, age) in &live.contact_ages {
+        // Members only: a node removed from the port keeps no series.
+        for (peer, age) in live
+            .contact_ages
+            .iter()
+            .filter(|(p, _)| status.members.contains_key(p))
+        {
             self.peer_contact_age
                 .with_label_values(&[&peer.to_string()])
                 .set(age.as_secs_f64());
@@ -326,7 +331,9 @@ mod tests {
             indexed_templates: 0,
             key_epoch: 0,
             shredded_index: 0,
-            members: BTreeMap::new(),
+            members: [1, 2, 3, 11]
+                .map(|id| (id, format!("10.0.0.{id}:7400")))
+                .into(),
             channel: None,
         }
     }
@@ -335,12 +342,24 @@ mod tests {
     fn the_quorum_index_is_what_a_majority_of_voters_holds() {
         for (voters, replication, expected) in [
             (vec![1], vec![], Some(100)),
-            (vec![1, 2, 3], vec![(2, Some(90)), (3, Some(80)), (11, Some(5))], Some(90)),
+            (
+                vec![1, 2, 3],
+                vec![(2, Some(90)), (3, Some(80)), (11, Some(5))],
+                Some(90),
+            ),
             (vec![1, 2, 3], vec![(2, None), (3, Some(80))], Some(80)),
             (vec![1, 2, 3], vec![(2, None), (3, None)], None),
-            (vec![1, 2, 3, 4, 5], vec![(2, Some(99)), (3, Some(98)), (4, Some(1)), (5, None)], Some(98)),
+            (
+                vec![1, 2, 3, 4, 5],
+                vec![(2, Some(99)), (3, Some(98)), (4, Some(1)), (5, None)],
+                Some(98),
+            ),
         ] {
-            assert_eq!(quorum_index(&status("leader", &voters, &replication)), expected, "{voters:?} {replication:?}");
+            assert_eq!(
+                quorum_index(&status("leader", &voters, &replication)),
+                expected,
+                "{voters:?} {replication:?}"
+            );
         }
     }
 
@@ -348,13 +367,24 @@ mod tests {
     fn leaders_count_reachable_voters_and_followers_do_not_claim_to_know() {
         let m = Metrics::new(Registry::new()).expect("metrics");
         let live = |state: &str, ages: &[(NodeId, u64)]| Live {
-            status: status(state, &[1, 2, 3], &[(2, Some(100)), (3, Some(40)), (11, Some(100))]),
+            status: status(
+                state,
+                &[1, 2, 3],
+                &[(2, Some(100)), (3, Some(40)), (11, Some(100))],
+            ),
             staleness_ms: Some(10),
             quic_connections: 4,
-            contact_ages: ages.iter().map(|(p, ms)| (*p, Duration::from_millis(*ms))).collect(),
+            contact_ages: ages
+                .iter()
+                .map(|(p, ms)| (*p, Duration::from_millis(*ms)))
+                .collect(),
             reachable_within: Duration::from_secs(2),
         };
-        let text = m.render(&live("leader", &[(2, 100), (3, 5000), (11, 100)]), "sface@2021dec");
+        let text = m.render(
+            &live("leader", &[(2, 100), (3, 5000), (11, 100), (12, 1)]),
+            "sface@2021dec",
+        );
+        assert!(!text.contains("peer=\"12\""), "12 is not a member:\n{text}");
         for line in [
             "clearway_cluster_voters_reachable 2",
             "clearway_cluster_commit_index 100",
@@ -365,8 +395,14 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         let text = m.render(&live("follower", &[]), "sface@2021dec");
-        assert!(!text.contains("clearway_cluster_voters_reachable "), "{text}");
+        assert!(
+            !text.contains("clearway_cluster_voters_reachable "),
+            "{text}"
+        );
         assert!(!text.contains("clearway_cluster_commit_index "), "{text}");
-        assert!(!text.contains("clearway_cluster_peer_contact_age_seconds{"), "{text}");
+        assert!(
+            !text.contains("clearway_cluster_peer_contact_age_seconds{"),
+            "{text}"
+        );
     }
 }

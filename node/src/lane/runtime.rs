@@ -105,9 +105,7 @@ impl LaneConfig {
             camera.validate().map_err(|e| bad(what, e.to_string()))?;
         }
         for (what, authority) in [("macao", &self.macao), ("mainland", &self.mainland)] {
-            authority
-                .validate()
-                .map_err(|e| bad(what, e.to_string()))?;
+            authority.validate().map_err(|e| bad(what, e.to_string()))?;
         }
         if !(0.0..=1000.0).contains(&self.zone_min_eye_px) {
             return Err(bad(

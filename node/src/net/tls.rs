@@ -675,11 +675,10 @@ fn pem_cert(path: &Path, pem: &str) -> Result<CertificateDer<'static>, NetError>
 /// certificates that are not the port's, such as a lane's authority client certificates.
 pub fn certificate_not_after(path: &Path) -> Result<i64, NetError> {
     let der = pem_cert(path, &read_file(path)?)?;
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(&der).map_err(|e| NetError::BadCert {
-            what: path.display().to_string(),
-            reason: format!("not an x.509 certificate: {e}"),
-        })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| NetError::BadCert {
+        what: path.display().to_string(),
+        reason: format!("not an x.509 certificate: {e}"),
+    })?;
     Ok(cert.validity().not_after.timestamp())
 }
 

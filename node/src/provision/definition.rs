@@ -188,8 +188,7 @@ impl PortDefinition {
     /// Reads and checks a definition file.
     pub fn from_file(path: &Path) -> Result<PortDefinition> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        PortDefinition::parse(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        PortDefinition::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
     /// Parses and checks a definition.
@@ -225,20 +224,31 @@ impl PortDefinition {
         }
         let ports = [self.listen.quic, self.listen.metrics, self.listen.lane];
         if ports.contains(&0) || ports.iter().collect::<BTreeSet<_>>().len() != 3 {
-            return Err("[listen] quic, metrics and lane must be three different ports (not 0)".into());
+            return Err(
+                "[listen] quic, metrics and lane must be three different ports (not 0)".into(),
+            );
         }
         if let Some(c) = &self.console {
-            if c.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if c.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(format!("console {c:?}: expected HOST:PORT"));
             }
         }
         let mut halls = BTreeSet::new();
         for h in &self.halls {
             if !name_ok(&h.id) || !halls.insert(h.id.as_str()) {
-                return Err(format!("hall id {:?}: missing, repeated or not 1 to 32 lowercase letters, digits and '-'", h.id));
+                return Err(format!(
+                    "hall id {:?}: missing, repeated or not 1 to 32 lowercase letters, digits and '-'",
+                    h.id
+                ));
             }
             if h.channels == 0 || h.channels > MAX_CHANNELS {
-                return Err(format!("hall {}: channels must be 1..={MAX_CHANNELS}", h.id));
+                return Err(format!(
+                    "hall {}: channels must be 1..={MAX_CHANNELS}",
+                    h.id
+                ));
             }
         }
         let nodes = self.nodes()?;
@@ -278,7 +288,10 @@ impl PortDefinition {
                     .ok_or_else(|| format!("hall {}: node ids overflow", h.id))?;
                 let text = h.node_addr.replace("{n}", &n.to_string());
                 let addr = text.parse().map_err(|_| {
-                    format!("hall {} channel {n}: node_addr {text:?} is not an IP address", h.id)
+                    format!(
+                        "hall {} channel {n}: node_addr {text:?} is not an IP address",
+                        h.id
+                    )
                 })?;
                 nodes.push(NodePlan {
                     id,
@@ -354,7 +367,9 @@ impl PortDefinition {
             substitute(value, n, addr);
         }
         if table.contains_key("listen") {
-            return Err(bad("must not set listen (it is [listen] lane on the node's address)".into()));
+            return Err(bad(
+                "must not set listen (it is [listen] lane on the node's address)".into(),
+            ));
         }
         table.insert(
             "listen".into(),
@@ -367,7 +382,9 @@ impl PortDefinition {
             .ok_or_else(|| bad("procedure must be a table".into()))?;
         for key in ["channel", "utc_offset_minutes"] {
             if procedure.contains_key(key) {
-                return Err(bad(format!("must not set procedure.{key} (the definition does)")));
+                return Err(bad(format!(
+                    "must not set procedure.{key} (the definition does)"
+                )));
             }
         }
         procedure.insert("channel".into(), format!("{}/{hall}/{n}", self.id).into());
@@ -403,7 +420,10 @@ impl PortDefinition {
                 hall: n.channel.as_ref().map(|(hall, _)| hall.as_str()),
                 channel: n.channel_id(&self.id),
             };
-            groups.push(group(SocketAddr::new(n.addr, self.listen.metrics).to_string(), labels));
+            groups.push(group(
+                SocketAddr::new(n.addr, self.listen.metrics).to_string(),
+                labels,
+            ));
         }
         if let Some(console) = &self.console {
             let labels = Labels {

@@ -25,7 +25,11 @@ fn the_hengqin_definition_places_every_node() {
     let def = hengqin();
     let nodes = def.nodes().expect("nodes");
     assert_eq!(nodes.len(), 3 + 48 + 16);
-    let voters: Vec<_> = nodes.iter().filter(|n| n.role == Role::Voter).map(|n| n.id).collect();
+    let voters: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.role == Role::Voter)
+        .map(|n| n.id)
+        .collect();
     assert_eq!(voters, [1, 2, 3]);
 
     let v1 = def.node_config(1).expect("voter 1");
@@ -33,17 +37,48 @@ fn the_hengqin_definition_places_every_node() {
     assert_eq!(v1.metrics_listen, Some(addr("10.1.0.11:9400")));
     assert_eq!(v1.role, Role::Voter);
     assert!(v1.lane.is_none());
-    let peers: Vec<_> = v1.peers.iter().map(|p| (p.id, p.addr.as_str(), p.role)).collect();
+    let peers: Vec<_> = v1
+        .peers
+        .iter()
+        .map(|p| (p.id, p.addr.as_str(), p.role))
+        .collect();
     assert_eq!(
         peers,
-        [(2, "10.1.0.12:7400", Role::Voter), (3, "10.1.0.13:7400", Role::Voter)]
+        [
+            (2, "10.1.0.12:7400", Role::Voter),
+            (3, "10.1.0.13:7400", Role::Voter)
+        ]
     );
 
     for (id, channel, node_addr, camera, gates) in [
-        (101, "hengqin/passenger/1", "10.1.1.1", "rtsp://10.11.1.21:554/stream1", "10.11.1.30:502"),
-        (148, "hengqin/passenger/48", "10.1.1.48", "rtsp://10.11.48.21:554/stream1", "10.11.48.30:502"),
-        (201, "hengqin/onboard/1", "10.1.2.1", "rtsp://10.12.1.21:554/stream1", "10.12.1.30:502"),
-        (216, "hengqin/onboard/16", "10.1.2.16", "rtsp://10.12.16.21:554/stream1", "10.12.16.30:502"),
+        (
+            101,
+            "hengqin/passenger/1",
+            "10.1.1.1",
+            "rtsp://10.11.1.21:554/stream1",
+            "10.11.1.30:502",
+        ),
+        (
+            148,
+            "hengqin/passenger/48",
+            "10.1.1.48",
+            "rtsp://10.11.48.21:554/stream1",
+            "10.11.48.30:502",
+        ),
+        (
+            201,
+            "hengqin/onboard/1",
+            "10.1.2.1",
+            "rtsp://10.12.1.21:554/stream1",
+            "10.12.1.30:502",
+        ),
+        (
+            216,
+            "hengqin/onboard/16",
+            "10.1.2.16",
+            "rtsp://10.12.16.21:554/stream1",
+            "10.12.16.30:502",
+        ),
     ] {
         let c = def.node_config(id).expect("lane node");
         assert_eq!(c.role, Role::Learner, "{id}");
@@ -83,17 +118,49 @@ fn bad_definitions_are_refused_with_a_reason() {
     PortDefinition::parse(&good).expect("the original parses");
     for (from, to, needle) in [
         ("id = \"hengqin\"", "id = \"Heng Qin\"", "lowercase"),
-        ("id = \"hengqin\"", "id = \"hengqin\"\nbogus = 1", "unknown field"),
-        ("id = 2\naddr = \"10.1.0.12\"", "id = 1\naddr = \"10.1.0.12\"", "node id 1 is used twice"),
-        ("addr = \"10.1.0.13\"", "addr = \"10.1.0.12\"", "address 10.1.0.12 is used by two nodes"),
-        ("addr = \"10.1.0.13\"", "addr = \"10.1.0\"", "invalid IP address"),
-        ("first_node_id = 201", "first_node_id = 140", "node id 140 is used twice"),
-        ("node_addr = \"10.1.2.{n}\"", "node_addr = \"10.1.2.7\"", "is used by two nodes"),
-        ("node_addr = \"10.1.2.{n}\"", "node_addr = \"10.1.2.{n}00\"", "is not an IP address"),
+        (
+            "id = \"hengqin\"",
+            "id = \"hengqin\"\nbogus = 1",
+            "unknown field",
+        ),
+        (
+            "id = 2\naddr = \"10.1.0.12\"",
+            "id = 1\naddr = \"10.1.0.12\"",
+            "node id 1 is used twice",
+        ),
+        (
+            "addr = \"10.1.0.13\"",
+            "addr = \"10.1.0.12\"",
+            "address 10.1.0.12 is used by two nodes",
+        ),
+        (
+            "addr = \"10.1.0.13\"",
+            "addr = \"10.1.0\"",
+            "invalid IP address",
+        ),
+        (
+            "first_node_id = 201",
+            "first_node_id = 140",
+            "node id 140 is used twice",
+        ),
+        (
+            "node_addr = \"10.1.2.{n}\"",
+            "node_addr = \"10.1.2.7\"",
+            "is used by two nodes",
+        ),
+        (
+            "node_addr = \"10.1.2.{n}\"",
+            "node_addr = \"10.1.2.{n}00\"",
+            "is not an IP address",
+        ),
         ("channels = 16", "channels = 0", "channels must be"),
         ("id = \"onboard\"", "id = \"passenger\"", "repeated"),
         ("lane = 7600", "lane = 7400", "three different ports"),
-        ("console = \"10.1.0.20:8080\"", "console = \"10.1.0.20\"", "HOST:PORT"),
+        (
+            "console = \"10.1.0.20:8080\"",
+            "console = \"10.1.0.20\"",
+            "HOST:PORT",
+        ),
         (
             "source = \"rtsp://10.12.{n}.21:554/stream1\"",
             "source = \"ftp://10.12.{n}.21/stream1\"",
@@ -114,8 +181,16 @@ fn bad_definitions_are_refused_with_a_reason() {
             "gates = { address = \"10.12.{n}.30:502\" }\nprocedure = { verify_threshold = 7.0 }",
             "verify_threshold",
         ),
-        ("base_url = \"https://inspection.macao.example:8443\"", "base_url = \"http://inspection.macao.example\"", "[lane.macao]"),
-        ("gates = { address = \"10.11.{n}.30:502\" }\n", "", "missing field `gates`"),
+        (
+            "base_url = \"https://inspection.macao.example:8443\"",
+            "base_url = \"http://inspection.macao.example\"",
+            "[lane.macao]",
+        ),
+        (
+            "gates = { address = \"10.11.{n}.30:502\" }\n",
+            "",
+            "missing field `gates`",
+        ),
     ] {
         assert!(good.contains(from), "{from:?} is in the definition");
         let text = good.replacen(from, to, 1);
@@ -123,7 +198,11 @@ fn bad_definitions_are_refused_with_a_reason() {
         assert!(err.contains(needle), "{to:?}: {err}");
     }
     let mut no_voters = good.clone();
-    for v in ["[[voter]]\nid = 1\naddr = \"10.1.0.11\"", "[[voter]]\nid = 2\naddr = \"10.1.0.12\"", "[[voter]]\nid = 3\naddr = \"10.1.0.13\""] {
+    for v in [
+        "[[voter]]\nid = 1\naddr = \"10.1.0.11\"",
+        "[[voter]]\nid = 2\naddr = \"10.1.0.12\"",
+        "[[voter]]\nid = 3\naddr = \"10.1.0.13\"",
+    ] {
         no_voters = no_voters.replacen(v, "", 1);
     }
     let err = PortDefinition::parse(&no_voters).expect_err("no voters");
@@ -148,8 +227,15 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
         gid: me.gid(),
     };
 
-    let lane = provision(&def, 101, &Credentials::Ca(ca.clone()), &root, Some(&account), false)
-        .expect("provision lane 101");
+    let lane = provision(
+        &def,
+        101,
+        &Credentials::Ca(ca.clone()),
+        &root,
+        Some(&account),
+        false,
+    )
+    .expect("provision lane 101");
     assert_eq!(lane.node_toml, root.join("etc/clearway/node.toml"));
     assert_eq!(mode(&lane.node_toml), 0o640);
     assert_eq!(mode(&lane.tls_dir), 0o750);
@@ -157,7 +243,10 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
     assert_eq!(mode(&lane.tls_dir.join("cert.pem")), 0o644);
     assert_eq!(mode(&lane.data_dir), 0o700);
     assert_eq!(lane.data_dir, root.join("var/lib/clearway"));
-    assert_eq!(std::fs::metadata(&lane.data_dir).expect("meta").uid(), account.uid);
+    assert_eq!(
+        std::fs::metadata(&lane.data_dir).expect("meta").uid(),
+        account.uid
+    );
     // The written config is what the node reads, with the paths it will have on the appliance.
     let written = NodeConfig::from_file(&lane.node_toml).expect("node.toml loads");
     assert_eq!(written.tls_dir, lane.tls_dir);
@@ -174,7 +263,10 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
     assert_eq!(bundle.port, "hengqin");
     // The authorities' certificates are the operator's to bring.
     assert_eq!(lane.missing.len(), 6, "{:?}", lane.missing);
-    assert!(lane.missing.contains(&PathBuf::from("/etc/clearway/authority/macao-client.key")));
+    assert!(
+        lane.missing
+            .contains(&PathBuf::from("/etc/clearway/authority/macao-client.key"))
+    );
 
     // Not again without --force, and nothing changed by the refusal.
     let key = std::fs::read(lane.tls_dir.join("key.pem")).expect("key");
@@ -183,17 +275,33 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
         .expect_err("already provisioned")
         .to_string();
     assert!(err.contains("provisioned already"), "{err}");
-    assert_eq!(std::fs::read(lane.tls_dir.join("key.pem")).expect("key"), key);
+    assert_eq!(
+        std::fs::read(lane.tls_dir.join("key.pem")).expect("key"),
+        key
+    );
     // --force renews the certificate and keeps the data.
     provision(&def, 101, &Credentials::Ca(ca.clone()), &root, None, true).expect("renewal");
-    assert_ne!(std::fs::read(lane.tls_dir.join("key.pem")).expect("key"), key);
-    assert_eq!(std::fs::read(lane.data_dir.join("db-marker")).expect("marker"), b"data");
+    assert_ne!(
+        std::fs::read(lane.tls_dir.join("key.pem")).expect("key"),
+        key
+    );
+    assert_eq!(
+        std::fs::read(lane.data_dir.join("db-marker")).expect("marker"),
+        b"data"
+    );
 
     // A voter from a bundle issued elsewhere; it needs nothing more.
     let voter_root = tmp.path().join("voter");
     let issued = ca.issue(&Identity::Node(2)).expect("issue");
-    let voter = provision(&def, 2, &Credentials::Bundle(issued.clone()), &voter_root, None, false)
-        .expect("provision voter 2");
+    let voter = provision(
+        &def,
+        2,
+        &Credentials::Bundle(issued.clone()),
+        &voter_root,
+        None,
+        false,
+    )
+    .expect("provision voter 2");
     assert!(voter.missing.is_empty());
     let c = NodeConfig::from_file(&voter.node_toml).expect("loads");
     assert_eq!(c.role, Role::Voter);
@@ -202,7 +310,11 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
     let other = tmp.path().join("other");
     for (id, creds, needle) in [
         (3, Credentials::Bundle(issued), "not node 3"),
-        (3, Credentials::Ca(PortCa::create("zhuhai").expect("ca")), "port zhuhai's"),
+        (
+            3,
+            Credentials::Ca(PortCa::create("zhuhai").expect("ca")),
+            "port zhuhai's",
+        ),
         (999, Credentials::Ca(ca), "has no node 999"),
     ] {
         let err = provision(&def, id, &creds, &other, None, false)
