@@ -4,11 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clearway_tests::{node, node_bin, photo, root};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use clearway_tests::{node, node_bin, photo, root, s};
 
 fn person(name: &str) -> PathBuf {
     root().join("deploy/examples/persons").join(name)

@@ -1,24 +1,10 @@
 //! The cluster command line end to end: make a port CA and bundles, run a node, initialise the
 //! cluster, import persons from real photos, read, cancel, and refuse bad input with exit 2.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clearway_tests::{node, node_bin, photo, root};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use clearway_tests::{Killed, node, node_bin, photo, root, s};
 
 /// A person example file as JSON.
 fn person_json(file: &str) -> serde_json::Value {

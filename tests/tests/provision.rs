@@ -7,23 +7,10 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clearway_tests::{node, node_bin};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use clearway_tests::{Killed, node, node_bin, s};
 
 /// A port number free on all three voter addresses (127.0.1.1–3 are loopback on Linux).
 fn free_port(udp: bool) -> u16 {
@@ -85,18 +72,13 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
     );
 
     // Bad input first: an unknown node, a CA of another port, a broken definition.
-    let unknown = node(&[
-        "port",
-        "provision",
-        "--def",
-        s(&def),
-        "--node",
-        "99",
-        "--ca",
-        s(&ca),
-        "--root",
-        s(&d.join("x")),
-    ]);
+    let provision = |id: &str, ca: &Path, root: &Path, extra: &[&str]| {
+        let mut args = vec!["port", "provision", "--def", s(&def), "--node", id];
+        args.extend(["--ca", s(ca), "--root", s(root)]);
+        args.extend_from_slice(extra);
+        node(&args)
+    };
+    let unknown = provision("99", &ca, &d.join("x"), &[]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
     assert!(
         unknown.stderr.contains("has no node 99"),
@@ -108,18 +90,7 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
         node(&["port", "init", "--port", "other", "--ca", s(&other)]).code,
         0
     );
-    let wrong = node(&[
-        "port",
-        "provision",
-        "--def",
-        s(&def),
-        "--node",
-        "1",
-        "--ca",
-        s(&other),
-        "--root",
-        s(&d.join("x")),
-    ]);
+    let wrong = provision("1", &other, &d.join("x"), &[]);
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     assert!(!d.join("x").exists(), "nothing written on refusal");
     let broken = d.join("broken.toml");
@@ -131,36 +102,12 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
     let mut children = Vec::new();
     for id in 1..=3 {
         let root = d.join(format!("n{id}"));
-        let r = node(&[
-            "port",
-            "provision",
-            "--def",
-            s(&def),
-            "--node",
-            &id.to_string(),
-            "--ca",
-            s(&ca),
-            "--root",
-            s(&root),
-            "--user",
-            "root",
-        ]);
+        let r = provision(&id.to_string(), &ca, &root, &["--user", "root"]);
         assert_eq!(r.code, 0, "provision {id}: {}", r.stderr);
         let etc = root.join("etc/clearway");
         let key = std::fs::metadata(etc.join("tls/key.pem")).expect("key");
         assert_eq!(key.permissions().mode() & 0o777, 0o640);
-        let again = node(&[
-            "port",
-            "provision",
-            "--def",
-            s(&def),
-            "--node",
-            &id.to_string(),
-            "--ca",
-            s(&ca),
-            "--root",
-            s(&root),
-        ]);
+        let again = provision(&id.to_string(), &ca, &root, &[]);
         assert_eq!(
             again.code, 2,
             "a provisioned node is not overwritten: {}",
