@@ -919,6 +919,7 @@ mod tests {
                     Op::AckAlarm {
                         alarm, since_ms, ..
                     } => format!("ack({alarm}, {since_ms})"),
+                    Op::Revoke { identity } => format!("revoke({identity})"),
                 })
                 .collect();
             trace.push(names.join(" + "));

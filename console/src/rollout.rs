@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clearway_node::net::Identity;
 use clearway_node::net::tls::PortCa;
+use clearway_node::net::{Identity, Role, check_channel};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HallConfig, PortConfig, valid_id};
@@ -185,7 +185,8 @@ impl RolloutStore {
         let ca = PortCa::create(&config.id)?;
         ca.save(&self.ca_dir(&config.id))?;
         let client = dir.join("console");
-        ca.issue(&Identity::client("console")?)?.save(&client)?;
+        ca.issue(&Identity::client("console")?, &Role::Console)?
+            .save(&client)?;
         config.bundle_dir = client;
         config.validate().map_err(Error::Invalid)?;
         let v = serde_json::to_vec(&StoredPort {
@@ -232,7 +233,22 @@ impl RolloutStore {
             .port_dir(port)
             .join("nodes")
             .join(format!("node-{node}"));
-        ca.issue(&Identity::Node(node))?.save(&dir.join("tls"))?;
+        let cert_role = match (role, channel) {
+            ("voter", _) => Role::Voter,
+            (_, Some(channel)) => {
+                check_channel(channel).map_err(|e| Error::Invalid(e.to_string()))?;
+                Role::Lane {
+                    channel: channel.to_owned(),
+                }
+            }
+            (_, None) => {
+                return Err(Error::Invalid(
+                    "a learner's bundle is a lane's: name its channel".into(),
+                ));
+            }
+        };
+        ca.issue(&Identity::Node(node), &cert_role)?
+            .save(&dir.join("tls"))?;
         let toml_path = dir.join("node.toml");
         std::fs::write(&toml_path, node_toml(node, listen, role, channel))
             .map_err(|e| Error::io(&toml_path, e))?;

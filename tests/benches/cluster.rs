@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clearway_gallery::{Command, Request};
+use clearway_gallery::Command;
 use clearway_node::cluster::protocol::MembershipChange;
 use clearway_tests::port::{LocalPort, Tuning, enrol, leader, random_embedding};
 use rand::{Rng, SeedableRng};
@@ -45,7 +45,12 @@ async fn main() {
     // 1. Commit latency, one enrolment per entry, through the leader.
     let mut lat = Vec::new();
     for i in 0..2000 {
-        let req = Request::V1(vec![synthetic(format!("L{i}"), &mut rng)]);
+        let req = clearway_node::cluster::client::audited(
+            vec![synthetic(format!("L{i}"), &mut rng)],
+            "enrol",
+            "gallery",
+            "benchmark load",
+        );
         let t = Instant::now();
         let reply = client
             .call(
@@ -76,7 +81,10 @@ async fn main() {
                 let cmds = (0..256)
                     .map(|i| synthetic(format!("T{w}-{b}-{i}"), &mut rng))
                     .collect();
-                client.write(Request::V1(cmds), LONG).await.expect("write");
+                client
+                    .write_audited(cmds, "import", "gallery", "benchmark load", LONG)
+                    .await
+                    .expect("write");
             }
         }));
     }
@@ -100,7 +108,7 @@ async fn main() {
             .map(|i| synthetic(format!("C{b}-{i}"), &mut rng))
             .collect();
         last = client
-            .write(Request::V1(cmds), LONG)
+            .write_audited(cmds, "import", "gallery", "benchmark load", LONG)
             .await
             .expect("write")
             .0;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use clearway_gallery::{Command, Request};
+use clearway_gallery::Command;
 use clearway_node::lane::camera::sim::Scene;
 use clearway_tests::lane::{registered_macao_adult, rig, wait_lane_api};
 use clearway_tests::photo;
@@ -33,11 +33,14 @@ async fn bench() {
     let obama = rig.template("face_recognition/obama.jpg");
     rig.port
         .client()
-        .write(
-            Request::V1(vec![Command::Enrol {
+        .write_audited(
+            vec![Command::Enrol {
                 person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
                 templates: vec![obama],
-            }]),
+            }],
+            "enrol",
+            "gallery",
+            "seeding the test registry",
             Duration::from_secs(20),
         )
         .await

@@ -287,7 +287,10 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
     let cdir = dir.join("console");
     rig.port
         .ca
-        .issue(&Identity::client("console").expect("client name"))
+        .issue(
+            &Identity::client("console").expect("client name"),
+            &clearway_node::net::Role::Console,
+        )
         .expect("console bundle")
         .save(&cdir.join("bundle"))
         .expect("save console bundle");

@@ -615,6 +615,7 @@ pub async fn rig(dir: &Path) -> Rig {
     let api = free_tcp().expect("free TCP port");
     port.set_lane(
         2,
+        CHANNEL,
         &lane_config(CHANNEL, api, &devices, &authorities, TEST_PROCEDURE),
     )
     .expect("lane config");

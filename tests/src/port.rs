@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::{MembershipChange, NodeStatus};
-use clearway_node::net::Identity;
-use clearway_node::net::tls::PortCa;
+use clearway_node::net::tls::{Bundle, PortCa};
+use clearway_node::net::{Identity, Role};
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
@@ -182,7 +182,7 @@ impl LocalPort {
         let ca = PortCa::create(port).with_context(|| format!("port CA for {port}"))?;
         ca.save(&dir.join("ca"))
             .with_context(|| format!("cannot save the port CA in {}", dir.join("ca").display()))?;
-        ca.issue(&Identity::client(client)?)
+        ca.issue(&Identity::client(client)?, &Role::Operator)
             .context("client bundle")?
             .save(&dir.join("client"))
             .with_context(|| format!("cannot save the client bundle in {}", dir.display()))?;
@@ -228,6 +228,15 @@ impl LocalPort {
             };
             let listen = addr("listen")?
                 .with_context(|| format!("{}: no listen address", file.display()))?;
+            // A port made before certificates carried roles: its nodes get voter certificates
+            // (a lane's is issued again when its lane is set).
+            let tls = e.path().join("tls");
+            if Bundle::load(&tls).is_err() {
+                port.ca
+                    .issue(&Identity::Node(id), &Role::Voter)?
+                    .save(&tls)
+                    .with_context(|| format!("cannot re-issue {}", tls.display()))?;
+            }
             port.addrs.insert(id, listen);
             if let Some(m) = addr("metrics_listen")? {
                 port.metrics.insert(id, m);
@@ -235,6 +244,15 @@ impl LocalPort {
         }
         if port.addrs.is_empty() {
             bail!("{} has no node-N/node.toml", dir.display());
+        }
+        let client = dir.join("client");
+        if Bundle::load(&client).is_err() {
+            // Made before certificates carried roles: a new operator bundle (the demo's name).
+            let name = "operator";
+            port.ca
+                .issue(&Identity::client(name)?, &Role::Operator)?
+                .save(&client)
+                .with_context(|| format!("cannot re-issue {}", client.display()))?;
         }
         Ok(port)
     }
@@ -261,7 +279,7 @@ impl LocalPort {
     ) -> anyhow::Result<()> {
         let node_dir = self.node_dir(id);
         self.ca
-            .issue(&Identity::Node(id))
+            .issue(&Identity::Node(id), &Role::Voter)
             .with_context(|| format!("node {id} bundle"))?
             .save(&node_dir.join("tls"))
             .with_context(|| format!("cannot save node {id}'s bundle in {}", node_dir.display()))?;
@@ -283,9 +301,19 @@ impl LocalPort {
         Ok(())
     }
 
-    /// Makes node `id` a lane node: replaces the `[lane]` section of its `node.toml` (and
-    /// everything after it) by `lane` (a `[lane]` table and its sub-tables).
-    pub fn set_lane(&self, id: u64, lane: &str) -> anyhow::Result<()> {
+    /// Makes node `id` the lane node of `channel`: issues it a lane certificate for the channel
+    /// and replaces the `[lane]` section of its `node.toml` (and everything after it) by `lane`
+    /// (a `[lane]` table and its sub-tables).
+    pub fn set_lane(&self, id: u64, channel: &str, lane: &str) -> anyhow::Result<()> {
+        let node_dir = self.node_dir(id);
+        let role = Role::Lane {
+            channel: channel.to_owned(),
+        };
+        self.ca
+            .issue(&Identity::Node(id), &role)
+            .with_context(|| format!("node {id} lane bundle"))?
+            .save(&node_dir.join("tls"))
+            .with_context(|| format!("cannot save node {id}'s bundle in {}", node_dir.display()))?;
         let file = self.node_dir(id).join("node.toml");
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;

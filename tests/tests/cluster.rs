@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clearway_gallery::{Command, Outcome, PersonId, Request};
+use clearway_gallery::{Command, Outcome, PersonId};
 use clearway_node::cluster::ClusterClient;
+use clearway_node::cluster::client::audited;
 use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, encode};
 use clearway_node::net::Identity;
 use clearway_node::net::rpc::RpcEndpoint;
@@ -100,13 +101,21 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
             random_embedding(&mut rng)
         };
         let reply = client
-            .call(via, &Call::Write(Request::V1(vec![enrol(doc, &embedding)])))
+            .call(
+                via,
+                &Call::Write(audited(
+                    vec![enrol(doc, &embedding)],
+                    "enrol",
+                    "gallery",
+                    "test",
+                )),
+            )
             .await
             .expect("write");
         let Reply::Written { index, outcomes } = reply else {
             panic!("unexpected {reply:?}")
         };
-        assert!(matches!(outcomes[0], Outcome::Enrolled(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Outcome::Enrolled(_)), "{outcomes:?}");
         last = last.max(index);
     }
     let digests = converged(&port, &client, &all, last).await;
@@ -133,7 +142,7 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
                     .collect();
                 // Retried across elections; the document makes a retry idempotent.
                 let (_, outcomes) = client
-                    .write(Request::V1(commands), LONG)
+                    .write_audited(commands, "enrol", "gallery", "test", LONG)
                     .await
                     .expect("write acknowledged");
                 let mut acked = acked.lock().expect("lock");
@@ -211,8 +220,11 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     assert!(hits[0].score > 0.99);
     let epochs: Vec<u32> = key_epochs(&client, &all).await;
     let (cancel_index, outcomes) = client
-        .write(
-            Request::V1(vec![Command::Cancel { person: needle_id }]),
+        .write_audited(
+            vec![Command::Cancel { person: needle_id }],
+            "cancel",
+            &needle_id.to_string(),
+            "cancelled at a service location",
             LONG,
         )
         .await
@@ -303,7 +315,7 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
             })
             .collect();
         let (index, _) = client
-            .write(Request::V1(commands), LONG)
+            .write_audited(commands, "enrol", "gallery", "test", LONG)
             .await
             .expect("write");
         last = index;
@@ -375,7 +387,7 @@ async fn foreign_certificates_and_impersonation_are_refused() {
     // A CA of the same port name that is not this port's CA.
     let foreign = PortCa::create(PORT)
         .expect("foreign CA")
-        .issue(&Identity::Node(2))
+        .issue(&Identity::Node(2), &clearway_node::net::Role::Voter)
         .expect("bundle");
     let endpoint = RpcEndpoint::client(&foreign).expect("endpoint");
     let err = endpoint

@@ -43,6 +43,8 @@ fn port_cluster_from_the_command_line() {
             s(&ca),
             "--node",
             "1",
+            "--role",
+            "voter",
             "--out",
             s(&d.join("n1/tls"))
         ])
@@ -135,13 +137,27 @@ fn port_cluster_from_the_command_line() {
     assert_eq!(status[0]["persons"], 2, "{status}");
     assert_eq!(status[0]["state"], "leader", "{status}");
 
-    assert_eq!(cluster(&["cancel", "P00000001"]).code, 0);
+    assert_eq!(
+        cluster(&[
+            "cancel",
+            "P00000001",
+            "--reason",
+            "cancelled at the service desk"
+        ])
+        .code,
+        0
+    );
     assert_eq!(
         cluster(&["person", "P00000001"]).code,
         1,
         "cancelled: not registered"
     );
-    let r = cluster(&["cancel", "P00000001"]);
+    let r = cluster(&[
+        "cancel",
+        "P00000001",
+        "--reason",
+        "cancelled at the service desk",
+    ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no person P00000001"), "{}", r.stderr);
 
@@ -154,6 +170,8 @@ fn port_cluster_from_the_command_line() {
             s(&ca),
             "--node",
             "2",
+            "--role",
+            "voter",
             "--out",
             s(&d.join("n2/tls"))
         ])

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use clearway_gallery::{Command, Request};
+use clearway_gallery::Command;
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::{GateId, GateState};
 use clearway_tests::console::{
@@ -52,11 +52,14 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
     let client = c.rig.port.client();
     let obama = c.rig.template("face_recognition/obama.jpg");
     client
-        .write(
-            Request::V1(vec![Command::Enrol {
+        .write_audited(
+            vec![Command::Enrol {
                 person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
                 templates: vec![obama],
-            }]),
+            }],
+            "enrol",
+            "gallery",
+            "seeding the test registry",
             Duration::from_secs(20),
         )
         .await

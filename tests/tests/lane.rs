@@ -46,8 +46,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let today = Utc::now().date_naive();
     let expired = today.pred_opt().expect("yesterday");
     let (_, outcomes) = client
-        .write(
-            Request::V1(vec![
+        .write_audited(
+            vec![
                 Command::Enrol {
                     person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
                     templates: vec![obama],
@@ -84,15 +84,21 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
                     },
                     templates: vec![mainlander],
                 },
-            ]),
+            ],
+            "enrol",
+            "gallery",
+            "seeding the test registry",
             Duration::from_secs(20),
         )
         .await
         .expect("enrol");
     let chen = outcomes[1].person().expect("enrolled");
     client
-        .write(
-            Request::V1(vec![Command::Cancel { person: chen }]),
+        .write_audited(
+            vec![Command::Cancel { person: chen }],
+            "cancel",
+            &chen.to_string(),
+            "cancelled at a service location",
             Duration::from_secs(20),
         )
         .await

@@ -521,16 +521,19 @@ async fn every_action_against_a_three_node_port() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = PortCa::create("hengqin").expect("CA");
     let client = dir.path().join("console-bundle");
-    ca.issue(&Identity::client("console").expect("name"))
-        .expect("client")
-        .save(&client)
-        .expect("save");
+    ca.issue(
+        &Identity::client("console").expect("name"),
+        &clearway_node::net::Role::Console,
+    )
+    .expect("client")
+    .save(&client)
+    .expect("save");
     let mut seeds = BTreeMap::new();
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
         let addr = free_addr();
         let nd = dir.path().join(format!("node-{id}"));
-        ca.issue(&Identity::Node(id))
+        ca.issue(&Identity::Node(id), &clearway_node::net::Role::Voter)
             .expect("bundle")
             .save(&nd.join("tls"))
             .expect("save");

@@ -296,6 +296,14 @@ pub enum Op {
         /// When it was raised (milliseconds since the Unix epoch), which tells it from later ones.
         since_ms: i64,
     },
+    /// Revoke every certificate of one appliance or client issued up to the batch's audit time
+    /// (a retired or stolen appliance): nodes refuse it at the handshake and close its
+    /// connections. A certificate issued to the same identity afterwards (its replacement) is
+    /// accepted.
+    Revoke {
+        /// The certificate identity, `node-11` or `client-ops`.
+        identity: String,
+    },
 }
 
 /// An order as the log carried it: its fencing token is the entry's (term, index).
@@ -336,11 +344,17 @@ pub struct LedgerView {
     pub audit_head: String,
 }
 
-/// The replicated operations state: a [`LedgerView`] and the whole audit trail.
+/// The port's certificate revocation list: identity (`node-11`) → certificates of it issued at or
+/// before this time are revoked.
+pub type Revocations = BTreeMap<String, DateTime<Utc>>;
+
+/// The replicated operations state: a [`LedgerView`], the whole audit trail and the revocation
+/// list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     view: LedgerView,
     audit: Vec<AuditRecord>,
+    revoked: Revocations,
 }
 
 impl Default for Ledger {
@@ -351,6 +365,7 @@ impl Default for Ledger {
                 ..LedgerView::default()
             },
             audit: Vec::new(),
+            revoked: Revocations::new(),
         }
     }
 }
@@ -362,18 +377,29 @@ pub struct LedgerChanges {
     pub audit: Vec<AuditRecord>,
     /// Whether the [`LedgerView`] (orders, modes, acknowledgements) changed.
     pub view: bool,
+    /// Whether the revocation list changed.
+    pub revoked: bool,
 }
 
 impl Ledger {
     /// Rebuilds a ledger from its stored parts, as they are: a trail that does not verify is kept
     /// so that [`verify_chain`] can show where it breaks.
-    pub fn from_parts(view: LedgerView, audit: Vec<AuditRecord>) -> Ledger {
+    pub fn from_parts(view: LedgerView, audit: Vec<AuditRecord>, revoked: Revocations) -> Ledger {
         let mut view = view;
         view.audit_len = audit.len() as u64;
         view.audit_head = audit
             .last()
             .map_or_else(|| GENESIS.to_string(), |r| r.hash.clone());
-        Ledger { view, audit }
+        Ledger {
+            view,
+            audit,
+            revoked,
+        }
+    }
+
+    /// The revocation list.
+    pub fn revoked(&self) -> &Revocations {
+        &self.revoked
     }
 
     /// Orders, modes, acknowledgements and the trail's length and head.
@@ -475,6 +501,12 @@ impl Ledger {
                     ledger_changes.view = true;
                     Outcome::Ordered
                 }
+                Op::Revoke { identity } => {
+                    let until = self.revoked.entry(identity).or_insert(at);
+                    *until = (*until).max(at);
+                    ledger_changes.revoked = true;
+                    Outcome::Ordered
+                }
             };
             outcomes.push(outcome);
         }
@@ -541,6 +573,12 @@ fn check_batch(ops: &[Op]) -> Result<(), String> {
                 }
                 for c in channels {
                     text("the channel", c, false)?;
+                }
+            }
+            Op::Revoke { identity } => {
+                text("the revoked identity", identity, false)?;
+                if identity.len() > 64 || identity.contains(char::is_whitespace) {
+                    return Err(format!("{identity:?} is not a certificate identity"));
                 }
             }
             Op::Gallery(_) | Op::Audit(_) => {}

@@ -294,13 +294,13 @@ fn verify_chain_finds_every_kind_of_break() {
 #[test]
 fn a_ledger_rebuilt_from_parts_keeps_its_trail_as_stored() {
     let good = trail(3);
-    let ledger = Ledger::from_parts(LedgerView::default(), good.clone());
+    let ledger = Ledger::from_parts(LedgerView::default(), good.clone(), Default::default());
     assert_eq!(ledger.view().audit_len, 3);
     assert_eq!(ledger.view().audit_head, good[2].hash);
     assert_eq!(verify_chain(ledger.audit()), Ok(()));
     let mut bad = good;
     bad[1].draft.target = "other".into();
-    let ledger = Ledger::from_parts(LedgerView::default(), bad);
+    let ledger = Ledger::from_parts(LedgerView::default(), bad, Default::default());
     assert_eq!(verify_chain(ledger.audit()).map_err(|b| b.seq), Err(1));
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use clearway_gallery::{Command as Cmd, NewPerson, Outcome as GalleryOutcome, Request, Template};
+use clearway_gallery::{Command as Cmd, NewPerson, Outcome as GalleryOutcome, Template};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use tracing::info;
@@ -19,8 +19,8 @@ use crate::cluster::typ::NodeId;
 use crate::cluster::{ClusterClient, ClusterNode, NodeConfig};
 use crate::error::{Error, Result};
 use crate::face::Frame;
-use crate::net::Identity;
 use crate::net::tls::{Bundle, PortCa};
+use crate::net::{Identity, Role};
 use crate::provision::{Account, Credentials, PortDefinition, provision};
 
 /// How long a cluster command keeps retrying (leader elections take a second or two).
@@ -71,6 +71,10 @@ pub enum PortCommand {
         /// Issue for an operator client of this name.
         #[arg(long)]
         client: Option<String>,
+        /// The role the certificate names: `voter` or `lane/<port>/<hall>/<n>` for a node,
+        /// `operator` (the default for a client) or `console` for a client.
+        #[arg(long)]
+        role: Option<String>,
         /// Directory to write the bundle to.
         #[arg(long)]
         out: PathBuf,
@@ -146,15 +150,28 @@ pub enum ClusterCommand {
         /// Its node id.
         id: NodeId,
     },
-    /// Remove a node from the cluster.
+    /// Remove a node from the cluster (this also revokes its certificates).
     Remove {
         /// Its node id.
         id: NodeId,
+    },
+    /// Revoke every certificate of an appliance or client issued until now (a stolen or retired
+    /// appliance): every node refuses it within a heartbeat. A node still in the cluster is
+    /// removed too. Its replacement is issued a new certificate afterwards.
+    Revoke {
+        /// `node-11` or `client-ops`.
+        identity: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
     },
     /// Cancel a registration: the person is erased on every replica.
     Cancel {
         /// The person's id, e.g. P00000001.
         person: String,
+        /// Why (kept in the audit trail, e.g. "cancelled in person at the service desk").
+        #[arg(long)]
+        reason: String,
     },
     /// A registration, read linearizably through the leader.
     Person {
@@ -174,6 +191,9 @@ pub enum GalleryCommand {
         /// Persons per log entry.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// Why, kept in the audit trail with each batch.
+        #[arg(long, default_value = "gallery import")]
+        reason: String,
     },
 }
 
@@ -225,6 +245,7 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             ca,
             node,
             client,
+            role,
             out,
         } => {
             let authority = PortCa::load(ca)?;
@@ -233,9 +254,19 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
                 (None, Some(name)) => Identity::client(name)?,
                 (None, None) => return Err(Error::Config("name --node or --client".into())),
             };
-            authority.issue(&identity)?.save(out)?;
+            let role: Role = match (role, &identity) {
+                (Some(role), _) => role.parse()?,
+                (None, Identity::Client(_)) => Role::Operator,
+                (None, Identity::Node(_)) => {
+                    return Err(Error::Config(
+                        "name the node's role: --role voter or --role lane/<port>/<hall>/<n>"
+                            .into(),
+                    ));
+                }
+            };
+            authority.issue(&identity, &role)?.save(out)?;
             println!(
-                "{identity} bundle for port {} written to {}",
+                "{identity} ({role}) bundle for port {} written to {}",
                 authority.port(),
                 out.display()
             );
@@ -397,12 +428,32 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
             }
             ClusterCommand::Remove { id } => {
                 client.change_membership(MembershipChange::Remove { id: *id }, DEADLINE).await?;
-                println!("node {id} removed");
+                println!("node {id} removed; its certificates are revoked");
             }
-            ClusterCommand::Cancel { person } => {
+            ClusterCommand::Revoke { identity, reason } => {
+                let parsed: Identity = identity.parse()?;
+                client.revoke(&parsed, reason, DEADLINE).await?;
+                println!("{parsed}: certificates issued until now are revoked");
+                if let Identity::Node(id) = parsed {
+                    let status = client.status(conn.first()).await?;
+                    if status.members.contains_key(&id) {
+                        client
+                            .change_membership(MembershipChange::Remove { id }, DEADLINE)
+                            .await?;
+                        println!("node {id} removed from the cluster");
+                    }
+                }
+            }
+            ClusterCommand::Cancel { person, reason } => {
                 let id = parse_id(person)?;
                 let (index, outcomes) = client
-                    .write(Request::V1(vec![Cmd::Cancel { person: id }]), DEADLINE)
+                    .write_audited(
+                        vec![Cmd::Cancel { person: id }],
+                        "cancel",
+                        &id.to_string(),
+                        reason,
+                        DEADLINE,
+                    )
                     .await?;
                 return report_outcome(&outcomes, index);
             }
@@ -477,7 +528,13 @@ async fn wait_caught_up(client: &ClusterClient, via: NodeId, learner: NodeId) ->
 }
 
 /// `gallery import FILE`
-pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<Outcome> {
+pub fn import(
+    g: &Global,
+    conn: &Connect,
+    file: &Path,
+    batch: usize,
+    reason: &str,
+) -> Result<Outcome> {
     if batch == 0 || batch > 4096 {
         return Err(Error::Config("--batch must be 1..=4096".into()));
     }
@@ -528,7 +585,9 @@ pub fn import(g: &Global, conn: &Connect, file: &Path, batch: usize) -> Result<O
     runtime()?.block_on(async {
         let client = conn.client()?;
         for chunk in commands.chunks(batch) {
-            let (_, outcomes) = client.write(Request::V1(chunk.to_vec()), DEADLINE).await?;
+            let (_, outcomes) = client
+                .write_audited(chunk.to_vec(), "import", "gallery", reason, DEADLINE)
+                .await?;
             for o in outcomes {
                 match o {
                     GalleryOutcome::Enrolled(_) => enrolled += 1,

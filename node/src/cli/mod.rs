@@ -228,8 +228,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Cluster { connect, command } => cluster::cluster(g, connect, command),
         Command::Gallery {
             connect,
-            command: cluster::GalleryCommand::Import { file, batch },
-        } => cluster::import(g, connect, file, *batch),
+            command:
+                cluster::GalleryCommand::Import {
+                    file,
+                    batch,
+                    reason,
+                },
+        } => cluster::import(g, connect, file, *batch, reason),
         Command::Detect { photo } => {
             let frame = Frame::open(photo)?;
             let mut p = pipeline(g)?;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use clearway_gallery::ops::{AuditRecord, LedgerView};
-use clearway_gallery::{DocumentKind, Hit, Outcome, Person, PersonId, Request};
+use clearway_gallery::ops::{AuditDraft, AuditRecord, LedgerView, Op};
+use clearway_gallery::{Command, DocumentKind, Hit, Outcome, Person, PersonId, Request};
 use tracing::debug;
 
 use super::node::reply_error;
@@ -18,6 +18,29 @@ use crate::error::{Error, Result};
 use crate::net::Identity;
 use crate::net::rpc::RpcEndpoint;
 use crate::net::tls::Bundle;
+
+/// An operator's gallery commands as one audited batch: the audit record first (the leader
+/// binds its actor to the operator's certificate), then the commands; outcome `i + 1` is
+/// command `i`'s.
+pub fn audited(commands: Vec<Command>, action: &str, target: &str, reason: &str) -> Request {
+    Request::V2(
+        std::iter::once(Op::Audit(operator_draft(action, target, reason)))
+            .chain(commands.into_iter().map(Op::Gallery))
+            .collect(),
+    )
+}
+
+/// An operator's audit record (the leader replaces actor and role with the certificate's).
+fn operator_draft(action: &str, target: &str, reason: &str) -> AuditDraft {
+    AuditDraft {
+        actor: "operator".into(),
+        role: "operator".into(),
+        action: action.into(),
+        target: target.into(),
+        reason: reason.into(),
+        at: chrono::Utc::now(),
+    }
+}
 
 /// Per-call timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,6 +128,65 @@ impl ClusterClient {
         match self.call_any(&Call::Write(request), deadline).await? {
             Reply::Written { index, outcomes } => Ok((index, outcomes)),
             other => Err(reply_error(other)),
+        }
+    }
+
+    /// Replicates gallery commands as one audited batch (`Request::V2`: the audit record, then
+    /// the commands), the way every client change travels; returns the log index and one
+    /// outcome per command. The leader binds the record to this client's certificate (an
+    /// operator's record names the operator), so `action`, `target` and `reason` are all the
+    /// caller says. A batch is one log entry: all its commands apply or none.
+    pub async fn write_audited(
+        &self,
+        commands: Vec<Command>,
+        action: &str,
+        target: &str,
+        reason: &str,
+        deadline: Duration,
+    ) -> Result<(u64, Vec<Outcome>)> {
+        let request = audited(commands, action, target, reason);
+        let (index, mut outcomes) = self.write(request, deadline).await?;
+        match outcomes.first() {
+            Some(Outcome::Audited { .. }) => {
+                outcomes.remove(0);
+                Ok((index, outcomes))
+            }
+            // A refused batch answers one refusal per op; keep one per command.
+            Some(Outcome::Refused { .. }) => {
+                outcomes.remove(0);
+                Ok((index, outcomes))
+            }
+            _ => Err(Error::Cluster(
+                "the audited batch was answered without its audit record".into(),
+            )),
+        }
+    }
+
+    /// Revokes every certificate of `identity` issued until now, as one audited batch (the
+    /// leader binds the record to this client's certificate).
+    pub async fn revoke(
+        &self,
+        identity: &Identity,
+        reason: &str,
+        deadline: Duration,
+    ) -> Result<u64> {
+        let ops = vec![
+            Op::Audit(operator_draft("revoke", &identity.to_string(), reason)),
+            Op::Revoke {
+                identity: identity.to_string(),
+            },
+        ];
+        let (index, outcomes) = self.write(Request::V2(ops), deadline).await?;
+        match outcomes
+            .iter()
+            .find(|o| matches!(o, Outcome::Refused { .. }))
+        {
+            Some(Outcome::Refused { code, reason }) => Err(Error::Remote {
+                code: code.clone(),
+                message: reason.clone(),
+                retry: false,
+            }),
+            _ => Ok(index),
         }
     }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use super::protocol::NodeStatus;
@@ -53,6 +54,20 @@ pub struct Metrics {
     voters: IntGauge,
     learners: IntGauge,
     certificate_expiry: IntGaugeVec,
+    refused: IntCounterVec,
+    person_reads: IntCounterVec,
+    revoked_certificates: IntGauge,
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -82,6 +97,23 @@ impl Metrics {
         )?;
         r.register(Box::new(snapshots_installed.clone()))?;
         Ok(Metrics {
+            refused: counter_vec(
+                r,
+                "clearway_cluster_calls_refused_total",
+                "Calls and connections this node refused, by call (or connection reason) and the caller's role.",
+                &["call", "role"],
+            )?,
+            person_reads: counter_vec(
+                r,
+                "clearway_cluster_person_reads_total",
+                "Reads of person records (by id or document) this node answered, by the caller's role and result.",
+                &["role", "result"],
+            )?,
+            revoked_certificates: gauge(
+                r,
+                "clearway_cluster_revoked_certificates",
+                "Certificates on the port's replicated revocation list, as this node applied it.",
+            )?,
             term: gauge(r, "clearway_cluster_term", "Current Raft term.")?,
             state: gauge_vec(
                 r,
@@ -194,6 +226,21 @@ impl Metrics {
     /// one scrape of the node sees everything.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Counts a refused call (`call`: its name, or why a connection was refused) from `role`.
+    pub fn refused(&self, call: &str, role: &str) {
+        self.refused.with_label_values(&[call, role]).inc();
+    }
+
+    /// Counts a person read by a caller of `role` (`result`: `answered` or `rate_limited`).
+    pub fn person_read(&self, role: &str, result: &str) {
+        self.person_reads.with_label_values(&[role, result]).inc();
+    }
+
+    /// Sets the number of revoked certificates.
+    pub fn revoked_certificates(&self, n: usize) {
+        self.revoked_certificates.set(n as i64);
     }
 
     /// Records when a certificate expires; `certificate` names its role (`node`, `port_ca`,

@@ -15,6 +15,7 @@
 //! Log store and state machine share one sled database and the node's
 //! [`Keyring`](crate::store::keyring::Keyring), but no trees.
 
+pub mod authz;
 pub mod client;
 pub mod config;
 pub mod log_store;

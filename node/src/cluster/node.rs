@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clearway_gallery::ops::Revocations;
 use clearway_gallery::{ModelId, Outcome, Request};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::authz::{self, Principal, Refusal};
 use super::config::NodeConfig;
 use super::log_store::LogStore;
 use super::metrics::{Live, Metrics};
@@ -22,13 +24,17 @@ use super::protocol::{
 use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
 use super::typ::{Node, NodeId, Raft};
 use crate::error::{Error, Result};
-use crate::net::Identity;
 use crate::net::rpc::{Handler, RpcEndpoint};
 use crate::net::tls::Bundle;
+use crate::net::{Identity, Peer, Revoked, Role};
 use crate::store::keyring::Keyring;
 
 /// How long a forwarded call may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Person reads (by id or document) one client may make: a burst, then this many per second.
+const PERSON_READ_BURST: f64 = 100.0;
+const PERSON_READS_PER_SECOND: f64 = 20.0;
 
 /// A running node. Cheap to clone.
 #[derive(Clone)]
@@ -38,6 +44,8 @@ pub struct ClusterNode {
 
 struct Inner {
     id: NodeId,
+    /// This node's role, from its certificate: only voters forward clients' calls.
+    role: Role,
     raft: Raft,
     gallery: GalleryHandle,
     endpoint: Arc<RpcEndpoint>,
@@ -60,6 +68,8 @@ struct Inner {
     model: String,
     /// The lane this node runs, once it has attached itself.
     lane: std::sync::RwLock<Option<(String, LaneReporter)>>,
+    /// Person-read allowance per client: (tokens, last refill).
+    person_reads: std::sync::Mutex<std::collections::HashMap<Identity, (f64, Instant)>>,
 }
 
 /// How the node's lane reports its state for [`Call::Lane`] (set by the lane runtime).
@@ -77,6 +87,7 @@ impl ClusterNode {
                 config.node_id
             )));
         }
+        check_role(&bundle, config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let db_path = config.data_dir.join("db");
         let is_new = !db_path.exists();
@@ -101,6 +112,7 @@ impl ClusterNode {
             keyring.finish_rotation()?;
         }
         let erasures = sm.erasures();
+        let revocations = sm.revocations();
         let shredded = sm.shredded_index()?;
         let gallery = sm.handle();
         let endpoint = Arc::new(RpcEndpoint::bind(&bundle, config.listen)?);
@@ -122,6 +134,7 @@ impl ClusterNode {
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
+                role: bundle.role.clone(),
                 raft,
                 gallery,
                 endpoint: endpoint.clone(),
@@ -137,6 +150,7 @@ impl ClusterNode {
                 metrics,
                 started: Instant::now(),
                 lane: std::sync::RwLock::new(None),
+                person_reads: std::sync::Mutex::new(std::collections::HashMap::new()),
                 leader_contact_ms: AtomicU64::new(u64::MAX),
                 model: format!("{}@{}", config.gallery.model, config.gallery.model_version),
             }),
@@ -180,6 +194,7 @@ impl ClusterNode {
             info!(%addr, "Serving /metrics.");
         }
         tokio::spawn(node.clone().shredder(erasures));
+        tokio::spawn(node.clone().revoker(revocations));
         info!(
             node = config.node_id,
             port = %bundle.port,
@@ -205,8 +220,10 @@ impl ClusterNode {
         &self.inner.gallery
     }
 
-    /// Replicates a batch of commands: on the leader directly, otherwise forwarded to it once.
-    /// Returns the log index and one outcome per command.
+    /// Replicates a batch of commands this node itself submits (its lane's registrations): on
+    /// the leader directly, otherwise forwarded to it once, where it is authorised as this
+    /// node's certificate (a lane: its own channel's registrations only). Returns the log index
+    /// and one outcome per command.
     pub async fn write(&self, request: Request) -> Result<(u64, Vec<Outcome>)> {
         match self.inner.raft.client_write(request.clone()).await {
             Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
@@ -217,6 +234,83 @@ impl ClusterNode {
                 }
             }
             Err(e) => Err(raft_error(e)),
+        }
+    }
+
+    /// Replicates a client's batch: bound to the client's identity on the leader
+    /// ([`authz::bind_actor`]), or forwarded (a voter only, `forward`) with the client's
+    /// identity attached.
+    async fn write_for(
+        &self,
+        principal: &Principal,
+        forward: bool,
+        request: Request,
+    ) -> Result<(u64, Vec<Outcome>)> {
+        let mut bound = request.clone();
+        authz::bind_actor(principal, &mut bound).map_err(|reason| Error::Remote {
+            code: "forbidden".into(),
+            message: reason,
+            retry: false,
+        })?;
+        match self.inner.raft.client_write(bound).await {
+            Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if forward => match self
+                .forward(&f, &on_behalf(principal, Call::Write(request)))
+                .await?
+            {
+                Reply::Written { index, outcomes } => Ok((index, outcomes)),
+                other => Err(reply_error(other)),
+            },
+            Err(e) => Err(raft_error(e)),
+        }
+    }
+
+    /// Refuses `call` from `principal`: logged (no personal data: the call's name and the
+    /// reason), counted, answered `forbidden`.
+    fn refuse(&self, principal: &Principal, refusal: &Refusal) -> Reply {
+        warn!(peer = %principal, call = refusal.call, reason = %refusal.reason, "Call refused.");
+        self.inner.metrics.refused(refusal.call, refusal.role);
+        Reply::error("forbidden", refusal.to_string(), false)
+    }
+
+    /// Takes one person read from `principal`'s allowance; false when it is spent.
+    fn person_read_allowed(&self, principal: &Principal) -> bool {
+        let now = Instant::now();
+        let mut reads = self
+            .inner
+            .person_reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = reads
+            .entry(principal.identity.clone())
+            .or_insert((PERSON_READ_BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PERSON_READS_PER_SECOND)
+            .min(PERSON_READ_BURST);
+        *at = now;
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        self.inner.metrics.person_read(
+            principal.role.name(),
+            if allowed { "answered" } else { "rate_limited" },
+        );
+        allowed
+    }
+
+    /// A lane may add a face only to a person still pending their channel registration (a
+    /// minor approved at a service location: guardian's consent, no face yet).
+    fn check_completion(&self, request: &Request) -> std::result::Result<(), String> {
+        let Request::V1(commands) = request else {
+            return Ok(());
+        };
+        let Some(person) = authz::completes(commands) else {
+            return Ok(());
+        };
+        match self.inner.gallery.entry(person) {
+            Some(e) if e.templates.is_empty() && e.person.guardian_consent.is_some() => Ok(()),
+            Some(_) => Err("this person is not pending a channel registration".into()),
+            None => Err("no such person".into()),
         }
     }
 
@@ -379,6 +473,30 @@ impl ClusterNode {
         }
     }
 
+    /// Keeps the endpoint's revocation list equal to the replicated one: a revocation applied
+    /// here closes the revoked certificate's connections at once and refuses it from then on.
+    async fn revoker(self, mut revocations: watch::Receiver<Revocations>) {
+        let mut stop = self.inner.shutdown.subscribe();
+        loop {
+            let list = revocations.borrow_and_update().clone();
+            let revoked: Revoked = list
+                .iter()
+                .filter_map(|(identity, until)| {
+                    Some((identity.parse::<Identity>().ok()?, until.timestamp()))
+                })
+                .collect();
+            let closed = self.inner.endpoint.set_revoked(revoked);
+            self.inner.metrics.revoked_certificates(list.len());
+            if closed > 0 {
+                info!(closed, "Closed the connections of revoked certificates.");
+            }
+            tokio::select! {
+                r = revocations.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
     async fn shred(&self, upto: u64) -> Result<()> {
         let raft = &self.inner.raft;
         let fatal = |e: openraft::error::Fatal<NodeId>| Error::Cluster(e.to_string());
@@ -415,13 +533,47 @@ impl ClusterNode {
         Ok(())
     }
 
-    async fn dispatch(&self, peer: Identity, call: Call) -> Reply {
+    /// Authorises a call from `peer` ([`authz`]) and answers it. A voter's `OnBehalf` is
+    /// authorised as the client it names; anyone else's as the peer itself.
+    async fn serve(&self, peer: Peer, call: Call) -> Reply {
+        let from = Principal {
+            identity: peer.identity,
+            role: peer.role,
+        };
+        let (principal, call, forwarded) = match call {
+            Call::OnBehalf { client, role, call } if matches!(from.identity, Identity::Node(_)) => {
+                match authz::forwarded_principal(&from, &client, &role) {
+                    Ok(principal) => (principal, *call, true),
+                    Err(reason) => {
+                        let refusal = Refusal {
+                            call: "on_behalf",
+                            role: from.role.name(),
+                            reason,
+                        };
+                        return self.refuse(&from, &refusal);
+                    }
+                }
+            }
+            call => (from, call, false),
+        };
+        if let Err(refusal) = authz::authorize(&principal.role, &call) {
+            return self.refuse(&principal, &refusal);
+        }
+        // Only a voter forwards, and only its own clients' calls (one hop): a lane answers
+        // "not leader" and the client tries a voter.
+        let forward = !forwarded
+            && self.inner.role == Role::Voter
+            && matches!(principal.role, Role::Console | Role::Operator);
+        self.dispatch(principal, forward, call).await
+    }
+
+    async fn dispatch(&self, principal: Principal, forward: bool, call: Call) -> Reply {
         let raft = &self.inner.raft;
-        let is_client = matches!(peer, Identity::Client(_));
+        let peer = &principal.identity;
         match call {
             Call::Append(rpc) => {
-                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
-                    return impersonation(&peer, "append");
+                if *peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(peer, "append");
                 }
                 let reply = raft.append_entries(rpc).await;
                 if reply.is_ok() {
@@ -431,14 +583,14 @@ impl ClusterNode {
                 Reply::Append(reply)
             }
             Call::Vote(rpc) => {
-                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
-                    return impersonation(&peer, "vote");
+                if *peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(peer, "vote");
                 }
                 Reply::Vote(raft.vote(rpc).await)
             }
             Call::Snapshot(rpc) => {
-                if peer != Identity::Node(rpc.vote.leader_id().node_id) {
-                    return impersonation(&peer, "snapshot");
+                if *peer != Identity::Node(rpc.vote.leader_id().node_id) {
+                    return impersonation(peer, "snapshot");
                 }
                 let len = rpc.data.len() as u64;
                 let (offset, done) = (rpc.offset, rpc.done);
@@ -464,14 +616,22 @@ impl ClusterNode {
                 Reply::Snapshot(reply)
             }
             Call::Write(request) => {
-                let result = if is_client {
-                    self.write(request).await
-                } else {
-                    // A node forwarding to us: answer locally, never forward again.
-                    match raft.client_write(request).await {
-                        Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
-                        Err(e) => Err(raft_error(e)),
-                    }
+                let result = match &principal.role {
+                    Role::Lane { .. } => match self.check_completion(&request) {
+                        Ok(()) => match raft.client_write(request).await {
+                            Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
+                            Err(e) => Err(raft_error(e)),
+                        },
+                        Err(reason) => {
+                            let refusal = Refusal {
+                                call: "write",
+                                role: principal.role.name(),
+                                reason,
+                            };
+                            return self.refuse(&principal, &refusal);
+                        }
+                    },
+                    _ => self.write_for(&principal, forward, request).await,
                 };
                 match result {
                     Ok((index, outcomes)) => Reply::Written { index, outcomes },
@@ -482,18 +642,21 @@ impl ClusterNode {
                 person,
                 linearizable,
             } => {
+                if !self.person_read_allowed(&principal) {
+                    return Reply::error("rate_limited", "too many person reads; slow down", true);
+                }
                 if linearizable {
                     match raft.ensure_linearizable().await {
                         Ok(_) => {}
                         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))
-                            if is_client =>
+                            if forward =>
                         {
                             let call = Call::Person {
                                 person,
                                 linearizable,
                             };
                             return self
-                                .forward(&f, &call)
+                                .forward(&f, &on_behalf(&principal, call))
                                 .await
                                 .unwrap_or_else(|e| error_reply(&e));
                         }
@@ -521,6 +684,9 @@ impl ClusterNode {
                     .audit(from_seq, limit.min(MAX_AUDIT_RECORDS) as usize),
             ),
             Call::FindDocument { kind, number } => {
+                if !self.person_read_allowed(&principal) {
+                    return Reply::error("rate_limited", "too many person reads; slow down", true);
+                }
                 let g = self.inner.gallery.read();
                 Reply::Person(
                     g.registry
@@ -537,7 +703,7 @@ impl ClusterNode {
                     applied_index,
                 }
             }
-            Call::Initialize { voters } if is_client => {
+            Call::Initialize { voters } => {
                 let members: BTreeMap<NodeId, BasicNode> = voters
                     .into_iter()
                     .map(|(id, addr)| (id, BasicNode::new(addr)))
@@ -547,20 +713,28 @@ impl ClusterNode {
                     Err(e) => Reply::error("initialize", e.to_string(), false),
                 }
             }
-            Call::Membership(change) => match self.change_membership(change.clone()).await {
-                Ok(()) => Reply::Done,
-                // Clients are forwarded to the leader; a node forwarding to us is answered.
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if is_client => self
-                    .forward(&f, &Call::Membership(change))
-                    .await
-                    .unwrap_or_else(|e| error_reply(&e)),
-                Err(e) => error_reply(&raft_error(e)),
-            },
-            Call::Initialize { .. } => Reply::error(
-                "forbidden",
-                format!("{peer} may not initialise the cluster"),
-                false,
-            ),
+            Call::Membership(change) => {
+                // The audit record (and, for a removal, the revocation) first, on the leader.
+                let audited = raft
+                    .client_write(membership_audit(&principal, &change))
+                    .await;
+                let result = match audited {
+                    Ok(_) => self.change_membership(change.clone()).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => Reply::Done,
+                    // Clients are forwarded to the leader; a node forwarding to us is answered.
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if forward => {
+                        self.forward(&f, &on_behalf(&principal, Call::Membership(change)))
+                            .await
+                            .unwrap_or_else(|e| error_reply(&e))
+                    }
+                    Err(e) => error_reply(&raft_error(e)),
+                }
+            }
+            // Unwrapped in `serve`; authz refuses a nested one.
+            Call::OnBehalf { .. } => Reply::error("forbidden", "nested forwarding", false),
         }
     }
 
@@ -604,13 +778,21 @@ impl ClusterNode {
 }
 
 impl Handler for ClusterNode {
-    fn handle(&self, peer: Identity, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+    fn max_request(&self, peer: &Peer) -> usize {
+        authz::max_request(&peer.role)
+    }
+
+    fn refused_connection(&self, peer: &Peer, why: &'static str) {
+        self.inner.metrics.refused(why, peer.role.name());
+    }
+
+    fn handle(&self, peer: Peer, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
         let node = self.clone();
         async move {
             let reply = match decode::<Call>(&request) {
                 Ok(call) => {
                     debug!(peer = %peer, call = call.name(), "Call.");
-                    node.dispatch(peer, call).await
+                    node.serve(peer, call).await
                 }
                 Err(e) => {
                     warn!(peer = %peer, error = %e, "Malformed call refused.");
@@ -621,6 +803,68 @@ impl Handler for ClusterNode {
                 encode(&Reply::error("encode", e.to_string(), false)).unwrap_or_default()
             })
         }
+    }
+}
+
+/// Checks that the certificate's role fits what the config makes of the node: a lane runs the
+/// channel its certificate names; a voter's certificate runs no lane.
+fn check_role(bundle: &Bundle, config: &NodeConfig) -> Result<()> {
+    let channel = config.lane.as_ref().map(|l| l.procedure.channel.as_str());
+    match (&bundle.role, channel) {
+        (Role::Lane { channel: c }, Some(runs)) if c == runs => Ok(()),
+        (Role::Lane { .. }, None) | (Role::Voter, None) => Ok(()),
+        (role, runs) => Err(Error::Config(format!(
+            "{}: the certificate's role is {role}, but this node {}; issue the node a \
+             certificate for its role (`port issue --node {} --role ...` or `port csr`/`port sign`)",
+            config.tls_dir.display(),
+            match runs {
+                Some(c) => format!("runs the lane {c}"),
+                None => "runs no lane".to_owned(),
+            },
+            config.node_id
+        ))),
+    }
+}
+
+/// The audited batch that goes before a membership change: who changed what. Removing a node
+/// also revokes its certificates, so a removed appliance's stale replica cannot be used.
+fn membership_audit(principal: &Principal, change: &MembershipChange) -> Request {
+    use clearway_gallery::ops::{AuditDraft, Op};
+    let (action, id) = match change {
+        MembershipChange::AddLearner { id, .. } => ("membership.add_learner", *id),
+        MembershipChange::Promote { id } => ("membership.promote", *id),
+        MembershipChange::Demote { id } => ("membership.demote", *id),
+        MembershipChange::Remove { id } => ("membership.remove", *id),
+    };
+    let actor = match &principal.identity {
+        Identity::Client(name) => name.clone(),
+        other => other.to_string(),
+    };
+    let target = Identity::Node(id).to_string();
+    let mut ops = vec![Op::Audit(AuditDraft {
+        actor,
+        role: principal.role.name().to_owned(),
+        action: action.to_owned(),
+        target: target.clone(),
+        reason: match change {
+            MembershipChange::Remove { .. } => "removed from the cluster; its certificates revoked",
+            _ => "cluster membership change",
+        }
+        .to_owned(),
+        at: chrono::Utc::now(),
+    })];
+    if let MembershipChange::Remove { .. } = change {
+        ops.push(Op::Revoke { identity: target });
+    }
+    Request::V2(ops)
+}
+
+/// `call` wrapped for forwarding with `principal`'s identity and role.
+fn on_behalf(principal: &Principal, call: Call) -> Call {
+    Call::OnBehalf {
+        client: principal.identity.to_string(),
+        role: principal.role.to_string(),
+        call: Box::new(call),
     }
 }
 

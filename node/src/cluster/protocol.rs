@@ -3,8 +3,7 @@
 //!
 //! Raft's own messages (append, vote, snapshot chunks) are accepted only from node certificates,
 //! and only when the Raft sender named inside the message is the node the certificate names: a
-//! node cannot speak for another. Clients (operators' command line, the console) may write,
-//! read, query status and change membership.
+//! node cannot speak for another. What else each role may call is `cluster::authz`'s table.
 
 use std::collections::BTreeMap;
 
@@ -107,6 +106,17 @@ pub enum Call {
         /// Its number as printed.
         number: String,
     },
+    /// A client's call forwarded by a voter to the leader, with the client's identity and role
+    /// as its certificate named them. Honoured only from a voter's certificate; from a lane the
+    /// inner call is authorised as the lane itself (`cluster::authz`).
+    OnBehalf {
+        /// The client's identity, `client-console`.
+        client: String,
+        /// The client's role, `console` or `operator`.
+        role: String,
+        /// The call.
+        call: Box<Call>,
+    },
 }
 
 /// Most audit records one [`Call::Audit`] answers.
@@ -131,6 +141,7 @@ impl Call {
             Call::Ledger => "ledger",
             Call::Audit { .. } => "audit",
             Call::FindDocument { .. } => "find_document",
+            Call::OnBehalf { .. } => "on_behalf",
         }
     }
 }

@@ -23,7 +23,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use clearway_gallery::ops::{AuditRecord, Ledger, LedgerChanges, LedgerView, verify_chain};
+use clearway_gallery::ops::{
+    AuditRecord, Ledger, LedgerChanges, LedgerView, Revocations, verify_chain,
+};
 use clearway_gallery::{Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -45,6 +47,8 @@ use crate::store::keyring::Keyring;
 const PERSONS: &[u8] = b"sm_persons";
 const AUDIT: &[u8] = b"sm_audit";
 const LEDGER_VIEW: &[u8] = b"ledger_view";
+/// The certificate revocation list (absent: none; stores from before revocations have none).
+const REVOKED: &[u8] = b"revoked";
 const KEYS: &[u8] = b"sm_person_keys";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
@@ -54,7 +58,9 @@ const SHREDDED: &[u8] = b"shredded";
 /// Set while a received snapshot is being written; found at start-up it means the write was cut
 /// short, and the state machine starts empty (the leader sends the snapshot again).
 const INSTALLING: &[u8] = b"installing";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP2";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP3";
+/// Snapshots from before the revocation list: decoded, with an empty list.
+const SNAPSHOT_MAGIC_V2: &[u8; 8] = b"CLWSNAP2";
 
 /// What readers see: the registry with the log position it reflects.
 pub struct Applied {
@@ -140,6 +146,7 @@ pub struct StateMachineStore {
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
     fsync: bool,
     erased: watch::Sender<u64>,
+    revoked: watch::Sender<Revocations>,
 }
 
 impl StateMachineStore {
@@ -187,6 +194,7 @@ impl StateMachineStore {
             "Gallery state machine loaded."
         );
         let (erased, _) = watch::channel(meta_get::<u64>(&meta, LAST_ERASURE)?.unwrap_or(0));
+        let (revoked, _) = watch::channel(ledger.revoked().clone());
         Ok(StateMachineStore {
             db: db.clone(),
             persons,
@@ -206,6 +214,7 @@ impl StateMachineStore {
             snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
             fsync,
             erased,
+            revoked,
         })
     }
 
@@ -218,6 +227,12 @@ impl StateMachineStore {
     /// node's shredder waits on it to rotate keys.
     pub fn erasures(&self) -> watch::Receiver<u64> {
         self.erased.subscribe()
+    }
+
+    /// The certificate revocation list as applied, updated as revocations are applied or a
+    /// snapshot is installed.
+    pub fn revocations(&self) -> watch::Receiver<Revocations> {
+        self.revoked.subscribe()
     }
 
     /// Log index of the latest cancellation already shredded (persisted).
@@ -292,6 +307,15 @@ impl StateMachineStore {
             .map(|r| Ok((r.seq.to_be_bytes(), postcard::to_stdvec(r)?)))
             .collect::<std::result::Result<Vec<_>, postcard::Error>>()
             .map_err(|e| Error::Store(e.to_string()))?;
+        let revoked = if ledger.revoked {
+            let guard = self.handle.read();
+            Some(
+                postcard::to_stdvec(guard.ledger.revoked())
+                    .map_err(|e| Error::Store(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let view = if ledger.view {
             let guard = self.handle.read();
             Some(
@@ -308,6 +332,9 @@ impl StateMachineStore {
                 }
                 if let Some(view) = &view {
                     meta.insert(LEDGER_VIEW, view.as_slice())?;
+                }
+                if let Some(revoked) = &revoked {
+                    meta.insert(REVOKED, revoked.as_slice())?;
                 }
                 for (k, put) in &puts {
                     match put {
@@ -355,7 +382,9 @@ impl StateMachineStore {
         let ledger_changes = LedgerChanges {
             audit: ledger.audit().to_vec(),
             view: true,
+            revoked: true,
         };
+        let revoked = ledger.revoked().clone();
         let changes: Vec<Change> = registry
             .entries()
             .map(|e| Change::Put(e.person.id))
@@ -378,6 +407,7 @@ impl StateMachineStore {
             erased_at,
             &ledger_changes,
         )?;
+        self.revoked.send_replace(revoked);
         // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
         // empty, so each batch need not be atomic with the meta.
         for chunk in changes.chunks(4096) {
@@ -509,11 +539,27 @@ fn encode_snapshot(registry: &Registry, ledger: &Ledger) -> Result<Vec<u8>> {
 }
 
 /// Decodes snapshot bytes (from disk or from the leader): bad bytes are an error, never a panic.
+/// A snapshot from before the revocation list (`CLWSNAP2`) decodes with an empty list.
 pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
-    let body = data
-        .strip_prefix(SNAPSHOT_MAGIC)
-        .ok_or_else(|| Error::Store("not a clearway snapshot (bad magic)".into()))?;
-    postcard::from_bytes(body).map_err(|e| Error::Store(format!("malformed snapshot: {e}")))
+    let malformed = |e: postcard::Error| Error::Store(format!("malformed snapshot: {e}"));
+    if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC) {
+        return postcard::from_bytes(body).map_err(malformed);
+    }
+    if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC_V2) {
+        /// The ledger as `CLWSNAP2` carried it.
+        #[derive(serde::Deserialize)]
+        struct LedgerV2 {
+            view: LedgerView,
+            audit: Vec<AuditRecord>,
+        }
+        let (image, old): (RegistryImage, LedgerV2) =
+            postcard::from_bytes(body).map_err(malformed)?;
+        return Ok((
+            image,
+            Ledger::from_parts(old.view, old.audit, Revocations::new()),
+        ));
+    }
+    Err(Error::Store("not a clearway snapshot (bad magic)".into()))
 }
 
 /// Loads the ledger's view and audit trail. A trail that does not verify is loaded as it is (and
@@ -531,7 +577,8 @@ fn load_ledger(meta: &sled::Tree, audit: &sled::Tree) -> Result<Ledger> {
     if let Err(e) = verify_chain(&records) {
         warn!(error = %e, "The stored audit trail does not verify.");
     }
-    Ok(Ledger::from_parts(view, records))
+    let revoked: Revocations = meta_get(meta, REVOKED)?.unwrap_or_default();
+    Ok(Ledger::from_parts(view, records, revoked))
 }
 
 /// Snapshot file: `u32 BE length ‖ sealed meta ‖ sealed data`, written to a temporary name and
@@ -729,6 +776,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.flush().await.map_err(storage_err)?;
         if let Some(index) = erased_at {
             self.erased.send_replace(index);
+        }
+        if ledger_changes.revoked {
+            let list = self.handle.read().ledger.revoked().clone();
+            self.revoked.send_replace(list);
         }
         Ok(responses)
     }

@@ -12,7 +12,11 @@
 //! * the client checks that the server certificate chains to the port CA and names the node it
 //!   meant to reach (the server name is `Identity::Node(n).dns_name(port)`);
 //! * after the handshake, both sides read the peer's [`Identity`] from its certificate
-//!   ([`tls::peer_identity`]) and the caller checks it is the one it expected.
+//!   ([`tls::peer_identity`]) and the caller checks it is the one it expected;
+//! * the certificate also names the holder's [`Role`] (a URI subject alternative name,
+//!   `clearway:role/lane/hengqin/passenger/12`): what `cluster::authz` lets it do. A certificate
+//!   without a role (issued before roles existed) is refused with a message that says how to
+//!   re-issue it.
 //!
 //! A self-signed certificate, or one from another port's CA (even a port with the same name),
 //! is refused at the handshake, before any request reaches a handler.
@@ -147,6 +151,171 @@ impl FromStr for Identity {
         } else {
             Err(bad("expected node-<id> or client-<name>"))
         }
+    }
+}
+
+/// The URI scheme and path prefix under which a certificate names its [`Role`]:
+/// `clearway:role/voter`, `clearway:role/lane/hengqin/passenger/12`, `clearway:role/console`,
+/// `clearway:role/operator` (a subject alternative name of type URI, exactly one per certificate).
+pub const ROLE_URI_PREFIX: &str = "clearway:role/";
+
+/// The longest channel id, in characters.
+pub const MAX_CHANNEL_LEN: usize = 96;
+
+/// What a certificate's holder may do in the port. Read from the certificate and nowhere else;
+/// `cluster::authz` says what each role may call.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A voting rack node: Raft traffic, forwarding its clients' calls to the leader.
+    Voter,
+    /// A lane appliance in a passenger hall, bound to one channel (`hengqin/passenger/12`): a
+    /// learner that may register travellers at its own channel and nothing else that writes.
+    Lane {
+        /// The channel id.
+        channel: String,
+    },
+    /// The supervisors' console: it vouches for its signed-in users.
+    Console,
+    /// A person's or tool's client (the command line).
+    Operator,
+}
+
+impl Role {
+    /// The role's name without its channel (`voter`, `lane`, `console`, `operator`): a bounded
+    /// metric label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Voter => "voter",
+            Role::Lane { .. } => "lane",
+            Role::Console => "console",
+            Role::Operator => "operator",
+        }
+    }
+
+    /// The subject alternative name URI that carries the role.
+    pub fn uri(&self) -> String {
+        format!("{ROLE_URI_PREFIX}{self}")
+    }
+
+    /// Reads a role from its certificate URI (`clearway:role/lane/hengqin/passenger/12`).
+    pub fn from_uri(uri: &str) -> Result<Role, NetError> {
+        uri.strip_prefix(ROLE_URI_PREFIX)
+            .ok_or_else(|| NetError::BadName {
+                what: "role uri",
+                name: uri.to_owned(),
+                reason: "expected clearway:role/<role>",
+            })?
+            .parse()
+    }
+
+    /// Checks that `identity` may hold this role: nodes are voters or lanes, clients are
+    /// consoles or operators.
+    pub fn fits(&self, identity: &Identity) -> Result<(), NetError> {
+        let fits = match (identity, self) {
+            (Identity::Node(_), Role::Voter | Role::Lane { .. }) => true,
+            (Identity::Client(_), Role::Console | Role::Operator) => true,
+            _ => false,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(NetError::BadName {
+                what: "role",
+                name: format!("{identity} as {self}"),
+                reason: "nodes are voters or lanes; clients are consoles or operators",
+            })
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    /// `voter`, `lane/hengqin/passenger/12`, `console`, `operator`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Lane { channel } => write!(f, "lane/{channel}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = NetError;
+
+    /// Parses `voter`, `lane/<port>/<hall>/<number>`, `console` or `operator`.
+    fn from_str(s: &str) -> Result<Role, NetError> {
+        match s {
+            "voter" => Ok(Role::Voter),
+            "console" => Ok(Role::Console),
+            "operator" => Ok(Role::Operator),
+            _ => match s.strip_prefix("lane/") {
+                Some(channel) => {
+                    check_channel(channel)?;
+                    Ok(Role::Lane {
+                        channel: channel.to_owned(),
+                    })
+                }
+                None => Err(NetError::BadName {
+                    what: "role",
+                    name: s.to_owned(),
+                    reason: "expected voter, lane/<port>/<hall>/<number>, console or operator",
+                }),
+            },
+        }
+    }
+}
+
+/// Checks a channel id: three `/`-separated parts of `[a-z0-9-]` (port, hall, number), at most
+/// [`MAX_CHANNEL_LEN`] characters, e.g. `hengqin/passenger/12`.
+pub fn check_channel(channel: &str) -> Result<(), NetError> {
+    let parts: Vec<&str> = channel.split('/').collect();
+    let ok = channel.len() <= MAX_CHANNEL_LEN
+        && parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::BadName {
+            what: "channel",
+            name: channel.to_owned(),
+            reason: "expected <port>/<hall>/<number> of lowercase letters, digits and '-'",
+        })
+    }
+}
+
+/// Who is at the other end of a connection, as its certificate names it: the identity, its
+/// role, the certificate's serial number and when it was issued (what a revocation compares).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// `node-3`, `client-console`.
+    pub identity: Identity,
+    /// What it may do.
+    pub role: Role,
+    /// The certificate's serial number, hex.
+    pub serial: String,
+    /// When the certificate was issued, Unix seconds (its notBefore plus the backdating).
+    pub issued_at: i64,
+}
+
+/// Revoked certificates: identity → certificates of it issued at or before this time (Unix
+/// seconds) are refused. A replacement issued later for the same identity is accepted.
+pub type Revoked = std::collections::HashMap<Identity, i64>;
+
+impl Peer {
+    /// Whether `revoked` covers this peer's certificate.
+    pub fn is_revoked(&self, revoked: &Revoked) -> bool {
+        revoked
+            .get(&self.identity)
+            .is_some_and(|&until| self.issued_at <= until)
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.identity, self.role)
     }
 }
 
@@ -290,6 +459,12 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
+    /// The peer's certificate has been revoked.
+    #[error("{peer}: the certificate has been revoked")]
+    Revoked {
+        /// Who.
+        peer: String,
+    },
     /// A frame that is not well formed (truncated, trailing bytes).
     #[error("bad frame: {reason}")]
     BadFrame {
@@ -327,6 +502,7 @@ impl NetError {
             NetError::ConnectionClosed { .. } => "connection_closed",
             NetError::StreamClosed { .. } => "stream_closed",
             NetError::BadFrame { .. } => "bad_frame",
+            NetError::Revoked { .. } => "revoked",
         }
     }
 }

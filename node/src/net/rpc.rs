@@ -23,10 +23,17 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, warn};
 
 use super::tls::{self, Bundle};
-use super::{Identity, NetError};
+use super::{Identity, NetError, Peer, Revoked};
 
 /// The largest frame, request or response, in bytes.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// How many connections one identity may hold open to a node at once (a restarted peer's old
+/// connection may linger until its idle timeout, hence more than one).
+pub const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
+
+/// How long a peer may take to send a whole request frame once it opened the stream.
+pub const REQUEST_READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A frame buffer starts at most this large and grows as bytes actually arrive, so that a peer
 /// cannot make us reserve [`MAX_FRAME`] by declaring it.
@@ -38,6 +45,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Application close codes on connections.
 const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
 const CLOSE_BAD_PEER: VarInt = VarInt::from_u32(1);
+const CLOSE_REVOKED: VarInt = VarInt::from_u32(2);
+const CLOSE_TOO_MANY: VarInt = VarInt::from_u32(3);
 
 /// Application error codes on streams.
 const STREAM_BAD_REQUEST: VarInt = VarInt::from_u32(1);
@@ -50,7 +59,25 @@ pub trait Handler: Send + Sync + 'static {
     /// stream was stopped or the connection lost), so it must be cancel-safe. A call may be
     /// delivered twice if a connection dies mid-call and the caller retries, so requests that
     /// change state should be idempotent.
-    fn handle(&self, peer: Identity, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;
+    fn handle(&self, peer: Peer, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;
+
+    /// The largest request `peer` may send, in bytes (at most [`MAX_FRAME`]); a longer declared
+    /// length is refused before anything is read.
+    fn max_request(&self, _peer: &Peer) -> usize {
+        MAX_FRAME
+    }
+
+    /// Refused peers (by role) are counted here; the default does nothing.
+    fn refused_connection(&self, _peer: &Peer, _why: &'static str) {}
+}
+
+/// The certificates this endpoint refuses, shared by the accept loop, the connector and whoever
+/// updates it (the node, from its replicated revocation list).
+#[derive(Default)]
+struct Gate {
+    revoked: Revoked,
+    /// Incoming connections by stable id, with the peer their certificate names.
+    incoming: HashMap<usize, (Peer, quinn::Connection)>,
 }
 
 /// One node's (or client's) QUIC endpoint: a UDP socket that accepts the port's connections
@@ -63,6 +90,8 @@ pub struct RpcEndpoint {
     connections: Arc<Mutex<HashMap<(SocketAddr, Identity), quinn::Connection>>>,
     /// The accept loops started by [`RpcEndpoint::serve`], stopped on close.
     serving: Mutex<Vec<AbortHandle>>,
+    /// Revoked serial numbers and the incoming connections they are checked against.
+    gate: Arc<Mutex<Gate>>,
 }
 
 impl std::fmt::Debug for RpcEndpoint {
@@ -111,7 +140,36 @@ impl RpcEndpoint {
             port: bundle.port.clone(),
             connections: Arc::new(Mutex::new(HashMap::new())),
             serving: Mutex::new(Vec::new()),
+            gate: Arc::new(Mutex::new(Gate::default())),
         })
+    }
+
+    /// Replaces the revocation list: new connections presenting a revoked certificate are
+    /// refused, and open connections in either direction whose peer presents one are closed now.
+    /// Returns how many connections were closed.
+    pub fn set_revoked(&self, revoked: Revoked) -> usize {
+        let mut closed = 0;
+        let mut gate = lock(&self.gate);
+        gate.incoming.retain(|_, (peer, conn)| {
+            if peer.is_revoked(&revoked) {
+                warn!(%peer, "Closing the connection of a revoked certificate.");
+                conn.close(CLOSE_REVOKED, b"certificate revoked");
+                closed += 1;
+                false
+            } else {
+                conn.close_reason().is_none()
+            }
+        });
+        lock(&self.connections).retain(|_, conn| match tls::peer_identity(conn, &self.port) {
+            Ok(peer) if peer.is_revoked(&revoked) => {
+                conn.close(CLOSE_REVOKED, b"certificate revoked");
+                closed += 1;
+                false
+            }
+            _ => true,
+        });
+        gate.revoked = revoked;
+        closed
     }
 
     /// The address of the UDP socket.
@@ -189,6 +247,7 @@ impl RpcEndpoint {
             endpoint: self.endpoint.clone(),
             client_config: self.client_config.clone(),
             port: self.port.clone(),
+            gate: self.gate.clone(),
         };
         let connections = self.connections.clone();
         let (a, e) = (addr, expect.clone());
@@ -215,6 +274,7 @@ struct Connector {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     port: String,
+    gate: Arc<Mutex<Gate>>,
 }
 
 impl Connector {
@@ -247,11 +307,17 @@ impl Connector {
                 return Err(e);
             }
         };
-        if got != *expect {
+        if got.identity != *expect {
             conn.close(CLOSE_BAD_PEER, b"unexpected identity");
             return Err(NetError::PeerMismatch {
                 expected: expect.clone(),
-                got,
+                got: got.identity,
+            });
+        }
+        if got.is_revoked(&lock(&self.gate).revoked) {
+            conn.close(CLOSE_REVOKED, b"certificate revoked");
+            return Err(NetError::Revoked {
+                peer: got.to_string(),
             });
         }
         debug!(peer = %expect, %addr, "Connected.");
@@ -276,9 +342,15 @@ impl RpcEndpoint {
     pub fn serve<H: Handler>(&self, handler: Arc<H>) -> JoinHandle<()> {
         let endpoint = self.endpoint.clone();
         let port = self.port.clone();
+        let gate = self.gate.clone();
         let task = tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                tokio::spawn(serve_connection(incoming, port.clone(), handler.clone()));
+                tokio::spawn(serve_connection(
+                    incoming,
+                    port.clone(),
+                    handler.clone(),
+                    gate.clone(),
+                ));
             }
             debug!(port = %port, "Endpoint closed; no longer accepting connections.");
         });
@@ -297,6 +369,7 @@ impl RpcEndpoint {
             task.abort();
         }
         lock(&self.connections).clear();
+        lock(&self.gate).incoming.clear();
         self.endpoint.close(CLOSE_SHUTDOWN, b"shutdown");
     }
 }
@@ -339,7 +412,12 @@ async fn exchange(
 }
 
 /// Completes the handshake of an incoming connection and serves its streams until it closes.
-async fn serve_connection<H: Handler>(incoming: quinn::Incoming, port: String, handler: Arc<H>) {
+async fn serve_connection<H: Handler>(
+    incoming: quinn::Incoming,
+    port: String,
+    handler: Arc<H>,
+    gate: Arc<Mutex<Gate>>,
+) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -359,14 +437,47 @@ async fn serve_connection<H: Handler>(incoming: quinn::Incoming, port: String, h
             return;
         }
     };
+    {
+        let mut gate = lock(&gate);
+        if peer.is_revoked(&gate.revoked) {
+            drop(gate);
+            warn!(%peer, %remote, "Refused a connection: the certificate is revoked.");
+            handler.refused_connection(&peer, "revoked");
+            conn.close(CLOSE_REVOKED, b"certificate revoked");
+            return;
+        }
+        gate.incoming.retain(|_, (_, c)| c.close_reason().is_none());
+        let open = gate
+            .incoming
+            .values()
+            .filter(|(p, _)| p.identity == peer.identity)
+            .count();
+        if open >= MAX_CONNECTIONS_PER_IDENTITY {
+            drop(gate);
+            warn!(%peer, %remote, open, "Refused a connection: too many from this identity.");
+            handler.refused_connection(&peer, "too_many_connections");
+            conn.close(CLOSE_TOO_MANY, b"too many connections");
+            return;
+        }
+        gate.incoming
+            .insert(conn.stable_id(), (peer.clone(), conn.clone()));
+    }
     debug!(%peer, %remote, "Accepted a connection.");
+    let limit = handler.max_request(&peer).min(MAX_FRAME);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::spawn(serve_stream(send, recv, peer.clone(), handler.clone()));
+                tokio::spawn(serve_stream(
+                    send,
+                    recv,
+                    peer.clone(),
+                    limit,
+                    handler.clone(),
+                ));
             }
             Err(e) => {
                 debug!(%peer, %remote, reason = %e, "Connection closed.");
+                lock(&gate).incoming.remove(&conn.stable_id());
                 return;
             }
         }
@@ -377,10 +488,14 @@ async fn serve_connection<H: Handler>(incoming: quinn::Incoming, port: String, h
 async fn serve_stream<H: Handler>(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    peer: Identity,
+    peer: Peer,
+    limit: usize,
     handler: Arc<H>,
 ) {
-    let request = match read_frame(&mut recv, MAX_FRAME).await {
+    let read = tokio::time::timeout(REQUEST_READ_DEADLINE, read_frame(&mut recv, limit)).await;
+    let request = match read.unwrap_or(Err(NetError::Timeout {
+        after: REQUEST_READ_DEADLINE,
+    })) {
         Ok(request) => request,
         Err(e) => {
             debug!(%peer, error = %e, "Bad request frame; closing the stream.");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::rpc::{Handler, MAX_FRAME, RpcEndpoint, read_frame, write_frame};
 use super::tls::{self, Bundle, PortCa};
-use super::{Identity, NetError};
+use super::{Identity, NetError, Peer, Role};
 
 const PORT: &str = "hengqin";
 const T: Duration = Duration::from_secs(5);
@@ -26,10 +26,10 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    fn handle(&self, peer: Identity, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+    fn handle(&self, peer: Peer, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
         self.calls.fetch_add(1, Ordering::SeqCst);
         async move {
-            let mut out = peer.to_string().into_bytes();
+            let mut out = peer.identity.to_string().into_bytes();
             out.extend_from_slice(&request);
             out
         }
@@ -58,7 +58,7 @@ impl Drop for CountDrop {
 }
 
 impl Handler for Never {
-    fn handle(&self, _peer: Identity, _request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+    fn handle(&self, _peer: Peer, _request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
         self.started.fetch_add(1, Ordering::SeqCst);
         let guard = CountDrop(self.dropped.clone());
         async move {
@@ -189,7 +189,9 @@ fn ca_and_bundle_roundtrip_through_files() {
     assert_eq!(loaded.cert_pem(), ca.cert_pem());
 
     let node_dir = tmp.path().join("node-3");
-    let bundle = loaded.issue(&Identity::Node(3)).expect("issue");
+    let bundle = loaded
+        .issue(&Identity::Node(3), &Role::Voter)
+        .expect("issue");
     bundle.save(&node_dir).expect("save bundle");
     for file in ["ca.pem", "cert.pem", "key.pem"] {
         assert_eq!(mode(&node_dir.join(file)), 0o600, "{file}");
@@ -215,7 +217,9 @@ fn ca_and_bundle_roundtrip_through_files() {
     assert!(back.ca_not_after > back.not_after);
 
     // Saving again replaces the files (re-issue).
-    let reissued = loaded.issue(&Identity::Node(3)).expect("re-issue");
+    let reissued = loaded
+        .issue(&Identity::Node(3), &Role::Voter)
+        .expect("re-issue");
     reissued.save(&node_dir).expect("save again");
     assert_eq!(
         Bundle::load(&node_dir).expect("load again").cert_pem(),
@@ -224,14 +228,17 @@ fn ca_and_bundle_roundtrip_through_files() {
 
     let admin_dir = tmp.path().join("admin");
     let admin = ca
-        .issue(&Identity::Client("admin".into()))
+        .issue(&Identity::Client("admin".into()), &Role::Operator)
         .expect("issue client");
     admin.save(&admin_dir).expect("save client");
     assert_eq!(
         Bundle::load(&admin_dir).expect("load client").identity,
         Identity::Client("admin".into())
     );
-    assert!(ca.issue(&Identity::Client("Not Valid".into())).is_err());
+    assert!(
+        ca.issue(&Identity::Client("Not Valid".into()), &Role::Operator)
+            .is_err()
+    );
 }
 
 #[test]
@@ -247,7 +254,7 @@ fn bundle_load_names_the_bad_file() {
     let err = PortCa::load(&dir).expect_err("nothing there");
     assert_eq!(err.code(), "io");
 
-    let bundle = ca.issue(&Identity::Node(1)).expect("issue");
+    let bundle = ca.issue(&Identity::Node(1), &Role::Voter).expect("issue");
     bundle.save(&dir).expect("save");
 
     // Not PEM.
@@ -258,7 +265,7 @@ fn bundle_load_names_the_bad_file() {
 
     // A key that is not the certificate's.
     bundle.save(&dir).expect("save");
-    let stranger = ca.issue(&Identity::Node(2)).expect("issue");
+    let stranger = ca.issue(&Identity::Node(2), &Role::Voter).expect("issue");
     let stranger_dir = tmp.path().join("stranger");
     stranger.save(&stranger_dir).expect("save");
     std::fs::copy(stranger_dir.join("key.pem"), dir.join("key.pem")).expect("copy");
@@ -270,7 +277,7 @@ fn bundle_load_names_the_bad_file() {
     let foreign = PortCa::create(PORT).expect("foreign ca");
     let foreign_dir = tmp.path().join("foreign");
     foreign
-        .issue(&Identity::Node(1))
+        .issue(&Identity::Node(1), &Role::Voter)
         .expect("issue")
         .save(&foreign_dir)
         .expect("save");
@@ -285,7 +292,7 @@ fn bundle_load_names_the_bad_file() {
     let other_port = PortCa::create("zhuhai").expect("other port");
     let other_dir = tmp.path().join("other");
     other_port
-        .issue(&Identity::Node(1))
+        .issue(&Identity::Node(1), &Role::Voter)
         .expect("issue")
         .save(&other_dir)
         .expect("save");
@@ -309,9 +316,15 @@ fn bundle_load_names_the_bad_file() {
 async fn nodes_and_clients_call_each_other() {
     let ca = PortCa::create(PORT).expect("ca");
     let echo = Arc::new(Echo::default());
-    let (node1, addr1) = serve(&ca.issue(&Identity::Node(1)).expect("issue"), echo.clone());
-    let node2 = RpcEndpoint::bind(&ca.issue(&Identity::Node(2)).expect("issue"), loopback())
-        .expect("bind node-2");
+    let (node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        echo.clone(),
+    );
+    let node2 = RpcEndpoint::bind(
+        &ca.issue(&Identity::Node(2), &Role::Voter).expect("issue"),
+        loopback(),
+    )
+    .expect("bind node-2");
 
     let answer = node2
         .call(addr1, &Identity::Node(1), b" hello", T)
@@ -341,8 +354,11 @@ async fn nodes_and_clients_call_each_other() {
     assert_eq!(node1.open_connections(), 0);
 
     // An operator client with a call-only endpoint; an empty request is fine.
-    let admin = RpcEndpoint::client(&ca.issue(&Identity::Client("admin".into())).expect("issue"))
-        .expect("client endpoint");
+    let admin = RpcEndpoint::client(
+        &ca.issue(&Identity::Client("admin".into()), &Role::Operator)
+            .expect("issue"),
+    )
+    .expect("client endpoint");
     let answer = admin
         .call(addr1, &Identity::Node(1), b"", T)
         .await
@@ -389,17 +405,24 @@ async fn foreign_and_self_signed_certificates_are_refused() {
     // Another CA for a port with the very same name: it is the CA that matters.
     let foreign = PortCa::create(PORT).expect("foreign ca");
     let echo = Arc::new(Echo::default());
-    let (node1, addr1) = serve(&ca.issue(&Identity::Node(1)).expect("issue"), echo.clone());
+    let (node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        echo.clone(),
+    );
     let node1_id = Identity::Node(1);
 
     // (a) A whole bundle from the foreign CA: each side refuses the other.
-    let stranger = foreign.issue(&Identity::Node(2)).expect("issue");
+    let stranger = foreign
+        .issue(&Identity::Node(2), &Role::Voter)
+        .expect("issue");
     let err = assert_refused(&stranger, addr1, &node1_id, &echo).await;
     assert_eq!(err.code(), "handshake_refused", "{err}");
 
     // (a') A foreign certificate, but trusting the right CA: node-1 must refuse it.
     let (cert, key) = {
-        let b = foreign.issue(&Identity::Node(2)).expect("issue");
+        let b = foreign
+            .issue(&Identity::Node(2), &Role::Voter)
+            .expect("issue");
         let dir = tempfile::tempdir().expect("tempdir");
         b.save(dir.path()).expect("save");
         (
@@ -418,7 +441,7 @@ async fn foreign_and_self_signed_certificates_are_refused() {
     assert_eq!(err.code(), "handshake_refused", "{err}");
 
     // (c) The right CA, but node-1 is not who we expect at that address.
-    let node2 = ca.issue(&Identity::Node(2)).expect("issue");
+    let node2 = ca.issue(&Identity::Node(2), &Role::Voter).expect("issue");
     let err = assert_refused(&node2, addr1, &Identity::Node(7), &echo).await;
     assert_eq!(err.code(), "handshake_refused", "{err}");
     assert!(err.to_string().contains("not valid for name"), "{err}");
@@ -442,10 +465,12 @@ async fn a_server_with_a_foreign_certificate_is_refused() {
 
     // (d) A server presenting a node-1 certificate from the foreign CA.
     let (fake, fake_addr) = serve(
-        &foreign.issue(&Identity::Node(1)).expect("issue"),
+        &foreign
+            .issue(&Identity::Node(1), &Role::Voter)
+            .expect("issue"),
         echo.clone(),
     );
-    let node2 = ca.issue(&Identity::Node(2)).expect("issue");
+    let node2 = ca.issue(&Identity::Node(2), &Role::Voter).expect("issue");
     let err = assert_refused(&node2, fake_addr, &Identity::Node(1), &echo).await;
     assert!(
         matches!(err, NetError::HandshakeRefused { addr, .. } if addr == fake_addr),
@@ -526,8 +551,8 @@ async fn frames_are_bounded_and_checked() {
 
     // A request over the limit is refused before anything is sent.
     let ca = PortCa::create(PORT).expect("ca");
-    let client =
-        RpcEndpoint::client(&ca.issue(&Identity::Node(2)).expect("issue")).expect("client");
+    let client = RpcEndpoint::client(&ca.issue(&Identity::Node(2), &Role::Voter).expect("issue"))
+        .expect("client");
     let too_big = vec![0u8; MAX_FRAME + 1];
     let err = client
         .call(loopback(), &Identity::Node(1), &too_big, T)
@@ -541,10 +566,13 @@ async fn frames_are_bounded_and_checked() {
 async fn a_bad_frame_closes_only_its_stream() {
     let ca = PortCa::create(PORT).expect("ca");
     let echo = Arc::new(Echo::default());
-    let (node1, addr1) = serve(&ca.issue(&Identity::Node(1)).expect("issue"), echo.clone());
+    let (node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        echo.clone(),
+    );
 
     // Speak raw QUIC with a legitimate certificate.
-    let node2 = ca.issue(&Identity::Node(2)).expect("issue");
+    let node2 = ca.issue(&Identity::Node(2), &Role::Voter).expect("issue");
     let raw = quinn::Endpoint::client(loopback()).expect("raw endpoint");
     let conn = raw
         .connect_with(
@@ -556,7 +584,7 @@ async fn a_bad_frame_closes_only_its_stream() {
         .await
         .expect("handshake");
     assert_eq!(
-        tls::peer_identity(&conn, PORT).expect("identity"),
+        tls::peer_identity(&conn, PORT).expect("identity").identity,
         Identity::Node(1)
     );
 
@@ -597,8 +625,12 @@ async fn a_bad_frame_closes_only_its_stream() {
 async fn a_handler_that_never_answers_times_out_and_is_dropped() {
     let ca = PortCa::create(PORT).expect("ca");
     let never = Arc::new(Never::default());
-    let (node1, addr1) = serve(&ca.issue(&Identity::Node(1)).expect("issue"), never.clone());
-    let node2 = RpcEndpoint::client(&ca.issue(&Identity::Node(2)).expect("issue")).expect("client");
+    let (node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        never.clone(),
+    );
+    let node2 = RpcEndpoint::client(&ca.issue(&Identity::Node(2), &Role::Voter).expect("issue"))
+        .expect("client");
 
     let timeout = Duration::from_millis(500);
     let started = Instant::now();
@@ -633,11 +665,14 @@ async fn a_handler_that_never_answers_times_out_and_is_dropped() {
 #[tokio::test]
 async fn a_restarted_node_is_reached_on_a_fresh_connection() {
     let ca = PortCa::create(PORT).expect("ca");
-    let node1_bundle = ca.issue(&Identity::Node(1)).expect("issue");
+    let node1_bundle = ca.issue(&Identity::Node(1), &Role::Voter).expect("issue");
     let first = Arc::new(Echo::default());
     let (node1, addr1) = serve(&node1_bundle, first.clone());
-    let node2 = RpcEndpoint::bind(&ca.issue(&Identity::Node(2)).expect("issue"), loopback())
-        .expect("bind node-2");
+    let node2 = RpcEndpoint::bind(
+        &ca.issue(&Identity::Node(2), &Role::Voter).expect("issue"),
+        loopback(),
+    )
+    .expect("bind node-2");
 
     assert_eq!(
         node2
@@ -732,13 +767,16 @@ impl Drop for Relay {
 #[tokio::test]
 async fn a_crashed_node_resets_its_old_connections_after_restart() {
     let ca = PortCa::create(PORT).expect("ca");
-    let node1_bundle = ca.issue(&Identity::Node(1)).expect("issue");
+    let node1_bundle = ca.issue(&Identity::Node(1), &Role::Voter).expect("issue");
     let first = Arc::new(Echo::default());
     let (node1, real1) = serve(&node1_bundle, first.clone());
     let relay = Relay::start(real1).await;
     let addr1 = relay.addr;
-    let node2 = RpcEndpoint::bind(&ca.issue(&Identity::Node(2)).expect("issue"), loopback())
-        .expect("bind node-2");
+    let node2 = RpcEndpoint::bind(
+        &ca.issue(&Identity::Node(2), &Role::Voter).expect("issue"),
+        loopback(),
+    )
+    .expect("bind node-2");
     assert_eq!(
         node2
             .call(addr1, &Identity::Node(1), b" a", T)
@@ -771,4 +809,209 @@ async fn a_crashed_node_resets_its_old_connections_after_restart() {
     node2.close().await;
     restarted.close().await;
     node1.close().await;
+}
+
+#[test]
+fn roles_are_named_by_the_certificate() {
+    let ca = PortCa::create(PORT).expect("ca");
+    let lane = Role::Lane {
+        channel: "hengqin/passenger/12".into(),
+    };
+    let bundle = ca.issue(&Identity::Node(12), &lane).expect("issue");
+    assert_eq!(bundle.role, lane);
+    assert!(!bundle.serial.is_empty());
+    assert!(
+        bundle.serial.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        bundle.serial
+    );
+    // A lane's certificate lives 90 days, a voter's about two years.
+    let days = |b: &Bundle| (b.not_after - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((89..=90).contains(&days(&bundle)), "{}", days(&bundle));
+    let voter = ca.issue(&Identity::Node(1), &Role::Voter).expect("issue");
+    assert!(days(&voter) > 700);
+    // Read back from files, the role is still the certificate's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    bundle.save(dir.path()).expect("save");
+    assert_eq!(Bundle::load(dir.path()).expect("load").role, lane);
+
+    for (text, role) in [
+        ("voter", Role::Voter),
+        ("console", Role::Console),
+        ("operator", Role::Operator),
+        ("lane/hengqin/passenger/12", lane.clone()),
+    ] {
+        assert_eq!(text.parse::<Role>().expect(text), role);
+        assert_eq!(role.to_string(), text);
+        assert_eq!(Role::from_uri(&role.uri()).expect("uri"), role);
+    }
+    for bad in [
+        "",
+        "root",
+        "lane",
+        "lane/",
+        "lane/a/b",
+        "lane/A/b/c",
+        "lane/a/b/c/d",
+        "lane/a//c",
+    ] {
+        assert!(bad.parse::<Role>().is_err(), "{bad:?}");
+    }
+    assert!(Role::from_uri("https://clearway/role/voter").is_err());
+    // Nodes are voters or lanes, clients consoles or operators.
+    assert!(ca.issue(&Identity::Node(1), &Role::Console).is_err());
+    assert!(
+        ca.issue(&Identity::Client("ops".into()), &Role::Voter)
+            .is_err()
+    );
+    assert!(ca.issue(&Identity::Client("ops".into()), &lane).is_err());
+
+    // A certificate made before roles is refused, and the message says how to re-issue.
+    let reason = ca.issue_without_role(&Identity::Node(3)).expect("signed");
+    assert!(reason.contains("names no role"), "{reason}");
+    assert!(reason.contains("port issue --ca"), "{reason}");
+    assert!(reason.contains("--node 3 --role"), "{reason}");
+}
+
+/// Answers with the caller's identity, role and serial.
+struct WhoAmI;
+
+impl Handler for WhoAmI {
+    fn handle(&self, peer: Peer, _request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+        async move { format!("{peer} {}", peer.serial).into_bytes() }
+    }
+}
+
+#[tokio::test]
+async fn revoked_certificates_are_refused_and_their_connections_closed() {
+    let ca = PortCa::create(PORT).expect("ca");
+    let node1_bundle = ca.issue(&Identity::Node(1), &Role::Voter).expect("issue");
+    let (node1, addr1) = serve(&node1_bundle, Arc::new(WhoAmI));
+    let lane = ca
+        .issue(
+            &Identity::Node(11),
+            &Role::Lane {
+                channel: "testport/passenger/1".into(),
+            },
+        )
+        .expect("issue");
+    let stolen = RpcEndpoint::client(&lane).expect("client");
+    let answer = stolen
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect("call");
+    assert_eq!(
+        String::from_utf8(answer).expect("utf-8"),
+        format!("node-11 (lane/testport/passenger/1) {}", lane.serial)
+    );
+
+    // Revoked: its open connection is closed now, and it cannot connect again.
+    let now = chrono::Utc::now().timestamp();
+    let closed = node1.set_revoked([(Identity::Node(11), now)].into());
+    assert_eq!(closed, 1);
+    let err = stolen
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect_err("revoked");
+    assert!(
+        matches!(
+            err,
+            NetError::ConnectionClosed { .. } | NetError::StreamClosed { .. }
+        ),
+        "{err:?}"
+    );
+    // A fresh endpoint with the same certificate fares no better.
+    let again = RpcEndpoint::client(&lane).expect("client");
+    again
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect_err("revoked at the handshake");
+
+    // Others are untouched.
+    let ops = ca
+        .issue(&Identity::Client("ops".into()), &Role::Operator)
+        .expect("issue");
+    let client = RpcEndpoint::client(&ops).expect("client");
+    client
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect("ops still served");
+
+    // Its replacement, issued after the revocation, is accepted.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let replacement = ca
+        .issue(
+            &Identity::Node(11),
+            &Role::Lane {
+                channel: "testport/passenger/1".into(),
+            },
+        )
+        .expect("issue");
+    RpcEndpoint::client(&replacement)
+        .expect("client")
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect("the replacement appliance is served");
+
+    // A caller refuses a server whose certificate it knows to be revoked.
+    let wary = RpcEndpoint::client(&ops).expect("client");
+    wary.set_revoked([(Identity::Node(1), chrono::Utc::now().timestamp())].into());
+    let err = wary
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect_err("server revoked");
+    assert_eq!(err.code(), "revoked", "{err}");
+}
+
+#[tokio::test]
+async fn one_identity_holds_a_bounded_number_of_connections() {
+    use super::rpc::MAX_CONNECTIONS_PER_IDENTITY;
+    let ca = PortCa::create(PORT).expect("ca");
+    let echo = Arc::new(Echo::default());
+    let (_node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        echo.clone(),
+    );
+    let ops = ca
+        .issue(&Identity::Client("ops".into()), &Role::Operator)
+        .expect("issue");
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS_PER_IDENTITY {
+        let e = RpcEndpoint::client(&ops).expect("client");
+        e.call(addr1, &Identity::Node(1), b"", T)
+            .await
+            .expect("call");
+        held.push(e);
+    }
+    let before = echo.calls();
+    let one_more = RpcEndpoint::client(&ops).expect("client");
+    one_more
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect_err("over the cap");
+    assert_eq!(echo.calls(), before);
+    // Another identity is not affected.
+    let console = ca
+        .issue(&Identity::Client("console".into()), &Role::Console)
+        .expect("issue");
+    RpcEndpoint::client(&console)
+        .expect("client")
+        .call(addr1, &Identity::Node(1), b"", T)
+        .await
+        .expect("another identity");
+    // One closed, one more allowed.
+    held.pop().expect("one").close().await;
+    let mut ok = false;
+    for _ in 0..50 {
+        if one_more
+            .call(addr1, &Identity::Node(1), b"", T)
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a slot freed by a closed connection is reused");
 }

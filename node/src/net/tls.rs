@@ -26,7 +26,7 @@ use rustls::server::WebPkiClientVerifier;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use zeroize::Zeroizing;
 
-use super::{Identity, NetError, check_name};
+use super::{Identity, NetError, Peer, Role, check_name};
 
 /// The ALPN protocol every Clearway connection negotiates.
 pub const ALPN: &[u8] = b"clearway/1";
@@ -34,8 +34,23 @@ pub const ALPN: &[u8] = b"clearway/1";
 /// How long a port CA is valid: ten years.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// How long a node or client certificate is valid: about two years.
+/// How long a voter, console or operator certificate is valid: about two years.
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+
+/// How long a lane appliance's certificate is valid: 90 days. Lanes stand in passenger halls;
+/// a stolen one's certificate dies on its own even if nobody revokes it. Renewal: `port csr`
+/// on the appliance, `port sign` by the CA holder (deploy/README.md).
+pub const LANE_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+impl Role {
+    /// How long a certificate for this role is valid.
+    pub fn validity(&self) -> Duration {
+        match self {
+            Role::Lane { .. } => LANE_VALIDITY,
+            _ => LEAF_VALIDITY,
+        }
+    }
+}
 
 /// Certificates start being valid this long before they are made, to tolerate clock skew
 /// between the machine that issues them and the nodes that check them.
@@ -48,7 +63,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many request streams a peer may have open at once on one connection.
-pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Tens, not thousands: Raft sends a handful at a time, clients one or two, and each stream
+/// holds a handler (and up to a frame of memory) on the serving node.
+pub const MAX_CONCURRENT_STREAMS: u32 = 32;
 
 /// The prefix of the port CA's common name; the port name follows it.
 const CA_CN_PREFIX: &str = "Clearway port CA ";
@@ -153,9 +170,30 @@ impl PortCa {
         })
     }
 
-    /// Issues a certificate for `identity` on this port: DNS name `identity.dns_name(port)`, not
-    /// a CA, usable for both TLS server and client authentication, valid about two years.
-    pub fn issue(&self, identity: &Identity) -> Result<Bundle, NetError> {
+    /// Issues a certificate for `identity` holding `role` on this port: DNS name
+    /// `identity.dns_name(port)`, the role as a URI name ([`Role::uri`]), not a CA, usable for
+    /// both TLS server and client authentication, valid [`Role::validity`].
+    pub fn issue(&self, identity: &Identity, role: &Role) -> Result<Bundle, NetError> {
+        role.fits(identity)?;
+        self.sign_leaf(identity, Some(role), role.validity())
+    }
+
+    /// A certificate as issued before certificates carried roles, to show it is refused.
+    #[cfg(test)]
+    pub(crate) fn issue_without_role(&self, identity: &Identity) -> Result<String, NetError> {
+        match self.sign_leaf(identity, None, LEAF_VALIDITY) {
+            Err(NetError::BadCert { reason, .. }) => Ok(reason),
+            Err(e) => Err(e),
+            Ok(_) => Ok("accepted".into()),
+        }
+    }
+
+    fn sign_leaf(
+        &self,
+        identity: &Identity,
+        role: Option<&Role>,
+        validity: Duration,
+    ) -> Result<Bundle, NetError> {
         identity.validate()?;
         let what = format!("port ca {}", self.port);
         let ca_der = pem_cert(Path::new(&what), &self.cert_pem)?;
@@ -178,6 +216,11 @@ impl PortCa {
             .distinguished_name
             .push(DnType::CommonName, dns_name.clone());
         params.subject_alt_names = vec![SanType::DnsName(dns_name.try_into()?)];
+        if let Some(role) = role {
+            params
+                .subject_alt_names
+                .push(SanType::URI(role.uri().try_into()?));
+        }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
@@ -186,7 +229,7 @@ impl PortCa {
         ];
         params.use_authority_key_identifier_extension = true;
         params.not_before = (now - BACKDATE).into();
-        params.not_after = (now + LEAF_VALIDITY).into();
+        params.not_after = (now + validity).into();
         params.serial_number = Some(random_serial());
         let cert = params.signed_by(&key, &issuer)?;
         // Read back with the checks every loaded bundle gets (and its expiry dates).
@@ -207,6 +250,12 @@ pub struct Bundle {
     pub port: String,
     /// Who this bundle's certificate says we are.
     pub identity: Identity,
+    /// What the certificate lets us do.
+    pub role: Role,
+    /// The certificate's serial number, hex.
+    pub serial: String,
+    /// When the certificate was issued, Unix seconds.
+    pub issued_at: i64,
     /// When this bundle's certificate expires (notAfter), Unix seconds.
     pub not_after: i64,
     /// When the port CA certificate expires (notAfter), Unix seconds.
@@ -221,6 +270,7 @@ impl std::fmt::Debug for Bundle {
         f.debug_struct("Bundle")
             .field("port", &self.port)
             .field("identity", &self.identity)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +326,9 @@ impl Bundle {
         Ok(Bundle {
             port: leaf.port,
             identity: leaf.identity,
+            role: leaf.role,
+            serial: leaf.serial,
+            issued_at: leaf.not_before + BACKDATE.as_secs() as i64,
             not_after: leaf.not_after,
             ca_not_after: ca.not_after,
             ca_pem,
@@ -326,6 +379,9 @@ impl Bundle {
         Bundle {
             port: port.to_owned(),
             identity,
+            role: Role::Voter,
+            serial: String::new(),
+            issued_at: 0,
             not_after: 0,
             ca_not_after: 0,
             ca_pem,
@@ -394,9 +450,9 @@ pub fn client_config(b: &Bundle) -> Result<quinn::ClientConfig, NetError> {
     Ok(config)
 }
 
-/// The identity named by the peer's certificate on an established connection, checked to
-/// belong to `port`. The certificate chain itself was verified at the handshake.
-pub fn peer_identity(conn: &quinn::Connection, port: &str) -> Result<Identity, NetError> {
+/// The identity and role named by the peer's certificate on an established connection, checked
+/// to belong to `port`. The certificate chain itself was verified at the handshake.
+pub fn peer_identity(conn: &quinn::Connection, port: &str) -> Result<Peer, NetError> {
     let what = format!("peer certificate from {}", conn.remote_address());
     let bad = |reason: &str| NetError::BadCert {
         what: what.clone(),
@@ -418,7 +474,12 @@ pub fn peer_identity(conn: &quinn::Connection, port: &str) -> Result<Identity, N
             found: leaf.port,
         });
     }
-    Ok(leaf.identity)
+    Ok(Peer {
+        identity: leaf.identity,
+        role: leaf.role,
+        serial: leaf.serial,
+        issued_at: leaf.not_before + BACKDATE.as_secs() as i64,
+    })
 }
 
 /// The QUIC endpoint configuration of a node. Its stateless-reset key is derived from the
@@ -625,13 +686,19 @@ impl CaInfo {
 struct LeafInfo {
     port: String,
     identity: Identity,
+    role: Role,
+    /// The serial number, hex.
+    serial: String,
     spki: Vec<u8>,
     /// The certificate's notAfter, Unix seconds.
     not_after: i64,
+    /// The certificate's notBefore, Unix seconds.
+    not_before: i64,
 }
 
 impl LeafInfo {
-    /// Reads the identity from the certificate's single DNS subject alternative name.
+    /// Reads the identity from the certificate's single DNS subject alternative name and the
+    /// role from its single `clearway:role/` URI name.
     fn parse(what: &str, der: &[u8]) -> Result<LeafInfo, NetError> {
         let bad = |reason: String| NetError::BadCert {
             what: what.to_owned(),
@@ -651,9 +718,33 @@ impl LeafInfo {
             return Err(bad("expected exactly one dns name".to_owned()));
         };
         let (identity, port) = Identity::from_dns_name(name)?;
+        let mut roles = san.value.general_names.iter().filter_map(|n| match n {
+            GeneralName::URI(uri) if uri.starts_with(super::ROLE_URI_PREFIX) => Some(*uri),
+            _ => None,
+        });
+        let role = match (roles.next(), roles.next()) {
+            (Some(uri), None) => Role::from_uri(uri)?,
+            (None, _) => {
+                return Err(bad(format!(
+                    "{identity} names no role (issued before certificates carried roles); \
+                     re-issue it with `clearway-node port issue --ca <port-ca> {} --out <dir>` \
+                     or `port sign`, and install the new bundle",
+                    match &identity {
+                        Identity::Node(id) => format!("--node {id} --role voter|lane/<channel>"),
+                        Identity::Client(name) =>
+                            format!("--client {name} --role console|operator"),
+                    }
+                )));
+            }
+            (Some(_), Some(_)) => return Err(bad("names more than one role".to_owned())),
+        };
+        role.fits(&identity)?;
         Ok(LeafInfo {
             port,
             identity,
+            role,
+            serial: cert.raw_serial_as_string().replace(':', ""),
+            not_before: cert.validity().not_before.timestamp(),
             spki: cert.public_key().raw.to_vec(),
             not_after: cert.validity().not_after.timestamp(),
         })

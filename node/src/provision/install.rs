@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use super::PortDefinition;
 use crate::cluster::typ::NodeId;
 use crate::error::{Error, Result};
-use crate::net::Identity;
 use crate::net::tls::{Bundle, PortCa, write_file};
+use crate::net::{Identity, Role};
 
 /// Where the node's certificate comes from.
 pub enum Credentials {
@@ -109,13 +109,20 @@ pub fn provision(
                     def.id
                 )));
             }
-            ca.issue(&Identity::Node(id))?
+            ca.issue(&Identity::Node(id), &node_role(&config))?
         }
         Credentials::Bundle(b) => {
             if b.port != def.id || b.identity != Identity::Node(id) {
                 return Err(Error::Config(format!(
                     "the bundle is for {} of port {}, not node {id} of port {}",
                     b.identity, b.port, def.id
+                )));
+            }
+            let role = node_role(&config);
+            if b.role != role {
+                return Err(Error::Config(format!(
+                    "the bundle's certificate is for the role {}, but node {id} is {role} in the definition",
+                    b.role
                 )));
             }
             b.clone()
@@ -191,4 +198,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
     std::os::unix::fs::chown(path, uid, gid).map_err(|e| Error::io(path, e))
+}
+
+/// The role a node's certificate names: the lane of its channel, or a voter.
+pub fn node_role(config: &crate::cluster::NodeConfig) -> Role {
+    match &config.lane {
+        Some(lane) => Role::Lane {
+            channel: lane.procedure.channel.clone(),
+        },
+        None => Role::Voter,
+    }
 }

@@ -292,7 +292,9 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
 
     // A voter from a bundle issued elsewhere; it needs nothing more.
     let voter_root = tmp.path().join("voter");
-    let issued = ca.issue(&Identity::Node(2)).expect("issue");
+    let issued = ca
+        .issue(&Identity::Node(2), &crate::net::Role::Voter)
+        .expect("issue");
     let voter = provision(
         &def,
         2,

@@ -405,6 +405,7 @@ impl Demo {
             let ch = channel(n);
             port.set_lane(
                 lane_node(n),
+                &ch,
                 &lane_config(&ch, api, &devices, &authorities, ""),
             )?;
             say!(
@@ -587,9 +588,13 @@ impl Demo {
         std::fs::create_dir_all(&cdir)
             .with_context(|| format!("cannot create {}", cdir.display()))?;
         let port = self.port.as_ref().context("port")?;
-        if !cdir.join("bundle").join("cert.pem").is_file() {
+        // Issued once; again if it was made before certificates carried roles.
+        if clearway_node::net::tls::Bundle::load(&cdir.join("bundle")).is_err() {
             port.ca
-                .issue(&clearway_node::net::Identity::client("console")?)?
+                .issue(
+                    &clearway_node::net::Identity::client("console")?,
+                    &clearway_node::net::Role::Console,
+                )?
                 .save(&cdir.join("bundle"))
                 .with_context(|| {
                     format!("cannot save the console's bundle in {}", cdir.display())

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clearway_gallery::{
     Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
-    EndorsementKind, GuardianConsent, NewPerson, Outcome, Registration, Registrations, Request,
-    Template, TravelDocument,
+    EndorsementKind, GuardianConsent, NewPerson, Outcome, Registration, Registrations, Template,
+    TravelDocument,
 };
 use clearway_node::cluster::ClusterClient;
 use clearway_node::face::{FaceConfig, FacePipeline};
@@ -260,7 +260,13 @@ pub async fn seed(
         });
     }
     let (_, outcomes) = client
-        .write(Request::V1(commands), Duration::from_secs(30))
+        .write_audited(
+            commands,
+            "enrol",
+            "gallery",
+            "seeding the demo registry",
+            Duration::from_secs(30),
+        )
         .await
         .context("enrolment through the cluster")?;
     for (t, outcome) in enrolled.iter().zip(&outcomes) {
@@ -280,8 +286,11 @@ pub async fn seed(
         );
         if t.standing == Standing::Cancelled {
             let (_, o) = client
-                .write(
-                    Request::V1(vec![Command::Cancel { person: id }]),
+                .write_audited(
+                    vec![Command::Cancel { person: id }],
+                    "cancel",
+                    &id.to_string(),
+                    "the demo's cancelled traveller",
                     Duration::from_secs(30),
                 )
                 .await

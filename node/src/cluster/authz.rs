@@ -1,0 +1,302 @@
+//! Who may make which call: the port's one authorisation table, pure and unit-tested as a table.
+//!
+//! Every certificate names a [`Role`] (`net::Role`, read from the certificate at the handshake and
+//! nowhere else). [`authorize`] decides from the role and the call alone, before the node does
+//! anything with the call (before it is forwarded, decoded further or proposed); the node adds
+//! the few checks that need its state (a lane may add a face only to a person still pending
+//! their channel registration) and binds the audit actor ([`bind_actor`]) on the leader.
+//!
+//! | call                         | voter            | lane (channel c)                     | console | operator |
+//! |------------------------------|------------------|--------------------------------------|---------|----------|
+//! | `Append`, `Vote`, `Snapshot` | as itself only   | no                                   | no      | no       |
+//! | `Write(V1)`                  | no               | its traveller's registration at `c`  | no      | no       |
+//! | `Write(V2)` (audited ops)    | no               | no                                   | yes     | yes      |
+//! | `Membership` (audited; `Remove` also revokes) | no | no                         | yes     | yes      |
+//! | `Initialize`                 | no               | no                                   | yes     | yes      |
+//! | `Person`, `FindDocument`     | no               | no                                   | yes (rate-limited) | yes (rate-limited) |
+//! | `Search`, `Audit`            | no               | no                                   | yes     | yes      |
+//! | `Status`, `Digest`, `Metrics`, `Lane`, `Ledger` | yes | yes                         | yes     | yes      |
+//! | `OnBehalf` (forwarding)      | the client's call, authorised as the client | authorised as the lane itself | no | no |
+//!
+//! Raft messages additionally name their sender, which must be the certificate's node
+//! (checked in the node's dispatch). A voter forwards a client's call to the leader inside
+//! `Call::OnBehalf` with the client's identity and role; the leader authorises that identity,
+//! trusting the forwarding only because the forwarder's certificate says `voter`. A lane that
+//! wraps a call in `OnBehalf` gains nothing: the call is authorised as the lane.
+
+use clearway_gallery::ops::{AuditDraft, Op};
+use clearway_gallery::{Command, ConsentKind, Request};
+
+use super::protocol::Call;
+use crate::net::{Identity, Role};
+
+/// Longest audit actor (a console user name) a console may vouch for.
+pub const MAX_ACTOR_LEN: usize = 64;
+
+/// The largest request frame each role may send. Voters carry log entries and snapshot chunks;
+/// clients write batches (an import chunk of a thousand enrolments is well under a megabyte);
+/// a lane sends one registration at a time.
+pub fn max_request(role: &Role) -> usize {
+    match role {
+        Role::Voter => crate::net::rpc::MAX_FRAME,
+        Role::Console | Role::Operator => 16 << 20,
+        Role::Lane { .. } => 1 << 20,
+    }
+}
+
+/// An authenticated caller: the certificate's identity and role (for a forwarded call, the
+/// original client's, as vouched for by a voter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// `client-console`, `node-11`.
+    pub identity: Identity,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.identity, self.role)
+    }
+}
+
+/// Why a call was refused: shown to the caller, logged and counted (`call`, `role` are bounded
+/// metric labels; `reason` never carries personal data).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{role} may not {call}: {reason}")]
+pub struct Refusal {
+    /// The call's name.
+    pub call: &'static str,
+    /// The caller's role name.
+    pub role: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+fn refuse(call: &Call, role: &Role, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        call: call.name(),
+        role: role.name(),
+        reason: reason.into(),
+    }
+}
+
+/// Decides whether `role` may make `call`. Pure: the table in the module doc, one arm per row.
+/// `OnBehalf` is unwrapped by the caller ([`forwarded_principal`]) before the inner call comes
+/// here, so it is refused here.
+pub fn authorize(role: &Role, call: &Call) -> Result<(), Refusal> {
+    let client = matches!(role, Role::Console | Role::Operator);
+    match call {
+        Call::Append(_) | Call::Vote(_) | Call::Snapshot(_) => match role {
+            Role::Voter => Ok(()),
+            _ => Err(refuse(call, role, "only voters send raft messages")),
+        },
+        Call::Write(Request::V1(commands)) => match role {
+            Role::Lane { channel } => {
+                lane_registration(channel, commands).map_err(|reason| refuse(call, role, reason))
+            }
+            _ => Err(refuse(
+                call,
+                role,
+                "unaudited gallery writes are only a lane's channel registration; \
+                 send the commands as an audited V2 batch",
+            )),
+        },
+        Call::Write(Request::V2(ops)) => {
+            if !client {
+                return Err(refuse(
+                    call,
+                    role,
+                    "only a console or an operator writes ops",
+                ));
+            }
+            if !ops.iter().any(|op| matches!(op, Op::Audit(_))) {
+                return Err(refuse(call, role, "a V2 batch needs its audit record"));
+            }
+            Ok(())
+        }
+        Call::Membership(_) | Call::Search { .. } | Call::Audit { .. } => {
+            if client {
+                Ok(())
+            } else {
+                Err(refuse(call, role, "only a console or an operator"))
+            }
+        }
+        Call::Person { .. } | Call::FindDocument { .. } => {
+            if client {
+                Ok(())
+            } else {
+                Err(refuse(
+                    call,
+                    role,
+                    "person records are read only by a console or an operator",
+                ))
+            }
+        }
+        Call::Initialize { .. } => {
+            if client {
+                Ok(())
+            } else {
+                Err(refuse(
+                    call,
+                    role,
+                    "only a console or an operator initialises a cluster",
+                ))
+            }
+        }
+        Call::Status | Call::Digest | Call::Metrics | Call::Lane | Call::Ledger => Ok(()),
+        Call::OnBehalf { .. } => Err(refuse(call, role, "a forwarded call cannot be forwarded")),
+    }
+}
+
+/// Whom a call that `forwarder` wrapped in `OnBehalf` for `client` (identity and role as the
+/// forwarder wrote them) is authorised as: the client if the forwarder is a voter, otherwise the
+/// forwarder itself — a lane cannot speak for anyone else.
+pub fn forwarded_principal(
+    forwarder: &Principal,
+    client: &str,
+    role: &str,
+) -> Result<Principal, String> {
+    if forwarder.role != Role::Voter {
+        return Ok(forwarder.clone());
+    }
+    let identity: Identity = client
+        .parse()
+        .map_err(|e| format!("forwarded identity: {e}"))?;
+    let role: Role = role.parse().map_err(|e| format!("forwarded role: {e}"))?;
+    role.fits(&identity).map_err(|e| e.to_string())?;
+    if !matches!(role, Role::Console | Role::Operator) {
+        return Err(format!(
+            "{identity} ({role}) is not a client; nodes are not forwarded for"
+        ));
+    }
+    Ok(Principal { identity, role })
+}
+
+/// Checks that a lane's V1 batch is what a lane writes: the registration of one traveller at its
+/// own channel — either a new person enrolled with their face, both registrations and the
+/// consents, or (a minor approved at a service location) one face added to a pending person with
+/// both registrations and consents. Every registration location and channel consent names
+/// `channel`. Nothing else: no cancellation, no replaced templates, no guardian consent.
+pub fn lane_registration(channel: &str, commands: &[Command]) -> Result<(), String> {
+    let at_channel = |location: &str, what: &str| {
+        if location == channel {
+            Ok(())
+        } else {
+            Err(format!("{what} names another channel than the lane's own"))
+        }
+    };
+    let consent = |c: &clearway_gallery::ConsentRecord| match c.kind {
+        ConsentKind::AutomatedClearanceRegistration => at_channel(&c.channel, "a consent"),
+        // Given when the document was applied for and read from its chip, not at a channel.
+        ConsentKind::FingerprintReadAuthorisation => Ok(()),
+    };
+    match commands {
+        [Command::Enrol { person, templates }] => {
+            if templates.is_empty() {
+                return Err("a lane registration enrols the traveller's face".into());
+            }
+            if person.guardian_consent.is_some() {
+                return Err("a guardian's consent is recorded at a service location".into());
+            }
+            let regs = &person.registrations;
+            let (Some(macao), Some(mainland)) = (&regs.macao, &regs.mainland) else {
+                return Err("a lane registration registers with both authorities".into());
+            };
+            at_channel(&macao.location, "a registration")?;
+            at_channel(&mainland.location, "a registration")?;
+            person.consents.iter().try_for_each(consent)
+        }
+        [Command::AddTemplate { person, .. }, rest @ ..] if !rest.is_empty() => {
+            let mut registrations = 0;
+            for c in rest {
+                match c {
+                    Command::Register {
+                        person: p,
+                        registration,
+                        ..
+                    } if p == person => {
+                        at_channel(&registration.location, "a registration")?;
+                        registrations += 1;
+                    }
+                    Command::RecordConsent {
+                        person: p,
+                        consent: c,
+                    } if p == person => consent(c)?,
+                    other => {
+                        return Err(format!(
+                            "{} is not part of a lane registration of this person",
+                            other.name()
+                        ));
+                    }
+                }
+            }
+            if registrations == 0 {
+                return Err("a lane registration registers the traveller".into());
+            }
+            Ok(())
+        }
+        _ => Err("a lane writes only the registration of one traveller at its channel".into()),
+    }
+}
+
+/// The person a lane's registration adds a face to, if it completes a pending person (the node
+/// checks that person has no face yet).
+pub fn completes(commands: &[Command]) -> Option<clearway_gallery::PersonId> {
+    match commands.first() {
+        Some(Command::AddTemplate { person, .. }) => Some(*person),
+        _ => None,
+    }
+}
+
+/// Binds a V2 batch's audit record to the authenticated client, on the leader just before it is
+/// proposed: an operator's record names the operator's certificate (`actor` = its name, `role` =
+/// `operator`); a console's names the signed-in user the console vouches for and the console
+/// (`ana@console`), with the console-side role it asserted. A payload actor that already claims
+/// a console (`@`) or is empty or long is refused.
+pub fn bind_actor(principal: &Principal, request: &mut Request) -> Result<(), String> {
+    let Request::V2(ops) = request else {
+        return Ok(());
+    };
+    let Identity::Client(name) = &principal.identity else {
+        return Err("only clients write audited batches".into());
+    };
+    for op in ops.iter_mut() {
+        if let Op::Audit(draft) = op {
+            bind(principal, name, draft)?;
+        }
+    }
+    Ok(())
+}
+
+fn bind(principal: &Principal, name: &str, draft: &mut AuditDraft) -> Result<(), String> {
+    match principal.role {
+        Role::Operator => {
+            draft.actor = name.to_owned();
+            draft.role = "operator".to_owned();
+            Ok(())
+        }
+        Role::Console => {
+            let user = draft.actor.as_str();
+            let ok = !user.is_empty()
+                && user.len() <= MAX_ACTOR_LEN
+                && !user.contains('@')
+                && !user.chars().any(char::is_control);
+            if !ok {
+                return Err("the audit actor must be the console user's name".into());
+            }
+            if !matches!(
+                draft.role.as_str(),
+                "supervisor" | "service_desk" | "port_admin"
+            ) {
+                return Err(format!("{:?} is not a console role", draft.role));
+            }
+            draft.actor = format!("{user}@{name}");
+            Ok(())
+        }
+        _ => Err("only clients write audited batches".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! The authorisation table, as a table: every call against every role, and the shapes of a
+//! lane's registration.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use clearway_gallery::ops::{AuditDraft, GateAction, GateId, Op, OverrideAction};
+use clearway_gallery::{
+    Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, GuardianConsent,
+    ModelId, NewPerson, PersonId, Registration, Registrations, Request, Template, TravelDocument,
+};
+use openraft::Vote;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+
+use super::*;
+
+const CHANNEL: &str = "hengqin/passenger/12";
+
+fn lane() -> Role {
+    Role::Lane {
+        channel: CHANNEL.into(),
+    }
+}
+
+fn template() -> Template {
+    Template::quantize(ModelId::new("sface", "2021dec"), &[0.5; 8]).expect("template")
+}
+
+fn registration(at: &str) -> Registration {
+    Registration {
+        registered_at: Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+        location: at.into(),
+    }
+}
+
+fn consent(authority: Authority, at: &str) -> ConsentRecord {
+    ConsentRecord {
+        authority,
+        kind: ConsentKind::AutomatedClearanceRegistration,
+        given_at: Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+        channel: at.into(),
+    }
+}
+
+/// A lane's enrolment of a new traveller at `at`.
+fn enrol_at(at: &str) -> Command {
+    Command::Enrol {
+        person: NewPerson {
+            name: "CHAN Tai Man".into(),
+            date_of_birth: NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+            category: Category::MacaoResident,
+            document: TravelDocument {
+                kind: DocumentKind::MainlandTravelPermitHkMacao,
+                number: "H12345678".into(),
+                valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+                valid_until: NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+            },
+            endorsement: None,
+            registrations: Registrations {
+                macao: Some(registration(at)),
+                mainland: Some(registration(at)),
+            },
+            consents: vec![
+                consent(Authority::Macao, at),
+                consent(Authority::Mainland, at),
+            ],
+            guardian_consent: None,
+        },
+        templates: vec![template()],
+    }
+}
+
+/// A lane's completion of a pending minor at `at`.
+fn complete_at(at: &str) -> Vec<Command> {
+    let person = PersonId(7);
+    vec![
+        Command::AddTemplate {
+            person,
+            template: template(),
+        },
+        Command::Register {
+            person,
+            authority: Authority::Macao,
+            registration: registration(at),
+        },
+        Command::Register {
+            person,
+            authority: Authority::Mainland,
+            registration: registration(at),
+        },
+        Command::RecordConsent {
+            person,
+            consent: consent(Authority::Macao, at),
+        },
+    ]
+}
+
+fn draft(actor: &str, role: &str) -> AuditDraft {
+    AuditDraft {
+        actor: actor.into(),
+        role: role.into(),
+        action: "order.gate_open".into(),
+        target: CHANNEL.into(),
+        reason: "wheelchair user".into(),
+        at: Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+    }
+}
+
+fn open_gate() -> Call {
+    Call::Write(Request::V2(vec![
+        Op::Audit(draft("ana", "supervisor")),
+        Op::Order {
+            channel: CHANNEL.into(),
+            action: OverrideAction::Gate {
+                gate: GateId::One,
+                action: GateAction::Open,
+            },
+        },
+    ]))
+}
+
+/// One row per call; columns voter, lane (at its own channel), console, operator.
+#[test]
+fn the_table() {
+    let roles = [Role::Voter, lane(), Role::Console, Role::Operator];
+    let vote = Vote::new(1, 1);
+    let rows: Vec<(Call, [bool; 4])> = vec![
+        (
+            Call::Append(AppendEntriesRequest {
+                vote,
+                prev_log_id: None,
+                entries: vec![],
+                leader_commit: None,
+            }),
+            [true, false, false, false],
+        ),
+        (
+            Call::Vote(VoteRequest::new(vote, None)),
+            [true, false, false, false],
+        ),
+        (
+            Call::Write(Request::V1(vec![enrol_at(CHANNEL)])),
+            [false, true, false, false],
+        ),
+        (
+            Call::Write(Request::V1(complete_at(CHANNEL))),
+            [false, true, false, false],
+        ),
+        (
+            Call::Write(Request::V1(vec![Command::Cancel {
+                person: PersonId(1),
+            }])),
+            [false, false, false, false],
+        ),
+        (open_gate(), [false, false, true, true]),
+        (
+            Call::Write(Request::V2(vec![Op::Gallery(Command::Cancel {
+                person: PersonId(1),
+            })])),
+            [false, false, false, false],
+        ),
+        (
+            Call::Membership(super::super::protocol::MembershipChange::Remove { id: 2 }),
+            [false, false, true, true],
+        ),
+        (
+            Call::Initialize {
+                voters: Default::default(),
+            },
+            [false, false, true, true],
+        ),
+        (
+            Call::Person {
+                person: PersonId(1),
+                linearizable: false,
+            },
+            [false, false, true, true],
+        ),
+        (
+            Call::FindDocument {
+                kind: DocumentKind::MainlandTravelPermitHkMacao,
+                number: "H12345678".into(),
+            },
+            [false, false, true, true],
+        ),
+        (
+            Call::Search {
+                probe: vec![0.0; 8],
+                k: 1,
+            },
+            [false, false, true, true],
+        ),
+        (
+            Call::Audit {
+                from_seq: 0,
+                limit: 10,
+            },
+            [false, false, true, true],
+        ),
+        (Call::Status, [true; 4]),
+        (Call::Digest, [true; 4]),
+        (Call::Metrics, [true; 4]),
+        (Call::Lane, [true; 4]),
+        (Call::Ledger, [true; 4]),
+        (
+            Call::OnBehalf {
+                client: "client-console".into(),
+                role: "console".into(),
+                call: Box::new(Call::Status),
+            },
+            [false; 4],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (call, expected) in &rows {
+        for (role, &allowed) in roles.iter().zip(expected) {
+            let got = authorize(role, call);
+            if got.is_ok() != allowed {
+                wrong.push(format!("{} by {role}: {got:?}", call.name()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_lane_registers_only_at_its_own_channel() {
+    let other = "hengqin/passenger/13";
+    let refused = |commands: Vec<Command>| {
+        authorize(&lane(), &Call::Write(Request::V1(commands))).expect_err("refused")
+    };
+    assert!(
+        refused(vec![enrol_at(other)])
+            .reason
+            .contains("another channel")
+    );
+    assert!(
+        refused(complete_at(other))
+            .reason
+            .contains("another channel")
+    );
+
+    // A consent at another channel inside an otherwise good enrolment.
+    let mut enrol = enrol_at(CHANNEL);
+    if let Command::Enrol { person, .. } = &mut enrol {
+        person.consents[1].channel = other.into();
+    }
+    refused(vec![enrol]);
+
+    // The fingerprint authorisation read from the chip names no channel; it is fine.
+    let mut enrol = enrol_at(CHANNEL);
+    if let Command::Enrol { person, .. } = &mut enrol {
+        person.consents.push(ConsentRecord {
+            authority: Authority::Macao,
+            kind: ConsentKind::FingerprintReadAuthorisation,
+            given_at: Utc::now(),
+            channel: "document application, Mainland (chip)".into(),
+        });
+    }
+    authorize(&lane(), &Call::Write(Request::V1(vec![enrol]))).expect("allowed");
+
+    // Two travellers in one batch, a face swapped onto someone else, a cancellation tucked in,
+    // a forged guardian consent, a face-less enrolment, a half registration.
+    refused(vec![enrol_at(CHANNEL), enrol_at(CHANNEL)]);
+    refused(vec![Command::ReplaceTemplates {
+        person: PersonId(1),
+        templates: vec![template()],
+    }]);
+    let mut with_cancel = complete_at(CHANNEL);
+    with_cancel.push(Command::Cancel {
+        person: PersonId(1),
+    });
+    refused(with_cancel);
+    let mut other_person = complete_at(CHANNEL);
+    other_person.push(Command::RecordConsent {
+        person: PersonId(8),
+        consent: consent(Authority::Mainland, CHANNEL),
+    });
+    refused(other_person);
+    refused(vec![Command::AddTemplate {
+        person: PersonId(7),
+        template: template(),
+    }]);
+    let mut guardian = enrol_at(CHANNEL);
+    if let Command::Enrol { person, .. } = &mut guardian {
+        person.guardian_consent = Some(GuardianConsent {
+            guardian_name: "CHAN Siu Ming".into(),
+            guardian_document: "Macao resident identity card 1234567(8)".into(),
+            relationship_proof: "birth certificate".into(),
+            service_location: "Qingmao Checkpoint".into(),
+            given_at: Utc::now(),
+        });
+    }
+    refused(vec![guardian]);
+    let mut faceless = enrol_at(CHANNEL);
+    if let Command::Enrol { templates, .. } = &mut faceless {
+        templates.clear();
+    }
+    refused(vec![faceless]);
+    let mut half = enrol_at(CHANNEL);
+    if let Command::Enrol { person, .. } = &mut half {
+        person.registrations.mainland = None;
+    }
+    refused(vec![half]);
+    assert_eq!(completes(&complete_at(CHANNEL)), Some(PersonId(7)));
+    assert_eq!(completes(&[enrol_at(CHANNEL)]), None);
+}
+
+#[test]
+fn forwarding_is_honoured_only_from_voters() {
+    let voter = Principal {
+        identity: Identity::Node(1),
+        role: Role::Voter,
+    };
+    let lane_node = Principal {
+        identity: Identity::Node(11),
+        role: lane(),
+    };
+    // A voter speaks for the console.
+    let p = forwarded_principal(&voter, "client-console", "console").expect("forwarded");
+    assert_eq!(p.role, Role::Console);
+    assert_eq!(p.identity, Identity::Client("console".into()));
+    // A lane claiming to forward for the console is still the lane.
+    let p = forwarded_principal(&lane_node, "client-console", "console").expect("as itself");
+    assert_eq!(p, lane_node);
+    // A voter cannot make up a node, a mismatched role or garbage.
+    assert!(forwarded_principal(&voter, "node-2", "voter").is_err());
+    assert!(forwarded_principal(&voter, "client-ops", "voter").is_err());
+    assert!(forwarded_principal(&voter, "client-ops", "root").is_err());
+    assert!(forwarded_principal(&voter, "ops", "operator").is_err());
+}
+
+#[test]
+fn the_audit_actor_is_the_authenticated_client() {
+    let console = Principal {
+        identity: Identity::Client("console".into()),
+        role: Role::Console,
+    };
+    let operator = Principal {
+        identity: Identity::Client("ops".into()),
+        role: Role::Operator,
+    };
+    let actor = |p: &Principal, d: AuditDraft| {
+        let mut r = Request::V2(vec![Op::Audit(d)]);
+        bind_actor(p, &mut r).map(|()| match r {
+            Request::V2(ops) => match &ops[0] {
+                Op::Audit(d) => format!("{} ({})", d.actor, d.role),
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        })
+    };
+    assert_eq!(
+        actor(&console, draft("ana", "supervisor")).as_deref(),
+        Ok("ana@console (supervisor)")
+    );
+    // An operator is its certificate, whatever the payload claims.
+    assert_eq!(
+        actor(&operator, draft("ana", "port_admin")).as_deref(),
+        Ok("ops (operator)")
+    );
+    // A console cannot pass off a record as another console's or as no one's.
+    assert!(actor(&console, draft("ana@other", "supervisor")).is_err());
+    assert!(actor(&console, draft("", "supervisor")).is_err());
+    assert!(actor(&console, draft("ana", "root")).is_err());
+    assert!(actor(&console, draft(&"a".repeat(65), "supervisor")).is_err());
+}
+
+#[test]
+fn request_caps_are_by_role() {
+    assert!(max_request(&lane()) < max_request(&Role::Console));
+    assert!(max_request(&Role::Console) < max_request(&Role::Voter));
+    assert_eq!(max_request(&Role::Voter), crate::net::rpc::MAX_FRAME);
+}

@@ -1,0 +1,574 @@
+//! Least privilege inside a port, attacked from outside real `clearway-node` processes over real
+//! QUIC: a stolen lane appliance's certificate, a console forging its users, an operator forging
+//! an actor, a certificate from before roles. Each refusal is checked on the wire, on `/metrics`
+//! and in the node's log (which must not carry the personal data involved).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use clearway_gallery::ops::{AuditDraft, GateAction, GateId, Op, OverrideAction};
+use clearway_gallery::{
+    Authority, Command, ConsentKind, ConsentRecord, DocumentKind, Outcome, PersonId, Registration,
+    Registrations, Request,
+};
+use clearway_node::cluster::ClusterClient;
+use clearway_node::cluster::protocol::{Call, MembershipChange, Reply};
+use clearway_node::error::Error;
+use clearway_node::net::tls::Bundle;
+use clearway_node::net::{Identity, Role};
+use clearway_tests::port::{LocalPort, PORT, Tuning, enrol, leader, random_embedding};
+use rand::SeedableRng;
+
+const LONG: Duration = Duration::from_secs(60);
+const CHANNEL: &str = "testport/passenger/7";
+
+/// A stolen lane appliance's bundle (its certificate and key), used from another machine.
+fn stolen_lane(port: &LocalPort) -> Bundle {
+    port.ca
+        .issue(
+            &Identity::Node(17),
+            &Role::Lane {
+                channel: CHANNEL.into(),
+            },
+        )
+        .expect("lane bundle")
+}
+
+fn client_with(port: &LocalPort, bundle: &Bundle) -> ClusterClient {
+    let nodes: BTreeMap<u64, _> = port.addrs.clone().into_iter().collect();
+    ClusterClient::new(bundle, nodes).expect("client")
+}
+
+/// The error code a call was refused with.
+fn refused(result: Result<Reply, Error>) -> String {
+    match result {
+        Err(Error::Remote { code, message, .. }) => format!("{code}: {message}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// A lane's registration of `doc` at `channel`: a new traveller, with their face, registered
+/// with both authorities and consenting to both, as a lane writes it.
+fn registration_at(doc: &str, channel: &str, rng: &mut impl rand::Rng) -> Command {
+    let Command::Enrol {
+        mut person,
+        templates,
+    } = enrol(doc, &random_embedding(rng))
+    else {
+        unreachable!()
+    };
+    let reg = Registration {
+        registered_at: Utc::now(),
+        location: channel.into(),
+    };
+    person.registrations = Registrations {
+        macao: Some(reg.clone()),
+        mainland: Some(reg),
+    };
+    person.consents = Authority::ALL
+        .iter()
+        .map(|&authority| ConsentRecord {
+            authority,
+            kind: ConsentKind::AutomatedClearanceRegistration,
+            given_at: Utc::now(),
+            channel: channel.into(),
+        })
+        .collect();
+    Command::Enrol { person, templates }
+}
+
+fn open_gate(actor: &str, role: &str) -> Request {
+    Request::V2(vec![
+        Op::Audit(AuditDraft {
+            actor: actor.into(),
+            role: role.into(),
+            action: "order.gate_open".into(),
+            target: CHANNEL.into(),
+            reason: "let my friend through".into(),
+            at: Utc::now(),
+        }),
+        Op::Order {
+            channel: CHANNEL.into(),
+            action: OverrideAction::Gate {
+                gate: GateId::One,
+                action: GateAction::Open,
+            },
+        },
+    ])
+}
+
+/// The value of a counter line `name{labels}` on a node's `/metrics`.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// 3 voters; a stolen lane certificate, a console and an operator against them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_certificate_does_only_what_its_role_allows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=3, Tuning::default());
+    let operator = port.bootstrap(&[1, 2, 3], &[]).await;
+    let leader_id = leader(&operator, &[1, 2, 3]).await;
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|&id| id != leader_id)
+        .expect("a follower");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+
+    // A registered traveller the attacker would like to become, or to erase.
+    let (_, outcomes) = operator
+        .write_audited(
+            vec![enrol("VICTIM001", &random_embedding(&mut rng))],
+            "enrol",
+            "gallery",
+            "registered at a service location",
+            LONG,
+        )
+        .await
+        .expect("enrol");
+    let victim = outcomes[0].person().expect("enrolled");
+
+    // --- A stolen lane appliance --------------------------------------------------------
+    let lane = client_with(&port, &stolen_lane(&port));
+    let mut refusals = Vec::new();
+    for (what, call) in [
+        (
+            "cancel anyone",
+            Call::Write(Request::V1(vec![Command::Cancel { person: victim }])),
+        ),
+        (
+            "put its own face on a registered traveller",
+            Call::Write(Request::V1(vec![Command::ReplaceTemplates {
+                person: victim,
+                templates: vec![clearway_tests::port::template(&random_embedding(&mut rng))],
+            }])),
+        ),
+        (
+            "register a traveller at another channel",
+            Call::Write(Request::V1(vec![registration_at(
+                "OTHER0001",
+                "testport/passenger/8",
+                &mut rng,
+            )])),
+        ),
+        (
+            "open a gate with a forged supervisor",
+            Call::Write(open_gate("ana", "supervisor")),
+        ),
+        (
+            "add itself as a voter",
+            Call::Membership(MembershipChange::Promote { id: 17 }),
+        ),
+        (
+            "remove a voter",
+            Call::Membership(MembershipChange::Remove { id: follower }),
+        ),
+        (
+            "read a person by id",
+            Call::Person {
+                person: victim,
+                linearizable: false,
+            },
+        ),
+        (
+            "enumerate person records",
+            Call::Person {
+                person: PersonId(2),
+                linearizable: false,
+            },
+        ),
+        (
+            "look up a document",
+            Call::FindDocument {
+                kind: DocumentKind::MainlandTravelPermitHkMacao,
+                number: "VICTIM001".into(),
+            },
+        ),
+        (
+            "pass itself off as the console through forwarding",
+            Call::OnBehalf {
+                client: "client-console".into(),
+                role: "console".into(),
+                call: Box::new(Call::Write(open_gate("ana", "supervisor"))),
+            },
+        ),
+        (
+            "send Raft votes",
+            Call::Vote(openraft::raft::VoteRequest::new(
+                openraft::Vote::new(99, 17),
+                None,
+            )),
+        ),
+    ] {
+        for node in [leader_id, follower] {
+            let why = refused(lane.call(node, &call).await);
+            assert!(
+                why.starts_with("forbidden: lane may not"),
+                "{what} via {node}: {why}"
+            );
+            refusals.push(what);
+        }
+    }
+
+    // What a lane may do, it can: register a traveller at its own channel (through any voter).
+    let (_, outcomes) = lane
+        .write(
+            Request::V1(vec![registration_at("NEWCOMER1", CHANNEL, &mut rng)]),
+            LONG,
+        )
+        .await
+        .expect("a lane registers at its own channel");
+    assert!(matches!(outcomes[0], Outcome::Enrolled(_)), "{outcomes:?}");
+    // ... and read status.
+    lane.status(follower).await.expect("status");
+
+    // Nothing the lane tried changed anything: the victim is still there, unchanged.
+    let entry = operator
+        .person(leader_id, victim, true)
+        .await
+        .expect("read")
+        .expect("still registered");
+    assert_eq!(entry.document.number, "VICTIM001");
+    let ledger = operator.ledger(leader_id).await.expect("ledger");
+    assert!(
+        ledger.lanes.get(CHANNEL).is_none(),
+        "no order reached {CHANNEL}"
+    );
+    let status = operator.status(leader_id).await.expect("status");
+    assert_eq!(status.voters, vec![1, 2, 3]);
+
+    // --- The console: its users are its to vouch for, bound to its certificate ----------
+    let console_bundle = port
+        .ca
+        .issue(&Identity::client("console").expect("name"), &Role::Console)
+        .expect("console bundle");
+    let console = client_with(&port, &console_bundle);
+    // Through a follower: forwarded to the leader with the console's identity attached.
+    let reply = console
+        .call(follower, &Call::Write(open_gate("ana", "supervisor")))
+        .await
+        .expect("the console orders");
+    assert!(matches!(reply, Reply::Written { .. }), "{reply:?}");
+    // A console cannot claim another console's user, or write without an audit record.
+    let why = refused(
+        console
+            .call(
+                leader_id,
+                &Call::Write(open_gate("ana@elsewhere", "supervisor")),
+            )
+            .await,
+    );
+    assert!(why.starts_with("forbidden"), "{why}");
+    let why = refused(
+        console
+            .call(
+                leader_id,
+                &Call::Write(Request::V1(vec![Command::Cancel { person: victim }])),
+            )
+            .await,
+    );
+    assert!(why.contains("audited V2 batch"), "{why}");
+
+    // --- An operator forging an actor: the record names the operator's certificate -------
+    let reply = operator
+        .call(follower, &Call::Write(open_gate("ana", "port_admin")))
+        .await
+        .expect("the operator orders");
+    assert!(matches!(reply, Reply::Written { .. }), "{reply:?}");
+    let audit = operator.audit_trail(leader_id).await.expect("audit");
+    let actors: Vec<String> = audit
+        .iter()
+        .map(|r| format!("{} {} ({})", r.draft.action, r.draft.actor, r.draft.role))
+        .collect();
+    assert_eq!(
+        actors,
+        vec![
+            "enrol tests (operator)",
+            "order.gate_open ana@console (supervisor)",
+            "order.gate_open tests (operator)",
+        ],
+        "the lane's registration is not audited as a console change; every other write is"
+    );
+
+    // --- Seen on /metrics and in the log, without the personal data ----------------------
+    for node in [leader_id, follower] {
+        let metrics = port.scrape(node);
+        let lane_writes = counter(
+            &metrics,
+            "clearway_cluster_calls_refused_total{call=\"write\",role=\"lane\"}",
+        );
+        assert!(lane_writes >= 4.0, "node {node}: {lane_writes}\n{metrics}");
+        for call in ["membership", "person", "find_document", "vote"] {
+            let series =
+                format!("clearway_cluster_calls_refused_total{{call=\"{call}\",role=\"lane\"}}");
+            assert!(counter(&metrics, &series) >= 1.0, "node {node}: {series}");
+        }
+        let log = port.log(node);
+        assert!(log.contains("Call refused."), "node {node}");
+        for secret in ["VICTIM001", "Traveller VICTIM001", "OTHER0001"] {
+            assert!(!log.contains(secret), "node {node}'s log holds {secret}");
+        }
+    }
+    assert_eq!(refusals.len(), 22);
+}
+
+/// Person reads are counted and rate-limited per client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn person_reads_are_rate_limited_and_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=1, Tuning::default());
+    let operator = port.bootstrap(&[1], &[]).await;
+    let mut limited = 0;
+    for n in 0..400u64 {
+        match operator
+            .call(
+                1,
+                &Call::Person {
+                    person: PersonId(n + 1),
+                    linearizable: false,
+                },
+            )
+            .await
+        {
+            Ok(Reply::Person(None)) => {}
+            Err(Error::Remote { code, .. }) if code == "rate_limited" => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(limited > 0, "enumerating 400 ids in a burst is slowed down");
+    let metrics = port.scrape(1);
+    assert!(
+        counter(
+            &metrics,
+            "clearway_cluster_person_reads_total{result=\"rate_limited\",role=\"operator\"}"
+        ) >= limited as f64,
+        "{metrics}"
+    );
+    assert!(
+        counter(
+            &metrics,
+            "clearway_cluster_person_reads_total{result=\"answered\",role=\"operator\"}"
+        ) >= 100.0
+    );
+}
+
+/// A node refuses to start with a certificate that names no role, or a role that does not fit
+/// its config, and says how to re-issue; a peer presenting such a certificate is turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_without_a_role_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=2, Tuning::default());
+    port.start(1);
+    // Node 2's certificate replaced by one made before roles existed.
+    let legacy = legacy_certificate(&port, "node-2");
+    std::fs::write(port.node_dir(2).join("tls/cert.pem"), &legacy.0).expect("cert");
+    std::fs::write(port.node_dir(2).join("tls/key.pem"), &legacy.1).expect("key");
+    let out = std::process::Command::new(clearway_tests::node_bin())
+        .args(["run", "--config"])
+        .arg(port.node_dir(2).join("node.toml"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("names no role"), "{stderr}");
+    assert!(stderr.contains("port issue --ca"), "{stderr}");
+
+    // A lane certificate on a node whose config runs no lane is fine (a replica); a voter
+    // certificate on a node that runs a lane is not — see `clearway-node`'s start-up check,
+    // exercised by the lane rig. Here: an operator with a role-less certificate is refused at
+    // the connection.
+    let dir = tmp.path().join("legacy-client");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let legacy = legacy_certificate(&port, "client-old");
+    let bundle = Bundle::from_pem(
+        &dir,
+        port.ca.cert_pem().to_owned(),
+        legacy.0.clone(),
+        legacy.1.clone(),
+    );
+    let err = bundle.expect_err("a role-less bundle does not load");
+    assert!(err.to_string().contains("names no role"), "{err}");
+}
+
+/// A certificate for `name` signed by the port's CA the way certificates were issued before
+/// they carried roles (a DNS name only): (cert PEM, key PEM).
+fn legacy_certificate(port: &LocalPort, name: &str) -> (String, String) {
+    let ca_key = std::fs::read_to_string(port.dir.join("ca/ca.key")).expect("the port CA's key");
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key).expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("Clearway port CA {PORT}"),
+    );
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let dns = format!("{name}.{PORT}.clearway");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![dns]).expect("params");
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A stolen lane appliance is revoked by an audited op: every node closes its connections and
+/// refuses it from then on, the leader stops replicating to it, and removing it from the
+/// cluster needs nothing more. Its replacement, issued a new certificate, joins again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_appliance_is_cut_off() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=2, Tuning::default());
+    let lane_role = Role::Lane {
+        channel: CHANNEL.into(),
+    };
+    let tls = port.node_dir(2).join("tls");
+    port.ca
+        .issue(&Identity::Node(2), &lane_role)
+        .expect("lane bundle")
+        .save(&tls)
+        .expect("save");
+    let operator = port.bootstrap(&[1], &[2]).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let (index, _) = operator
+        .write_audited(
+            vec![enrol("BEFORE001", &random_embedding(&mut rng))],
+            "enrol",
+            "gallery",
+            "before the theft",
+            LONG,
+        )
+        .await
+        .expect("enrol");
+    operator
+        .wait_for(2, "catch-up", LONG, |s| {
+            s.applied_index.is_some_and(|a| a >= index)
+        })
+        .await
+        .expect("the lane replicates");
+
+    // The thief holds the appliance's certificate and key.
+    let stolen = Bundle::load(&tls).expect("the appliance's bundle");
+    let thief = client_with(&port, &stolen);
+    thief.status(1).await.expect("served before the revocation");
+
+    let revoked_at = operator
+        .revoke(&Identity::Node(2), "appliance taken from hall 1", LONG)
+        .await
+        .expect("revoke");
+    // Cut off: its open connection is closed and new ones are refused.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if thief.status(1).await.is_err() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still served 5 s after the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = client_with(&port, &stolen);
+    assert!(
+        fresh.status(1).await.is_err(),
+        "a new connection is refused"
+    );
+
+    // The leader replicates nothing more to it.
+    let (after, _) = operator
+        .write_audited(
+            vec![enrol("AFTER0001", &random_embedding(&mut rng))],
+            "enrol",
+            "gallery",
+            "after the theft",
+            LONG,
+        )
+        .await
+        .expect("enrol");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lane = operator
+        .status(2)
+        .await
+        .expect("the appliance itself still answers");
+    assert!(
+        lane.applied_index.is_some_and(|a| a < after),
+        "replicated after revocation (revoked at {revoked_at}): {lane:?}"
+    );
+    let metrics = port.scrape(1);
+    assert_eq!(
+        counter(&metrics, "clearway_cluster_revoked_certificates"),
+        1.0
+    );
+    assert!(
+        counter(
+            &metrics,
+            "clearway_cluster_calls_refused_total{call=\"revoked\",role=\"lane\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        port.log(1)
+            .contains("Closed the connections of revoked certificates.")
+    );
+
+    // Removed from the cluster, audited; the revocation is in the trail too.
+    operator
+        .change_membership(MembershipChange::Remove { id: 2 }, LONG)
+        .await
+        .expect("remove");
+    let trail: Vec<String> = operator
+        .audit_trail(1)
+        .await
+        .expect("audit")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} by {} ({})",
+                r.draft.action, r.draft.target, r.draft.actor, r.draft.role
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            "membership.add_learner node-2 by tests (operator)",
+            "enrol gallery by tests (operator)",
+            "revoke node-2 by tests (operator)",
+            "enrol gallery by tests (operator)",
+            "membership.remove node-2 by tests (operator)",
+        ]
+    );
+
+    // The replacement appliance: a certificate issued after the revocation, the same node id.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    port.stop(2);
+    port.ca
+        .issue(&Identity::Node(2), &lane_role)
+        .expect("replacement bundle")
+        .save(&tls)
+        .expect("save");
+    port.start(2);
+    operator
+        .change_membership(
+            MembershipChange::AddLearner {
+                id: 2,
+                addr: port.addrs[&2].to_string(),
+            },
+            LONG,
+        )
+        .await
+        .expect("the replacement joins");
+    operator
+        .wait_for(2, "catch-up", LONG, |s| {
+            s.applied_index.is_some_and(|a| a >= after)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", port.log(1)));
+}
