@@ -122,6 +122,7 @@ pub fn node_toml(node: u64, listen: SocketAddr, role: &str, channel: Option<&str
          node_id = {node}\n\
          listen = \"{listen}\"\n\
          data_dir = \"data\"\n\
+         key_file = \"keys/node.keyring\"\n\
          tls_dir = \"tls\"\n\
          role = \"{role}\"\n"
     );

@@ -228,6 +228,22 @@ impl LocalPort {
             };
             let listen = addr("listen")?
                 .with_context(|| format!("{}: no listen address", file.display()))?;
+            // A port made before key files had to live outside the data directory: its keys
+            // move to keys/ (as an operator would, following the node's refusal message).
+            if config.get("key_file").is_none() {
+                let keys = e.path().join("keys");
+                std::fs::create_dir_all(&keys)
+                    .with_context(|| format!("cannot create {}", keys.display()))?;
+                for name in ["node.keyring", "outbox.key"] {
+                    let old = e.path().join("data").join(name);
+                    if old.exists() {
+                        std::fs::rename(&old, keys.join(name))
+                            .with_context(|| format!("cannot move {}", old.display()))?;
+                    }
+                }
+                std::fs::write(&file, format!("key_file = \"keys/node.keyring\"\n{text}"))
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+            }
             // A port made before certificates carried roles: its nodes get voter certificates
             // (a lane's is issued again when its lane is set).
             let tls = e.path().join("tls");
@@ -285,7 +301,7 @@ impl LocalPort {
             .with_context(|| format!("cannot save node {id}'s bundle in {}", node_dir.display()))?;
         let t = &self.tuning;
         let config = format!(
-            "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = {hb}\nelection_timeout_min_ms = {emin}\nelection_timeout_max_ms = {emax}\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
+            "node_id = {id}\nlisten = \"{addr}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\nkey_file = \"keys/node.keyring\"\ntls_dir = \"tls\"\n\n[raft]\nheartbeat_ms = {hb}\nelection_timeout_min_ms = {emin}\nelection_timeout_max_ms = {emax}\nsnapshot_every = {}\nkeep_logs_after_snapshot = {}\nfsync = {}\n",
             t.snapshot_every,
             t.keep_logs_after_snapshot,
             t.fsync,

@@ -71,7 +71,7 @@ fn port_cluster_from_the_command_line() {
         .local_addr()
         .expect("addr");
     let config = d.join("n1/node.toml");
-    std::fs::write(&config, format!("node_id = 1\nlisten = \"{addr}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\nrole = \"voter\"\n"))
+    std::fs::write(&config, format!("node_id = 1\nlisten = \"{addr}\"\ndata_dir = \"data\"\nkey_file = \"keys/node.keyring\"\ntls_dir = \"tls\"\nrole = \"voter\"\n"))
         .expect("config");
     let log = std::fs::File::create(d.join("n1/log")).expect("log");
     let _child = Killed(
@@ -185,7 +185,7 @@ fn port_cluster_from_the_command_line() {
     let config2 = d.join("n2/node.toml");
     std::fs::write(
         &config2,
-        format!("node_id = 2\nlisten = \"{addr2}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n"),
+        format!("node_id = 2\nlisten = \"{addr2}\"\ndata_dir = \"data\"\nkey_file = \"keys/node.keyring\"\ntls_dir = \"tls\"\n"),
     )
     .expect("config");
     let log2 = std::fs::File::create(d.join("n2/log")).expect("log");

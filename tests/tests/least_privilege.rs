@@ -572,3 +572,125 @@ async fn a_revoked_appliance_is_cut_off() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", port.log(1)));
 }
+
+/// Runs `clearway-node run` on node `id`'s config with `env`, for at most `secs`: (exit code,
+/// stderr) if it stopped by itself, None if it was still running (then killed).
+fn run_node(
+    port: &LocalPort,
+    id: u64,
+    env: &[(&str, &std::path::Path)],
+    secs: u64,
+) -> Option<(i32, String)> {
+    let log = port.node_dir(id).join("run.log");
+    let mut cmd = std::process::Command::new(clearway_tests::node_bin());
+    cmd.args(["run", "--config"])
+        .arg(port.node_dir(id).join("node.toml"))
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            return Some((status.code().unwrap_or(-1), stderr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Sets `key = value` lines at the top of node `id`'s config (replacing `key_file`).
+fn set_keys(port: &LocalPort, id: u64, lines: &str) {
+    let file = port.node_dir(id).join("node.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let rest: String = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with("key_file")
+                && !l.starts_with("key_encryption_credential")
+                && !l.starts_with("allow_key_in_data_dir")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, format!("{lines}{rest}")).expect("write");
+}
+
+/// Key custody: no key file in the data directory; key files sealed under a systemd credential
+/// are useless without it.
+#[test]
+fn key_files_stay_out_of_the_data_directory_and_are_sealed_by_a_credential() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = LocalPort::new(tmp.path(), 1..=1, Tuning::default());
+
+    // No key file: refused before anything is written, and told what to do.
+    set_keys(&port, 1, "");
+    let (code, stderr) = run_node(&port, 1, &[], 30).expect("exits");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("key_file is not set"), "{stderr}");
+    // Inside the data directory: refused, unless a test says so.
+    set_keys(&port, 1, "key_file = \"data/node.keyring\"\n");
+    let (code, stderr) = run_node(&port, 1, &[], 30).expect("exits");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("inside the data directory"), "{stderr}");
+    assert!(!port.data_dir(1).join("node.keyring").exists());
+    set_keys(
+        &port,
+        1,
+        "key_file = \"data/node.keyring\"\nallow_key_in_data_dir = true\n",
+    );
+    assert!(run_node(&port, 1, &[], 3).is_none(), "a test may");
+    assert!(port.data_dir(1).join("node.keyring").exists());
+    std::fs::remove_dir_all(port.data_dir(1)).expect("clean");
+
+    // Sealed under the credential systemd would hand it.
+    let creds = tmp.path().join("credentials");
+    std::fs::create_dir_all(&creds).expect("mkdir");
+    std::fs::write(creds.join("clearway-kek"), format!("{}\n", "5a".repeat(32))).expect("kek");
+    set_keys(
+        &port,
+        1,
+        "key_file = \"keys/node.keyring\"\nkey_encryption_credential = \"clearway-kek\"\n",
+    );
+    let env = [("CREDENTIALS_DIRECTORY", creds.as_path())];
+    assert!(
+        run_node(&port, 1, &env, 3).is_none(),
+        "starts with its credential"
+    );
+    let keyring = port.node_dir(1).join("keys/node.keyring");
+    let sealed = std::fs::read_to_string(&keyring).expect("keyring");
+    assert!(sealed.starts_with("clearway sealed key v1\n"), "{sealed}");
+    assert!(!sealed.contains("clearway keyring v1"));
+    // Restarted with it: fine. Without it, or with another: refused, saying why.
+    assert!(
+        run_node(&port, 1, &env, 3).is_none(),
+        "restarts with its credential"
+    );
+    let (code, stderr) = run_node(&port, 1, &[], 30).expect("exits");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("CREDENTIALS_DIRECTORY"), "{stderr}");
+    let other = tmp.path().join("other-credentials");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("clearway-kek"), "a5".repeat(32)).expect("kek");
+    let (code, stderr) =
+        run_node(&port, 1, &[("CREDENTIALS_DIRECTORY", other.as_path())], 30).expect("exits");
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("cannot be opened with the credential"),
+        "{stderr}"
+    );
+    // The keyring cannot be read without the credential: a copy of the disk is not enough.
+    set_keys(&port, 1, "key_file = \"keys/node.keyring\"\n");
+    let (code, stderr) = run_node(&port, 1, &[], 30).expect("exits");
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("sealed under a key-encryption credential"),
+        "{stderr}"
+    );
+}

@@ -54,7 +54,7 @@ fn a_port_provisioned_from_its_definition_forms_its_cluster() {
         format!(
             "id = \"provtest\"\nname = \"Provisioning test port\"\n\
              [listen]\nquic = {quic}\nmetrics = {metrics}\nlane = {lane}\n\
-             [paths]\nconfig_dir = \"/etc/clearway\"\ndata_dir = \"data\"\n\
+             [paths]\nconfig_dir = \"/etc/clearway\"\ndata_dir = \"data\"\nkey_dir = \"keys\"\n\
              [raft]\nfsync = false\n\
              [[voter]]\nid = 1\naddr = \"127.0.1.1\"\n\
              [[voter]]\nid = 2\naddr = \"127.0.1.2\"\n\

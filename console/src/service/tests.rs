@@ -538,7 +538,7 @@ async fn every_action_against_a_three_node_port() {
             .save(&nd.join("tls"))
             .expect("save");
         let toml = format!(
-            "node_id = {id}\nlisten = \"{addr}\"\ndata_dir = \"data\"\ntls_dir = \"tls\"\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nfsync = false\n"
+            "node_id = {id}\nlisten = \"{addr}\"\ndata_dir = \"data\"\nkey_file = \"keys/node.keyring\"\ntls_dir = \"tls\"\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nfsync = false\n"
         );
         std::fs::write(nd.join("node.toml"), toml).expect("config");
         let config = NodeConfig::from_file(&nd.join("node.toml")).expect("config parses");

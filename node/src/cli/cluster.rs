@@ -340,6 +340,8 @@ pub fn run_node(g: &Global, config: &Path) -> Result<Outcome> {
                         node.clone(),
                         lane,
                         &config.data_dir,
+                        &config.outbox_key_file()?,
+                        &config.custody()?,
                         &ort,
                         &g.assets,
                         face,

@@ -5,6 +5,8 @@
 //! node_id = 1
 //! listen = "10.1.0.11:7400"
 //! data_dir = "/var/lib/clearway"
+//! key_file = "/var/lib/clearway-keys/node.keyring"   # required, outside data_dir
+//! key_encryption_credential = "clearway-kek"         # systemd credential sealing the key files
 //! tls_dir = "/etc/clearway/tls"      # ca.pem, cert.pem, key.pem from `clearway-node port issue`
 //! role = "voter"
 //!
@@ -132,9 +134,20 @@ pub struct NodeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the sled database and snapshot live. Required.
     pub data_dir: PathBuf,
-    /// The storage key file. Default `<data_dir>/node.keyring`. Keep it on a protected volume.
+    /// The storage keyring (rotated on every cancellation). Required, outside `data_dir`; the
+    /// lane's outbox key lives beside it (`outbox.key`). On appliances:
+    /// `/var/lib/clearway-keys/node.keyring`, sealed under `key_encryption_credential`.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The systemd credential (`LoadCredentialEncrypted=<name>:…`) holding the key-encryption key
+    /// that seals `key_file` and the outbox key; read from `$CREDENTIALS_DIRECTORY`. Default: none
+    /// (key files in the clear: development only).
+    #[serde(default)]
+    pub key_encryption_credential: Option<String>,
+    /// Tests only: allow `key_file` inside `data_dir`. Default false: such a node refuses to
+    /// start.
+    #[serde(default)]
+    pub allow_key_in_data_dir: bool,
     /// Directory with `ca.pem`, `cert.pem`, `key.pem`. Required.
     pub tls_dir: PathBuf,
     /// Voter or learner (default learner); `cluster init --config` uses the roles. Afterwards
@@ -216,11 +229,38 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The storage key file.
-    pub fn key_file(&self) -> PathBuf {
-        self.key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("node.keyring"))
+    /// The storage keyring file; a missing `key_file` or one inside `data_dir` is refused with
+    /// what to do (unless `allow_key_in_data_dir`).
+    pub fn key_file(&self) -> Result<PathBuf> {
+        let key_file = self.key_file.clone().ok_or_else(|| {
+            Error::Config(format!(
+                "node {}: key_file is not set. The storage keyring must live outside the data \
+                 directory {} (e.g. key_file = \"/var/lib/clearway-keys/node.keyring\"; a node \
+                 provisioned before this requirement: move <data_dir>/node.keyring and \
+                 <data_dir>/outbox.key there and set key_file)",
+                self.node_id,
+                self.data_dir.display()
+            ))
+        })?;
+        crate::store::custody::check_outside(
+            &key_file,
+            &self.data_dir,
+            self.allow_key_in_data_dir,
+        )?;
+        Ok(key_file)
+    }
+
+    /// The lane's outbox key file: `outbox.key` beside the keyring.
+    pub fn outbox_key_file(&self) -> Result<PathBuf> {
+        Ok(self.key_file()?.with_file_name("outbox.key"))
+    }
+
+    /// What protects the key files: the configured credential's key-encryption key, or nothing.
+    pub fn custody(&self) -> Result<crate::store::custody::Custody> {
+        match &self.key_encryption_credential {
+            Some(name) => crate::store::custody::Custody::from_credential(name),
+            None => Ok(crate::store::custody::Custody::plain()),
+        }
     }
 
     /// The address other nodes use.
@@ -266,7 +306,32 @@ mod tests {
         .expect("write");
         let c = NodeConfig::from_file(&path).expect("parses");
         assert_eq!(c.data_dir, dir.path().join("data"));
-        assert_eq!(c.key_file(), dir.path().join("data/node.keyring"));
+        // No key file: refused, with what to do; inside the data directory: refused unless a
+        // test says so; outside: the keyring and the outbox key beside it.
+        let err = c.key_file().expect_err("no key file");
+        assert!(err.to_string().contains("key_file is not set"), "{err}");
+        let mut c = c;
+        c.key_file = Some(dir.path().join("data/node.keyring"));
+        let err = c.key_file().expect_err("inside");
+        assert!(
+            err.to_string().contains("inside the data directory"),
+            "{err}"
+        );
+        c.allow_key_in_data_dir = true;
+        assert_eq!(
+            c.key_file().expect("a test may"),
+            dir.path().join("data/node.keyring")
+        );
+        c.allow_key_in_data_dir = false;
+        c.key_file = Some(dir.path().join("keys/node.keyring"));
+        assert_eq!(
+            c.key_file().expect("outside"),
+            dir.path().join("keys/node.keyring")
+        );
+        assert_eq!(
+            c.outbox_key_file().expect("outside"),
+            dir.path().join("keys/outbox.key")
+        );
         assert!(c.raft.fsync, "fsync on by default");
         assert_eq!(c.role, Role::Learner);
         c.openraft("hengqin").expect("valid raft config");

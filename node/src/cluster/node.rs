@@ -88,10 +88,13 @@ impl ClusterNode {
             )));
         }
         check_role(&bundle, config)?;
+        // Key custody is checked before anything is created.
+        let key_file = config.key_file()?;
+        let custody = Arc::new(config.custody()?);
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let db_path = config.data_dir.join("db");
         let is_new = !db_path.exists();
-        let keyring = Arc::new(Keyring::load(&config.key_file(), is_new)?);
+        let keyring = Arc::new(Keyring::load(&key_file, is_new, custody)?);
         let db = sled::Config::new().path(&db_path).open()?;
         let fsync = config.raft.fsync;
         let log = LogStore::open(&db, keyring.clone(), fsync)?;

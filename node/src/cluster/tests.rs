@@ -22,7 +22,14 @@ pub(crate) fn open_stores(
         .path(dir.join("db"))
         .open()
         .expect("sled");
-    let keyring = Arc::new(Keyring::load(&dir.join("node.keyring"), true).expect("keyring"));
+    let keyring = Arc::new(
+        Keyring::load(
+            &dir.join("node.keyring"),
+            true,
+            Arc::new(crate::store::custody::Custody::plain()),
+        )
+        .expect("keyring"),
+    );
     let log = LogStore::open(&db, keyring.clone(), true).expect("log store");
     let sm = StateMachineStore::open(
         &db,

@@ -225,11 +225,15 @@ struct Event {
 
 /// Builds a lane from its `[lane]` config on a started cluster node: the face pipeline (ONNX
 /// Runtime from `ort_library`, models under `assets`), both cameras, the device clients, the
-/// authority clients and the outbox (`<data_dir>/outbox`, sealed with `<data_dir>/outbox.key`).
+/// authority clients and the outbox (`<data_dir>/outbox`, sealed with the key in `outbox_key`,
+/// itself sealed under `custody`'s key-encryption key when there is one).
+#[allow(clippy::too_many_arguments)]
 pub async fn start_from_config(
     node: ClusterNode,
     config: &LaneConfig,
     data_dir: &std::path::Path,
+    outbox_key: &std::path::Path,
+    custody: &crate::store::custody::Custody,
     ort_library: &std::path::Path,
     assets: &std::path::Path,
     face: crate::face::FaceConfig,
@@ -262,7 +266,7 @@ pub async fn start_from_config(
             Err(e) => warn!(certificate, error = %e, "Cannot read the certificate's expiry."),
         }
     }
-    let key = outbox_key(&data_dir.join("outbox.key"))?;
+    let key = read_outbox_key(outbox_key, custody)?;
     let outbox_dir = config
         .outbox_dir
         .clone()
@@ -290,15 +294,24 @@ pub async fn start_from_config(
     Ok(lane)
 }
 
-/// Reads the outbox's sealing key, creating it (32 random bytes, mode 0600) on first use.
-fn outbox_key(path: &std::path::Path) -> Result<super::authority::SealKey> {
+/// Reads the outbox's sealing key, creating it (32 random bytes, mode 0600, sealed under the
+/// key-encryption key when there is one) on first use.
+fn read_outbox_key(
+    path: &std::path::Path,
+    custody: &crate::store::custody::Custody,
+) -> Result<super::authority::SealKey> {
     use super::authority::SealKey;
     match std::fs::read(path) {
         Ok(bytes) => {
-            let bytes: [u8; 32] = bytes
+            let (plain, rewrite) = custody.unwrap(path, b"outbox", &bytes)?;
+            let bytes: [u8; 32] = plain
                 .as_slice()
                 .try_into()
                 .map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?;
+            if rewrite {
+                let sealed = custody.wrap(b"outbox", &bytes)?;
+                crate::net::tls::write_file(path, &sealed, 0o600)?;
+            }
             Ok(SealKey::from_bytes(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -306,13 +319,17 @@ fn outbox_key(path: &std::path::Path) -> Result<super::authority::SealKey> {
             use std::os::unix::fs::OpenOptionsExt;
             let mut bytes = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let file = zeroize::Zeroizing::new(custody.wrap(b"outbox", &bytes)?);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
                 .map_err(|e| Error::io(path, e))?;
-            f.write_all(&bytes)
+            f.write_all(&file)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Error::io(path, e))?;
             Ok(SealKey::from_bytes(bytes))

@@ -17,6 +17,8 @@
 //! [paths]                        # defaults shown
 //! config_dir = "/etc/clearway"   # node.toml and tls/
 //! data_dir = "/var/lib/clearway"
+//! key_dir = "/var/lib/clearway-keys"   # never inside data_dir
+//! key_encryption_credential = "clearway-kek"   # default: none (key files in the clear)
 //!
 //! [[voter]]                      # 1 to 7 voting appliances
 //! id = 1
@@ -117,10 +119,16 @@ impl Default for ListenPorts {
 pub struct Paths {
     /// `node.toml` and `tls/` (the node's bundle); absolute. Default `/etc/clearway`.
     pub config_dir: PathBuf,
-    /// The node's database, snapshots and storage key. Default `/var/lib/clearway` (the
-    /// systemd unit's state directory). A relative path is taken from `config_dir`, as node.toml
-    /// reads it (several nodes on one test machine).
+    /// The node's database and snapshots. Default `/var/lib/clearway` (the systemd unit's state
+    /// directory). A relative path is taken from `config_dir`, as node.toml reads it (several
+    /// nodes on one test machine).
     pub data_dir: PathBuf,
+    /// The node's key files (storage keyring, outbox key): never inside `data_dir`. Default
+    /// `/var/lib/clearway-keys` (a second state directory of the unit); relative as `data_dir`.
+    pub key_dir: PathBuf,
+    /// The systemd credential whose key-encryption key seals the key files
+    /// (`LoadCredentialEncrypted=` in deploy/systemd/clearway-node.service). Default none.
+    pub key_encryption_credential: Option<String>,
 }
 
 impl Default for Paths {
@@ -128,6 +136,8 @@ impl Default for Paths {
         Paths {
             config_dir: PathBuf::from("/etc/clearway"),
             data_dir: PathBuf::from("/var/lib/clearway"),
+            key_dir: PathBuf::from("/var/lib/clearway-keys"),
+            key_encryption_credential: None,
         }
     }
 }
@@ -337,7 +347,9 @@ impl PortDefinition {
             advertise: None,
             metrics_listen: Some(SocketAddr::new(node.addr, self.listen.metrics)),
             data_dir: self.paths.data_dir.clone(),
-            key_file: None,
+            key_file: Some(self.paths.key_dir.join("node.keyring")),
+            key_encryption_credential: self.paths.key_encryption_credential.clone(),
+            allow_key_in_data_dir: false,
             // Beside node.toml, wherever that is (node.toml's relative paths are its own dir's).
             tls_dir: PathBuf::from("tls"),
             role: node.role,

@@ -133,11 +133,15 @@ pub fn provision(
     let node_toml = config_dir.join("node.toml");
     // As `NodeConfig::from_file` will resolve them: relative to node.toml's directory.
     let tls_dir = config_dir.join(&config.tls_dir);
-    let data_dir = if config.data_dir.is_absolute() {
-        under(root, &config.data_dir)
-    } else {
-        config_dir.join(&config.data_dir)
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            under(root, p)
+        } else {
+            config_dir.join(p)
+        }
     };
+    let data_dir = resolve(&config.data_dir);
+    let key_dir = resolve(&def.paths.key_dir);
     if !force {
         for p in [&node_toml, &tls_dir.join("key.pem")] {
             if p.exists() {
@@ -166,12 +170,15 @@ pub fn provision(
     }
     fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     set_mode(&data_dir, 0o700)?;
+    fs::create_dir_all(&key_dir).map_err(|e| Error::io(&key_dir, e))?;
+    set_mode(&key_dir, 0o700)?;
 
     if let Some(a) = account {
         for p in [&node_toml, &tls_dir, &tls_dir.join("key.pem")] {
             chown(p, None, Some(a.gid))?;
         }
         chown(&data_dir, Some(a.uid), Some(a.gid))?;
+        chown(&key_dir, Some(a.uid), Some(a.gid))?;
     }
 
     let mut missing = Vec::new();

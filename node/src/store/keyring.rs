@@ -22,12 +22,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::crypto::Sealer;
+use super::custody::Custody;
 use crate::error::{Error, Result};
 
 const HEADER: &str = "clearway keyring v1";
@@ -41,6 +42,7 @@ struct Keys {
 /// The node's storage key, with its epoch; see the module docs.
 pub struct Keyring {
     path: PathBuf,
+    custody: Arc<Custody>,
     keys: RwLock<Keys>,
 }
 
@@ -60,8 +62,9 @@ fn random_key() -> Zeroizing<[u8; 32]> {
 }
 
 impl Keyring {
-    /// Opens the key file, or creates it (epoch 1) when `create` is true and it does not exist.
-    pub fn load(path: &Path, create: bool) -> Result<Keyring> {
+    /// Opens the key file, or creates it (epoch 1) when `create` is true and it does not exist;
+    /// the file is sealed under `custody`'s key-encryption key when it has one.
+    pub fn load(path: &Path, create: bool, custody: Arc<Custody>) -> Result<Keyring> {
         if !path.exists() {
             if !create {
                 return Err(Error::Store(format!(
@@ -70,9 +73,10 @@ impl Keyring {
                 )));
             }
             let key = random_key();
-            write_file(path, &[(1, &key)])?;
+            write_file(&custody, path, &[(1, &key)])?;
             return Ok(Keyring {
                 path: path.to_path_buf(),
+                custody,
                 keys: RwLock::new(Keys {
                     epoch: 1,
                     current: Sealer::new(&key),
@@ -80,7 +84,7 @@ impl Keyring {
                 }),
             });
         }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+        let (text, rewrite) = read_text(&custody, path)?;
         let bad = |why: &str| {
             Error::Store(format!(
                 "{}: not a clearway keyring ({why})",
@@ -92,6 +96,7 @@ impl Keyring {
             return Err(bad("missing header"));
         }
         let mut keys = Vec::new();
+        let mut raw: Vec<(u32, Zeroizing<[u8; 32]>)> = Vec::new();
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let (epoch, hex_key) = line
                 .trim()
@@ -103,7 +108,15 @@ impl Keyring {
             let key =
                 <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad("key is not 32 bytes"))?;
             keys.push((epoch, Sealer::new(&key)));
+            raw.push((epoch, Zeroizing::new(key)));
         }
+        if rewrite {
+            // A plain key file found once a key-encryption credential is configured: sealed now.
+            let list: Vec<(u32, &[u8; 32])> = raw.iter().map(|(e, k)| (*e, &**k)).collect();
+            write_file(&custody, path, &list)?;
+            tracing::info!(path = %path.display(), "Key file sealed under the key-encryption credential.");
+        }
+        drop(raw);
         let mut keys = keys.into_iter();
         let (epoch, current) = keys.next().ok_or_else(|| bad("no key"))?;
         let previous = keys.next();
@@ -112,6 +125,7 @@ impl Keyring {
         }
         Ok(Keyring {
             path: path.to_path_buf(),
+            custody,
             keys: RwLock::new(Keys {
                 epoch,
                 current,
@@ -175,8 +189,12 @@ impl Keyring {
         let epoch = keys.epoch + 1;
         // The old key's bytes are needed on disk until re-sealing is done; re-read them from the
         // file rather than keeping raw key bytes in memory.
-        let old = read_current_key(&self.path)?;
-        write_file(&self.path, &[(epoch, &key), (keys.epoch, &old)])?;
+        let old = read_current_key(&self.custody, &self.path)?;
+        write_file(
+            &self.custody,
+            &self.path,
+            &[(epoch, &key), (keys.epoch, &old)],
+        )?;
         let old_sealer = std::mem::replace(&mut keys.current, Sealer::new(&key));
         keys.previous = Some((keys.epoch, old_sealer));
         keys.epoch = epoch;
@@ -189,8 +207,8 @@ impl Keyring {
         if keys.previous.is_none() {
             return Ok(());
         }
-        let current = read_current_key(&self.path)?;
-        write_file(&self.path, &[(keys.epoch, &current)])?;
+        let current = read_current_key(&self.custody, &self.path)?;
+        write_file(&self.custody, &self.path, &[(keys.epoch, &current)])?;
         keys.previous = None;
         Ok(())
     }
@@ -210,8 +228,17 @@ fn split_epoch(sealed: &[u8]) -> Option<(u32, &[u8])> {
     Some((u32::from_be_bytes(*e), rest))
 }
 
-fn read_current_key(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+/// The key file's text, opened with `custody`; and whether it was plain but should be sealed.
+fn read_text(custody: &Custody, path: &Path) -> Result<(Zeroizing<String>, bool)> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    let (plain, rewrite) = custody.unwrap(path, b"keyring", &bytes)?;
+    let text = String::from_utf8(plain.to_vec())
+        .map_err(|_| Error::Store(format!("{}: not a clearway keyring", path.display())))?;
+    Ok((Zeroizing::new(text), rewrite))
+}
+
+fn read_current_key(custody: &Custody, path: &Path) -> Result<Zeroizing<[u8; 32]>> {
+    let (text, _) = read_text(custody, path)?;
     let hex_key = text
         .lines()
         .nth(1)
@@ -234,7 +261,7 @@ fn read_current_key(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
 }
 
 /// Writes the key file atomically: temporary file (0600), fsync, rename, fsync the directory.
-fn write_file(path: &Path, keys: &[(u32, &[u8; 32])]) -> Result<()> {
+fn write_file(custody: &Custody, path: &Path, keys: &[(u32, &[u8; 32])]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -251,8 +278,8 @@ fn write_file(path: &Path, keys: &[(u32, &[u8; 32])]) -> Result<()> {
     for (epoch, key) in keys {
         text.push_str(&format!("{epoch} {}\n", hex::encode(key)));
     }
-    file.write_all(text.as_bytes())
-        .map_err(|e| Error::io(&tmp, e))?;
+    let bytes = Zeroizing::new(custody.wrap(b"keyring", text.as_bytes())?);
+    file.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     std::fs::File::open(dir)
@@ -269,7 +296,7 @@ mod tests {
     fn rotation_destroys_the_old_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("node.keyring");
-        let ring = Keyring::load(&path, true).expect("create");
+        let ring = Keyring::load(&path, true, Arc::new(Custody::plain())).expect("create");
         assert_eq!(ring.epoch(), 1);
         let old = ring.seal(b"t", b"k", b"secret").expect("seal");
         assert_eq!(&ring.open(b"t", b"k", &old).expect("open")[..], b"secret");
@@ -278,7 +305,7 @@ mod tests {
         assert_eq!(ring.begin_rotation().expect("begin"), 2);
         assert!(ring.is_stale(&old));
         // During the rotation both keys open, also after a restart.
-        let reopened = Keyring::load(&path, false).expect("reopen");
+        let reopened = Keyring::load(&path, false, Arc::new(Custody::plain())).expect("reopen");
         assert!(reopened.rotating());
         assert_eq!(
             &reopened.open(b"t", b"k", &old).expect("open")[..],
@@ -289,7 +316,7 @@ mod tests {
 
         assert!(ring.open(b"t", b"k", &old).is_err(), "old key destroyed");
         assert_eq!(&ring.open(b"t", b"k", &new).expect("open")[..], b"secret");
-        let reopened = Keyring::load(&path, false).expect("reopen");
+        let reopened = Keyring::load(&path, false, Arc::new(Custody::plain())).expect("reopen");
         assert!(!reopened.rotating());
         assert!(
             reopened.open(b"t", b"k", &old).is_err(),
@@ -311,7 +338,10 @@ mod tests {
     fn bad_key_files_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k");
-        assert!(Keyring::load(&path, false).is_err(), "missing");
+        assert!(
+            Keyring::load(&path, false, Arc::new(Custody::plain())).is_err(),
+            "missing"
+        );
         for text in [
             "",
             "nonsense\n",
@@ -320,7 +350,7 @@ mod tests {
             "clearway keyring v1\n1 abcd\n",
         ] {
             std::fs::write(&path, text).expect("write");
-            let err = Keyring::load(&path, false).expect_err(text);
+            let err = Keyring::load(&path, false, Arc::new(Custody::plain())).expect_err(text);
             assert_eq!(err.code(), "store", "{text:?}: {err}");
         }
     }

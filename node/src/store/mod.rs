@@ -15,6 +15,7 @@
 //! On an appliance it belongs on a separate protected volume; its path is configurable.
 
 pub(crate) mod crypto;
+pub mod custody;
 pub mod keyring;
 #[cfg(test)]
 mod tests;
