@@ -81,6 +81,7 @@ bench: setup
     cargo build --release --locked -p clearway-node
     cargo bench --locked -p clearway-tests --bench cluster
     cargo bench --locked -p clearway-tests --bench lane
+    cargo bench --locked -p clearway-tests --bench flood
     "$CLEARWAY_CACHE/venv/bin/python" tests/fixtures/bench_opencv.py assets
 
 # Regenerate the OpenCV reference fixture (tests/fixtures/opencv_reference.json).

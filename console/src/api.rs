@@ -344,6 +344,19 @@ pub async fn add_learner(
     ctx::done(c.add_learner(&v, &port, &node, &addr, &reason, now).await)
 }
 
+/// Retires an appliance: revokes its certificates and removes it from the cluster (port admins).
+#[server(prefix = "/api", endpoint = "retire_appliance")]
+pub async fn retire_appliance(
+    csrf: String,
+    port: String,
+    node: String,
+    reason: String,
+) -> Result<WriteReceipt, ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    let now = crate::auth::now_ms();
+    ctx::done(c.retire_appliance(&v, &port, &node, &reason, now).await)
+}
+
 /// The staged face-scan roll-out (`stage`: pilot, all, rollback; port admins).
 #[server(prefix = "/api", endpoint = "stage_face_scan")]
 pub async fn stage_face_scan(

@@ -118,6 +118,11 @@ pub enum Change {
         /// Person id, e.g. `P00000001`.
         person: String,
     },
+    /// Revoke every certificate of an appliance issued until now (retire appliance).
+    Revoke {
+        /// `node-12`.
+        identity: String,
+    },
 }
 
 fn ops_gate(g: Gate) -> GateId {
@@ -230,6 +235,9 @@ pub fn batch(audit: &AuditEntry, change: &Change) -> Result<Vec<Op>> {
     let mut ops = vec![Op::Audit(draft)];
     match change {
         Change::AuditOnly => {}
+        Change::Revoke { identity } => ops.push(Op::Revoke {
+            identity: identity.clone(),
+        }),
         Change::Order { channel, action } => ops.push(Op::Order {
             channel: channel.clone(),
             action: ops_override(*action),
@@ -777,6 +785,15 @@ impl PortApi {
         let client = self.client(nodes).await?;
         client
             .initialize(first, voters.clone())
+            .await
+            .map_err(|e| Error::Refused(e.to_string()))
+    }
+
+    /// Removes a node from the cluster through the leader (the leader also revokes it).
+    pub async fn remove_node(&self, nodes: &BTreeMap<u64, SocketAddr>, id: u64) -> Result<()> {
+        let client = self.client(nodes).await?;
+        client
+            .change_membership(MembershipChange::Remove { id }, WRITE_DEADLINE)
             .await
             .map_err(|e| Error::Refused(e.to_string()))
     }

@@ -36,7 +36,8 @@
 //!   `rollout-selected`, `bundles`, `bundle` (`data-node`), `bundle-dir`, `bundle-node`,
 //!   `bundle-addr`, `bundle-role`, `bundle-channel`, `bundle-reason`, `bundle-submit`;
 //!   `init-reason`, `init-submit`, `init-receipt`; `learner-node`, `learner-addr`,
-//!   `learner-reason`, `learner-submit`; `stage-pilot`, `stage-reason`, `stage-pilot-submit`,
+//!   `learner-reason`, `learner-submit`; `retire-node`, `retire-reason`, `retire-submit`,
+//!   `retire-receipt`; `stage-pilot`, `stage-reason`, `stage-pilot-submit`,
 //!   `stage-all-submit`, `stage-rollback-submit`, `stage-receipt`.
 //! * audit: `audit-chain` (`data-status` = `ok|broken`, `data-break-seq`), `audit-records`,
 //!   `audit-record` (`data-seq`, `data-action`).

@@ -10,7 +10,8 @@ use leptos_router::hooks::use_query_map;
 use super::loading;
 use super::ports::Members;
 use crate::api::{
-    AddLearner, CreatePort, InitCluster, IssueBundle, StageFaceScan, fetch_rollout, rollout_ports,
+    AddLearner, CreatePort, InitCluster, IssueBundle, RetireAppliance, StageFaceScan,
+    fetch_rollout, rollout_ports,
 };
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, BundleView, PortDefinition, RolloutView, Viewer, WriteReceipt};
@@ -170,6 +171,7 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
     let bundle = ServerAction::<IssueBundle>::new();
     let init = ServerAction::<InitCluster>::new();
     let learner = ServerAction::<AddLearner>::new();
+    let retire = ServerAction::<RetireAppliance>::new();
     let stage = ServerAction::<StageFaceScan>::new();
     let receipt = |test: &'static str| move |w: WriteReceipt| view! { <span data-test=test>{w.summary}</span> };
     let csrf = StoredValue::new(viewer.csrf.clone());
@@ -247,6 +249,19 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
             <button type="submit" data-test="learner-submit">"Add learner"</button>
         </ActionForm>
         {move || action_result(learner.value().get(), learner.pending().get(), "learner-result", receipt("learner-receipt"))}
+        <ActionForm action=retire>
+            <input type="hidden" name="csrf" value=csrf.get_value() />
+            <input type="hidden" name="port" value=port.get_value() />
+            <label>"Node id " <input type="number" name="node" min="1" required data-test="retire-node" /></label>
+            <label>
+                "Reason (required) "
+                <input type="text" name="reason" required maxlength="500" data-test="retire-reason" />
+            </label>
+            <button type="submit" data-test="retire-submit">
+                "Retire appliance (revoke its certificates, remove it from the cluster)"
+            </button>
+        </ActionForm>
+        {move || action_result(retire.value().get(), retire.pending().get(), "retire-result", receipt("retire-receipt"))}
 
         <h3>"Face scan, in stages"</h3>
         <ActionForm action=stage>

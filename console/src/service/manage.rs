@@ -228,10 +228,7 @@ impl Console {
     ) -> Result<WriteReceipt> {
         let p = self.port(port)?;
         self.admin(v, "add nodes")?;
-        let id: u64 = node
-            .trim()
-            .parse()
-            .map_err(|_| Error::Invalid(format!("node id {node:?} is not a number")))?;
+        let id = node_id(node)?;
         let addr: SocketAddr = addr
             .trim()
             .parse()
@@ -246,6 +243,41 @@ impl Console {
             change: Change::AuditOnly,
         };
         self.submit(&p, v, w, now).await
+    }
+
+    /// Retires an appliance (port admins, reason required): every certificate it has is revoked
+    /// by an audited op, so every node refuses it within a heartbeat, and it is removed from the
+    /// cluster if it is a member. Its replacement gets a new bundle for the same node id.
+    pub async fn retire_appliance(
+        &self,
+        v: &Viewer,
+        port: &str,
+        node: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<WriteReceipt> {
+        let p = self.port(port)?;
+        self.admin(v, "retire appliances")?;
+        let id = node_id(node)?;
+        let reason = check_reason(reason)?;
+        let w = Write {
+            metric: "retire".into(),
+            action: "cluster.retire".into(),
+            target: format!("{port}/node-{id}"),
+            reason,
+            change: Change::Revoke {
+                identity: format!("node-{id}"),
+            },
+        };
+        let receipt = self.submit(&p, v, w, now).await?;
+        if p.latest()
+            .members
+            .iter()
+            .any(|m| m.id == id && m.membership != "seed")
+        {
+            p.api.remove_node(&p.nodes(), id).await?;
+        }
+        Ok(receipt)
     }
 
     /// The port's audit chain, verified (supervisors of the port and port admins).
@@ -300,4 +332,11 @@ impl Console {
             generated_password: generated,
         })
     }
+}
+
+/// A node id typed into a form.
+fn node_id(node: &str) -> Result<u64> {
+    node.trim()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("node id {node:?} is not a number")))
 }

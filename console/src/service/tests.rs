@@ -183,6 +183,10 @@ async fn every_action_is_refused_on_the_server_unless_the_role_allows_it_on_this
                         .await,
                 ),
             ),
+            (
+                "retire",
+                code(c.retire_appliance(v, "hengqin", "9", reason, now).await),
+            ),
             ("audit", code(c.audit(v, "hengqin").await)),
             ("users", code(c.users(v, now))),
             ("rollout", code(c.rollout_ports(v))),
@@ -198,10 +202,10 @@ async fn every_action_is_refused_on_the_server_unless_the_role_allows_it_on_this
     }
     // `invalid` for the desk's consent: the (empty) form is checked after the role.
     expect_test::expect![[r#"
-        supervisor overview=ok snapshot=ok lane=ok override=port_unreachable ack=port_unreachable find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden audit=port_unreachable users=forbidden rollout=forbidden
-        desk       overview=forbidden snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=port_unreachable consent=invalid cancel=port_unreachable stage=forbidden init=forbidden learner=forbidden audit=forbidden users=forbidden rollout=forbidden
-        admin      overview=ok snapshot=ok lane=ok override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=port_unreachable init=port_unreachable learner=port_unreachable audit=port_unreachable users=ok rollout=ok
-        other-port overview=ok snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden audit=forbidden users=forbidden rollout=forbidden"#]]
+        supervisor overview=ok snapshot=ok lane=ok override=port_unreachable ack=port_unreachable find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=port_unreachable users=forbidden rollout=forbidden
+        desk       overview=forbidden snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=port_unreachable consent=invalid cancel=port_unreachable stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=forbidden users=forbidden rollout=forbidden
+        admin      overview=ok snapshot=ok lane=ok override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=port_unreachable init=port_unreachable learner=port_unreachable retire=port_unreachable audit=port_unreachable users=ok rollout=ok
+        other-port overview=ok snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=forbidden users=forbidden rollout=forbidden"#]]
     .assert_eq(&rows.join("\n"));
     // The supervisor of another port sees only that port.
     let seen: Vec<String> = c
@@ -820,14 +824,14 @@ async fn every_action_against_a_three_node_port() {
         })
         .collect();
     expect_test::expect![[r#"
-        0 cluster.init hengqin first start of the port by cy (port_admin)
+        0 cluster.init hengqin first start of the port by cy@console (port_admin)
         1 order.gate2_lock hengqin/passenger/1 tailgating
-        at gate 2 by ana (supervisor)
-        2 ack_alarm.camera_down hengqin/passenger/1 camera crew called by ana (supervisor)
-        3 set_mode.face_and_card hengqin pilot week by cy (port_admin)
-        4 set_mode.card_only hengqin pilot found glare at gate 1 by cy (port_admin)
-        5 guardian_consent hengqin guardian present with birth certificate by bo (service_desk)
-        6 cancel P00000001 cancelled in person at Qingmao by bo (service_desk)"#]]
+        at gate 2 by ana@console (supervisor)
+        2 ack_alarm.camera_down hengqin/passenger/1 camera crew called by ana@console (supervisor)
+        3 set_mode.face_and_card hengqin pilot week by cy@console (port_admin)
+        4 set_mode.card_only hengqin pilot found glare at gate 1 by cy@console (port_admin)
+        5 guardian_consent hengqin guardian present with birth certificate by bo@console (service_desk)
+        6 cancel P00000001 cancelled in person at Qingmao by bo@console (service_desk)"#]]
     .assert_eq(&trail.join("\n"));
     assert_eq!(before, 3, "the reasonless override wrote nothing");
     assert!(
@@ -857,6 +861,42 @@ async fn every_action_against_a_three_node_port() {
     let (seq, why) = tampered.break_at.expect("break found");
     assert_eq!(seq, 2);
     assert!(why.contains("hash"), "{why}");
+
+    // Retiring an appliance: an audited revocation every node applies.
+    c.retire_appliance(
+        &admin,
+        "hengqin",
+        "9",
+        "lane appliance taken from hall 1",
+        now(),
+    )
+    .await
+    .expect("retire");
+    let raw = clearway_node::cluster::ClusterClient::new(
+        &clearway_node::net::tls::Bundle::load(&client).expect("bundle"),
+        nodes_map.clone(),
+    )
+    .expect("client");
+    let last = raw.audit_trail(1).await.expect("trail");
+    let record = last.last().expect("a record");
+    assert_eq!(
+        (record.draft.action.as_str(), record.draft.target.as_str()),
+        ("cluster.retire", "hengqin/node-9")
+    );
+    for id in 1..=3u64 {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let m = raw.metrics(id).await.expect("metrics");
+            if m.contains("clearway_cluster_revoked_certificates 1") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "node {id} never applied the revocation"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 
     for n in &nodes {
         n.shutdown().await;

@@ -115,37 +115,26 @@ pub fn authorize(role: &Role, call: &Call) -> Result<(), Refusal> {
             }
             Ok(())
         }
-        Call::Membership(_) | Call::Search { .. } | Call::Audit { .. } => {
-            if client {
-                Ok(())
-            } else {
-                Err(refuse(call, role, "only a console or an operator"))
-            }
-        }
-        Call::Person { .. } | Call::FindDocument { .. } => {
-            if client {
-                Ok(())
-            } else {
-                Err(refuse(
-                    call,
-                    role,
-                    "person records are read only by a console or an operator",
-                ))
-            }
-        }
-        Call::Initialize { .. } => {
-            if client {
-                Ok(())
-            } else {
-                Err(refuse(
-                    call,
-                    role,
-                    "only a console or an operator initialises a cluster",
-                ))
-            }
-        }
+        Call::Membership(_)
+        | Call::Initialize { .. }
+        | Call::Search { .. }
+        | Call::Audit { .. } => clients_only(client, call, role, "only a console or an operator"),
+        Call::Person { .. } | Call::FindDocument { .. } => clients_only(
+            client,
+            call,
+            role,
+            "person records are read only by a console or an operator",
+        ),
         Call::Status | Call::Digest | Call::Metrics | Call::Lane | Call::Ledger => Ok(()),
         Call::OnBehalf { .. } => Err(refuse(call, role, "a forwarded call cannot be forwarded")),
+    }
+}
+
+fn clients_only(client: bool, call: &Call, role: &Role, reason: &str) -> Result<(), Refusal> {
+    if client {
+        Ok(())
+    } else {
+        Err(refuse(call, role, reason))
     }
 }
 

@@ -276,7 +276,30 @@ impl ClusterNode {
         Reply::error("forbidden", refusal.to_string(), false)
     }
 
-    /// Takes one person read from `principal`'s allowance; false when it is spent.
+    /// Refuses a call the node's own checks (not the table) turned down.
+    fn refuse_because(&self, principal: &Principal, call: &'static str, reason: String) -> Reply {
+        let refusal = Refusal {
+            call,
+            role: principal.role.name(),
+            reason,
+        };
+        self.refuse(principal, &refusal)
+    }
+
+    /// Takes one person read from `principal`'s allowance: the answer to give instead when it
+    /// is spent.
+    fn person_read_limited(&self, principal: &Principal) -> Option<Reply> {
+        if self.person_read_allowed(principal) {
+            None
+        } else {
+            Some(Reply::error(
+                "rate_limited",
+                "too many person reads; slow down",
+                true,
+            ))
+        }
+    }
+
     fn person_read_allowed(&self, principal: &Principal) -> bool {
         let now = Instant::now();
         let mut reads = self
@@ -547,14 +570,7 @@ impl ClusterNode {
             Call::OnBehalf { client, role, call } if matches!(from.identity, Identity::Node(_)) => {
                 match authz::forwarded_principal(&from, &client, &role) {
                     Ok(principal) => (principal, *call, true),
-                    Err(reason) => {
-                        let refusal = Refusal {
-                            call: "on_behalf",
-                            role: from.role.name(),
-                            reason,
-                        };
-                        return self.refuse(&from, &refusal);
-                    }
+                    Err(reason) => return self.refuse_because(&from, "on_behalf", reason),
                 }
             }
             call => (from, call, false),
@@ -625,14 +641,7 @@ impl ClusterNode {
                             Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
                             Err(e) => Err(raft_error(e)),
                         },
-                        Err(reason) => {
-                            let refusal = Refusal {
-                                call: "write",
-                                role: principal.role.name(),
-                                reason,
-                            };
-                            return self.refuse(&principal, &refusal);
-                        }
+                        Err(reason) => return self.refuse_because(&principal, "write", reason),
                     },
                     _ => self.write_for(&principal, forward, request).await,
                 };
@@ -645,8 +654,8 @@ impl ClusterNode {
                 person,
                 linearizable,
             } => {
-                if !self.person_read_allowed(&principal) {
-                    return Reply::error("rate_limited", "too many person reads; slow down", true);
+                if let Some(limited) = self.person_read_limited(&principal) {
+                    return limited;
                 }
                 if linearizable {
                     match raft.ensure_linearizable().await {
@@ -687,8 +696,8 @@ impl ClusterNode {
                     .audit(from_seq, limit.min(MAX_AUDIT_RECORDS) as usize),
             ),
             Call::FindDocument { kind, number } => {
-                if !self.person_read_allowed(&principal) {
-                    return Reply::error("rate_limited", "too many person reads; slow down", true);
+                if let Some(limited) = self.person_read_limited(&principal) {
+                    return limited;
                 }
                 let g = self.inner.gallery.read();
                 Reply::Person(
