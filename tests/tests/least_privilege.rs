@@ -794,3 +794,104 @@ async fn a_flood_from_a_valid_certificate_does_not_stop_the_port() {
     let status = operator.status(target).await.expect("status");
     assert_eq!(status.voters, vec![1, 2, 3]);
 }
+
+/// One node's audit trail truncated on its disk (a consistent, re-hashed prefix: it still
+/// verifies on its own) is found by comparing the replicas: `cluster status` fails naming the
+/// nodes, and `/metrics` shows the different heads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_audit_trail_rewritten_on_one_disk_is_detected() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=3, Tuning::default());
+    let operator = port.bootstrap(&[1, 2, 3], &[]).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    for n in 0..3 {
+        operator
+            .write_audited(
+                vec![enrol(&format!("AUDIT{n:04}"), &random_embedding(&mut rng))],
+                "enrol",
+                "gallery",
+                "before the tampering",
+                LONG,
+            )
+            .await
+            .expect("enrol");
+    }
+    let status_args = |port: &LocalPort| {
+        let mut args = vec![
+            "cluster".to_owned(),
+            "--bundle".to_owned(),
+            port.dir.join("client").display().to_string(),
+        ];
+        for (id, addr) in &port.addrs {
+            args.push("--node".into());
+            args.push(format!("{id}={addr}"));
+        }
+        args.push("status".into());
+        args
+    };
+    let run_status = |port: &LocalPort| {
+        let args = status_args(port);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        clearway_tests::node(&refs)
+    };
+    // Converged: status succeeds.
+    let until = std::time::Instant::now() + LONG;
+    loop {
+        let r = run_status(&port);
+        if r.code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{}", r.stderr);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Node 3 stopped; its newest audit record removed from its disk.
+    assert!(port.stop(3));
+    {
+        let db = sled::open(port.data_dir(3).join("db")).expect("node 3's database");
+        let audit = db.open_tree("sm_audit").expect("audit tree");
+        let (last, _) = audit.last().expect("read").expect("a record");
+        audit.remove(last).expect("remove");
+        db.flush().expect("flush");
+    }
+    port.start(3);
+    let (index, _) = operator
+        .write_audited(
+            vec![enrol("AUDIT9999", &random_embedding(&mut rng))],
+            "enrol",
+            "gallery",
+            "after the tampering",
+            LONG,
+        )
+        .await
+        .expect("enrol");
+    for id in [1, 2, 3] {
+        operator
+            .wait_for(id, "catch-up", LONG, |s| {
+                s.applied_index.is_some_and(|a| a >= index)
+            })
+            .await
+            .expect("applied");
+    }
+    let until = std::time::Instant::now() + LONG;
+    let r = loop {
+        let r = run_status(&port);
+        if r.code != 0 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "never detected: {}",
+            r.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(r.stderr.contains("audit trails diverge"), "{}", r.stderr);
+    assert!(r.stderr.contains("node 3"), "{}", r.stderr);
+    let records = |id| counter(&port.scrape(id), "clearway_audit_records");
+    assert_eq!(records(1), records(2));
+    assert_eq!(records(3), records(1) - 1.0);
+    let head = |id| counter(&port.scrape(id), "clearway_audit_head_prefix");
+    assert_eq!(head(1), head(2));
+    assert_ne!(head(3), head(1));
+}

@@ -385,14 +385,18 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
                         .map(|s| match s.get("error") {
                             Some(e) => format!("node {}: unreachable ({e})", s["id"]),
                             None => format!(
-                                "node {}: {} term {} leader {} log {} applied {} persons {} voters {} learners {}",
+                                "node {}: {} term {} leader {} log {} applied {} persons {} voters {} learners {} audit {}:{:.12}",
                                 s["id"], s["state"], s["term"], s["leader"], s["last_log_index"],
-                                s["applied_index"], s["persons"], s["voters"], s["learners"]
+                                s["applied_index"], s["persons"], s["voters"], s["learners"],
+                                s["audit_len"], s["audit_head"].as_str().unwrap_or("")
                             ),
                         })
                         .collect::<Vec<_>>()
                         .join("\n")
                 })?;
+                if let Some(divergence) = audit_divergence(&all) {
+                    return Err(Error::Cluster(divergence));
+                }
             }
             ClusterCommand::Init { voters, config } => {
                 let (voters, learners) = match config {
@@ -622,4 +626,34 @@ pub fn import(
     } else {
         Outcome::No
     })
+}
+
+/// Replicas that applied the same log index must hold the same audit trail (length and head
+/// hash): a node whose trail was truncated or rewritten on its disk does not. What differs, if
+/// anything.
+fn audit_divergence(statuses: &[serde_json::Value]) -> Option<String> {
+    let mut at: BTreeMap<u64, Vec<(u64, u64, String)>> = BTreeMap::new();
+    for s in statuses {
+        let (Some(id), Some(applied), Some(len), Some(head)) = (
+            s["id"].as_u64(),
+            s["applied_index"].as_u64(),
+            s["audit_len"].as_u64(),
+            s["audit_head"].as_str(),
+        ) else {
+            continue;
+        };
+        at.entry(applied)
+            .or_default()
+            .push((id, len, head.to_owned()));
+    }
+    for (applied, nodes) in at {
+        let first = &nodes[0];
+        if let Some(other) = nodes.iter().find(|n| (n.1, &n.2) != (first.1, &first.2)) {
+            return Some(format!(
+                "audit trails diverge at applied index {applied}: node {} holds {} records (head {:.12}), node {} holds {} (head {:.12}); a replica's trail was changed on its disk",
+                first.0, first.1, first.2, other.0, other.1, other.2
+            ));
+        }
+    }
+    None
 }

@@ -56,6 +56,8 @@ pub struct Metrics {
     certificate_expiry: IntGaugeVec,
     refused: IntCounterVec,
     person_reads: IntCounterVec,
+    audit_records: IntGauge,
+    audit_head: IntGauge,
     revoked_certificates: IntGauge,
 }
 
@@ -108,6 +110,16 @@ impl Metrics {
                 "clearway_cluster_person_reads_total",
                 "Reads of person records (by id or document) this node answered, by the caller's role and result.",
                 &["role", "result"],
+            )?,
+            audit_records: gauge(
+                r,
+                "clearway_audit_records",
+                "Audit records in this node's replica.",
+            )?,
+            audit_head: gauge(
+                r,
+                "clearway_audit_head_prefix",
+                "The first 48 bits of the newest audit record's hash, as a number: replicas at the same applied index agree; Prometheus keeps an outside copy.",
             )?,
             revoked_certificates: gauge(
                 r,
@@ -325,6 +337,9 @@ impl Metrics {
             .with_label_values(&[model])
             .set(status.indexed_templates as i64);
         self.key_epoch.set(i64::from(status.key_epoch));
+        self.audit_records.set(status.audit_len as i64);
+        self.audit_head
+            .set(i64::from_str_radix(status.audit_head.get(..12).unwrap_or("0"), 16).unwrap_or(0));
         self.shredded_index.set(status.shredded_index as i64);
         self.voters.set(status.voters.len() as i64);
         self.learners.set(status.learners.len() as i64);
@@ -382,6 +397,8 @@ mod tests {
                 .map(|id| (id, format!("10.0.0.{id}:7400")))
                 .into(),
             channel: None,
+            audit_len: 0,
+            audit_head: String::new(),
         }
     }
 

@@ -366,6 +366,7 @@ impl ClusterNode {
             .learner_ids()
             .filter(|id| !voters.contains(id))
             .collect();
+        let (audit_len, audit_head) = self.inner.gallery.audit_head();
         let g = self.inner.gallery.read();
         NodeStatus {
             id: self.inner.id,
@@ -392,6 +393,8 @@ impl ClusterNode {
                 .map(|(id, node)| (*id, node.addr.clone()))
                 .collect(),
             channel: self.lane_reporter().map(|(channel, _)| channel),
+            audit_len,
+            audit_head,
         }
     }
 

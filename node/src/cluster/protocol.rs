@@ -183,6 +183,10 @@ pub struct NodeStatus {
     pub members: BTreeMap<NodeId, String>,
     /// The channel of the lane this node runs, if any.
     pub channel: Option<String>,
+    /// Audit records in the node's replica.
+    pub audit_len: u64,
+    /// The newest audit record's hash (hex): replicas that applied the same log agree on it.
+    pub audit_head: String,
 }
 
 /// A lane's state for the console ([`Call::Lane`]).
