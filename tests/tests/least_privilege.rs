@@ -321,10 +321,15 @@ async fn each_certificate_does_only_what_its_role_allows() {
 async fn person_reads_are_rate_limited_and_counted() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut port = LocalPort::new(tmp.path(), 1..=1, Tuning::default());
-    let operator = port.bootstrap(&[1], &[]).await;
+    port.bootstrap(&[1], &[]).await;
+    let console_bundle = port
+        .ca
+        .issue(&Identity::client("console").expect("name"), &Role::Console)
+        .expect("console bundle");
+    let console = client_with(&port, &console_bundle);
     let mut limited = 0;
     for n in 0..400u64 {
-        match operator
+        match console
             .call(
                 1,
                 &Call::Person {
@@ -344,14 +349,14 @@ async fn person_reads_are_rate_limited_and_counted() {
     assert!(
         counter(
             &metrics,
-            "clearway_cluster_person_reads_total{result=\"rate_limited\",role=\"operator\"}"
+            "clearway_cluster_person_reads_total{result=\"rate_limited\",role=\"console\"}"
         ) >= limited as f64,
         "{metrics}"
     );
     assert!(
         counter(
             &metrics,
-            "clearway_cluster_person_reads_total{result=\"answered\",role=\"operator\"}"
+            "clearway_cluster_person_reads_total{result=\"answered\",role=\"console\"}"
         ) >= 100.0
     );
 }
