@@ -136,6 +136,20 @@ fn port_cluster_from_the_command_line() {
     let status: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
     assert_eq!(status[0]["persons"], 2, "{status}");
     assert_eq!(status[0]["state"], "leader", "{status}");
+    // Each command closes its connection on exit: a burst of commands, more than one identity
+    // may hold open at once, all get through (a lingering connection would count against the
+    // cap until its idle timeout and refuse the later ones).
+    for _ in 0..clearway_node::net::rpc::MAX_CONNECTIONS_PER_IDENTITY + 4 {
+        let r = node(&status_args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let status: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+        assert_eq!(status[0]["error"], serde_json::Value::Null, "{status}");
+    }
+    let log1 = std::fs::read_to_string(d.join("n1/log")).expect("log");
+    assert!(
+        !log1.contains("too many from this identity"),
+        "a finished command's connection was still counted"
+    );
 
     assert_eq!(
         cluster(&[

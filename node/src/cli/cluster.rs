@@ -371,17 +371,29 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
     runtime()?.block_on(async {
         // The QUIC endpoint needs the runtime.
         let client = conn.client()?;
-        match command {
-            ClusterCommand::Status => {
-                let mut all = Vec::new();
-                for id in client.nodes().collect::<Vec<_>>() {
-                    match client.status(id).await {
-                        Ok(s) => all.push(serde_json::to_value(&s).unwrap_or_default()),
-                        Err(e) => all.push(serde_json::json!({"id": id, "error": e.to_string()})),
-                    }
+        let outcome = run(g, conn, &client, command).await;
+        client.close().await;
+        outcome
+    })
+}
+
+async fn run(
+    g: &Global,
+    conn: &Connect,
+    client: &ClusterClient,
+    command: &ClusterCommand,
+) -> Result<Outcome> {
+    match command {
+        ClusterCommand::Status => {
+            let mut all = Vec::new();
+            for id in client.nodes().collect::<Vec<_>>() {
+                match client.status(id).await {
+                    Ok(s) => all.push(serde_json::to_value(&s).unwrap_or_default()),
+                    Err(e) => all.push(serde_json::json!({"id": id, "error": e.to_string()})),
                 }
-                print(g.json, &all, || {
-                    all.iter()
+            }
+            print(g.json, &all, || {
+                all.iter()
                         .map(|s| match s.get("error") {
                             Some(e) => format!("node {}: unreachable ({e})", s["id"]),
                             None => format!(
@@ -393,89 +405,114 @@ pub fn cluster(g: &Global, conn: &Connect, command: &ClusterCommand) -> Result<O
                         })
                         .collect::<Vec<_>>()
                         .join("\n")
-                })?;
-                if let Some(divergence) = audit_divergence(&all) {
-                    return Err(Error::Cluster(divergence));
-                }
-            }
-            ClusterCommand::Init { voters, config } => {
-                let (voters, learners) = match config {
-                    None => (voters.clone(), Vec::new()),
-                    Some(path) => members_from_config(&NodeConfig::from_file(path)?),
-                };
-                if voters.is_empty() {
-                    return Err(Error::Config("no voter: give --voter or a config with voters".into()));
-                }
-                client.initialize(conn.first(), voters.iter().cloned().collect()).await?;
-                println!("cluster initialised with {} voters", voters.len());
-                for (id, addr) in learners {
-                    client
-                        .change_membership(MembershipChange::AddLearner { id, addr }, DEADLINE)
-                        .await?;
-                    println!("node {id} added as a learner");
-                }
-            }
-            ClusterCommand::AddLearner { id, addr, wait } => {
-                client
-                    .change_membership(MembershipChange::AddLearner { id: *id, addr: addr.clone() }, DEADLINE)
-                    .await?;
-                println!("node {id} added as a learner");
-                if *wait {
-                    wait_caught_up(&client, conn.first(), *id).await?;
-                }
-            }
-            ClusterCommand::Promote { id } => {
-                client.change_membership(MembershipChange::Promote { id: *id }, DEADLINE).await?;
-                println!("node {id} is a voter");
-            }
-            ClusterCommand::Demote { id } => {
-                client.change_membership(MembershipChange::Demote { id: *id }, DEADLINE).await?;
-                println!("node {id} is a learner");
-            }
-            ClusterCommand::Remove { id } => {
-                client.change_membership(MembershipChange::Remove { id: *id }, DEADLINE).await?;
-                println!("node {id} removed; its certificates are revoked");
-            }
-            ClusterCommand::Revoke { identity, reason } => {
-                let parsed: Identity = identity.parse()?;
-                client.revoke(&parsed, reason, DEADLINE).await?;
-                println!("{parsed}: certificates issued until now are revoked");
-                if let Identity::Node(id) = parsed {
-                    let status = client.status(conn.first()).await?;
-                    if status.members.contains_key(&id) {
-                        client
-                            .change_membership(MembershipChange::Remove { id }, DEADLINE)
-                            .await?;
-                        println!("node {id} removed from the cluster");
-                    }
-                }
-            }
-            ClusterCommand::Cancel { person, reason } => {
-                let id = parse_id(person)?;
-                let (index, outcomes) = client
-                    .write_audited(
-                        vec![Cmd::Cancel { person: id }],
-                        "cancel",
-                        &id.to_string(),
-                        reason,
-                        DEADLINE,
-                    )
-                    .await?;
-                return report_outcome(&outcomes, index);
-            }
-            ClusterCommand::Person { person } => {
-                let id = parse_id(person)?;
-                let entry = client.person(conn.first(), id, true).await?;
-                let shown = entry.as_ref();
-                print(g.json, &shown, || match shown {
-                    Some(p) => format!("{} {} ({}), document {}", p.id, p.name, p.category, p.document.kind.as_str()),
-                    None => format!("{id} is not registered"),
-                })?;
-                return Ok(if entry.is_some() { Outcome::Yes } else { Outcome::No });
+            })?;
+            if let Some(divergence) = audit_divergence(&all) {
+                return Err(Error::Cluster(divergence));
             }
         }
-        Ok(Outcome::Yes)
-    })
+        ClusterCommand::Init { voters, config } => {
+            let (voters, learners) = match config {
+                None => (voters.clone(), Vec::new()),
+                Some(path) => members_from_config(&NodeConfig::from_file(path)?),
+            };
+            if voters.is_empty() {
+                return Err(Error::Config(
+                    "no voter: give --voter or a config with voters".into(),
+                ));
+            }
+            client
+                .initialize(conn.first(), voters.iter().cloned().collect())
+                .await?;
+            println!("cluster initialised with {} voters", voters.len());
+            for (id, addr) in learners {
+                client
+                    .change_membership(MembershipChange::AddLearner { id, addr }, DEADLINE)
+                    .await?;
+                println!("node {id} added as a learner");
+            }
+        }
+        ClusterCommand::AddLearner { id, addr, wait } => {
+            client
+                .change_membership(
+                    MembershipChange::AddLearner {
+                        id: *id,
+                        addr: addr.clone(),
+                    },
+                    DEADLINE,
+                )
+                .await?;
+            println!("node {id} added as a learner");
+            if *wait {
+                wait_caught_up(client, conn.first(), *id).await?;
+            }
+        }
+        ClusterCommand::Promote { id } => {
+            client
+                .change_membership(MembershipChange::Promote { id: *id }, DEADLINE)
+                .await?;
+            println!("node {id} is a voter");
+        }
+        ClusterCommand::Demote { id } => {
+            client
+                .change_membership(MembershipChange::Demote { id: *id }, DEADLINE)
+                .await?;
+            println!("node {id} is a learner");
+        }
+        ClusterCommand::Remove { id } => {
+            client
+                .change_membership(MembershipChange::Remove { id: *id }, DEADLINE)
+                .await?;
+            println!("node {id} removed; its certificates are revoked");
+        }
+        ClusterCommand::Revoke { identity, reason } => {
+            let parsed: Identity = identity.parse()?;
+            client.revoke(&parsed, reason, DEADLINE).await?;
+            println!("{parsed}: certificates issued until now are revoked");
+            if let Identity::Node(id) = parsed {
+                let status = client.status(conn.first()).await?;
+                if status.members.contains_key(&id) {
+                    client
+                        .change_membership(MembershipChange::Remove { id }, DEADLINE)
+                        .await?;
+                    println!("node {id} removed from the cluster");
+                }
+            }
+        }
+        ClusterCommand::Cancel { person, reason } => {
+            let id = parse_id(person)?;
+            let (index, outcomes) = client
+                .write_audited(
+                    vec![Cmd::Cancel { person: id }],
+                    "cancel",
+                    &id.to_string(),
+                    reason,
+                    DEADLINE,
+                )
+                .await?;
+            return report_outcome(&outcomes, index);
+        }
+        ClusterCommand::Person { person } => {
+            let id = parse_id(person)?;
+            let entry = client.person(conn.first(), id, true).await?;
+            let shown = entry.as_ref();
+            print(g.json, &shown, || match shown {
+                Some(p) => format!(
+                    "{} {} ({}), document {}",
+                    p.id,
+                    p.name,
+                    p.category,
+                    p.document.kind.as_str()
+                ),
+                None => format!("{id} is not registered"),
+            })?;
+            return Ok(if entry.is_some() {
+                Outcome::Yes
+            } else {
+                Outcome::No
+            });
+        }
+    }
+    Ok(Outcome::Yes)
 }
 
 /// Voters and learners named by a node config: the node itself by its `role`, and its peers.
@@ -590,23 +627,28 @@ pub fn import(
     let (mut enrolled, mut existing, mut refused) = (0usize, 0usize, Vec::new());
     runtime()?.block_on(async {
         let client = conn.client()?;
-        for chunk in commands.chunks(batch) {
-            let (_, outcomes) = client
-                .write_audited(chunk.to_vec(), "import", "gallery", reason, DEADLINE)
-                .await?;
-            for o in outcomes {
-                match o {
-                    GalleryOutcome::Enrolled(_) => enrolled += 1,
-                    GalleryOutcome::AlreadyEnrolled(_) => existing += 1,
-                    GalleryOutcome::Refused { code, reason } => {
-                        refused.push(format!("{code}: {reason}"))
+        let sent = async {
+            for chunk in commands.chunks(batch) {
+                let (_, outcomes) = client
+                    .write_audited(chunk.to_vec(), "import", "gallery", reason, DEADLINE)
+                    .await?;
+                for o in outcomes {
+                    match o {
+                        GalleryOutcome::Enrolled(_) => enrolled += 1,
+                        GalleryOutcome::AlreadyEnrolled(_) => existing += 1,
+                        GalleryOutcome::Refused { code, reason } => {
+                            refused.push(format!("{code}: {reason}"))
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
+                bar.inc(chunk.len() as u64);
             }
-            bar.inc(chunk.len() as u64);
+            Ok::<(), Error>(())
         }
-        Ok::<(), Error>(())
+        .await;
+        client.close().await;
+        sent
     })?;
     bar.finish();
     let summary = serde_json::json!({"persons": total, "enrolled": enrolled, "already_enrolled": existing, "refused": refused});

@@ -63,6 +63,13 @@ impl ClusterClient {
         })
     }
 
+    /// Closes every connection, telling the nodes so: a short-lived client (one CLI command)
+    /// must, or each node keeps counting its connection against the identity's cap until the
+    /// idle timeout.
+    pub async fn close(&self) {
+        self.endpoint.close().await;
+    }
+
     /// The nodes this client knows.
     pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.nodes.keys().copied()
