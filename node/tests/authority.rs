@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use clearway_gallery::{Authority, DocumentKind};
 use clearway_node::lane::authority::{
     AuthorityClient, AuthorityConfig, AuthorityError, AuthorityMetrics, Backoff, DemoPki, FailMode,
-    Outbox, OutboxError, ReferenceAuthority, ReferenceConfig, ReferenceHandle, SealKey,
+    Outbox, OutboxError, OutboxKeys, ReferenceAuthority, ReferenceConfig, ReferenceHandle,
     StoredRecord,
 };
 use clearway_node::lane::procedure::{
@@ -34,6 +34,22 @@ const WITHIN: Duration = Duration::from_secs(20);
 
 /// Opens the sled database at `path` again after its last handle was dropped. sled lets go of
 /// its file lock when its background threads do, a moment after the drop: retry until then.
+/// The outbox keyring a lane keeps (`dir/outbox.keyring`), created on first use.
+fn seal_keys(dir: &std::path::Path) -> OutboxKeys {
+    let ring = clearway_node::store::keyring::Keyring::load(
+        &dir.join("outbox.keyring"),
+        true,
+        Arc::new(clearway_node::store::custody::Custody::plain()),
+    )
+    .unwrap();
+    OutboxKeys::new(Arc::new(ring))
+}
+
+/// The outbox of a lane whose files are in `dir`: database `db/`, keyring `outbox.keyring`.
+fn open_outbox(dir: &std::path::Path, m: &AuthorityMetrics) -> Outbox {
+    Outbox::open_path(&dir.join("db"), LANE, seal_keys(dir), m.clone()).unwrap()
+}
+
 async fn reopen(path: &std::path::Path) -> sled::Db {
     let deadline = Instant::now() + WITHIN;
     loop {
@@ -450,9 +466,7 @@ async fn outbox_holds_fifty_during_outage_then_drains_in_order_once() {
     service.set_mode(FailMode::Unavailable, None);
     let (registry, m) = metrics();
     let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open_path(dir.path(), LANE, SealKey::generate(), m.clone())
-        .unwrap()
-        .with_backoff(fast_backoff());
+    let outbox = open_outbox(dir.path(), &m).with_backoff(fast_backoff());
     let macao = client(&pki, Authority::Macao, &service, Duration::from_secs(5), &m);
     let task = run(&outbox, Authority::Macao, macao);
 
@@ -531,9 +545,7 @@ async fn lost_response_is_delivered_again_and_stored_once() {
     service.set_mode(FailMode::Slow, None);
     let (_r, m) = metrics();
     let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open_path(dir.path(), LANE, SealKey::generate(), m.clone())
-        .unwrap()
-        .with_backoff(fast_backoff());
+    let outbox = open_outbox(dir.path(), &m).with_backoff(fast_backoff());
     // The service stores, then holds its answer past the client's timeout: the answer is lost.
     let mainland = client(
         &pki,
@@ -581,12 +593,11 @@ async fn lost_response_is_delivered_again_and_stored_once() {
 async fn records_survive_a_lane_crash_before_delivery() {
     let pki = DemoPki::generate(&[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let seal = SealKey::from_bytes([42; 32]);
     let (_r, m) = metrics();
 
     let mut pushed = Vec::new();
     {
-        let outbox = Outbox::open_path(dir.path(), LANE, seal.clone(), m.clone()).unwrap();
+        let outbox = open_outbox(dir.path(), &m);
         for n in 0..5 {
             pushed.push(outbox.push_both(&consent(n)).unwrap());
         }
@@ -596,10 +607,11 @@ async fn records_survive_a_lane_crash_before_delivery() {
     }
 
     // The wrong key does not open the outbox; the right one does.
-    let db = reopen(dir.path()).await;
-    let e = Outbox::open(&db, LANE, SealKey::from_bytes([1; 32]), m.clone()).unwrap_err();
+    let db = reopen(&dir.path().join("db")).await;
+    let other = tempfile::tempdir().unwrap();
+    let e = Outbox::open(&db, LANE, seal_keys(other.path()), m.clone()).unwrap_err();
     assert!(matches!(e, OutboxError::WrongKey), "{e}");
-    let outbox = Outbox::open(&db, LANE, seal, m.clone())
+    let outbox = Outbox::open(&db, LANE, seal_keys(dir.path()), m.clone())
         .unwrap()
         .with_backoff(fast_backoff());
     assert_eq!(outbox.depth(Authority::Macao), 5);
@@ -657,11 +669,10 @@ async fn records_survive_a_lane_crash_before_delivery() {
 async fn corrupted_entries_become_dead_letters() {
     let pki = DemoPki::generate(&[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let seal = SealKey::generate();
     let (_r, m) = metrics();
     let mut pushed = Vec::new();
     {
-        let outbox = Outbox::open_path(dir.path(), LANE, seal.clone(), m.clone()).unwrap();
+        let outbox = open_outbox(dir.path(), &m);
         for n in 0..4 {
             pushed.push(
                 outbox
@@ -675,7 +686,7 @@ async fn corrupted_entries_become_dead_letters() {
     }
     {
         // Damage the disk: entry 2 is garbage, entry 3 has one flipped bit in its ciphertext.
-        let db = reopen(dir.path()).await;
+        let db = reopen(&dir.path().join("db")).await;
         let tree = db.open_tree(Outbox::tree_name(Authority::Macao)).unwrap();
         let entries: Vec<_> = tree.iter().map(|e| e.unwrap()).collect();
         assert_eq!(entries.len(), 4);
@@ -687,9 +698,14 @@ async fn corrupted_entries_become_dead_letters() {
         db.flush().unwrap();
     }
 
-    let outbox = Outbox::open(&reopen(dir.path()).await, LANE, seal, m.clone())
-        .unwrap()
-        .with_backoff(fast_backoff());
+    let outbox = Outbox::open(
+        &reopen(&dir.path().join("db")).await,
+        LANE,
+        seal_keys(dir.path()),
+        m.clone(),
+    )
+    .unwrap()
+    .with_backoff(fast_backoff());
     // Reading the queue names the damage instead of panicking.
     let e = outbox.pending_keys(Authority::Macao).unwrap_err();
     assert!(matches!(e, OutboxError::Corrupt { seq: 2, .. }), "{e}");
@@ -729,9 +745,7 @@ async fn permanent_refusal_is_a_dead_letter_and_the_queue_moves_on() {
     let service = start(&pki, |_| {}).await;
     let (registry, m) = metrics();
     let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open_path(dir.path(), LANE, SealKey::generate(), m.clone())
-        .unwrap()
-        .with_backoff(fast_backoff());
+    let outbox = open_outbox(dir.path(), &m).with_backoff(fast_backoff());
     let macao = client(&pki, Authority::Macao, &service, Duration::from_secs(5), &m);
 
     // Queue a record, and have its key taken at the authority by a different record: the

@@ -341,7 +341,7 @@ pub fn run_node(g: &Global, config: &Path) -> Result<Outcome> {
                         lane,
                         &config.data_dir,
                         &config.outbox_key_file()?,
-                        &config.custody()?,
+                        std::sync::Arc::new(config.custody()?),
                         &ort,
                         &g.assets,
                         face,

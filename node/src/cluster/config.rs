@@ -135,7 +135,7 @@ pub struct NodeConfig {
     /// Where the sled database and snapshot live. Required.
     pub data_dir: PathBuf,
     /// The storage keyring (rotated on every cancellation). Required, outside `data_dir`; the
-    /// lane's outbox key lives beside it (`outbox.key`). On appliances:
+    /// lane's outbox keyring lives beside it (`outbox.keyring`). On appliances:
     /// `/var/lib/clearway-keys/node.keyring`, sealed under `key_encryption_credential`.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
@@ -250,9 +250,10 @@ impl NodeConfig {
         Ok(key_file)
     }
 
-    /// The lane's outbox key file: `outbox.key` beside the keyring.
+    /// The lane's outbox keyring: `outbox.keyring` beside the node's keyring (an outbox from
+    /// before key epochs had one key in `outbox.key` there; the lane migrates it).
     pub fn outbox_key_file(&self) -> Result<PathBuf> {
-        Ok(self.key_file()?.with_file_name("outbox.key"))
+        Ok(self.key_file()?.with_file_name("outbox.keyring"))
     }
 
     /// What protects the key files: the configured credential's key-encryption key, or nothing.
@@ -330,7 +331,7 @@ mod tests {
         );
         assert_eq!(
             c.outbox_key_file().expect("outside"),
-            dir.path().join("keys/outbox.key")
+            dir.path().join("keys/outbox.keyring")
         );
         assert!(c.raft.fsync, "fsync on by default");
         assert_eq!(c.role, Role::Learner);

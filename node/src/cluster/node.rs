@@ -64,7 +64,8 @@ struct Inner {
     log: LogStore,
     resealer: Resealer,
     db: sled::Db,
-    shredded: AtomicU64,
+    /// Log index of the latest cancellation shredded here (persisted; the lane follows it).
+    shredded: watch::Sender<u64>,
     snapshot_bytes: AtomicU64,
     shutdown: watch::Sender<bool>,
     metrics: Metrics,
@@ -153,7 +154,7 @@ impl ClusterNode {
                 log,
                 resealer,
                 db,
-                shredded: AtomicU64::new(shredded),
+                shredded: watch::Sender::new(shredded),
                 snapshot_bytes: AtomicU64::new(0),
                 shutdown,
                 metrics,
@@ -393,7 +394,7 @@ impl ClusterNode {
             persons: g.registry.len(),
             indexed_templates: g.registry.index().len(),
             key_epoch: self.inner.keyring.epoch(),
-            shredded_index: self.inner.shredded.load(Ordering::SeqCst),
+            shredded_index: *self.inner.shredded.borrow(),
             members: membership
                 .nodes()
                 .map(|(id, node)| (*id, node.addr.clone()))
@@ -423,6 +424,12 @@ impl ClusterNode {
         self.inner
             .metrics
             .certificate_expires(certificate, not_after_unix);
+    }
+
+    /// Watches the log index of the latest cancellation shredded on this node (persisted across
+    /// restarts): the lane's outbox rotates its key after each.
+    pub fn shredded(&self) -> watch::Receiver<u64> {
+        self.inner.shredded.subscribe()
     }
 
     /// The registry `/metrics` renders; other parts of the node (the lane) register on it.
@@ -484,7 +491,7 @@ impl ClusterNode {
         let mut stop = self.inner.shutdown.subscribe();
         loop {
             let target = *erasures.borrow_and_update();
-            if target > self.inner.shredded.load(Ordering::SeqCst) {
+            if target > *self.inner.shredded.borrow() {
                 let mut backoff = Duration::from_millis(200);
                 loop {
                     match self.shred(target).await {
@@ -558,7 +565,7 @@ impl ClusterNode {
         let sm = self.inner.resealer.reseal().await?;
         self.inner.keyring.finish_rotation()?;
         self.inner.resealer.set_shredded_index(upto)?;
-        self.inner.shredded.store(upto, Ordering::SeqCst);
+        self.inner.shredded.send_replace(upto);
         info!(
             upto,
             epoch,

@@ -233,7 +233,7 @@ pub async fn start_from_config(
     config: &LaneConfig,
     data_dir: &std::path::Path,
     outbox_key: &std::path::Path,
-    custody: &crate::store::custody::Custody,
+    custody: std::sync::Arc<crate::store::custody::Custody>,
     ort_library: &std::path::Path,
     assets: &std::path::Path,
     face: crate::face::FaceConfig,
@@ -266,14 +266,20 @@ pub async fn start_from_config(
             Err(e) => warn!(certificate, error = %e, "Cannot read the certificate's expiry."),
         }
     }
-    let key = read_outbox_key(outbox_key, custody)?;
+    let (keys, legacy) = open_outbox_keys(outbox_key, custody)?;
     let outbox_dir = config
         .outbox_dir
         .clone()
         .unwrap_or_else(|| data_dir.join("outbox"));
     let lane_id = format!("lane-{}", node.id());
-    let outbox = Outbox::open_path(&outbox_dir, &lane_id, key, authority_metrics)
-        .map_err(|e| Error::Config(format!("outbox {}: {e}", outbox_dir.display())))?;
+    let outbox = tokio::task::block_in_place(|| {
+        Outbox::open_path(&outbox_dir, &lane_id, keys, authority_metrics)
+    })
+    .map_err(|e| Error::Config(format!("outbox {}: {e}", outbox_dir.display())))?;
+    if let Some(legacy) = legacy {
+        remove_legacy_outbox_key(&legacy)?;
+    }
+    tokio::spawn(follow_erasures(outbox.clone(), node.shredded()));
     let parts = LaneParts {
         procedure: config.procedure.clone(),
         listen: config.listen,
@@ -294,47 +300,57 @@ pub async fn start_from_config(
     Ok(lane)
 }
 
-/// Reads the outbox's sealing key, creating it (32 random bytes, mode 0600, sealed under the
-/// key-encryption key when there is one) on first use.
-fn read_outbox_key(
+/// Opens the outbox's keyring at `path` (creating it on first use, sealed under `custody`'s
+/// key-encryption key when there is one). An outbox from before key epochs kept one key in
+/// `outbox.key` beside it: that key is read too so the outbox can re-seal its records, and
+/// removed once it has ([`remove_legacy_outbox_key`]).
+fn open_outbox_keys(
     path: &std::path::Path,
-    custody: &crate::store::custody::Custody,
-) -> Result<super::authority::SealKey> {
-    use super::authority::SealKey;
-    match std::fs::read(path) {
+    custody: std::sync::Arc<crate::store::custody::Custody>,
+) -> Result<(super::authority::OutboxKeys, Option<std::path::PathBuf>)> {
+    use super::authority::{OutboxKeys, SealKey};
+    let ring = crate::store::keyring::Keyring::load(path, true, custody.clone())?;
+    let keys = OutboxKeys::new(std::sync::Arc::new(ring));
+    let legacy = path.with_file_name("outbox.key");
+    match std::fs::read(&legacy) {
         Ok(bytes) => {
-            let (plain, rewrite) = custody.unwrap(path, b"outbox", &bytes)?;
+            let (plain, _) = custody.unwrap(&legacy, b"outbox", &bytes)?;
             let bytes: [u8; 32] = plain
                 .as_slice()
                 .try_into()
-                .map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?;
-            if rewrite {
-                let sealed = custody.wrap(b"outbox", &bytes)?;
-                crate::net::tls::write_file(path, &sealed, 0o600)?;
-            }
-            Ok(SealKey::from_bytes(bytes))
+                .map_err(|_| Error::Config(format!("{}: not a 32-byte key", legacy.display())))?;
+            Ok((keys.with_legacy(SealKey::from_bytes(bytes)), Some(legacy)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut bytes = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((keys, None)),
+        Err(e) => Err(Error::io(&legacy, e)),
+    }
+}
+
+/// Removes the legacy outbox key once the outbox re-sealed its records under the keyring.
+fn remove_legacy_outbox_key(legacy: &std::path::Path) -> Result<()> {
+    std::fs::remove_file(legacy).map_err(|e| Error::io(legacy, e))?;
+    info!(path = %legacy.display(), "Legacy outbox key removed; records re-sealed under the outbox keyring.");
+    Ok(())
+}
+
+/// Rotates the outbox's key after every cancellation the node shreds, until the node stops.
+async fn follow_erasures(outbox: Outbox, mut shredded: tokio::sync::watch::Receiver<u64>) {
+    loop {
+        let upto = *shredded.borrow_and_update();
+        let o = outbox.clone();
+        match tokio::task::spawn_blocking(move || o.follow_erasure(upto)).await {
+            Ok(Ok(Some(epoch))) => info!(upto, epoch, "Outbox key rotated after a cancellation."),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, upto, "Rotating the outbox key failed; retrying.");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             }
-            let file = zeroize::Zeroizing::new(custody.wrap(b"outbox", &bytes)?);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            f.write_all(&file)
-                .and_then(|()| f.sync_all())
-                .map_err(|e| Error::io(path, e))?;
-            Ok(SealKey::from_bytes(bytes))
+            Err(_) => return,
         }
-        Err(e) => Err(Error::io(path, e)),
+        if shredded.changed().await.is_err() {
+            return;
+        }
     }
 }
 

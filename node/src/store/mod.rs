@@ -13,6 +13,14 @@
 //!
 //! The gallery key file is created (mode 0600) beside the database the first time it is opened.
 //! On an appliance it belongs on a separate protected volume; its path is configurable.
+//!
+//! Removing a person's key from sled is not enough on its own: sled rewrites values out of place,
+//! so the sealed key can linger in the database files, openable with the gallery key. Each
+//! cancellation therefore also rotates the gallery key: a fresh key is written to
+//! `<key file>.next`, every remaining person key (and the check value) is re-sealed under it, and
+//! the new file is renamed over the old, destroying the old key. A crash midway leaves both files;
+//! the next open finishes the rotation (values are tried under both keys; the AEAD tag tells which
+//! one sealed them).
 
 pub(crate) mod crypto;
 pub mod custody;
@@ -21,8 +29,10 @@ pub mod keyring;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use tracing::info;
+use zeroize::Zeroizing;
 
 use self::crypto::{DataKey, Sealer};
 use crate::error::{Error, Result};
@@ -52,7 +62,15 @@ pub struct GalleryStore {
     keys: sled::Tree,
     templates: sled::Tree,
     meta: sled::Tree,
-    sealer: Sealer,
+    sealer: RwLock<Sealer>,
+    key_file: PathBuf,
+}
+
+/// Where a rotation writes the next gallery key before it replaces the key file.
+fn next_key_file(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".next");
+    PathBuf::from(name)
 }
 
 const NEXT_ID: &[u8] = b"next_person_id";
@@ -74,6 +92,12 @@ impl GalleryStore {
                 key_file.display()
             )));
         };
+        let next_file = next_key_file(key_file);
+        let next = if next_file.exists() {
+            Some(Sealer::from_key_file(&next_file)?)
+        } else {
+            None
+        };
         let db = sled::Config::new().path(dir).open()?;
         let store = GalleryStore {
             persons: db.open_tree("persons")?,
@@ -81,28 +105,79 @@ impl GalleryStore {
             templates: db.open_tree("templates")?,
             meta: db.open_tree("meta")?,
             db,
-            sealer,
+            sealer: RwLock::new(sealer),
+            key_file: key_file.to_path_buf(),
         };
         match store.meta.get(KEY_CHECK)? {
             Some(sealed) => {
-                store
-                    .sealer
-                    .open(b"meta", KEY_CHECK, &sealed)
-                    .map_err(|_| {
-                        Error::Decrypt(format!(
-                            "{} with key file {}",
-                            dir.display(),
-                            key_file.display()
-                        ))
-                    })?;
+                let opens = |s: &Sealer| s.open(b"meta", KEY_CHECK, &sealed).is_ok();
+                if !opens(&store.sealer()) && !next.as_ref().is_some_and(opens) {
+                    return Err(Error::Decrypt(format!(
+                        "{} with key file {}",
+                        dir.display(),
+                        key_file.display()
+                    )));
+                }
             }
             None => {
-                let sealed = store.sealer.seal(b"meta", KEY_CHECK, b"clearway gallery")?;
+                let sealed = store
+                    .sealer()
+                    .seal(b"meta", KEY_CHECK, b"clearway gallery")?;
                 store.meta.insert(KEY_CHECK, sealed)?;
                 store.db.flush()?;
             }
         }
+        if let Some(next) = next {
+            info!(key_file = %key_file.display(), "Finishing an interrupted gallery key rotation.");
+            store.finish_rotation(next)?;
+        }
         Ok(store)
+    }
+
+    fn sealer(&self) -> std::sync::RwLockReadGuard<'_, Sealer> {
+        // A poisoned lock only means a panic elsewhere while holding it; the key is intact.
+        self.sealer.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the gallery key with a fresh one, destroying the old (see the module docs).
+    fn rotate(&self) -> Result<()> {
+        let next_file = next_key_file(&self.key_file);
+        if next_file.exists() {
+            std::fs::remove_file(&next_file).map_err(|e| Error::io(&next_file, e))?;
+        }
+        let next = Sealer::create_key_file(&next_file)?;
+        self.finish_rotation(next)
+    }
+
+    /// Re-seals every person key and the check value under `next` (values already under it are
+    /// left), then renames `<key file>.next` over the key file.
+    fn finish_rotation(&self, next: Sealer) -> Result<()> {
+        let mut current = self.sealer.write().unwrap_or_else(|e| e.into_inner());
+        for item in self.keys.iter() {
+            let (k, v) = item?;
+            let plain = match current.open(b"person_keys", &k, &v) {
+                Ok(plain) => Zeroizing::new(plain),
+                Err(()) if next.open(b"person_keys", &k, &v).is_ok() => continue,
+                Err(()) => return Err(Error::Decrypt(format!("person key {}", hex::encode(&k)))),
+            };
+            self.keys
+                .insert(&k, next.seal(b"person_keys", &k, &plain)?)?;
+        }
+        self.meta.insert(
+            KEY_CHECK,
+            next.seal(b"meta", KEY_CHECK, b"clearway gallery")?,
+        )?;
+        self.db.flush()?;
+        let next_file = next_key_file(&self.key_file);
+        std::fs::rename(&next_file, &self.key_file).map_err(|e| Error::io(&self.key_file, e))?;
+        if let Some(dir) = self.key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself must reach the disk before the old key counts as destroyed.
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(dir, e))?;
+        }
+        *current = next;
+        Ok(())
     }
 
     /// Adds a person (validated) and returns the record with its new id.
@@ -123,7 +198,7 @@ impl GalleryStore {
         let key = DataKey::generate();
         let k = id.0.to_be_bytes();
         self.keys
-            .insert(k, self.sealer.seal(b"person_keys", &k, key.as_bytes())?)?;
+            .insert(k, self.sealer().seal(b"person_keys", &k, key.as_bytes())?)?;
         let record = postcard::to_stdvec(&person).map_err(|e| Error::Store(e.to_string()))?;
         self.persons
             .insert(k, key.sealer().seal(b"persons", &k, &record)?)?;
@@ -189,7 +264,8 @@ impl GalleryStore {
         Ok(out)
     }
 
-    /// Cancellation: erases the person's key, record and templates.
+    /// Cancellation: erases the person's key, record and templates, then rotates the gallery key
+    /// so that the person's key, wherever sled left a copy of it, can no longer be opened.
     pub fn cancel(&self, id: PersonId) -> Result<()> {
         let k = id.0.to_be_bytes();
         if self.keys.get(k)?.is_none() {
@@ -204,7 +280,8 @@ impl GalleryStore {
         }
         self.persons.remove(k)?;
         self.db.flush()?;
-        info!(person = %id, "Person cancelled and erased.");
+        self.rotate()?;
+        info!(person = %id, "Person cancelled and erased; gallery key rotated.");
         Ok(())
     }
 
@@ -235,7 +312,7 @@ impl GalleryStore {
             .get(k)?
             .ok_or_else(|| Error::UnknownPerson(id.to_string()))?;
         let bytes = self
-            .sealer
+            .sealer()
             .open(b"person_keys", &k, &sealed)
             .map_err(|_| Error::Decrypt(format!("key of {id}")))?;
         DataKey::from_bytes(&bytes).ok_or_else(|| Error::Decrypt(format!("key of {id}")))

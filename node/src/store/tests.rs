@@ -146,3 +146,89 @@ fn sealed_values_are_bound_to_their_slot_and_key() {
     std::fs::write(dir.path().join("bad"), "not hex").expect("write");
     assert!(Sealer::from_key_file(&dir.path().join("bad")).is_err());
 }
+
+#[test]
+fn cancellation_rotates_the_gallery_key_so_lingering_copies_do_not_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("g");
+    let key_file = default_key_file(&db);
+    let store = GalleryStore::open(&db, &key_file).expect("open");
+    let a = store.add_person(new_person()).expect("add").id;
+    let b = store.add_person(new_person()).expect("add").id;
+    store.add_template(b, &template()).expect("template");
+    // What a copy of the disk taken before the cancellation holds: a's sealed data key, and
+    // the gallery key that opens it.
+    let slot = a.0.to_be_bytes();
+    let lingering = store.keys.get(slot).expect("get").expect("a's key");
+    let old_key = std::fs::read_to_string(&key_file).expect("key file");
+    assert!(
+        Sealer::from_key_file(&key_file)
+            .expect("key")
+            .open(b"person_keys", &slot, &lingering)
+            .is_ok()
+    );
+
+    store.cancel(a).expect("cancel");
+    assert_ne!(
+        std::fs::read_to_string(&key_file).expect("key file"),
+        old_key
+    );
+    assert!(
+        Sealer::from_key_file(&key_file)
+            .expect("key")
+            .open(b"person_keys", &slot, &lingering)
+            .is_err(),
+        "the cancelled person's key still opens under the current gallery key"
+    );
+    // Everyone else is intact, now and after reopening.
+    assert_eq!(store.templates(b).expect("b"), vec![template()]);
+    drop(store);
+    let store = GalleryStore::open(&db, &key_file).expect("reopen");
+    assert_eq!(store.person(b).expect("b").name, "CHAN Tai Man");
+}
+
+#[test]
+fn an_interrupted_rotation_is_finished_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("g");
+    let key_file = default_key_file(&db);
+    let store = GalleryStore::open(&db, &key_file).expect("open");
+    let a = store.add_person(new_person()).expect("add").id;
+    let b = store.add_person(new_person()).expect("add").id;
+    // A crash after the next key was written and one value re-sealed under it.
+    let next_file = super::next_key_file(&key_file);
+    let next = Sealer::create_key_file(&next_file).expect("next key");
+    let slot = a.0.to_be_bytes();
+    let plain = store
+        .sealer()
+        .open(
+            b"person_keys",
+            &slot,
+            &store.keys.get(slot).unwrap().unwrap(),
+        )
+        .expect("open");
+    store
+        .keys
+        .insert(slot, next.seal(b"person_keys", &slot, &plain).unwrap())
+        .unwrap();
+    store.db.flush().unwrap();
+    drop(store);
+
+    let store = GalleryStore::open(&db, &key_file).expect("reopen finishes the rotation");
+    assert!(!next_file.exists());
+    assert_eq!(store.person(a).expect("a").id, a);
+    assert_eq!(store.person(b).expect("b").id, b);
+    let current = Sealer::from_key_file(&key_file).expect("key");
+    for id in [a, b] {
+        let slot = id.0.to_be_bytes();
+        assert!(
+            current
+                .open(
+                    b"person_keys",
+                    &slot,
+                    &store.keys.get(slot).unwrap().unwrap()
+                )
+                .is_ok()
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! Every label value is bounded: `authority` is `macao` or `mainland`, `kind` is `inspection` or
 //! `record`, `outcome` is one of [`OUTCOMES`]. Document numbers, names and keys never appear.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use clearway_gallery::Authority;
 
@@ -32,6 +32,7 @@ pub struct AuthorityMetrics {
     pub(crate) retries: IntCounterVec,
     pub(crate) dead_letters: IntCounterVec,
     pub(crate) requests: IntCounterVec,
+    pub(crate) key_epoch: IntGauge,
 }
 
 impl AuthorityMetrics {
@@ -80,6 +81,11 @@ impl AuthorityMetrics {
             ),
             &["authority", "kind", "outcome"],
         )?;
+        let key_epoch = IntGauge::new(
+            "clearway_outbox_key_epoch",
+            "The outbox's key epoch (rises when a cancellation is applied: older keys are destroyed).",
+        )?;
+        registry.register(Box::new(key_epoch.clone()))?;
         registry.register(Box::new(depth.clone()))?;
         registry.register(Box::new(oldest_age.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
@@ -93,6 +99,7 @@ impl AuthorityMetrics {
             retries,
             dead_letters,
             requests,
+            key_epoch,
         };
         // Every per-authority series exists from the start (a scrape shows 0, not nothing).
         for a in Authority::ALL {

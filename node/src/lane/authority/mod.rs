@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 pub use client::AuthorityClient;
 pub use metrics::AuthorityMetrics;
-pub use outbox::{Backoff, DeadLetter, Outbox, OutboxError, SealKey};
+pub use outbox::{Backoff, DeadLetter, Outbox, OutboxError, OutboxKeys, SealKey};
 pub use reference::{
     DemoPki, FailMode, ReferenceArgs, ReferenceAuthority, ReferenceConfig, ReferenceHandle,
     StoredRecord, serve_reference,

@@ -17,19 +17,29 @@
 //! digits) keeps keys unique if the lane's database is ever recreated and its sequence numbers
 //! start again: the receiver would otherwise drop the new records as repeats.
 //!
-//! # Sealing
+//! # Sealing and key epochs
 //!
-//! The record (JSON) is sealed with ChaCha20-Poly1305 under the 32-byte [`SealKey`] the lane
-//! gives, with a fresh random 96-bit nonce per record and the envelope's header (version, queue
-//! time, idempotency key) as associated data: no byte of an envelope changes unnoticed, and an
-//! envelope does not open under another key. Envelope, version 1:
+//! The record (JSON) is sealed with ChaCha20-Poly1305 under the current key of the outbox's
+//! [`Keyring`] (its own key file, beside the node's keyring, never in the data directory), with
+//! a fresh random 96-bit nonce per record and the envelope's header (queue time, idempotency
+//! key) as associated data: no byte of an envelope changes unnoticed, and an envelope does not
+//! open under another key. Envelope, version 2:
 //!
 //! ```text
-//! u8 version = 1 | u64 BE queued_at (unix ms) | u8 key length | key (ASCII) | 12-byte nonce | ciphertext+tag
+//! u8 version = 2 | u64 BE queued_at (unix ms) | u8 key length | key (ASCII) | u32 BE key epoch | 12-byte nonce | ciphertext+tag
 //! ```
 //!
 //! The sequence numbers, the keys and the queue times are in the clear; names and document
 //! numbers are not.
+//!
+//! Records name travellers, so a cancellation must reach them too. Delivered records are removed
+//! at once, but sled rewrites out of place and their sealed bytes may linger on disk. After each
+//! applied cancellation the lane calls [`Outbox::rotate`]: a fresh key epoch, every record still
+//! queued or parked re-sealed under it, the old key destroyed in the key file. Whatever lingers
+//! was sealed under a key that no longer exists.
+//!
+//! Version 1 envelopes (one fixed [`SealKey`], before key epochs) are still read when that legacy
+//! key is given, and the first rotation, done at open, re-seals them as version 2.
 //!
 //! # Durability and delivery
 //!
@@ -60,16 +70,58 @@ use zeroize::Zeroizing;
 use super::AuthorityClient;
 use super::metrics::AuthorityMetrics;
 use crate::lane::procedure::{AuthorityRecord, Delivery};
+use crate::store::keyring::Keyring;
 
 const META_TREE: &str = "outbox_meta";
 const INCARNATION: &[u8] = b"incarnation";
 const SEAL_CHECK: &[u8] = b"seal_check";
+/// Log index of the latest cancellation the outbox rotated its key for (u64 BE).
+const ERASED_UPTO: &[u8] = b"erased_upto";
 const SEAL_CHECK_PLAIN: &[u8] = b"clearway outbox seal key check";
 const AAD_PREFIX: &[u8] = b"clearway-outbox/v1\0";
+/// The keyring's "tree" (associated-data prefix) for version 2 envelopes.
+const SEAL_TREE_V2: &[u8] = b"clearway-outbox/v2";
 const ENVELOPE_V1: u8 = 1;
+const ENVELOPE_V2: u8 = 2;
 const NONCE_LEN: usize = 12;
 
-/// The key records are sealed with at rest. Wiped from memory when dropped; never printed.
+/// The keys that open the outbox: its epoch keyring and, while an outbox from before key epochs
+/// is migrated, the single key its version 1 envelopes were sealed with.
+#[derive(Clone)]
+pub struct OutboxKeys {
+    ring: Arc<Keyring>,
+    legacy: Option<SealKey>,
+}
+
+impl OutboxKeys {
+    /// The keys of an outbox sealed under `ring`.
+    pub fn new(ring: Arc<Keyring>) -> OutboxKeys {
+        OutboxKeys { ring, legacy: None }
+    }
+
+    /// Also opens version 1 envelopes sealed with `legacy`; [`Outbox::open`] then re-seals them.
+    pub fn with_legacy(mut self, legacy: SealKey) -> OutboxKeys {
+        self.legacy = Some(legacy);
+        self
+    }
+
+    /// The current key epoch.
+    pub fn epoch(&self) -> u32 {
+        self.ring.epoch()
+    }
+}
+
+impl std::fmt::Debug for OutboxKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxKeys")
+            .field("epoch", &self.ring.epoch())
+            .field("legacy", &self.legacy.is_some())
+            .finish()
+    }
+}
+
+/// The single key of a version 1 outbox (before key epochs). Wiped from memory when dropped;
+/// never printed.
 #[derive(Clone)]
 pub struct SealKey(Zeroizing<[u8; 32]>);
 
@@ -181,6 +233,9 @@ pub enum OutboxError {
     /// Sealing failed (should not happen).
     #[error("outbox: sealing failed")]
     Seal,
+    /// The key file could not be read or rewritten (a rotation stops; nothing is lost).
+    #[error("outbox keys: {0}")]
+    Keys(String),
     /// [`Outbox::run`] is already running for this authority in this process.
     #[error("outbox {0}: a delivery task is already running")]
     AlreadyRunning(&'static str),
@@ -203,6 +258,7 @@ impl OutboxError {
             OutboxError::WrongKey => "wrong_key",
             OutboxError::Corrupt { .. } => "corrupt",
             OutboxError::Seal => "seal",
+            OutboxError::Keys(_) => "keys",
             OutboxError::AlreadyRunning(_) => "already_running",
             OutboxError::NoDeadLetter { .. } => "no_dead_letter",
         }
@@ -254,7 +310,10 @@ struct Inner {
     dead: [sled::Tree; 2],
     lane_id: String,
     incarnation: String,
-    seal: SealKey,
+    keys: OutboxKeys,
+    /// Held shared while an envelope is sealed and stored (push, requeue), exclusively while a
+    /// rotation re-seals: no envelope under the old key can land after the re-sealing pass.
+    rotation: std::sync::RwLock<()>,
     metrics: AuthorityMetrics,
     depth: [AtomicU64; 2],
     notify: [Notify; 2],
@@ -323,43 +382,50 @@ fn check_lane_id(id: &str) -> Result<(), OutboxError> {
 
 /// A parsed envelope, borrowing the stored bytes.
 pub(super) struct Envelope<'a> {
+    pub(super) version: u8,
     pub(super) queued_at_ms: u64,
     pub(super) key: &'a str,
-    nonce: &'a [u8],
-    ciphertext: &'a [u8],
+    /// Version 1: nonce ‖ ciphertext ‖ tag. Version 2: epoch ‖ nonce ‖ ciphertext ‖ tag.
+    sealed: &'a [u8],
 }
 
 pub(super) fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, String> {
     let (&version, rest) = bytes.split_first().ok_or("empty entry")?;
-    if version != ENVELOPE_V1 {
-        return Err(format!("unknown envelope version {version}"));
-    }
+    let epoch_len = match version {
+        ENVELOPE_V1 => 0,
+        ENVELOPE_V2 => 4,
+        _ => return Err(format!("unknown envelope version {version}")),
+    };
     if rest.len() < 9 {
         return Err("truncated header".into());
     }
     let queued_at_ms = u64::from_be_bytes(rest[..8].try_into().map_err(|_| "truncated header")?);
     let key_len = rest[8] as usize;
     let rest = &rest[9..];
-    if rest.len() < key_len + NONCE_LEN + 16 {
+    if rest.len() < key_len + epoch_len + NONCE_LEN + 16 {
         return Err("truncated entry".into());
     }
     let key = std::str::from_utf8(&rest[..key_len]).map_err(|_| "key is not text")?;
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("key is not visible ASCII".into());
     }
-    let rest = &rest[key_len..];
     Ok(Envelope {
+        version,
         queued_at_ms,
         key,
-        nonce: &rest[..NONCE_LEN],
-        ciphertext: &rest[NONCE_LEN..],
+        sealed: &rest[key_len..],
     })
 }
 
-/// Associated data: the whole header (version prefix, queue time, key), so that no byte of an
-/// envelope can change unnoticed.
+/// Associated data of a version 1 envelope: the whole header (version prefix, queue time, key),
+/// so that no byte of an envelope can change unnoticed.
 fn aad(queued_at_ms: u64, key: &str) -> Vec<u8> {
     [AAD_PREFIX, &queued_at_ms.to_be_bytes(), key.as_bytes()].concat()
+}
+
+/// The keyring slot of a version 2 envelope: queue time and key (the version is in the tree).
+fn slot_v2(queued_at_ms: u64, key: &str) -> Vec<u8> {
+    [&queued_at_ms.to_be_bytes()[..], key.as_bytes()].concat()
 }
 
 impl Outbox {
@@ -371,7 +437,7 @@ impl Outbox {
     pub fn open(
         db: &sled::Db,
         lane_id: &str,
-        seal: SealKey,
+        keys: OutboxKeys,
         metrics: AuthorityMetrics,
     ) -> Result<Outbox, OutboxError> {
         check_lane_id(lane_id)?;
@@ -401,10 +467,10 @@ impl Outbox {
                 seq: 0,
                 reason: "incarnation unreadable".into(),
             })?;
-        let check = seal_bytes(&seal, "seal_check", SEAL_CHECK_PLAIN, 0)?;
+        let check = seal_bytes(&keys, "seal_check", SEAL_CHECK_PLAIN, 0)?;
         let _ = meta.compare_and_swap(SEAL_CHECK, None as Option<&[u8]>, Some(check))?;
         let stored = meta.get(SEAL_CHECK)?.ok_or(OutboxError::WrongKey)?;
-        match open_bytes(&seal, &stored) {
+        match open_bytes(&keys, &stored) {
             Ok((_, plain)) if plain.as_slice() == SEAL_CHECK_PLAIN => {}
             _ => return Err(OutboxError::WrongKey),
         }
@@ -422,7 +488,8 @@ impl Outbox {
                 dead,
                 lane_id: lane_id.to_owned(),
                 incarnation,
-                seal,
+                keys,
+                rotation: std::sync::RwLock::new(()),
                 metrics,
                 depth,
                 notify: [Notify::new(), Notify::new()],
@@ -433,6 +500,15 @@ impl Outbox {
         for a in Authority::ALL {
             outbox.refresh_gauges(a);
         }
+        if outbox.inner.keys.legacy.is_some() || outbox.inner.keys.ring.rotating() {
+            // Migrate version 1 envelopes, or finish a rotation a crash interrupted.
+            outbox.rotate()?;
+        }
+        outbox
+            .inner
+            .metrics
+            .key_epoch
+            .set(i64::from(outbox.key_epoch()));
         Ok(outbox)
     }
 
@@ -440,11 +516,109 @@ impl Outbox {
     pub fn open_path(
         path: &Path,
         lane_id: &str,
-        seal: SealKey,
+        keys: OutboxKeys,
         metrics: AuthorityMetrics,
     ) -> Result<Outbox, OutboxError> {
         let db = sled::open(path)?;
-        Outbox::open(&db, lane_id, seal, metrics)
+        Outbox::open(&db, lane_id, keys, metrics)
+    }
+
+    /// The current key epoch (rises with each [`Outbox::rotate`]).
+    pub fn key_epoch(&self) -> u32 {
+        self.inner.keys.epoch()
+    }
+
+    /// Follows the node's erasures: when cancellations up to log index `upto` have been shredded
+    /// and the outbox has not rotated for them yet, [`Outbox::rotate`]s and remembers `upto`
+    /// (so a lane that was down when a cancellation was applied rotates when it comes back).
+    /// Returns the new epoch, or `None` when there was nothing to do.
+    pub fn follow_erasure(&self, upto: u64) -> Result<Option<u32>, OutboxError> {
+        let done = self
+            .inner
+            .meta
+            .get(ERASED_UPTO)?
+            .and_then(|v| decode_seq(&v))
+            .unwrap_or(0);
+        if upto <= done {
+            return Ok(None);
+        }
+        let epoch = self.rotate()?;
+        self.inner.meta.insert(ERASED_UPTO, &upto.to_be_bytes())?;
+        self.inner.db.flush()?;
+        Ok(Some(epoch))
+    }
+
+    /// Crypto-erasure after a cancellation: starts a new key epoch, re-seals every record still
+    /// queued or parked (and the seal check) under it, then destroys the old key, so that
+    /// delivered records' sealed bytes lingering in sled's files can no longer be opened.
+    /// Blocking (sled and the key file); a crash midway is finished by the next open. Entries
+    /// that do not open are left as they are (the delivery task parks them). Returns the new
+    /// epoch.
+    pub fn rotate(&self) -> Result<u32, OutboxError> {
+        let inner = &self.inner;
+        let ring = &inner.keys.ring;
+        let keys_error = |e: crate::error::Error| OutboxError::Keys(e.to_string());
+        let _exclusive = inner.rotation.write().unwrap_or_else(|e| e.into_inner());
+        let epoch = ring.begin_rotation().map_err(keys_error)?;
+        let mut resealed = 0usize;
+        let stale = |bytes: &[u8]| match parse_envelope(bytes) {
+            Ok(e) if e.version == ENVELOPE_V1 => true,
+            Ok(e) => ring.is_stale(e.sealed),
+            Err(_) => false,
+        };
+        let reseal = |bytes: &[u8]| -> Option<Vec<u8>> {
+            let env = parse_envelope(bytes).ok()?;
+            let (key, plain) = open_bytes(&inner.keys, bytes).ok()?;
+            seal_bytes(&inner.keys, &key, &plain, env.queued_at_ms).ok()
+        };
+        let check = inner
+            .meta
+            .get(SEAL_CHECK)?
+            .map(|v| (sled::IVec::from(SEAL_CHECK), v));
+        let entries = inner
+            .queues
+            .iter()
+            .flat_map(|q| q.iter().map(move |item| (q, item)));
+        let check = check.into_iter().map(|kv| (&inner.meta, Ok(kv)));
+        for (tree, item) in entries.chain(check) {
+            let (k, v) = item?;
+            if !stale(&v) {
+                continue;
+            }
+            if let Some(new) = reseal(&v) {
+                // A record delivered (removed) meanwhile has nothing left to keep.
+                if tree.compare_and_swap(&k, Some(&v), Some(new))?.is_ok() {
+                    resealed += 1;
+                }
+            }
+        }
+        for tree in &inner.dead {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                let Ok(mut entry) = postcard::from_bytes::<DeadEntry>(&v) else {
+                    continue;
+                };
+                if !stale(&entry.envelope) {
+                    continue;
+                }
+                if let Some(new) = reseal(&entry.envelope) {
+                    entry.envelope = new;
+                    let bytes = postcard::to_stdvec(&entry).map_err(|_| OutboxError::Seal)?;
+                    if tree.compare_and_swap(&k, Some(&v), Some(bytes))?.is_ok() {
+                        resealed += 1;
+                    }
+                }
+            }
+        }
+        inner.db.flush()?;
+        ring.finish_rotation().map_err(keys_error)?;
+        inner.metrics.key_epoch.set(i64::from(epoch));
+        tracing::info!(
+            epoch,
+            resealed,
+            "Outbox key rotated; the old key is destroyed."
+        );
+        Ok(epoch)
     }
 
     /// The same outbox with another retry schedule for the delivery tasks started from it.
@@ -495,6 +669,7 @@ impl Outbox {
                     .map_err(|e| OutboxError::Config(format!("record does not serialise: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         let keys =
             (&inner.meta, &inner.queues[0], &inner.queues[1]).transaction(|(meta, q0, q1)| {
                 let mut keys = Vec::with_capacity(deliveries.len());
@@ -522,7 +697,7 @@ impl Outbox {
                         d.authority.as_str(),
                         inner.incarnation
                     );
-                    let envelope = seal_bytes(&inner.seal, &key, plain, queued_at)
+                    let envelope = seal_bytes(&inner.keys, &key, plain, queued_at)
                         .map_err(ConflictableTransactionError::Abort)?;
                     let q = if idx(d.authority) == 0 { q0 } else { q1 };
                     q.insert(&seq.to_be_bytes(), envelope)?;
@@ -618,12 +793,13 @@ impl Outbox {
             reason: format!("dead letter unreadable: {e}"),
         })?;
         let (key, _) =
-            open_bytes(&inner.seal, &entry.envelope).map_err(|reason| OutboxError::Corrupt {
+            open_bytes(&inner.keys, &entry.envelope).map_err(|reason| OutboxError::Corrupt {
                 authority: a,
                 seq,
                 reason,
             })?;
         let envelope = entry.envelope;
+        let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         (&inner.meta, &inner.queues[i], &inner.dead[i]).transaction(|(meta, q, dead)| {
             let sk = seq_key(authority);
             let next = meta
@@ -663,7 +839,7 @@ impl Outbox {
         };
         let seq = decode_seq(&k)
             .ok_or_else(|| corrupt(0, "entry key is not a sequence number".into()))?;
-        let (key, plain) = open_bytes(&self.inner.seal, &v).map_err(|r| corrupt(seq, r))?;
+        let (key, plain) = open_bytes(&self.inner.keys, &v).map_err(|r| corrupt(seq, r))?;
         let record = serde_json::from_slice::<AuthorityRecord>(&plain)
             .map_err(|e| corrupt(seq, format!("sealed record is not a record: {e}")))?;
         Ok(Some(Head { seq, key, record }))
@@ -845,15 +1021,32 @@ fn decode_seq(k: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes)
 }
 
-/// Seals `plain` into an envelope under `key` (the idempotency key, also the associated data).
+/// Seals `plain` into a version 2 envelope under the current key epoch, for the idempotency key
+/// `key` (bound as associated data with the queue time).
 pub(super) fn seal_bytes(
-    seal: &SealKey,
+    keys: &OutboxKeys,
     key: &str,
     plain: &[u8],
     queued_at_ms: u64,
 ) -> Result<Vec<u8>, OutboxError> {
     let key_len =
         u8::try_from(key.len()).map_err(|_| OutboxError::Config("key too long".into()))?;
+    let sealed = keys
+        .ring
+        .seal(SEAL_TREE_V2, &slot_v2(queued_at_ms, key), plain)
+        .map_err(|_| OutboxError::Seal)?;
+    let mut out = Vec::with_capacity(1 + 8 + 1 + key.len() + sealed.len());
+    out.push(ENVELOPE_V2);
+    out.extend_from_slice(&queued_at_ms.to_be_bytes());
+    out.push(key_len);
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Seals a version 1 envelope with a legacy key (tests of the migration).
+#[cfg(test)]
+pub(super) fn seal_bytes_v1(seal: &SealKey, key: &str, plain: &[u8], queued_at_ms: u64) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
     let aad = aad(queued_at_ms, key);
@@ -866,33 +1059,50 @@ pub(super) fn seal_bytes(
                 aad: &aad,
             },
         )
-        .map_err(|_| OutboxError::Seal)?;
-    let mut out = Vec::with_capacity(1 + 8 + 1 + key.len() + NONCE_LEN + ct.len());
-    out.push(ENVELOPE_V1);
+        .expect("seal");
+    let mut out = vec![ENVELOPE_V1];
     out.extend_from_slice(&queued_at_ms.to_be_bytes());
-    out.push(key_len);
+    out.push(key.len() as u8);
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    Ok(out)
+    out
 }
 
 /// Opens an envelope: `(idempotency key, plaintext)`, or why not.
 pub(super) fn open_bytes(
-    seal: &SealKey,
+    keys: &OutboxKeys,
     bytes: &[u8],
 ) -> Result<(String, Zeroizing<Vec<u8>>), String> {
     let env = parse_envelope(bytes)?;
-    let aad = aad(env.queued_at_ms, env.key);
-    let plain = seal
-        .cipher()
-        .decrypt(
-            Nonce::from_slice(env.nonce),
-            Payload {
-                msg: env.ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| "does not open with the seal key (damaged or tampered with)".to_owned())?;
-    Ok((env.key.to_owned(), Zeroizing::new(plain)))
+    let damaged = || {
+        "does not open with the outbox's seal key (damaged, tampered with, or sealed under a destroyed key)".to_owned()
+    };
+    let plain = match env.version {
+        ENVELOPE_V1 => {
+            let seal = keys.legacy.as_ref().ok_or_else(damaged)?;
+            let (nonce, ciphertext) = env.sealed.split_at(NONCE_LEN);
+            let aad = aad(env.queued_at_ms, env.key);
+            Zeroizing::new(
+                seal.cipher()
+                    .decrypt(
+                        Nonce::from_slice(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| damaged())?,
+            )
+        }
+        _ => keys
+            .ring
+            .open(
+                SEAL_TREE_V2,
+                &slot_v2(env.queued_at_ms, env.key),
+                env.sealed,
+            )
+            .map_err(|_| damaged())?,
+    };
+    Ok((env.key.to_owned(), plain))
 }

@@ -7,7 +7,7 @@ use chrono::{TimeZone, Utc};
 use clearway_gallery::{Authority, DocumentKind};
 use prometheus::Registry;
 
-use super::outbox::{open_bytes, parse_envelope, seal_bytes};
+use super::outbox::{open_bytes, parse_envelope, seal_bytes, seal_bytes_v1};
 use super::*;
 use crate::lane::procedure::{AuthorityRecord, ClearanceMethod, Delivery, DocumentKey};
 
@@ -21,6 +21,18 @@ fn record(n: u32) -> AuthorityRecord {
         cleared_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
         channel: "hengqin/passenger-hall/1".into(),
     }
+}
+
+/// A fresh outbox keyring in its own directory (kept while the first element lives).
+fn keys() -> (tempfile::TempDir, OutboxKeys) {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = crate::store::keyring::Keyring::load(
+        &dir.path().join("outbox.keyring"),
+        true,
+        std::sync::Arc::new(crate::store::custody::Custody::plain()),
+    )
+    .unwrap();
+    (dir, OutboxKeys::new(std::sync::Arc::new(ring)))
 }
 
 fn metrics() -> AuthorityMetrics {
@@ -193,7 +205,7 @@ fn backoff_grows_caps_and_jitters_down() {
 
 #[test]
 fn envelope_seals_opens_and_detects_damage() {
-    let key = SealKey::generate();
+    let (_dir, key) = keys();
     let env = seal_bytes(&key, "lane-macao-abc-1", b"{\"x\":1}", 1234).unwrap();
     let parsed = parse_envelope(&env).unwrap();
     assert_eq!(parsed.queued_at_ms, 1234);
@@ -209,10 +221,7 @@ fn envelope_seals_opens_and_detects_damage() {
         seal_bytes(&key, "lane-macao-abc-1", b"{\"x\":1}", 1234).unwrap()
     );
 
-    assert!(
-        open_bytes(&SealKey::generate(), &env).is_err(),
-        "another key"
-    );
+    assert!(open_bytes(&keys().1, &env).is_err(), "another key");
     for i in 0..env.len() {
         let mut bad = env.clone();
         bad[i] ^= 0x40;
@@ -241,23 +250,18 @@ fn seal_key_is_never_printed() {
 fn lane_id_is_checked() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     for bad in ["", "a b", "lane\n", &"x".repeat(65), "lané"] {
-        let e = Outbox::open(&db, bad, SealKey::generate(), metrics()).unwrap_err();
+        let e = Outbox::open(&db, bad, keys().1, metrics()).unwrap_err();
         assert!(matches!(e, OutboxError::Config(_)), "{bad:?}: {e}");
     }
-    Outbox::open(
-        &db,
-        "hengqin/passenger-hall/12",
-        SealKey::generate(),
-        metrics(),
-    )
-    .unwrap();
+    Outbox::open(&db, "hengqin/passenger-hall/12", keys().1, metrics()).unwrap();
 }
 
 #[test]
 fn keys_are_sequential_per_authority_and_fifo() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let m = metrics();
-    let outbox = Outbox::open(&db, "lane-7", SealKey::generate(), m.clone()).unwrap();
+    let (_dir, k) = keys();
+    let outbox = Outbox::open(&db, "lane-7", k, m.clone()).unwrap();
     let k1 = outbox
         .push(Delivery {
             authority: Authority::Macao,
@@ -312,14 +316,14 @@ fn a_different_database_is_a_different_incarnation() {
     let m = metrics();
     let a = sled::Config::new().temporary(true).open().unwrap();
     let b = sled::Config::new().temporary(true).open().unwrap();
-    let ka = Outbox::open(&a, "lane", SealKey::generate(), m.clone())
+    let ka = Outbox::open(&a, "lane", keys().1, m.clone())
         .unwrap()
         .push(Delivery {
             authority: Authority::Macao,
             record: record(1),
         })
         .unwrap();
-    let kb = Outbox::open(&b, "lane", SealKey::generate(), m)
+    let kb = Outbox::open(&b, "lane", keys().1, m)
         .unwrap()
         .push(Delivery {
             authority: Authority::Macao,
@@ -334,7 +338,8 @@ async fn run_refuses_a_mismatched_client_and_a_second_runner() {
     let pki = DemoPki::generate(&[]).unwrap();
     let db = sled::Config::new().temporary(true).open().unwrap();
     let m = metrics();
-    let outbox = Outbox::open(&db, "lane", SealKey::generate(), m.clone()).unwrap();
+    let (_dir, k) = keys();
+    let outbox = Outbox::open(&db, "lane", k, m.clone()).unwrap();
     let client = |a| {
         AuthorityClient::from_pem(
             a,
@@ -453,4 +458,136 @@ async fn reference_args_parse_and_start() {
             .mode();
         assert_eq!(mode & 0o077, 0, "keys are private");
     }
+}
+
+#[test]
+fn rotation_destroys_the_old_key_and_keeps_what_is_queued() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let (dir, k) = keys();
+    let m = metrics();
+    let outbox = Outbox::open(&db, "lane", k.clone(), m.clone()).unwrap();
+    let both = outbox.push_both(&record(1)).unwrap();
+    outbox
+        .push(Delivery {
+            authority: Authority::Macao,
+            record: record(2),
+        })
+        .unwrap();
+    // What a copy of the disk taken before the cancellation holds.
+    let tree = db.open_tree(Outbox::tree_name(Authority::Macao)).unwrap();
+    let before: Vec<Vec<u8>> = tree.iter().map(|e| e.unwrap().1.to_vec()).collect();
+    assert!(open_bytes(&k, &before[0]).is_ok());
+    assert_eq!(outbox.key_epoch(), 1);
+
+    assert_eq!(outbox.rotate().unwrap(), 2);
+    assert_eq!(m.key_epoch.get(), 2);
+    for old in &before {
+        assert!(
+            open_bytes(&k, old).is_err(),
+            "an envelope sealed before the rotation still opens"
+        );
+    }
+    let text = std::fs::read_to_string(dir.path().join("outbox.keyring")).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "header and one key: {}",
+        text.lines().next().unwrap()
+    );
+    // Nothing queued is lost, and the order holds.
+    assert_eq!(
+        outbox.peek(Authority::Macao).unwrap(),
+        Some((both[0].clone(), record(1)))
+    );
+    assert_eq!(outbox.pending_keys(Authority::Macao).unwrap().len(), 2);
+    assert_eq!(
+        outbox.peek(Authority::Mainland).unwrap(),
+        Some((both[1].clone(), record(1)))
+    );
+    // The outbox opens again with the rotated keyring (its seal check was re-sealed too).
+    drop(outbox);
+    let ring = crate::store::keyring::Keyring::load(
+        &dir.path().join("outbox.keyring"),
+        false,
+        std::sync::Arc::new(crate::store::custody::Custody::plain()),
+    )
+    .unwrap();
+    let again = Outbox::open(
+        &db,
+        "lane",
+        OutboxKeys::new(std::sync::Arc::new(ring)),
+        metrics(),
+    )
+    .unwrap();
+    assert_eq!(again.key_epoch(), 2);
+    assert_eq!(again.depth(Authority::Macao), 2);
+}
+
+#[test]
+fn follow_erasure_rotates_once_per_cancellation_and_remembers() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let (_dir, k) = keys();
+    let outbox = Outbox::open(&db, "lane", k.clone(), metrics()).unwrap();
+    assert_eq!(
+        outbox.follow_erasure(0).unwrap(),
+        None,
+        "no cancellation yet"
+    );
+    assert_eq!(outbox.follow_erasure(5).unwrap(), Some(2));
+    assert_eq!(outbox.follow_erasure(5).unwrap(), None);
+    assert_eq!(outbox.follow_erasure(7).unwrap(), Some(3));
+    drop(outbox);
+    let outbox = Outbox::open(&db, "lane", k, metrics()).unwrap();
+    assert_eq!(
+        outbox.follow_erasure(7).unwrap(),
+        None,
+        "remembered across opens"
+    );
+    assert_eq!(outbox.follow_erasure(8).unwrap(), Some(4));
+}
+
+#[test]
+fn an_outbox_from_before_key_epochs_is_resealed_at_open() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let legacy = SealKey::generate();
+    // A version 1 outbox as the previous release left it: seal check and one queued record.
+    let meta = db.open_tree("outbox_meta").unwrap();
+    meta.insert("incarnation", b"00aa11bb22cc".as_slice())
+        .unwrap();
+    meta.insert(
+        "seal_check",
+        seal_bytes_v1(&legacy, "seal_check", b"clearway outbox seal key check", 0),
+    )
+    .unwrap();
+    meta.insert("seq/macao", &2u64.to_be_bytes()).unwrap();
+    let plain = serde_json::to_vec(&record(9)).unwrap();
+    let tree = db.open_tree(Outbox::tree_name(Authority::Macao)).unwrap();
+    let old = seal_bytes_v1(&legacy, "lane-macao-00aa11bb22cc-1", &plain, 1234);
+    tree.insert(1u64.to_be_bytes(), old.clone()).unwrap();
+
+    let (_dir, k) = keys();
+    // Without the legacy key the old outbox is refused, not silently emptied.
+    assert!(matches!(
+        Outbox::open(&db, "lane", k.clone(), metrics()).unwrap_err(),
+        OutboxError::WrongKey
+    ));
+    let outbox = Outbox::open(&db, "lane", k.clone().with_legacy(legacy), metrics()).unwrap();
+    assert_eq!(
+        outbox.peek(Authority::Macao).unwrap(),
+        Some(("lane-macao-00aa11bb22cc-1".to_owned(), record(9)))
+    );
+    let now = tree.get(1u64.to_be_bytes()).unwrap().unwrap();
+    assert_eq!(now[0], 2, "re-sealed as version 2");
+    drop(outbox);
+    // From now on the keyring alone opens it; the next record follows in sequence.
+    let outbox = Outbox::open(&db, "lane", k, metrics()).unwrap();
+    assert_eq!(
+        outbox
+            .push(Delivery {
+                authority: Authority::Macao,
+                record: record(10),
+            })
+            .unwrap(),
+        "lane-macao-00aa11bb22cc-2"
+    );
 }
