@@ -467,6 +467,12 @@ impl StateMachineStore {
             persons = self.handle.read().registry.len(),
             "Snapshot installed."
         );
+        // Wake the shredder now, not at the next restart: what this node held before may
+        // include persons the snapshot no longer has (a lane that was down during a cancellation
+        // catches up this way once the leader purged its log).
+        if let Some(index) = erased_at {
+            self.erased.send_replace(index);
+        }
         Ok(())
     }
 }
