@@ -18,6 +18,7 @@
 pub mod authz;
 pub mod client;
 pub mod config;
+pub mod freshness;
 pub mod log_store;
 pub mod metrics;
 pub mod network;

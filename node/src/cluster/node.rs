@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::authz::{self, Principal, Refusal};
 use super::config::NodeConfig;
+use super::freshness::Freshness;
 use super::log_store::LogStore;
 use super::metrics::{Live, Metrics};
 use super::network::{Contacts, Network, resolve};
@@ -70,8 +71,9 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     metrics: Metrics,
     started: Instant,
-    /// Milliseconds after `started` when a leader last sent entries or a heartbeat.
-    leader_contact_ms: AtomicU64,
+    /// When (milliseconds after `started`) a leader's append last counted as contact: only once
+    /// this replica applied what it said was committed (see [`super::freshness`]).
+    freshness: std::sync::Mutex<Freshness>,
     model: String,
     /// The lane this node runs, once it has attached itself.
     lane: std::sync::RwLock<Option<(String, LaneReporter)>>,
@@ -161,7 +163,7 @@ impl ClusterNode {
                 started: Instant::now(),
                 lane: std::sync::RwLock::new(None),
                 person_reads: std::sync::Mutex::new(std::collections::HashMap::new()),
-                leader_contact_ms: AtomicU64::new(u64::MAX),
+                freshness: std::sync::Mutex::new(Freshness::default()),
                 model: format!("{}@{}", config.gallery.model, config.gallery.model_version),
             }),
         };
@@ -309,11 +311,7 @@ impl ClusterNode {
 
     fn person_read_allowed(&self, principal: &Principal) -> bool {
         let now = Instant::now();
-        let mut reads = self
-            .inner
-            .person_reads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut reads = lock(&self.inner.person_reads);
         let (burst, per_second) = person_read_allowance(&principal.role);
         let (tokens, at) = reads
             .entry(principal.identity.clone())
@@ -438,17 +436,17 @@ impl ClusterNode {
     }
 
     /// Milliseconds since this replica last knew itself in touch with the cluster: for a leader,
-    /// since a quorum acknowledged it; otherwise since the leader last reached it. `None` if
-    /// never.
+    /// since a quorum acknowledged it; otherwise since the leader last reached it *and* this
+    /// replica had applied what the leader then had committed (a node back from a restart or a
+    /// partition is stale until it caught up). `None` if never.
     pub fn staleness_ms(&self) -> Option<u64> {
         let m = self.inner.raft.metrics().borrow().clone();
         if m.state == openraft::ServerState::Leader {
             m.millis_since_quorum_ack
         } else {
-            match self.inner.leader_contact_ms.load(Ordering::SeqCst) {
-                u64::MAX => None,
-                at => Some((self.inner.started.elapsed().as_millis() as u64).saturating_sub(at)),
-            }
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let at = lock(&self.inner.freshness).current_at(applied)?;
+            Some((self.inner.started.elapsed().as_millis() as u64).saturating_sub(at))
         }
     }
 
@@ -610,10 +608,12 @@ impl ClusterNode {
                 if *peer != Identity::Node(rpc.vote.leader_id().node_id) {
                     return impersonation(peer, "append");
                 }
+                let leader_commit = rpc.leader_commit.map_or(0, |l| l.index);
                 let reply = raft.append_entries(rpc).await;
                 if reply.is_ok() {
                     let now = self.inner.started.elapsed().as_millis() as u64;
-                    self.inner.leader_contact_ms.store(now, Ordering::SeqCst);
+                    let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+                    lock(&self.inner.freshness).on_append(now, leader_commit, applied);
                 }
                 Reply::Append(reply)
             }
@@ -967,4 +967,9 @@ fn error_reply(e: &Error) -> Reply {
         Error::Net(n) => Reply::error(n.code(), n.to_string(), true),
         other => Reply::error(other.code(), other.to_string(), false),
     }
+}
+
+/// Locks a mutex; a poisoned one (a panic elsewhere while holding it) still holds valid data.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
