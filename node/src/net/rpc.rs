@@ -32,6 +32,11 @@ pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// connection may linger until its idle timeout, hence more than one).
 pub const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
 
+/// How many requests of one identity a node works on at once, over all its connections. A peer
+/// that opens more streams waits (its further streams are not accepted until one finishes), so a
+/// flood from one certificate takes at most this share of the node's handlers.
+pub const MAX_HANDLERS_PER_IDENTITY: usize = 64;
+
 /// How long a peer may take to send a whole request frame once it opened the stream.
 pub const REQUEST_READ_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -78,6 +83,8 @@ struct Gate {
     revoked: Revoked,
     /// Incoming connections by stable id, with the peer their certificate names.
     incoming: HashMap<usize, (Peer, quinn::Connection)>,
+    /// Each identity's share of handlers ([`MAX_HANDLERS_PER_IDENTITY`]), over its connections.
+    handlers: HashMap<Identity, Arc<tokio::sync::Semaphore>>,
 }
 
 /// One node's (or client's) QUIC endpoint: a UDP socket that accepts the port's connections
@@ -88,6 +95,10 @@ pub struct RpcEndpoint {
     port: String,
     /// Outgoing connections by (peer address, identity expected there).
     connections: Arc<Mutex<HashMap<(SocketAddr, Identity), quinn::Connection>>>,
+    /// One handshake at a time per (address, identity): concurrent first calls share the
+    /// connection it makes instead of each opening one (which would spend the peer's
+    /// per-identity connection cap).
+    dialing: Mutex<HashMap<(SocketAddr, Identity), Arc<tokio::sync::Mutex<()>>>>,
     /// The accept loops started by [`RpcEndpoint::serve`], stopped on close.
     serving: Mutex<Vec<AbortHandle>>,
     /// Revoked serial numbers and the incoming connections they are checked against.
@@ -139,6 +150,7 @@ impl RpcEndpoint {
             endpoint,
             port: bundle.port.clone(),
             connections: Arc::new(Mutex::new(HashMap::new())),
+            dialing: Mutex::new(HashMap::new()),
             serving: Mutex::new(Vec::new()),
             gate: Arc::new(Mutex::new(Gate::default())),
         })
@@ -240,6 +252,19 @@ impl RpcEndpoint {
             self.forget(&key, &conn);
         }
 
+        let dial = lock(&self.dialing).entry(key.clone()).or_default().clone();
+        let _dialing = dial.lock().await;
+        let fresh = lock(&self.connections).get(&key).cloned();
+        if let Some(conn) = fresh.filter(|c| c.close_reason().is_none()) {
+            // Another caller connected while this one waited.
+            drop(_dialing);
+            let result = exchange(&conn, addr, request).await;
+            if conn.close_reason().is_some() {
+                self.forget(&key, &conn);
+            }
+            return result;
+        }
+
         // The handshake runs in its own task that caches the connection when done: a caller
         // with a short deadline (Raft heartbeats) that gives up mid-handshake on a loaded
         // machine still leaves a connection for its next attempt, instead of starting over.
@@ -261,6 +286,7 @@ impl RpcEndpoint {
             addr,
             reason: format!("connect task failed: {e}"),
         })??;
+        drop(_dialing);
         let result = exchange(&conn, addr, request).await;
         if conn.close_reason().is_some() {
             self.forget(&key, &conn);
@@ -437,7 +463,7 @@ async fn serve_connection<H: Handler>(
             return;
         }
     };
-    {
+    let permits = {
         let mut gate = lock(&gate);
         if peer.is_revoked(&gate.revoked) {
             drop(gate);
@@ -461,13 +487,28 @@ async fn serve_connection<H: Handler>(
         }
         gate.incoming
             .insert(conn.stable_id(), (peer.clone(), conn.clone()));
-    }
+        gate.handlers
+            .entry(peer.identity.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_HANDLERS_PER_IDENTITY)))
+            .clone()
+    };
     debug!(%peer, %remote, "Accepted a connection.");
     let limit = handler.max_request(&peer).min(MAX_FRAME);
     loop {
+        // A free handler first, then the next stream: while this identity's share is busy its
+        // streams wait unaccepted (QUIC flow control pushes back on the peer).
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.ok(),
+            _ = conn.closed() => None,
+        };
+        let Some(permit) = permit else {
+            lock(&gate).incoming.remove(&conn.stable_id());
+            return;
+        };
         match conn.accept_bi().await {
             Ok((send, recv)) => {
                 tokio::spawn(serve_stream(
+                    permit,
                     send,
                     recv,
                     peer.clone(),
@@ -486,6 +527,7 @@ async fn serve_connection<H: Handler>(
 
 /// Serves one request stream: read the request, answer it, finish.
 async fn serve_stream<H: Handler>(
+    _permit: tokio::sync::OwnedSemaphorePermit,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     peer: Peer,

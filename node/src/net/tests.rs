@@ -1015,3 +1015,66 @@ async fn one_identity_holds_a_bounded_number_of_connections() {
     }
     assert!(ok, "a slot freed by a closed connection is reused");
 }
+
+/// Holds each request a while; records the most it ever held at once.
+#[derive(Default)]
+struct Busy {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Handler for Busy {
+    fn handle(&self, _peer: Peer, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.done.fetch_add(1, Ordering::SeqCst);
+            request
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_gets_a_bounded_share_of_handlers_and_waits_for_more() {
+    use super::rpc::{MAX_CONNECTIONS_PER_IDENTITY, MAX_HANDLERS_PER_IDENTITY};
+    let ca = PortCa::create(PORT).expect("ca");
+    let busy = Arc::new(Busy::default());
+    let (_node1, addr1) = serve(
+        &ca.issue(&Identity::Node(1), &Role::Voter).expect("issue"),
+        busy.clone(),
+    );
+    let lane = ca
+        .issue(
+            &Identity::Node(7),
+            &Role::Lane {
+                channel: "hengqin/passenger/7".into(),
+            },
+        )
+        .expect("issue");
+    // Every connection the cap allows, each with as many streams as QUIC lets it open.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..MAX_CONNECTIONS_PER_IDENTITY {
+        let e = Arc::new(RpcEndpoint::client(&lane).expect("client"));
+        for i in 0..32u8 {
+            let e = e.clone();
+            calls.spawn(async move {
+                e.call(addr1, &Identity::Node(1), &[i], Duration::from_secs(30))
+                    .await
+            });
+        }
+    }
+    let total = calls.len();
+    while let Some(r) = calls.join_next().await {
+        r.expect("task").expect("every call is answered in the end");
+    }
+    assert_eq!(busy.done.load(Ordering::SeqCst), total);
+    let most = busy.most.load(Ordering::SeqCst);
+    assert!(
+        most <= MAX_HANDLERS_PER_IDENTITY,
+        "{most} requests of one identity in handlers at once"
+    );
+    assert!(most > 1, "calls ran concurrently ({most})");
+}
