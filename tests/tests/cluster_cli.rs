@@ -175,23 +175,89 @@ fn port_cluster_from_the_command_line() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no person P00000001"), "{}", r.stderr);
 
-    // Membership: a second node joins as a learner, is promoted, demoted and removed.
+    // Membership: a second node joins as a learner, is promoted, demoted and removed. Its
+    // certificate comes from a signing request: its key is made where it runs and never leaves.
+    let tls2 = d.join("n2/tls");
+    let r = node(&[
+        "port",
+        "csr",
+        "--port",
+        "clitest",
+        "--node",
+        "2",
+        "--out",
+        s(&tls2),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let key2 = std::fs::read(tls2.join("key.pem")).expect("key made on the appliance");
+    let again = node(&[
+        "port",
+        "csr",
+        "--port",
+        "clitest",
+        "--node",
+        "2",
+        "--out",
+        s(&tls2),
+    ]);
     assert_eq!(
+        again.code, 2,
+        "a key is never overwritten: {}",
+        again.stderr
+    );
+    let csr = tls2.join("request.csr");
+    let sign = |id: &str, out: &std::path::Path| {
         node(&[
             "port",
-            "issue",
+            "sign",
             "--ca",
             s(&ca),
+            "--csr",
+            s(&csr),
             "--node",
-            "2",
+            id,
             "--role",
             "voter",
             "--out",
-            s(&d.join("n2/tls"))
+            s(out),
         ])
-        .code,
-        0
-    );
+    };
+    // A request for node 2 is not signed as node 3 (a swapped file), nor a damaged one.
+    let r = sign("3", &d.join("signed3"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("asks for"), "{}", r.stderr);
+    let text = std::fs::read_to_string(&csr).expect("csr");
+    let damaged = d.join("damaged.csr");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mid = lines.len() / 2;
+    lines[mid] = lines[mid].chars().rev().collect();
+    std::fs::write(&damaged, lines.join("\n")).expect("write");
+    let r = node(&[
+        "port",
+        "sign",
+        "--ca",
+        s(&ca),
+        "--csr",
+        s(&damaged),
+        "--node",
+        "2",
+        "--role",
+        "voter",
+        "--out",
+        s(&d.join("signed-damaged")),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!d.join("signed-damaged/cert.pem").exists());
+    let signed = d.join("signed2");
+    let r = sign("2", &signed);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for f in ["cert.pem", "ca.pem"] {
+        std::fs::copy(signed.join(f), tls2.join(f)).expect("copy to the appliance");
+    }
+    assert_eq!(std::fs::read(tls2.join("key.pem")).expect("key"), key2);
+    let bundle = clearway_node::net::tls::Bundle::load(&tls2).expect("a bundle from the request");
+    assert_eq!(bundle.identity, clearway_node::net::Identity::Node(2));
+    assert_eq!(bundle.role, clearway_node::net::Role::Voter);
     let addr2 = std::net::UdpSocket::bind("127.0.0.1:0")
         .expect("udp")
         .local_addr()

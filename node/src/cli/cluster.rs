@@ -79,6 +79,45 @@ pub enum PortCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// On the appliance: make its key pair and a certificate signing request for the CA holder.
+    /// Writes key.pem (0600; it never leaves this directory) and request.csr into --out.
+    Csr {
+        /// The port's name, as its CA names it.
+        #[arg(long)]
+        port: String,
+        /// The request is for this node id.
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        node: Option<NodeId>,
+        /// The request is for a client of this name.
+        #[arg(long)]
+        client: Option<String>,
+        /// The directory the bundle will live in (key.pem, later cert.pem and ca.pem).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// At the CA: sign a request made with `port csr`. Only its public key is taken; the name,
+    /// role and lifetime are set here. Writes cert.pem and ca.pem into --out, to be copied
+    /// beside the appliance's key.pem.
+    Sign {
+        /// The port CA directory.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The request file (request.csr).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The node id the request must be for.
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        node: Option<NodeId>,
+        /// The client name the request must be for.
+        #[arg(long)]
+        client: Option<String>,
+        /// The role the certificate names (as for `port issue`).
+        #[arg(long)]
+        role: Option<String>,
+        /// Directory to write cert.pem and ca.pem to.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Lay down one appliance from the port definition: node.toml, its certificate bundle (issued
     /// with --ca, or a --bundle issued elsewhere) and its data directory, with owners and modes.
     Provision {
@@ -249,24 +288,62 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             out,
         } => {
             let authority = PortCa::load(ca)?;
-            let identity = match (node, client) {
-                (Some(id), _) => Identity::Node(*id),
-                (None, Some(name)) => Identity::client(name)?,
-                (None, None) => return Err(Error::Config("name --node or --client".into())),
-            };
-            let role: Role = match (role, &identity) {
-                (Some(role), _) => role.parse()?,
-                (None, Identity::Client(_)) => Role::Operator,
-                (None, Identity::Node(_)) => {
-                    return Err(Error::Config(
-                        "name the node's role: --role voter or --role lane/<port>/<hall>/<n>"
-                            .into(),
-                    ));
-                }
-            };
+            let identity = identity_of(*node, client.as_deref())?;
+            let role = role_of(role.as_deref(), &identity)?;
             authority.issue(&identity, &role)?.save(out)?;
             println!(
                 "{identity} ({role}) bundle for port {} written to {}",
+                authority.port(),
+                out.display()
+            );
+        }
+        PortCommand::Csr {
+            port,
+            node,
+            client,
+            out,
+        } => {
+            let identity = identity_of(*node, client.as_deref())?;
+            let key_path = out.join("key.pem");
+            if key_path.exists() {
+                return Err(Error::Config(format!(
+                    "{} exists: a key is never overwritten (remove it to start over)",
+                    key_path.display()
+                )));
+            }
+            let (key, csr) = crate::net::tls::signing_request(port, &identity)?;
+            std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+            crate::net::tls::write_file(&key_path, key.as_bytes(), 0o600)?;
+            let csr_path = out.join("request.csr");
+            crate::net::tls::write_file(&csr_path, csr.as_bytes(), 0o644)?;
+            println!(
+                "{identity}: key written to {} (keep it here); request for the port {port} CA in {}",
+                key_path.display(),
+                csr_path.display()
+            );
+        }
+        PortCommand::Sign {
+            ca,
+            csr,
+            node,
+            client,
+            role,
+            out,
+        } => {
+            let authority = PortCa::load(ca)?;
+            let identity = identity_of(*node, client.as_deref())?;
+            let role = role_of(role.as_deref(), &identity)?;
+            let request = std::fs::read_to_string(csr).map_err(|e| Error::io(csr, e))?;
+            let cert = authority.sign(&request, &identity, &role)?;
+            std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+            crate::net::tls::write_file(&out.join("cert.pem"), cert.as_bytes(), 0o644)?;
+            crate::net::tls::write_file(
+                &out.join("ca.pem"),
+                authority.cert_pem().as_bytes(),
+                0o644,
+            )?;
+            println!(
+                "{identity} ({role}) certificate for port {} written to {} with ca.pem; copy both beside the appliance's key.pem",
                 authority.port(),
                 out.display()
             );
@@ -323,6 +400,26 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Yes)
+}
+
+/// The identity named by `--node` or `--client`.
+fn identity_of(node: Option<NodeId>, client: Option<&str>) -> Result<Identity> {
+    match (node, client) {
+        (Some(id), _) => Ok(Identity::Node(id)),
+        (None, Some(name)) => Ok(Identity::client(name)?),
+        (None, None) => Err(Error::Config("name --node or --client".into())),
+    }
+}
+
+/// The role named by `--role`; a client's defaults to operator, a node's must be named.
+fn role_of(role: Option<&str>, identity: &Identity) -> Result<Role> {
+    match (role, identity) {
+        (Some(role), _) => Ok(role.parse()?),
+        (None, Identity::Client(_)) => Ok(Role::Operator),
+        (None, Identity::Node(_)) => Err(Error::Config(
+            "name the node's role: --role voter or --role lane/<port>/<hall>/<n>".into(),
+        )),
+    }
 }
 
 /// `run --config …`: runs a node (and its lane, if the config has a `[lane]`) until SIGINT or

@@ -188,50 +188,67 @@ impl PortCa {
         }
     }
 
+    /// Signs a certificate signing request made where the key lives (`port csr`): the request
+    /// gives only its public key and the identity it asks for; the name, the role, the lifetime
+    /// and the usages are the CA holder's, exactly as [`PortCa::issue`] sets them. Refused: a
+    /// request whose self-signature does not verify, or that asks for another identity than
+    /// `identity` (a swapped file). Returns the certificate (PEM).
+    pub fn sign(
+        &self,
+        csr_pem: &str,
+        identity: &Identity,
+        role: &Role,
+    ) -> Result<String, NetError> {
+        role.fits(identity)?;
+        let bad = |reason: String| NetError::BadCert {
+            what: "certificate signing request".into(),
+            reason,
+        };
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| bad(format!("not a valid signed request: {e}")))?;
+        let asked = csr
+            .params
+            .distinguished_name
+            .get(&DnType::CommonName)
+            .and_then(|v| match v {
+                rcgen::DnValue::Utf8String(s) => Some(s.clone()),
+                rcgen::DnValue::PrintableString(p) => Some(p.as_str().to_owned()),
+                _ => None,
+            })
+            .ok_or_else(|| bad("the request names no identity (common name)".into()))?;
+        let expected = identity.dns_name(&self.port);
+        if asked != expected {
+            return Err(bad(format!(
+                "the request asks for {asked}, not {expected}: refusing to sign it as {identity}"
+            )));
+        }
+        let params = leaf_params(&self.port, identity, Some(role), role.validity())?;
+        Ok(params.signed_by(&csr.public_key, &self.issuer()?)?.pem())
+    }
+
+    /// The CA as rcgen's issuer: its subject name and key identifier, and its key.
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, NetError> {
+        let what = format!("port ca {}", self.port);
+        let ca_der = pem_cert(Path::new(&what), &self.cert_pem)?;
+        let ca = CaInfo::parse(&what, &ca_der)?;
+        let ca_key = KeyPair::from_pem(&self.key_pem)?;
+        let mut issuer_params = ca_params(&self.port);
+        if let Some(ski) = ca.ski {
+            issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+        }
+        Ok(Issuer::new(issuer_params, ca_key))
+    }
+
     fn sign_leaf(
         &self,
         identity: &Identity,
         role: Option<&Role>,
         validity: Duration,
     ) -> Result<Bundle, NetError> {
-        identity.validate()?;
         let what = format!("port ca {}", self.port);
-        let ca_der = pem_cert(Path::new(&what), &self.cert_pem)?;
-        let ca = CaInfo::parse(&what, &ca_der)?;
-        let ca_key = KeyPair::from_pem(&self.key_pem)?;
-
-        // The issuer as rcgen needs it: the CA's subject name and key identifier, and its key.
-        let mut issuer_params = ca_params(&self.port);
-        if let Some(ski) = ca.ski {
-            issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
-        }
-        let issuer = Issuer::new(issuer_params, ca_key);
-
-        let dns_name = identity.dns_name(&self.port);
+        let params = leaf_params(&self.port, identity, role, validity)?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let now = SystemTime::now();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, dns_name.clone());
-        params.subject_alt_names = vec![SanType::DnsName(dns_name.try_into()?)];
-        if let Some(role) = role {
-            params
-                .subject_alt_names
-                .push(SanType::URI(role.uri().try_into()?));
-        }
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = (now - BACKDATE).into();
-        params.not_after = (now + validity).into();
-        params.serial_number = Some(random_serial());
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &self.issuer()?)?;
         // Read back with the checks every loaded bundle gets (and its expiry dates).
         Bundle::from_pem(
             Path::new(&what),
@@ -240,6 +257,60 @@ impl PortCa {
             key.serialize_pem(),
         )
     }
+}
+
+/// A leaf certificate's parameters: DNS name `identity.dns_name(port)`, the role as a URI name,
+/// not a CA, usable for TLS server and client authentication, valid `validity` from now.
+fn leaf_params(
+    port: &str,
+    identity: &Identity,
+    role: Option<&Role>,
+    validity: Duration,
+) -> Result<CertificateParams, NetError> {
+    identity.validate()?;
+    let dns_name = identity.dns_name(port);
+    let now = SystemTime::now();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, dns_name.clone());
+    params.subject_alt_names = vec![SanType::DnsName(dns_name.try_into()?)];
+    if let Some(role) = role {
+        params
+            .subject_alt_names
+            .push(SanType::URI(role.uri().try_into()?));
+    }
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + validity).into();
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
+/// A key pair and a certificate signing request for `identity` on `port`, made on the machine
+/// that will use the key (`port csr`): the private key never leaves it; the request goes to the
+/// CA holder (`port sign`).
+pub fn signing_request(
+    port: &str,
+    identity: &Identity,
+) -> Result<(Zeroizing<String>, String), NetError> {
+    check_name(port, "port")?;
+    identity.validate()?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, identity.dns_name(port));
+    let csr = params.serialize_request(&key)?;
+    Ok((Zeroizing::new(key.serialize_pem()), csr.pem()?))
 }
 
 /// What a node or client needs to take part in the port's connections: the port CA certificate,
