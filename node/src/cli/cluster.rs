@@ -48,6 +48,27 @@ fn parse_node(s: &str) -> std::result::Result<(NodeId, String), String> {
     Ok((id, addr.trim().to_string()))
 }
 
+/// Whom a certificate is for: a node or a named client.
+#[derive(Debug, clap::Args)]
+pub struct Who {
+    /// A node, by id.
+    #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+    node: Option<NodeId>,
+    /// A client (a person's or tool's, or the console), by name.
+    #[arg(long)]
+    client: Option<String>,
+}
+
+impl Who {
+    fn identity(&self) -> Result<Identity> {
+        match (self.node, &self.client) {
+            (Some(id), _) => Ok(Identity::Node(id)),
+            (None, Some(name)) => Ok(Identity::client(name)?),
+            (None, None) => Err(Error::Config("name --node or --client".into())),
+        }
+    }
+}
+
 /// Port CA commands.
 #[derive(Debug, Subcommand)]
 pub enum PortCommand {
@@ -65,12 +86,8 @@ pub enum PortCommand {
         /// The port CA directory.
         #[arg(long)]
         ca: PathBuf,
-        /// Issue for this node id.
-        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
-        node: Option<NodeId>,
-        /// Issue for an operator client of this name.
-        #[arg(long)]
-        client: Option<String>,
+        #[command(flatten)]
+        who: Who,
         /// The role the certificate names: `voter` or `lane/<port>/<hall>/<n>` for a node,
         /// `operator` (the default for a client) or `console` for a client.
         #[arg(long)]
@@ -85,12 +102,8 @@ pub enum PortCommand {
         /// The port's name, as its CA names it.
         #[arg(long)]
         port: String,
-        /// The request is for this node id.
-        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
-        node: Option<NodeId>,
-        /// The request is for a client of this name.
-        #[arg(long)]
-        client: Option<String>,
+        #[command(flatten)]
+        who: Who,
         /// The directory the bundle will live in (key.pem, later cert.pem and ca.pem).
         #[arg(long)]
         out: PathBuf,
@@ -105,12 +118,8 @@ pub enum PortCommand {
         /// The request file (request.csr).
         #[arg(long)]
         csr: PathBuf,
-        /// The node id the request must be for.
-        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
-        node: Option<NodeId>,
-        /// The client name the request must be for.
-        #[arg(long)]
-        client: Option<String>,
+        #[command(flatten)]
+        who: Who,
         /// The role the certificate names (as for `port issue`).
         #[arg(long)]
         role: Option<String>,
@@ -280,15 +289,9 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             authority.save(ca)?;
             println!("port CA for {port} written to {}", ca.display());
         }
-        PortCommand::Issue {
-            ca,
-            node,
-            client,
-            role,
-            out,
-        } => {
+        PortCommand::Issue { ca, who, role, out } => {
             let authority = PortCa::load(ca)?;
-            let identity = identity_of(*node, client.as_deref())?;
+            let identity = who.identity()?;
             let role = role_of(role.as_deref(), &identity)?;
             authority.issue(&identity, &role)?.save(out)?;
             println!(
@@ -297,13 +300,8 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
                 out.display()
             );
         }
-        PortCommand::Csr {
-            port,
-            node,
-            client,
-            out,
-        } => {
-            let identity = identity_of(*node, client.as_deref())?;
+        PortCommand::Csr { port, who, out } => {
+            let identity = who.identity()?;
             let key_path = out.join("key.pem");
             if key_path.exists() {
                 return Err(Error::Config(format!(
@@ -325,13 +323,12 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
         PortCommand::Sign {
             ca,
             csr,
-            node,
-            client,
+            who,
             role,
             out,
         } => {
             let authority = PortCa::load(ca)?;
-            let identity = identity_of(*node, client.as_deref())?;
+            let identity = who.identity()?;
             let role = role_of(role.as_deref(), &identity)?;
             let request = std::fs::read_to_string(csr).map_err(|e| Error::io(csr, e))?;
             let cert = authority.sign(&request, &identity, &role)?;
@@ -400,15 +397,6 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Yes)
-}
-
-/// The identity named by `--node` or `--client`.
-fn identity_of(node: Option<NodeId>, client: Option<&str>) -> Result<Identity> {
-    match (node, client) {
-        (Some(id), _) => Ok(Identity::Node(id)),
-        (None, Some(name)) => Ok(Identity::client(name)?),
-        (None, None) => Err(Error::Config("name --node or --client".into())),
-    }
 }
 
 /// The role named by `--role`; a client's defaults to operator, a node's must be named.
