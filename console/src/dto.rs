@@ -374,7 +374,8 @@ pub struct AlarmView {
     /// The channel, e.g. `hengqin/passenger/12`.
     pub channel: String,
     /// Kind: `camera_down`, `tailgating`, `multiple_faces`, `authority_not_answering`,
-    /// `replica_stale`, `gate_fault`, `held`, `lane_offline`, `replication_lag`.
+    /// `replica_stale`, `gate_fault`, `held`, `lane_offline`, `replication_lag`,
+    /// `audit_divergence` (a replica's audit trail was changed on its disk).
     pub kind: String,
     /// Since when, ms since the epoch (identifies the alarm with channel and kind).
     pub since_ms: i64,
@@ -399,6 +400,7 @@ impl AlarmView {
             "replication_lag" => "replication lag",
             "order_refused" => "an order was not carried out",
             "order_expired" => "an order arrived too late",
+            "audit_divergence" => "audit trail differs from the other replicas",
             _ => "alarm",
         }
     }

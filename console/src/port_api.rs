@@ -374,6 +374,7 @@ pub fn node_info(s: &NodeStatus) -> NodeInfo {
         members: s.members.clone(),
         voters: s.voters.clone(),
         channel: s.channel.clone(),
+        audit: (s.audit_len, s.audit_head.clone()),
     }
 }
 

@@ -100,6 +100,8 @@ pub struct NodeInfo {
     pub voters: Vec<u64>,
     /// The channel it runs.
     pub channel: Option<String>,
+    /// Its audit trail: (records, head hash).
+    pub audit: (u64, String),
 }
 
 /// One member (or seed) polled.
@@ -159,6 +161,8 @@ pub struct Tracker {
     lane_nodes: BTreeMap<String, u64>,
     offline_since: BTreeMap<String, i64>,
     lag_since: BTreeMap<u64, i64>,
+    /// Members whose audit trail differed from the others' at the same applied index, since when.
+    diverged_since: BTreeMap<u64, i64>,
     clearances: BTreeMap<String, VecDeque<(i64, u64)>>,
     /// The latest ledger seen (kept when a poll could not read it).
     pub ledger: LedgerInfo,
@@ -272,6 +276,42 @@ impl Tracker {
                 channel,
                 error: m.status.as_ref().err().cloned(),
             });
+        }
+
+        // Audit trails: replicas at the same applied index must hold the same trail. The value
+        // most of them hold (the leader's on a tie) counts as the port's; a member holding
+        // another was changed on its disk. A member that cannot be compared this time keeps its
+        // alarm until a comparison finds it agreeing again.
+        let mut by_index: BTreeMap<u64, Vec<(u64, &(u64, String))>> = BTreeMap::new();
+        for (m, s) in &reachable {
+            if let Some(applied) = s.applied_index {
+                by_index.entry(applied).or_default().push((m.id, &s.audit));
+            }
+        }
+        for group in by_index.values().filter(|g| g.len() > 1) {
+            let count = |v: &(u64, String)| group.iter().filter(|(_, w)| *w == v).count();
+            let agreed = group
+                .iter()
+                .max_by_key(|(id, v)| (count(v), Some(*id) == leader_id))
+                .map(|(_, v)| *v);
+            for (id, v) in group {
+                if Some(*v) == agreed {
+                    self.diverged_since.remove(id);
+                } else {
+                    self.diverged_since.entry(*id).or_insert(at);
+                }
+            }
+        }
+        self.diverged_since
+            .retain(|id, _| polled.members.iter().any(|m| m.id == *id));
+        for (id, since) in self.diverged_since.clone() {
+            let channel = self
+                .lane_nodes
+                .iter()
+                .find(|(_, n)| **n == id)
+                .map(|(c, _)| c.clone())
+                .unwrap_or_else(|| format!("{}/node-{id}", def.id));
+            alarms.push(self.alarm(&channel, "audit_divergence", since, &fmt));
         }
 
         // Channels.
@@ -438,6 +478,7 @@ mod tests {
             ]),
             voters: vec![1],
             channel: channel.map(str::to_string),
+            audit: (7, "a1b2".into()),
         }
     }
 
@@ -619,5 +660,90 @@ mod tests {
             assert!(d.locate(bad).is_none(), "{bad}");
         }
         assert_eq!(d.channel_ids().count(), 4);
+    }
+
+    #[test]
+    fn a_replica_whose_audit_trail_differs_raises_an_alarm_until_it_agrees() {
+        let d = def();
+        let mut t = Tracker::default();
+        let member = |id: u64, applied: u64, audit: (u64, &str)| MemberPoll {
+            id,
+            addr: format!("127.0.0.1:740{id}"),
+            status: Ok(NodeInfo {
+                applied_index: Some(applied),
+                audit: (audit.0, audit.1.into()),
+                ..node(id, None)
+            }),
+        };
+        let poll = |at, members| Polled {
+            at_ms: at,
+            members,
+            lanes: vec![],
+            ledger: None,
+            error: None,
+        };
+        let kinds = |s: &PortSnapshot| {
+            s.alarms
+                .iter()
+                .filter(|a| a.kind == "audit_divergence")
+                .map(|a| format!("{} since {}", a.channel, a.since_ms))
+                .collect::<Vec<_>>()
+        };
+        let cases: &[(i64, Vec<MemberPoll>, Vec<&str>)] = &[
+            // All agree.
+            (
+                1_000,
+                vec![
+                    member(1, 50, (7, "aa")),
+                    member(4, 50, (7, "aa")),
+                    member(5, 50, (7, "aa")),
+                ],
+                vec![],
+            ),
+            // Node 5's trail was truncated and re-hashed on its disk.
+            (
+                2_000,
+                vec![
+                    member(1, 60, (8, "bb")),
+                    member(4, 60, (8, "bb")),
+                    member(5, 60, (6, "cc")),
+                ],
+                vec!["hengqin/node-5 since 2000"],
+            ),
+            // Node 5 cannot be compared (another applied index): the alarm stays.
+            (
+                3_000,
+                vec![
+                    member(1, 70, (9, "dd")),
+                    member(4, 70, (9, "dd")),
+                    member(5, 65, (6, "cc")),
+                ],
+                vec!["hengqin/node-5 since 2000"],
+            ),
+            // Two against the leader: the majority's trail is the port's.
+            (
+                4_000,
+                vec![
+                    member(1, 80, (9, "ee")),
+                    member(4, 80, (9, "ff")),
+                    member(5, 80, (9, "ff")),
+                ],
+                vec!["hengqin/node-1 since 4000"],
+            ),
+            // Agreement again clears both.
+            (
+                5_000,
+                vec![
+                    member(1, 90, (10, "gg")),
+                    member(4, 90, (10, "gg")),
+                    member(5, 90, (10, "gg")),
+                ],
+                vec![],
+            ),
+        ];
+        for (at, members, want) in cases {
+            let snapshot = t.assemble(&d, &poll(*at, members.clone()), 1_000_000);
+            assert_eq!(kinds(&snapshot), *want, "poll at {at}");
+        }
     }
 }
