@@ -784,6 +784,9 @@ impl Outbox {
         let a = authority.as_str();
         let inner = &self.inner;
         let i = idx(authority);
+        // Read and move the envelope with no rotation in between (it would re-seal the dead
+        // letter after we read it, and the old bytes we queue would no longer open).
+        let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         let raw = inner.dead[i]
             .get(seq.to_be_bytes())?
             .ok_or(OutboxError::NoDeadLetter { authority: a, seq })?;
@@ -799,7 +802,6 @@ impl Outbox {
                 reason,
             })?;
         let envelope = entry.envelope;
-        let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         (&inner.meta, &inner.queues[i], &inner.dead[i]).transaction(|(meta, q, dead)| {
             let sk = seq_key(authority);
             let next = meta
@@ -849,6 +851,8 @@ impl Outbox {
     fn park_head(&self, authority: Authority, reason: &str) -> Result<(), OutboxError> {
         let inner = &self.inner;
         let i = idx(authority);
+        // As in `requeue_dead_letter`: the bytes moved must be the bytes a rotation sees.
+        let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         let Some((k, v)) = inner.queues[i].first()? else {
             return Ok(());
         };
