@@ -4,16 +4,13 @@
 //! make; 4 endpoints over the per-identity connection cap). Same run, same machine: the ratio is
 //! the figure. `cargo bench -p clearway-tests --bench flood [-- WRITES]`; `just bench` runs it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clearway_gallery::PersonId;
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::client::audited;
-use clearway_node::cluster::protocol::{Call, encode};
-use clearway_node::net::rpc::{MAX_CONNECTIONS_PER_IDENTITY, RpcEndpoint};
+use clearway_node::cluster::protocol::Call;
 use clearway_node::net::{Identity, Role};
+use clearway_tests::flood::Flood;
 use clearway_tests::port::{LocalPort, Tuning, enrol, leader, random_embedding};
 use rand::SeedableRng;
 
@@ -80,54 +77,16 @@ async fn main() {
             },
         )
         .expect("lane bundle");
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut flooders = Vec::new();
-    for f in 0..(MAX_CONNECTIONS_PER_IDENTITY + 4) {
-        let (stolen, stop, sent) = (stolen.clone(), stop.clone(), sent.clone());
-        flooders.push(tokio::spawn(async move {
-            let endpoint = Arc::new(RpcEndpoint::client(&stolen).expect("endpoint"));
-            while !stop.load(Ordering::SeqCst) {
-                let mut burst = tokio::task::JoinSet::new();
-                for i in 0..64usize {
-                    let endpoint = endpoint.clone();
-                    burst.spawn(async move {
-                        let request = match (i + f) % 3 {
-                            0 => vec![0u8; 2 << 20],
-                            1 => vec![0xEE; 512],
-                            _ => encode(&Call::Person {
-                                person: PersonId(1),
-                                linearizable: true,
-                            })
-                            .expect("encode"),
-                        };
-                        let _ = endpoint
-                            .call(
-                                addr,
-                                &Identity::Node(target),
-                                &request,
-                                Duration::from_secs(2),
-                            )
-                            .await;
-                    });
-                }
-                while burst.join_next().await.is_some() {}
-                sent.fetch_add(64, Ordering::SeqCst);
-            }
-        }));
-    }
+    let flood = Flood::start(&stolen, addr, target);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     let flooded = commits(&client, target, "F", writes).await;
     let secs = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::SeqCst);
-    for f in flooders {
-        let _ = f.await;
-    }
+    let sent = flood.stop().await;
     let (f50, f99) = report("commit latency, flooded", &flooded);
     println!(
         "flood: {:.0} refused calls/s from one lane certificate; flooded/quiet p50 {:.2}x, p99 {:.2}x",
-        sent.load(Ordering::SeqCst) as f64 / secs,
+        sent as f64 / secs,
         f50 / q50,
         f99 / q99
     );

@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod demo;
+pub mod flood;
 pub mod http;
 pub mod lane;
 pub mod port;

@@ -705,7 +705,6 @@ fn key_files_stay_out_of_the_data_directory_and_are_sealed_by_a_credential() {
 /// `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_from_a_valid_certificate_does_not_stop_the_port() {
-    use clearway_node::net::rpc::{MAX_CONNECTIONS_PER_IDENTITY, RpcEndpoint};
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut port = LocalPort::new(tmp.path(), 1..=3, Tuning::default());
     let operator = port.bootstrap(&[1, 2, 3], &[]).await;
@@ -713,47 +712,7 @@ async fn a_flood_from_a_valid_certificate_does_not_stop_the_port() {
     let addr = port.addrs[&target];
     let stolen = stolen_lane(&port);
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut flooders = tokio::task::JoinSet::new();
-    for f in 0..(MAX_CONNECTIONS_PER_IDENTITY + 4) {
-        let (stolen, stop) = (stolen.clone(), stop.clone());
-        flooders.spawn(async move {
-            let endpoint = RpcEndpoint::client(&stolen).expect("endpoint");
-            let endpoint = std::sync::Arc::new(endpoint);
-            let mut sent = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let mut burst = tokio::task::JoinSet::new();
-                for i in 0..64usize {
-                    let endpoint = endpoint.clone();
-                    burst.spawn(async move {
-                        let request = match (i + f) % 3 {
-                            // Over the lane's request cap: refused after the length header.
-                            0 => vec![0u8; 2 << 20],
-                            // Garbage: not a call.
-                            1 => vec![0xEE; 512],
-                            // A call a lane may not make.
-                            _ => clearway_node::cluster::protocol::encode(&Call::Person {
-                                person: PersonId(1),
-                                linearizable: true,
-                            })
-                            .expect("encode"),
-                        };
-                        let _ = endpoint
-                            .call(
-                                addr,
-                                &Identity::Node(target),
-                                &request,
-                                Duration::from_secs(2),
-                            )
-                            .await;
-                    });
-                }
-                while burst.join_next().await.is_some() {}
-                sent += 64;
-            }
-            sent
-        });
-    }
+    let flood = clearway_tests::flood::Flood::start(&stolen, addr, target);
 
     // The port keeps committing while the flood lasts.
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
@@ -775,11 +734,7 @@ async fn a_flood_from_a_valid_certificate_does_not_stop_the_port() {
             .expect("the port commits under the flood");
         committed += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut sent = 0;
-    while let Some(n) = flooders.join_next().await {
-        sent += n.expect("flooder");
-    }
+    let sent = flood.stop().await;
     assert!(committed >= 5, "{committed} writes in 8 s");
     assert!(sent > 1000, "the flood was a flood: {sent} calls");
     let metrics = port.scrape(target);
