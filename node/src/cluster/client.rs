@@ -38,7 +38,7 @@ fn operator_draft(action: &str, target: &str, reason: &str) -> AuditDraft {
         action: action.into(),
         target: target.into(),
         reason: reason.into(),
-        at: chrono::Utc::now(),
+        at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
     }
 }
 

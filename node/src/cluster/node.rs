@@ -879,7 +879,7 @@ fn membership_audit(principal: &Principal, change: &MembershipChange) -> Request
             _ => "cluster membership change",
         }
         .to_owned(),
-        at: chrono::Utc::now(),
+        at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
     })];
     if let MembershipChange::Remove { .. } = change {
         ops.push(Op::Revoke { identity: target });
