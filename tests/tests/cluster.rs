@@ -55,25 +55,6 @@ async fn converged(
     }
 }
 
-/// The files under `dir` (recursively) whose bytes contain `needle`.
-fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    hits
-}
-
 /// 3 voters + 2 learners: writes through any node converge; 10,000 enrolments survive two leader
 /// SIGKILLs and a learner SIGKILL; a cancellation is erased everywhere and shredded on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -266,9 +247,9 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
     let bytes: Vec<u8> = template(&needle).data().iter().map(|&b| b as u8).collect();
     for id in all {
         port.kill(id);
-        let found = files_contain(&port.data_dir(id), &bytes);
+        let found = clearway_tests::files_containing(&port.data_dir(id), &bytes);
         assert!(found.is_empty(), "node {id}: template bytes in {found:?}");
-        let found = files_contain(&port.data_dir(id), b"NEEDLE");
+        let found = clearway_tests::files_containing(&port.data_dir(id), b"NEEDLE");
         assert!(found.is_empty(), "node {id}: document number in {found:?}");
     }
     // Restarted after SIGKILL, every node still has its data.

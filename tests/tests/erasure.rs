@@ -7,37 +7,16 @@
 //! the nodes keep (data directories, key directories, configs, logs) finds none of his template
 //! bytes, name or document number.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clearway_gallery::{Authority, Command};
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::AuthorityRecord;
 use clearway_tests::lane::{http, metric, registered_macao_adult, rig, wait_lane_api};
-use clearway_tests::photo;
+use clearway_tests::{files_containing, photo};
 
 const NAME: &str = "OBAMA, BARACK";
 const DOCUMENT: &str = "M10000001";
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
-}
 
 async fn until(what: &str, within: Duration, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
