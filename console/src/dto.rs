@@ -878,6 +878,8 @@ pub struct AuditRecordView {
     pub reason: String,
     /// When (UTC, RFC 3339).
     pub at: String,
+    /// Whose certificate signed it (`client-console`), or why its signature does not hold.
+    pub signed_by: String,
     /// Hash of the previous record (hex).
     pub prev: String,
     /// This record's hash (hex).

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use clearway_gallery::ops::{
     AuditDraft, AuditRecord, GateAction as OpsGateAction, GateId, LaneMode as OpsLaneMode,
-    LedgerView, Op, OverrideAction as OpsOverride, verify_chain,
+    LedgerView, Op, OverrideAction as OpsOverride,
 };
 use clearway_gallery::{
     Category, Command, DocumentKind, GuardianConsent, NewPerson, Outcome, Person, PersonId,
@@ -21,6 +21,7 @@ use clearway_gallery::{
 };
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::{LaneStatus, MembershipChange, NodeStatus};
+use clearway_node::net::signing::{AuditVerifier, verify_trail};
 use clearway_node::net::tls::Bundle;
 use futures::future::join_all;
 use tokio::sync::Mutex;
@@ -230,7 +231,10 @@ pub fn batch(audit: &AuditEntry, change: &Change) -> Result<Vec<Op>> {
         action: audit.action.clone(),
         target: audit.target.clone(),
         reason: audit.reason.clone(),
+        reason_salt: String::new(),
         at: utc(audit.at_ms),
+        ops_digest: String::new(),
+        signature: None,
     };
     let mut ops = vec![Op::Audit(draft)];
     match change {
@@ -465,22 +469,38 @@ pub fn registration(p: &Person) -> RegistrationView {
     }
 }
 
-/// Audit records in the page's words, with the chain's verification.
-pub fn audit_view(port: &str, node: u64, records: &[AuditRecord], total: u64) -> AuditView {
+/// Audit records in the page's words, with the chain's verification: the hash chain, and each
+/// record's client signature against the port CA (`verifier`, from the console's bundle).
+pub fn audit_view(
+    port: &str,
+    node: u64,
+    records: &[AuditRecord],
+    total: u64,
+    verifier: &AuditVerifier,
+) -> AuditView {
     AuditView {
         port: port.to_string(),
-        break_at: verify_chain(records).err().map(|b| (b.seq, b.why)),
+        break_at: verify_trail(records, verifier)
+            .err()
+            .map(|b| (b.seq, b.why)),
         records: records
             .iter()
             .map(|r| AuditRecordView {
                 seq: r.seq,
                 index: r.index,
-                actor: r.draft.actor.clone(),
-                role: r.draft.role.clone(),
-                action: r.draft.action.clone(),
-                target: r.draft.target.clone(),
-                reason: r.draft.reason.clone(),
-                at: r.draft.at.to_rfc3339(),
+                actor: r.entry.actor.clone(),
+                role: r.entry.role.clone(),
+                action: r.entry.action.clone(),
+                target: r.entry.target.clone(),
+                reason: r
+                    .reason_text()
+                    .unwrap_or("(erased with the person's registration)")
+                    .to_owned(),
+                at: r.entry.at.to_rfc3339(),
+                signed_by: verifier
+                    .verify(&r.entry)
+                    .map(|s| s.identity.to_string())
+                    .unwrap_or_else(|e| format!("NOT VERIFIED: {e}")),
                 prev: r.prev.clone(),
                 hash: r.hash.clone(),
             })
@@ -704,8 +724,18 @@ impl PortApi {
         audit: &AuditEntry,
         change: &Change,
     ) -> Result<WriteReceipt> {
-        let ops = batch(audit, change)?;
+        let mut ops = batch(audit, change)?;
         let client = self.client(nodes).await?;
+        // The record names the user and this console, and is signed with the console's key.
+        let author = client.console_user(&audit.actor, &audit.role);
+        for op in &mut ops {
+            if let Op::Audit(d) = op {
+                d.actor = author.actor.clone();
+            }
+        }
+        client
+            .sign(&mut ops)
+            .map_err(|e| self.unreachable(format!("cannot sign the audit record: {e}")))?;
         let (index, outcomes) = client
             .write(Request::V2(ops), WRITE_DEADLINE)
             .await
@@ -748,7 +778,10 @@ impl PortApi {
             match trail {
                 Ok(Ok(records)) => {
                     let total = records.len() as u64;
-                    return Ok(audit_view(&self.port, id, &records, total));
+                    let verifier = client
+                        .audit_verifier()
+                        .map_err(|e| self.unreachable(e.to_string()))?;
+                    return Ok(audit_view(&self.port, id, &records, total, &verifier));
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "no answer within 30 s".into(),
@@ -790,29 +823,45 @@ impl PortApi {
             .map_err(|e| Error::Refused(e.to_string()))
     }
 
-    /// Removes a node from the cluster through the leader (the leader also revokes it).
-    pub async fn remove_node(&self, nodes: &BTreeMap<u64, SocketAddr>, id: u64) -> Result<()> {
+    /// Removes a node from the cluster through the leader (the leader also revokes it), audited
+    /// as `audit`'s user.
+    pub async fn remove_node(
+        &self,
+        nodes: &BTreeMap<u64, SocketAddr>,
+        id: u64,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let client = self.client(nodes).await?;
+        let author = client.console_user(&audit.actor, &audit.role);
         client
-            .change_membership(MembershipChange::Remove { id }, WRITE_DEADLINE)
+            .change_membership_by(
+                MembershipChange::Remove { id },
+                &author,
+                &audit.reason,
+                WRITE_DEADLINE,
+            )
             .await
             .map_err(|e| Error::Refused(e.to_string()))
     }
 
-    /// Adds a learner (a lane node) through the leader.
+    /// Adds a learner (a lane node) through the leader, audited as `audit`'s user.
     pub async fn add_learner(
         &self,
         nodes: &BTreeMap<u64, SocketAddr>,
         id: u64,
         addr: &str,
+        audit: &AuditEntry,
     ) -> Result<()> {
         let client = self.client(nodes).await?;
+        let author = client.console_user(&audit.actor, &audit.role);
         client
-            .change_membership(
+            .change_membership_by(
                 MembershipChange::AddLearner {
                     id,
                     addr: addr.to_string(),
                 },
+                &author,
+                &audit.reason,
                 WRITE_DEADLINE,
             )
             .await

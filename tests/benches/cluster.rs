@@ -45,12 +45,14 @@ async fn main() {
     // 1. Commit latency, one enrolment per entry, through the leader.
     let mut lat = Vec::new();
     for i in 0..2000 {
-        let req = clearway_node::cluster::client::audited(
-            vec![synthetic(format!("L{i}"), &mut rng)],
-            "enrol",
-            "gallery",
-            "benchmark load",
-        );
+        let req = client
+            .audited(
+                vec![synthetic(format!("L{i}"), &mut rng)],
+                "enrol",
+                "gallery",
+                "benchmark load",
+            )
+            .expect("sign");
         let t = Instant::now();
         let reply = client
             .call(

@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use clearway_node::cluster::ClusterClient;
-use clearway_node::cluster::client::audited;
 use clearway_node::cluster::protocol::Call;
 use clearway_node::net::{Identity, Role};
 use clearway_tests::flood::Flood;
@@ -23,12 +22,14 @@ async fn commits(client: &ClusterClient, leader: u64, tag: &str, n: usize) -> Ve
     let mut rng = rand::rngs::StdRng::seed_from_u64(tag.len() as u64);
     let mut lat = Vec::with_capacity(n);
     for i in 0..n {
-        let request = audited(
-            vec![enrol(&format!("{tag}{i}"), &random_embedding(&mut rng))],
-            "enrol",
-            "gallery",
-            "benchmark",
-        );
+        let request = client
+            .audited(
+                vec![enrol(&format!("{tag}{i}"), &random_embedding(&mut rng))],
+                "enrol",
+                "gallery",
+                "benchmark",
+            )
+            .expect("sign");
         let t = Instant::now();
         client
             .call(leader, &Call::Write(request))

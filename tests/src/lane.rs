@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{NaiveDate, Utc};
-use clearway_gallery::ops::{AuditDraft, Op, OverrideAction};
+use clearway_gallery::ops::{Op, OverrideAction};
 use clearway_gallery::{
     Authority, Category, DocumentKind, NewPerson, Outcome, Registration, Registrations, Request,
     Template, TravelDocument,
@@ -529,24 +529,20 @@ pub async fn order(
     actor: &str,
     reason: &str,
 ) -> anyhow::Result<u64> {
+    let mut ops = vec![
+        Op::Audit(client.author_for(actor, "supervisor").draft(
+            &format!("order.{}", action.name()),
+            channel,
+            reason,
+        )),
+        Op::Order {
+            channel: channel.into(),
+            action,
+        },
+    ];
+    client.sign(&mut ops).context("sign the order")?;
     let (index, outcomes) = client
-        .write(
-            Request::V2(vec![
-                Op::Audit(AuditDraft {
-                    actor: actor.into(),
-                    role: "supervisor".into(),
-                    action: format!("order.{}", action.name()),
-                    target: channel.into(),
-                    reason: reason.into(),
-                    at: Utc::now(),
-                }),
-                Op::Order {
-                    channel: channel.into(),
-                    action,
-                },
-            ]),
-            Duration::from_secs(20),
-        )
+        .write(Request::V2(ops), Duration::from_secs(20))
         .await
         .context("order through the cluster")?;
     if !matches!(outcomes.first(), Some(Outcome::Audited { .. }))

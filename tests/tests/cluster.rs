@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clearway_gallery::{Command, Outcome, PersonId};
 use clearway_node::cluster::ClusterClient;
-use clearway_node::cluster::client::audited;
 use clearway_node::cluster::protocol::{Call, NodeStatus, Reply, encode};
 use clearway_node::net::Identity;
 use clearway_node::net::rpc::RpcEndpoint;
@@ -84,12 +83,11 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
         let reply = client
             .call(
                 via,
-                &Call::Write(audited(
-                    vec![enrol(doc, &embedding)],
-                    "enrol",
-                    "gallery",
-                    "test",
-                )),
+                &Call::Write(
+                    client
+                        .audited(vec![enrol(doc, &embedding)], "enrol", "gallery", "test")
+                        .expect("sign"),
+                ),
             )
             .await
             .expect("write");

@@ -89,7 +89,8 @@ async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {
             vec![Command::Cancel { person }],
             "cancel",
             &person.to_string(),
-            "cancelled at a service location",
+            // Free text names him, as a desk officer's words would.
+            &format!("{NAME} asked at a service location"),
             Duration::from_secs(20),
         )
         .await
@@ -133,6 +134,30 @@ async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {
         },
     )
     .await;
+
+    // The audit trail keeps the cancellation, its reason's text erased with him; it still
+    // verifies, signatures and all. Records about others keep their reasons.
+    let trail = client.audit_trail(1).await.expect("trail");
+    let verifier = client.audit_verifier().expect("verifier");
+    clearway_node::net::signing::verify_trail(&trail, &verifier).expect("the trail verifies");
+    let cancel = trail
+        .iter()
+        .find(|r| r.entry.action == "cancel")
+        .expect("the cancellation's record");
+    assert_eq!(cancel.entry.target, person.to_string());
+    assert_eq!(
+        cancel.reason_text(),
+        None,
+        "the reason naming him is erased"
+    );
+    let enrol = trail
+        .iter()
+        .find(|r| r.entry.action == "enrol")
+        .expect("the enrolment's record");
+    assert_eq!(
+        enrol.reason_text(),
+        Some("registered at a service location")
+    );
 
     // The disks, as a thief would take them.
     rig.port.stop_all(&[1, 2], Duration::from_secs(10));

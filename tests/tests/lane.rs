@@ -439,12 +439,12 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     assert_eq!(verify_chain(&trail), Ok(()));
     let orders_trail: Vec<_> = trail
         .iter()
-        .filter(|r| r.draft.action.starts_with("order"))
+        .filter(|r| r.entry.action.starts_with("order"))
         .collect();
     assert_eq!(orders_trail.len(), 3, "{trail:?}");
     assert_eq!(
-        orders_trail[1].draft.reason,
-        "suspicious bag at the entrance"
+        orders_trail[1].reason_text(),
+        Some("suspicious bag at the entrance")
     );
     assert_eq!(orders_trail[1].index, lock);
     let ledger = client.ledger(2).await.expect("ledger");

@@ -86,7 +86,10 @@ fn open_gate(actor: &str, role: &str) -> Request {
             action: "order.gate_open".into(),
             target: CHANNEL.into(),
             reason: "let my friend through".into(),
+            reason_salt: "00".repeat(16),
             at: Utc::now(),
+            ops_digest: String::new(),
+            signature: None,
         }),
         Op::Order {
             channel: CHANNEL.into(),
@@ -96,6 +99,15 @@ fn open_gate(actor: &str, role: &str) -> Request {
             },
         },
     ])
+}
+
+/// `request`'s audit record completed and signed with `client`'s certificate key.
+fn signed(client: &ClusterClient, request: Request) -> Request {
+    let Request::V2(mut ops) = request else {
+        return request;
+    };
+    client.sign(&mut ops).expect("sign");
+    Request::V2(ops)
 }
 
 /// The value of a counter line `name{labels}` on a node's `/metrics`.
@@ -161,11 +173,17 @@ async fn each_certificate_does_only_what_its_role_allows() {
         ),
         (
             "add itself as a voter",
-            Call::Membership(MembershipChange::Promote { id: 17 }),
+            Call::Membership {
+                change: MembershipChange::Promote { id: 17 },
+                audit: Request::V2(vec![]),
+            },
         ),
         (
             "remove a voter",
-            Call::Membership(MembershipChange::Remove { id: follower }),
+            Call::Membership {
+                change: MembershipChange::Remove { id: follower },
+                audit: Request::V2(vec![]),
+            },
         ),
         (
             "read a person by id",
@@ -247,22 +265,36 @@ async fn each_certificate_does_only_what_its_role_allows() {
         .issue(&Identity::client("console").expect("name"), &Role::Console)
         .expect("console bundle");
     let console = client_with(&port, &console_bundle);
-    // Through a follower: forwarded to the leader with the console's identity attached.
+    // Through a follower: forwarded to the leader with the console's identity attached, its
+    // audit record signed with the console's key.
     let reply = console
-        .call(follower, &Call::Write(open_gate("ana", "supervisor")))
+        .call(
+            follower,
+            &Call::Write(signed(&console, open_gate("ana@console", "supervisor"))),
+        )
         .await
         .expect("the console orders");
     assert!(matches!(reply, Reply::Written { .. }), "{reply:?}");
-    // A console cannot claim another console's user, or write without an audit record.
+    // A console cannot claim another console's user, write an unsigned record, or write
+    // without an audit record.
     let why = refused(
         console
             .call(
                 leader_id,
-                &Call::Write(open_gate("ana@elsewhere", "supervisor")),
+                &Call::Write(signed(&console, open_gate("ana@elsewhere", "supervisor"))),
             )
             .await,
     );
     assert!(why.starts_with("forbidden"), "{why}");
+    let why = refused(
+        console
+            .call(
+                leader_id,
+                &Call::Write(open_gate("ana@console", "supervisor")),
+            )
+            .await,
+    );
+    assert!(why.contains("not signed"), "{why}");
     let why = refused(
         console
             .call(
@@ -273,16 +305,61 @@ async fn each_certificate_does_only_what_its_role_allows() {
     );
     assert!(why.contains("audited V2 batch"), "{why}");
 
-    // --- An operator forging an actor: the record names the operator's certificate -------
+    // --- A voter's stolen certificate cannot write as the console ------------------------
+    // It may forward clients' calls, but holds no client's key: a record it makes up in the
+    // console's name is unsigned, or signed by itself.
+    let voter = client_with(
+        &port,
+        &port
+            .ca
+            .issue(&Identity::Node(follower), &Role::Voter)
+            .expect("voter bundle"),
+    );
+    for (what, request) in [
+        ("unsigned", open_gate("ana@console", "supervisor")),
+        (
+            "signed by the voter",
+            signed(&voter, open_gate("ana@console", "supervisor")),
+        ),
+    ] {
+        let why = refused(
+            voter
+                .call(
+                    leader_id,
+                    &Call::OnBehalf {
+                        client: "client-console".into(),
+                        role: "console".into(),
+                        call: Box::new(Call::Write(request)),
+                    },
+                )
+                .await,
+        );
+        assert!(why.starts_with("forbidden"), "{what}: {why}");
+        assert!(why.contains("signed"), "{what}: {why}");
+    }
+
+    // --- An operator forging an actor: refused; its records name its certificate ---------
+    let why = refused(
+        operator
+            .call(
+                follower,
+                &Call::Write(signed(&operator, open_gate("ana", "port_admin"))),
+            )
+            .await,
+    );
+    assert!(why.contains("names its certificate"), "{why}");
     let reply = operator
-        .call(follower, &Call::Write(open_gate("ana", "port_admin")))
+        .call(
+            follower,
+            &Call::Write(signed(&operator, open_gate("tests", "operator"))),
+        )
         .await
         .expect("the operator orders");
     assert!(matches!(reply, Reply::Written { .. }), "{reply:?}");
     let audit = operator.audit_trail(leader_id).await.expect("audit");
     let actors: Vec<String> = audit
         .iter()
-        .map(|r| format!("{} {} ({})", r.draft.action, r.draft.actor, r.draft.role))
+        .map(|r| format!("{} {} ({})", r.entry.action, r.entry.actor, r.entry.role))
         .collect();
     assert_eq!(
         actors,
@@ -536,7 +613,7 @@ async fn a_revoked_appliance_is_cut_off() {
         .map(|r| {
             format!(
                 "{} {} by {} ({})",
-                r.draft.action, r.draft.target, r.draft.actor, r.draft.role
+                r.entry.action, r.entry.target, r.entry.actor, r.entry.role
             )
         })
         .collect();
@@ -854,4 +931,134 @@ async fn an_audit_trail_rewritten_on_one_disk_is_detected() {
     let head = |id| counter(&port.scrape(id), "clearway_audit_head_prefix");
     assert_eq!(head(1), head(2));
     assert_ne!(head(3), head(1));
+}
+
+/// A node with disk access rewrites history on every replica alike (so no replica differs) and
+/// re-hashes the chain after its change: the clients' signatures still give it away, in
+/// `cluster audit` and on the console's audit page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_audit_trail_rewritten_alike_on_every_disk_is_caught_by_the_signatures() {
+    use clearway_gallery::ops::AuditRecord;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut port = LocalPort::new(tmp.path(), 1..=3, Tuning::default());
+    let operator = port.bootstrap(&[1, 2, 3], &[]).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let mut last = 0;
+    for n in 0..3 {
+        let (index, _) = operator
+            .write_audited(
+                vec![enrol(&format!("SIGNED{n:03}"), &random_embedding(&mut rng))],
+                "enrol",
+                "gallery",
+                "before the rewriting",
+                LONG,
+            )
+            .await
+            .expect("enrol");
+        last = index;
+    }
+    for id in [1, 2, 3] {
+        operator
+            .wait_for(id, "applied", LONG, |s| {
+                s.applied_index.is_some_and(|a| a >= last)
+            })
+            .await
+            .expect("applied");
+    }
+    let cluster_args = |port: &LocalPort, command: &str| {
+        let mut args = vec![
+            "cluster".to_owned(),
+            "--bundle".to_owned(),
+            port.dir.join("client").display().to_string(),
+        ];
+        for (id, addr) in &port.addrs {
+            args.push("--node".into());
+            args.push(format!("{id}={addr}"));
+        }
+        args.push(command.into());
+        args
+    };
+    let cli = |port: &LocalPort, command: &str| {
+        let args = cluster_args(port, command);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        clearway_tests::node(&refs)
+    };
+    let before = cli(&port, "audit");
+    assert_eq!(before.code, 0, "{}{}", before.stdout, before.stderr);
+    assert!(
+        before.stdout.contains("records verified, signed by"),
+        "{}",
+        before.stdout
+    );
+
+    // Every node stopped; on each disk the first enrolment's record is made to say something
+    // else, and the chain after it re-hashed, the same way on all three.
+    for id in [1, 2, 3] {
+        assert!(port.stop(id));
+    }
+    let mut first_enrolment = 0;
+    for id in [1, 2, 3] {
+        let db = sled::open(port.data_dir(id).join("db")).expect("database");
+        let audit = db.open_tree("sm_audit").expect("audit tree");
+        let mut records: Vec<AuditRecord> = audit
+            .iter()
+            .map(|kv| postcard::from_bytes(&kv.expect("read").1).expect("record"))
+            .collect();
+        let at = records
+            .iter()
+            .position(|r| r.entry.action == "enrol")
+            .expect("an enrolment record");
+        first_enrolment = at;
+        records[at].entry.action = "gallery.test_data".into();
+        for n in at..records.len() {
+            let prev = if n == 0 {
+                clearway_gallery::ops::GENESIS.to_string()
+            } else {
+                records[n - 1].hash.clone()
+            };
+            records[n].prev = prev;
+            records[n].hash = AuditRecord::compute_hash(
+                records[n].seq,
+                records[n].index,
+                &records[n].prev,
+                &records[n].entry,
+            );
+        }
+        for r in &records {
+            audit
+                .insert(r.seq.to_be_bytes(), postcard::to_stdvec(r).expect("encode"))
+                .expect("write");
+        }
+        db.flush().expect("flush");
+    }
+    for id in [1, 2, 3] {
+        port.start(id);
+    }
+    // The replicas agree with each other, and each chain hashes through ...
+    let until = std::time::Instant::now() + LONG;
+    loop {
+        let r = cli(&port, "status");
+        if r.code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{}", r.stderr);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ... but the rewritten record no longer carries its operator's signature.
+    let after = cli(&port, "audit");
+    assert_ne!(after.code, 0, "{}", after.stdout);
+    assert!(
+        after.stderr.contains("audit trail does not verify"),
+        "{}",
+        after.stderr
+    );
+    for id in [1, 2, 3] {
+        assert!(
+            after.stdout.contains(&format!(
+                "node {id}: BROKEN at record {first_enrolment}: the signature does not match the record"
+            )),
+            "{}",
+            after.stdout
+        );
+    }
 }

@@ -55,7 +55,7 @@ fn Audit(a: AuditView) -> impl IntoView {
             None => view! {
                 <p class="ok" data-test="audit-chain" data-status=status>
                     {format!(
-                        "Chain intact: {} records verified (read from node {}).",
+                        "Chain intact: {} records verified, each signed by the client that made it (read from node {}).",
                         a.records.len(),
                         a.node,
                     )}
@@ -72,6 +72,7 @@ fn Audit(a: AuditView) -> impl IntoView {
                 <th>"Action"</th>
                 <th>"Target"</th>
                 <th>"Reason"</th>
+                <th>"Signed by"</th>
                 <th>"Hash"</th>
             </tr>
             {a
@@ -94,6 +95,7 @@ fn Audit(a: AuditView) -> impl IntoView {
                             <td>{r.action.clone()}</td>
                             <td>{r.target.clone()}</td>
                             <td>{r.reason.clone()}</td>
+                            <td>{r.signed_by.clone()}</td>
                             <td>
                                 <code>{r.hash.chars().take(16).collect::<String>()}</code>
                             </td>

@@ -15,7 +15,7 @@ use crate::dto::{
     WriteReceipt,
 };
 use crate::error::{Error, Result};
-use crate::port_api::Change;
+use crate::port_api::{AuditEntry, Change};
 use crate::rollout::{check_port_id, parse_halls, parse_nodes};
 
 use super::{Console, PortHandle, Write, check_reason, check_text, port_def};
@@ -234,7 +234,14 @@ impl Console {
             .parse()
             .map_err(|_| Error::Invalid(format!("{addr:?} is not an IP:PORT address")))?;
         let reason = check_reason(reason)?;
-        p.api.add_learner(&p.nodes(), id, &addr.to_string()).await?;
+        p.api
+            .add_learner(
+                &p.nodes(),
+                id,
+                &addr.to_string(),
+                &membership_audit(v, "cluster.add_learner", &reason, now),
+            )
+            .await?;
         let w = Write {
             metric: "add_learner".into(),
             action: "cluster.add_learner".into(),
@@ -269,13 +276,14 @@ impl Console {
                 identity: format!("node-{id}"),
             },
         };
+        let membership = membership_audit(v, "cluster.remove", &w.reason, now);
         let receipt = self.submit(&p, v, w, now).await?;
         if p.latest()
             .members
             .iter()
             .any(|m| m.id == id && m.membership != "seed")
         {
-            p.api.remove_node(&p.nodes(), id).await?;
+            p.api.remove_node(&p.nodes(), id, &membership).await?;
         }
         Ok(receipt)
     }
@@ -339,4 +347,17 @@ fn node_id(node: &str) -> Result<u64> {
     node.trim()
         .parse()
         .map_err(|_| Error::Invalid(format!("node id {node:?} is not a number")))
+}
+
+/// The user and reason a membership change's own audit record names (the node writes it with
+/// the change; action and target are the change's).
+fn membership_audit(v: &Viewer, action: &str, reason: &str, now: Millis) -> AuditEntry {
+    AuditEntry {
+        actor: v.name.clone(),
+        role: v.role.as_str().into(),
+        action: action.into(),
+        target: String::new(),
+        reason: reason.into(),
+        at_ms: now,
+    }
 }

@@ -856,8 +856,12 @@ async fn every_action_against_a_three_node_port() {
     .audit_trail(1)
     .await
     .expect("trail");
-    raw[2].draft.reason = "nothing happened".into();
-    let tampered = crate::port_api::audit_view("hengqin", 1, &raw, 7);
+    raw[2].entry.action = "nothing happened".into();
+    let verifier = clearway_node::net::signing::AuditVerifier::new(
+        &clearway_node::net::tls::Bundle::load(&client).expect("bundle"),
+    )
+    .expect("verifier");
+    let tampered = crate::port_api::audit_view("hengqin", 1, &raw, 7, &verifier);
     let (seq, why) = tampered.break_at.expect("break found");
     assert_eq!(seq, 2);
     assert!(why.contains("hash"), "{why}");
@@ -880,7 +884,7 @@ async fn every_action_against_a_three_node_port() {
     let last = raw.audit_trail(1).await.expect("trail");
     let record = last.last().expect("a record");
     assert_eq!(
-        (record.draft.action.as_str(), record.draft.target.as_str()),
+        (record.entry.action.as_str(), record.entry.target.as_str()),
         ("cluster.retire", "hengqin/node-9")
     );
     for id in 1..=3u64 {

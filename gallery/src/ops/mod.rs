@@ -11,7 +11,12 @@
 //!   console change without its audit record, written in the same log entry;
 //! * audit record `n` carries the hash of record `n - 1` ([`GENESIS`] for record 0), and its own
 //!   hash covers that link, so a changed or missing record breaks [`verify_chain`];
-//! * audit records name persons by id, never by document number, and hold no biometric data.
+//! * audit records name persons by id, never by document number, and hold no biometric data;
+//! * a record's hash covers its reason's salted commitment, not the text: the text of a record
+//!   that concerns a person is erased when that person is cancelled, and the trail still
+//!   verifies;
+//! * a record names the digest of its batch's other operations, so a client's signature over
+//!   the record covers what was done.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -20,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::PersonId;
 use crate::registry::{Change, Command, Outcome, Registry};
 
 #[cfg(test)]
@@ -166,22 +172,173 @@ impl OverrideAction {
     }
 }
 
-/// What the console submits with every change: who did what to what, and why.
+/// What a client (the console, an operator's tool) submits with every change: who did what to
+/// what, and why, signed with the client's certificate key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditDraft {
-    /// The console user.
+    /// Who: an operator's certificate name (`ops`), or the console user and the console that
+    /// vouches for them (`ana@console`). The leader checks it against the client's certificate.
     pub actor: String,
-    /// Their role (`supervisor`, `service_desk`, `port_admin`).
+    /// Their role (`operator`, `supervisor`, `service_desk`, `port_admin`).
     pub role: String,
     /// What was done, e.g. `order.gate_lock`, `cancel`, `guardian_consent`.
     pub action: String,
     /// What it was done to: a channel id, a person id (`P00000001`), a port; never a document
     /// number.
     pub target: String,
-    /// Why, in the user's words (required).
+    /// Why, in the user's words (required). Never stored in the clear: the record keeps its
+    /// salted commitment; the text is sealed and erased with the person it concerns.
     pub reason: String,
-    /// When the console sent it.
+    /// 16 random bytes, hex, that salt the reason's commitment (a short reason cannot be guessed
+    /// from its hash).
+    pub reason_salt: String,
+    /// When the client sent it.
     pub at: DateTime<Utc>,
+    /// [`ops_digest`] of the batch's other operations: the signature covers what was done.
+    pub ops_digest: String,
+    /// The client's signature over [`AuditEntry::signed_message`]; nodes require one on every
+    /// batch a client sends, so no node can write or rewrite a record in a client's name.
+    pub signature: Option<AuditSignature>,
+}
+
+impl AuditDraft {
+    /// The record's signed part as this draft makes it.
+    pub fn entry(&self) -> AuditEntry {
+        AuditEntry {
+            actor: self.actor.clone(),
+            role: self.role.clone(),
+            action: self.action.clone(),
+            target: self.target.clone(),
+            at: self.at,
+            reason_commitment: self.reason_text().commitment(),
+            ops_digest: self.ops_digest.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// The reason with its salt.
+    pub fn reason_text(&self) -> AuditReason {
+        AuditReason {
+            salt: self.reason_salt.clone(),
+            text: self.reason.clone(),
+        }
+    }
+}
+
+/// A client's signature over an audit entry: its certificate (DER, issued by the port CA; the
+/// identity and role in it are the signer's), the TLS signature scheme and the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSignature {
+    /// The signer's certificate, DER.
+    pub certificate: Vec<u8>,
+    /// The TLS `SignatureScheme` code (e.g. `0x0403`, ECDSA P-256 SHA-256).
+    pub scheme: u16,
+    /// The signature.
+    pub signature: Vec<u8>,
+}
+
+/// What an audit record says, as hashed into the chain and signed by the client: everything but
+/// the reason's text, which is kept apart (sealed, erasable) and represented by its commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Who (see [`AuditDraft::actor`]).
+    pub actor: String,
+    /// Their role.
+    pub role: String,
+    /// What was done.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// When the client sent it.
+    pub at: DateTime<Utc>,
+    /// [`AuditReason::commitment`] of the reason.
+    pub reason_commitment: String,
+    /// [`ops_digest`] of the batch's other operations.
+    pub ops_digest: String,
+    /// The client's signature over [`AuditEntry::signed_message`].
+    pub signature: Option<AuditSignature>,
+}
+
+impl AuditEntry {
+    /// The bytes a client signs: a domain tag and every field but the signature, each
+    /// length-prefixed.
+    pub fn signed_message(&self) -> Vec<u8> {
+        let mut out = b"clearway-audit-signed-v2".to_vec();
+        let at = self.at.timestamp_micros().to_string();
+        for field in [
+            &self.actor,
+            &self.role,
+            &self.action,
+            &self.target,
+            &at,
+            &self.reason_commitment,
+            &self.ops_digest,
+        ] {
+            out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            out.extend_from_slice(field.as_bytes());
+        }
+        out
+    }
+
+    /// The person the record concerns, if its target names one: their reason is erased with them.
+    pub fn person(&self) -> Option<crate::PersonId> {
+        self.target.parse().ok()
+    }
+}
+
+/// A reason in the user's words with the salt of its commitment.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReason {
+    /// 16 bytes, hex.
+    pub salt: String,
+    /// The text.
+    pub text: String,
+}
+
+impl fmt::Debug for AuditReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Free text may name a person: never in logs.
+        f.write_str("AuditReason(..)")
+    }
+}
+
+impl AuditReason {
+    /// SHA-256 (hex) over a domain tag, the salt and the text: what the chain and the signature
+    /// cover, so the text can be erased and the trail still verifies.
+    pub fn commitment(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"clearway-audit-reason-v1");
+        h.update((self.salt.len() as u64).to_be_bytes());
+        h.update(self.salt.as_bytes());
+        h.update((self.text.len() as u64).to_be_bytes());
+        h.update(self.text.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// SHA-256 (hex) over a domain tag and the `postcard` encoding of a batch's operations other
+/// than its audit record, in order.
+pub fn ops_digest(ops: &[Op]) -> String {
+    let others: Vec<&Op> = ops
+        .iter()
+        .filter(|op| !matches!(op, Op::Audit(_)))
+        .collect();
+    let mut h = Sha256::new();
+    h.update(b"clearway-audit-ops-v1");
+    // Encoding plain data into a Vec cannot fail.
+    h.update(postcard::to_stdvec(&others).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
+/// Fills in the [`ops_digest`] of a batch's audit record(s) from the batch's other operations
+/// (a client calls this when the batch is complete, before signing).
+pub fn set_ops_digest(ops: &mut [Op]) {
+    let digest = ops_digest(ops);
+    for op in ops {
+        if let Op::Audit(draft) = op {
+            draft.ops_digest = digest.clone();
+        }
+    }
 }
 
 /// One record of the audit trail, as applied.
@@ -191,11 +348,14 @@ pub struct AuditRecord {
     pub seq: u64,
     /// The Raft log index of the entry that carried it.
     pub index: u64,
-    /// What was submitted.
-    pub draft: AuditDraft,
+    /// What it says (hashed and signed).
+    pub entry: AuditEntry,
+    /// The reason's text; `None` once erased with the person the record concerns (or as stored
+    /// in the `sm_audit` tree, which keeps texts apart, sealed). Not hashed: its commitment is.
+    pub reason: Option<AuditReason>,
     /// The previous record's hash (hex SHA-256), [`GENESIS`] for the first.
     pub prev: String,
-    /// This record's hash (hex SHA-256) over all of the above.
+    /// This record's hash (hex SHA-256) over all of the above but the reason's text.
     pub hash: String,
 }
 
@@ -203,25 +363,35 @@ impl AuditRecord {
     /// The hash a record with these contents has: SHA-256 over a domain tag and every field,
     /// each length-prefixed, so no two different records hash alike by shifting text between
     /// fields.
-    pub fn compute_hash(seq: u64, index: u64, prev: &str, draft: &AuditDraft) -> String {
+    pub fn compute_hash(seq: u64, index: u64, prev: &str, entry: &AuditEntry) -> String {
         let mut h = Sha256::new();
-        h.update(b"clearway-audit-v1");
+        h.update(b"clearway-audit-v2");
         h.update(seq.to_be_bytes());
         h.update(index.to_be_bytes());
-        let at = draft.at.timestamp_micros().to_string();
-        for field in [
-            prev,
-            &draft.actor,
-            &draft.role,
-            &draft.action,
-            &draft.target,
-            &draft.reason,
-            &at,
-        ] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
+        h.update((prev.len() as u64).to_be_bytes());
+        h.update(prev.as_bytes());
+        h.update(entry.signed_message());
+        match &entry.signature {
+            None => h.update([0]),
+            Some(s) => {
+                h.update([1]);
+                h.update(s.scheme.to_be_bytes());
+                for part in [&s.certificate, &s.signature] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part);
+                }
+            }
         }
         hex::encode(h.finalize())
+    }
+
+    /// The reason's text, or `None` once erased. A text that does not match the commitment
+    /// (changed on disk) is not returned.
+    pub fn reason_text(&self) -> Option<&str> {
+        self.reason
+            .as_ref()
+            .filter(|r| r.commitment() == self.entry.reason_commitment)
+            .map(|r| r.text.as_str())
     }
 }
 
@@ -254,10 +424,18 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
                     .into(),
             ));
         }
-        let hash = AuditRecord::compute_hash(r.seq, r.index, &r.prev, &r.draft);
+        let hash = AuditRecord::compute_hash(r.seq, r.index, &r.prev, &r.entry);
         if r.hash != hash {
             return Err(broken(
                 "its contents do not match its hash (the record was changed)".into(),
+            ));
+        }
+        if r.reason
+            .as_ref()
+            .is_some_and(|t| t.commitment() != r.entry.reason_commitment)
+        {
+            return Err(broken(
+                "its reason does not match the reason's commitment (the text was changed)".into(),
             ));
         }
         prev = hash;
@@ -379,6 +557,8 @@ pub struct LedgerChanges {
     pub view: bool,
     /// Whether the revocation list changed.
     pub revoked: bool,
+    /// Records whose reason was erased (the person they concern was cancelled).
+    pub reasons_erased: Vec<u64>,
 }
 
 impl Ledger {
@@ -452,11 +632,13 @@ impl Ledger {
             let outcome = match op {
                 Op::Audit(draft) => {
                     let prev = self.view.audit_head.clone();
-                    let hash = AuditRecord::compute_hash(seq, index, &prev, &draft);
+                    let entry = draft.entry();
+                    let hash = AuditRecord::compute_hash(seq, index, &prev, &entry);
                     let record = AuditRecord {
                         seq,
                         index,
-                        draft,
+                        entry,
+                        reason: Some(draft.reason_text()),
                         prev,
                         hash: hash.clone(),
                     };
@@ -466,7 +648,21 @@ impl Ledger {
                     ledger_changes.audit.push(record);
                     Outcome::Audited { seq, hash }
                 }
-                Op::Gallery(command) => registry.apply(command, changes),
+                Op::Gallery(command) => {
+                    let before = changes.len();
+                    let outcome = registry.apply(command, changes);
+                    let erased: Vec<PersonId> = changes[before..]
+                        .iter()
+                        .filter_map(|c| match c {
+                            Change::Erase(id) => Some(*id),
+                            Change::Put(_) => None,
+                        })
+                        .collect();
+                    for id in erased {
+                        self.forget_person(id, ledger_changes);
+                    }
+                    outcome
+                }
                 Op::Order { channel, action } => {
                     self.order(channel, action, (term, index, seq), at);
                     ledger_changes.view = true;
@@ -511,6 +707,17 @@ impl Ledger {
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// Erases the reasons of every record that concerns `person` (their cancellation): the
+    /// records stay, with their commitments, so the trail still verifies.
+    pub fn forget_person(&mut self, person: PersonId, changes: &mut LedgerChanges) {
+        for record in &mut self.audit {
+            if record.reason.is_some() && record.entry.person() == Some(person) {
+                record.reason = None;
+                changes.reasons_erased.push(record.seq);
+            }
+        }
     }
 
     /// Records an order carried by the entry (`term`, `index`) with audit record `seq`.
@@ -559,6 +766,15 @@ fn check_batch(ops: &[Op]) -> Result<(), String> {
     text("the audit record's action", &draft.action, false)?;
     text("the audit record's target", &draft.target, true)?;
     text("the reason", &draft.reason, false)?;
+    if draft.reason_salt.len() != 32 || !draft.reason_salt.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the reason's salt is not 16 bytes of hex".into());
+    }
+    if draft.ops_digest != ops_digest(ops) {
+        return Err(
+            "the audit record does not describe this batch (its digest of the operations differs)"
+                .into(),
+        );
+    }
     for op in ops {
         match op {
             Op::Order { channel, .. } | Op::AckAlarm { channel, .. } => {

@@ -11,6 +11,9 @@ fn draft(action: &str, target: &str, reason: &str) -> AuditDraft {
         action: action.into(),
         target: target.into(),
         reason: reason.into(),
+        reason_salt: "5a".repeat(16),
+        ops_digest: String::new(),
+        signature: None,
         at: Utc
             .with_ymd_and_hms(2026, 11, 22, 9, 30, 0)
             .single()
@@ -34,7 +37,8 @@ fn check(batches: Vec<Vec<Op>>, expected: Expect) {
     let mut ledger = Ledger::default();
     let mut registry = Registry::new(ModelId::new("sface", "2021dec"), 8).expect("registry");
     let mut out = String::new();
-    for (n, ops) in batches.into_iter().enumerate() {
+    for (n, mut ops) in batches.into_iter().enumerate() {
+        set_ops_digest(&mut ops);
         let mut changes = Vec::new();
         let mut lc = LedgerChanges::default();
         let outcomes = ledger.apply(ops, 3, 10 + n as u64, &mut registry, &mut changes, &mut lc);
@@ -103,13 +107,13 @@ fn orders_modes_and_acks_are_recorded_with_their_audit_record() {
             ],
         ],
         expect![[r#"
-            10: audited #0 a316c015…
+            10: audited #0 2078c9ba…
             10: Ordered
                changes: gallery [], audit [0], view true
-            11: audited #1 78d50350…
+            11: audited #1 818eb12a…
             11: Ordered
                changes: gallery [], audit [1], view true
-            12: audited #2 a4b8d72e…
+            12: audited #2 70cb2306…
             12: Ordered
                changes: gallery [], audit [2], view true
             lane hengqin/passenger/1: mode Some("face_and_card")
@@ -169,7 +173,7 @@ fn a_batch_without_exactly_one_valid_audit_record_changes_nothing() {
             14: Refused { code: "bad_batch", reason: "a mode change names 1 to 1024 channels, not 0" }
             14: Refused { code: "bad_batch", reason: "a mode change names 1 to 1024 channels, not 0" }
                changes: gallery [], audit [], view false
-            15: audited #0 c354f4b0…
+            15: audited #0 6a9893bd…
             15: Refused { code: "unknown_person", reason: "no person P00000009 is registered" }
                changes: gallery [], audit [0], view false
             audit records: 1
@@ -182,7 +186,8 @@ fn only_the_newest_orders_are_kept() {
     let mut ledger = Ledger::default();
     let mut registry = Registry::new(ModelId::new("sface", "2021dec"), 8).expect("registry");
     for i in 0..(ORDERS_KEPT as u64 + 5) {
-        let ops = vec![Op::Audit(draft("order.gate_lock", "c", "r")), lock("c")];
+        let mut ops = vec![Op::Audit(draft("order.gate_lock", "c", "r")), lock("c")];
+        set_ops_digest(&mut ops);
         ledger.apply(
             ops,
             1,
@@ -203,13 +208,14 @@ fn trail(n: usize) -> Vec<AuditRecord> {
     let mut ledger = Ledger::default();
     let mut registry = Registry::new(ModelId::new("sface", "2021dec"), 8).expect("registry");
     for i in 0..n {
-        let ops = vec![
+        let mut ops = vec![
             Op::Audit(draft("order.release", "c", &format!("reason {i}"))),
             Op::Order {
                 channel: "c".into(),
                 action: OverrideAction::Release,
             },
         ];
+        set_ops_digest(&mut ops);
         ledger.apply(
             ops,
             1,
@@ -231,11 +237,15 @@ fn verify_chain_finds_every_kind_of_break() {
     let cases: Vec<(&str, Box<dyn Fn(&mut Vec<AuditRecord>)>)> = vec![
         (
             "reason edited",
-            Box::new(|t| t[2].draft.reason = "nothing to see".into()),
+            Box::new(|t| {
+                if let Some(r) = &mut t[2].reason {
+                    r.text = "nothing to see".into();
+                }
+            }),
         ),
         (
             "actor edited",
-            Box::new(|t| t[3].draft.actor = "someone".into()),
+            Box::new(|t| t[3].entry.actor = "someone".into()),
         ),
         (
             "record removed",
@@ -255,9 +265,9 @@ fn verify_chain_finds_every_kind_of_break() {
         (
             "rehashed after an edit",
             Box::new(|t| {
-                t[1].draft.reason = "rewritten".into();
+                t[1].entry.action = "rewritten".into();
                 t[1].hash =
-                    AuditRecord::compute_hash(t[1].seq, t[1].index, &t[1].prev, &t[1].draft);
+                    AuditRecord::compute_hash(t[1].seq, t[1].index, &t[1].prev, &t[1].entry);
             }),
         ),
         (
@@ -266,8 +276,19 @@ fn verify_chain_finds_every_kind_of_break() {
         ),
         (
             "time shifted",
-            Box::new(|t| t[4].draft.at += chrono::Duration::seconds(1)),
+            Box::new(|t| t[4].entry.at += chrono::Duration::seconds(1)),
         ),
+        (
+            "signature stripped",
+            Box::new(|t| {
+                t[0].entry.signature = Some(AuditSignature {
+                    certificate: vec![1],
+                    scheme: 0x0403,
+                    signature: vec![2],
+                })
+            }),
+        ),
+        ("reason erased", Box::new(|t| t[2].reason = None)),
     ];
     let mut out = String::new();
     for (name, tamper) in cases {
@@ -280,13 +301,15 @@ fn verify_chain_finds_every_kind_of_break() {
         out.push_str(&format!("{name}: {got}\n"));
     }
     expect![[r#"
-        reason edited: audit chain broken at record 2: its contents do not match its hash (the record was changed)
+        reason edited: audit chain broken at record 2: its reason does not match the reason's commitment (the text was changed)
         actor edited: audit chain broken at record 3: its contents do not match its hash (the record was changed)
         record removed: audit chain broken at record 1: expected record 1, found record 2
         record removed and renumbered: audit chain broken at record 1: it does not carry the previous record's hash (a record before it was changed or removed)
         rehashed after an edit: audit chain broken at record 2: it does not carry the previous record's hash (a record before it was changed or removed)
         first record's link changed: audit chain broken at record 0: it does not carry the previous record's hash (a record before it was changed or removed)
         time shifted: audit chain broken at record 4: its contents do not match its hash (the record was changed)
+        signature stripped: audit chain broken at record 0: its contents do not match its hash (the record was changed)
+        reason erased: verifies
     "#]]
     .assert_eq(&out);
 }
@@ -299,7 +322,7 @@ fn a_ledger_rebuilt_from_parts_keeps_its_trail_as_stored() {
     assert_eq!(ledger.view().audit_head, good[2].hash);
     assert_eq!(verify_chain(ledger.audit()), Ok(()));
     let mut bad = good;
-    bad[1].draft.target = "other".into();
+    bad[1].entry.target = "other".into();
     let ledger = Ledger::from_parts(LedgerView::default(), bad, Default::default());
     assert_eq!(verify_chain(ledger.audit()).map_err(|b| b.seq), Err(1));
 }
@@ -324,4 +347,123 @@ fn orders_round_trip_through_postcard() {
     let bytes = postcard::to_stdvec(&ops).expect("encodes");
     let back: Vec<Op> = postcard::from_bytes(&bytes).expect("decodes");
     assert_eq!(back, ops);
+}
+
+#[test]
+fn a_batch_whose_operations_differ_from_its_record_changes_nothing() {
+    let mut ledger = Ledger::default();
+    let mut registry = Registry::new(ModelId::new("sface", "2021dec"), 8).expect("registry");
+    let mut ops = vec![
+        Op::Audit(draft("order.gate_lock", "hengqin/passenger/1", "fight")),
+        lock("hengqin/passenger/1"),
+    ];
+    set_ops_digest(&mut ops);
+    // A node swaps the signed lock for an open.
+    ops[1] = Op::Order {
+        channel: "hengqin/passenger/1".into(),
+        action: OverrideAction::Gate {
+            gate: GateId::One,
+            action: GateAction::Open,
+        },
+    };
+    let mut lc = LedgerChanges::default();
+    let outcomes = ledger.apply(ops, 1, 1, &mut registry, &mut Vec::new(), &mut lc);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Refused { code, .. } if code == "bad_batch")),
+        "{outcomes:?}"
+    );
+    assert_eq!(ledger.view().audit_len, 0);
+    assert!(ledger.lane("hengqin/passenger/1").is_none());
+}
+
+#[test]
+fn cancelling_a_person_erases_the_reasons_that_concern_them_and_the_trail_still_verifies() {
+    use crate::{Category, NewPerson, Registrations, Template, TravelDocument};
+    let mut ledger = Ledger::default();
+    let model = ModelId::new("sface", "2021dec");
+    let mut registry = Registry::new(model.clone(), 8).expect("registry");
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    let person = |number: &str| NewPerson {
+        name: "Chan Tai Man".into(),
+        date_of_birth: day(1980, 1, 1),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: Category::MacaoResident.document_kind(),
+            number: number.into(),
+            valid_from: day(2020, 1, 1),
+            valid_until: day(2035, 1, 1),
+        },
+        endorsement: None,
+        registrations: Registrations::default(),
+        consents: vec![],
+        guardian_consent: None,
+    };
+    let batches = vec![
+        (
+            draft("enrol", "gallery", "desk enrolment"),
+            vec![Op::Gallery(Command::Enrol {
+                person: person("H1234567"),
+                templates: vec![Template::quantize(model.clone(), &[0.5; 8]).expect("template")],
+            })],
+        ),
+        (
+            draft(
+                "guardian_consent",
+                "P00000001",
+                "mother Chan Siu Ling signed",
+            ),
+            vec![],
+        ),
+        (
+            draft("order.release", "c", "queue cleared"),
+            vec![lock("c")],
+        ),
+        (
+            draft("cancel", "P00000001", "Chan Tai Man asked at the desk"),
+            vec![Op::Gallery(Command::Cancel {
+                person: PersonId(1),
+            })],
+        ),
+    ];
+    let mut erased = Vec::new();
+    for (n, (d, rest)) in batches.into_iter().enumerate() {
+        let mut ops = vec![Op::Audit(d)];
+        ops.extend(rest);
+        set_ops_digest(&mut ops);
+        let mut lc = LedgerChanges::default();
+        let outcomes = ledger.apply(
+            ops,
+            1,
+            n as u64 + 1,
+            &mut registry,
+            &mut Vec::new(),
+            &mut lc,
+        );
+        assert!(
+            !outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Refused { .. })),
+            "{outcomes:?}"
+        );
+        erased.extend(lc.reasons_erased);
+    }
+    assert_eq!(
+        erased,
+        vec![1, 3],
+        "the records about P00000001 lose their reasons"
+    );
+    let texts: Vec<Option<&str>> = ledger
+        .audit()
+        .iter()
+        .map(AuditRecord::reason_text)
+        .collect();
+    assert_eq!(
+        texts,
+        vec![Some("desk enrolment"), None, Some("queue cleared"), None]
+    );
+    assert_eq!(verify_chain(ledger.audit()), Ok(()));
+    let stored = format!("{:?}", ledger.audit());
+    assert!(!stored.contains("Chan"), "{stored}");
 }

@@ -168,6 +168,10 @@ pub enum PortCommand {
 pub enum ClusterCommand {
     /// Each named node's view: role, term, leader, log and applied index, gallery size.
     Status,
+    /// Verify each named node's audit trail: the hash chain, every record's client signature
+    /// against the port CA, and the reasons against their commitments. Fails naming the first
+    /// record that does not hold, even where every replica was rewritten alike.
+    Audit,
     /// Initialise a new cluster with its first voters (sent to the first --node), then add the
     /// learners: from --voter flags, or from a node config's `role` and `[[peers]]`.
     Init {
@@ -493,6 +497,53 @@ async fn run(
             })?;
             if let Some(divergence) = audit_divergence(&all) {
                 return Err(Error::Cluster(divergence));
+            }
+        }
+        ClusterCommand::Audit => {
+            let verifier = client.audit_verifier()?;
+            let mut all = Vec::new();
+            let mut broken = Vec::new();
+            for id in client.nodes().collect::<Vec<_>>() {
+                let verdict = match client.audit_trail(id).await {
+                    Err(e) => serde_json::json!({"id": id, "error": e.to_string()}),
+                    Ok(trail) => match crate::net::signing::verify_trail(&trail, &verifier) {
+                        Ok(summary) => serde_json::json!({"id": id, "verified": summary}),
+                        Err(e) => {
+                            broken.push(format!("node {id}: {e}"));
+                            serde_json::json!({"id": id, "broken": e})
+                        }
+                    },
+                };
+                all.push(verdict);
+            }
+            print(g.json, &all, || {
+                all.iter()
+                    .map(|v| {
+                        if let Some(e) = v.get("error") {
+                            format!("node {}: unreachable ({e})", v["id"])
+                        } else if let Some(b) = v.get("broken") {
+                            format!(
+                                "node {}: BROKEN at record {}: {}",
+                                v["id"],
+                                b["seq"],
+                                b["why"].as_str().unwrap_or_default()
+                            )
+                        } else {
+                            let s = &v["verified"];
+                            format!(
+                                "node {}: {} records verified, signed by {}; {} reasons erased",
+                                v["id"], s["records"], s["signers"], s["reasons_erased"]
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+            if !broken.is_empty() {
+                return Err(Error::Cluster(format!(
+                    "audit trail does not verify: {}",
+                    broken.join("; ")
+                )));
             }
         }
         ClusterCommand::Init { voters, config } => {

@@ -4,7 +4,8 @@
 //! nowhere else). [`authorize`] decides from the role and the call alone, before the node does
 //! anything with the call (before it is forwarded, decoded further or proposed); the node adds
 //! the few checks that need its state (a lane may add a face only to a person still pending
-//! their channel registration) and binds the audit actor ([`bind_actor`]) on the leader.
+//! their channel registration) and checks each audit record's actor and client signature
+//! ([`check_audit`]) on the leader.
 //!
 //! | call                         | voter            | lane (channel c)                     | console | operator |
 //! |------------------------------|------------------|--------------------------------------|---------|----------|
@@ -28,6 +29,7 @@ use clearway_gallery::ops::{AuditDraft, Op};
 use clearway_gallery::{Command, ConsentKind, Request};
 
 use super::protocol::Call;
+use crate::net::signing::AuditVerifier;
 use crate::net::{Identity, Role};
 
 /// Longest audit actor (a console user name) a console may vouch for.
@@ -115,7 +117,7 @@ pub fn authorize(role: &Role, call: &Call) -> Result<(), Refusal> {
             }
             Ok(())
         }
-        Call::Membership(_)
+        Call::Membership { .. }
         | Call::Initialize { .. }
         | Call::Search { .. }
         | Call::Audit { .. } => clients_only(client, call, role, "only a console or an operator"),
@@ -238,41 +240,79 @@ pub fn completes(commands: &[Command]) -> Option<clearway_gallery::PersonId> {
     }
 }
 
-/// Binds a V2 batch's audit record to the authenticated client, on the leader just before it is
-/// proposed: an operator's record names the operator's certificate (`actor` = its name, `role` =
-/// `operator`); a console's names the signed-in user the console vouches for and the console
-/// (`ana@console`), with the console-side role it asserted. A payload actor that already claims
-/// a console (`@`) or is empty or long is refused.
-pub fn bind_actor(principal: &Principal, request: &mut Request) -> Result<(), String> {
+/// How far an audit record's time may be from the leader's clock when it is proposed: a signed
+/// batch cannot be held back and replayed later (a lane also ignores orders that reach it late).
+pub const AUDIT_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Checks a V2 batch's audit record against the authenticated client, on the leader just before
+/// it is proposed: the record names the client (an operator's record names the operator's
+/// certificate, `actor` = its name, `role` = `operator`; a console's names the signed-in user
+/// the console vouches for and the console, `ana@console`, with a console role), it is signed
+/// with that client's certificate key ([`AuditVerifier`]), and its time is within
+/// [`AUDIT_CLOCK_SKEW`] of `now`. A forwarding voter holds no client's key, so it cannot write
+/// a record in a client's name.
+pub fn check_audit(
+    principal: &Principal,
+    request: &Request,
+    verifier: &AuditVerifier,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
     let Request::V2(ops) = request else {
         return Ok(());
     };
     let Identity::Client(name) = &principal.identity else {
         return Err("only clients write audited batches".into());
     };
-    for op in ops.iter_mut() {
+    for op in ops {
         if let Op::Audit(draft) = op {
-            bind(principal, name, draft)?;
+            check_actor(principal, name, draft)?;
+            let skew = (draft.at - now).abs();
+            if skew > AUDIT_CLOCK_SKEW {
+                return Err(format!(
+                    "the audit record's time is {} s from the leader's clock (at most {} s)",
+                    skew.num_seconds(),
+                    AUDIT_CLOCK_SKEW.num_seconds()
+                ));
+            }
+            let signer = verifier
+                .verify(&draft.entry())
+                .map_err(|e| format!("the audit record's signature: {e}"))?;
+            if signer.identity != principal.identity || signer.role != principal.role {
+                return Err(format!(
+                    "the audit record is signed by {} ({}), not by the client that sent it",
+                    signer.identity, signer.role
+                ));
+            }
         }
     }
     Ok(())
 }
 
-fn bind(principal: &Principal, name: &str, draft: &mut AuditDraft) -> Result<(), String> {
+/// The actor and role a client may write into its records.
+fn check_actor(principal: &Principal, name: &str, draft: &AuditDraft) -> Result<(), String> {
     match principal.role {
         Role::Operator => {
-            draft.actor = name.to_owned();
-            draft.role = "operator".to_owned();
+            if draft.actor != name || draft.role != "operator" {
+                return Err(format!(
+                    "an operator's audit record names its certificate: actor {name:?}, role \"operator\""
+                ));
+            }
             Ok(())
         }
         Role::Console => {
-            let user = draft.actor.as_str();
+            let user = draft
+                .actor
+                .strip_suffix(name)
+                .and_then(|u| u.strip_suffix('@'))
+                .unwrap_or_default();
             let ok = !user.is_empty()
                 && user.len() <= MAX_ACTOR_LEN
                 && !user.contains('@')
                 && !user.chars().any(char::is_control);
             if !ok {
-                return Err("the audit actor must be the console user's name".into());
+                return Err(format!(
+                    "the audit actor must be the console user's name and this console's, user@{name}"
+                ));
             }
             if !matches!(
                 draft.role.as_str(),
@@ -280,7 +320,6 @@ fn bind(principal: &Principal, name: &str, draft: &mut AuditDraft) -> Result<(),
             ) {
                 return Err(format!("{:?} is not a console role", draft.role));
             }
-            draft.actor = format!("{user}@{name}");
             Ok(())
         }
         _ => Err("only clients write audited batches".into()),

@@ -12,6 +12,7 @@ use tracing::debug;
 use super::node::reply_error;
 use super::protocol::{
     Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
+    membership_batch, membership_record,
 };
 use super::typ::NodeId;
 use crate::error::{Error, Result};
@@ -19,26 +20,33 @@ use crate::net::Identity;
 use crate::net::rpc::RpcEndpoint;
 use crate::net::tls::Bundle;
 
-/// An operator's gallery commands as one audited batch: the audit record first (the leader
-/// binds its actor to the operator's certificate), then the commands; outcome `i + 1` is
-/// command `i`'s.
-pub fn audited(commands: Vec<Command>, action: &str, target: &str, reason: &str) -> Request {
-    Request::V2(
-        std::iter::once(Op::Audit(operator_draft(action, target, reason)))
-            .chain(commands.into_iter().map(Op::Gallery))
-            .collect(),
-    )
+/// Who a client's audit records name: the actor and role written into each record. An
+/// operator's tool writes as its certificate (`ops`, `operator`); the console as the signed-in
+/// user it vouches for (`ana@console`, `supervisor`). The leader checks both against the
+/// certificate, and the record is signed with the certificate's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// `ops`, `ana@console`.
+    pub actor: String,
+    /// `operator`, `supervisor`, `service_desk`, `port_admin`.
+    pub role: String,
 }
 
-/// An operator's audit record (the leader replaces actor and role with the certificate's).
-fn operator_draft(action: &str, target: &str, reason: &str) -> AuditDraft {
-    AuditDraft {
-        actor: "operator".into(),
-        role: "operator".into(),
-        action: action.into(),
-        target: target.into(),
-        reason: reason.into(),
-        at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
+impl Author {
+    /// An audit record by this author, unsigned and without its digest ([`ClusterClient::sign`]
+    /// completes it); its time is now, to the millisecond.
+    pub fn draft(&self, action: &str, target: &str, reason: &str) -> AuditDraft {
+        AuditDraft {
+            actor: self.actor.clone(),
+            role: self.role.clone(),
+            action: action.into(),
+            target: target.into(),
+            reason: reason.into(),
+            reason_salt: String::new(),
+            at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
+            ops_digest: String::new(),
+            signature: None,
+        }
     }
 }
 
@@ -49,6 +57,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClusterClient {
     endpoint: RpcEndpoint,
     nodes: BTreeMap<NodeId, SocketAddr>,
+    /// Signs audit records (the bundle's key).
+    bundle: Bundle,
 }
 
 impl ClusterClient {
@@ -60,6 +70,7 @@ impl ClusterClient {
         Ok(ClusterClient {
             endpoint: RpcEndpoint::client(bundle)?,
             nodes,
+            bundle: bundle.clone(),
         })
     }
 
@@ -68,6 +79,70 @@ impl ClusterClient {
     /// idle timeout.
     pub async fn close(&self) {
         self.endpoint.close().await;
+    }
+
+    /// This client as an operator: its certificate's name, role `operator`.
+    pub fn operator(&self) -> Author {
+        let actor = match &self.bundle.identity {
+            Identity::Client(name) => name.clone(),
+            other => other.to_string(),
+        };
+        Author {
+            actor,
+            role: "operator".into(),
+        }
+    }
+
+    /// The console user `user` with console role `role`, vouched for by this client (a console).
+    pub fn console_user(&self, user: &str, role: &str) -> Author {
+        let console = match &self.bundle.identity {
+            Identity::Client(name) => name.as_str(),
+            _ => "console",
+        };
+        Author {
+            actor: format!("{user}@{console}"),
+            role: role.into(),
+        }
+    }
+
+    /// A checker of audit records' signatures against this client's port CA.
+    pub fn audit_verifier(&self) -> Result<crate::net::signing::AuditVerifier> {
+        Ok(crate::net::signing::AuditVerifier::new(&self.bundle)?)
+    }
+
+    /// Who this client's records name for `user` acting as `role`: the user and this console
+    /// when the client is a console, otherwise the operator certificate itself (an operator's
+    /// tool cannot vouch for persons).
+    pub fn author_for(&self, user: &str, role: &str) -> Author {
+        if self.bundle.role == crate::net::Role::Console {
+            self.console_user(user, role)
+        } else {
+            self.operator()
+        }
+    }
+
+    /// Completes and signs a batch's audit record with this client's certificate key (see
+    /// [`crate::net::signing::sign_batch`]).
+    pub fn sign(&self, ops: &mut [Op]) -> Result<()> {
+        crate::net::signing::sign_batch(&self.bundle, ops)?;
+        Ok(())
+    }
+
+    /// An operator's gallery commands as one signed, audited batch: the audit record first,
+    /// then the commands; outcome `i + 1` is command `i`'s.
+    pub fn audited(
+        &self,
+        commands: Vec<Command>,
+        action: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<Request> {
+        let mut ops: Vec<Op> =
+            std::iter::once(Op::Audit(self.operator().draft(action, target, reason)))
+                .chain(commands.into_iter().map(Op::Gallery))
+                .collect();
+        self.sign(&mut ops)?;
+        Ok(Request::V2(ops))
     }
 
     /// The nodes this client knows.
@@ -140,9 +215,8 @@ impl ClusterClient {
 
     /// Replicates gallery commands as one audited batch (`Request::V2`: the audit record, then
     /// the commands), the way every client change travels; returns the log index and one
-    /// outcome per command. The leader binds the record to this client's certificate (an
-    /// operator's record names the operator), so `action`, `target` and `reason` are all the
-    /// caller says. A batch is one log entry: all its commands apply or none.
+    /// outcome per command. The record names this client as an operator and is signed with its
+    /// key. A batch is one log entry: all its commands apply or none.
     pub async fn write_audited(
         &self,
         commands: Vec<Command>,
@@ -151,7 +225,7 @@ impl ClusterClient {
         reason: &str,
         deadline: Duration,
     ) -> Result<(u64, Vec<Outcome>)> {
-        let request = audited(commands, action, target, reason);
+        let request = self.audited(commands, action, target, reason)?;
         let (index, mut outcomes) = self.write(request, deadline).await?;
         match outcomes.first() {
             Some(Outcome::Audited { .. }) => {
@@ -169,20 +243,24 @@ impl ClusterClient {
         }
     }
 
-    /// Revokes every certificate of `identity` issued until now, as one audited batch (the
-    /// leader binds the record to this client's certificate).
+    /// Revokes every certificate of `identity` issued until now, as one audited batch signed by
+    /// this client as an operator.
     pub async fn revoke(
         &self,
         identity: &Identity,
         reason: &str,
         deadline: Duration,
     ) -> Result<u64> {
-        let ops = vec![
-            Op::Audit(operator_draft("revoke", &identity.to_string(), reason)),
+        let mut ops = vec![
+            Op::Audit(
+                self.operator()
+                    .draft("revoke", &identity.to_string(), reason),
+            ),
             Op::Revoke {
                 identity: identity.to_string(),
             },
         ];
+        self.sign(&mut ops)?;
         let (index, outcomes) = self.write(Request::V2(ops), deadline).await?;
         match outcomes
             .iter()
@@ -317,13 +395,39 @@ impl ClusterClient {
         }
     }
 
-    /// Changes membership through any node (forwarded to the leader).
+    /// Changes membership through any node (forwarded to the leader), audited as this client
+    /// as an operator.
     pub async fn change_membership(
         &self,
         change: MembershipChange,
         deadline: Duration,
     ) -> Result<()> {
-        match self.call_any(&Call::Membership(change), deadline).await? {
+        let reason = match change {
+            MembershipChange::Remove { .. } => "removed from the cluster; its certificates revoked",
+            _ => "cluster membership change",
+        };
+        self.change_membership_by(change, &self.operator(), reason, deadline)
+            .await
+    }
+
+    /// Changes membership through any node (forwarded to the leader), with a signed audit
+    /// record by `author` that the leader writes first ([`membership_batch`]).
+    pub async fn change_membership_by(
+        &self,
+        change: MembershipChange,
+        author: &Author,
+        reason: &str,
+        deadline: Duration,
+    ) -> Result<()> {
+        let (action, target) = membership_record(&change);
+        let mut audit = membership_batch(&change, author.draft(action, &target, reason));
+        if let Request::V2(ops) = &mut audit {
+            self.sign(ops)?;
+        }
+        match self
+            .call_any(&Call::Membership { change, audit }, deadline)
+            .await?
+        {
             Reply::Done => Ok(()),
             other => Err(reply_error(other)),
         }

@@ -26,6 +26,7 @@ use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
 use super::typ::{Node, NodeId, Raft};
 use crate::error::{Error, Result};
 use crate::net::rpc::{Handler, RpcEndpoint};
+use crate::net::signing::AuditVerifier;
 use crate::net::tls::Bundle;
 use crate::net::{Identity, Peer, Revoked, Role};
 use crate::store::keyring::Keyring;
@@ -79,6 +80,8 @@ struct Inner {
     lane: std::sync::RwLock<Option<(String, LaneReporter)>>,
     /// Person-read allowance per client: (tokens, last refill).
     person_reads: std::sync::Mutex<std::collections::HashMap<Identity, (f64, Instant)>>,
+    /// Checks clients' signatures on audit records against the port CA.
+    audit_verifier: AuditVerifier,
 }
 
 /// How the node's lane reports its state for [`Call::Lane`] (set by the lane runtime).
@@ -143,8 +146,10 @@ impl ClusterNode {
             .map_err(|e| Error::Cluster(format!("metrics: {e}")))?;
         metrics.certificate_expires("node", bundle.not_after);
         metrics.certificate_expires("port_ca", bundle.ca_not_after);
+        let audit_verifier = AuditVerifier::new(&bundle)?;
         let node = ClusterNode {
             inner: Arc::new(Inner {
+                audit_verifier,
                 id: config.node_id,
                 role: bundle.role.clone(),
                 raft,
@@ -249,22 +254,18 @@ impl ClusterNode {
         }
     }
 
-    /// Replicates a client's batch: bound to the client's identity on the leader
-    /// ([`authz::bind_actor`]), or forwarded (a voter only, `forward`) with the client's
-    /// identity attached.
+    /// Replicates a client's batch: its audit record checked against the client's identity and
+    /// signature on the leader ([`authz::check_audit`]), or forwarded (a voter only, `forward`)
+    /// with the client's identity attached.
     async fn write_for(
         &self,
         principal: &Principal,
         forward: bool,
         request: Request,
     ) -> Result<(u64, Vec<Outcome>)> {
-        let mut bound = request.clone();
-        authz::bind_actor(principal, &mut bound).map_err(|reason| Error::Remote {
-            code: "forbidden".into(),
-            message: reason,
-            retry: false,
-        })?;
-        match self.inner.raft.client_write(bound).await {
+        // Checked wherever it is proposed from (and again by the leader if forwarded).
+        self.check_audit(principal, &request)?;
+        match self.inner.raft.client_write(request.clone()).await {
             Ok(r) => Ok((r.log_id.index, r.data.outcomes)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if forward => match self
                 .forward(&f, &on_behalf(principal, Call::Write(request)))
@@ -275,6 +276,25 @@ impl ClusterNode {
             },
             Err(e) => Err(raft_error(e)),
         }
+    }
+
+    /// [`authz::check_audit`] with this port's CA, refused (logged and counted) when it fails.
+    fn check_audit(&self, principal: &Principal, request: &Request) -> Result<()> {
+        authz::check_audit(
+            principal,
+            request,
+            &self.inner.audit_verifier,
+            chrono::Utc::now(),
+        )
+        .map_err(|reason| {
+            warn!(peer = %principal, reason = %reason, "Audited batch refused.");
+            self.inner.metrics.refused("write", principal.role.name());
+            Error::Remote {
+                code: "forbidden".into(),
+                message: reason,
+                retry: false,
+            }
+        })
     }
 
     /// Refuses `call` from `principal`: logged (no personal data: the call's name and the
@@ -741,22 +761,54 @@ impl ClusterNode {
                     Err(e) => Reply::error("initialize", e.to_string(), false),
                 }
             }
-            Call::Membership(change) => {
-                // The audit record (and, for a removal, the revocation) first, on the leader.
-                let audited = raft
-                    .client_write(membership_audit(&principal, &change))
-                    .await;
+            Call::Membership { change, audit } => {
+                // The client's signed audit record (and, for a removal, the revocation) first,
+                // on the leader; it must be exactly the batch this change calls for.
+                let expected = match &audit {
+                    Request::V2(ops) => ops.iter().find_map(|op| match op {
+                        clearway_gallery::ops::Op::Audit(d) => {
+                            Some(super::protocol::membership_batch(&change, d.clone()))
+                        }
+                        _ => None,
+                    }),
+                    Request::V1(_) => None,
+                };
+                let (action, target) = super::protocol::membership_record(&change);
+                let matches = expected.as_ref() == Some(&audit)
+                    && matches!(&audit, Request::V2(ops) if ops.iter().any(|op| matches!(
+                        op,
+                        clearway_gallery::ops::Op::Audit(d) if d.action == action && d.target == target
+                    )));
+                if !matches {
+                    return self.refuse_because(
+                        &principal,
+                        "membership",
+                        "the audit batch does not describe this membership change".into(),
+                    );
+                }
+                if let Err(e) = self.check_audit(&principal, &audit) {
+                    return error_reply(&e);
+                }
+                let audited = raft.client_write(audit.clone()).await;
                 let result = match audited {
-                    Ok(_) => self.change_membership(change.clone()).await,
+                    Ok(r) => match r.data.outcomes.first() {
+                        Some(Outcome::Refused { code, reason }) => {
+                            return Reply::error(code, reason.clone(), false);
+                        }
+                        _ => self.change_membership(change.clone()).await,
+                    },
                     Err(e) => Err(e),
                 };
                 match result {
                     Ok(()) => Reply::Done,
                     // Clients are forwarded to the leader; a node forwarding to us is answered.
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) if forward => {
-                        self.forward(&f, &on_behalf(&principal, Call::Membership(change)))
-                            .await
-                            .unwrap_or_else(|e| error_reply(&e))
+                        self.forward(
+                            &f,
+                            &on_behalf(&principal, Call::Membership { change, audit }),
+                        )
+                        .await
+                        .unwrap_or_else(|e| error_reply(&e))
                     }
                     Err(e) => error_reply(&raft_error(e)),
                 }
@@ -852,39 +904,6 @@ fn check_role(bundle: &Bundle, config: &NodeConfig) -> Result<()> {
             config.node_id
         ))),
     }
-}
-
-/// The audited batch that goes before a membership change: who changed what. Removing a node
-/// also revokes its certificates, so a removed appliance's stale replica cannot be used.
-fn membership_audit(principal: &Principal, change: &MembershipChange) -> Request {
-    use clearway_gallery::ops::{AuditDraft, Op};
-    let (action, id) = match change {
-        MembershipChange::AddLearner { id, .. } => ("membership.add_learner", *id),
-        MembershipChange::Promote { id } => ("membership.promote", *id),
-        MembershipChange::Demote { id } => ("membership.demote", *id),
-        MembershipChange::Remove { id } => ("membership.remove", *id),
-    };
-    let actor = match &principal.identity {
-        Identity::Client(name) => name.clone(),
-        other => other.to_string(),
-    };
-    let target = Identity::Node(id).to_string();
-    let mut ops = vec![Op::Audit(AuditDraft {
-        actor,
-        role: principal.role.name().to_owned(),
-        action: action.to_owned(),
-        target: target.clone(),
-        reason: match change {
-            MembershipChange::Remove { .. } => "removed from the cluster; its certificates revoked",
-            _ => "cluster membership change",
-        }
-        .to_owned(),
-        at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
-    })];
-    if let MembershipChange::Remove { .. } = change {
-        ops.push(Op::Revoke { identity: target });
-    }
-    Request::V2(ops)
 }
 
 /// `call` wrapped for forwarding with `principal`'s identity and role.

@@ -23,6 +23,34 @@ use crate::error::{Error, Result};
 /// The protocol version this node speaks (first byte of every message).
 pub const PROTOCOL_VERSION: u8 = 1;
 
+/// The audit record's action and target for a membership change: `membership.remove`,
+/// `node-11`.
+pub fn membership_record(change: &MembershipChange) -> (&'static str, String) {
+    let (action, id) = match change {
+        MembershipChange::AddLearner { id, .. } => ("membership.add_learner", *id),
+        MembershipChange::Promote { id } => ("membership.promote", *id),
+        MembershipChange::Demote { id } => ("membership.demote", *id),
+        MembershipChange::Remove { id } => ("membership.remove", *id),
+    };
+    (action, crate::net::Identity::Node(id).to_string())
+}
+
+/// The audited batch that goes before a membership change: its audit record and, for a removal,
+/// the revocation of the node's certificates (a removed appliance's stale replica cannot be
+/// used). The client signs it; the leader checks a batch it receives is exactly this.
+pub fn membership_batch(
+    change: &MembershipChange,
+    draft: clearway_gallery::ops::AuditDraft,
+) -> Request {
+    use clearway_gallery::ops::Op;
+    let (_, target) = membership_record(change);
+    let mut ops = vec![Op::Audit(draft)];
+    if let MembershipChange::Remove { .. } = change {
+        ops.push(Op::Revoke { identity: target });
+    }
+    Request::V2(ops)
+}
+
 /// A membership change.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub enum MembershipChange {
@@ -86,8 +114,14 @@ pub enum Call {
         /// The first voters.
         voters: BTreeMap<NodeId, String>,
     },
-    /// Change membership (through the leader).
-    Membership(MembershipChange),
+    /// Change membership (through the leader): the client's signed audit batch for it
+    /// ([`membership_batch`]) is written first.
+    Membership {
+        /// The change.
+        change: MembershipChange,
+        /// Its audit record (and, for a removal, the revocation), signed by the client.
+        audit: Request,
+    },
     /// The lane this node runs, if any: its state right now.
     Lane,
     /// The ledger's view on the node's local replica (orders, modes, acknowledgements).
@@ -136,7 +170,7 @@ impl Call {
             Call::Digest => "digest",
             Call::Metrics => "metrics",
             Call::Initialize { .. } => "initialize",
-            Call::Membership(_) => "membership",
+            Call::Membership { .. } => "membership",
             Call::Lane => "lane",
             Call::Ledger => "ledger",
             Call::Audit { .. } => "audit",

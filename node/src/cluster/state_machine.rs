@@ -8,9 +8,12 @@
 //!   with the person's data key;
 //! - `sm_meta`: last applied log id, membership, next person id, the ledger's view (orders to
 //!   lanes, modes, acknowledged alarms; no personal data);
-//! - `sm_audit`: audit record sequence number → [`AuditRecord`] (`postcard`). Audit records name
-//!   persons by id only and hold no biometric data, so they are not sealed; their hash chain shows
-//!   any change.
+//! - `sm_audit`: audit record sequence number → [`AuditRecord`] without its reason's text
+//!   (`postcard`). Records name persons by id only, hold no biometric data and no free text (the
+//!   reason is represented by its salted commitment), so they are not sealed; their hash chain
+//!   and the clients' signatures show any change;
+//! - `sm_audit_reasons`: sequence number → the reason's text and salt, sealed with the keyring,
+//!   removed when the person the record concerns is cancelled (the keyring then rotates).
 //!
 //! Each applied batch of log entries is written in one sled transaction over the four trees, so
 //! the applied log id never runs ahead of or behind the data. Cancellation removes the person's
@@ -46,6 +49,7 @@ use crate::store::keyring::Keyring;
 
 const PERSONS: &[u8] = b"sm_persons";
 const AUDIT: &[u8] = b"sm_audit";
+const AUDIT_REASONS: &[u8] = b"sm_audit_reasons";
 const LEDGER_VIEW: &[u8] = b"ledger_view";
 /// The certificate revocation list (absent: none; stores from before revocations have none).
 const REVOKED: &[u8] = b"revoked";
@@ -159,6 +163,7 @@ pub struct StateMachineStore {
     keys: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    reasons: sled::Tree,
     keyring: Arc<Keyring>,
     handle: GalleryHandle,
     model: ModelId,
@@ -185,12 +190,14 @@ impl StateMachineStore {
         let keys = db.open_tree(KEYS)?;
         let meta = db.open_tree("sm_meta")?;
         let audit = db.open_tree(AUDIT)?;
+        let reasons = db.open_tree(AUDIT_REASONS)?;
         if meta.get(INSTALLING)?.is_some() {
             warn!("A snapshot install was interrupted; starting the state machine empty.");
             persons.clear()?;
             keys.clear()?;
             meta.clear()?;
             audit.clear()?;
+            reasons.clear()?;
             db.flush()?;
         }
         let mut registry = Registry::new(model.clone(), dim)?;
@@ -207,7 +214,7 @@ impl StateMachineStore {
         registry.set_next_id(next_id.unwrap_or(1));
         let last_applied: Option<LogId> = meta_get(&meta, APPLIED)?.flatten();
         let membership: StoredMembership = meta_get(&meta, MEMBERSHIP)?.unwrap_or_default();
-        let ledger = load_ledger(&meta, &audit)?;
+        let ledger = load_ledger(&meta, &audit, &reasons, &keyring)?;
         info!(
             persons = registry.len(),
             templates = registry.template_count(),
@@ -222,6 +229,7 @@ impl StateMachineStore {
             keys,
             meta,
             audit,
+            reasons,
             keyring,
             handle: GalleryHandle(Arc::new(RwLock::new(Applied {
                 registry,
@@ -267,6 +275,7 @@ impl StateMachineStore {
             db: self.db.clone(),
             meta: self.meta.clone(),
             keys: self.keys.clone(),
+            reasons: self.reasons.clone(),
             keyring: self.keyring.clone(),
             snapshot_path: self.snapshot_path.clone(),
             snapshot_lock: self.snapshot_lock.clone(),
@@ -322,12 +331,31 @@ impl StateMachineStore {
             .map(|i| postcard::to_stdvec(&i))
             .transpose()
             .map_err(|e| Error::Store(e.to_string()))?;
-        let audit = ledger
-            .audit
+        // Records without their reasons' text; the texts sealed apart.
+        let mut audit = Vec::with_capacity(ledger.audit.len());
+        let mut reason_puts = Vec::new();
+        for r in &ledger.audit {
+            let k = r.seq.to_be_bytes();
+            let bare = AuditRecord {
+                reason: None,
+                ..r.clone()
+            };
+            audit.push((
+                k,
+                postcard::to_stdvec(&bare).map_err(|e| Error::Store(e.to_string()))?,
+            ));
+            if let Some(reason) = &r.reason {
+                let plain = Zeroizing::new(
+                    postcard::to_stdvec(reason).map_err(|e| Error::Store(e.to_string()))?,
+                );
+                reason_puts.push((k, self.keyring.seal(AUDIT_REASONS, &k, &plain)?));
+            }
+        }
+        let reason_erasures: Vec<[u8; 8]> = ledger
+            .reasons_erased
             .iter()
-            .map(|r| Ok((r.seq.to_be_bytes(), postcard::to_stdvec(r)?)))
-            .collect::<std::result::Result<Vec<_>, postcard::Error>>()
-            .map_err(|e| Error::Store(e.to_string()))?;
+            .map(|seq| seq.to_be_bytes())
+            .collect();
         let revoked = if ledger.revoked {
             let guard = self.handle.read();
             Some(
@@ -346,10 +374,22 @@ impl StateMachineStore {
         } else {
             None
         };
-        (&self.persons, &self.keys, &self.meta, &self.audit)
-            .transaction(|(persons, keys, meta, audit_tree)| {
+        (
+            &self.persons,
+            &self.keys,
+            &self.meta,
+            &self.audit,
+            &self.reasons,
+        )
+            .transaction(|(persons, keys, meta, audit_tree, reasons)| {
                 for (seq, record) in &audit {
                     audit_tree.insert(seq, record.as_slice())?;
+                }
+                for (seq, sealed) in &reason_puts {
+                    reasons.insert(seq, sealed.as_slice())?;
+                }
+                for seq in &reason_erasures {
+                    reasons.remove(seq)?;
                 }
                 if let Some(view) = &view {
                     meta.insert(LEDGER_VIEW, view.as_slice())?;
@@ -400,10 +440,12 @@ impl StateMachineStore {
         self.persons.clear()?;
         self.keys.clear()?;
         self.audit.clear()?;
+        self.reasons.clear()?;
         let ledger_changes = LedgerChanges {
             audit: ledger.audit().to_vec(),
             view: true,
             revoked: true,
+            reasons_erased: Vec::new(),
         };
         let revoked = ledger.revoked().clone();
         let changes: Vec<Change> = registry
@@ -482,6 +524,7 @@ pub struct Resealer {
     db: sled::Db,
     meta: sled::Tree,
     keys: sled::Tree,
+    reasons: sled::Tree,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
@@ -496,23 +539,24 @@ impl Resealer {
         Ok(())
     }
 
-    /// Re-seals person keys and the snapshot file still under an older key. Returns how many
-    /// values were re-sealed.
+    /// Re-seals person keys, audit reasons and the snapshot file still under an older key.
+    /// Returns how many values were re-sealed.
     pub async fn reseal(&self) -> Result<usize> {
         let mut n = 0;
-        for item in self.keys.iter() {
-            let (k, sealed) = item?;
-            if !self.keyring.is_stale(&sealed) {
-                continue;
-            }
-            let plain = self.keyring.open(KEYS, &k, &sealed)?;
-            let fresh = self.keyring.seal(KEYS, &k, &plain)?;
-            if self
-                .keys
-                .compare_and_swap(&k, Some(sealed), Some(fresh))?
-                .is_ok()
-            {
-                n += 1;
+        for (tree, name) in [(&self.keys, KEYS), (&self.reasons, AUDIT_REASONS)] {
+            for item in tree.iter() {
+                let (k, sealed) = item?;
+                if !self.keyring.is_stale(&sealed) {
+                    continue;
+                }
+                let plain = Zeroizing::new(self.keyring.open(name, &k, &sealed)?);
+                let fresh = self.keyring.seal(name, &k, &plain)?;
+                if tree
+                    .compare_and_swap(&k, Some(sealed), Some(fresh))?
+                    .is_ok()
+                {
+                    n += 1;
+                }
             }
         }
         self.db.flush_async().await?;
@@ -591,15 +635,26 @@ pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
 
 /// Loads the ledger's view and audit trail. A trail that does not verify is loaded as it is (and
 /// logged): the console verifies trails and shows the break to people who can act on it.
-fn load_ledger(meta: &sled::Tree, audit: &sled::Tree) -> Result<Ledger> {
+fn load_ledger(
+    meta: &sled::Tree,
+    audit: &sled::Tree,
+    reasons: &sled::Tree,
+    keyring: &Keyring,
+) -> Result<Ledger> {
     let view: LedgerView = meta_get(meta, LEDGER_VIEW)?.unwrap_or_default();
     let mut records = Vec::new();
     for item in audit.iter() {
-        let (_, bytes) = item?;
-        records.push(
-            postcard::from_bytes::<AuditRecord>(&bytes)
-                .map_err(|e| Error::Store(format!("an audit record: {e}")))?,
-        );
+        let (k, bytes) = item?;
+        let mut record = postcard::from_bytes::<AuditRecord>(&bytes)
+            .map_err(|e| Error::Store(format!("an audit record: {e}")))?;
+        if let Some(sealed) = reasons.get(&k)? {
+            let plain = Zeroizing::new(keyring.open(AUDIT_REASONS, &k, &sealed)?);
+            record.reason = Some(
+                postcard::from_bytes(&plain)
+                    .map_err(|e| Error::Store(format!("an audit reason: {e}")))?,
+            );
+        }
+        records.push(record);
     }
     if let Err(e) = verify_chain(&records) {
         warn!(error = %e, "The stored audit trail does not verify.");
@@ -754,11 +809,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             response
                                 .outcomes
                                 .push(guard.registry.apply(command, &mut changes));
-                            if changes[before..]
-                                .iter()
-                                .any(|c| matches!(c, Change::Erase(_)))
-                            {
-                                erased_at = Some(entry.log_id.index);
+                            for change in &changes[before..] {
+                                if let Change::Erase(id) = change {
+                                    // Reasons about the person go with them (V2 batches do
+                                    // this inside the ledger).
+                                    guard.ledger.forget_person(*id, &mut ledger_changes);
+                                    erased_at = Some(entry.log_id.index);
+                                }
                             }
                         }
                     }

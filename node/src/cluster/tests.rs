@@ -65,16 +65,18 @@ fn order_entries(n: u64) -> Vec<super::typ::Entry> {
     use clearway_gallery::Request;
     use clearway_gallery::ops::{AuditDraft, GateAction, GateId, Op, OverrideAction};
     (1..=n)
-        .map(|i| super::typ::Entry {
-            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), i),
-            payload: openraft::EntryPayload::Normal(Request::V2(vec![
+        .map(|i| {
+            let mut ops = vec![
                 Op::Audit(AuditDraft {
                     actor: "wong".into(),
                     role: "supervisor".into(),
                     action: "order.gate_lock".into(),
                     target: "hengqin/passenger/1".into(),
                     reason: format!("reason {i}"),
+                    reason_salt: "00".repeat(16),
                     at: chrono::Utc::now(),
+                    ops_digest: String::new(),
+                    signature: None,
                 }),
                 Op::Order {
                     channel: "hengqin/passenger/1".into(),
@@ -83,7 +85,12 @@ fn order_entries(n: u64) -> Vec<super::typ::Entry> {
                         action: GateAction::Lock,
                     },
                 },
-            ])),
+            ];
+            clearway_gallery::ops::set_ops_digest(&mut ops);
+            super::typ::Entry {
+                log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), i),
+                payload: openraft::EntryPayload::Normal(Request::V2(ops)),
+            }
         })
         .collect()
 }
@@ -99,6 +106,7 @@ async fn the_ledger_survives_a_restart_and_travels_in_snapshots() {
     let view = sm.handle().ledger_view();
     let trail = sm.handle().audit(0, 100);
     assert_eq!(view.audit_len, 3);
+    assert_eq!(trail[2].reason_text(), Some("reason 3"));
     assert_eq!(verify_chain(&trail), Ok(()));
     let orders = &view.lanes["hengqin/passenger/1"].orders;
     assert_eq!(
@@ -145,7 +153,7 @@ async fn a_changed_audit_record_on_disk_shows_as_a_break() {
         .expect("get")
         .expect("record 1");
     let mut record: AuditRecord = postcard::from_bytes(&bytes).expect("decode");
-    record.draft.reason = "nothing happened".into();
+    record.entry.action = "nothing happened".into();
     tree.insert(
         1u64.to_be_bytes(),
         postcard::to_stdvec(&record).expect("encode"),

@@ -31,6 +31,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod rpc;
+pub mod signing;
 pub mod tls;
 
 #[cfg(test)]

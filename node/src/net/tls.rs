@@ -462,7 +462,7 @@ impl Bundle {
     }
 
     /// The DER forms of the CA certificate, our certificate and our key.
-    fn ders(
+    pub(super) fn ders(
         &self,
     ) -> Result<
         (
@@ -754,10 +754,10 @@ impl CaInfo {
 }
 
 /// What we read from a node or client certificate.
-struct LeafInfo {
-    port: String,
-    identity: Identity,
-    role: Role,
+pub(super) struct LeafInfo {
+    pub(super) port: String,
+    pub(super) identity: Identity,
+    pub(super) role: Role,
     /// The serial number, hex.
     serial: String,
     spki: Vec<u8>,
@@ -770,7 +770,7 @@ struct LeafInfo {
 impl LeafInfo {
     /// Reads the identity from the certificate's single DNS subject alternative name and the
     /// role from its single `clearway:role/` URI name.
-    fn parse(what: &str, der: &[u8]) -> Result<LeafInfo, NetError> {
+    pub(super) fn parse(what: &str, der: &[u8]) -> Result<LeafInfo, NetError> {
         let bad = |reason: String| NetError::BadCert {
             what: what.to_owned(),
             reason,

@@ -100,7 +100,10 @@ fn draft(actor: &str, role: &str) -> AuditDraft {
         action: "order.gate_open".into(),
         target: CHANNEL.into(),
         reason: "wheelchair user".into(),
+        reason_salt: String::new(),
         at: Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+        ops_digest: String::new(),
+        signature: None,
     }
 }
 
@@ -158,7 +161,10 @@ fn the_table() {
             [false, false, false, false],
         ),
         (
-            Call::Membership(super::super::protocol::MembershipChange::Remove { id: 2 }),
+            Call::Membership {
+                change: super::super::protocol::MembershipChange::Remove { id: 2 },
+                audit: Request::V2(vec![]),
+            },
             [false, false, true, true],
         ),
         (
@@ -328,8 +334,20 @@ fn forwarding_is_honoured_only_from_voters() {
     assert!(forwarded_principal(&voter, "ops", "operator").is_err());
 }
 
+/// The audit record of a client's batch must name that client and carry its own signature, made
+/// within minutes: every way around it, as a table.
 #[test]
-fn the_audit_actor_is_the_authenticated_client() {
+fn the_audit_record_is_the_authenticated_clients_own_signed_one() {
+    use crate::net::signing::{AuditVerifier, sign_batch};
+    use crate::net::tls::PortCa;
+    let ca = PortCa::create("hengqin").expect("ca");
+    let console_bundle = ca
+        .issue(&Identity::Client("console".into()), &Role::Console)
+        .expect("console");
+    let ops_bundle = ca
+        .issue(&Identity::Client("ops".into()), &Role::Operator)
+        .expect("operator");
+    let verifier = AuditVerifier::new(&ops_bundle).expect("verifier");
     let console = Principal {
         identity: Identity::Client("console".into()),
         role: Role::Console,
@@ -338,30 +356,139 @@ fn the_audit_actor_is_the_authenticated_client() {
         identity: Identity::Client("ops".into()),
         role: Role::Operator,
     };
-    let actor = |p: &Principal, d: AuditDraft| {
-        let mut r = Request::V2(vec![Op::Audit(d)]);
-        bind_actor(p, &mut r).map(|()| match r {
-            Request::V2(ops) => match &ops[0] {
-                Op::Audit(d) => format!("{} ({})", d.actor, d.role),
-                _ => unreachable!(),
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
+    // (case, sender, signing bundle (None: unsigned), actor, role, minutes before now)
+    let cases: Vec<(
+        &str,
+        &Principal,
+        Option<&crate::net::tls::Bundle>,
+        &str,
+        &str,
+        i64,
+    )> = vec![
+        (
+            "console user",
+            &console,
+            Some(&console_bundle),
+            "ana@console",
+            "supervisor",
+            2,
+        ),
+        (
+            "operator",
+            &operator,
+            Some(&ops_bundle),
+            "ops",
+            "operator",
+            2,
+        ),
+        (
+            "console, bare user name",
+            &console,
+            Some(&console_bundle),
+            "ana",
+            "supervisor",
+            2,
+        ),
+        (
+            "console, another console",
+            &console,
+            Some(&console_bundle),
+            "ana@other",
+            "supervisor",
+            2,
+        ),
+        (
+            "console, not a console role",
+            &console,
+            Some(&console_bundle),
+            "ana@console",
+            "root",
+            2,
+        ),
+        (
+            "console, long user name",
+            &console,
+            Some(&console_bundle),
+            &format!("{}@console", "a".repeat(65)),
+            "supervisor",
+            2,
+        ),
+        (
+            "operator, claims a person",
+            &operator,
+            Some(&ops_bundle),
+            "ana",
+            "operator",
+            2,
+        ),
+        ("unsigned", &console, None, "ana@console", "supervisor", 2),
+        (
+            "signed by another client",
+            &console,
+            Some(&ops_bundle),
+            "ana@console",
+            "supervisor",
+            2,
+        ),
+        (
+            "ten minutes old",
+            &console,
+            Some(&console_bundle),
+            "ana@console",
+            "supervisor",
+            10,
+        ),
+    ]
+    .into_iter()
+    .map(|(n, p, b, a, r, m)| {
+        (
+            n,
+            p,
+            b,
+            Box::leak(a.to_owned().into_boxed_str()) as &str,
+            r,
+            m,
+        )
+    })
+    .collect();
+    let mut out = String::new();
+    for (name, principal, bundle, actor, role, minutes) in cases {
+        let mut d = draft(actor, role);
+        d.at = now - chrono::TimeDelta::minutes(minutes);
+        let mut ops = vec![
+            Op::Audit(d),
+            Op::Order {
+                channel: CHANNEL.into(),
+                action: OverrideAction::Gate {
+                    gate: GateId::One,
+                    action: GateAction::Open,
+                },
             },
-            _ => unreachable!(),
-        })
-    };
-    assert_eq!(
-        actor(&console, draft("ana", "supervisor")).as_deref(),
-        Ok("ana@console (supervisor)")
-    );
-    // An operator is its certificate, whatever the payload claims.
-    assert_eq!(
-        actor(&operator, draft("ana", "port_admin")).as_deref(),
-        Ok("ops (operator)")
-    );
-    // A console cannot pass off a record as another console's or as no one's.
-    assert!(actor(&console, draft("ana@other", "supervisor")).is_err());
-    assert!(actor(&console, draft("", "supervisor")).is_err());
-    assert!(actor(&console, draft("ana", "root")).is_err());
-    assert!(actor(&console, draft(&"a".repeat(65), "supervisor")).is_err());
+        ];
+        match bundle {
+            Some(b) => sign_batch(b, &mut ops).expect("sign"),
+            None => clearway_gallery::ops::set_ops_digest(&mut ops),
+        }
+        let got = match check_audit(principal, &Request::V2(ops), &verifier, now) {
+            Ok(()) => "accepted".to_owned(),
+            Err(e) => e,
+        };
+        out.push_str(&format!("{name}: {got}\n"));
+    }
+    expect_test::expect![[r#"
+        console user: accepted
+        operator: accepted
+        console, bare user name: the audit actor must be the console user's name and this console's, user@console
+        console, another console: the audit actor must be the console user's name and this console's, user@console
+        console, not a console role: "root" is not a console role
+        console, long user name: the audit actor must be the console user's name and this console's, user@console
+        operator, claims a person: an operator's audit record names its certificate: actor "ops", role "operator"
+        unsigned: the audit record's signature: the record is not signed
+        signed by another client: the audit record is signed by client-ops (operator), not by the client that sent it
+        ten minutes old: the audit record's time is 600 s from the leader's clock (at most 300 s)
+    "#]]
+    .assert_eq(&out);
 }
 
 #[test]
