@@ -136,7 +136,7 @@ async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {
     .await;
 
     // The audit trail keeps the cancellation, its reason's text erased with him; it still
-    // verifies, signatures and all. Records about others keep their reasons.
+    // verifies, signatures and all; so does the record of his enrolment.
     let trail = client.audit_trail(1).await.expect("trail");
     let verifier = client.audit_verifier().expect("verifier");
     clearway_node::net::signing::verify_trail(&trail, &verifier).expect("the trail verifies");
@@ -154,10 +154,8 @@ async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {
         .iter()
         .find(|r| r.entry.action == "enrol")
         .expect("the enrolment's record");
-    assert_eq!(
-        enrol.reason_text(),
-        Some("registered at a service location")
-    );
+    assert_eq!(enrol.subject, Some(person), "it enrolled him alone");
+    assert_eq!(enrol.reason_text(), None, "it concerned only him");
 
     // The disks, as a thief would take them.
     rig.port.stop_all(&[1, 2], Duration::from_secs(10));

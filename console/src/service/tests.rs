@@ -830,8 +830,8 @@ async fn every_action_against_a_three_node_port() {
         2 ack_alarm.camera_down hengqin/passenger/1 camera crew called by ana@console (supervisor)
         3 set_mode.face_and_card hengqin pilot week by cy@console (port_admin)
         4 set_mode.card_only hengqin pilot found glare at gate 1 by cy@console (port_admin)
-        5 guardian_consent hengqin guardian present with birth certificate by bo@console (service_desk)
-        6 cancel P00000001 cancelled in person at Qingmao by bo@console (service_desk)"#]]
+        5 guardian_consent hengqin (erased with the person's registration) by bo@console (service_desk)
+        6 cancel P00000001 (erased with the person's registration) by bo@console (service_desk)"#]]
     .assert_eq(&trail.join("\n"));
     assert_eq!(before, 3, "the reasonless override wrote nothing");
     assert!(

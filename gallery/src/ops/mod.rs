@@ -353,6 +353,10 @@ pub struct AuditRecord {
     /// The reason's text; `None` once erased with the person the record concerns (or as stored
     /// in the `sm_audit` tree, which keeps texts apart, sealed). Not hashed: its commitment is.
     pub reason: Option<AuditReason>,
+    /// The one person the batch enrolled or changed when its target does not name them (a
+    /// minor enrolled at a service location has no id until the batch applies): their
+    /// cancellation erases this record's reason too. Derived by every replica alike; not hashed.
+    pub subject: Option<PersonId>,
     /// The previous record's hash (hex SHA-256), [`GENESIS`] for the first.
     pub prev: String,
     /// This record's hash (hex SHA-256) over all of the above but the reason's text.
@@ -620,6 +624,7 @@ impl Ledger {
         }
         // The audit record first, so orders can name it.
         let seq = self.audit.len() as u64;
+        let changes_before = changes.len();
         let at = ops
             .iter()
             .find_map(|op| match op {
@@ -639,6 +644,7 @@ impl Ledger {
                         index,
                         entry,
                         reason: Some(draft.reason_text()),
+                        subject: None,
                         prev,
                         hash: hash.clone(),
                     };
@@ -706,6 +712,25 @@ impl Ledger {
             };
             outcomes.push(outcome);
         }
+        // The one person this batch enrolled or changed, if its target does not name them.
+        let touched: BTreeSet<PersonId> = changes[changes_before..]
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put(id) => Some(*id),
+                Change::Erase(_) => None,
+            })
+            .collect();
+        if let (Some(record), [id]) = (
+            self.audit.last_mut(),
+            touched.iter().copied().collect::<Vec<_>>().as_slice(),
+        ) && record.seq == seq
+            && record.entry.person().is_none()
+        {
+            record.subject = Some(*id);
+            if let Some(r) = ledger_changes.audit.iter_mut().find(|r| r.seq == seq) {
+                r.subject = Some(*id);
+            }
+        }
         outcomes
     }
 
@@ -713,7 +738,8 @@ impl Ledger {
     /// records stay, with their commitments, so the trail still verifies.
     pub fn forget_person(&mut self, person: PersonId, changes: &mut LedgerChanges) {
         for record in &mut self.audit {
-            if record.reason.is_some() && record.entry.person() == Some(person) {
+            let concerns = record.entry.person() == Some(person) || record.subject == Some(person);
+            if record.reason.is_some() && concerns {
                 record.reason = None;
                 changes.reasons_erased.push(record.seq);
             }

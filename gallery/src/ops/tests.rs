@@ -417,6 +417,19 @@ fn cancelling_a_person_erases_the_reasons_that_concern_them_and_the_trail_still_
             vec![],
         ),
         (
+            draft("enrol", "hengqin", "minor, father Chan Kin present"),
+            vec![Op::Gallery(Command::Enrol {
+                person: person("H7654321"),
+                templates: vec![Template::quantize(model.clone(), &[0.25; 8]).expect("template")],
+            })],
+        ),
+        (
+            draft("cancel", "P00000002", "withdrawn by his father"),
+            vec![Op::Gallery(Command::Cancel {
+                person: PersonId(2),
+            })],
+        ),
+        (
             draft("order.release", "c", "queue cleared"),
             vec![lock("c")],
         ),
@@ -451,8 +464,8 @@ fn cancelling_a_person_erases_the_reasons_that_concern_them_and_the_trail_still_
     }
     assert_eq!(
         erased,
-        vec![1, 3],
-        "the records about P00000001 lose their reasons"
+        vec![2, 3, 0, 1, 5],
+        "the records about each cancelled person lose their reasons, those enrolling them too"
     );
     let texts: Vec<Option<&str>> = ledger
         .audit()
@@ -461,7 +474,7 @@ fn cancelling_a_person_erases_the_reasons_that_concern_them_and_the_trail_still_
         .collect();
     assert_eq!(
         texts,
-        vec![Some("desk enrolment"), None, Some("queue cleared"), None]
+        vec![None, None, None, None, Some("queue cleared"), None]
     );
     assert_eq!(verify_chain(ledger.audit()), Ok(()));
     let stored = format!("{:?}", ledger.audit());
