@@ -303,10 +303,11 @@ pub async fn issue_bundle(
     addr: String,
     role: String,
     channel: String,
+    csr: String,
     reason: String,
 ) -> Result<BundleView, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
-    ctx::done(c.issue_bundle(&v, &port, &node, &addr, &role, &channel, &reason))
+    ctx::done(c.issue_bundle(&v, &port, &node, &addr, &role, &channel, &csr, &reason))
 }
 
 /// A port's rollout state (port admins).

@@ -57,6 +57,12 @@ pub struct ConsoleConfig {
     /// A member this many log entries behind the leader raises `replication_lag`. Default 1000.
     #[serde(default = "default_lag_alarm")]
     pub replication_lag_alarm_entries: u64,
+    /// Whether the rollout page may create port CAs and sign appliances' requests with them
+    /// (keys under `data_dir`, 0600). Default false: a port's CA key belongs offline with its
+    /// holder (`clearway-node port init`, `port sign`), and the console only runs ports it is
+    /// given in `[[port]]`. Set it for a lab or a demo only.
+    #[serde(default)]
+    pub lab_ca: bool,
     /// The ports this console runs (more are added from the rollout page). Default none.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,

@@ -1,7 +1,11 @@
-//! Rolling out a port from the console: its CA (kept under the console's data dir, key 0600),
-//! the console's own client bundle, and node bundles (certificates + `node.toml`) for new
-//! appliances. The console's record of rolled-out ports and bundles lives in sled trees
-//! `ports` and `bundles`.
+//! Rolling out a port from the console, in a lab: its CA, the console's own client bundle, and
+//! node bundles (`node.toml` and a certificate signed from the appliance's own request) for new
+//! appliances. The console creates and holds a CA only when its config says `lab_ca = true`;
+//! otherwise the CA stays offline with its holder and this module refuses, naming the commands
+//! to run there. An appliance's private key never leaves it either way: it makes its key pair
+//! and a signing request (`clearway-node port csr`), and only the request reaches the console.
+//! The console's record of rolled-out ports and bundles lives in sled trees `ports` and
+//! `bundles`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,6 +59,8 @@ pub struct RolloutStore {
     ports: sled::Tree,
     bundles: sled::Tree,
     root: PathBuf,
+    /// Whether this console may create and hold port CAs (`lab_ca`).
+    lab_ca: bool,
 }
 
 impl std::fmt::Debug for RolloutStore {
@@ -148,11 +154,12 @@ pub fn node_toml(node: u64, listen: SocketAddr, role: &str, channel: Option<&str
 
 impl RolloutStore {
     /// Opens the trees in `db`; files go under `root` (`<data_dir>/ports`).
-    pub fn open(db: &sled::Db, root: &Path) -> Result<RolloutStore> {
+    pub fn open(db: &sled::Db, root: &Path, lab_ca: bool) -> Result<RolloutStore> {
         Ok(RolloutStore {
             ports: db.open_tree("ports")?,
             bundles: db.open_tree("bundles")?,
             root: root.to_path_buf(),
+            lab_ca,
         })
     }
 
@@ -179,6 +186,16 @@ impl RolloutStore {
     /// Creates a port: its CA (refusing to overwrite one), the console's client bundle, and
     /// the stored definition. `config.bundle_dir` is set to the client bundle's directory.
     pub fn create_port(&self, mut config: PortConfig) -> Result<PortConfig> {
+        if !self.lab_ca {
+            return Err(Error::Invalid(format!(
+                "this console holds no port CAs (lab_ca is off): create the CA of port {id} offline \
+                 with `clearway-node port init --port {id}`, make the console's key and request on \
+                 this host with `clearway-node port csr --port {id} --client console --out <dir>`, \
+                 sign it at the CA with `clearway-node port sign --client console --role console`, \
+                 and add the port to the console's config as a [[port]] with bundle_dir = <dir>",
+                id = config.id
+            )));
+        }
         if self.ports.contains_key(config.id.as_bytes())? {
             return Err(Error::Invalid(format!("port {} already exists", config.id)));
         }
@@ -199,8 +216,11 @@ impl RolloutStore {
         Ok(config)
     }
 
-    /// Issues a node bundle for `port` (whose CA the console holds): `tls/` and `node.toml` in
-    /// `<data_dir>/ports/<port>/nodes/node-<id>`.
+    /// Issues a node bundle for `port` (whose CA the console holds, in a lab) from the
+    /// appliance's signing request `csr` (PEM, made by `clearway-node port csr` on the
+    /// appliance): `tls/cert.pem`, `tls/ca.pem` and `node.toml` in
+    /// `<data_dir>/ports/<port>/nodes/node-<id>`, to be copied beside the appliance's `key.pem`.
+    /// Only the request's public key is taken; name, role and lifetime are set here.
     pub fn issue_bundle(
         &self,
         port: &str,
@@ -208,11 +228,14 @@ impl RolloutStore {
         listen: SocketAddr,
         role: &str,
         channel: Option<&str>,
+        csr: &str,
     ) -> Result<StoredBundle> {
         let ca_dir = self.ca_dir(port);
-        if !ca_dir.join("ca.key").exists() {
+        if !self.lab_ca || !ca_dir.join("ca.key").exists() {
             return Err(Error::Invalid(format!(
-                "the console does not hold the CA of port {port} (only ports created here); issue its bundles with `clearway-node port issue`"
+                "the console does not hold the CA of port {port}: sign the appliance's request at \
+                 the CA with `clearway-node port sign --ca <ca dir> --csr request.csr --node {node} \
+                 --out <dir>` and copy cert.pem and ca.pem beside its key.pem"
             )));
         }
         if node == 0 {
@@ -248,8 +271,13 @@ impl RolloutStore {
                 ));
             }
         };
-        ca.issue(&Identity::Node(node), &cert_role)?
-            .save(&dir.join("tls"))?;
+        let cert = ca.sign(csr, &Identity::Node(node), &cert_role)?;
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).map_err(|e| Error::io(&tls, e))?;
+        for (name, pem) in [("cert.pem", cert.as_str()), ("ca.pem", ca.cert_pem())] {
+            let path = tls.join(name);
+            std::fs::write(&path, pem).map_err(|e| Error::io(&path, e))?;
+        }
         let toml_path = dir.join("node.toml");
         std::fs::write(&toml_path, node_toml(node, listen, role, channel))
             .map_err(|e| Error::io(&toml_path, e))?;
@@ -263,7 +291,6 @@ impl RolloutStore {
                 "node.toml".into(),
                 "tls/ca.pem".into(),
                 "tls/cert.pem".into(),
-                "tls/key.pem".into(),
             ],
         };
         let v = serde_json::to_vec(&record).map_err(Error::store)?;
@@ -323,7 +350,7 @@ mod tests {
     fn a_rolled_out_port_gets_a_private_ca_and_bundles_nodes_can_start_from() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::open(dir.path().join("db")).expect("sled");
-        let store = RolloutStore::open(&db, &dir.path().join("ports")).expect("store");
+        let store = RolloutStore::open(&db, &dir.path().join("ports"), true).expect("store");
         let config = PortConfig {
             id: "xiamen".into(),
             name: "Xiamen Gaoqi Airport".into(),
@@ -345,6 +372,9 @@ mod tests {
         let bundle = clearway_node::net::tls::Bundle::load(&created.bundle_dir).expect("client");
         assert_eq!(bundle.port, "xiamen");
 
+        // The appliance makes its key and request; only the request reaches the console.
+        let (key, csr) =
+            clearway_node::net::tls::signing_request("xiamen", &Identity::Node(4)).expect("csr");
         let b = store
             .issue_bundle(
                 "xiamen",
@@ -352,27 +382,72 @@ mod tests {
                 "127.0.0.1:7504".parse().expect("addr"),
                 "learner",
                 Some("xiamen/arrival/1"),
+                &csr,
             )
             .expect("bundle");
-        // The generated node.toml is one the node accepts.
+        assert!(!b.dir.join("tls/key.pem").exists(), "no key made here");
+        // The generated node.toml is one the node accepts, with the appliance's own key beside.
         let node = clearway_node::cluster::NodeConfig::from_file(&b.dir.join("node.toml"))
             .expect("node.toml parses");
         assert_eq!(node.node_id, 4);
         assert_eq!(node.tls_dir, b.dir.join("tls"));
+        std::fs::write(node.tls_dir.join("key.pem"), key.as_bytes()).expect("the appliance's key");
         let tls = clearway_node::net::tls::Bundle::load(&node.tls_dir).expect("node bundle");
         assert_eq!(tls.identity, Identity::Node(4));
         assert_eq!(store.bundles("xiamen").expect("bundles").len(), 1);
-        for (port, node, role, needle) in [
-            ("xiamen", 4, "learner", "exists already"),
-            ("xiamen", 5, "boss", "expected voter or learner"),
-            ("xiamen", 0, "voter", "start at 1"),
-            ("hengqin", 1, "voter", "does not hold the CA"),
+        let (_, other) =
+            clearway_node::net::tls::signing_request("xiamen", &Identity::Node(5)).expect("csr");
+        for (port, node, role, request, needle) in [
+            ("xiamen", 4, "learner", csr.as_str(), "exists already"),
+            (
+                "xiamen",
+                5,
+                "boss",
+                other.as_str(),
+                "expected voter or learner",
+            ),
+            ("xiamen", 0, "voter", other.as_str(), "start at 1"),
+            ("xiamen", 6, "voter", other.as_str(), "not node-6"),
+            (
+                "xiamen",
+                7,
+                "voter",
+                "not a request",
+                "not a valid signed request",
+            ),
+            (
+                "hengqin",
+                1,
+                "voter",
+                other.as_str(),
+                "does not hold the CA",
+            ),
         ] {
             let e = store
-                .issue_bundle(port, node, "127.0.0.1:1".parse().expect("addr"), role, None)
+                .issue_bundle(
+                    port,
+                    node,
+                    "127.0.0.1:1".parse().expect("addr"),
+                    role,
+                    None,
+                    request,
+                )
                 .expect_err(needle)
                 .to_string();
             assert!(e.contains(needle), "{e}");
         }
+
+        // Without lab_ca the console makes no CA and signs nothing.
+        let db = sled::open(dir.path().join("db2")).expect("sled");
+        let production = RolloutStore::open(&db, &dir.path().join("ports2"), false).expect("store");
+        let e = production
+            .create_port(PortConfig {
+                id: "zhuhai".into(),
+                ..created.clone()
+            })
+            .expect_err("no CA here")
+            .to_string();
+        assert!(e.contains("port init"), "{e}");
+        assert!(!dir.path().join("ports2/zhuhai").exists());
     }
 }

@@ -6,6 +6,7 @@
 // Every step saves a screenshot under $SHOTS. Any failed expectation throws: the script exits
 // non-zero and the Rust test fails with this script's transcript.
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -264,9 +265,14 @@ try {
   await result(admin, 'port');
   await admin.click(t('created-port'));
   await admin.waitForSelector(`${t('rollout-selected')}[data-port="zhuhai-pilot"]`);
+  // The appliance makes its own key and signing request; only the request is pasted here.
+  await checkpoint('csr', 'zhuhai-pilot');
+  const csr = readFileSync(`${env.APPLIANCE_DIR}/tls/request.csr`, 'utf8');
+  expect(csr.includes('BEGIN CERTIFICATE REQUEST'), 'the appliance made a signing request');
   await admin.fill(t('bundle-node'), '1');
   await admin.fill(t('bundle-addr'), env.NEW_NODE_ADDR);
   await admin.selectOption(t('bundle-role'), 'voter');
+  await admin.fill(t('bundle-csr'), csr);
   await admin.fill(t('bundle-reason'), 'first voter appliance');
   await admin.click(t('bundle-submit'));
   await result(admin, 'bundle');

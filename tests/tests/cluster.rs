@@ -348,11 +348,20 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let expected = client.search(leader_id, needle, 3).await.expect("search");
     assert_eq!(hits, expected);
     assert!(hits[0].score > 0.99);
-    let entry = client
-        .person(4, hits[0].person, true)
-        .await
-        .expect("linearizable read")
-        .expect("registered");
+    // A linearizable read through the learner: right after a heavy catch-up it may not have
+    // heard from the (possibly new) leader yet, and says so with a retryable error.
+    let until = std::time::Instant::now() + LONG;
+    let entry = loop {
+        match client.person(4, hits[0].person, true).await {
+            Ok(entry) => break entry.expect("registered"),
+            Err(clearway_node::error::Error::Remote { retry: true, .. })
+                if std::time::Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("linearizable read: {e}"),
+        }
+    };
     assert_eq!(entry.document.number, "NEEDLE");
 }
 

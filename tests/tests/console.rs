@@ -78,6 +78,9 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
     env.insert("CHANNEL".into(), c.rig.lane.channel.clone());
     env.insert("SESSION_IDLE_S".into(), SESSION_IDLE_S.to_string());
     env.insert("NEW_NODE_ADDR".into(), new_node.to_string());
+    // The new appliance's own directory: its key is made and stays here.
+    let appliance = c.dir.join("appliance");
+    env.insert("APPLIANCE_DIR".into(), appliance.display().to_string());
     env.insert("TODAY".into(), Utc::now().date_naive().to_string());
     for (name, _, password) in USERS {
         env.insert(format!("PASSWORD_{}", name.to_uppercase()), password.into());
@@ -126,15 +129,41 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 c.rig.show(Scene::Empty);
                 Ok(())
             }
-            // The rollout page generated a node bundle: power the appliance on.
-            "bundle" => {
-                let bundle = Path::new(&arg);
-                if bundle.join("node.toml").is_file() {
-                    c.start_appliance(bundle);
+            // On the new appliance: its key pair and a signing request for the port's CA.
+            "csr" => {
+                let r = clearway_tests::node(&[
+                    "port",
+                    "csr",
+                    "--port",
+                    &arg,
+                    "--node",
+                    "1",
+                    "--out",
+                    &appliance.join("tls").display().to_string(),
+                ]);
+                if r.code == 0 {
                     Ok(())
                 } else {
-                    Err(format!("{arg} has no node.toml"))
+                    Err(format!("port csr: {}", r.stderr))
                 }
+            }
+            // The console signed the request: its certificate, the CA's and node.toml go beside
+            // the appliance's key (which never left it); power the appliance on.
+            "bundle" => {
+                let bundle = Path::new(&arg);
+                let copy = |from: &str| {
+                    std::fs::copy(bundle.join(from), appliance.join(from))
+                        .map(|_| ())
+                        .map_err(|e| format!("{arg}/{from}: {e}"))
+                };
+                let result = if bundle.join("tls/key.pem").exists() {
+                    Err(format!("{arg} holds a private key: the console made one"))
+                } else {
+                    copy("node.toml")
+                        .and_then(|()| copy("tls/cert.pem"))
+                        .and_then(|()| copy("tls/ca.pem"))
+                };
+                result.map(|()| c.start_appliance(&appliance))
             }
             other => Err(format!("unknown checkpoint {other}")),
         };

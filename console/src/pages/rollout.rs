@@ -212,10 +212,20 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
                 <input type="text" name="channel" placeholder="passenger/1" data-test="bundle-channel" />
             </label>
             <label>
+                "Signing request (on the appliance: clearway-node port csr --node N --out tls; paste tls/request.csr) "
+                <textarea
+                    name="csr"
+                    required
+                    rows="6"
+                    placeholder="-----BEGIN CERTIFICATE REQUEST-----"
+                    data-test="bundle-csr"
+                ></textarea>
+            </label>
+            <label>
                 "Reason (required) "
                 <textarea name="reason" required maxlength="500" rows="2" data-test="bundle-reason"></textarea>
             </label>
-            <button type="submit" data-test="bundle-submit">"Generate bundle"</button>
+            <button type="submit" data-test="bundle-submit">"Sign the appliance's certificate"</button>
         </ActionForm>
         {move || action_result(
             bundle.value().get(),

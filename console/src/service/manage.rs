@@ -46,8 +46,8 @@ impl Console {
         Ok(self.ports().iter().map(|p| p.def.view()).collect())
     }
 
-    /// Creates a port: CA under the data dir (key 0600), the console's client bundle, halls and
-    /// seed nodes; its poller starts at once.
+    /// Creates a port (lab CAs only, `lab_ca`): CA under the data dir (key 0600), the console's
+    /// client bundle, halls and seed nodes; its poller starts at once.
     pub fn create_port(
         &self,
         v: &Viewer,
@@ -97,8 +97,9 @@ impl Console {
         Ok((handle.def.view(), handle))
     }
 
-    /// Issues a node bundle (certificates + node.toml) for a new appliance of a port created
-    /// here.
+    /// Issues a node bundle (node.toml and a certificate signed from the appliance's request
+    /// `csr`, made by `clearway-node port csr` on it) for a new appliance of a port created here
+    /// (lab CAs only).
     #[allow(clippy::too_many_arguments)]
     pub fn issue_bundle(
         &self,
@@ -108,6 +109,7 @@ impl Console {
         addr: &str,
         role: &str,
         channel: &str,
+        csr: &str,
         reason: &str,
     ) -> Result<BundleView> {
         let p = self.port(port)?;
@@ -137,9 +139,9 @@ impl Console {
             }
         };
         let reason = check_reason(reason)?;
-        let b = self
-            .rollout
-            .issue_bundle(port, node, listen, role.trim(), channel.as_deref())?;
+        let b =
+            self.rollout
+                .issue_bundle(port, node, listen, role.trim(), channel.as_deref(), csr)?;
         if let Some(c) = &b.channel {
             p.tracker
                 .lock()

@@ -216,7 +216,7 @@ impl Console {
         db: sled::Db,
         auth: Auth,
     ) -> Result<Console> {
-        let rollout = RolloutStore::open(&db, &config.data_dir.join("ports"))?;
+        let rollout = RolloutStore::open(&db, &config.data_dir.join("ports"), config.lab_ca)?;
         let now = crate::auth::now_ms();
         let mut ports = BTreeMap::new();
         let timeout = Duration::from_millis(config.poll_timeout_ms);

@@ -64,6 +64,7 @@ pub(crate) fn console(dir: &Path, ports: Vec<PortConfig>) -> Console {
         poll_interval_ms: 100,
         poll_timeout_ms: 1000,
         replication_lag_alarm_entries: 1000,
+        lab_ca: true,
         ports,
     };
     let db = open_db(&config.data_dir).expect("db");
