@@ -395,6 +395,8 @@ impl AlarmView {
             "authority_not_answering" => "authority not answering",
             "replica_stale" => "replica stale",
             "gate_fault" => "gate fault",
+            "gate_failed" => "a gate did not carry out a command; passage stopped",
+            "gate1_locked" => "traveller turned away at locked gate 1",
             "held" => "channel held for an officer",
             "lane_offline" => "lane offline",
             "replication_lag" => "replication lag",

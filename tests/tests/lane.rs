@@ -417,6 +417,29 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A registered traveller steps up to the locked gate: no passage starts (issue 14's safety
+    // bug) — no gate moves, nobody is admitted — the screen says the channel is closed, and the
+    // console hears that a traveller was turned away.
+    rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
+    rig.wait_event("alarm", "gate1_locked", Duration::from_secs(30))
+        .await;
+    rig.wait_screen("gate1_locked", Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.lane.gates.state(GateId::One), GateState::Locked);
+    assert_eq!(rig.lane.gates.state(GateId::Two), GateState::Closed);
+    assert_eq!(rig.lane.gates.state(GateId::Three), GateState::Closed);
+    let status = rig.status();
+    assert!(
+        matches!(status["view"]["step"].as_str(), Some("idle" | "refused")),
+        "no passage started: {status}"
+    );
+    let report = client.lane(2).await.expect("lane").expect("lane");
+    assert!(
+        report.alarms.iter().any(|a| a.kind == "gate1_locked"),
+        "the console sees the turned-away traveller: {report:?}"
+    );
+    rig.show(Scene::Empty);
     let unlock = order(
         &client,
         &rig.lane.channel,

@@ -8,13 +8,15 @@ use crate::port_api::Change;
 use super::{Console, Write, check_reason};
 
 /// Kinds of alarm a supervisor may acknowledge.
-pub const ALARM_KINDS: [&str; 11] = [
+pub const ALARM_KINDS: [&str; 13] = [
     "camera_down",
     "tailgating",
     "multiple_faces",
     "authority_not_answering",
     "replica_stale",
     "gate_fault",
+    "gate_failed",
+    "gate1_locked",
     "held",
     "lane_offline",
     "replication_lag",

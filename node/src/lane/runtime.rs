@@ -170,7 +170,9 @@ struct ConsoleState {
 
 impl ConsoleState {
     /// Clears the alarms the lane's state no longer supports: holds end when the channel is
-    /// released, gate faults when no gate reports one, staleness when face scan is back.
+    /// released, gate faults when no gate reports one, staleness when face scan is back, a
+    /// locked gate 1's when it is unlocked, a failed gate command's when the channel is neither
+    /// held nor locked any more.
     fn settle(&mut self, view: &LaneView, now: DateTime<Utc>) {
         let held = view.held_for.is_some();
         if !held {
@@ -183,6 +185,13 @@ impl ConsoleState {
         }
         if view.face_scan || view.mode != LaneMode::FaceAndCard {
             self.alarms.remove("replica_stale");
+        }
+        let gate1_locked = view.gates[0] == super::procedure::GateState::Locked;
+        if !gate1_locked {
+            self.alarms.remove("gate1_locked");
+        }
+        if !held && !gate1_locked {
+            self.alarms.remove("gate_failed");
         }
         if held {
             self.alarms.entry("held").or_insert(now);
@@ -946,6 +955,9 @@ async fn gate_task(
                 }
                 if let Err(e) = result {
                     warn!(gate = cmd.gate.number(), action = cmd.action.as_str(), fence = %cmd.fence, error = %e, "Gate command not carried out.");
+                    // The procedure acts on what the controller did.
+                    let input = Input::GateFailed { gate: cmd.gate, action: cmd.action, why: e.to_string() };
+                    if events.send(Event { input, arrived: None }).is_err() { return; }
                 }
             }
             _ = poll.tick() => {

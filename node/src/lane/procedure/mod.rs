@@ -34,7 +34,11 @@
 //!   override older than that token is refused;
 //! * face scan stops when the replica is staler than `max_staleness`; card scan remains;
 //! * every failure produces a reason on a gate screen and an [`Output::Referral`] or
-//!   [`Output::Alarm`] for the console.
+//!   [`Output::Alarm`] for the console;
+//! * the procedure acts on what the gate controller did: no passage starts while gate 1 reports
+//!   locked, and a gate command the controller refused or could not carry out
+//!   ([`Input::GateFailed`]) ends the passage safely (turned away outside gate 1, held for an
+//!   officer inside) with a `gate_failed` alarm.
 
 #[cfg(test)]
 mod tests;
@@ -270,6 +274,17 @@ pub enum Input {
         /// Time since the leader last reached this replica; `None` if it never did.
         staleness: Option<Duration>,
     },
+    /// The gate controller did not carry out a command the procedure (or a supervisor) gave:
+    /// it refused it (the gate is locked or in fault, the fence is stale) or could not be
+    /// reached. The procedure acts on what the controller did, not on what it was told.
+    GateFailed {
+        /// Which gate.
+        gate: GateId,
+        /// What it was told.
+        action: GateAction,
+        /// Why not, for the console (no personal data).
+        why: String,
+    },
     /// A supervisor override, carrying the fencing token of the log entry that delivered it.
     Override {
         /// What to do.
@@ -300,8 +315,13 @@ pub enum AlarmKind {
     Tailgating,
     /// An authority did not answer an inspection in time.
     AuthorityNotAnswering,
-    /// A gate refused a command or reports a fault.
+    /// A gate reports a fault.
     GateFault,
+    /// A gate did not carry out a command (refused, locked, unreachable): the passage it was
+    /// for ended safely.
+    GateFailed,
+    /// A traveller was turned away at gate 1 because it is locked.
+    Gate1Locked,
     /// Face scan suspended: the replica is staler than allowed.
     ReplicaStale,
 }
@@ -314,6 +334,8 @@ impl AlarmKind {
             AlarmKind::Tailgating => "tailgating",
             AlarmKind::AuthorityNotAnswering => "authority_not_answering",
             AlarmKind::GateFault => "gate_fault",
+            AlarmKind::GateFailed => "gate_failed",
+            AlarmKind::Gate1Locked => "gate1_locked",
             AlarmKind::ReplicaStale => "replica_stale",
         }
     }
@@ -592,6 +614,11 @@ impl Procedure {
         self.face_scan_enabled() && matches!(self.phase, Phase::Idle)
     }
 
+    /// Whether the controller reports gate 1 locked (a supervisor's lock): no passage starts.
+    fn gate1_locked(&self) -> bool {
+        self.gates[0] == GateState::Locked
+    }
+
     /// Whether gate-2 frames are wanted.
     pub fn wants_gate2_faces(&self) -> bool {
         matches!(
@@ -637,6 +664,7 @@ impl Procedure {
                 result,
             } => self.on_verdict(now, authority, &key, result),
             Input::Gates { states, occupancy } => self.on_gates(now, states, occupancy),
+            Input::GateFailed { gate, action, why } => self.on_gate_failed(now, gate, action, why),
             Input::Replica { fence, staleness } => self.on_replica(fence, staleness),
             Input::Override { action, fence } => self.on_override(now, action, fence),
         }
@@ -672,6 +700,12 @@ impl Procedure {
         }
         self.multi_face_run = 0;
         let Some(face) = scan.face else { return };
+        if self.gate1_locked() {
+            if let FaceCheck::Identified { .. } = face {
+                self.turn_away_at_locked_gate(now, ClearanceMethod::Face);
+            }
+            return;
+        }
         match face {
             FaceCheck::Rejected(reason) => self.screen(
                 GateId::One,
@@ -715,6 +749,10 @@ impl Procedure {
     fn on_card(&mut self, now: DateTime<Utc>, card: CardScan) {
         if self.mode == LaneMode::Closed {
             self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+            return;
+        }
+        if self.gate1_locked() && matches!(self.phase, Phase::Idle | Phase::Refused { .. }) {
+            self.turn_away_at_locked_gate(now, ClearanceMethod::Card);
             return;
         }
         // Card scan is always available at gate 1 while nobody is being served.
@@ -999,8 +1037,23 @@ impl Procedure {
     }
 
     fn on_gates(&mut self, now: DateTime<Utc>, states: [GateState; 3], occupancy: u32) {
+        let was_locked = self.gate1_locked();
         self.gates = states;
         self.occupancy = occupancy;
+        let locked = self.gate1_locked();
+        if locked != was_locked && matches!(self.phase, Phase::Idle) {
+            // Locked: the screen says the channel is closed; unlocked: ready again.
+            self.back_to_idle();
+        }
+        if locked && matches!(self.phase, Phase::Gate1Open { entered: false, .. }) {
+            self.on_gate_failed(
+                now,
+                GateId::One,
+                GateAction::Open,
+                "gate 1 is locked".into(),
+            );
+            return;
+        }
         if occupancy > 1 && !matches!(self.phase, Phase::Officer { .. }) {
             self.alarm(
                 AlarmKind::Tailgating,
@@ -1034,6 +1087,65 @@ impl Procedure {
                 // The traveller has left the zone: close behind them.
                 self.close_exit(now);
             }
+            _ => {}
+        }
+    }
+
+    /// A traveller presented at gate 1 while the controller reports it locked: no passage
+    /// starts; the screen says the channel is closed and the console hears that travellers are
+    /// being turned away (a lock left on by mistake shows).
+    fn turn_away_at_locked_gate(&mut self, now: DateTime<Utc>, method: ClearanceMethod) {
+        self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
+        self.alarm(
+            AlarmKind::Gate1Locked,
+            "a traveller was turned away: gate 1 is locked".into(),
+        );
+        self.decide(now, Outcome::Refused, "gate1_locked", Some(method));
+        self.phase = Phase::Refused {
+            until: now + self.config.refusal_display,
+        };
+    }
+
+    /// A gate did not do what it was told. A traveller still outside gate 1 is turned away
+    /// (refused when gate 1 is locked, a supervisor's decision; otherwise the channel is held
+    /// for an officer, as nobody knows the gate's state); a traveller inside is held for an
+    /// officer with every other gate closed. Either way an alarm reaches the console.
+    fn on_gate_failed(
+        &mut self,
+        now: DateTime<Utc>,
+        gate: GateId,
+        action: GateAction,
+        why: String,
+    ) {
+        self.alarm(
+            AlarmKind::GateFailed,
+            format!("{gate}: {} not carried out ({why})", action.as_str()),
+        );
+        match &self.phase {
+            Phase::Gate1Open {
+                traveller,
+                entered: false,
+                ..
+            } if gate == GateId::One && action == GateAction::Open => {
+                let method = traveller.method;
+                if self.gate1_locked() {
+                    self.decide(now, Outcome::Refused, "gate1_locked", Some(method));
+                    self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
+                    self.phase = Phase::Refused {
+                        until: now + self.config.refusal_display,
+                    };
+                } else {
+                    self.refer(
+                        now,
+                        "gate_failed",
+                        format!("{gate} did not open. This channel cannot be used."),
+                    );
+                }
+            }
+            Phase::Gate1Open { .. } | Phase::Inspection { .. } | Phase::Exit { .. } => {
+                self.refer(now, "gate_failed", format!("{gate} did not respond."));
+            }
+            // Nobody is in the channel (or an officer already holds it): the alarm is all.
             _ => {}
         }
     }
@@ -1327,6 +1439,10 @@ impl Procedure {
     fn back_to_idle(&mut self) {
         self.multi_face_run = 0;
         self.phase = Phase::Idle;
+        if self.gate1_locked() && self.mode != LaneMode::Closed {
+            self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
+            return;
+        }
         let text = match (self.mode, self.face_scan_enabled()) {
             (LaneMode::Closed, _) => CLOSED_TEXT,
             (_, true) => "Please look at the camera, or present your travel document.",

@@ -1091,3 +1091,165 @@ fn config_validation() {
     assert_eq!(parsed.max_staleness, Duration::from_secs(60));
     assert!(toml::from_str::<ProcedureConfig>("chanel = \"x\"").is_err());
 }
+
+fn reported(states: [GateState; 3], occupancy: u32) -> Input {
+    Input::Gates { states, occupancy }
+}
+
+fn failed(gate: GateId, action: GateAction) -> Input {
+    Input::GateFailed {
+        gate,
+        action,
+        why: "refused by the controller".into(),
+    }
+}
+
+const LOCKED_1: [GateState; 3] = [GateState::Locked, GateState::Closed, GateState::Closed];
+
+/// The procedure acts on what the gate controller did, not on what it was told (issue 14's
+/// safety bug: a locked gate 1 used to let the passage carry on as if it had opened).
+#[test]
+fn a_gate_that_does_not_do_what_it_was_told_ends_the_passage_safely() {
+    check(vec![
+        Case {
+            name: "gate 1 locked: no passage starts; the console hears a traveller was turned away",
+            steps: vec![
+                (50, reported(LOCKED_1, 0)),
+                (100, identified(macao_adult())),
+                (9000, reported(LOCKED_1, 0)),
+            ],
+            expect: "
+                screen 1 gate1_locked
+                alarm gate1_locked
+                decision refused gate1_locked face
+            ",
+        },
+        Case {
+            name: "gate 1 locked: a card is turned away too",
+            steps: vec![
+                (50, reported(LOCKED_1, 0)),
+                (
+                    200,
+                    card(
+                        read(&macao_adult()),
+                        Holder::Registered(Box::new(macao_adult())),
+                    ),
+                ),
+            ],
+            expect: "
+                screen 1 gate1_locked
+                alarm gate1_locked
+                decision refused gate1_locked card
+            ",
+        },
+        Case {
+            name: "gate 1 unlocked again: the channel is ready and a traveller passes gate 1",
+            steps: vec![
+                (50, reported(LOCKED_1, 0)),
+                (300, gates(0)),
+                (400, identified(macao_adult())),
+            ],
+            expect: "
+                screen 1 gate1_locked
+                screen 1 ready
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "gate 1 locked after the traveller was identified: refused, never inspected",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (400, reported(LOCKED_1, 0)),
+                (600, reported(LOCKED_1, 1)),
+                (5000, Input::Tick),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                alarm gate_failed
+                decision refused gate1_locked face
+                screen 1 gate1_locked
+            ",
+        },
+        Case {
+            name: "gate 1 refuses to open (not locked): held for an officer, every gate closed",
+            steps: vec![
+                (
+                    100,
+                    card(
+                        read(&macao_adult()),
+                        Holder::Registered(Box::new(macao_adult())),
+                    ),
+                ),
+                (300, failed(GateId::One, GateAction::Open)),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+                alarm gate_failed
+                decision referred gate_failed card
+                referral gate_failed
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 gate_failed
+                screen 2 gate_failed
+            ",
+        },
+        Case {
+            name: "gates 2 and 3 do not open after both authorities cleared: held inside",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (1500, finger()),
+                (
+                    1700,
+                    verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (
+                    1750,
+                    verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
+                ),
+                (1900, failed(GateId::Two, GateAction::Open)),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                gate 2 open 3.40
+                gate 3 open 3.40
+                screen 2 cleared
+                decision cleared both_cleared face
+                deliver macao clearance
+                deliver mainland clearance
+                alarm gate_failed
+                decision referred gate_failed face
+                referral gate_failed
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 gate_failed
+                screen 2 gate_failed
+            ",
+        },
+        Case {
+            name: "a refused command with nobody in the channel: the alarm only",
+            steps: vec![(100, failed(GateId::Three, GateAction::Close))],
+            expect: "
+                alarm gate_failed
+            ",
+        },
+    ]);
+}
