@@ -8,9 +8,10 @@
 #   - assets/ in the checkout: the ONNX Runtime library, the face models, the real test photos and
 #     the generated photo variants;
 #   - the console's browser toolchain: Debian's rustc-web (wasm32 compiler with its standard
-#     library source), lld-22 (the wasm linker), chromium (browser tests), and wasm-bindgen-cli
-#     at exactly the wasm-bindgen version of Cargo.lock, in $CLEARWAY_CACHE/tools (outside the
-#     checkout, so CI caches it). See ../shared/wasm-toolchain.md;
+#     library source), lld-22 (the wasm linker), chromium (browser tests; fonts-wqy-microhei
+#     so the gate screens' Chinese shows in screenshots), and wasm-bindgen-cli at exactly the
+#     wasm-bindgen version of Cargo.lock, in $CLEARWAY_CACHE/tools (outside the checkout, so CI
+#     caches it). See ../shared/wasm-toolchain.md;
 #   - prometheus (its promtool checks deploy/prometheus: config, alert rules and their tests).
 #
 # Environment: CLEARWAY_CACHE (default /var/tmp/clearway-cache) holds downloads, the fixture venv
@@ -36,7 +37,7 @@ apt_packages=(
   gstreamer1.0-libav gstreamer1.0-tools
   python3-venv unzip
   rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
-  nodejs fonts-dejavu-core
+  nodejs fonts-dejavu-core fonts-wqy-microhei
   prometheus
 )
 missing=()

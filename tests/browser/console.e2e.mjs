@@ -7,8 +7,7 @@
 // non-zero and the Rust test fails with this script's transcript.
 
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { checkpoint, endCheckpoints, expect, launch, shot, t } from './harness.mjs';
 
 const env = process.env;
 const base = env.CONSOLE_URL;
@@ -17,35 +16,9 @@ const channel = env.CHANNEL; // e.g. testport/passenger/1
 const [, hall, laneNo] = channel.split('/');
 const idleS = Number(env.SESSION_IDLE_S);
 
-const stdin = createInterface({ input: process.stdin });
-const answers = stdin[Symbol.asyncIterator]();
-
-/** Tells the Rust side to act or check, and waits for its answer. */
-async function checkpoint(name, arg = '') {
-  console.log(`CHECKPOINT ${name} ${arg}`.trimEnd());
-  const { value, done } = await answers.next();
-  if (done || !value.startsWith('ok')) {
-    throw new Error(`checkpoint ${name}: ${done ? 'no answer' : value}`);
-  }
-}
-
-let shots = 0;
-async function shot(page, name) {
-  shots += 1;
-  const file = `${env.SHOTS}/${String(shots).padStart(2, '0')}-${name}.png`;
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`screenshot ${file}`);
-}
-
 function step(what) {
   console.log(`STEP ${what}`);
 }
-
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-const t = (name) => `[data-test="${name}"]`;
 
 /** Waits for a form's result (`<name>-result`); an error result fails with its text. */
 async function result(page, name, timeout = 30000) {
@@ -56,10 +29,7 @@ async function result(page, name, timeout = 30000) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const browser = await launch();
 
 async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
@@ -348,5 +318,5 @@ try {
   step('done');
 } finally {
   await browser.close();
-  stdin.close();
+  endCheckpoints();
 }

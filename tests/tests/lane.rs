@@ -174,7 +174,11 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     );
     rig.wait_event("decision", "refused", Duration::from_secs(10))
         .await;
-    rig.wait_screen("welcome", Duration::from_secs(10)).await;
+    // Gate 1 opens for the card, and the screen keeps saying why there was no registration.
+    rig.wait_screen("minor_needs_guardian", Duration::from_secs(10))
+        .await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(10))
+        .await;
     rig.wait_step("idle", Duration::from_secs(10)).await;
 
     // 5. An expired endorsement is refused at gate 1.

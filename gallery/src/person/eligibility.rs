@@ -56,6 +56,24 @@ pub enum Ineligible {
 }
 
 impl Ineligible {
+    /// Every reason, for tables that must cover them all (the gate screens' texts).
+    pub const ALL: [Ineligible; 14] = [
+        Ineligible::Cancelled,
+        Ineligible::UnderAge,
+        Ineligible::DocumentNotAccepted,
+        Ineligible::DocumentNotYetValid,
+        Ineligible::DocumentExpired,
+        Ineligible::DocumentNotFiveYear,
+        Ineligible::EndorsementMissing,
+        Ineligible::EndorsementNotMultipleEntry,
+        Ineligible::EndorsementNotYetValid,
+        Ineligible::EndorsementExpired,
+        Ineligible::NotRegistered(Authority::Macao),
+        Ineligible::NotRegistered(Authority::Mainland),
+        Ineligible::FingerprintAuthorisationMissing,
+        Ineligible::GuardianConsentMissing,
+    ];
+
     /// A stable snake_case name, usable as a bounded metrics label.
     pub fn code(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@
 //! * [`document`]: the document reader: ICAO 9303 MRZ checks and the permit types of DOMAIN.md.
 //! * [`fingerprint`]: the fingerprint reader (capture and quality; matching is the authorities' job).
 //! * [`authority`]: the two authorities' HTTPS APIs, the durable outbox, and a reference service.
+//! * [`kiosk`]: the gate screens travellers read (`/kiosk`), in four languages (Fluent).
 //! * [`vision`]: camera frames to faces, 1:N on the local replica, 1:1 at gate 2.
 //! * [`runtime`]: the event loop around the procedure and the tasks that do its IO.
 //! * [`metrics`]: the lane's metrics on the node's registry.
@@ -17,6 +18,7 @@ pub mod camera;
 pub mod document;
 pub mod fingerprint;
 pub mod gate;
+pub mod kiosk;
 pub mod metrics;
 pub mod procedure;
 pub mod runtime;

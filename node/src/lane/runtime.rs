@@ -13,7 +13,8 @@
 //!   also the procedure's clock tick). It also delivers supervisors' orders for this channel from
 //!   the replicated ledger, in log order, each fenced with its own entry's (term, index), before
 //!   the token that covers them;
-//! * the gate-screen HTTP API (`GET /lane`, `POST /lane/screen/agree|decline`);
+//! * the gate-screen HTTP API (`GET /lane`, `POST /lane/screen/agree|decline`) and the gate
+//!   screens' pages (`GET /kiosk?gate=1|2`, `GET /kiosk/screen`, see [`super::kiosk`]);
 //! * the console's report: the node answers `Call::Lane` with [`Lane::report`]'s
 //!   [`protocol::LaneStatus`](crate::cluster::protocol::LaneStatus) over mutual TLS.
 
@@ -531,8 +532,12 @@ impl Lane {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("lane listen: {e}")))?;
+        let texts = Arc::new(
+            super::kiosk::Texts::load().map_err(|e| Error::Config(e.to_string()))?,
+        );
         tasks.push(tokio::spawn(serve_api(
             listener,
+            texts,
             shared.clone(),
             events_tx.clone(),
             stop.subscribe(),
@@ -1223,11 +1228,15 @@ fn report(
 
 async fn serve_api(
     listener: tokio::net::TcpListener,
+    texts: Arc<super::kiosk::Texts>,
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
     use axum::routing::{get, post};
+
+    use super::kiosk;
+    let shared_kiosk = shared.clone();
     let tap = |input: Input| {
         let events = events.clone();
         move || {
@@ -1259,7 +1268,47 @@ async fn serve_api(
             }),
         )
         .route("/lane/screen/agree", post(tap(Input::Agree)))
-        .route("/lane/screen/decline", post(tap(Input::Decline)));
+        .route("/lane/screen/decline", post(tap(Input::Decline)))
+        // The gate screens themselves (kiosk browsers at gate 1 and gate 2).
+        .route("/kiosk", get(|| async { kiosk_file("text/html; charset=utf-8", kiosk::PAGE_HTML) }))
+        .route(
+            "/kiosk/kiosk.js",
+            get(|| async { kiosk_file("text/javascript; charset=utf-8", kiosk::PAGE_JS) }),
+        )
+        .route(
+            "/kiosk/kiosk.css",
+            get(|| async { kiosk_file("text/css; charset=utf-8", kiosk::PAGE_CSS) }),
+        )
+        .route(
+            "/kiosk/icon.svg",
+            get(|| async { kiosk_file("image/svg+xml", kiosk::PAGE_ICON) }),
+        )
+        .route(
+            "/kiosk/screen",
+            get(move |query: axum::extract::Query<KioskQuery>| async move {
+                let gate = if query.gate == Some(2) {
+                    GateId::Two
+                } else {
+                    GateId::One
+                };
+                let (screen, face_scan) = {
+                    let status = shared_kiosk.status.lock().unwrap_or_else(|e| e.into_inner());
+                    (
+                        status.screens[usize::from(gate != GateId::One)].clone(),
+                        status.view.face_scan,
+                    )
+                };
+                let lang = texts.language(query.lang.as_deref());
+                let view = texts.render(lang, gate, screen.as_ref(), face_scan);
+                (
+                    [
+                        (axum::http::header::CACHE_CONTROL, "no-store"),
+                        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    ],
+                    axum::Json(view),
+                )
+            }),
+        );
     let shutdown = async move {
         let _ = stop.changed().await;
     };
@@ -1269,4 +1318,27 @@ async fn serve_api(
     {
         error!(error = %e, "Lane API stopped.");
     }
+}
+
+/// `GET /kiosk/screen`'s query: which gate (1 unless 2), which language (the default unless one
+/// of the four). Anything else in it is ignored; a malformed one is refused by axum (400).
+#[derive(Debug, Deserialize)]
+struct KioskQuery {
+    gate: Option<u8>,
+    lang: Option<String>,
+}
+
+/// One of the kiosk page's files, with the page's security headers.
+fn kiosk_file(content_type: &'static str, body: &'static str) -> impl axum::response::IntoResponse {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, super::kiosk::PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }

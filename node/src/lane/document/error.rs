@@ -176,21 +176,24 @@ impl DocumentError {
         }
     }
 
+    /// The [`code`](Self::code)s of the errors about the document presented: the ones a gate
+    /// screen explains to the traveller (`lane::kiosk` has a text for each).
+    pub const DOCUMENT_FAULT_CODES: [&'static str; 10] = [
+        "line_count",
+        "line_length",
+        "illegal_character",
+        "not_accepted",
+        "check_digit",
+        "invalid_date",
+        "unrecognised_permit_number",
+        "malformed",
+        "chip_mismatch",
+        "invalid_chip",
+    ];
+
     /// Whether the error is about the document presented (the traveller should present it
     /// again or see an officer), as opposed to the reader's link or configuration.
     pub fn is_document_fault(&self) -> bool {
-        matches!(
-            self,
-            DocumentError::LineCount { .. }
-                | DocumentError::LineLength { .. }
-                | DocumentError::IllegalCharacter { .. }
-                | DocumentError::NotAccepted { .. }
-                | DocumentError::CheckDigit { .. }
-                | DocumentError::InvalidDate { .. }
-                | DocumentError::UnrecognisedPermitNumber { .. }
-                | DocumentError::Malformed { .. }
-                | DocumentError::ChipMismatch { .. }
-                | DocumentError::InvalidChip { .. }
-        )
+        Self::DOCUMENT_FAULT_CODES.contains(&self.code())
     }
 }

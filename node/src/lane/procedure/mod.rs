@@ -57,6 +57,8 @@ use serde::{Deserialize, Serialize};
 pub use vocab::*;
 
 const CLOSED_TEXT: &str = "This channel is closed. Please use another channel.";
+/// Gate 1 opens: what its screen says unless a passage explains more ([`Procedure::open_gate1`]).
+const WELCOME: (&str, &str) = ("welcome", "Welcome. Please proceed to gate 2.");
 
 /// Tunables of the procedure. Every field has a default (see [`ProcedureConfig::default`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +101,10 @@ pub struct ProcedureConfig {
     pub refusal_display: Duration,
     /// Cosine similarity the gate-2 face must reach against the gate-1 identity's templates.
     pub verify_threshold: f32,
+    /// How long a gate has to report the state it was commanded into (open, or closed) before
+    /// the procedure treats it as failed: the passage ends safely and an alarm is raised.
+    #[serde(with = "millis")]
+    pub gate_confirm_timeout: Duration,
 }
 
 impl Default for ProcedureConfig {
@@ -117,6 +123,7 @@ impl Default for ProcedureConfig {
             exit_timeout: Duration::from_secs(10),
             refusal_display: Duration::from_secs(4),
             verify_threshold: 0.45,
+            gate_confirm_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -132,6 +139,9 @@ impl ProcedureConfig {
                 "utc_offset_minutes {} outside ±840",
                 self.utc_offset_minutes
             ));
+        }
+        if self.gate_confirm_timeout.is_zero() {
+            return Err("gate_confirm_timeout must be more than 0 ms".into());
         }
         if self.multi_face_frames == 0 || self.fingerprint_attempts == 0 {
             return Err("multi_face_frames and fingerprint_attempts must be at least 1".into());
@@ -539,12 +549,27 @@ pub struct Procedure {
     fence: Fence,
     stale: bool,
     gates: [GateState; 3],
+    /// The time of the input being handled (commands issued now are due by it plus
+    /// [`ProcedureConfig::gate_confirm_timeout`]).
+    now: DateTime<Utc>,
+    /// Per gate, the last command not yet seen carried out, and by when it must be.
+    commanded: [Option<(GateAction, DateTime<Utc>)>; 3],
     occupancy: u32,
     multi_face_run: u32,
     passages: u64,
     /// The message each screen (gate 1, gate 2) shows, so a repeated one is not sent again.
     shown: [Option<(&'static str, String)>; 2],
     outputs: VecDeque<Output>,
+}
+
+/// Whether a gate reporting `state` has carried out `action` (a locked gate is closed).
+fn reached(action: GateAction, state: GateState) -> bool {
+    match action {
+        GateAction::Open => state == GateState::Open,
+        GateAction::Close => matches!(state, GateState::Closed | GateState::Locked),
+        GateAction::Unlock => state == GateState::Closed,
+        GateAction::Lock => state == GateState::Locked,
+    }
 }
 
 impl fmt::Debug for Procedure {
@@ -570,6 +595,8 @@ impl Procedure {
             fence: Fence::default(),
             stale: true,
             gates: [GateState::Closed; 3],
+            now: DateTime::<Utc>::MIN_UTC,
+            commanded: [None; 3],
             occupancy: 0,
             multi_face_run: 0,
             passages: 0,
@@ -644,6 +671,7 @@ impl Procedure {
 
     /// Feeds one input that happened at `now`.
     pub fn handle(&mut self, now: DateTime<Utc>, input: Input) {
+        self.now = now;
         match input {
             Input::Tick => {}
             Input::Gate1(scan) => self.on_gate1(now, scan),
@@ -653,7 +681,7 @@ impl Procedure {
             Input::Decline => {
                 if let Phase::Declaration { document, .. } = &self.phase {
                     let document = (**document).clone();
-                    self.admit_by_card(now, &document, None);
+                    self.admit_by_card(now, &document, None, WELCOME);
                 }
             }
             Input::Registered(result) => self.on_registered(now, result),
@@ -669,6 +697,25 @@ impl Procedure {
             Input::Override { action, fence } => self.on_override(now, action, fence),
         }
         self.check_deadlines(now);
+        self.check_gate_deadlines(now);
+    }
+
+    /// A gate that has not reported the state it was commanded into by its deadline failed.
+    fn check_gate_deadlines(&mut self, now: DateTime<Utc>) {
+        for gate in GateId::ALL {
+            let i = usize::from(gate.number() - 1);
+            if let Some((action, due)) = self.commanded[i]
+                && now >= due
+            {
+                self.commanded[i] = None;
+                let why = format!(
+                    "still {} after {} ms",
+                    self.gates[i].as_str(),
+                    self.config.gate_confirm_timeout.as_millis()
+                );
+                self.on_gate_failed(now, gate, action, why);
+            }
+        }
     }
 
     // --- inputs -----------------------------------------------------------------------------
@@ -731,7 +778,7 @@ impl Procedure {
                             },
                             person: Some(person.id),
                         };
-                        self.open_gate1(now, traveller, "eligible");
+                        self.open_gate1(now, traveller, "eligible", WELCOME);
                     }
                     Err(why) => self.refuse(
                         now,
@@ -796,7 +843,7 @@ impl Procedure {
         let (existing, guardian_consent) = match holder {
             Holder::Registered(person) => {
                 // Already registered: card scan clears them like anyone else.
-                self.admit_by_card(now, &document, Some(person.id));
+                self.admit_by_card(now, &document, Some(person.id), WELCOME);
                 return;
             }
             Holder::Pending(person) => (Some(person.id), person.guardian_consent.map(Box::new)),
@@ -805,23 +852,26 @@ impl Procedure {
         // Not registered: offer registration when the traveller could use face scan.
         let age = age_on(document.date_of_birth, today);
         if age < MIN_AGE || self.stale {
-            self.admit_by_card(now, &document, None);
+            self.admit_by_card(now, &document, None, WELCOME);
             return;
         }
         if age < ADULT_AGE && guardian_consent.is_none() {
-            self.screen(
-                GateId::One,
-                "minor_needs_guardian",
-                "Registration of a minor (14 to 17) needs a parent's or guardian's consent at a \
-                 service location first. Proceeding by card scan.",
-            );
             self.decide(
                 now,
                 Outcome::Refused,
                 "guardian_consent_missing",
                 Some(ClearanceMethod::Card),
             );
-            self.admit_by_card(now, &document, None);
+            self.admit_by_card(
+                now,
+                &document,
+                None,
+                (
+                    "minor_needs_guardian",
+                    "Registration of a minor (14 to 17) needs a parent's or guardian's consent \
+                     at a service location first. Please proceed to gate 2 (card scan).",
+                ),
+            );
             return;
         }
         self.screen(
@@ -892,22 +942,23 @@ impl Procedure {
                     "agreed",
                     Some(ClearanceMethod::Card),
                 );
-                self.screen(
-                    GateId::One,
-                    "registered",
-                    "Registration complete. Face scan works from your next trip.",
-                );
-                self.admit_by_card(now, &document, Some(id));
-            }
-            Err(reason) => {
-                self.screen(
-                    GateId::One,
-                    "registration_failed",
-                    format!(
-                        "Registration could not be completed ({reason}). Proceeding by card scan."
+                self.admit_by_card(
+                    now,
+                    &document,
+                    Some(id),
+                    (
+                        "registered",
+                        "Registration complete. Face scan works from your next trip. Please \
+                         proceed to gate 2.",
                     ),
                 );
-                self.admit_by_card(now, &document, None);
+            }
+            Err(reason) => {
+                let text = format!(
+                    "Registration could not be completed ({reason}). Please proceed to gate 2 \
+                     (card scan)."
+                );
+                self.admit_by_card(now, &document, None, ("registration_failed", &text));
             }
         }
     }
@@ -1040,6 +1091,11 @@ impl Procedure {
         let was_locked = self.gate1_locked();
         self.gates = states;
         self.occupancy = occupancy;
+        for (slot, state) in self.commanded.iter_mut().zip(states) {
+            if slot.is_some_and(|(action, _)| reached(action, state)) {
+                *slot = None;
+            }
+        }
         let locked = self.gate1_locked();
         if locked != was_locked && matches!(self.phase, Phase::Idle) {
             // Locked: the screen says the channel is closed; unlocked: ready again.
@@ -1106,10 +1162,12 @@ impl Procedure {
         };
     }
 
-    /// A gate did not do what it was told. A traveller still outside gate 1 is turned away
-    /// (refused when gate 1 is locked, a supervisor's decision; otherwise the channel is held
-    /// for an officer, as nobody knows the gate's state); a traveller inside is held for an
-    /// officer with every other gate closed. Either way an alarm reaches the console.
+    /// A gate did not do what it was told: the controller refused the command, or the gate did
+    /// not report the commanded state within [`ProcedureConfig::gate_confirm_timeout`]. A
+    /// traveller still outside gate 1 is turned away (refused when gate 1 is locked, a
+    /// supervisor's decision; otherwise the channel is held for an officer, as nobody knows the
+    /// gate's state); a traveller inside is held for an officer with every other gate closed; a
+    /// gate that does not close holds an empty channel. Always an alarm reaches the console.
     fn on_gate_failed(
         &mut self,
         now: DateTime<Utc>,
@@ -1117,6 +1175,10 @@ impl Procedure {
         action: GateAction,
         why: String,
     ) {
+        let i = usize::from(gate.number() - 1);
+        if self.commanded[i].is_some_and(|(a, _)| a == action) {
+            self.commanded[i] = None;
+        }
         self.alarm(
             AlarmKind::GateFailed,
             format!("{gate}: {} not carried out ({why})", action.as_str()),
@@ -1145,7 +1207,18 @@ impl Procedure {
             Phase::Gate1Open { .. } | Phase::Inspection { .. } | Phase::Exit { .. } => {
                 self.refer(now, "gate_failed", format!("{gate} did not respond."));
             }
-            // Nobody is in the channel (or an officer already holds it): the alarm is all.
+            // Nobody is in the channel, but a gate that does not close lets the next traveller
+            // (or two) through: the channel is out of service until an officer releases it.
+            Phase::Idle | Phase::Refused { .. } | Phase::Declaration { .. } | Phase::Registering { .. }
+                if matches!(action, GateAction::Close | GateAction::Lock) =>
+            {
+                self.hold(
+                    "gate_failed",
+                    "This channel is out of service. Please wait for an officer.",
+                );
+            }
+            // An officer already holds the channel, or an opening nobody waits for failed: the
+            // alarm is all.
             _ => {}
         }
     }
@@ -1213,7 +1286,7 @@ impl Procedure {
                 until, document, ..
             } if now >= *until => {
                 let document = (**document).clone();
-                self.admit_by_card(now, &document, None);
+                self.admit_by_card(now, &document, None, WELCOME);
             }
             Phase::Registering { until, .. } if now >= *until => {
                 self.on_registered(now, Err("timed out".into()))
@@ -1250,10 +1323,18 @@ impl Procedure {
         }
     }
 
-    fn open_gate1(&mut self, now: DateTime<Utc>, traveller: Traveller, reason: &'static str) {
+    /// Opens gate 1 for `traveller`; the screen says `say` (code, words) — [`WELCOME`], or the
+    /// outcome of a registration, which must stay readable while the traveller walks in.
+    fn open_gate1(
+        &mut self,
+        now: DateTime<Utc>,
+        traveller: Traveller,
+        reason: &'static str,
+        say: (&'static str, &str),
+    ) {
         let method = traveller.method;
         self.gate(GateId::One, GateAction::Open);
-        self.screen(GateId::One, "welcome", "Welcome. Please proceed to gate 2.");
+        self.screen(GateId::One, say.0, say.1);
         self.decide(now, Outcome::Admitted, reason, Some(method));
         self.phase = Phase::Gate1Open {
             traveller,
@@ -1274,13 +1355,14 @@ impl Procedure {
         now: DateTime<Utc>,
         document: &DocumentRead,
         person: Option<PersonId>,
+        say: (&'static str, &str),
     ) {
         let traveller = Traveller {
             method: ClearanceMethod::Card,
             document: document.key(),
             person,
         };
-        self.open_gate1(now, traveller, "card_valid");
+        self.open_gate1(now, traveller, "card_valid", say);
     }
 
     fn start_inspection(&mut self, now: DateTime<Utc>) {
@@ -1454,6 +1536,12 @@ impl Procedure {
     // --- outputs ----------------------------------------------------------------------------
 
     fn gate(&mut self, gate: GateId, action: GateAction) {
+        let i = usize::from(gate.number() - 1);
+        self.commanded[i] = if reached(action, self.gates[i]) {
+            None
+        } else {
+            Some((action, self.now + self.config.gate_confirm_timeout))
+        };
         self.outputs.push_back(Output::Gate(GateCommand {
             gate,
             action,

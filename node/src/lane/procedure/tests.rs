@@ -210,15 +210,33 @@ fn run(p: &mut Procedure, steps: Vec<(i64, Input)>) -> Vec<String> {
     for (ms, input) in steps {
         p.handle(t(ms), input);
         while let Some(o) = p.poll_output() {
+            // Every screen the tables reach has words on the gate screens, in every language
+            // (`lane::kiosk`'s tests check the languages).
+            if let Output::Screen(s) = &o {
+                assert!(
+                    crate::lane::kiosk::screen_text(s.code, true).is_some(),
+                    "screen code `{}` has no text in lane/kiosk",
+                    s.code
+                );
+            }
             out.push(render(&o));
         }
     }
     out
 }
 
+/// The procedure most tables walk. Their `gates(n)` reports show every gate closed whatever
+/// it was told, so they give the gates an hour to confirm a command; the tables of
+/// [`gates_must_confirm_what_they_were_told`] report the gates' states as a controller does and
+/// use the real deadline.
 fn procedure() -> Procedure {
+    procedure_with(Duration::from_secs(3600))
+}
+
+fn procedure_with(gate_confirm_timeout: Duration) -> Procedure {
     let mut p = Procedure::new(ProcedureConfig {
         channel: "hq/ph/1".into(),
+        gate_confirm_timeout,
         ..ProcedureConfig::default()
     });
     p.handle(t(0), fresh());
@@ -238,9 +256,13 @@ struct Case {
 }
 
 fn check(cases: Vec<Case>) {
+    check_with(cases, procedure);
+}
+
+fn check_with(cases: Vec<Case>, make: fn() -> Procedure) {
     let mut failures = Vec::new();
     for case in cases {
-        let mut p = procedure();
+        let mut p = make();
         let got = run(&mut p, case.steps).join("\n");
         let want: Vec<&str> = case
             .expect
@@ -1252,4 +1274,145 @@ fn a_gate_that_does_not_do_what_it_was_told_ends_the_passage_safely() {
             ",
         },
     ]);
+}
+
+const OPEN_1: [GateState; 3] = [GateState::Open, GateState::Closed, GateState::Closed];
+const CLOSED: [GateState; 3] = [GateState::Closed; 3];
+
+/// Gates are given [`ProcedureConfig::gate_confirm_timeout`] (3 s by default) to report the
+/// state they were commanded into; one that does not (stuck, unpowered, its controller not
+/// answering) ends the passage safely, like a refused command.
+#[test]
+fn gates_must_confirm_what_they_were_told() {
+    check_with(
+        vec![
+            Case {
+                name: "gate 1 opens in time: nothing more happens",
+                steps: vec![
+                    (100, identified(macao_adult())),
+                    (400, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
+                    (700, reported(OPEN_1, 0)),
+                    (5000, Input::Tick),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                ",
+            },
+            Case {
+                name: "gate 1 never reports open: the traveller is held for an officer, every gate closed",
+                steps: vec![
+                    (100, identified(macao_adult())),
+                    (400, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
+                    (3000, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
+                    (3100, Input::Tick),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    alarm gate_failed
+                    decision referred gate_failed face
+                    referral gate_failed
+                    gate 1 close 3.40
+                    gate 2 close 3.40
+                    gate 3 close 3.40
+                    screen 1 gate_failed
+                    screen 2 gate_failed
+                ",
+            },
+            Case {
+                name: "the controller stops answering after the clearance: gate 2 never opens, held inside",
+                steps: vec![
+                    (100, identified(macao_adult())),
+                    (500, reported(OPEN_1, 0)),
+                    (900, reported(OPEN_1, 1)),
+                    (1100, reported(CLOSED, 1)),
+                    (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                    (1500, finger()),
+                    (
+                        1700,
+                        verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+                    ),
+                    (
+                        1750,
+                        verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
+                    ),
+                    (2000, reported([GateState::Closed, GateState::Moving, GateState::Open], 1)),
+                    (4800, Input::Tick),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    gate 1 close 3.40
+                    screen 2 biometrics
+                    finger
+                    screen 2 inspecting
+                    inspect face 0.66
+                    gate 2 open 3.40
+                    gate 3 open 3.40
+                    screen 2 cleared
+                    decision cleared both_cleared face
+                    deliver macao clearance
+                    deliver mainland clearance
+                    alarm gate_failed
+                    decision referred gate_failed face
+                    referral gate_failed
+                    gate 1 close 3.40
+                    gate 2 close 3.40
+                    gate 3 close 3.40
+                    screen 1 gate_failed
+                    screen 2 gate_failed
+                ",
+            },
+            Case {
+                name: "gate 1 does not close after nobody stepped in: the empty channel is held",
+                steps: vec![
+                    (100, identified(macao_adult())),
+                    (500, reported(OPEN_1, 0)),
+                    (10_100, Input::Tick),
+                    (11_000, reported(OPEN_1, 0)),
+                    (13_100, Input::Tick),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    gate 1 close 3.40
+                    screen 1 ready
+                    alarm gate_failed
+                    gate 1 close 3.40
+                    gate 2 close 3.40
+                    gate 3 close 3.40
+                    screen 1 gate_failed
+                    screen 2 gate_failed
+                ",
+            },
+            Case {
+                name: "a refused command is not reported twice when its deadline passes",
+                steps: vec![
+                    (100, identified(macao_adult())),
+                    (300, failed(GateId::One, GateAction::Open)),
+                    (600, reported(CLOSED, 0)),
+                    (3200, Input::Tick),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    alarm gate_failed
+                    decision referred gate_failed face
+                    referral gate_failed
+                    gate 1 close 3.40
+                    gate 2 close 3.40
+                    gate 3 close 3.40
+                    screen 1 gate_failed
+                    screen 2 gate_failed
+                ",
+            },
+        ],
+        || procedure_with(ProcedureConfig::default().gate_confirm_timeout),
+    );
 }
