@@ -13,6 +13,9 @@ use clearway_console::metrics::Metrics;
 use clearway_console::service::{Console, open_db};
 use tracing::{info, warn};
 
+/// How long requests in flight may take to finish after SIGINT or SIGTERM.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The Clearway supervisor console.
 #[derive(Debug, Parser)]
 #[command(name = "clearway-console", version)]
@@ -149,23 +152,43 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
             warn!("No console user exists yet; create the first port admin with `clearway-console user add --role port-admin`.");
         }
         clearway_console::poller::spawn_all(&console);
-        let app = clearway_console::server::router(console, &site);
+        let app = clearway_console::server::router(console.clone(), &site);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         info!(listen = %listen, site = %site.display(), "Console serving.");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                info!("Stopping.");
-            })
-            .await
-            .context("the server failed")?;
+        let (signalled, stop_signal) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            info!("Stopping: live pages are disconnected, requests in flight finish.");
+            // Server-sent event streams never end by themselves: end them, or the graceful
+            // shutdown would wait for every open console page.
+            console.stop();
+            let _ = signalled.send(());
+        });
+        // Requests in flight get a bounded time; past it the console exits with an error
+        // (a non-zero status says the stop was not clean).
+        let deadline = async {
+            if stop_signal.await.is_ok() {
+                tokio::time::sleep(STOP_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            r = std::future::IntoFuture::into_future(server) => r.context("the server failed")?,
+            () = deadline => anyhow::bail!(
+                "connections still open {} s after the stop signal; exiting anyway",
+                STOP_GRACE.as_secs()
+            ),
+        }
+        info!("Stopped.");
         Ok(())
     })
 }

@@ -142,6 +142,32 @@ impl Demo {
     }
 }
 
+/// A console page left open: a live event stream (`/events/port/…`) read on a thread until the
+/// console closes it. The thread answers how many bytes arrived before the end.
+fn open_live_page(console: SocketAddr, session: &str) -> std::thread::JoinHandle<usize> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(console).expect("connect to the console");
+    let request = format!(
+        "GET /events/port/{PORT_ID} HTTP/1.1\r\nHost: {console}\r\nAccept: text/event-stream\r\n\
+         Cookie: {}={session}\r\n\r\n",
+        clearway_tests::console::SESSION_COOKIE
+    );
+    stream.write_all(request.as_bytes()).expect("send the request");
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        let mut buf = [0u8; 4096];
+        // No read time-out: the stream ends when the console closes it (or the test fails on
+        // the demo's stop first).
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen += n;
+        }
+        seen
+    })
+}
+
 /// The metrics address of every lane, from the demo's lane table.
 fn lane_metrics(demo: &mut Demo) -> Vec<SocketAddr> {
     (1..=LANES)
@@ -353,6 +379,24 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
     let before = registry(&port.client()).await;
     println!("registry: {before:?}");
 
+    // The demo tells the story a visitor needs: a service-desk user, the travellers' permits,
+    // and a channel held for an officer within a minute of the start.
+    let out = demo.output().join("\n");
+    assert!(out.contains("created user desk"), "a service-desk user:\n{out}");
+    for t in &TRAVELLERS {
+        assert!(
+            out.lines().any(|l| l.contains(t.name) && l.contains(t.document)),
+            "{}'s permit {} is printed:\n{out}",
+            t.name,
+            t.document
+        );
+    }
+    demo.wait_line("held for an officer (fingerprint_failed)", Duration::from_secs(120));
+
+    // A supervisor's page is open (a live event stream) when the demo is stopped: the console
+    // still stops cleanly, and closes the stream.
+    let live = open_live_page(console, &session);
+    std::thread::sleep(Duration::from_millis(500));
     let status = demo.interrupt(Duration::from_secs(120));
     assert_eq!(status.code(), Some(0), "exit status after SIGINT");
     assert!(
@@ -360,6 +404,8 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         "every child exits 0:\n{}",
         demo.output().join("\n")
     );
+    let seen = live.join().expect("the live page's reader");
+    assert!(seen > 0, "the live page got its first snapshot before the stop");
     std::net::UdpSocket::bind(node1).expect("node 1 is gone: its QUIC port is free");
     drop(demo);
     let first_run = started.elapsed();

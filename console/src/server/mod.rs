@@ -361,15 +361,19 @@ fn snapshots(
     let guard = SseClientGuard::new(console.metrics.sse_clients.clone());
     let rx = port.subscribe();
     let first = Some(port.latest());
+    let stopping = console.stopping();
     futures::stream::unfold(
-        (first, rx, guard, console, token),
-        |(first, mut rx, guard, console, token)| async move {
+        (first, rx, guard, console, token, stopping),
+        |(first, mut rx, guard, console, token, mut stopping)| async move {
             let event = |s: &crate::dto::PortSnapshot| {
                 Event::default().data(serde_json::to_string(s).unwrap_or_default())
             };
+            if *stopping.borrow_and_update() {
+                return None;
+            }
             if let Some(s) = first {
                 let e = event(&s);
-                return Some((Ok(e), (None, rx, guard, console, token)));
+                return Some((Ok(e), (None, rx, guard, console, token, stopping)));
             }
             let mut check = tokio::time::interval(Duration::from_secs(5));
             check.tick().await;
@@ -381,7 +385,7 @@ fn snapshots(
                                 return None;
                             }
                             let e = event(&s);
-                            return Some((Ok(e), (None, rx, guard, console, token)));
+                            return Some((Ok(e), (None, rx, guard, console, token, stopping)));
                         }
                         Err(RecvError::Lagged(_)) => continue,
                         Err(RecvError::Closed) => return None,
@@ -391,6 +395,8 @@ fn snapshots(
                             return None;
                         }
                     }
+                    // The console is stopping: end the stream, so the connection closes.
+                    _ = stopping.changed() => return None,
                 }
             }
         },

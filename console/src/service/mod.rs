@@ -141,6 +141,8 @@ pub struct Console {
     pub metrics: Metrics,
     ports: RwLock<BTreeMap<String, Arc<PortHandle>>>,
     rollout: RolloutStore,
+    /// Turns true when the console is stopping: live streams end so the server can too.
+    stopping: tokio::sync::watch::Sender<bool>,
     _db: sled::Db,
 }
 
@@ -251,8 +253,20 @@ impl Console {
             metrics,
             ports: RwLock::new(ports),
             rollout,
+            stopping: tokio::sync::watch::Sender::new(false),
             _db: db,
         })
+    }
+
+    /// Ends every live stream (server-sent events) now and any opened later: the console is
+    /// stopping, and a graceful shutdown waits for open connections.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Watches for [`Console::stop`].
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The configuration.

@@ -19,7 +19,7 @@
 //! demo.lock            held while a demo runs on this directory
 //! port/                ca/ (the port CA), client/ (operator bundle), node-N/{node.toml,tls,data,log}
 //! authorities/         pki/ (the reference authorities' demo PKI), records/{macao,mainland}.jsonl
-//! console/             console.toml, bundle/, data/, log, admin.password, supervisor.password (0600)
+//! console/             console.toml, bundle/, data/, log, admin.password, supervisor.password, desk.password (0600)
 //! prometheus/          prometheus.yml, rules/, targets/hengqin.json, data/, prometheus.log
 //! ```
 //!
@@ -170,7 +170,7 @@ struct User {
     what: &'static str,
 }
 
-const USERS: [User; 2] = [
+const USERS: [User; 3] = [
     User {
         name: "admin",
         role: "port_admin",
@@ -182,6 +182,12 @@ const USERS: [User; 2] = [
         role: "supervisor",
         ports: &[PORT_ID],
         what: "supervisor of hengqin: lanes, alarms, overrides",
+    },
+    User {
+        name: "desk",
+        role: "service_desk",
+        ports: &[PORT_ID],
+        what: "service desk of hengqin: look up a traveller, guardian consent, cancellation",
     },
 ];
 
@@ -291,8 +297,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
         None => {}
     }
-    demo.shutdown().await;
-    Ok(())
+    if demo.shutdown().await {
+        Ok(())
+    } else {
+        bail!("not every process stopped cleanly (see above and its log)")
+    }
 }
 
 impl Demo {
@@ -806,9 +815,22 @@ impl Demo {
             "  Stop         Ctrl-C (data stays in {0}: run again to resume; rm -rf {0} to start over)",
             dir.display()
         );
+        say!("  Travellers   (try their permits at the service desk, /desk, signed in as desk)");
+        for t in &registry::TRAVELLERS {
+            say!(
+                "    {:<15} {:<10} {:<28} {}",
+                t.name,
+                t.document,
+                registry::category_words(t.category),
+                t.standing.describe()
+            );
+        }
         say!(
-            "\nTravellers walk up to each lane, one every {:.1} s (the cameras show their real photos):",
-            self.opts.walk_interval_ms as f64 / 1000.0
+            "\nTravellers walk up to each lane, one every {:.1} s (the cameras show their real photos); \
+             on lane 1 every other visit of {} has a finger the reader cannot take, so the channel \
+             is held for an officer (release it from the console's lane page):",
+            self.opts.walk_interval_ms as f64 / 1000.0,
+            registry::TRAVELLERS[0].name
         );
     }
 
@@ -872,8 +894,8 @@ impl Demo {
     }
 
     /// Stops the walkers, then the lane nodes, the console, Prometheus and the voters (SIGTERM,
-    /// waiting for each), then the simulators.
-    async fn shutdown(&mut self) {
+    /// waiting for each), then the simulators. Whether every process exited with status 0.
+    async fn shutdown(&mut self) -> bool {
         let _ = self.stop_walkers.send(true);
         for w in std::mem::take(&mut self.walkers) {
             if let Ok(Ok(lane)) = tokio::time::timeout(Duration::from_secs(10), w).await {
@@ -923,5 +945,6 @@ impl Demo {
             "Data kept in {}: run the demo again to resume.",
             self.dir().display()
         );
+        unclean.is_empty()
     }
 }

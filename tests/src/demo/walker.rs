@@ -6,7 +6,9 @@
 //! A channel held for an officer (two faces, a fingerprint not taken, an authority not
 //! answering) stays held for [`OFFICER_AFTER`] so the console shows it; then the demo's
 //! officer releases it with an audited order through the port's log, as a supervisor would
-//! from the console's lane page.
+//! from the console's lane page. So that a hold shows within a minute of the start, lane 1's
+//! first traveller has, every other visit, a finger the reader cannot take
+//! ([`dry_finger`]): three poor captures, and the procedure refers them to an officer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,8 @@ use clearway_node::cluster::ClusterClient;
 use clearway_node::lane::camera::sim::Scene;
 use serde_json::Value;
 use tokio::sync::watch;
+
+use clearway_node::lane::fingerprint::SimOutcome;
 
 use super::registry::{TRAVELLERS, Traveller, photo};
 use crate::lane::Lane;
@@ -94,16 +98,27 @@ impl Story {
     }
 }
 
+/// Whether the traveller at lane `number` on this visit has a finger the reader cannot take:
+/// lane 1's first traveller, every other visit (the first one included).
+pub fn dry_finger(number: u32, traveller: usize, visit: usize) -> bool {
+    number == 1 && traveller == 0 && visit % 2 == 0
+}
+
 /// Walks `t` through the lane once; the story of the passage.
 async fn pass(
     lane: &mut Lane,
     assets: &std::path::Path,
     t: &Traveller,
     visit: usize,
+    dry: bool,
 ) -> anyhow::Result<String> {
     let rel = t.photos[visit % t.photos.len()];
     // Whatever the lane said before this traveller stepped up is not about them.
     lane.skip_events()?;
+    if dry {
+        // The reader's next three captures (the procedure's tries) are too poor to use.
+        lane.fingers.push(std::iter::repeat_n(SimOutcome::LowQuality, 3));
+    }
     lane.show(Scene::Photo(photo(assets, rel)?))?;
     let started = Instant::now();
     let mut story = Story::default();
@@ -144,9 +159,9 @@ async fn pass(
                     story.add(format!("{code}: {reason}"));
                 }
                 Sign::Referral(code, e) => {
+                    // The channel is held: the walk loop waits for the release.
                     let detail = e["detail"].as_str().unwrap_or_default();
                     story.add(format!("referred to an officer ({code}: {detail})"));
-                    leave(lane).await?;
                     return Ok(story.steps.join(" → "));
                 }
                 Sign::Alarm(code) => story.add(format!("alarm {code}")),
@@ -231,9 +246,10 @@ pub async fn walk(
         }
         let t = &TRAVELLERS[n % TRAVELLERS.len()];
         let visit = n / TRAVELLERS.len();
+        let dry = dry_finger(number, n % TRAVELLERS.len(), visit);
         let started = Instant::now();
         let result = tokio::select! {
-            r = pass(&mut lane, &assets, t, visit) => r,
+            r = pass(&mut lane, &assets, t, visit, dry) => r,
             _ = stop.wait_for(|s| *s) => return lane,
         };
         if *stop.borrow() {
@@ -247,28 +263,26 @@ pub async fn walk(
         );
         match result {
             Ok(story) => say!("{who}{story}  [{took:.1} s]"),
-            Err(e) => {
-                say!("{who}did not get through: {e:#}  [{took:.1} s]");
-                let _ = lane.show(Scene::Empty);
-                lane.gates.set_occupancy(0);
-                let held = lane
-                    .status()
-                    .ok()
-                    .and_then(|s| s["view"]["held_for"].as_str().map(str::to_string));
-                if let Some(why) = held {
-                    say!(
-                        "lane {number}  held for an officer ({why}): release it from the console's lane page \
-                         (the demo's officer does in {} s)",
-                        OFFICER_AFTER.as_secs()
-                    );
-                    tokio::select! {
-                        _ = release_when_held(&lane, &client, number) => {}
-                        _ = stop.wait_for(|s| *s) => return lane,
-                    }
-                }
-                let _ = leave(&mut lane).await;
+            Err(e) => say!("{who}did not get through: {e:#}  [{took:.1} s]"),
+        }
+        let _ = lane.show(Scene::Empty);
+        lane.gates.set_occupancy(0);
+        let held = lane
+            .status()
+            .ok()
+            .and_then(|s| s["view"]["held_for"].as_str().map(str::to_string));
+        if let Some(why) = held {
+            say!(
+                "lane {number}  held for an officer ({why}): release it from the console's lane page \
+                 (the demo's officer does in {} s)",
+                OFFICER_AFTER.as_secs()
+            );
+            tokio::select! {
+                _ = release_when_held(&lane, &client, number) => {}
+                _ = stop.wait_for(|s| *s) => return lane,
             }
         }
+        let _ = leave(&mut lane).await;
         n += 1;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
