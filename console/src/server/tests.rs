@@ -16,6 +16,7 @@ use crate::service::tests::{console, port_config};
 struct Http {
     _dir: tempfile::TempDir,
     app: Router,
+    console: Arc<crate::service::Console>,
 }
 
 const PW: &str = "a long enough password";
@@ -45,8 +46,13 @@ fn app() -> Http {
         .add_user("bo", crate::dto::Role::ServiceDesk, &[], PW, 0)
         .expect("user");
     let site = dir.path().join("site");
-    let app = router(Arc::new(c), &site);
-    Http { _dir: dir, app }
+    let console = Arc::new(c);
+    let app = router(console.clone(), &site);
+    Http {
+        _dir: dir,
+        app,
+        console,
+    }
 }
 
 #[derive(Debug)]
@@ -457,6 +463,13 @@ async fn live_updates_need_a_session_that_may_watch_the_port() {
         "{}",
         metrics.body
     );
+    // The console stops (SIGINT): the stream ends, so the connection can close and the
+    // graceful shutdown completes.
+    h.console.stop();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("the stream ends when the console stops");
+    assert!(end.is_none(), "no more events after the stop: {end:?}");
     drop(body);
     let metrics = h.page("/metrics", None).await;
     assert!(metrics.body.contains("clearway_console_sse_clients 0"));
