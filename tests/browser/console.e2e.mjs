@@ -143,6 +143,14 @@ try {
   });
   const noReasonBody = await noReason.text();
   expect(noReason.status() === 422 && /reason/i.test(noReasonBody), `an empty reason is refused with 422, got ${noReason.status()}: ${noReasonBody}`);
+  // An order to a channel where no lane is deployed is refused before it reaches the log.
+  const undeployed = `${port}/${hall}/48`;
+  const nowhere = await sup.request.post(`${base}/api/lane_override`, {
+    form: { csrf: await csrfOf(sup), port, channel: undeployed, action: 'gate1_open', reason: 'testing an empty channel' },
+    failOnStatusCode: false,
+  });
+  const nowhereBody = await nowhere.text();
+  expect(nowhere.status() === 422 && /no lane is deployed/.test(nowhereBody), `an order to ${undeployed} is refused with 422, got ${nowhere.status()}: ${nowhereBody}`);
   await shot(sup, 'lane-gate1-unlocked');
 
   // 4. The service-desk officer: no overrides (refused on the server), cancellation, consent.

@@ -104,6 +104,19 @@ impl Console {
                 "port {port} has no lane {channel:?}"
             )));
         }
+        // A channel no appliance serves (as far as the port's membership says; an unreachable
+        // port cannot say) has nobody to carry an order out: refused before the log.
+        let snap = p.latest();
+        if snap.reachable
+            && !snap.members.is_empty()
+            && snap
+                .channel(channel)
+                .is_some_and(|c| c.state == crate::dto::ChannelState::NotDeployed)
+        {
+            return Err(Error::Invalid(format!(
+                "no lane is deployed at {channel}: nothing would carry the order out"
+            )));
+        }
         let action = OverrideAction::parse(action).map_err(Error::Invalid)?;
         let reason = check_reason(reason)?;
         let code = action.code();
