@@ -544,9 +544,9 @@ impl Demo {
                 .map(|m| format!("http://{m}/metrics"))
                 .unwrap_or_default();
             say!(
-                "      {}  node {node}  screen http://{}/lane  metrics {metrics}",
+                "      {}  node {node}  gate screens http://{api}/kiosk and /kiosk?gate=2  state http://{api}/lane  metrics {metrics}",
                 lane.channel,
-                lane.api
+                api = lane.api
             );
         }
         self.print_summary();

@@ -351,9 +351,8 @@ fn walks_through_the_channel() {
                 deliver macao consent
                 deliver mainland consent
                 decision registered agreed card
-                screen 1 registered
                 gate 1 open 3.40
-                screen 1 welcome
+                screen 1 registered
                 decision admitted card_valid card
             ",
         },
@@ -388,10 +387,9 @@ fn walks_through_the_channel() {
             name: "a minor without guardian consent cannot register, passes by card",
             steps: vec![(100, card(hk_card("2010-06-01"), Holder::Unknown))],
             expect: "
-                screen 1 minor_needs_guardian
                 decision refused guardian_consent_missing card
                 gate 1 open 3.40
-                screen 1 welcome
+                screen 1 minor_needs_guardian
                 decision admitted card_valid card
             ",
         },
@@ -451,9 +449,8 @@ fn walks_through_the_channel() {
                 screen 1 declaration
                 screen 1 registering
                 register H87654321
-                screen 1 registration_failed
                 gate 1 open 3.40
-                screen 1 welcome
+                screen 1 registration_failed
                 decision admitted card_valid card
             ",
         },
@@ -1267,8 +1264,20 @@ fn a_gate_that_does_not_do_what_it_was_told_ends_the_passage_safely() {
             ",
         },
         Case {
-            name: "a refused command with nobody in the channel: the alarm only",
+            name: "a refused close with nobody in the channel: the empty channel is held",
             steps: vec![(100, failed(GateId::Three, GateAction::Close))],
+            expect: "
+                alarm gate_failed
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 gate_failed
+                screen 2 gate_failed
+            ",
+        },
+        Case {
+            name: "a refused opening nobody waits for (a supervisor's, on an idle lane): the alarm only",
+            steps: vec![(100, failed(GateId::Three, GateAction::Open))],
             expect: "
                 alarm gate_failed
             ",
