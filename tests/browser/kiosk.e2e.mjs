@@ -86,6 +86,12 @@ try {
   console.log('kiosk e2e: all steps passed');
 } catch (e) {
   console.log(`FAILED: ${e.stack ?? e}`);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    const state = await p
+      .evaluate(() => `${document.body.dataset.code}: ${document.querySelector('h2')?.textContent}`)
+      .catch(() => 'unreadable');
+    console.log(`page ${p.url()} shows ${state}`);
+  }
   for (const p of problems) console.log(p);
   process.exitCode = 1;
 } finally {

@@ -13,6 +13,7 @@ use clearway_node::lane::camera::sim::Scene;
 use clearway_tests::console::{Browser, screenshot_dir};
 use clearway_tests::http::request;
 use clearway_tests::lane::{rig, wait_lane_api};
+use clearway_tests::photo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_browser() {
@@ -52,8 +53,12 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
     let mut browser = Browser::start("kiosk.e2e.mjs", &env);
     while let Some((name, _)) = browser.checkpoint(Duration::from_secs(120)).await {
         let result = match name.as_str() {
-            // An unregistered Hong Kong adult presents a card at gate 1.
+            // An unregistered Hong Kong adult steps up (registration takes the face the gate-1
+            // camera sees), is not recognised, and presents a card.
             "present" => {
+                rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
+                rig.wait_screen("not_recognised", Duration::from_secs(30))
+                    .await;
                 rig.present(
                     DocumentKind::MainlandTravelPermitHkMacao,
                     "H30000004",
@@ -76,6 +81,13 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
             other => Err(format!("unknown checkpoint {other}")),
         };
         browser.answer(result).await;
+    }
+    // What the lane did, for the transcript (a failure below is read against it).
+    for e in rig.status()["events"].as_array().into_iter().flatten() {
+        println!("lane event: {} {} {}", e["kind"], e["code"], e["detail"]);
+    }
+    for line in rig.port.log(2).lines().filter(|l| l.contains("screen") || l.contains("egist")) {
+        println!("lane log: {line}");
     }
     browser.finish().await;
 }
