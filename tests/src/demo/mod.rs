@@ -186,8 +186,8 @@ const USERS: [User; 3] = [
     User {
         name: "desk",
         role: "service_desk",
-        ports: &[PORT_ID],
-        what: "service desk of hengqin: look up a traveller, guardian consent, cancellation",
+        ports: &[],
+        what: "service desk: look up a traveller, guardian consent, cancellation",
     },
 ];
 
