@@ -23,16 +23,30 @@ header.nav a { color: #fff; }
 header.nav form { margin-left: auto; }
 main { padding: 1rem; max-width: 1400px; }
 table { border-collapse: collapse; background: #fff; }
+td.reason { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 28rem; }
 td, th { border: 1px solid #d0d5dc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 .error { background: #fde8e8; border: 2px solid #c0262d; padding: .5rem; color: #7a1015; }
 .ok { background: #e6f4ea; border: 1px solid #2e7d32; padding: .5rem; }
 .pending { background: #fff7e0; border: 1px solid #b7791f; padding: .5rem; }
 .banner-break { background: #c0262d; color: #fff; font-size: 1.4rem; padding: 1rem; font-weight: bold; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .4rem; }
-.cell { background: #fff; border: 2px solid #9aa5b1; border-radius: 4px; padding: .3rem; font-size: .8rem; }
-.cell[data-state="online"] { border-color: #2e7d32; }
-.cell[data-state="offline"] { border-color: #c0262d; background: #fde8e8; }
-.cell[data-state="not_deployed"] { border-color: #d0d5dc; color: #6b7785; }
+.cell { background: #fff; border: 2px solid #9aa5b1; border-left-width: .5rem; border-radius: 4px; padding: .3rem; font-size: .8rem; }
+.sev-word { font-weight: 600; }
+.sev-fault { border-color: #b3261e; background: #fde8e8; }
+.sev-fault .sev-word { color: #8c1d18; }
+.sev-held { border-color: #b26b00; background: #fff4e0; }
+.sev-held .sev-word { color: #7a4a00; }
+.sev-passage { border-color: #1f5fa8; background: #e8f0fb; }
+.sev-passage .sev-word { color: #174a85; }
+.sev-idle { border-color: #9aa5b1; }
+.cell.sev-not_deployed { border-color: #e1e5ea; color: #8a94a0; font-size: .7rem; opacity: .7; }
+.legend { display: flex; flex-wrap: wrap; gap: .4rem 1rem; list-style: none; padding: 0; margin: .5rem 0; font-size: .85rem; }
+.legend .swatch { display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: middle; border: 2px solid; border-left-width: .4rem; border-radius: 2px; }
+.legend .sev-fault .swatch { border-color: #b3261e; background: #fde8e8; }
+.legend .sev-held .swatch { border-color: #b26b00; background: #fff4e0; }
+.legend .sev-passage .swatch { border-color: #1f5fa8; background: #e8f0fb; }
+.legend .sev-idle .swatch { border-color: #9aa5b1; background: #fff; }
+.legend .sev-not_deployed .swatch { border-color: #e1e5ea; background: #fff; }
 .cell .alarmed { color: #c0262d; font-weight: bold; }
 .gate { display: inline-block; padding: 0 .2rem; margin-right: .2rem; border-radius: 3px; background: #e3e7ec; }
 .gate[data-gate-state="open"] { background: #c8e6c9; }

@@ -362,10 +362,90 @@ impl OverrideAction {
 pub struct DecisionView {
     /// Outcome word (e.g. `cleared`, `no_match`, `officer`).
     pub outcome: String,
-    /// Frame-to-decision latency, ms.
-    pub latency_ms: f64,
+    /// Camera frame to decision, ms: only for decisions made on a frame (a face at gate 1).
+    pub latency_ms: Option<f64>,
+    /// For a clearance: gate 1's admission to the clearance, ms.
+    pub passage_ms: Option<f64>,
     /// When (local time of the port).
     pub at: String,
+}
+
+impl DecisionView {
+    /// The decision in words, with what was measured for it: the time from the camera frame
+    /// for a decision made on one, the passage time for a clearance.
+    pub fn summary(&self) -> String {
+        let mut s = self.outcome.clone();
+        if let Some(ms) = self.latency_ms {
+            s.push_str(&format!(", {ms:.0} ms after the camera frame"));
+        }
+        if let Some(ms) = self.passage_ms {
+            s.push_str(&format!(", passage {:.1} s", ms / 1000.0));
+        }
+        s
+    }
+}
+
+/// A lane's step (`LaneView::step`, the procedure's phase) in words for supervisors.
+pub fn step_words(step: &str) -> &'static str {
+    match step {
+        "idle" => "idle, waiting for a traveller",
+        "refused" => "turned a traveller away at gate 1",
+        "declaration" => "showing the registration declaration",
+        "registering" => "registering a traveller",
+        "gate1_open" => "gate 1 open for a traveller",
+        "inspection" => "inspecting a traveller (both authorities)",
+        "exit" => "gates 2 and 3 open, traveller leaving",
+        "officer" => "held for an officer",
+        _ => "unknown step",
+    }
+}
+
+/// How urgent a channel is, for the hall grid: colour and words (never colour alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Offline, a camera down or a gate fault: red.
+    Fault,
+    /// Held for an officer: amber.
+    Held,
+    /// A passage in progress: blue.
+    Passage,
+    /// Waiting for a traveller: neutral.
+    Idle,
+    /// No lane deployed: faint and small.
+    NotDeployed,
+}
+
+impl Severity {
+    /// Every severity, most urgent first (the legend's order).
+    pub const ALL: [Severity; 5] = [
+        Severity::Fault,
+        Severity::Held,
+        Severity::Passage,
+        Severity::Idle,
+        Severity::NotDeployed,
+    ];
+
+    /// Stable snake_case name (`data-severity`, CSS).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Fault => "fault",
+            Severity::Held => "held",
+            Severity::Passage => "passage",
+            Severity::Idle => "idle",
+            Severity::NotDeployed => "not_deployed",
+        }
+    }
+
+    /// Words, shown beside the colour.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Fault => "fault, offline or camera down",
+            Severity::Held => "held for an officer",
+            Severity::Passage => "passage in progress",
+            Severity::Idle => "idle",
+            Severity::NotDeployed => "not deployed",
+        }
+    }
 }
 
 /// An alarm: raised by a lane, or by the console (`lane_offline`, `replication_lag`).
@@ -478,6 +558,29 @@ pub struct ChannelView {
 }
 
 impl ChannelView {
+    /// How urgent the channel is: a fault (offline, a camera down, a gate reporting a fault)
+    /// before a hold, a hold before a passage.
+    pub fn severity(&self) -> Severity {
+        let Some(l) = &self.lane else {
+            return match self.state {
+                ChannelState::NotDeployed => Severity::NotDeployed,
+                ChannelState::Online | ChannelState::Offline => Severity::Fault,
+            };
+        };
+        if self.state == ChannelState::Offline
+            || l.cameras_up.iter().any(|up| !up)
+            || l.gates.iter().any(|g| g == "fault")
+        {
+            Severity::Fault
+        } else if l.held_for.is_some() || l.step == "officer" {
+            Severity::Held
+        } else if matches!(l.step.as_str(), "idle" | "refused") {
+            Severity::Idle
+        } else {
+            Severity::Passage
+        }
+    }
+
     /// The mode word a grid cell shows: the lane's mode, or `offline` / `not deployed`.
     pub fn mode_word(&self) -> &'static str {
         match (&self.lane, self.state) {
@@ -874,11 +977,14 @@ pub struct AuditRecordView {
     pub role: String,
     /// What.
     pub action: String,
-    /// On what (a channel or a person id).
+    /// On what (a channel, a person id, a port).
     pub target: String,
+    /// The person the record concerns, when it concerns one: its target, or the one person its
+    /// batch enrolled (a guardian's consent names the port, the minor's id comes with the batch).
+    pub person: Option<String>,
     /// Why.
     pub reason: String,
-    /// When (UTC, RFC 3339).
+    /// When, in the port's local time.
     pub at: String,
     /// Whose certificate signed it (`client-console`), or why its signature does not hold.
     pub signed_by: String,
@@ -919,6 +1025,67 @@ mod tests {
         .assert_eq(&codes.join(" "));
         assert!(OverrideAction::parse("gate4_open").is_err());
         assert!(OverrideAction::parse("").is_err());
+    }
+
+    #[test]
+    fn a_channel_shows_its_most_urgent_state_and_a_decision_only_what_was_measured() {
+        let lane = |step: &str, held: bool, cameras: [bool; 2], gate1: &str| LaneView {
+            node: 4,
+            step: step.into(),
+            mode: LaneMode::FaceAndCard,
+            face_scan: true,
+            gates: vec![gate1.into(), "closed".into(), "closed".into()],
+            occupancy: 0,
+            held_for: held.then(|| "tailgating".to_string()),
+            cameras_up: cameras.to_vec(),
+            last_decision: None,
+            acked_order: 0,
+            clearances: 0,
+            staleness_ms: 10,
+            fence: (1, 2),
+        };
+        let channel = |state, lane| ChannelView {
+            id: "hq/passenger/1".into(),
+            n: 1,
+            state,
+            desired_mode: None,
+            lane,
+        };
+        let ok = [true, true];
+        let rows = [
+            (channel(ChannelState::NotDeployed, None), "not_deployed"),
+            (channel(ChannelState::Offline, None), "fault"),
+            (channel(ChannelState::Online, Some(lane("idle", false, ok, "closed"))), "idle"),
+            (channel(ChannelState::Online, Some(lane("refused", false, ok, "closed"))), "idle"),
+            (channel(ChannelState::Online, Some(lane("inspection", false, ok, "closed"))), "passage"),
+            (channel(ChannelState::Online, Some(lane("officer", true, ok, "closed"))), "held"),
+            // A fault outranks a hold: the channel needs a technician first.
+            (channel(ChannelState::Online, Some(lane("officer", true, [true, false], "closed"))), "fault"),
+            (channel(ChannelState::Online, Some(lane("idle", false, ok, "fault"))), "fault"),
+            // A locked gate is a supervisor's decision, not a fault.
+            (channel(ChannelState::Online, Some(lane("idle", false, ok, "locked"))), "idle"),
+        ];
+        for (c, want) in rows {
+            assert_eq!(c.severity().as_str(), want, "{c:?}");
+        }
+        assert_eq!(Severity::ALL.map(|s| s.as_str()).len(), 5);
+        assert_eq!(step_words("inspection"), "inspecting a traveller (both authorities)");
+        assert_eq!(step_words("nonsense"), "unknown step");
+
+        // A clearance the authorities' answers triggered has no frame: no "0 ms".
+        let d = |latency_ms, passage_ms| DecisionView {
+            outcome: "cleared".into(),
+            latency_ms,
+            passage_ms,
+            at: "10:00:00".into(),
+        };
+        assert_eq!(d(None, Some(12_400.0)).summary(), "cleared, passage 12.4 s");
+        assert_eq!(d(None, None).summary(), "cleared");
+        let admitted = DecisionView {
+            outcome: "admitted".into(),
+            ..d(Some(183.2), None)
+        };
+        assert_eq!(admitted.summary(), "admitted, 183 ms after the camera frame");
     }
 
     #[test]

@@ -398,6 +398,7 @@ pub fn lane_poll(node: u64, l: &LaneStatus, offset_minutes: i32) -> LanePoll {
             last_decision: l.last_decision.as_ref().map(|d| DecisionView {
                 outcome: d.outcome.clone(),
                 latency_ms: d.latency_ms,
+                passage_ms: d.passage_ms,
                 at: crate::time::local(d.at.timestamp_millis(), offset_minutes),
             }),
             acked_order: l.acked_order,
@@ -477,6 +478,7 @@ pub fn audit_view(
     records: &[AuditRecord],
     total: u64,
     verifier: &AuditVerifier,
+    offset_minutes: i32,
 ) -> AuditView {
     AuditView {
         port: port.to_string(),
@@ -492,11 +494,12 @@ pub fn audit_view(
                 role: r.entry.role.clone(),
                 action: r.entry.action.clone(),
                 target: r.entry.target.clone(),
+                person: r.entry.person().or(r.subject).map(|p| p.to_string()),
                 reason: r
                     .reason_text()
                     .unwrap_or("(erased with the person's registration)")
                     .to_owned(),
-                at: r.entry.at.to_rfc3339(),
+                at: crate::time::local(r.entry.at.timestamp_millis(), offset_minutes),
                 signed_by: verifier
                     .verify(&r.entry)
                     .map(|s| s.identity.to_string())
@@ -781,7 +784,14 @@ impl PortApi {
                     let verifier = client
                         .audit_verifier()
                         .map_err(|e| self.unreachable(e.to_string()))?;
-                    return Ok(audit_view(&self.port, id, &records, total, &verifier));
+                    return Ok(audit_view(
+                        &self.port,
+                        id,
+                        &records,
+                        total,
+                        &verifier,
+                        self.offset_minutes,
+                    ));
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "no answer within 30 s".into(),

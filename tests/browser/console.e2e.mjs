@@ -101,6 +101,16 @@ try {
   const cells = await sup.locator(t('lane-cell')).count();
   expect(cells === 48, `48 channels in the passenger hall, got ${cells}`);
   await waitText(sup, `${cell} ${t('lane-step')}`, /idle/);
+  // Severity at a glance: by state, in words as well as colour, with a legend.
+  await sup.waitForSelector(`${cell}[data-severity="idle"]`);
+  const legend = await sup.$$eval(`${t('severity-legend')} li`, (ls) => ls.map((l) => l.dataset.severity));
+  expect(
+    JSON.stringify(legend) === JSON.stringify(['fault', 'held', 'passage', 'idle', 'not_deployed']),
+    `a legend of the five states, got ${legend}`,
+  );
+  const empty = `${t('lane-cell')}[data-channel="${port}/${hall}/48"]`;
+  expect((await sup.getAttribute(empty, 'data-severity')) === 'not_deployed', 'an empty channel is marked not deployed');
+  expect(/not deployed/.test(await sup.textContent(`${empty} ${t('lane-severity')}`)), 'and says so in words');
   await mark(sup);
   await checkpoint('walk');
   // The admission reaches the page without a reload.
@@ -109,6 +119,9 @@ try {
   await shot(sup, 'hall-live-admitted');
   await checkpoint('walked');
   await waitText(sup, `${cell} ${t('last-decision')}`, /cleared/, 30000);
+  // A clearance is reported with its passage time, never a frame latency it did not have.
+  const cleared = await sup.textContent(`${cell} ${t('last-decision')}`);
+  expect(/passage \d+\.\d s/.test(cleared) && !/ms after the camera frame/.test(cleared), `the clearance's own numbers, got "${cleared}"`);
   await notReloaded(sup);
   await shot(sup, 'hall-live-cleared');
 
@@ -226,6 +239,11 @@ try {
   const actions = await admin.$$eval(t('audit-record'), (rows) => rows.map((r) => r.textContent));
   for (const what of ['gate1_lock', 'gate1_unlock', 'cancel', 'guardian_consent']) {
     expect(actions.some((a) => a.includes(what)), `the trail has a ${what} record: ${actions.join(' | ')}`);
+  }
+  // Consents and cancellations name the person they concern (the consent's target is the port).
+  for (const what of ['cancel', 'guardian_consent']) {
+    const person = await admin.textContent(`${t('audit-record')}[data-action="${what}"] ${t('audit-person')}`);
+    expect(/^P\d{8}$/.test(person.trim()), `the ${what} record names a person, got "${person}"`);
   }
   // The console's four changes, each bound to the console's certificate and its user; the rest of
   // the trail is the test operator's seeding and the lane node's joining.

@@ -67,10 +67,11 @@ fn Audit(a: AuditView) -> impl IntoView {
             <tr>
                 <th>"#"</th>
                 <th>"Log index"</th>
-                <th>"When (UTC)"</th>
+                <th>"When (port time)"</th>
                 <th>"Who"</th>
                 <th>"Action"</th>
                 <th>"Target"</th>
+                <th>"Person"</th>
                 <th>"Reason"</th>
                 <th>"Signed by"</th>
                 <th>"Hash"</th>
@@ -94,7 +95,8 @@ fn Audit(a: AuditView) -> impl IntoView {
                             <td>{format!("{} ({})", r.actor, r.role)}</td>
                             <td>{r.action.clone()}</td>
                             <td>{r.target.clone()}</td>
-                            <td>{r.reason.clone()}</td>
+                            <td data-test="audit-person">{r.person.clone().unwrap_or_default()}</td>
+                            <td class="reason">{r.reason.clone()}</td>
                             <td>{r.signed_by.clone()}</td>
                             <td>
                                 <code>{r.hash.chars().take(16).collect::<String>()}</code>

@@ -122,7 +122,9 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                     </tr>
                                     <tr>
                                         <th>"Step"</th>
-                                        <td data-test="lane-step">{l.step.clone()}</td>
+                                        <td data-test="lane-step" data-step=l.step.clone()>
+                                            {crate::dto::step_words(&l.step)}
+                                        </td>
                                     </tr>
                                     <tr>
                                         <th>"Face scan"</th>
@@ -162,14 +164,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                         <th>"Last decision"</th>
                                         <td data-test="last-decision">
                                             {match &l.last_decision {
-                                                Some(d) => {
-                                                    format!(
-                                                        "{} in {:.0} ms at {}",
-                                                        d.outcome,
-                                                        d.latency_ms,
-                                                        d.at,
-                                                    )
-                                                }
+                                                Some(d) => format!("{} at {}", d.summary(), d.at),
                                                 None => "none yet".into(),
                                             }}
                                         </td>

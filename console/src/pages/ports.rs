@@ -206,6 +206,7 @@ pub fn HallPage() -> impl IntoView {
                 <LinkBadge live=live />
             </p>
             <PortStatus live=live />
+            <SeverityLegend />
             <div class="grid" data-test="lane-grid" data-hall=hall_id.clone()>
                 {move || {
                     live.snap
@@ -260,6 +261,26 @@ fn PortStatus(live: LivePort) -> impl IntoView {
     }
 }
 
+/// What the grid's colours mean, in words.
+#[component]
+fn SeverityLegend() -> impl IntoView {
+    view! {
+        <ul class="legend" data-test="severity-legend" aria-label="Lane states">
+            {crate::dto::Severity::ALL
+                .iter()
+                .map(|s| {
+                    view! {
+                        <li class=format!("sev-{}", s.as_str()) data-severity=s.as_str()>
+                            <span class="swatch"></span>
+                            {s.label()}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
 /// One channel of the grid.
 #[component]
 fn Cell(channel: ChannelView) -> impl IntoView {
@@ -278,12 +299,14 @@ fn Cell(channel: ChannelView) -> impl IntoView {
         (None, s) => s.as_str(),
     };
     let lane = c.lane.clone();
+    let severity = c.severity();
     view! {
         <div
-            class="cell"
+            class=format!("cell sev-{}", severity.as_str())
             data-test="lane-cell"
             data-channel=c.id.clone()
             data-state=c.state.as_str()
+            data-severity=severity.as_str()
             data-mode=mode
         >
             <A href=href>
@@ -291,6 +314,7 @@ fn Cell(channel: ChannelView) -> impl IntoView {
             </A>
             " "
             <span data-test="lane-mode">{c.mode_word()}</span>
+            <div class="sev-word" data-test="lane-severity">{severity.label()}</div>
             {c
                 .desired_mode
                 .filter(|d| lane.as_ref().is_none_or(|l| l.mode != *d))
@@ -329,10 +353,12 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                                 })
                                 .collect_view()}
                         </div>
-                        <div data-test="lane-step">{format!("step: {}", l.step)}</div>
+                        <div data-test="lane-step" data-step=l.step.clone()>
+                            {crate::dto::step_words(&l.step)}
+                        </div>
                         <div data-test="last-decision">
                             {match &l.last_decision {
-                                Some(d) => format!("{} in {:.0} ms", d.outcome, d.latency_ms),
+                                Some(d) => d.summary(),
                                 None => "no decision yet".to_string(),
                             }}
                         </div>

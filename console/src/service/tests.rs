@@ -862,7 +862,7 @@ async fn every_action_against_a_three_node_port() {
         &clearway_node::net::tls::Bundle::load(&client).expect("bundle"),
     )
     .expect("verifier");
-    let tampered = crate::port_api::audit_view("hengqin", 1, &raw, 7, &verifier);
+    let tampered = crate::port_api::audit_view("hengqin", 1, &raw, 7, &verifier, 480);
     let (seq, why) = tampered.break_at.expect("break found");
     assert_eq!(seq, 2);
     assert!(why.contains("hash"), "{why}");

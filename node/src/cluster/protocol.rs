@@ -261,8 +261,11 @@ pub struct LaneStatus {
 pub struct LastDecision {
     /// `admitted`, `refused`, `referred`, …
     pub outcome: String,
-    /// Frame arrival to decision, in milliseconds (0 for card scans).
-    pub latency_ms: f64,
+    /// Camera frame to decision, in milliseconds: only for a decision made on a frame (a face
+    /// at gate 1); a card scan's, or a clearance the authorities' answers triggered, has none.
+    pub latency_ms: Option<f64>,
+    /// For a clearance: gate 1's admission to the clearance, in milliseconds (the passage).
+    pub passage_ms: Option<f64>,
     /// When.
     pub at: DateTime<Utc>,
 }

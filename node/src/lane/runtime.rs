@@ -167,6 +167,8 @@ struct ConsoleState {
     /// command: (log index, gate, action). It is acknowledged only then.
     awaiting: Option<(u64, GateId, GateAction)>,
     clearances: u64,
+    /// When gate 1 last admitted a traveller (for the passage time of their clearance).
+    admitted_at: Option<Instant>,
 }
 
 impl ConsoleState {
@@ -823,9 +825,23 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 if d.outcome == super::procedure::Outcome::Cleared {
                     console.clearances += 1;
                 }
+                let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+                let passage_ms = match d.outcome {
+                    super::procedure::Outcome::Admitted => {
+                        console.admitted_at = Some(Instant::now());
+                        None
+                    }
+                    super::procedure::Outcome::Cleared => console.admitted_at.take().map(ms),
+                    super::procedure::Outcome::Refused | super::procedure::Outcome::Referred => {
+                        console.admitted_at = None;
+                        None
+                    }
+                    _ => None,
+                };
                 console.last_decision = Some(LastDecision {
                     outcome: d.outcome.as_str().to_string(),
-                    latency_ms: arrived.map_or(0.0, |a| a.elapsed().as_secs_f64() * 1000.0),
+                    latency_ms: arrived.map(ms),
+                    passage_ms,
                     at: d.at,
                 });
             }
