@@ -24,6 +24,10 @@ header.nav form { margin-left: auto; }
 main { padding: 1rem; max-width: 1400px; }
 table { border-collapse: collapse; background: #fff; }
 td.reason { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 28rem; }
+fieldset.risk-stop { border-color: #2e7d32; }
+fieldset.risk-restore { border-color: #9aa5b1; }
+fieldset.risk-opens { border-color: #b26b00; background: #fff9ef; }
+fieldset.risk-opens button { border: 2px solid #b26b00; }
 td, th { border: 1px solid #d0d5dc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 .error { background: #fde8e8; border: 2px solid #c0262d; padding: .5rem; color: #7a1015; }
 .ok { background: #e6f4ea; border: 1px solid #2e7d32; padding: .5rem; }

@@ -307,7 +307,70 @@ pub enum OverrideAction {
     Release,
 }
 
+/// How much harm an override can do, for the lane page's grouping and confirmations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverrideRisk {
+    /// Stops or holds (close, lock, send to an officer): safe at any time.
+    Stop,
+    /// Undoes a stop (unlock, release): the procedure takes over again.
+    Restore,
+    /// Opens a gate or changes the lane's mode: asks for a confirmation.
+    Opens,
+}
+
+impl OverrideRisk {
+    /// Every group, in the page's order.
+    pub const ALL: [OverrideRisk; 3] = [OverrideRisk::Stop, OverrideRisk::Restore, OverrideRisk::Opens];
+
+    /// Stable name (`data-test="overrides-<name>"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideRisk::Stop => "stop",
+            OverrideRisk::Restore => "restore",
+            OverrideRisk::Opens => "opens",
+        }
+    }
+
+    /// The group's heading.
+    pub fn heading(self) -> &'static str {
+        match self {
+            OverrideRisk::Stop => "Stop — safe at any time",
+            OverrideRisk::Restore => "Restore — the procedure takes over again",
+            OverrideRisk::Opens => "Open a gate or change the lane — asks to confirm",
+        }
+    }
+}
+
 impl OverrideAction {
+    /// Its risk group.
+    pub fn risk(&self) -> OverrideRisk {
+        match self {
+            OverrideAction::Gate {
+                action: GateAction::Open,
+                ..
+            }
+            | OverrideAction::Mode { .. } => OverrideRisk::Opens,
+            OverrideAction::Gate {
+                action: GateAction::Unlock,
+                ..
+            }
+            | OverrideAction::Release => OverrideRisk::Restore,
+            OverrideAction::Gate { .. } | OverrideAction::SendToOfficer => OverrideRisk::Stop,
+        }
+    }
+
+    /// What the confirmation asks before a risky override is sent.
+    pub fn confirmation(&self, channel: &str) -> String {
+        let label = self.label();
+        let mut words = label.chars();
+        let first = words.next().map(|c| c.to_uppercase().collect::<String>());
+        format!(
+            "{}{} at {channel}? This is recorded in the audit trail with your reason.",
+            first.unwrap_or_default(),
+            words.as_str()
+        )
+    }
+
     /// Every override a lane page offers, in page order.
     pub fn all() -> Vec<OverrideAction> {
         let mut all = Vec::new();
@@ -1086,6 +1149,26 @@ mod tests {
             ..d(Some(183.2), None)
         };
         assert_eq!(admitted.summary(), "admitted, 183 ms after the camera frame");
+    }
+
+    #[test]
+    fn overrides_that_open_a_gate_or_change_the_lane_ask_to_confirm() {
+        let groups: Vec<String> = OverrideRisk::ALL
+            .iter()
+            .map(|r| {
+                let codes: Vec<String> = OverrideAction::all()
+                    .iter()
+                    .filter(|a| a.risk() == *r)
+                    .map(|a| a.code())
+                    .collect();
+                format!("{}: {}", r.as_str(), codes.join(" "))
+            })
+            .collect();
+        expect_test::expect![[r#"
+            stop: gate1_close gate1_lock gate2_close gate2_lock gate3_close gate3_lock send_to_officer
+            restore: gate1_unlock gate2_unlock gate3_unlock release
+            opens: gate1_open gate2_open gate3_open mode_face_and_card mode_card_only mode_closed"#]]
+        .assert_eq(&groups.join("\n"));
     }
 
     #[test]

@@ -134,6 +134,24 @@ try {
   await sup.click(t('override-gate1_lock'));
   await sup.waitForSelector(`${t('order-status')}[data-state="acknowledged"]`, { timeout: 20000 });
   await waitText(sup, `${t('lane-state')} ${t('gate-state')}`, /locked/);
+  // The reason is cleared after each order, so the next one needs its own.
+  expect((await sup.inputValue(t('override-reason'))) === '', 'the reason field is cleared after the order');
+  // An override that opens a gate asks first; declining sends nothing.
+  expect((await sup.getAttribute(t('override-gate1_open'), 'data-risk')) === 'opens', 'opening a gate is in the confirm group');
+  await sup.fill(t('override-reason'), 'checking the confirmation');
+  const asked = new Promise((resolve) => {
+    sup.once('dialog', async (d) => {
+      const message = d.message();
+      await d.dismiss();
+      resolve(message);
+    });
+  });
+  const before = await sup.getAttribute(t('order-status'), 'data-index');
+  await sup.click(t('override-gate1_open'));
+  const question = await asked;
+  expect(/Gate 1.*open|open.*gate 1/i.test(question) && /audit/.test(question), `a confirmation naming the action, got "${question}"`);
+  await sup.waitForTimeout(1000);
+  expect((await sup.getAttribute(t('order-status'), 'data-index')) === before, 'a declined confirmation sends no order');
   await notReloaded(sup);
   await shot(sup, 'lane-gate1-locked');
   await checkpoint('gate1-locked');

@@ -11,7 +11,8 @@ use super::ports::AlarmList;
 use crate::api::{LaneOverride, fetch_lane, fetch_port};
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{
-    ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, Viewer, WriteReceipt,
+    ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, OverrideRisk, Viewer,
+    WriteReceipt,
 };
 use crate::live::{LinkBadge, LivePort, live_port};
 
@@ -228,17 +229,66 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
     }
 }
 
-/// The override form: one reason, one button per action.
+/// Asks the supervisor to confirm (in the browser; a page without its script sends at once).
+fn confirmed(question: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        window().confirm_with_message(question).unwrap_or(false)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        true
+    }
+}
+
+/// The override form: one reason, the actions grouped by risk; anything that opens a gate or
+/// changes the lane's mode asks to confirm; the reason is cleared after each order.
 #[component]
 fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> impl IntoView {
     let act = ServerAction::<LaneOverride>::new();
-    let button = |a: OverrideAction| {
-        let code = a.code();
-        view! {
-            <button type="submit" name="action" value=code.clone() data-test=format!("override-{code}")>
-                {a.label()}
-            </button>
-            " "
+    let reason = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        if matches!(act.value().get(), Some(Ok(_)))
+            && let Some(r) = reason.get()
+        {
+            r.set_value("");
+        }
+    });
+    let all: Vec<OverrideAction> = Gate::ALL
+        .into_iter()
+        .flat_map(|gate| {
+            GateAction::ALL
+                .into_iter()
+                .map(move |action| OverrideAction::Gate { gate, action })
+        })
+        .chain(LaneMode::ALL.into_iter().map(|mode| OverrideAction::Mode { mode }))
+        .chain([OverrideAction::SendToOfficer, OverrideAction::Release])
+        .collect();
+    let button = {
+        let channel = channel.clone();
+        move |a: OverrideAction| {
+            let code = a.code();
+            let question = (a.risk() == OverrideRisk::Opens).then(|| a.confirmation(&channel));
+            view! {
+                <button
+                    type="submit"
+                    name="action"
+                    value=code.clone()
+                    data-test=format!("override-{code}")
+                    data-risk=a.risk().as_str()
+                    on:click=move |ev| {
+                        if let Some(q) = &question
+                            && !confirmed(q)
+                        {
+                            ev.prevent_default();
+                        }
+                    }
+                >
+                    {a.label()}
+                </button>
+                " "
+            }
         }
     };
     let ch = channel.clone();
@@ -250,31 +300,33 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
             <input type="hidden" name="channel" value=channel />
             <label>
                 "Reason (required, audited) "
-                <textarea name="reason" required maxlength="500" rows="2" data-test="override-reason"></textarea>
+                <textarea
+                    node_ref=reason
+                    name="reason"
+                    required
+                    maxlength="500"
+                    rows="2"
+                    data-test="override-reason"
+                ></textarea>
             </label>
-            {Gate::ALL
+            {OverrideRisk::ALL
                 .into_iter()
-                .map(|gate| {
+                .map(|risk| {
                     view! {
-                        <fieldset data-test=format!("gate-{}-overrides", gate.number())>
-                            <legend>{format!("Gate {}", gate.number())}</legend>
-                            {GateAction::ALL
-                                .into_iter()
-                                .map(|action| button(OverrideAction::Gate { gate, action }))
+                        <fieldset
+                            class=format!("risk-{}", risk.as_str())
+                            data-test=format!("overrides-{}", risk.as_str())
+                        >
+                            <legend>{risk.heading()}</legend>
+                            {all
+                                .iter()
+                                .filter(|a| a.risk() == risk)
+                                .map(|a| button.clone()(*a))
                                 .collect_view()}
                         </fieldset>
                     }
                 })
                 .collect_view()}
-            <fieldset>
-                <legend>"Lane"</legend>
-                {LaneMode::ALL
-                    .into_iter()
-                    .map(|mode| button(OverrideAction::Mode { mode }))
-                    .collect_view()}
-                {button(OverrideAction::SendToOfficer)}
-                {button(OverrideAction::Release)}
-            </fieldset>
         </ActionForm>
         {move || {
             let ch = ch.clone();
