@@ -213,8 +213,22 @@ try {
   await shot(desk, 'desk-found');
   await desk.fill(t('cancel-person'), person);
   await desk.fill(t('cancel-reason'), 'the traveller asked at the Qingmao service location');
+  // The irreversible cancellation repeats who and why and waits for a yes.
+  const cancelAsked = new Promise((resolve) => {
+    desk.once('dialog', async (d) => {
+      const message = d.message();
+      await d.accept();
+      resolve(message);
+    });
+  });
   await desk.click(t('cancel-submit'));
+  const cancelQuestion = await cancelAsked;
+  expect(
+    cancelQuestion.includes(person) && cancelQuestion.includes('Qingmao') && /cannot be undone/.test(cancelQuestion),
+    `the confirmation names the person and the reason, got "${cancelQuestion}"`,
+  );
   await desk.waitForSelector(`${t('cancel-progress')}[data-complete="true"]`, { timeout: 30000 });
+  expect((await desk.locator(t('person-id')).count()) === 0, 'the stale lookup is cleared after the cancellation');
   const replicas = await desk.locator(t('replica')).count();
   expect(replicas >= 2, `every replica listed, got ${replicas}`);
   await shot(desk, 'desk-cancelled-all-replicas');

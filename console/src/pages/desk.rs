@@ -85,6 +85,28 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
     let ports = StoredValue::new(ports);
     // The port of the last cancellation, for its progress.
     let cancel_port = RwSignal::new(String::new());
+    // A lookup shown before a cancellation is stale after it: cleared.
+    Effect::new(move |_| {
+        if matches!(cancel.value().get(), Some(Ok(_))) {
+            find.value().set(None);
+        }
+    });
+    let cancel_person = NodeRef::<leptos::html::Input>::new();
+    let cancel_reason = NodeRef::<leptos::html::Textarea>::new();
+    // An irreversible cancellation repeats who and why before it is sent.
+    let confirm_cancel = move |ev: leptos::ev::MouseEvent| {
+        let person = cancel_person.get().map(|i| i.value()).unwrap_or_default();
+        let reason = cancel_reason.get().map(|r| r.value()).unwrap_or_default();
+        let question = format!(
+            "Cancel the registration of {}? The person is erased on every replica of the port; \
+             this cannot be undone.\nReason: {}",
+            person.trim(),
+            reason.trim()
+        );
+        if !person.trim().is_empty() && !reason.trim().is_empty() && !super::confirmed(&question) {
+            ev.prevent_default();
+        }
+    };
     view! {
         <h2>"Find a registration"</h2>
         <ActionForm action=find>
@@ -241,6 +263,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             <label>
                 "Person id "
                 <input
+                    node_ref=cancel_person
                     type="text"
                     name="person"
                     required
@@ -251,9 +274,16 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             </label>
             <label>
                 "Reason (required, audited) "
-                <textarea name="reason" required maxlength="500" rows="2" data-test="cancel-reason"></textarea>
+                <textarea
+                    node_ref=cancel_reason
+                    name="reason"
+                    required
+                    maxlength="500"
+                    rows="2"
+                    data-test="cancel-reason"
+                ></textarea>
             </label>
-            <button type="submit" data-test="cancel-submit">
+            <button type="submit" data-test="cancel-submit" on:click=confirm_cancel>
                 "Cancel the registration"
             </button>
         </ActionForm>

@@ -229,19 +229,6 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
     }
 }
 
-/// Asks the supervisor to confirm (in the browser; a page without its script sends at once).
-fn confirmed(question: &str) -> bool {
-    #[cfg(feature = "hydrate")]
-    {
-        window().confirm_with_message(question).unwrap_or(false)
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = question;
-        true
-    }
-}
-
 /// The override form: one reason, the actions grouped by risk; anything that opens a gate or
 /// changes the lane's mode asks to confirm; the reason is cleared after each order.
 #[component]
@@ -279,7 +266,7 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
                     data-risk=a.risk().as_str()
                     on:click=move |ev| {
                         if let Some(q) = &question
-                            && !confirmed(q)
+                            && !super::confirmed(q)
                         {
                             ev.prevent_default();
                         }

@@ -67,3 +67,19 @@ use leptos::prelude::*;
 pub fn loading() -> impl IntoView {
     view! { <p class="muted">"Loading…"</p> }
 }
+
+/// Asks the user to confirm an action (in the browser; a page without its script sends at once,
+/// the server's own checks still apply).
+pub fn confirmed(question: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        leptos::prelude::window()
+            .confirm_with_message(question)
+            .unwrap_or(false)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        true
+    }
+}
