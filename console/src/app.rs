@@ -14,6 +14,9 @@ use crate::pages::{
     UsersPage,
 };
 
+/// The tab's icon: a gate, inline (no file to serve).
+const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E%3Crect width='32' height='32' rx='6' fill='%2314324a'/%3E%3Cpath d='M9 7v18M23 7v18' stroke='%23fff' stroke-width='3'/%3E%3Cpath d='M13 16h6' stroke='%23fff' stroke-width='3' stroke-linecap='round'/%3E%3C/svg%3E";
+
 /// The stylesheet, inline (the site dir then holds only the wasm package).
 const CSS: &str = r#"
 :root { font-family: system-ui, sans-serif; color: #1b1f24; background: #f6f7f9; }
@@ -71,6 +74,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href=FAVICON />
                 <style>{CSS}</style>
                 <HydrationScripts options />
                 <MetaTags />

@@ -282,6 +282,16 @@ try {
   const byConsole = actions.filter((a) => a.includes('@console')).length;
   expect(byConsole === 4, `exactly the four console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
   await shot(admin, 'audit');
+  // Filters narrow the trail in the page.
+  await admin.fill(t('filter-action'), 'cancel');
+  await admin.waitForFunction(
+    (sel) => [...document.querySelectorAll(sel)].every((r) => r.dataset.action === 'cancel'),
+    t('audit-record'),
+  );
+  const filtered = await admin.locator(t('audit-record')).count();
+  expect(filtered >= 1 && filtered < records, `the action filter keeps the cancellations only, got ${filtered} of ${records}`);
+  await shot(admin, 'audit-filtered');
+  await admin.fill(t('filter-action'), '');
 
   await admin.goto(`${base}/rollout`);
   await admin.fill(t('port-id'), 'zhuhai-pilot');

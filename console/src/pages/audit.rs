@@ -29,9 +29,36 @@ pub fn AuditPage() -> impl IntoView {
     }
 }
 
+/// Whether `field` contains the filter's text (case-insensitive); an empty filter takes all.
+fn matches(filter: &str, field: &str) -> bool {
+    let f = filter.trim().to_lowercase();
+    f.is_empty() || field.to_lowercase().contains(&f)
+}
+
 #[component]
 fn Audit(a: AuditView) -> impl IntoView {
     let status = if a.break_at.is_some() { "broken" } else { "ok" };
+    let by_actor = RwSignal::new(String::new());
+    let by_action = RwSignal::new(String::new());
+    let by_target = RwSignal::new(String::new());
+    let by_time = RwSignal::new(String::new());
+    let records = StoredValue::new(a.records.clone());
+    let break_at = a.break_at.as_ref().map(|(s, _)| *s);
+    let filter = |label: &'static str, test: &'static str, signal: RwSignal<String>| {
+        view! {
+            <label>
+                {label}
+                " "
+                <input
+                    type="search"
+                    data-test=test
+                    prop:value=move || signal.get()
+                    on:input=move |ev| signal.set(event_target_value(&ev))
+                />
+            </label>
+            " "
+        }
+    };
     view! {
         <Title text=format!("Audit · {}", a.port) />
         <h1>{format!("Audit trail of {}", a.port)}</h1>
@@ -63,6 +90,12 @@ fn Audit(a: AuditView) -> impl IntoView {
             }
             .into_any(),
         }}
+        <p class="filters" data-test="audit-filters">
+            {filter("Who", "filter-actor", by_actor)}
+            {filter("Action", "filter-action", by_action)}
+            {filter("Lane or person", "filter-target", by_target)}
+            {filter("When", "filter-time", by_time)}
+        </p>
         <table data-test="audit-records"><tbody>
             <tr>
                 <th>"#"</th>
@@ -76,12 +109,26 @@ fn Audit(a: AuditView) -> impl IntoView {
                 <th>"Signed by"</th>
                 <th>"Hash"</th>
             </tr>
-            {a
-                .records
-                .iter()
-                .rev()
-                .map(|r| {
-                    let broken = a.break_at.as_ref().is_some_and(|(s, _)| r.seq >= *s);
+            {move || {
+                records
+                    .with_value(|rs| {
+                        rs.iter()
+                            .rev()
+                            .filter(|r| {
+                                matches(&by_actor.get(), &format!("{} {}", r.actor, r.role))
+                                    && matches(&by_action.get(), &r.action)
+                                    && matches(
+                                        &by_target.get(),
+                                        &format!("{} {}", r.target, r.person.as_deref().unwrap_or("")),
+                                    )
+                                    && matches(&by_time.get(), &r.at)
+                            })
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
+                    .into_iter()
+                    .map(|r| {
+                    let broken = break_at.is_some_and(|s| r.seq >= s);
                     view! {
                         <tr
                             data-test="audit-record"
@@ -104,7 +151,8 @@ fn Audit(a: AuditView) -> impl IntoView {
                         </tr>
                     }
                 })
-                .collect_view()}
+                .collect_view()
+            }}
         </tbody></table>
     }
 }
