@@ -27,6 +27,8 @@ header.nav form { margin-left: auto; }
 main { padding: 1rem; max-width: 1400px; }
 table { border-collapse: collapse; background: #fff; }
 td.reason { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 28rem; }
+.alarm-queue { border-left: .4rem solid #b3261e; background: #fff; padding: .2rem .8rem; margin: .5rem 0; }
+.alarm-queue h2 { font-size: 1rem; margin: .3rem 0; }
 fieldset.risk-stop { border-color: #2e7d32; }
 fieldset.risk-restore { border-color: #9aa5b1; }
 fieldset.risk-opens { border-color: #b26b00; background: #fff9ef; }

@@ -155,6 +155,15 @@ try {
   await notReloaded(sup);
   await shot(sup, 'lane-gate1-locked');
   await checkpoint('gate1-locked');
+  // The traveller turned away at the locked gate raises an alarm: it reaches the page's alarm
+  // list (announced to screen readers), linked to its lane, and the tab title counts it.
+  const lockedAlarm = `${t('alarm')}[data-kind="gate1_locked"][data-channel="${channel}"]`;
+  await sup.waitForSelector(lockedAlarm, { timeout: 20000 });
+  const alarmHref = await sup.getAttribute(`${lockedAlarm} ${t('alarm-lane')}`, 'href');
+  expect(alarmHref === `/lane/${port}/${hall}/${laneNo}`, `the alarm links to its lane, got ${alarmHref}`);
+  expect((await sup.getAttribute(t('alarms'), 'aria-live')) === 'polite', 'the alarm list is announced');
+  await sup.waitForFunction(() => /^\(\d+\) /.test(document.title), null, { timeout: 10000 });
+  await shot(sup, 'lane-alarm-gate1-locked');
   await sup.fill(t('override-reason'), 'bag checked, all clear');
   const lockIndex = Number(await sup.getAttribute(t('order-status'), 'data-index'));
   await sup.click(t('override-gate1_unlock'));

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use clearway_gallery::Command;
+use clearway_gallery::{Command, DocumentKind};
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::{GateId, GateState};
 use clearway_tests::console::{
@@ -100,14 +100,26 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 c.rig.show(Scene::Empty);
                 Ok(())
             }
+            // Gate 1 is locked at the controller; a traveller presents a card and is turned
+            // away, which raises an alarm the page must show.
             "gate1-locked" => {
                 let gates = &c.rig.lane.gates;
-                wait_until(
+                let locked = wait_until(
                     Duration::from_secs(10),
                     "gate 1 locked at the controller",
                     || gates.state(GateId::One) == GateState::Locked,
                 )
-                .await
+                .await;
+                if locked.is_ok() {
+                    c.rig.present(
+                        DocumentKind::MainlandTravelPermitHkMacao,
+                        "H30000004",
+                        "BIDEN, JOSEPH",
+                        "1962-11-20",
+                        "2031-06-30",
+                    );
+                }
+                locked
             }
             "gate1-unlocked" => {
                 let gates = &c.rig.lane.gates;

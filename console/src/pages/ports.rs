@@ -133,7 +133,7 @@ pub fn PortPage() -> impl IntoView {
     with_port(|live, v, initial| {
         let may_override = v.may_override(&initial.port);
         view! {
-            <Title text=format!("{} · Clearway console", initial.name) />
+            <Title text=titled(live, format!("{} · Clearway console", initial.name)) />
             <h1 data-test="port-name">{initial.name.clone()}</h1>
             <p>
                 <LinkBadge live=live />
@@ -198,7 +198,7 @@ pub fn HallPage() -> impl IntoView {
         let title = format!("{} · {}", h.name, initial.name);
         let id = hall_id.clone();
         view! {
-            <Title text=title.clone() />
+            <Title text=titled(live, title.clone()) />
             <h1 data-test="hall-name">{title}</h1>
             <p>
                 <A href=format!("/port/{}", initial.port)>{initial.name.clone()}</A>
@@ -206,6 +206,15 @@ pub fn HallPage() -> impl IntoView {
                 <LinkBadge live=live />
             </p>
             <PortStatus live=live />
+            <section class="alarm-queue">
+                <h2>"Alarms in this hall, newest first"</h2>
+                <AlarmList
+                    live=live
+                    viewer=v
+                    may_override=may_override
+                    scope=Some(format!("{}/{hall_id}", initial.port))
+                />
+            </section>
             <SeverityLegend />
             <div class="grid" data-test="lane-grid" data-hall=hall_id.clone()>
                 {move || {
@@ -223,13 +232,6 @@ pub fn HallPage() -> impl IntoView {
                         })
                 }}
             </div>
-            <h2>"Alarms in this hall"</h2>
-            <AlarmList
-                live=live
-                viewer=v
-                may_override=may_override
-                scope=Some(format!("{}/{hall_id}", initial.port))
-            />
         }
         .into_any()
     })
@@ -383,6 +385,19 @@ fn Cell(channel: ChannelView) -> impl IntoView {
     }
 }
 
+/// A page title that starts with the port's open (unacknowledged) alarm count, so a supervisor
+/// sees it on the tab: `(2) Passenger hall · Hengqin`.
+pub fn titled(live: LivePort, title: String) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        let open = live.snap.with(|s| s.alarms.iter().filter(|a| !a.acked).count());
+        if open == 0 {
+            title.clone()
+        } else {
+            format!("({open}) {title}")
+        }
+    }
+}
+
 /// The port's alarms, newest first, each with its acknowledgement; `scope` narrows them to a
 /// hall (`hengqin/passenger`) or a channel (`hengqin/passenger/12`).
 #[component]
@@ -410,7 +425,7 @@ pub fn AlarmList(
     };
     let port = live.snap.with_untracked(|s| s.port.clone());
     view! {
-        <ul data-test="alarms">
+        <ul data-test="alarms" aria-live="polite" aria-label="Alarms">
             <For
                 each=alarms
                 key=|a| (a.channel.clone(), a.kind.clone(), a.since_ms, a.acked)
@@ -426,6 +441,17 @@ pub fn AlarmList(
                 }
             />
         </ul>
+    }
+}
+
+/// The lane page of a channel id (`port/hall/n`), if it is one.
+fn lane_href(channel: &str) -> Option<String> {
+    let mut parts = channel.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(p), Some(h), Some(n), None) if n.parse::<u32>().is_ok() => {
+            Some(format!("/lane/{p}/{h}/{n}"))
+        }
+        _ => None,
     }
 }
 
@@ -445,7 +471,17 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
             data-acked=a.acked.to_string()
         >
             <strong class=if a.acked { "" } else { "alarmed" }>{a.label()}</strong>
-            {format!(" · {} · since {}", a.channel, a.since)}
+            " · "
+            {
+                let shown = a.channel.clone();
+                match lane_href(&shown) {
+                    Some(href) => {
+                        view! { <A href=href attr:data-test="alarm-lane">{shown}</A> }.into_any()
+                    }
+                    None => shown.into_any(),
+                }
+            }
+            {format!(" · since {}", a.since)}
             {if a.acked {
                 view! {
                     " "
