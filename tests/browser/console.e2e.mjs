@@ -176,6 +176,18 @@ try {
     [t('order-status'), lockIndex],
   );
   await checkpoint('gate1-unlocked');
+  // Two people step in together: the channel is held for an officer, and the alarm row has a
+  // release right there.
+  await checkpoint('hold');
+  const heldAlarm = `${t('alarm')}[data-kind="held"][data-channel="${channel}"]`;
+  await sup.waitForSelector(heldAlarm, { timeout: 20000 });
+  await sup.waitForSelector(`${t('lane-step')}[data-step="officer"]`);
+  await shot(sup, 'lane-held');
+  await checkpoint('separated');
+  await sup.fill(`${heldAlarm} ${t('release-reason')}`, 'the second traveller went back; one at a time now');
+  await sup.click(`${heldAlarm} ${t('release-submit')}`);
+  await sup.waitForSelector(`${t('lane-step')}[data-step="idle"]`, { timeout: 20000 });
+  await shot(sup, 'lane-released');
   // An order without a reason is refused by the server, not only by the form.
   const noReason = await sup.request.post(`${base}/api/lane_override`, {
     form: { csrf: await csrfOf(sup), port, channel, action: 'gate1_lock', reason: '   ' },
@@ -278,7 +290,7 @@ try {
   const records = await admin.locator(t('audit-record')).count();
   expect(chain === 'ok', `the audit chain verifies, got ${chain}`);
   const actions = await admin.$$eval(t('audit-record'), (rows) => rows.map((r) => r.textContent));
-  for (const what of ['gate1_lock', 'gate1_unlock', 'cancel', 'guardian_consent']) {
+  for (const what of ['gate1_lock', 'gate1_unlock', 'release', 'cancel', 'guardian_consent']) {
     expect(actions.some((a) => a.includes(what)), `the trail has a ${what} record: ${actions.join(' | ')}`);
   }
   // Consents and cancellations name the person they concern (the consent's target is the port).
@@ -286,10 +298,11 @@ try {
     const person = await admin.textContent(`${t('audit-record')}[data-action="${what}"] ${t('audit-person')}`);
     expect(/^P\d{8}$/.test(person.trim()), `the ${what} record names a person, got "${person}"`);
   }
-  // The console's four changes, each bound to the console's certificate and its user; the rest of
-  // the trail is the test operator's seeding and the lane node's joining.
+  // The console's five changes, each bound to the console's certificate and its user; the rest of
+  // the trail is the test operator's seeding and the lane node's joining (a declined
+  // confirmation and a refused order to an empty channel left no record).
   const byConsole = actions.filter((a) => a.includes('@console')).length;
-  expect(byConsole === 4, `exactly the four console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
+  expect(byConsole === 5, `exactly the five console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
   await shot(admin, 'audit');
   // Filters narrow the trail in the page.
   await admin.fill(t('filter-action'), 'cancel');

@@ -130,6 +130,16 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 )
                 .await
             }
+            // Two people step between the gates together: the lane holds the channel.
+            "hold" => {
+                c.rig.lane.gates.set_occupancy(2);
+                Ok(())
+            }
+            // The second one went back: the officer may release the channel.
+            "separated" => {
+                c.rig.lane.gates.set_occupancy(0);
+                Ok(())
+            }
             // The registration was cancelled from the service desk: the lane must not know the
             // face any more.
             "registration-cancelled" => {

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::loading;
-use crate::api::{AckAlarm, fetch_port, ports_overview};
+use crate::api::{AckAlarm, LaneOverride, fetch_port, ports_overview};
 use crate::app::{ErrorBox, NotFound, ViewerResource, action_result};
 use crate::dto::{AlarmView, ApiError, ChannelView, PortSnapshot, Viewer};
 use crate::live::{LinkBadge, LivePort, live_port};
@@ -460,8 +460,38 @@ fn lane_href(channel: &str) -> Option<String> {
 fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) -> impl IntoView {
     let a = alarm;
     let ack = ServerAction::<AckAlarm>::new();
+    let release = ServerAction::<LaneOverride>::new();
     let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
     let csrf = viewer.csrf.clone();
+    // A held channel is released right here, with its own reason (audited like any order).
+    let (release_csrf, release_port, release_channel) = (csrf.clone(), port.clone(), channel.clone());
+    let release_form = (may_override && a.kind == "held").then(move || {
+        view! {
+            <ActionForm action=release attr:class="inline" attr:data-test="release-form">
+                <input type="hidden" name="csrf" value=release_csrf />
+                <input type="hidden" name="port" value=release_port />
+                <input type="hidden" name="channel" value=release_channel />
+                <input type="hidden" name="action" value="release" />
+                <input
+                    type="text"
+                    name="reason"
+                    placeholder="reason to release (required)"
+                    required
+                    maxlength="500"
+                    data-test="release-reason"
+                />
+                <button type="submit" data-test="release-submit">
+                    "Release the channel"
+                </button>
+            </ActionForm>
+            {move || action_result(
+                release.value().get(),
+                release.pending().get(),
+                "release-result",
+                |r| view! { {format!("release ordered ({})", r.summary)} },
+            )}
+        }
+    });
     view! {
         <li
             data-test="alarm"
@@ -482,6 +512,7 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
                 }
             }
             {format!(" · since {}", a.since)}
+            {release_form}
             {if a.acked {
                 view! {
                     " "
