@@ -576,6 +576,8 @@ pub struct LaneView {
     pub acked_order: u64,
     /// Clearances since the lane started.
     pub clearances: u64,
+    /// Clearances in the last hour, as the lane counts them.
+    pub clearances_last_hour: u64,
     /// Time since the leader last reached the lane's replica, ms.
     pub staleness_ms: u64,
     /// The lane's fencing token (term, applied index).
@@ -1104,6 +1106,7 @@ mod tests {
             last_decision: None,
             acked_order: 0,
             clearances: 0,
+            clearances_last_hour: 0,
             staleness_ms: 10,
             fence: (1, 2),
         };

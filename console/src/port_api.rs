@@ -403,6 +403,7 @@ pub fn lane_poll(node: u64, l: &LaneStatus, offset_minutes: i32) -> LanePoll {
             }),
             acked_order: l.acked_order,
             clearances: l.clearances,
+            clearances_last_hour: l.clearances_last_hour,
             staleness_ms: l.staleness_ms,
             fence: l.fence,
         },

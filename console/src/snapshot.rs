@@ -2,7 +2,7 @@
 //! [`Tracker::assemble`] what `port_api` gathered; the result is what pages render and SSE
 //! clients receive.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -11,9 +11,6 @@ use crate::dto::{
     AlarmView, ChannelState, ChannelView, HallView, LaneMode, LaneView, MemberView, OrderView,
     PortDefinition, PortSnapshot,
 };
-
-/// Clearances are counted over this window.
-const HOUR_MS: i64 = 3_600_000;
 
 /// A port the console runs: from the config file or rolled out from the console.
 #[derive(Clone, Debug, PartialEq)]
@@ -163,7 +160,6 @@ pub struct Tracker {
     lag_since: BTreeMap<u64, i64>,
     /// Members whose audit trail differed from the others' at the same applied index, since when.
     diverged_since: BTreeMap<u64, i64>,
-    clearances: BTreeMap<String, VecDeque<(i64, u64)>>,
     /// The latest ledger seen (kept when a poll could not read it).
     pub ledger: LedgerInfo,
 }
@@ -333,7 +329,7 @@ impl Tracker {
                         for (kind, since) in &l.alarms {
                             alarms.push(self.alarm(&id, kind, *since, &fmt));
                         }
-                        clearances_per_hour += self.count_clearances(&id, at, l.view.clearances);
+                        clearances_per_hour += l.view.clearances_last_hour;
                         (ChannelState::Online, Some(l.view.clone()))
                     }
                     None if self.lane_nodes.contains_key(&id) => {
@@ -404,23 +400,6 @@ impl Tracker {
                 .acked
                 .contains(&(channel.to_string(), kind.to_string(), since_ms)),
         }
-    }
-
-    /// Clearances of one lane over the last hour; a restarted lane (counter went down) starts
-    /// a new series.
-    fn count_clearances(&mut self, channel: &str, at: i64, total: u64) -> u64 {
-        let samples = self.clearances.entry(channel.to_string()).or_default();
-        if samples.back().is_some_and(|(_, last)| *last > total) {
-            samples.clear();
-        }
-        if samples.back().is_none_or(|(_, last)| *last != total) || samples.len() < 2 {
-            samples.push_back((at, total));
-        }
-        while samples.len() > 1 && samples.front().is_some_and(|(t, _)| at - t > HOUR_MS) {
-            samples.pop_front();
-        }
-        let first = samples.front().map(|(_, c)| *c).unwrap_or(total);
-        total.saturating_sub(first)
     }
 }
 
@@ -495,6 +474,7 @@ mod tests {
             last_decision: None,
             acked_order: 0,
             clearances,
+            clearances_last_hour: clearances,
             staleness_ms: 10,
             fence: (1, 2000),
         }
@@ -583,7 +563,7 @@ mod tests {
             render(&offline)
         );
         expect_test::expect![[r#"
-            reachable=true leader=Some(1) audit=7 clearances/h=0
+            reachable=true leader=Some(1) audit=7 clearances/h=5
             member 1 voter reachable=true lag=Some(0) channel=None
             member 4 learner reachable=true lag=Some(0) channel=Some("hengqin/passenger/1")
             member 5 learner reachable=true lag=Some(1990) channel=None
@@ -595,7 +575,7 @@ mod tests {
             alarm hengqin/passenger/1 tailgating since=1970-01-01 08:00:02 UTC+08:00 acked=false
             alarm hengqin/passenger/1 camera_down since=1970-01-01 08:00:01 UTC+08:00 acked=true
             ---
-            reachable=true leader=Some(1) audit=7 clearances/h=4
+            reachable=true leader=Some(1) audit=7 clearances/h=9
             member 1 voter reachable=true lag=Some(0) channel=None
             member 4 learner reachable=true lag=Some(0) channel=Some("hengqin/passenger/1")
             member 5 learner reachable=true lag=Some(1990) channel=None

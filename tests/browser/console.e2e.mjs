@@ -122,6 +122,8 @@ try {
   // A clearance is reported with its passage time, never a frame latency it did not have.
   const cleared = await sup.textContent(`${cell} ${t('last-decision')}`);
   expect(/passage \d+\.\d s/.test(cleared) && !/ms after the camera frame/.test(cleared), `the clearance's own numbers, got "${cleared}"`);
+  // The clearance counts in the hall's last hour at once (the lane keeps the window).
+  await waitText(sup, t('port-status'), /[1-9]\d* clearances in the last hour/);
   await notReloaded(sup);
   await shot(sup, 'hall-live-cleared');
 

@@ -501,6 +501,7 @@ fn lane_status(f: &LaneFixture) -> LaneStatus {
         }],
         acked_order: f.acked.load(Ordering::SeqCst),
         clearances: 0,
+        clearances_last_hour: 0,
         staleness_ms: 5,
     }
 }

@@ -252,6 +252,8 @@ pub struct LaneStatus {
     pub acked_order: u64,
     /// Travellers who left through gate 3 since the lane started.
     pub clearances: u64,
+    /// Clearances in the last hour (a sliding window of their times, kept by the lane).
+    pub clearances_last_hour: u64,
     /// Milliseconds since the replica last heard from the cluster (`u64::MAX`: never).
     pub staleness_ms: u64,
 }

@@ -167,6 +167,8 @@ struct ConsoleState {
     /// command: (log index, gate, action). It is acknowledged only then.
     awaiting: Option<(u64, GateId, GateAction)>,
     clearances: u64,
+    /// When each clearance of the last hour happened, oldest first.
+    recent_clearances: VecDeque<Instant>,
     /// When gate 1 last admitted a traveller (for the passage time of their clearance).
     admitted_at: Option<Instant>,
 }
@@ -824,6 +826,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 let mut console = ctx.shared.console.lock().unwrap_or_else(|e| e.into_inner());
                 if d.outcome == super::procedure::Outcome::Cleared {
                     console.clearances += 1;
+                    console.recent_clearances.push_back(Instant::now());
                 }
                 let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
                 let passage_ms = match d.outcome {
@@ -1208,7 +1211,14 @@ fn report(
         .unwrap_or_else(|e| e.into_inner())
         .view
         .clone();
-    let console = shared.console.lock().unwrap_or_else(|e| e.into_inner());
+    let mut console = shared.console.lock().unwrap_or_else(|e| e.into_inner());
+    while console
+        .recent_clearances
+        .front()
+        .is_some_and(|t| t.elapsed() > Duration::from_secs(3600))
+    {
+        console.recent_clearances.pop_front();
+    }
     let mut alarms: Vec<LaneAlarm> = console
         .alarms
         .iter()
@@ -1238,6 +1248,7 @@ fn report(
         alarms,
         acked_order: console.acked_order,
         clearances: console.clearances,
+        clearances_last_hour: console.recent_clearances.len() as u64,
         staleness_ms: node.staleness_ms().unwrap_or(u64::MAX),
     }
 }
