@@ -424,7 +424,16 @@ pub fn AlarmList(
         })
     };
     let port = live.snap.with_untracked(|s| s.port.clone());
+    let none = {
+        let alarms = alarms.clone();
+        move || {
+            alarms()
+                .is_empty()
+                .then(|| view! { <p class="muted" data-test="no-alarms">"No alarms."</p> })
+        }
+    };
     view! {
+        {none}
         <ul data-test="alarms" aria-live="polite" aria-label="Alarms">
             <For
                 each=alarms
