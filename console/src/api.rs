@@ -294,6 +294,34 @@ pub async fn create_port(
     Ok(def)
 }
 
+/// What a port definition file would create (port admins); nothing is created.
+#[server(prefix = "/api", endpoint = "preview_port_definition")]
+pub async fn preview_port_definition(
+    csrf: String,
+    definition: String,
+) -> Result<PortDefinition, ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    ctx::done(c.preview_definition(&v, &definition).map(|(_, view)| view))
+}
+
+/// Creates a port from its definition file (`deploy/ports/<port>.toml`; port admins).
+#[server(prefix = "/api", endpoint = "create_port_from_definition")]
+pub async fn create_port_from_definition(
+    csrf: String,
+    definition: String,
+    reason: String,
+) -> Result<PortDefinition, ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    let (def, handle) = ctx::done(c.create_port_from_definition(
+        &v,
+        &definition,
+        &reason,
+        crate::auth::now_ms(),
+    ))?;
+    crate::poller::spawn(c.clone(), handle);
+    Ok(def)
+}
+
 /// Issues a node bundle (port admins).
 #[server(prefix = "/api", endpoint = "issue_bundle")]
 pub async fn issue_bundle(

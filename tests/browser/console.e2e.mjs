@@ -369,6 +369,45 @@ try {
   await admin.goto(`${base}/port/${port}/hall/${hall}`);
   await admin.waitForSelector(`${cell}[data-mode="face_and_card"]`, { timeout: 20000 });
 
+  // A port from its definition file (the file its appliances are provisioned from): previewed,
+  // then created.
+  await admin.goto(`${base}/rollout`);
+  const definition = [
+    'id = "macau-lab"',
+    'name = "Macau Lab Port"',
+    'utc_offset_minutes = 480',
+    '[[voter]]',
+    'id = 1',
+    'addr = "127.0.0.1"',
+    '[[hall]]',
+    'id = "departure"',
+    'name = "Departure Hall"',
+    'channels = 6',
+    'first_node_id = 101',
+    'node_addr = "127.0.1.{n}"',
+    '[hall.lane]',
+    'camera_gate1 = { name = "gate1", source = "rtsp://127.0.2.{n}:554/g1" }',
+    'camera_gate2 = { name = "gate2", source = "rtsp://127.0.2.{n}:554/g2" }',
+    'gates = { address = "127.0.2.{n}:502" }',
+    'document_reader = { address = "127.0.2.{n}:4001" }',
+    'fingerprint_reader = { address = "127.0.2.{n}:4002" }',
+    'macao = { base_url = "https://127.0.3.1:8443", ca_cert = "/etc/clearway/authority/macao-ca.pem", client_cert = "/etc/clearway/authority/macao-client.pem", client_key = "/etc/clearway/authority/macao-client.key" }',
+    'mainland = { base_url = "https://127.0.3.2:8443", ca_cert = "/etc/clearway/authority/mainland-ca.pem", client_cert = "/etc/clearway/authority/mainland-client.pem", client_key = "/etc/clearway/authority/mainland-client.key" }',
+    '',
+  ].join('\n');
+  await admin.fill(t('port-definition'), definition);
+  await admin.click(t('definition-preview'));
+  await result(admin, 'definition-preview');
+  expect((await admin.getAttribute(t('preview'), 'data-channels')) === '6', 'the preview counts the channels');
+  expect((await admin.locator(t('preview-hall')).count()) === 1, 'one hall in the preview');
+  await shot(admin, 'rollout-definition-preview');
+  await admin.fill(t('definition-reason'), 'lab port from its definition file');
+  await admin.click(t('definition-submit'));
+  await result(admin, 'definition');
+  await admin.goto(`${base}/rollout?port=macau-lab`);
+  await admin.waitForSelector(`${t('rollout-selected')}[data-port="macau-lab"]`);
+  await shot(admin, 'rollout-port-from-definition');
+
   // 6. Bad input.
   step('bad input');
   // The supervisor's page sat idle through the desk and rollout steps (its live stream does not

@@ -10,8 +10,8 @@ use leptos_router::hooks::use_query_map;
 use super::loading;
 use super::ports::Members;
 use crate::api::{
-    AddLearner, CreatePort, InitCluster, IssueBundle, RetireAppliance, StageFaceScan,
-    fetch_rollout, rollout_ports,
+    AddLearner, CreatePort, CreatePortFromDefinition, InitCluster, IssueBundle,
+    PreviewPortDefinition, RetireAppliance, StageFaceScan, fetch_rollout, rollout_ports,
 };
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, BundleView, PortDefinition, RolloutView, Viewer, WriteReceipt};
@@ -42,6 +42,7 @@ pub fn RolloutPage() -> impl IntoView {
                         view! {
                             <PortList ports=ports />
                             {selected.map(|r| view! { <PortRollout r=r viewer=v.clone() /> })}
+                            <DefinitionForm viewer=v.clone() />
                             <CreatePortForm viewer=v />
                         }
                             .into_any()
@@ -98,6 +99,123 @@ fn PortList(ports: Vec<PortDefinition>) -> impl IntoView {
                 })
                 .collect_view()}
         </tbody></table>
+    }
+}
+
+/// A port from its definition file (`deploy/ports/<port>.toml`, the file `clearway-node port
+/// provision` reads for every appliance): pasted or loaded, previewed, then created.
+#[component]
+fn DefinitionForm(viewer: Viewer) -> impl IntoView {
+    let preview = ServerAction::<PreviewPortDefinition>::new();
+    let create = ServerAction::<CreatePortFromDefinition>::new();
+    let text = NodeRef::<leptos::html::Textarea>::new();
+    let csrf = viewer.csrf.clone();
+    let ask_preview = {
+        let csrf = csrf.clone();
+        move |_| {
+            let definition = text.get().map(|t| t.value()).unwrap_or_default();
+            preview.dispatch(PreviewPortDefinition {
+                csrf: csrf.clone(),
+                definition,
+            });
+        }
+    };
+    view! {
+        <h2>"Create a port from its definition file"</h2>
+        <p class="muted">
+            "The same file the appliances are provisioned from (deploy/ports/<port>.toml): its voters become the console's seed nodes."
+        </p>
+        <ActionForm action=create>
+            <input type="hidden" name="csrf" value=csrf />
+            <label>
+                "Port definition (TOML) "
+                <textarea
+                    node_ref=text
+                    name="definition"
+                    rows="8"
+                    cols="80"
+                    required
+                    data-test="port-definition"
+                ></textarea>
+            </label>
+            <p>
+                <button type="button" data-test="definition-preview" on:click=ask_preview>
+                    "Preview"
+                </button>
+            </p>
+            {move || action_result(
+                preview.value().get(),
+                preview.pending().get(),
+                "definition-preview-result",
+                |p: PortDefinition| view! { <DefinitionPreview p=p /> },
+            )}
+            <label>
+                "Reason (required) "
+                <textarea name="reason" required maxlength="500" rows="2" data-test="definition-reason"></textarea>
+            </label>
+            <button type="submit" data-test="definition-submit">
+                "Create the port (generates its CA)"
+            </button>
+        </ActionForm>
+        {move || action_result(
+            create.value().get(),
+            create.pending().get(),
+            "definition-result",
+            |p: PortDefinition| {
+                view! {
+                    "Port created: "
+                    <a href=format!("/rollout?port={}", p.id) data-test="created-port">
+                        {p.name}
+                    </a>
+                }
+            },
+        )}
+    }
+}
+
+/// What a definition would create.
+#[component]
+fn DefinitionPreview(p: PortDefinition) -> impl IntoView {
+    let channels: u32 = p.halls.iter().map(|(_, _, n)| n).sum();
+    view! {
+        <div data-test="preview" data-port=p.id.clone() data-channels=channels.to_string()>
+            <p>
+                {format!(
+                    "{} ({}), UTC{:+} h: {} halls, {channels} channels (one lane node each), {} voters",
+                    p.name,
+                    p.id,
+                    f64::from(p.utc_offset_minutes) / 60.0,
+                    p.halls.len(),
+                    p.nodes.len(),
+                )}
+            </p>
+            <table><tbody>
+                <tr><th>"Hall"</th><th>"Name"</th><th>"Channels"</th></tr>
+                {p
+                    .halls
+                    .iter()
+                    .map(|(id, name, n)| {
+                        view! {
+                            <tr data-test="preview-hall" data-hall=id.clone()>
+                                <td>{id.clone()}</td><td>{name.clone()}</td><td>{*n}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+                <tr><th>"Voter"</th><th colspan="2">"Address (QUIC)"</th></tr>
+                {p
+                    .nodes
+                    .iter()
+                    .map(|(id, addr)| {
+                        view! {
+                            <tr data-test="preview-voter">
+                                <td>{*id}</td><td colspan="2">{addr.clone()}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody></table>
+        </div>
     }
 }
 

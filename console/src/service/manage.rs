@@ -35,6 +35,9 @@ pub struct PortForm {
     pub nodes: String,
 }
 
+/// The largest port definition file the console reads (Hengqin's, 64 channels, is about 6 KiB).
+const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+
 impl Console {
     fn admin(&self, v: &Viewer, what: &str) -> Result<()> {
         self.require(v, Role::PortAdmin, what)
@@ -95,6 +98,73 @@ impl Console {
         // why-less (a reason is free text and stays out of logs).
         info!(user = %v.name, port = %id, reason_chars = reason.chars().count(), "Port created.");
         Ok((handle.def.view(), handle))
+    }
+
+    /// What a port definition file (`deploy/ports/<port>.toml`, the file `clearway-node port
+    /// provision` reads) would create: its id, name, offset, halls with their channels, and its
+    /// voters as the console's seed nodes. Nothing is created.
+    pub fn preview_definition(&self, v: &Viewer, text: &str) -> Result<(PortForm, PortDefinition)> {
+        self.admin(v, "create ports")?;
+        if text.len() > MAX_DEFINITION_BYTES {
+            return Err(Error::Invalid(format!(
+                "the port definition is over {} KiB",
+                MAX_DEFINITION_BYTES / 1024
+            )));
+        }
+        let def = clearway_node::provision::PortDefinition::parse(text)
+            .map_err(|e| Error::Invalid(format!("the port definition: {e}")))?;
+        if let Some(h) = def.halls.iter().find(|h| h.name.contains('|')) {
+            return Err(Error::Invalid(format!(
+                "hall {}: a name may not contain `|`",
+                h.id
+            )));
+        }
+        let seeds: Vec<(u64, String)> = def
+            .voters
+            .iter()
+            .map(|n| (n.id, SocketAddr::new(n.addr, def.listen.quic).to_string()))
+            .collect();
+        let form = PortForm {
+            id: def.id.clone(),
+            name: def.name.clone(),
+            utc_offset_minutes: def.utc_offset_minutes.to_string(),
+            halls: def
+                .halls
+                .iter()
+                .map(|h| format!("{} | {} | {}", h.id, h.name, h.channels))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            nodes: seeds
+                .iter()
+                .map(|(id, addr)| format!("{id}={addr}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let view = PortDefinition {
+            id: def.id.clone(),
+            name: def.name.clone(),
+            utc_offset_minutes: def.utc_offset_minutes,
+            halls: def
+                .halls
+                .iter()
+                .map(|h| (h.id.clone(), h.name.clone(), h.channels))
+                .collect(),
+            nodes: seeds,
+            rolled_out: false,
+        };
+        Ok((form, view))
+    }
+
+    /// Creates a port from its definition file, as [`Console::create_port`] does from a form.
+    pub fn create_port_from_definition(
+        &self,
+        v: &Viewer,
+        text: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(PortDefinition, Arc<PortHandle>)> {
+        let (form, _) = self.preview_definition(v, text)?;
+        self.create_port(v, &form, reason, now)
     }
 
     /// Issues a node bundle (node.toml and a certificate signed from the appliance's request

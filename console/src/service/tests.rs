@@ -379,6 +379,33 @@ async fn changes_need_a_reason_and_sane_input_before_a_port_is_asked() {
     assert_eq!(Error::NotFound(String::new()).status(), 404);
 }
 
+#[test]
+fn a_port_definition_file_is_previewed_as_the_appliances_will_be_provisioned() {
+    let (_dir, c) = offline_console();
+    let admin = viewer("cy", Role::PortAdmin, &[]);
+    let sup = viewer("ana", Role::Supervisor, &["hengqin"]);
+    let hengqin = include_str!("../../../deploy/ports/hengqin.toml");
+    let (form, view) = c.preview_definition(&admin, hengqin).expect("Hengqin's definition");
+    assert_eq!((view.id.as_str(), view.utc_offset_minutes), ("hengqin", 480));
+    let halls: Vec<(&str, u32)> = view.halls.iter().map(|(id, _, n)| (id.as_str(), *n)).collect();
+    assert_eq!(halls, [("passenger", 48), ("onboard", 16)]);
+    let voters: Vec<&str> = view.nodes.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(voters, ["10.1.0.11:7400", "10.1.0.12:7400", "10.1.0.13:7400"]);
+    // The form it makes is the one the console's own parsers accept.
+    assert_eq!(crate::rollout::parse_halls(&form.halls).expect("halls").len(), 2);
+    assert_eq!(crate::rollout::parse_nodes(&form.nodes).expect("nodes").len(), 3);
+    // Only a port admin; a bad file is a clear error, not a port.
+    assert_eq!(code(c.preview_definition(&sup, hengqin)), "forbidden");
+    let bad = c
+        .preview_definition(&admin, "id = \"x\"\nname = 3\n")
+        .expect_err("a bad definition");
+    assert!(bad.to_string().contains("the port definition"), "{bad}");
+    let piped = hengqin.replace("Passenger Inspection Hall", "Passenger | Hall");
+    assert_eq!(code(c.preview_definition(&admin, &piped)), "invalid");
+    let huge = "#".repeat(300 * 1024);
+    assert_eq!(code(c.preview_definition(&admin, &huge)), "invalid");
+}
+
 #[tokio::test]
 async fn guardian_consent_is_for_minors_with_a_complete_form() {
     let (_dir, c) = offline_console();
