@@ -161,15 +161,18 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
             create.value().get(),
             create.pending().get(),
             "definition-result",
-            |p: PortDefinition| {
-                view! {
-                    "Port created: "
-                    <a href=format!("/rollout?port={}", p.id) data-test="created-port">
-                        {p.name}
-                    </a>
-                }
-            },
+            created_port,
         )}
+    }
+}
+
+/// The link to a port just created.
+fn created_port(p: PortDefinition) -> impl IntoView {
+    view! {
+        "Port created: "
+        <a href=format!("/rollout?port={}", p.id) data-test="created-port">
+            {p.name}
+        </a>
     }
 }
 
@@ -269,14 +272,7 @@ fn CreatePortForm(viewer: Viewer) -> impl IntoView {
             create.value().get(),
             create.pending().get(),
             "port-result",
-            |p: PortDefinition| {
-                view! {
-                    "Port created: "
-                    <a href=format!("/rollout?port={}", p.id) data-test="created-port">
-                        {p.name}
-                    </a>
-                }
-            },
+            created_port,
         )}
     }
 }
