@@ -174,6 +174,18 @@ struct ConsoleState {
 }
 
 impl ConsoleState {
+    /// Drops the clearances older than an hour (on every clearance and every report, so the
+    /// window stays bounded whether or not a console asks).
+    fn forget_old_clearances(&mut self) {
+        while self
+            .recent_clearances
+            .front()
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(3600))
+        {
+            self.recent_clearances.pop_front();
+        }
+    }
+
     /// Clears the alarms the lane's state no longer supports: holds end when the channel is
     /// released, gate faults when no gate reports one, staleness when face scan is back, a
     /// locked gate 1's when it is unlocked, a failed gate command's when the channel is neither
@@ -827,6 +839,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 if d.outcome == super::procedure::Outcome::Cleared {
                     console.clearances += 1;
                     console.recent_clearances.push_back(Instant::now());
+                    console.forget_old_clearances();
                 }
                 let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
                 let passage_ms = match d.outcome {
@@ -1212,13 +1225,7 @@ fn report(
         .view
         .clone();
     let mut console = shared.console.lock().unwrap_or_else(|e| e.into_inner());
-    while console
-        .recent_clearances
-        .front()
-        .is_some_and(|t| t.elapsed() > Duration::from_secs(3600))
-    {
-        console.recent_clearances.pop_front();
-    }
+    console.forget_old_clearances();
     let mut alarms: Vec<LaneAlarm> = console
         .alarms
         .iter()
