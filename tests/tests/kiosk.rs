@@ -68,8 +68,10 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
                 );
                 Ok(())
             }
-            // The page said "Registration complete": the gallery says so too.
+            // The page said "Registration complete": the gallery says so too. The traveller
+            // then walks away (standing there, he would now be recognised and let in by face).
             "registered" => {
+                rig.show(Scene::Empty);
                 let e = rig
                     .wait_event("decision", "registered", Duration::from_secs(10))
                     .await;
