@@ -8,7 +8,8 @@ use leptos::server_fn::codec::GetUrl;
 
 use crate::dto::{
     ApiError, AuditView, BundleView, CancelProgress, CreatedUser, LaneDetail, PortDefinition,
-    PortSnapshot, PortSummary, RegistrationView, RolloutView, UserView, Viewer, WriteReceipt,
+    PortSnapshot, PortSummary, RecordedOrder, RegistrationView, RolloutView, UserView, Viewer,
+    WriteReceipt,
 };
 
 /// What the login page needs.
@@ -145,6 +146,16 @@ pub async fn fetch_lane(port: String, hall: String, n: String) -> Result<LaneDet
     ctx::done(c.lane_detail(&v, &port, &hall, &n))
 }
 
+/// A lane's newest orders with who gave them, when and why.
+#[server(prefix = "/api", endpoint = "lane_orders", input = GetUrl)]
+pub async fn fetch_lane_orders(
+    port: String,
+    channel: String,
+) -> Result<Vec<RecordedOrder>, ApiError> {
+    let (c, v) = ctx::viewer()?;
+    ctx::done(c.lane_orders(&v, &port, &channel).await)
+}
+
 /// Overrides a lane (`action`: `gate1_open` … `release`), with a reason.
 #[server(prefix = "/api", endpoint = "lane_override")]
 pub async fn lane_override(
@@ -160,6 +171,19 @@ pub async fn lane_override(
         c.lane_override(&v, &port, &channel, &action, &reason, now)
             .await,
     )
+}
+
+/// Starts viewing a lane's cameras, with a reason (audited before any still is shown).
+#[server(prefix = "/api", endpoint = "watch_cameras")]
+pub async fn watch_cameras(
+    csrf: String,
+    port: String,
+    channel: String,
+    reason: String,
+) -> Result<WriteReceipt, ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    let now = crate::auth::now_ms();
+    ctx::done(c.watch_cameras(&v, &port, &channel, &reason, now).await)
 }
 
 /// Acknowledges an alarm, with a reason.
@@ -312,12 +336,8 @@ pub async fn create_port_from_definition(
     reason: String,
 ) -> Result<PortDefinition, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
-    let (def, handle) = ctx::done(c.create_port_from_definition(
-        &v,
-        &definition,
-        &reason,
-        crate::auth::now_ms(),
-    ))?;
+    let (def, handle) =
+        ctx::done(c.create_port_from_definition(&v, &definition, &reason, crate::auth::now_ms()))?;
     crate::poller::spawn(c.clone(), handle);
     Ok(def)
 }

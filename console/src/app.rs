@@ -66,6 +66,9 @@ label { display: block; margin: .2rem 0; }
 textarea { width: 30rem; max-width: 100%; }
 .link[data-link="lost"] { color: #c0262d; }
 .muted { color: #6b7785; }
+.stills { display: flex; flex-wrap: wrap; gap: .5rem; }
+figure.still { margin: 0; background: #fff; border: 1px solid #d0d5dc; padding: .3rem; }
+figure.still img { display: block; background: #1b1f24; max-width: 100%; height: auto; }
 "#;
 
 /// The HTML document around the app (server side).

@@ -320,7 +320,11 @@ pub enum OverrideRisk {
 
 impl OverrideRisk {
     /// Every group, in the page's order.
-    pub const ALL: [OverrideRisk; 3] = [OverrideRisk::Stop, OverrideRisk::Restore, OverrideRisk::Opens];
+    pub const ALL: [OverrideRisk; 3] = [
+        OverrideRisk::Stop,
+        OverrideRisk::Restore,
+        OverrideRisk::Opens,
+    ];
 
     /// Stable name (`data-test="overrides-<name>"`).
     pub fn as_str(self) -> &'static str {
@@ -807,6 +811,21 @@ pub struct OrderView {
     pub audit_seq: u64,
 }
 
+/// An order with what its audit record says: who, when, why.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct RecordedOrder {
+    /// The order.
+    pub order: OrderView,
+    /// Who gave it (`wong@console`).
+    pub actor: String,
+    /// In which role.
+    pub role: String,
+    /// When, in the port's local time.
+    pub at: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// A lane's page: the channel, its orders and who may act on it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct LaneDetail {
@@ -1049,6 +1068,9 @@ pub struct AuditRecordView {
     pub person: Option<String>,
     /// Why.
     pub reason: String,
+    /// The code its batch was refused with when it applied (`unknown_person`, …); `None` when
+    /// everything in it applied.
+    pub refused: Option<String>,
     /// When, in the port's local time.
     pub at: String,
     /// Whose certificate signed it (`client-console`), or why its signature does not hold.
@@ -1121,21 +1143,63 @@ mod tests {
         let rows = [
             (channel(ChannelState::NotDeployed, None), "not_deployed"),
             (channel(ChannelState::Offline, None), "fault"),
-            (channel(ChannelState::Online, Some(lane("idle", false, ok, "closed"))), "idle"),
-            (channel(ChannelState::Online, Some(lane("refused", false, ok, "closed"))), "idle"),
-            (channel(ChannelState::Online, Some(lane("inspection", false, ok, "closed"))), "passage"),
-            (channel(ChannelState::Online, Some(lane("officer", true, ok, "closed"))), "held"),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("idle", false, ok, "closed")),
+                ),
+                "idle",
+            ),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("refused", false, ok, "closed")),
+                ),
+                "idle",
+            ),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("inspection", false, ok, "closed")),
+                ),
+                "passage",
+            ),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("officer", true, ok, "closed")),
+                ),
+                "held",
+            ),
             // A fault outranks a hold: the channel needs a technician first.
-            (channel(ChannelState::Online, Some(lane("officer", true, [true, false], "closed"))), "fault"),
-            (channel(ChannelState::Online, Some(lane("idle", false, ok, "fault"))), "fault"),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("officer", true, [true, false], "closed")),
+                ),
+                "fault",
+            ),
+            (
+                channel(ChannelState::Online, Some(lane("idle", false, ok, "fault"))),
+                "fault",
+            ),
             // A locked gate is a supervisor's decision, not a fault.
-            (channel(ChannelState::Online, Some(lane("idle", false, ok, "locked"))), "idle"),
+            (
+                channel(
+                    ChannelState::Online,
+                    Some(lane("idle", false, ok, "locked")),
+                ),
+                "idle",
+            ),
         ];
         for (c, want) in rows {
             assert_eq!(c.severity().as_str(), want, "{c:?}");
         }
         assert_eq!(Severity::ALL.map(|s| s.as_str()).len(), 5);
-        assert_eq!(step_words("inspection"), "inspecting a traveller (both authorities)");
+        assert_eq!(
+            step_words("inspection"),
+            "inspecting a traveller (both authorities)"
+        );
         assert_eq!(step_words("nonsense"), "unknown step");
 
         // A clearance the authorities' answers triggered has no frame: no "0 ms".
@@ -1151,7 +1215,10 @@ mod tests {
             outcome: "admitted".into(),
             ..d(Some(183.2), None)
         };
-        assert_eq!(admitted.summary(), "admitted, 183 ms after the camera frame");
+        assert_eq!(
+            admitted.summary(),
+            "admitted, 183 ms after the camera frame"
+        );
     }
 
     #[test]

@@ -500,6 +500,7 @@ pub fn audit_view(
                     .reason_text()
                     .unwrap_or("(erased with the person's registration)")
                     .to_owned(),
+                refused: r.refused.clone(),
                 at: crate::time::local(r.entry.at.timestamp_millis(), offset_minutes),
                 signed_by: verifier
                     .verify(&r.entry)
@@ -747,6 +748,30 @@ impl PortApi {
         receipt(index, &outcomes)
     }
 
+    /// A still of `camera` of the lane `node` runs, for the viewing audit record `audit_seq`
+    /// records (the node checks it). `None` while the lane makes the viewing's first still.
+    pub async fn still(
+        &self,
+        nodes: &BTreeMap<u64, SocketAddr>,
+        node: u64,
+        camera: u8,
+        audit_seq: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let client = self.client(nodes).await?;
+        match tokio::time::timeout(self.timeout, client.lane_still(node, camera, audit_seq)).await {
+            Ok(Ok(jpeg)) => Ok(jpeg),
+            Ok(Err(clearway_node::Error::Remote { code, message, .. }))
+                if code == "still_refused" =>
+            {
+                Err(Error::Forbidden(message))
+            }
+            Ok(Err(e)) => Err(self.unreachable(e.to_string())),
+            Err(_) => {
+                Err(self.unreachable(format!("no answer within {} ms", self.timeout.as_millis())))
+            }
+        }
+    }
+
     /// Finds a registration by document on one node's replica (the first that answers).
     pub async fn find_document(
         &self,
@@ -796,6 +821,40 @@ impl PortApi {
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "no answer within 30 s".into(),
+            }
+        }
+        Err(self.unreachable(last))
+    }
+
+    /// The audit records `seqs` from one node's replica (the leader first), by seq; records a
+    /// replica does not hold yet are left out.
+    pub async fn audit_records(
+        &self,
+        nodes: &BTreeMap<u64, SocketAddr>,
+        leader: Option<u64>,
+        seqs: &[u64],
+    ) -> Result<BTreeMap<u64, AuditRecord>> {
+        let client = self.client(nodes).await?;
+        let mut last = String::from("no node to ask");
+        for id in leader.into_iter().chain(nodes.keys().copied()) {
+            let pages = join_all(seqs.iter().map(|seq| {
+                let client = client.clone();
+                async move { self.timed(client.audit(id, *seq, 1)).await }
+            }))
+            .await;
+            match pages
+                .into_iter()
+                .collect::<std::result::Result<Vec<_>, _>>()
+            {
+                Ok(pages) => {
+                    return Ok(pages
+                        .into_iter()
+                        .flatten()
+                        .map(|r| (r.seq, r))
+                        .filter(|(seq, _)| seqs.contains(seq))
+                        .collect());
+                }
+                Err(e) => last = e,
             }
         }
         Err(self.unreachable(last))

@@ -165,6 +165,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// The node that runs `channel`, as far as the polls and bundles say.
+    pub fn lane_node(&self, channel: &str) -> Option<u64> {
+        self.lane_nodes.get(channel).copied()
+    }
+
     /// Remembers that `node` runs `channel` (e.g. from a generated bundle).
     pub fn learn_lane(&mut self, channel: &str, node: u64) {
         self.lane_nodes.insert(channel.to_string(), node);

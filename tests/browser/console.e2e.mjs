@@ -132,10 +132,41 @@ try {
   await sup.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
   await sup.waitForSelector(t('lane-title'));
   await mark(sup);
+  // The cameras, live, once the viewing is recorded with a reason; stills are never cached.
+  await sup.fill(t('camera-reason'), 'checking the queue at gate 1');
+  await sup.click(t('camera-submit'));
+  await sup.waitForSelector(t('camera-viewing'));
+  const viewing = await sup.getAttribute(t('camera-viewing'), 'data-seq');
+  for (const camera of ['1', '2']) {
+    const img = `${t('camera-still')}[data-camera="${camera}"]`;
+    await sup.waitForSelector(`${img}[data-loaded="true"]`, { timeout: 20000 });
+    const size = await sup.$eval(img, (i) => [i.naturalWidth, i.naturalHeight]);
+    expect(size[0] >= 100 && size[1] >= 50, `gate ${camera}'s still is a picture, got ${size}`);
+  }
+  // The stills keep coming: a later one replaces the first.
+  const firstSrc = await sup.getAttribute(`${t('camera-still')}[data-camera="1"]`, 'src');
+  await sup.waitForFunction(
+    ([sel, src]) => document.querySelector(sel).getAttribute('src') !== src,
+    [`${t('camera-still')}[data-camera="1"]`, firstSrc],
+  );
+  const stillUrl = `${base}/still/${port}/${hall}/${laneNo}/1`;
+  const fetched = await sup.request.get(`${stillUrl}?viewing=${viewing}`);
+  expect(
+    [200, 204].includes(fetched.status()) && fetched.headers()['cache-control'] === 'no-store',
+    `a still is never cached, got ${fetched.status()} ${fetched.headers()['cache-control']}`,
+  );
+  // A still without this user's recorded viewing is refused.
+  const unrecorded = await sup.request.get(`${stillUrl}?viewing=0`, { failOnStatusCode: false });
+  expect(unrecorded.status() === 403, `a still without a recorded viewing is refused, got ${unrecorded.status()}`);
+  await shot(sup, 'lane-cameras');
   await sup.fill(t('override-reason'), 'suspicious bag at the entrance');
   await sup.click(t('override-gate1_lock'));
   await sup.waitForSelector(`${t('order-status')}[data-state="acknowledged"]`, { timeout: 20000 });
   await waitText(sup, `${t('lane-state')} ${t('gate-state')}`, /locked/);
+  // "Overrides recorded" shows it live: who, and why.
+  const lockRow = `${t('order')}[data-action="gate1_lock"]`;
+  await waitText(sup, `${lockRow} ${t('order-reason')}`, /suspicious bag at the entrance/);
+  expect(/wong/.test(await sup.textContent(`${lockRow} ${t('order-actor')}`)), 'the order names its supervisor');
   // The reason is cleared after each order, so the next one needs its own.
   expect((await sup.inputValue(t('override-reason'))) === '', 'the reason field is cleared after the order');
   // An override that opens a gate asks first; declining sends nothing.
@@ -224,6 +255,8 @@ try {
   });
   const forgedBody = await forged.text();
   expect(forged.status() === 403, `a desk officer's override is refused with 403, got ${forged.status()}: ${forgedBody}`);
+  const deskStill = await desk.request.get(`${base}/still/${port}/${hall}/${laneNo}/1?viewing=${viewing}`, { failOnStatusCode: false });
+  expect(deskStill.status() === 403, `the desk sees no camera, got ${deskStill.status()}`);
   console.log(`forged override refused: ${forged.status()} ${forgedBody.slice(0, 200)}`);
   await shot(desk, 'desk');
 
@@ -256,6 +289,14 @@ try {
   expect(replicas >= 2, `every replica listed, got ${replicas}`);
   await shot(desk, 'desk-cancelled-all-replicas');
   await checkpoint('registration-cancelled');
+  // Cancelling the same person again reaches the log (the console cannot know the replica's
+  // state) and is refused when it applies: the audit shows the record with its outcome.
+  const again = await desk.request.post(`${base}/api/cancel_registration`, {
+    form: { csrf: await csrfOf(desk), port, person, reason: 'asked twice by mistake' },
+    failOnStatusCode: false,
+  });
+  const againBody = await again.text();
+  expect(again.status() === 409 && /unknown_person/.test(againBody), `a second cancellation is refused by the port, got ${again.status()}: ${againBody}`);
 
   // A guardian's consent for a 15-year-old (DOMAIN.md: 14–17 need it).
   const today = new Date(env.TODAY);
@@ -292,7 +333,7 @@ try {
   const records = await admin.locator(t('audit-record')).count();
   expect(chain === 'ok', `the audit chain verifies, got ${chain}`);
   const actions = await admin.$$eval(t('audit-record'), (rows) => rows.map((r) => r.textContent));
-  for (const what of ['gate1_lock', 'gate1_unlock', 'release', 'cancel', 'guardian_consent']) {
+  for (const what of ['camera.view', 'gate1_lock', 'gate1_unlock', 'release', 'cancel', 'guardian_consent']) {
     expect(actions.some((a) => a.includes(what)), `the trail has a ${what} record: ${actions.join(' | ')}`);
   }
   // Consents and cancellations name the person they concern (the consent's target is the port).
@@ -300,11 +341,19 @@ try {
     const person = await admin.textContent(`${t('audit-record')}[data-action="${what}"] ${t('audit-person')}`);
     expect(/^P\d{8}$/.test(person.trim()), `the ${what} record names a person, got "${person}"`);
   }
-  // The console's five changes, each bound to the console's certificate and its user; the rest of
+  // The console's seven changes (a camera viewing among them), each bound to the console's certificate and its user; the rest of
   // the trail is the test operator's seeding and the lane node's joining (a declined
   // confirmation and a refused order to an empty channel left no record).
   const byConsole = actions.filter((a) => a.includes('@console')).length;
-  expect(byConsole === 5, `exactly the five console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
+  expect(byConsole === 7, `exactly the seven console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
+  // Each record's outcome: the first cancellation applied, the second refused with its code.
+  const cancels = await admin.$$eval(`${t('audit-record')}[data-action="cancel"] ${t('audit-outcome')}`, (cs) =>
+    cs.map((c) => `${c.dataset.outcome}:${c.dataset.code}`),
+  );
+  expect(
+    JSON.stringify(cancels) === JSON.stringify(['refused:unknown_person', 'applied:']),
+    `the cancellations' outcomes, newest first, got ${cancels}`,
+  );
   await shot(admin, 'audit');
   // Filters narrow the trail in the page.
   await admin.fill(t('filter-action'), 'cancel');

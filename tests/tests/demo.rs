@@ -152,7 +152,9 @@ fn open_live_page(console: SocketAddr, session: &str) -> std::thread::JoinHandle
          Cookie: {}={session}\r\n\r\n",
         clearway_tests::console::SESSION_COOKIE
     );
-    stream.write_all(request.as_bytes()).expect("send the request");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     std::thread::spawn(move || {
         let mut seen = 0;
         let mut buf = [0u8; 4096];
@@ -382,16 +384,23 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
     // The demo tells the story a visitor needs: a service-desk user, the travellers' permits,
     // and a channel held for an officer within a minute of the start.
     let out = demo.output().join("\n");
-    assert!(out.contains("created user desk"), "a service-desk user:\n{out}");
+    assert!(
+        out.contains("created user desk"),
+        "a service-desk user:\n{out}"
+    );
     for t in &TRAVELLERS {
         assert!(
-            out.lines().any(|l| l.contains(t.name) && l.contains(t.document)),
+            out.lines()
+                .any(|l| l.contains(t.name) && l.contains(t.document)),
             "{}'s permit {} is printed:\n{out}",
             t.name,
             t.document
         );
     }
-    demo.wait_line("held for an officer (fingerprint_failed)", Duration::from_secs(120));
+    demo.wait_line(
+        "held for an officer (fingerprint_failed)",
+        Duration::from_secs(120),
+    );
 
     // A supervisor's page is open (a live event stream) when the demo is stopped: the console
     // still stops cleanly, and closes the stream.
@@ -405,7 +414,10 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         demo.output().join("\n")
     );
     let seen = live.join().expect("the live page's reader");
-    assert!(seen > 0, "the live page got its first snapshot before the stop");
+    assert!(
+        seen > 0,
+        "the live page got its first snapshot before the stop"
+    );
     std::net::UdpSocket::bind(node1).expect("node 1 is gone: its QUIC port is free");
     drop(demo);
     let first_run = started.elapsed();

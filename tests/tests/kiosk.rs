@@ -29,7 +29,10 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
     let page = request(api, "GET", "/kiosk", &[], &[]).expect("GET /kiosk");
     assert_eq!(page.status, 200);
     let csp = page.header("content-security-policy").unwrap_or_default();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     let screen = request(api, "GET", "/kiosk/screen?gate=1&lang=pt", &[], &[]).expect("screen");
     assert_eq!(screen.status, 200);
@@ -37,12 +40,20 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
     let view: serde_json::Value = serde_json::from_str(&screen.body).expect("JSON");
     assert_eq!(view["lang"], "pt");
     assert_eq!(view["code"], "ready");
-    for bad in ["/kiosk/screen?gate=999999", "/kiosk/screen?gate=x", "/kiosk/screen?gate=-1"] {
+    for bad in [
+        "/kiosk/screen?gate=999999",
+        "/kiosk/screen?gate=x",
+        "/kiosk/screen?gate=-1",
+    ] {
         let r = request(api, "GET", bad, &[], &[]).expect(bad);
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
     let unknown = request(api, "GET", "/kiosk/screen?lang=fr", &[], &[]).expect("fr");
-    assert!(unknown.body.contains("\"lang\":\"zh-Hant\""), "{}", unknown.body);
+    assert!(
+        unknown.body.contains("\"lang\":\"zh-Hant\""),
+        "{}",
+        unknown.body
+    );
 
     let shots = screenshot_dir("kiosk");
     println!("screenshots: {}", shots.display());
@@ -77,7 +88,9 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
                     .await;
                 match client.person(2, PersonId(1), false).await {
                     Ok(Some(p)) if p.document.number == "H30000004" => Ok(()),
-                    other => Err(format!("no registration in the gallery after {e}: {other:?}")),
+                    other => Err(format!(
+                        "no registration in the gallery after {e}: {other:?}"
+                    )),
                 }
             }
             other => Err(format!("unknown checkpoint {other}")),
@@ -88,7 +101,12 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
     for e in rig.status()["events"].as_array().into_iter().flatten() {
         println!("lane event: {} {} {}", e["kind"], e["code"], e["detail"]);
     }
-    for line in rig.port.log(2).lines().filter(|l| l.contains("screen") || l.contains("egist")) {
+    for line in rig
+        .port
+        .log(2)
+        .lines()
+        .filter(|l| l.contains("screen") || l.contains("egist"))
+    {
         println!("lane log: {line}");
     }
     browser.finish().await;

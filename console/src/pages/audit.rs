@@ -105,6 +105,7 @@ fn Audit(a: AuditView) -> impl IntoView {
                 <th>"Action"</th>
                 <th>"Target"</th>
                 <th>"Person"</th>
+                <th>"Outcome"</th>
                 <th>"Reason"</th>
                 <th>"Signed by"</th>
                 <th>"Hash"</th>
@@ -143,6 +144,16 @@ fn Audit(a: AuditView) -> impl IntoView {
                             <td>{r.action.clone()}</td>
                             <td>{r.target.clone()}</td>
                             <td data-test="audit-person">{r.person.clone().unwrap_or_default()}</td>
+                            <td
+                                data-test="audit-outcome"
+                                data-outcome=if r.refused.is_some() { "refused" } else { "applied" }
+                                data-code=r.refused.clone().unwrap_or_default()
+                            >
+                                {match &r.refused {
+                                    None => "applied".to_string(),
+                                    Some(code) => format!("refused ({code})"),
+                                }}
+                            </td>
                             <td class="reason">{r.reason.clone()}</td>
                             <td>{r.signed_by.clone()}</td>
                             <td>

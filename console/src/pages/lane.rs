@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::loading;
 use super::ports::AlarmList;
-use crate::api::{LaneOverride, fetch_lane, fetch_port};
+use crate::api::{LaneOverride, WatchCameras, fetch_lane, fetch_lane_orders, fetch_port};
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{
     ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, OverrideRisk, Viewer,
@@ -204,28 +204,9 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
             may_override=d.may_override
             scope=Some(channel.clone())
         />
+        {d.may_override.then(|| view! { <Cameras viewer=viewer.clone() port=d.port.clone() channel=channel.clone() /> })}
         {d.may_override.then(|| view! { <Overrides live=live viewer=viewer.clone() port=d.port.clone() channel=channel.clone() /> })}
-        <h2>"Overrides recorded"</h2>
-        <ul data-test="orders">
-            {d
-                .orders
-                .iter()
-                .rev()
-                .map(|o| {
-                    view! {
-                        <li data-test="order" data-index=o.index.to_string() data-action=o.action.code()>
-                            {format!(
-                                "{} (log index {}, term {}, audit record {})",
-                                o.action.label(),
-                                o.index,
-                                o.term,
-                                o.audit_seq,
-                            )}
-                        </li>
-                    }
-                })
-                .collect_view()}
-        </ul>
+        <Recorded live=live port=d.port.clone() channel=channel.clone() />
     }
 }
 
@@ -249,7 +230,11 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
                 .into_iter()
                 .map(move |action| OverrideAction::Gate { gate, action })
         })
-        .chain(LaneMode::ALL.into_iter().map(|mode| OverrideAction::Mode { mode }))
+        .chain(
+            LaneMode::ALL
+                .into_iter()
+                .map(|mode| OverrideAction::Mode { mode }),
+        )
         .chain([OverrideAction::SendToOfficer, OverrideAction::Release])
         .collect();
     let button = {
@@ -355,5 +340,194 @@ fn OrderStatus(live: LivePort, receipt: WriteReceipt, channel: String) -> impl I
             }}
         </span>
         <span class="muted">{format!(" {}", receipt.summary)}</span>
+    }
+}
+
+/// How often the page asks for a new still while viewing.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const STILL_EVERY_MS: u64 = 333;
+/// How long one viewing lasts in the page (the port honours its record for ten minutes).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const VIEWING_MS: u64 = 9 * 60 * 1000;
+
+/// The gate-1 and gate-2 cameras, live, for a supervisor who gave a reason: the viewing is
+/// recorded in the port's audit trail before the first still, and the stills are only ever
+/// in this page (the console and the lane keep none).
+#[component]
+fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
+    let act = ServerAction::<WatchCameras>::new();
+    let viewing = Memo::new(move |_| match act.value().get() {
+        Some(Ok(r)) => Some(r.audit_seq),
+        _ => None,
+    });
+    let tick = RwSignal::new(0u64);
+    let ended = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if viewing.get().is_none() {
+            return;
+        }
+        ended.set(false);
+        let started = tick.get_untracked();
+        if let Ok(h) = set_interval_with_handle(
+            move || {
+                if (tick.get_untracked() - started) * STILL_EVERY_MS >= VIEWING_MS {
+                    ended.set(true);
+                } else {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_millis(STILL_EVERY_MS),
+        ) {
+            on_cleanup(move || h.clear());
+        }
+    });
+    let path = format!("/still/{channel}");
+    let still = move |camera: u8| {
+        let path = path.clone();
+        let loaded = RwSignal::new(false);
+        view! {
+            <figure class="still">
+                <img
+                    data-test="camera-still"
+                    data-camera=camera.to_string()
+                    data-loaded=move || loaded.get().to_string()
+                    alt=format!("gate {camera} camera")
+                    width="480"
+                    height="270"
+                    src=move || {
+                        viewing
+                            .get()
+                            .map(|seq| format!("{path}/{camera}?viewing={seq}&n={}", tick.get()))
+                            .unwrap_or_default()
+                    }
+                    on:load=move |_| loaded.set(true)
+                />
+                <figcaption>
+                    {format!("Gate {camera}")}
+                    {move || (!loaded.get()).then_some(" · waiting for the first still…")}
+                </figcaption>
+            </figure>
+        }
+    };
+    view! {
+        <h2>"Cameras"</h2>
+        {move || match viewing.get() {
+            Some(seq) if !ended.get() => view! {
+                <p class="muted" data-test="camera-viewing" data-seq=seq.to_string()>
+                    {format!(
+                        "Live, a few stills a second; your viewing is audit record {seq}. Nothing is stored."
+                    )}
+                </p>
+            }
+            .into_any(),
+            Some(_) => view! {
+                <p class="pending" data-test="camera-viewing" data-ended="true">
+                    "The viewing has ended. Give a reason to view again."
+                </p>
+            }
+            .into_any(),
+            None => ().into_any(),
+        }}
+        <div class="stills">
+            {move || viewing.get().is_some().then(|| (still.clone()(1), still.clone()(2)))}
+        </div>
+        <ActionForm action=act>
+            <input type="hidden" name="csrf" value=viewer.csrf.clone() />
+            <input type="hidden" name="port" value=port />
+            <input type="hidden" name="channel" value=channel.clone() />
+            <label>
+                "Reason to view the cameras (required, audited) "
+                <textarea
+                    name="reason"
+                    required
+                    maxlength="500"
+                    rows="1"
+                    data-test="camera-reason"
+                ></textarea>
+            </label>
+            <button type="submit" data-test="camera-submit">
+                "Show the cameras"
+            </button>
+        </ActionForm>
+        {move || {
+            let v = act.value().get();
+            match v {
+                Some(Err(_)) => action_result(v, act.pending().get(), "camera-result", |_: WriteReceipt| ()),
+                _ => ().into_any(),
+            }
+        }}
+    }
+}
+
+/// "Overrides recorded": the lane's newest orders with who, when and why (from the port's audit
+/// trail), refreshed whenever the port's ledger changes and every few seconds.
+#[component]
+fn Recorded(live: LivePort, port: String, channel: String) -> impl IntoView {
+    let tick = RwSignal::new(0u64);
+    // The ledger's length in the live snapshot moves with every order (and every other record).
+    let audit_len = Memo::new(move |_| live.snap.with(|s| s.audit_len));
+    let orders = Resource::new(
+        move || (audit_len.get(), tick.get()),
+        move |_| fetch_lane_orders(port.clone(), channel.clone()),
+    );
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Ok(h) = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(5),
+        ) {
+            on_cleanup(move || h.clear());
+        }
+    });
+    view! {
+        <h2>"Overrides recorded"</h2>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match orders.await {
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                    Ok(list) if list.is_empty() => {
+                        view! { <p class="muted" data-test="orders">"None yet."</p> }.into_any()
+                    }
+                    Ok(list) => view! {
+                        <table data-test="orders"><tbody>
+                            <tr>
+                                <th>"When (port time)"</th>
+                                <th>"Order"</th>
+                                <th>"Who"</th>
+                                <th>"Reason"</th>
+                                <th>"Log"</th>
+                            </tr>
+                            {list
+                                .into_iter()
+                                .map(|r| {
+                                    view! {
+                                        <tr
+                                            data-test="order"
+                                            data-index=r.order.index.to_string()
+                                            data-action=r.order.action.code()
+                                        >
+                                            <td>{r.at}</td>
+                                            <td>{r.order.action.label()}</td>
+                                            <td data-test="order-actor">{format!("{} ({})", r.actor, r.role)}</td>
+                                            <td class="reason" data-test="order-reason">{r.reason}</td>
+                                            <td class="muted">
+                                                {format!(
+                                                    "index {}, term {}, audit record {}",
+                                                    r.order.index,
+                                                    r.order.term,
+                                                    r.order.audit_seq,
+                                                )}
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody></table>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Transition>
     }
 }

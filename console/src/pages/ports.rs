@@ -389,7 +389,9 @@ fn Cell(channel: ChannelView) -> impl IntoView {
 /// sees it on the tab: `(2) Passenger hall · Hengqin`.
 pub fn titled(live: LivePort, title: String) -> impl Fn() -> String + Send + Sync + 'static {
     move || {
-        let open = live.snap.with(|s| s.alarms.iter().filter(|a| !a.acked).count());
+        let open = live
+            .snap
+            .with(|s| s.alarms.iter().filter(|a| !a.acked).count());
         if open == 0 {
             title.clone()
         } else {
@@ -473,7 +475,8 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
     let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
     let csrf = viewer.csrf.clone();
     // A held channel is released right here, with its own reason (audited like any order).
-    let (release_csrf, release_port, release_channel) = (csrf.clone(), port.clone(), channel.clone());
+    let (release_csrf, release_port, release_channel) =
+        (csrf.clone(), port.clone(), channel.clone());
     let release_form = (may_override && a.kind == "held").then(move || {
         view! {
             <ActionForm action=release attr:class="inline" attr:data-test="release-form">

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, Path as UrlPath, Request, State};
-use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::extract::{FromRef, Path as UrlPath, Query, Request, State};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -76,6 +78,7 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/events/port/{id}", get(events))
+        .route("/still/{port}/{hall}/{n}/{camera}", get(still))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
@@ -401,6 +404,38 @@ fn snapshots(
             }
         },
     )
+}
+
+/// `GET /still/{port}/{hall}/{n}/{camera}?viewing={audit_seq}`: the newest still (JPEG) of a
+/// lane camera (1 = gate 1, 2 = gate 2) for the supervisor's recorded viewing; 204 while the
+/// lane makes the first one. Never cached or stored.
+async fn still(
+    State(state): State<AppState>,
+    UrlPath((port, hall, n, camera)): UrlPath<(String, String, String, u8)>,
+    Query(q): Query<StillQuery>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let Some(viewer) = parts.extensions.get::<Viewer>().cloned() else {
+        return error_response(&parts.headers, &Error::Unauthenticated.into());
+    };
+    let channel = format!("{port}/{hall}/{n}");
+    let no_store = [(CACHE_CONTROL, "no-store")];
+    match state
+        .console
+        .camera_still(&viewer, &port, &channel, camera, q.viewing)
+        .await
+    {
+        Ok(Some(jpeg)) => (no_store, [(CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(None) => (StatusCode::NO_CONTENT, no_store).into_response(),
+        Err(e) => error_response(&parts.headers, &e.into()),
+    }
+}
+
+/// The query of a still: the viewing's audit record.
+#[derive(Deserialize)]
+struct StillQuery {
+    viewing: u64,
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

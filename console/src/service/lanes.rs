@@ -1,11 +1,19 @@
 //! Lanes: the lane page, overrides, alarm acknowledgements and the staged face-scan roll-out.
 
 use crate::auth::Millis;
-use crate::dto::{LaneDetail, LaneMode, OverrideAction, Role, Viewer, WriteReceipt};
+use crate::dto::{
+    LaneDetail, LaneMode, OrderView, OverrideAction, RecordedOrder, Role, Viewer, WriteReceipt,
+};
 use crate::error::{Error, Result};
 use crate::port_api::Change;
 
 use super::{Console, Write, check_reason};
+
+/// Orders a lane page lists.
+pub const ORDERS_SHOWN: usize = 10;
+
+/// Camera viewings a port remembers (the oldest are forgotten first).
+const MAX_VIEWINGS: usize = 1000;
 
 /// Kinds of alarm a supervisor may acknowledge.
 pub const ALARM_KINDS: [&str; 13] = [
@@ -87,6 +95,61 @@ impl Console {
         })
     }
 
+    /// The newest orders of a lane (newest first, at most [`ORDERS_SHOWN`]) with who gave each,
+    /// when and why, from the port's audit trail.
+    pub async fn lane_orders(
+        &self,
+        v: &Viewer,
+        port: &str,
+        channel: &str,
+    ) -> Result<Vec<RecordedOrder>> {
+        let p = self.monitored(v, port)?;
+        if p.def.locate(channel).is_none() {
+            return Err(Error::NotFound(format!(
+                "port {port} has no lane {channel:?}"
+            )));
+        }
+        let orders: Vec<OrderView> = {
+            let tracker = p.tracker.lock().unwrap_or_else(|e| e.into_inner());
+            let all = tracker
+                .ledger
+                .orders
+                .get(channel)
+                .cloned()
+                .unwrap_or_default();
+            all.into_iter().rev().take(ORDERS_SHOWN).collect()
+        };
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<u64> = orders.iter().map(|o| o.audit_seq).collect();
+        let leader = p.latest().leader;
+        let records = p.api.audit_records(&p.nodes(), leader, &seqs).await?;
+        let offset = p.def.utc_offset_minutes;
+        Ok(orders
+            .into_iter()
+            .map(|order| match records.get(&order.audit_seq) {
+                Some(r) => RecordedOrder {
+                    actor: r.entry.actor.clone(),
+                    role: r.entry.role.clone(),
+                    at: crate::time::local(r.entry.at.timestamp_millis(), offset),
+                    reason: r
+                        .reason_text()
+                        .unwrap_or("(erased with the person's registration)")
+                        .to_owned(),
+                    order,
+                },
+                None => RecordedOrder {
+                    actor: String::new(),
+                    role: String::new(),
+                    at: String::new(),
+                    reason: "(its audit record has not reached the replica asked yet)".into(),
+                    order,
+                },
+            })
+            .collect())
+    }
+
     /// An override of one lane: an order replicated with its audit record. The lane carries it
     /// out with the entry's fencing token; `LaneView::acked_order >= receipt.index` shows it did.
     pub async fn lane_override(
@@ -99,24 +162,8 @@ impl Console {
         now: Millis,
     ) -> Result<WriteReceipt> {
         let p = self.overridable(v, port)?;
-        if p.def.locate(channel).is_none() {
-            return Err(Error::NotFound(format!(
-                "port {port} has no lane {channel:?}"
-            )));
-        }
-        // A channel no appliance serves (as far as the port's membership says; an unreachable
-        // port cannot say) has nobody to carry an order out: refused before the log.
-        let snap = p.latest();
-        if snap.reachable
-            && !snap.members.is_empty()
-            && snap
-                .channel(channel)
-                .is_some_and(|c| c.state == crate::dto::ChannelState::NotDeployed)
-        {
-            return Err(Error::Invalid(format!(
-                "no lane is deployed at {channel}: nothing would carry the order out"
-            )));
-        }
+        // Nobody would carry an order to an empty channel out: refused before the log.
+        self.deployed(&p, channel)?;
         let action = OverrideAction::parse(action).map_err(Error::Invalid)?;
         let reason = check_reason(reason)?;
         let code = action.code();
@@ -131,6 +178,96 @@ impl Console {
             },
         };
         self.submit(&p, v, w, now).await
+    }
+
+    /// Starts a supervisor's viewing of a lane's cameras: an audit record (action
+    /// `camera.view`, with the reason) replicated before any still is shown; its sequence
+    /// number is the viewing's key for [`Console::camera_still`] for the next ten minutes.
+    pub async fn watch_cameras(
+        &self,
+        v: &Viewer,
+        port: &str,
+        channel: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<WriteReceipt> {
+        let p = self.overridable(v, port)?;
+        self.deployed(&p, channel)?;
+        let reason = check_reason(reason)?;
+        let w = Write {
+            metric: "camera_view".into(),
+            action: clearway_node::cluster::node::STILL_ACTION.into(),
+            target: channel.to_string(),
+            reason,
+            change: Change::AuditOnly,
+        };
+        let receipt = self.submit(&p, v, w, now).await?;
+        let mut viewings = p.viewings.lock().unwrap_or_else(|e| e.into_inner());
+        viewings.insert(receipt.audit_seq, (v.name.clone(), channel.to_string()));
+        while viewings.len() > MAX_VIEWINGS {
+            viewings.pop_first();
+        }
+        Ok(receipt)
+    }
+
+    /// The newest still (JPEG) of `camera` (1 = gate 1, 2 = gate 2) of `channel`'s lane, for
+    /// the viewing this user recorded as audit record `audit_seq` (the lane's node checks the
+    /// record too). Memory only: never stored, never cached. `None` while the first is made.
+    pub async fn camera_still(
+        &self,
+        v: &Viewer,
+        port: &str,
+        channel: &str,
+        camera: u8,
+        audit_seq: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let p = self.overridable(v, port)?;
+        if !(1..=2).contains(&camera) {
+            return Err(Error::Invalid(format!(
+                "camera {camera}: a lane has the gate-1 and gate-2 cameras (1 or 2)"
+            )));
+        }
+        let mine = p
+            .viewings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&audit_seq)
+            .is_some_and(|(user, c)| *user == v.name && c == channel);
+        if !mine {
+            return Err(self.refuse(format!(
+                "audit record {audit_seq} is not your viewing of {channel}; start a viewing with a reason"
+            )));
+        }
+        let node = p
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lane_node(channel)
+            .ok_or_else(|| Error::NotFound(format!("no lane is deployed at {channel}")))?;
+        p.api.still(&p.nodes(), node, camera - 1, audit_seq).await
+    }
+
+    /// Refuses a channel of no lane (unknown, or no appliance serves it as far as the port's
+    /// membership says; an unreachable port cannot say).
+    fn deployed(&self, p: &super::PortHandle, channel: &str) -> Result<()> {
+        if p.def.locate(channel).is_none() {
+            return Err(Error::NotFound(format!(
+                "port {} has no lane {channel:?}",
+                p.def.id
+            )));
+        }
+        let snap = p.latest();
+        if snap.reachable
+            && !snap.members.is_empty()
+            && snap
+                .channel(channel)
+                .is_some_and(|c| c.state == crate::dto::ChannelState::NotDeployed)
+        {
+            return Err(Error::Invalid(format!(
+                "no lane is deployed at {channel}: nothing would carry the order out"
+            )));
+        }
+        Ok(())
     }
 
     /// Acknowledges an alarm (replicated, so every console sees it).

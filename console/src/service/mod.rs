@@ -43,6 +43,9 @@ pub struct PortHandle {
     tx: broadcast::Sender<Arc<PortSnapshot>>,
     /// What the poller remembers (lane nodes learnt from bundles are seeded here).
     pub tracker: std::sync::Mutex<Tracker>,
+    /// Camera viewings this console recorded: audit seq → (user, channel). Only the user whose
+    /// viewing a record is may fetch stills with it.
+    pub viewings: std::sync::Mutex<BTreeMap<u64, (String, String)>>,
 }
 
 impl std::fmt::Debug for PortHandle {
@@ -68,6 +71,7 @@ impl PortHandle {
             api,
             def,
             tracker: std::sync::Mutex::new(Tracker::default()),
+            viewings: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -385,15 +385,37 @@ fn a_port_definition_file_is_previewed_as_the_appliances_will_be_provisioned() {
     let admin = viewer("cy", Role::PortAdmin, &[]);
     let sup = viewer("ana", Role::Supervisor, &["hengqin"]);
     let hengqin = include_str!("../../../deploy/ports/hengqin.toml");
-    let (form, view) = c.preview_definition(&admin, hengqin).expect("Hengqin's definition");
-    assert_eq!((view.id.as_str(), view.utc_offset_minutes), ("hengqin", 480));
-    let halls: Vec<(&str, u32)> = view.halls.iter().map(|(id, _, n)| (id.as_str(), *n)).collect();
+    let (form, view) = c
+        .preview_definition(&admin, hengqin)
+        .expect("Hengqin's definition");
+    assert_eq!(
+        (view.id.as_str(), view.utc_offset_minutes),
+        ("hengqin", 480)
+    );
+    let halls: Vec<(&str, u32)> = view
+        .halls
+        .iter()
+        .map(|(id, _, n)| (id.as_str(), *n))
+        .collect();
     assert_eq!(halls, [("passenger", 48), ("onboard", 16)]);
     let voters: Vec<&str> = view.nodes.iter().map(|(_, a)| a.as_str()).collect();
-    assert_eq!(voters, ["10.1.0.11:7400", "10.1.0.12:7400", "10.1.0.13:7400"]);
+    assert_eq!(
+        voters,
+        ["10.1.0.11:7400", "10.1.0.12:7400", "10.1.0.13:7400"]
+    );
     // The form it makes is the one the console's own parsers accept.
-    assert_eq!(crate::rollout::parse_halls(&form.halls).expect("halls").len(), 2);
-    assert_eq!(crate::rollout::parse_nodes(&form.nodes).expect("nodes").len(), 3);
+    assert_eq!(
+        crate::rollout::parse_halls(&form.halls)
+            .expect("halls")
+            .len(),
+        2
+    );
+    assert_eq!(
+        crate::rollout::parse_nodes(&form.nodes)
+            .expect("nodes")
+            .len(),
+        3
+    );
     // Only a port admin; a bad file is a clear error, not a port.
     assert_eq!(code(c.preview_definition(&sup, hengqin)), "forbidden");
     let bad = c
@@ -586,6 +608,7 @@ async fn every_action_against_a_three_node_port() {
     nodes[2].attach_lane(
         "hengqin/passenger/1".into(),
         Arc::new(move || lane_status(&f)),
+        Arc::new(|_| None),
     );
 
     let c = Arc::new(console(
@@ -645,6 +668,21 @@ async fn every_action_against_a_three_node_port() {
         .find(|o| o.index == order.index)
         .expect("order");
     assert_eq!(o.action.code(), "gate2_lock");
+    // The lane page's list says who gave it and why, from the port's audit trail.
+    let recorded = c
+        .lane_orders(&sup, "hengqin", "hengqin/passenger/1")
+        .await
+        .expect("recorded orders");
+    let r = recorded
+        .iter()
+        .find(|r| r.order.index == order.index)
+        .expect("the order is listed");
+    assert_eq!(
+        r.reason, "tailgating\nat gate 2",
+        "line breaks kept, normalised"
+    );
+    assert!(r.actor.starts_with(&sup.name), "{}", r.actor);
+    assert_eq!(r.role, "supervisor");
     assert!(
         detail
             .channel

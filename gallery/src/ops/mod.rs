@@ -357,6 +357,10 @@ pub struct AuditRecord {
     /// minor enrolled at a service location has no id until the batch applies): their
     /// cancellation erases this record's reason too. Derived by every replica alike; not hashed.
     pub subject: Option<PersonId>,
+    /// The code of the first op of the batch that was refused when it applied (`unknown_person`,
+    /// `too_many_templates`, …); `None` when every op applied. Derived by every replica alike
+    /// from the same log entry; not hashed (the outcome follows from the hashed content).
+    pub refused: Option<String>,
     /// The previous record's hash (hex SHA-256), [`GENESIS`] for the first.
     pub prev: String,
     /// This record's hash (hex SHA-256) over all of the above but the reason's text.
@@ -645,6 +649,7 @@ impl Ledger {
                         entry,
                         reason: Some(draft.reason_text()),
                         subject: None,
+                        refused: None,
                         prev,
                         hash: hash.clone(),
                     };
@@ -711,6 +716,19 @@ impl Ledger {
                 }
             };
             outcomes.push(outcome);
+        }
+        // What came of the batch: its first refusal, on the record and on what is stored of it.
+        let refused = outcomes.iter().find_map(|o| match o {
+            Outcome::Refused { code, .. } => Some(code.clone()),
+            _ => None,
+        });
+        if refused.is_some() {
+            if let Some(record) = self.audit.last_mut().filter(|r| r.seq == seq) {
+                record.refused.clone_from(&refused);
+            }
+            if let Some(r) = ledger_changes.audit.iter_mut().find(|r| r.seq == seq) {
+                r.refused = refused;
+            }
         }
         // The one person this batch enrolled or changed, if its target does not name them.
         let touched: BTreeSet<PersonId> = changes[changes_before..]

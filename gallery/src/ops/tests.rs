@@ -51,7 +51,13 @@ fn check(batches: Vec<Vec<Op>>, expected: Expect) {
         }
         out.push_str(&format!(
             "   changes: gallery {changes:?}, audit {:?}, view {}\n",
-            lc.audit.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            lc.audit
+                .iter()
+                .map(|r| match &r.refused {
+                    None => format!("#{} applied", r.seq),
+                    Some(code) => format!("#{} refused {code}", r.seq),
+                })
+                .collect::<Vec<_>>(),
             lc.view
         ));
     }
@@ -106,16 +112,16 @@ fn orders_modes_and_acks_are_recorded_with_their_audit_record() {
                 },
             ],
         ],
-        expect![[r#"
+        expect![[r##"
             10: audited #0 2078c9ba…
             10: Ordered
-               changes: gallery [], audit [0], view true
+               changes: gallery [], audit ["#0 applied"], view true
             11: audited #1 818eb12a…
             11: Ordered
-               changes: gallery [], audit [1], view true
+               changes: gallery [], audit ["#1 applied"], view true
             12: audited #2 70cb2306…
             12: Ordered
-               changes: gallery [], audit [2], view true
+               changes: gallery [], audit ["#2 applied"], view true
             lane hengqin/passenger/1: mode Some("face_and_card")
               order gate_lock at 3.10 (audit #0)
               order mode at 3.11 (audit #1)
@@ -123,7 +129,7 @@ fn orders_modes_and_acks_are_recorded_with_their_audit_record() {
               order mode at 3.11 (audit #1)
             acked hengqin/passenger/2 camera_down 1790000000000
             audit records: 3
-        "#]],
+        "##]],
     );
 }
 
@@ -158,7 +164,7 @@ fn a_batch_without_exactly_one_valid_audit_record_changes_nothing() {
                 }),
             ],
         ],
-        expect![[r#"
+        expect![[r##"
             10: Refused { code: "bad_batch", reason: "a console change needs exactly one audit record; this one has 0" }
                changes: gallery [], audit [], view false
             11: Refused { code: "bad_batch", reason: "a console change needs exactly one audit record; this one has 2" }
@@ -175,9 +181,9 @@ fn a_batch_without_exactly_one_valid_audit_record_changes_nothing() {
                changes: gallery [], audit [], view false
             15: audited #0 6a9893bd…
             15: Refused { code: "unknown_person", reason: "no person P00000009 is registered" }
-               changes: gallery [], audit [0], view false
+               changes: gallery [], audit ["#0 refused unknown_person"], view false
             audit records: 1
-        "#]],
+        "##]],
     );
 }
 

@@ -17,6 +17,7 @@
 //! | `Person`, `FindDocument`     | no               | no                                   | yes (rate-limited) | yes (rate-limited) |
 //! | `Search`, `Audit`            | no               | no                                   | yes     | yes      |
 //! | `Status`, `Digest`, `Metrics`, `Lane`, `Ledger` | yes | yes                         | yes     | yes      |
+//! | `LaneStill` (a viewing the trail records, [`still_viewing`]) | no | no                | yes     | no       |
 //! | `OnBehalf` (forwarding)      | the client's call, authorised as the client | authorised as the lane itself | no | no |
 //!
 //! Raft messages additionally name their sender, which must be the certificate's node
@@ -128,8 +129,60 @@ pub fn authorize(role: &Role, call: &Call) -> Result<(), Refusal> {
             "person records are read only by a console or an operator",
         ),
         Call::Status | Call::Digest | Call::Metrics | Call::Lane | Call::Ledger => Ok(()),
+        Call::LaneStill { .. } => match role {
+            Role::Console => Ok(()),
+            _ => Err(refuse(
+                call,
+                role,
+                "camera stills are shown only to a supervisor at the console",
+            )),
+        },
         Call::OnBehalf { .. } => Err(refuse(call, role, "a forwarded call cannot be forwarded")),
     }
+}
+
+/// Whether `record` (the audit record a [`Call::LaneStill`] names, from the node's own replica)
+/// records a supervisor's viewing of `channel`'s cameras that is still current at `now`: action
+/// [`STILL_ACTION`](super::node::STILL_ACTION), target the channel, role `supervisor`, applied,
+/// made at most [`STILL_VIEWING`](super::node::STILL_VIEWING) ago (and not in the future beyond
+/// the clock skew the leader allows). A still is never shown without its record.
+pub fn still_viewing(
+    record: Option<&clearway_gallery::ops::AuditRecord>,
+    channel: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
+    let r = record.ok_or("no such audit record in this replica (yet)")?;
+    let e = &r.entry;
+    if e.action != super::node::STILL_ACTION {
+        return Err(format!(
+            "audit record {} is a {:?}, not a camera viewing",
+            r.seq, e.action
+        ));
+    }
+    if e.target != channel {
+        return Err(format!(
+            "audit record {} is a viewing of {}, not of {channel}",
+            r.seq, e.target
+        ));
+    }
+    if e.role != "supervisor" {
+        return Err(format!(
+            "audit record {} was made by a {}; only a supervisor views cameras",
+            r.seq, e.role
+        ));
+    }
+    if let Some(code) = &r.refused {
+        return Err(format!("audit record {} was refused ({code})", r.seq));
+    }
+    let age = now.signed_duration_since(e.at);
+    let window = chrono::Duration::from_std(super::node::STILL_VIEWING).unwrap_or_default();
+    if age > window || age < -AUDIT_CLOCK_SKEW {
+        return Err(format!(
+            "the viewing recorded by audit record {} has ended; record a new one",
+            r.seq
+        ));
+    }
+    Ok(())
 }
 
 fn clients_only(client: bool, call: &Call, role: &Role, reason: &str) -> Result<(), Refusal> {

@@ -291,6 +291,23 @@ impl ClusterClient {
         }
     }
 
+    /// The newest still (JPEG) of `camera` (0 = gate 1, 1 = gate 2) of the lane `node` runs,
+    /// for the viewing recorded by audit record `audit_seq`; `None` while the first is made.
+    pub async fn lane_still(
+        &self,
+        node: NodeId,
+        camera: u8,
+        audit_seq: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        match self
+            .call(node, &Call::LaneStill { camera, audit_seq })
+            .await?
+        {
+            Reply::Still(jpeg) => Ok(jpeg),
+            other => Err(reply_error(other)),
+        }
+    }
+
     /// The ledger's view on a node's local replica.
     pub async fn ledger(&self, node: NodeId) -> Result<LedgerView> {
         match self.call(node, &Call::Ledger).await? {

@@ -77,7 +77,7 @@ struct Inner {
     freshness: std::sync::Mutex<Freshness>,
     model: String,
     /// The lane this node runs, once it has attached itself.
-    lane: std::sync::RwLock<Option<(String, LaneReporter)>>,
+    lane: std::sync::RwLock<Option<AttachedLane>>,
     /// Person-read allowance per client: (tokens, last refill).
     person_reads: std::sync::Mutex<std::collections::HashMap<Identity, (f64, Instant)>>,
     /// Checks clients' signatures on audit records against the port CA.
@@ -86,6 +86,23 @@ struct Inner {
 
 /// How the node's lane reports its state for [`Call::Lane`] (set by the lane runtime).
 pub type LaneReporter = Arc<dyn Fn() -> LaneStatus + Send + Sync>;
+
+/// The newest still (JPEG) of one of the lane's cameras (0 = gate 1, 1 = gate 2), if fresh;
+/// asking keeps them coming for a few seconds (`lane::stills`).
+pub type StillSource = Arc<dyn Fn(usize) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The lane a node runs, as its calls see it.
+#[derive(Clone)]
+struct AttachedLane {
+    channel: String,
+    report: LaneReporter,
+    still: StillSource,
+}
+
+/// How long after its audit record a console may keep fetching a lane's camera stills.
+pub const STILL_VIEWING: Duration = Duration::from_secs(10 * 60);
+/// The audit action that records a supervisor's viewing of a lane's cameras.
+pub const STILL_ACTION: &str = "camera.view";
 
 impl ClusterNode {
     /// Opens the node's storage, starts Raft and serves the port's calls on `config.listen`.
@@ -417,18 +434,42 @@ impl ClusterNode {
                 .nodes()
                 .map(|(id, node)| (*id, node.addr.clone()))
                 .collect(),
-            channel: self.lane_reporter().map(|(channel, _)| channel),
+            channel: self.lane_reporter().map(|l| l.channel),
             audit_len,
             audit_head,
         }
     }
 
-    /// Attaches the lane this node runs: [`Call::Lane`] answers with what `reporter` says.
-    pub fn attach_lane(&self, channel: String, reporter: LaneReporter) {
-        *self.inner.lane.write().unwrap_or_else(|e| e.into_inner()) = Some((channel, reporter));
+    /// Attaches the lane this node runs: [`Call::Lane`] answers with what `reporter` says,
+    /// [`Call::LaneStill`] with what `still` gives.
+    pub fn attach_lane(&self, channel: String, reporter: LaneReporter, still: StillSource) {
+        *self.inner.lane.write().unwrap_or_else(|e| e.into_inner()) = Some(AttachedLane {
+            channel,
+            report: reporter,
+            still,
+        });
     }
 
-    fn lane_reporter(&self) -> Option<(String, LaneReporter)> {
+    /// A still of the lane's `camera` for the viewing audit record `audit_seq` records.
+    fn lane_still(
+        &self,
+        camera: u8,
+        audit_seq: u64,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let lane = self
+            .lane_reporter()
+            .ok_or_else(|| "this node runs no lane".to_string())?;
+        let record = self.inner.gallery.audit(audit_seq, 1).into_iter().next();
+        authz::still_viewing(record.as_ref(), &lane.channel, chrono::Utc::now())?;
+        if camera > 1 {
+            return Err(format!(
+                "camera {camera}: a lane has cameras 0 (gate 1) and 1 (gate 2)"
+            ));
+        }
+        Ok((lane.still)(usize::from(camera)))
+    }
+
+    fn lane_reporter(&self) -> Option<AttachedLane> {
         self.inner
             .lane
             .read()
@@ -724,7 +765,11 @@ impl ClusterNode {
                 Err(e) => error_reply(&e),
             },
             Call::Status => Reply::Status(Box::new(self.status())),
-            Call::Lane => Reply::Lane(self.lane_reporter().map(|(_, report)| Box::new(report()))),
+            Call::Lane => Reply::Lane(self.lane_reporter().map(|l| Box::new((l.report)()))),
+            Call::LaneStill { camera, audit_seq } => match self.lane_still(camera, audit_seq) {
+                Ok(jpeg) => Reply::Still(jpeg),
+                Err(reason) => Reply::error("still_refused", reason, false),
+            },
             Call::Ledger => Reply::Ledger(Box::new(self.inner.gallery.ledger_view())),
             Call::Audit { from_seq, limit } => Reply::Audit(
                 self.inner
@@ -970,6 +1015,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Done => "done",
         Reply::Metrics(_) => "metrics",
         Reply::Lane(_) => "lane",
+        Reply::Still(_) => "still",
         Reply::Ledger(_) => "ledger",
         Reply::Audit(_) => "audit",
         Reply::Error { .. } => "error",

@@ -124,6 +124,16 @@ pub enum Call {
     },
     /// The lane this node runs, if any: its state right now.
     Lane,
+    /// The newest still of one of the node's lane cameras (0 = gate 1, 1 = gate 2), for a
+    /// supervisor watching: answered only while the audit record `audit_seq` in the node's
+    /// replica records that viewing (action `camera.view`, this lane's channel, made within
+    /// [`STILL_VIEWING`](super::node::STILL_VIEWING) by a supervisor).
+    LaneStill {
+        /// Which camera.
+        camera: u8,
+        /// The audit record of the viewing.
+        audit_seq: u64,
+    },
     /// The ledger's view on the node's local replica (orders, modes, acknowledgements).
     Ledger,
     /// Audit records from the node's local replica.
@@ -172,6 +182,7 @@ impl Call {
             Call::Initialize { .. } => "initialize",
             Call::Membership { .. } => "membership",
             Call::Lane => "lane",
+            Call::LaneStill { .. } => "lane_still",
             Call::Ledger => "ledger",
             Call::Audit { .. } => "audit",
             Call::FindDocument { .. } => "find_document",
@@ -324,6 +335,8 @@ pub enum Reply {
     Metrics(String),
     /// The node's lane (None: it runs none).
     Lane(Option<Box<LaneStatus>>),
+    /// A camera still (JPEG); `None` while the first one of a viewing is being made.
+    Still(Option<Vec<u8>>),
     /// The ledger's view.
     Ledger(Box<LedgerView>),
     /// Audit records, oldest first.

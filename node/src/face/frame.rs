@@ -67,8 +67,40 @@ impl<'a> FrameRef<'a> {
         self.height
     }
 
+    /// The frame shrunk (nearest pixel) so that neither side exceeds `max_side`, as JPEG at
+    /// `quality` (1–100): a still for a person to look at, not for analysis.
+    pub fn thumbnail_jpeg(&self, max_side: u32, quality: u8) -> Result<Vec<u8>> {
+        let longest = self.width.max(self.height);
+        let (w, h) = if longest <= max_side.max(1) {
+            (self.width, self.height)
+        } else {
+            let scale = f64::from(max_side.max(1)) / f64::from(longest);
+            (
+                ((f64::from(self.width) * scale).round() as u32).max(1),
+                ((f64::from(self.height) * scale).round() as u32).max(1),
+            )
+        };
+        let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+        for y in 0..h {
+            let sy = (u64::from(y) * u64::from(self.height) / u64::from(h)) as usize;
+            let row = self.row(sy);
+            for x in 0..w {
+                let sx = (u64::from(x) * u64::from(self.width) / u64::from(w)) as usize * 3;
+                rgb.extend_from_slice(&row[sx..sx + 3]);
+            }
+        }
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+            .encode(&rgb, w, h, image::ExtendedColorType::Rgb8)
+            .map_err(|e| Error::Image {
+                path: "still".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
     #[inline]
-    fn row(&self, y: usize) -> &'a [u8] {
+    pub(crate) fn row(&self, y: usize) -> &'a [u8] {
         let start = y * self.stride;
         &self.data[start..start + self.width as usize * 3]
     }

@@ -314,6 +314,44 @@ fn bad_frames_are_errors_not_panics() {
 }
 
 #[test]
+fn thumbnails_keep_the_shape_and_the_picture() {
+    // Left half red, right half blue, 1280x720 with row padding.
+    let (w, h, stride) = (1280u32, 720u32, 1280 * 3 + 64);
+    let mut data = vec![0u8; stride * h as usize];
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            let px = &mut data[y * stride + x * 3..y * stride + x * 3 + 3];
+            px.copy_from_slice(if x < 640 {
+                &[220, 20, 20]
+            } else {
+                &[20, 20, 220]
+            });
+        }
+    }
+    let frame = super::FrameRef::new(w, h, stride, &data).expect("frame");
+    let jpeg = frame.thumbnail_jpeg(320, 70).expect("encoded");
+    let back = Frame::decode(&jpeg, "still").expect("a JPEG");
+    assert_eq!(
+        (back.width(), back.height()),
+        (320, 180),
+        "longest side 320, aspect kept"
+    );
+    let back = back.as_ref();
+    let pixel = |x: usize, y: usize| back.row(y)[x * 3..x * 3 + 3].to_vec();
+    let (left, right) = (pixel(40, 90), pixel(280, 90));
+    assert!(left[0] > 150 && left[2] < 100, "left stays red: {left:?}");
+    assert!(
+        right[2] > 150 && right[0] < 100,
+        "right stays blue: {right:?}"
+    );
+    // A frame already small is not enlarged.
+    let small = Frame::from_rgb(8, 4, vec![128; 8 * 4 * 3]).expect("frame");
+    let jpeg = small.as_ref().thumbnail_jpeg(320, 70).expect("encoded");
+    let back = Frame::decode(&jpeg, "still").expect("a JPEG");
+    assert_eq!((back.width(), back.height()), (8, 4));
+}
+
+#[test]
 fn config_rejects_nonsense_and_unknown_keys() {
     let parse = |s: &str| {
         toml::from_str::<FaceConfig>(s)

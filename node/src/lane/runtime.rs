@@ -390,6 +390,7 @@ pub struct Lane {
     vision: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    stills: Arc<super::stills::Stills>,
 }
 
 /// Everything a lane is made of; [`Lane::start`] takes them ready-made so tests and the demo
@@ -445,6 +446,7 @@ impl Lane {
         // Vision thread.
         let wants = Arc::new(Mutex::new(Wants::default()));
         let capture = Arc::new(Capture::default());
+        let stills = Arc::new(super::stills::Stills::default());
         let vision_stop = Arc::new(AtomicBool::new(false));
         let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Seen>();
         let threshold = parts.procedure.verify_threshold;
@@ -460,6 +462,7 @@ impl Lane {
             out: seen_tx,
             stop: vision_stop.clone(),
             metrics: metrics.clone(),
+            stills: stills.clone(),
         };
         let vision = std::thread::Builder::new()
             .name("lane-vision".into())
@@ -548,9 +551,8 @@ impl Lane {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("lane listen: {e}")))?;
-        let texts = Arc::new(
-            super::kiosk::Texts::load().map_err(|e| Error::Config(e.to_string()))?,
-        );
+        let texts =
+            Arc::new(super::kiosk::Texts::load().map_err(|e| Error::Config(e.to_string()))?);
         tasks.push(tokio::spawn(serve_api(
             listener,
             texts,
@@ -590,6 +592,7 @@ impl Lane {
             vision: Some(vision),
             shared,
             local_addr,
+            stills,
         })
     }
 
@@ -599,7 +602,8 @@ impl Lane {
     }
 
     /// Makes this lane the one its node reports to the console (`Call::Lane`), with the health
-    /// of these cameras (gate 1, gate 2).
+    /// of these cameras (gate 1, gate 2), and whose camera stills it hands out
+    /// (`Call::LaneStill`).
     pub fn attach(&self, node: &ClusterNode, cameras: [CameraMonitor; 2]) {
         let shared = self.shared.clone();
         let channel = self.channel.clone();
@@ -620,6 +624,10 @@ impl Lane {
                 }
                 report(&shared, &channel, *since, &node_for_report)
             }),
+            {
+                let stills = self.stills.clone();
+                Arc::new(move |camera| stills.take(camera, Instant::now()))
+            },
         );
     }
 
@@ -1304,7 +1312,10 @@ async fn serve_api(
         .route("/lane/screen/agree", post(tap(Input::Agree)))
         .route("/lane/screen/decline", post(tap(Input::Decline)))
         // The gate screens themselves (kiosk browsers at gate 1 and gate 2).
-        .route("/kiosk", get(|| async { kiosk_file("text/html; charset=utf-8", kiosk::PAGE_HTML) }))
+        .route(
+            "/kiosk",
+            get(|| async { kiosk_file("text/html; charset=utf-8", kiosk::PAGE_HTML) }),
+        )
         .route(
             "/kiosk/kiosk.js",
             get(|| async { kiosk_file("text/javascript; charset=utf-8", kiosk::PAGE_JS) }),
@@ -1326,7 +1337,10 @@ async fn serve_api(
                     GateId::One
                 };
                 let (screen, face_scan) = {
-                    let status = shared_kiosk.status.lock().unwrap_or_else(|e| e.into_inner());
+                    let status = shared_kiosk
+                        .status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
                     (
                         status.screens[usize::from(gate != GateId::One)].clone(),
                         status.view.face_scan,

@@ -17,6 +17,7 @@ use tracing::warn;
 
 use super::metrics::LaneMetrics;
 use super::procedure::{FaceCheck, FaceScan, Gate2Face, Input};
+use super::stills::{self, Stills};
 use crate::cluster::GalleryHandle;
 use crate::face::{Embedding, FacePipeline, FrameRef};
 
@@ -108,6 +109,8 @@ pub struct Vision<S1, S2> {
     pub stop: Arc<AtomicBool>,
     /// Metrics.
     pub metrics: LaneMetrics,
+    /// Stills for a supervisor watching from the console.
+    pub stills: Arc<Stills>,
 }
 
 impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
@@ -116,27 +119,40 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
         while !self.stop.load(Ordering::Relaxed) && !self.out.is_closed() {
             let wants = *self.wants.lock().unwrap_or_else(|e| e.into_inner());
             let mut idle = true;
-            if wants.gate1 || wants.capture {
+            let analyse1 = wants.gate1 || wants.capture;
+            let still1 = self.stills.wanted(0, Instant::now());
+            if analyse1 || still1 {
                 idle = false;
                 if let Some(frame) = self.gate1.next_frame(Duration::from_millis(100)) {
-                    match self.gate1_frame(&frame, wants) {
-                        Ok(Some(input)) => self.send(input, frame.arrived()),
-                        Ok(None) => {}
-                        Err(e) => {
-                            self.metrics.vision_errors.inc();
-                            warn!(error = %e, "Gate-1 frame could not be analysed.");
+                    if still1 {
+                        self.still(0, &frame);
+                    }
+                    if analyse1 {
+                        match self.gate1_frame(&frame, wants) {
+                            Ok(Some(input)) => self.send(input, frame.arrived()),
+                            Ok(None) => {}
+                            Err(e) => {
+                                self.metrics.vision_errors.inc();
+                                warn!(error = %e, "Gate-1 frame could not be analysed.");
+                            }
                         }
                     }
                 }
             }
-            if let Some(person) = wants.gate2 {
+            let still2 = self.stills.wanted(1, Instant::now());
+            if wants.gate2.is_some() || still2 {
                 idle = false;
                 if let Some(frame) = self.gate2.next_frame(Duration::from_millis(100)) {
-                    match self.gate2_frame(&frame, person) {
-                        Ok(input) => self.send(input, frame.arrived()),
-                        Err(e) => {
-                            self.metrics.vision_errors.inc();
-                            warn!(error = %e, "Gate-2 frame could not be analysed.");
+                    if still2 {
+                        self.still(1, &frame);
+                    }
+                    if let Some(person) = wants.gate2 {
+                        match self.gate2_frame(&frame, person) {
+                            Ok(input) => self.send(input, frame.arrived()),
+                            Err(e) => {
+                                self.metrics.vision_errors.inc();
+                                warn!(error = %e, "Gate-2 frame could not be analysed.");
+                            }
                         }
                     }
                 }
@@ -144,6 +160,17 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
             if idle {
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+    }
+
+    /// Encodes a still of `camera`'s frame for the supervisor watching (memory only).
+    fn still(&self, camera: usize, frame: &impl VisionFrame) {
+        match frame
+            .frame_ref()
+            .and_then(|f| f.thumbnail_jpeg(stills::MAX_SIDE, stills::QUALITY))
+        {
+            Ok(jpeg) => self.stills.put(camera, frame.arrived(), jpeg),
+            Err(e) => warn!(camera, error = %e, "A camera still could not be encoded."),
         }
     }
 

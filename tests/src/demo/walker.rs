@@ -117,7 +117,8 @@ async fn pass(
     lane.skip_events()?;
     if dry {
         // The reader's next three captures (the procedure's tries) are too poor to use.
-        lane.fingers.push(std::iter::repeat_n(SimOutcome::LowQuality, 3));
+        lane.fingers
+            .push(std::iter::repeat_n(SimOutcome::LowQuality, 3));
     }
     lane.show(Scene::Photo(photo(assets, rel)?))?;
     let started = Instant::now();

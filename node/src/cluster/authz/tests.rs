@@ -205,6 +205,13 @@ fn the_table() {
         (Call::Digest, [true; 4]),
         (Call::Metrics, [true; 4]),
         (Call::Lane, [true; 4]),
+        (
+            Call::LaneStill {
+                camera: 0,
+                audit_seq: 3,
+            },
+            [false, false, true, false],
+        ),
         (Call::Ledger, [true; 4]),
         (
             Call::OnBehalf {
@@ -496,4 +503,77 @@ fn request_caps_are_by_role() {
     assert!(max_request(&lane()) < max_request(&Role::Console));
     assert!(max_request(&Role::Console) < max_request(&Role::Voter));
     assert_eq!(max_request(&Role::Voter), crate::net::rpc::MAX_FRAME);
+}
+
+#[test]
+fn a_camera_still_needs_a_current_supervisor_viewing_of_that_lane_on_record() {
+    let made = Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
+    let record = |action: &str, target: &str, role: &str, refused: Option<&str>| {
+        let mut d = draft("ana", role);
+        d.action = action.into();
+        d.target = target.into();
+        clearway_gallery::ops::AuditRecord {
+            seq: 7,
+            index: 40,
+            entry: d.entry(),
+            reason: None,
+            subject: None,
+            refused: refused.map(String::from),
+            prev: String::new(),
+            hash: String::new(),
+        }
+    };
+    let minutes = |m: i64| made + chrono::Duration::minutes(m);
+    let view = "camera.view";
+    let cases = [
+        (
+            Some(record(view, CHANNEL, "supervisor", None)),
+            minutes(1),
+            Ok(()),
+        ),
+        (
+            Some(record(view, CHANNEL, "supervisor", None)),
+            minutes(10),
+            Ok(()),
+        ),
+        (
+            Some(record(view, CHANNEL, "supervisor", None)),
+            minutes(11),
+            Err("has ended"),
+        ),
+        (
+            Some(record(view, CHANNEL, "supervisor", None)),
+            minutes(-6),
+            Err("has ended"),
+        ),
+        (None, minutes(1), Err("no such audit record")),
+        (
+            Some(record("order.gate_open", CHANNEL, "supervisor", None)),
+            minutes(1),
+            Err("not a camera viewing"),
+        ),
+        (
+            Some(record(view, "hengqin/passenger/13", "supervisor", None)),
+            minutes(1),
+            Err("not of hengqin/passenger/12"),
+        ),
+        (
+            Some(record(view, CHANNEL, "service_desk", None)),
+            minutes(1),
+            Err("only a supervisor"),
+        ),
+        (
+            Some(record(view, CHANNEL, "supervisor", Some("bad_batch"))),
+            minutes(1),
+            Err("refused (bad_batch)"),
+        ),
+    ];
+    for (n, (record, now, expected)) in cases.iter().enumerate() {
+        let got = still_viewing(record.as_ref(), CHANNEL, *now);
+        match (expected, &got) {
+            (Ok(()), Ok(())) => {}
+            (Err(want), Err(why)) if why.contains(want) => {}
+            _ => panic!("case {n}: expected {expected:?}, got {got:?}"),
+        }
+    }
 }

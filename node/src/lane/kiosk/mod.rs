@@ -204,7 +204,11 @@ pub fn screen_text(code: &str, face_scan: bool) -> Option<ScreenText> {
                 Msg::new("face-unavailable"),
                 Some(Msg {
                     id: Cow::Owned(format!("why-{}", why.code().replace('_', "-"))),
-                    args: if why == Ineligible::UnderAge { AGE } else { &[] },
+                    args: if why == Ineligible::UnderAge {
+                        AGE
+                    } else {
+                        &[]
+                    },
                 }),
                 Tone::Stop,
             )
@@ -358,7 +362,10 @@ impl Texts {
         };
         let text = screen_text(code, face_scan).unwrap_or_else(|| {
             if !code.is_empty() {
-                tracing::warn!(code, "Gate screen code without a text; showing the officer line.");
+                tracing::warn!(
+                    code,
+                    "Gate screen code without a text; showing the officer line."
+                );
             }
             ScreenText {
                 headline: if code.is_empty() {
@@ -367,7 +374,11 @@ impl Texts {
                     Msg::new("see-officer")
                 },
                 detail: None,
-                tone: if code.is_empty() { Tone::Info } else { Tone::Stop },
+                tone: if code.is_empty() {
+                    Tone::Info
+                } else {
+                    Tone::Stop
+                },
                 declaration: false,
             }
         });

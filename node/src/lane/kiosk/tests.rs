@@ -130,7 +130,10 @@ fn the_declaration_offers_agree_and_not_now_in_the_travellers_language() {
         let ids: Vec<&str> = view.actions.iter().map(|a| a.id).collect();
         assert_eq!(ids, ["agree", "decline"], "{tag}");
         assert_eq!(view.actions[0].path, "/lane/screen/agree");
-        assert!(view.detail.as_deref().is_some_and(|d| d.len() > 40), "{tag}");
+        assert!(
+            view.detail.as_deref().is_some_and(|d| d.len() > 40),
+            "{tag}"
+        );
         assert_eq!(view.languages.len(), 4);
         labels.insert(view.actions[0].label.clone());
     }
@@ -178,7 +181,11 @@ fn nothing_shown_yet_is_the_ready_screen_at_gate_1_and_the_service_name_at_gate_
     let texts = Texts::load().expect("texts load");
     let one = texts.render("en", GateId::One, None, true);
     assert_eq!(one.code, "ready");
-    assert!(one.headline.contains("sunglasses, mask and hat"), "{}", one.headline);
+    assert!(
+        one.headline.contains("sunglasses, mask and hat"),
+        "{}",
+        one.headline
+    );
     assert!(one.reminder.contains("physical travel document"));
     let card = texts.render("en", GateId::One, None, false);
     assert_eq!(card.headline, "Please present your travel document.");

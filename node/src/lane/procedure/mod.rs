@@ -1209,7 +1209,10 @@ impl Procedure {
             }
             // Nobody is in the channel, but a gate that does not close lets the next traveller
             // (or two) through: the channel is out of service until an officer releases it.
-            Phase::Idle | Phase::Refused { .. } | Phase::Declaration { .. } | Phase::Registering { .. }
+            Phase::Idle
+            | Phase::Refused { .. }
+            | Phase::Declaration { .. }
+            | Phase::Registering { .. }
                 if matches!(action, GateAction::Close | GateAction::Lock) =>
             {
                 self.hold(

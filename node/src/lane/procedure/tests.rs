@@ -1299,7 +1299,10 @@ fn gates_must_confirm_what_they_were_told() {
                 name: "gate 1 opens in time: nothing more happens",
                 steps: vec![
                     (100, identified(macao_adult())),
-                    (400, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
+                    (
+                        400,
+                        reported([GateState::Moving, GateState::Closed, GateState::Closed], 0),
+                    ),
                     (700, reported(OPEN_1, 0)),
                     (5000, Input::Tick),
                 ],
@@ -1313,8 +1316,14 @@ fn gates_must_confirm_what_they_were_told() {
                 name: "gate 1 never reports open: the traveller is held for an officer, every gate closed",
                 steps: vec![
                     (100, identified(macao_adult())),
-                    (400, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
-                    (3000, reported([GateState::Moving, GateState::Closed, GateState::Closed], 0)),
+                    (
+                        400,
+                        reported([GateState::Moving, GateState::Closed, GateState::Closed], 0),
+                    ),
+                    (
+                        3000,
+                        reported([GateState::Moving, GateState::Closed, GateState::Closed], 0),
+                    ),
                     (3100, Input::Tick),
                 ],
                 expect: "
@@ -1348,7 +1357,10 @@ fn gates_must_confirm_what_they_were_told() {
                         1750,
                         verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
                     ),
-                    (2000, reported([GateState::Closed, GateState::Moving, GateState::Open], 1)),
+                    (
+                        2000,
+                        reported([GateState::Closed, GateState::Moving, GateState::Open], 1),
+                    ),
                     (4800, Input::Tick),
                 ],
                 expect: "
