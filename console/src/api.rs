@@ -8,8 +8,8 @@ use leptos::server_fn::codec::GetUrl;
 
 use crate::dto::{
     ApiError, AuditView, BundleView, CancelProgress, CreatedUser, LaneDetail, PortDefinition,
-    PortSnapshot, PortSummary, RecordedOrder, RegistrationView, RolloutView, UserView, Viewer,
-    WriteReceipt,
+    PortSnapshot, PortSummary, QueuedAlarm, RecordedOrder, RegistrationView, RolloutView, UserView,
+    Viewer, WriteReceipt,
 };
 
 /// What the login page needs.
@@ -137,6 +137,13 @@ pub async fn ports_overview() -> Result<Vec<PortSummary>, ApiError> {
 pub async fn fetch_port(port: String) -> Result<PortSnapshot, ApiError> {
     let (c, v) = ctx::viewer()?;
     ctx::done(c.snapshot(&v, &port).map(|s| s.as_ref().clone()))
+}
+
+/// The open alarms of every port the viewer watches, newest first.
+#[server(prefix = "/api", endpoint = "alarm_queue", input = GetUrl)]
+pub async fn fetch_alarm_queue() -> Result<Vec<QueuedAlarm>, ApiError> {
+    let (c, v) = ctx::viewer()?;
+    Ok(c.alarm_queue(&v))
 }
 
 /// A lane's page.

@@ -9,9 +9,10 @@ use leptos_router::{SsrMode, path};
 
 use crate::api::whoami;
 use crate::dto::{ApiError, Role, Viewer};
+use crate::live::LiveAlarms;
 use crate::pages::{
-    AuditPage, DeskPage, HallPage, LanePage, LoginPage, OverviewPage, PortPage, RolloutPage,
-    UsersPage,
+    AlarmQueue, AuditPage, DeskPage, HallPage, LanePage, LoginPage, OverviewPage, PortPage,
+    RolloutPage, UsersPage,
 };
 
 /// The tab's icon: a gate, inline (no file to serve).
@@ -26,9 +27,14 @@ header.nav a { color: #fff; }
 header.nav form { margin-left: auto; }
 main { padding: 1rem; max-width: 1400px; }
 table { border-collapse: collapse; background: #fff; }
-td.reason { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 28rem; }
-.alarm-queue { border-left: .4rem solid #b3261e; background: #fff; padding: .2rem .8rem; margin: .5rem 0; }
-.alarm-queue h2 { font-size: 1rem; margin: .3rem 0; }
+td.reason { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 12rem; max-width: 28rem; }
+.alarm-queue { border-left: .4rem solid #b3261e; background: #fff; padding: .2rem .8rem; margin: 0 0 1rem; }
+.alarm-queue[data-count="0"] { border-left-color: #2e7d32; }
+.alarm-queue h2 { font-size: 1rem; margin: .3rem 0; display: flex; gap: 1rem; align-items: center; }
+.alarm-queue ul { margin: .2rem 0; padding-left: 1.2rem; }
+.alarm-queue li { margin: .2rem 0; }
+.alarm-queue form { display: inline; margin-left: .5rem; }
+button.mute { font-size: .8rem; }
 fieldset.risk-stop { border-color: #2e7d32; }
 fieldset.risk-restore { border-color: #9aa5b1; }
 fieldset.risk-opens { border-color: #b26b00; background: #fff9ef; }
@@ -100,11 +106,13 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let viewer: ViewerResource = Resource::new(|| (), |_| whoami());
     provide_context(viewer);
+    provide_context(LiveAlarms::new());
     view! {
         <Title text="Clearway console" />
         <Router>
             <Nav />
             <main>
+                <AlarmQueue />
                 <Routes fallback=|| view! { <NotFound what="page".to_string() /> }>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async />

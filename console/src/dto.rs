@@ -555,6 +555,50 @@ impl AlarmView {
     }
 }
 
+/// One open alarm in the queue at the top of every page.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct QueuedAlarm {
+    /// Port id.
+    pub port: String,
+    /// Port name.
+    pub port_name: String,
+    /// The alarm.
+    pub alarm: AlarmView,
+    /// Whether the viewer may acknowledge it (and release a hold).
+    pub may_override: bool,
+}
+
+/// The open (unacknowledged) alarms of every port `v` may monitor, newest first.
+pub fn alarm_queue<'a>(
+    v: &Viewer,
+    ports: impl IntoIterator<Item = &'a PortSnapshot>,
+) -> Vec<QueuedAlarm> {
+    let mut out: Vec<QueuedAlarm> = ports
+        .into_iter()
+        .filter(|s| v.may_monitor(&s.port))
+        .flat_map(|s| {
+            let may_override = v.may_override(&s.port);
+            s.alarms
+                .iter()
+                .filter(|a| !a.acked)
+                .map(move |a| QueuedAlarm {
+                    port: s.port.clone(),
+                    port_name: s.name.clone(),
+                    alarm: a.clone(),
+                    may_override,
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.alarm
+            .since_ms
+            .cmp(&a.alarm.since_ms)
+            .then_with(|| a.alarm.channel.cmp(&b.alarm.channel))
+            .then_with(|| a.alarm.kind.cmp(&b.alarm.kind))
+    });
+    out
+}
+
 /// A lane's live state, as its node reports it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct LaneView {
@@ -1099,6 +1143,71 @@ pub struct AuditView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alarm_queue_holds_the_open_alarms_of_the_viewers_ports_newest_first() {
+        let alarm = |channel: &str, kind: &str, since_ms: i64, acked: bool| AlarmView {
+            channel: channel.into(),
+            kind: kind.into(),
+            since_ms,
+            since: String::new(),
+            acked,
+        };
+        let port = |id: &str, alarms: Vec<AlarmView>| PortSnapshot {
+            port: id.into(),
+            name: format!("{id} port"),
+            taken_at_ms: 0,
+            taken_at: String::new(),
+            reachable: true,
+            error: None,
+            leader: None,
+            last_log_index: None,
+            members: Vec::new(),
+            halls: Vec::new(),
+            alarms,
+            clearances_per_hour: 0,
+            audit_len: 0,
+        };
+        let ports = [
+            port(
+                "hq",
+                vec![
+                    alarm("hq/p/1", "held", 30, false),
+                    alarm("hq/p/2", "camera_down", 10, true),
+                ],
+            ),
+            port("zh", vec![alarm("zh/p/1", "gate_failed", 40, false)]),
+            port("mo", vec![alarm("mo/p/1", "held", 50, false)]),
+        ];
+        let viewer = |role, ports: &[&str]| Viewer {
+            name: "wong".into(),
+            role,
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            csrf: String::new(),
+        };
+        let queue = |v: &Viewer| {
+            alarm_queue(v, &ports)
+                .iter()
+                .map(|q| format!("{}:{}:{}", q.alarm.channel, q.alarm.kind, q.may_override))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            queue(&viewer(Role::Supervisor, &["hq", "zh"])),
+            "zh/p/1:gate_failed:true hq/p/1:held:true",
+            "a supervisor: their ports, open alarms only, newest first"
+        );
+        assert_eq!(
+            queue(&viewer(Role::PortAdmin, &[])),
+            "mo/p/1:held:false zh/p/1:gate_failed:false hq/p/1:held:false",
+            "a port admin watches every port and acts on none"
+        );
+        assert_eq!(
+            queue(&viewer(Role::ServiceDesk, &[])),
+            "",
+            "the desk watches no lane"
+        );
+    }
 
     #[test]
     fn override_codes_round_trip_and_unknown_codes_are_refused() {

@@ -1,10 +1,11 @@
-//! Live port state in the browser: the page starts from the server-rendered snapshot and an
-//! `EventSource` on `/events/port/{id}` replaces it with every newer one. On the server (and
-//! before hydration) the signal simply holds the initial snapshot.
+//! Live state in the browser: a page starts from the server-rendered snapshot and an
+//! `EventSource` on `/events/port/{id}` replaces it with every newer one; the alarm queue at the
+//! top of every page follows `/events/alarms` alike. On the server (and before hydration) the
+//! signals simply hold the initial values.
 
 use leptos::prelude::*;
 
-use crate::dto::PortSnapshot;
+use crate::dto::{PortSnapshot, QueuedAlarm};
 
 /// Whether live updates are flowing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,44 @@ pub fn live_port(initial: PortSnapshot) -> LivePort {
     live
 }
 
+/// The open alarms of every port the viewer watches (newest first), shared by the queue at the
+/// top of every page and the tab titles; empty until the queue has loaded.
+#[derive(Clone, Copy)]
+pub struct LiveAlarms {
+    /// The queue, newest first.
+    pub queue: RwSignal<Vec<QueuedAlarm>>,
+    /// The connection's state.
+    pub link: RwSignal<Link>,
+}
+
+impl LiveAlarms {
+    /// An empty queue, not yet following anything.
+    pub fn new() -> LiveAlarms {
+        LiveAlarms {
+            queue: RwSignal::new(Vec::new()),
+            link: RwSignal::new(Link::Connecting),
+        }
+    }
+
+    /// Starts with `initial` and follows the server's changes (in the browser; on the server it
+    /// only sets `initial`).
+    pub fn follow(self, initial: Vec<QueuedAlarm>) {
+        self.queue.set(initial);
+        #[cfg(feature = "hydrate")]
+        Effect::new(move |_| {
+            browser::follow("/events/alarms", self.link, move |q: Vec<QueuedAlarm>| {
+                self.queue.set(q)
+            })
+        });
+    }
+}
+
+impl Default for LiveAlarms {
+    fn default() -> Self {
+        LiveAlarms::new()
+    }
+}
+
 /// The live-updates badge.
 #[component]
 pub fn LinkBadge(live: LivePort) -> impl IntoView {
@@ -72,6 +111,7 @@ pub fn LinkBadge(live: LivePort) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 mod browser {
     use leptos::prelude::*;
+    use serde::de::DeserializeOwned;
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
 
@@ -79,26 +119,38 @@ mod browser {
     use crate::dto::PortSnapshot;
 
     pub fn connect(port: &str, live: LivePort) {
-        let url = format!("/events/port/{port}");
-        let Ok(es) = web_sys::EventSource::new(&url) else {
-            live.link.set(Link::Lost);
+        follow(
+            &format!("/events/port/{port}"),
+            live.link,
+            move |s: PortSnapshot| live.snap.set(s),
+        );
+    }
+
+    /// Follows the server-sent events at `url`: each message's JSON goes to `on_value`, the
+    /// connection's state to `link`. Closed when the page (the owner) goes.
+    pub fn follow<T: DeserializeOwned + 'static>(
+        url: &str,
+        link: RwSignal<Link>,
+        on_value: impl Fn(T) + 'static,
+    ) {
+        let Ok(es) = web_sys::EventSource::new(url) else {
+            link.set(Link::Lost);
             return;
         };
         let on_message =
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
                 if let Some(text) = e.data().as_string() {
-                    match serde_json::from_str::<PortSnapshot>(&text) {
-                        Ok(s) => {
-                            live.snap.set(s);
-                            live.link.set(Link::Live);
+                    match serde_json::from_str::<T>(&text) {
+                        Ok(v) => {
+                            on_value(v);
+                            link.set(Link::Live);
                         }
                         Err(e) => leptos::logging::warn!("live update not understood: {e}"),
                     }
                 }
             });
-        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.link.set(Link::Live));
-        let on_error =
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.link.set(Link::Lost));
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| link.set(Link::Live));
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| link.set(Link::Lost));
         es.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         es.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -30,12 +30,21 @@ async function result(page, name, timeout = 30000) {
 }
 
 const browser = await launch();
+const pageErrors = [];
 
 async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20000);
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  // A script error in a page (a panic in the hydrated app, a broken hydration) fails the test
+  // at the end, with the browser console's error lines that explain it.
+  page.on('pageerror', (e) => {
+    pageErrors.push(e.message);
+    console.log(`page error: ${e.message}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.log(`browser console error: ${m.text()}`);
+  });
   return page;
 }
 
@@ -196,7 +205,20 @@ try {
   expect(alarmHref === `/lane/${port}/${hall}/${laneNo}`, `the alarm links to its lane, got ${alarmHref}`);
   expect((await sup.getAttribute(t('alarms'), 'aria-live')) === 'polite', 'the alarm list is announced');
   await sup.waitForFunction(() => /^\(\d+\) /.test(document.title), null, { timeout: 10000 });
+  // The queue at the top of the page has it too, chimed for it, and acknowledges it right there.
+  const queued = `${t('queued-alarm')}[data-kind="gate1_locked"][data-channel="${channel}"]`;
+  await sup.waitForSelector(queued);
+  expect(Number(await sup.getAttribute(t('alarm-queue'), 'data-chimes')) >= 1, 'a new alarm chimes');
+  expect((await sup.getAttribute(t('queued-alarms'), 'aria-live')) === 'assertive', 'the queue is announced');
   await shot(sup, 'lane-alarm-gate1-locked');
+  await sup.fill(`${queued} ${t('ack-reason')}`, 'seen; the gate stays locked until the bag is checked');
+  await sup.click(`${queued} ${t('ack-submit')}`);
+  await sup.waitForSelector(queued, { state: 'detached', timeout: 20000 });
+  await sup.waitForSelector(`${lockedAlarm}[data-acked="true"]`, { timeout: 20000 });
+  // Muted, the next alarm is silent, and the choice outlives the page.
+  await sup.click(t('alarm-mute'));
+  expect((await sup.getAttribute(t('alarm-mute'), 'aria-pressed')) === 'true', 'the sound is muted');
+  const chimesMuted = await sup.getAttribute(t('alarm-queue'), 'data-chimes');
   await sup.fill(t('override-reason'), 'bag checked, all clear');
   const lockIndex = Number(await sup.getAttribute(t('order-status'), 'data-index'));
   await sup.click(t('override-gate1_unlock'));
@@ -214,6 +236,11 @@ try {
   await checkpoint('hold');
   const heldAlarm = `${t('alarm')}[data-kind="held"][data-channel="${channel}"]`;
   await sup.waitForSelector(heldAlarm, { timeout: 20000 });
+  await sup.waitForSelector(`${t('queued-alarm')}[data-kind="held"]`);
+  expect(
+    (await sup.getAttribute(t('alarm-queue'), 'data-chimes')) === chimesMuted,
+    'no chime while muted',
+  );
   await sup.waitForSelector(`${t('lane-step')}[data-step="officer"]`);
   await shot(sup, 'lane-held');
   await checkpoint('separated');
@@ -221,6 +248,9 @@ try {
   await sup.click(`${heldAlarm} ${t('release-submit')}`);
   await sup.waitForSelector(`${t('lane-step')}[data-step="idle"]`, { timeout: 20000 });
   await shot(sup, 'lane-released');
+  await sup.reload();
+  await sup.waitForSelector(`${t('alarm-mute')}[aria-pressed="true"]`);
+  await sup.click(t('alarm-mute'));
   // An order without a reason is refused by the server, not only by the form.
   const noReason = await sup.request.post(`${base}/api/lane_override`, {
     form: { csrf: await csrfOf(sup), port, channel, action: 'gate1_lock', reason: '   ' },
@@ -341,11 +371,11 @@ try {
     const person = await admin.textContent(`${t('audit-record')}[data-action="${what}"] ${t('audit-person')}`);
     expect(/^P\d{8}$/.test(person.trim()), `the ${what} record names a person, got "${person}"`);
   }
-  // The console's seven changes (a camera viewing among them), each bound to the console's certificate and its user; the rest of
+  // The console's eight changes (a camera viewing and an acknowledgement among them), each bound to the console's certificate and its user; the rest of
   // the trail is the test operator's seeding and the lane node's joining (a declined
   // confirmation and a refused order to an empty channel left no record).
   const byConsole = actions.filter((a) => a.includes('@console')).length;
-  expect(byConsole === 7, `exactly the seven console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
+  expect(byConsole === 8, `exactly the eight console changes audited, got ${byConsole} of ${records}: ${actions.join(' | ')}`);
   // Each record's outcome: the first cancellation applied, the second refused with its code.
   const cancels = await admin.$$eval(`${t('audit-record')}[data-action="cancel"] ${t('audit-outcome')}`, (cs) =>
     cs.map((c) => `${c.dataset.outcome}:${c.dataset.code}`),
@@ -495,6 +525,7 @@ try {
   const locked = await anon.getAttribute(t('login-error'), 'data-code');
   expect(locked === 'locked_out', `a locked account is refused, got ${locked}`);
   await shot(anon, 'login-locked');
+  expect(pageErrors.length === 0, `no script error in any page, got: ${pageErrors.join(' | ')}`);
   step('done');
 } finally {
   await browser.close();

@@ -61,7 +61,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
     let ch = channel.clone();
     let state = move || live.snap.with(|s| s.channel(&ch).cloned());
     view! {
-        <Title text=super::ports::titled(live, title.clone()) />
+        <Title text=super::alarms::titled(title.clone()) />
         <h1 data-test="lane-title" data-channel=channel.clone()>{title}</h1>
         <p>
             <A href=format!("/port/{}", d.port)>{d.port_name.clone()}</A>

@@ -15,8 +15,16 @@
 //!   `online|offline|not_deployed`, `data-mode` = `face_and_card|card_only|closed|offline|
 //!   not_deployed`), `lane-mode`, `desired-mode` (`data-mode`), `gate-state` (`data-gate` =
 //!   1..3, `data-gate-state`), `lane-step`, `last-decision`, `camera-health` (`data-up`).
-//! * alarms: `alarm` (`data-channel`, `data-kind`, `data-since`, `data-acked`), `ack-reason`,
-//!   `ack-submit`, `ack-marker`, `ack-result`.
+//! * alarms: `alarm` (`data-port`, `data-channel`, `data-kind`, `data-since`, `data-acked`),
+//!   `alarm-lane`, `ack-reason`, `ack-submit`, `ack-marker`, `ack-result`, `release-reason`,
+//!   `release-submit`, `release-result`; the queue at the top of every page `alarm-queue`
+//!   (`data-count`, `data-chimes`), `alarm-mute` (`aria-pressed`), `queued-alarms`,
+//!   `queued-alarm` (as `alarm`).
+//! * lane cameras: `camera-reason`, `camera-submit`, `camera-viewing` (`data-seq`,
+//!   `data-ended`), `camera-still` (`data-camera` = 1|2, `data-loaded`), `camera-result`;
+//!   orders `orders`, `order` (`data-index`, `data-action`), `order-actor`, `order-reason`.
+//! * audit records also `audit-person`, `audit-outcome` (`data-outcome` = `applied|refused`,
+//!   `data-code`); filters `filter-actor`, `filter-action`, `filter-target`, `filter-time`.
 //! * lane: `lane-title` (`data-channel`), `lane-state`, `face-scan`, `occupancy`, `held-for`,
 //!   `fence`, `acked-order`, `staleness`, `override-reason`, `override-<code>` (codes of
 //!   [`crate::dto::OverrideAction::code`]: `gate1_open` … `gate3_unlock`, `mode_face_and_card`,
@@ -45,6 +53,7 @@
 //!   `user-role`, `user-ports`, `user-password`, `user-reason`, `user-submit`,
 //!   `generated-password`.
 
+mod alarms;
 mod audit;
 mod desk;
 mod lane;
@@ -53,6 +62,7 @@ mod ports;
 mod rollout;
 mod users;
 
+pub use alarms::{AlarmQueue, titled};
 pub use audit::AuditPage;
 pub use desk::DeskPage;
 pub use lane::LanePage;

@@ -133,7 +133,7 @@ pub fn PortPage() -> impl IntoView {
     with_port(|live, v, initial| {
         let may_override = v.may_override(&initial.port);
         view! {
-            <Title text=titled(live, format!("{} · Clearway console", initial.name)) />
+            <Title text=super::alarms::titled(format!("{} · Clearway console", initial.name)) />
             <h1 data-test="port-name">{initial.name.clone()}</h1>
             <p>
                 <LinkBadge live=live />
@@ -198,7 +198,7 @@ pub fn HallPage() -> impl IntoView {
         let title = format!("{} · {}", h.name, initial.name);
         let id = hall_id.clone();
         view! {
-            <Title text=titled(live, title.clone()) />
+            <Title text=super::alarms::titled(title.clone()) />
             <h1 data-test="hall-name">{title}</h1>
             <p>
                 <A href=format!("/port/{}", initial.port)>{initial.name.clone()}</A>
@@ -385,21 +385,6 @@ fn Cell(channel: ChannelView) -> impl IntoView {
     }
 }
 
-/// A page title that starts with the port's open (unacknowledged) alarm count, so a supervisor
-/// sees it on the tab: `(2) Passenger hall · Hengqin`.
-pub fn titled(live: LivePort, title: String) -> impl Fn() -> String + Send + Sync + 'static {
-    move || {
-        let open = live
-            .snap
-            .with(|s| s.alarms.iter().filter(|a| !a.acked).count());
-        if open == 0 {
-            title.clone()
-        } else {
-            format!("({open}) {title}")
-        }
-    }
-}
-
 /// The port's alarms, newest first, each with its acknowledgement; `scope` narrows them to a
 /// hall (`hengqin/passenger`) or a channel (`hengqin/passenger/12`).
 #[component]
@@ -466,13 +451,22 @@ fn lane_href(channel: &str) -> Option<String> {
     }
 }
 
-/// One alarm; a supervisor of the port acknowledges it with a reason.
+/// One alarm; a supervisor of the port acknowledges it with a reason. `port_name` is shown
+/// where alarms of several ports are listed; `test` marks the row (`alarm`, `queued-alarm`).
 #[component]
-fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) -> impl IntoView {
+pub fn AlarmRow(
+    alarm: AlarmView,
+    port: String,
+    #[prop(optional)] port_name: Option<String>,
+    viewer: Viewer,
+    may_override: bool,
+    #[prop(default = "alarm")] test: &'static str,
+) -> impl IntoView {
     let a = alarm;
     let ack = ServerAction::<AckAlarm>::new();
     let release = ServerAction::<LaneOverride>::new();
     let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
+    let row_port = port.clone();
     let csrf = viewer.csrf.clone();
     // A held channel is released right here, with its own reason (audited like any order).
     let (release_csrf, release_port, release_channel) =
@@ -506,13 +500,15 @@ fn AlarmRow(alarm: AlarmView, port: String, viewer: Viewer, may_override: bool) 
     });
     view! {
         <li
-            data-test="alarm"
+            data-test=test
+            data-port=row_port
             data-channel=a.channel.clone()
             data-kind=a.kind.clone()
             data-since=a.since_ms.to_string()
             data-acked=a.acked.to_string()
         >
             <strong class=if a.acked { "" } else { "alarmed" }>{a.label()}</strong>
+            {port_name.map(|n| format!(" · {n}"))}
             " · "
             {
                 let shown = a.channel.clone();

@@ -78,6 +78,7 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/events/port/{id}", get(events))
+        .route("/events/alarms", get(alarm_events))
         .route("/still/{port}/{hall}/{n}/{camera}", get(still))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -436,6 +437,52 @@ async fn still(
 #[derive(Deserialize)]
 struct StillQuery {
     viewing: u64,
+}
+
+/// `GET /events/alarms`: the open alarms of every port the user watches
+/// ([`crate::dto::QueuedAlarm`]s as JSON), now and after every change (checked each second).
+/// Ends when the session or the console does.
+async fn alarm_events(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let Some(viewer) = parts.extensions.get::<Viewer>().cloned() else {
+        return error_response(&parts.headers, &Error::Unauthenticated.into());
+    };
+    let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
+    let console = state.console.clone();
+    let guard = SseClientGuard::new(console.metrics.sse_clients.clone());
+    let stopping = console.stopping();
+    let stream = futures::stream::unfold(
+        (
+            None::<Vec<crate::dto::QueuedAlarm>>,
+            console,
+            viewer,
+            token,
+            stopping,
+            guard,
+        ),
+        |(last, console, viewer, token, mut stopping, guard)| async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                if *stopping.borrow_and_update() || !console.auth.peek(&token, now_ms()) {
+                    return None;
+                }
+                let queue = console.alarm_queue(&viewer);
+                if last.as_ref() != Some(&queue) {
+                    let event =
+                        Event::default().data(serde_json::to_string(&queue).unwrap_or_default());
+                    let state = (Some(queue), console, viewer, token, stopping, guard);
+                    return Some((Ok::<_, std::convert::Infallible>(event), state));
+                }
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopping.changed() => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -399,6 +399,12 @@ impl Console {
             .collect())
     }
 
+    /// The open alarms of every port the viewer watches, newest first (empty for the desk).
+    pub fn alarm_queue(&self, v: &Viewer) -> Vec<crate::dto::QueuedAlarm> {
+        let snaps: Vec<Arc<PortSnapshot>> = self.ports().iter().map(|p| p.latest()).collect();
+        crate::dto::alarm_queue(v, snaps.iter().map(|s| s.as_ref()))
+    }
+
     /// A port's live state.
     pub fn snapshot(&self, v: &Viewer, port: &str) -> Result<Arc<PortSnapshot>> {
         Ok(self.monitored(v, port)?.latest())
