@@ -142,8 +142,12 @@ pub async fn fetch_port(port: String) -> Result<PortSnapshot, ApiError> {
 /// The open alarms of every port the viewer watches, newest first.
 #[server(prefix = "/api", endpoint = "alarm_queue", input = GetUrl)]
 pub async fn fetch_alarm_queue() -> Result<Vec<QueuedAlarm>, ApiError> {
-    let (c, v) = ctx::viewer()?;
-    Ok(c.alarm_queue(&v))
+    // Every page asks, the login page too: no session is no queue, not an error (which would
+    // set the page's status).
+    let c = ctx::console()?;
+    Ok(ctx::maybe_viewer()
+        .map(|v| c.alarm_queue(&v))
+        .unwrap_or_default())
 }
 
 /// A lane's page.

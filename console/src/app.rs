@@ -35,6 +35,12 @@ td.reason { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 12rem; ma
 .alarm-queue li { margin: .2rem 0; }
 .alarm-queue form { display: inline; margin-left: .5rem; }
 button.mute { font-size: .8rem; }
+.hall-alarms { background: #fff; border: 1px solid #d0d5dc; padding: .2rem .8rem; margin: .5rem 0; }
+.hall-alarms h2 { font-size: 1rem; margin: .3rem 0; }
+nav.tabs { display: flex; gap: .3rem; border-bottom: 2px solid #14324a; margin: .5rem 0 1rem; }
+nav.tabs a { padding: .4rem .9rem; border: 1px solid #d0d5dc; border-bottom: none; border-radius: 4px 4px 0 0; background: #e3e7ec; color: #14324a; text-decoration: none; }
+nav.tabs a[aria-current="page"] { background: #14324a; color: #fff; font-weight: 600; }
+.trend .p95-dot { fill: #b26b00; }
 fieldset.risk-stop { border-color: #2e7d32; }
 fieldset.risk-restore { border-color: #9aa5b1; }
 fieldset.risk-opens { border-color: #b26b00; background: #fff9ef; }
@@ -72,6 +78,14 @@ label { display: block; margin: .2rem 0; }
 textarea { width: 30rem; max-width: 100%; }
 .link[data-link="lost"] { color: #c0262d; }
 .muted { color: #6b7785; }
+.trend { display: flex; flex-wrap: wrap; gap: .2rem 1.5rem; align-items: flex-end; margin: .5rem 0; }
+.trend h2 { width: 100%; font-size: 1rem; margin: .2rem 0; }
+.trend figure { margin: 0; }
+.trend svg { background: #fff; border: 1px solid #d0d5dc; display: block; }
+.trend .bars rect { fill: #1f5fa8; }
+.trend .p95 { fill: none; stroke: #b26b00; stroke-width: 2; }
+.trend .axis { stroke: #9aa5b1; }
+.trend figcaption { font-size: .85rem; }
 .stills { display: flex; flex-wrap: wrap; gap: .5rem; }
 figure.still { margin: 0; background: #fff; border: 1px solid #d0d5dc; padding: .3rem; }
 figure.still img { display: block; background: #1b1f24; max-width: 100%; height: auto; }

@@ -131,6 +131,11 @@ pub struct PortConfig {
     /// Halls and their channel counts. Required (at least one).
     #[serde(rename = "hall")]
     pub halls: Vec<HallConfig>,
+    /// The port's Grafana dashboard (the shipped `deploy/grafana/clearway-port.json` as your
+    /// Grafana serves it), e.g. `https://grafana.hq.example/d/clearway-port?var-port=hengqin`;
+    /// hall pages link to it with `var-hall`. Default none (no link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_url: Option<String>,
 }
 
 /// One hall of a port.
@@ -209,6 +214,14 @@ impl PortConfig {
         }
         if self.nodes.is_empty() {
             return Err(format!("port {}: name at least one node", self.id));
+        }
+        if let Some(url) = &self.dashboard_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(format!(
+                "port {}: dashboard_url {url:?} must be an http(s) address",
+                self.id
+            ));
         }
         self.seeds()?;
         if self.halls.is_empty() {

@@ -713,6 +713,8 @@ pub struct HallView {
     pub name: String,
     /// Channels 1..=n.
     pub channels: Vec<ChannelView>,
+    /// The last hour, minute by minute: clearances and decision latency p95 (oldest first).
+    pub trend: Vec<crate::trend::TrendPoint>,
 }
 
 /// One cluster member as the console sees it.
@@ -769,9 +771,19 @@ pub struct PortSnapshot {
     pub clearances_per_hour: u64,
     /// Audit records in the port's chain.
     pub audit_len: u64,
+    /// The port's Grafana dashboard, if the console's config names it.
+    pub dashboard_url: Option<String>,
 }
 
 impl PortSnapshot {
+    /// The dashboard narrowed to one hall (`var-hall`), if there is a dashboard.
+    pub fn hall_dashboard(&self, hall: &str) -> Option<String> {
+        self.dashboard_url.as_ref().map(|u| {
+            let sep = if u.contains('?') { '&' } else { '?' };
+            format!("{u}{sep}var-hall={hall}")
+        })
+    }
+
     /// The channel with this id.
     pub fn channel(&self, id: &str) -> Option<&ChannelView> {
         self.halls
@@ -1167,6 +1179,7 @@ mod tests {
             alarms,
             clearances_per_hour: 0,
             audit_len: 0,
+            dashboard_url: None,
         };
         let ports = [
             port(

@@ -55,6 +55,7 @@ pub mod app;
 pub mod dto;
 pub mod live;
 pub mod pages;
+pub mod trend;
 
 #[cfg(feature = "ssr")]
 pub mod auth;

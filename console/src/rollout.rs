@@ -358,6 +358,7 @@ mod tests {
             bundle_dir: PathBuf::new(),
             nodes: parse_nodes("1=127.0.0.1:7501").expect("nodes"),
             halls: parse_halls("arrival | Arrival Hall | 8").expect("halls"),
+            dashboard_url: None,
         };
         let created = store.create_port(config.clone()).expect("created");
         assert!(store.create_port(config).is_err(), "never twice");

@@ -29,6 +29,8 @@ pub struct PortDef {
     pub seeds: BTreeMap<u64, SocketAddr>,
     /// Created from the console.
     pub rolled_out: bool,
+    /// Its Grafana dashboard, if configured.
+    pub dashboard_url: Option<String>,
 }
 
 impl PortDef {
@@ -162,6 +164,8 @@ pub struct Tracker {
     diverged_since: BTreeMap<u64, i64>,
     /// The latest ledger seen (kept when a poll could not read it).
     pub ledger: LedgerInfo,
+    /// Each hall's last hour.
+    trends: crate::trend::Trends,
 }
 
 impl Tracker {
@@ -335,6 +339,7 @@ impl Tracker {
                             alarms.push(self.alarm(&id, kind, *since, &fmt));
                         }
                         clearances_per_hour += l.view.clearances_last_hour;
+                        self.trends.observe(&hall.id, &id, &l.view, at);
                         (ChannelState::Online, Some(l.view.clone()))
                     }
                     None if self.lane_nodes.contains_key(&id) => {
@@ -356,6 +361,7 @@ impl Tracker {
                 id: hall.id.clone(),
                 name: hall.name.clone(),
                 channels,
+                trend: self.trends.points(&hall.id, at),
             });
         }
         alarms.sort_by(|a, b| {
@@ -385,6 +391,7 @@ impl Tracker {
             alarms,
             clearances_per_hour,
             audit_len: self.ledger.audit_len,
+            dashboard_url: def.dashboard_url.clone(),
         }
     }
 
@@ -444,6 +451,7 @@ mod tests {
             bundle_dir: PathBuf::from("/b"),
             seeds: BTreeMap::from([(1, "127.0.0.1:7401".parse().expect("addr"))]),
             rolled_out: false,
+            dashboard_url: Some("https://grafana.example/d/clearway-port?var-port=hengqin".into()),
         }
     }
 

@@ -6,7 +6,7 @@
 // Every step saves a screenshot under $SHOTS. Any failed expectation throws: the script exits
 // non-zero and the Rust test fails with this script's transcript.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { checkpoint, endCheckpoints, expect, launch, shot, t } from './harness.mjs';
 
 const env = process.env;
@@ -133,6 +133,10 @@ try {
   expect(/passage \d+\.\d s/.test(cleared) && !/ms after the camera frame/.test(cleared), `the clearance's own numbers, got "${cleared}"`);
   // The clearance counts in the hall's last hour at once (the lane keeps the window).
   await waitText(sup, t('port-status'), /[1-9]\d* clearances in the last hour/);
+  // The hall's trend line counts it too, and links the port's Grafana dashboard for the hall.
+  await waitText(sup, t('trend-clearances'), /^[1-9]\d* clearances?$/);
+  const grafana = await sup.getAttribute(t('grafana-link'), 'href');
+  expect(grafana === `https://grafana.test.invalid/d/clearway-port?var-port=${port}&var-hall=${hall}`, `the hall's dashboard link, got ${grafana}`);
   await notReloaded(sup);
   await shot(sup, 'hall-live-cleared');
 
@@ -297,7 +301,13 @@ try {
   const person = (await desk.textContent(t('person-id'))).trim();
   expect(/^P\d+$/.test(person), `a person id, got ${person}`);
   await shot(desk, 'desk-found');
-  await desk.fill(t('cancel-person'), person);
+  // One task per page: the lookup's own page has no cancellation form; the registration found
+  // links to it with the person filled in.
+  expect((await desk.locator(t('cancel-person')).count()) === 0, 'the lookup page is only the lookup');
+  await desk.click(t('cancel-this'));
+  await desk.waitForSelector(`${t('desk-task-cancel')}[aria-current="page"]`);
+  expect((await desk.inputValue(t('cancel-person'))) === person, 'the person id comes with the link');
+  expect((await desk.locator(t('find-number')).count()) === 0, 'the cancellation page is only the cancellation');
   await desk.fill(t('cancel-reason'), 'the traveller asked at the Qingmao service location');
   // The irreversible cancellation repeats who and why and waits for a yes.
   const cancelAsked = new Promise((resolve) => {
@@ -314,10 +324,14 @@ try {
     `the confirmation names the person and the reason, got "${cancelQuestion}"`,
   );
   await desk.waitForSelector(`${t('cancel-progress')}[data-complete="true"]`, { timeout: 30000 });
+  await shot(desk, 'desk-cancelled-all-replicas');
+  await desk.click(t('desk-task-find'));
+  await desk.waitForSelector(t('find-number'));
   expect((await desk.locator(t('person-id')).count()) === 0, 'the stale lookup is cleared after the cancellation');
+  await desk.click(t('desk-task-cancel'));
+  await desk.waitForSelector(t('cancel-progress'));
   const replicas = await desk.locator(t('replica')).count();
   expect(replicas >= 2, `every replica listed, got ${replicas}`);
-  await shot(desk, 'desk-cancelled-all-replicas');
   await checkpoint('registration-cancelled');
   // Cancelling the same person again reaches the log (the console cannot know the replica's
   // state) and is refused when it applies: the audit shows the record with its outcome.
@@ -335,6 +349,7 @@ try {
   const iso = (d) => d.toISOString().slice(0, 10);
   const until = new Date(today);
   until.setFullYear(today.getFullYear() + 5);
+  await desk.click(t('desk-task-consent'));
   await desk.fill(t('consent-name'), 'WONG, KA YAN');
   await desk.fill(t('consent-dob'), iso(dob));
   await desk.selectOption(t('consent-category'), { index: 0 });
@@ -348,6 +363,8 @@ try {
   await desk.fill(t('consent-reason'), 'mother present with the birth certificate');
   await desk.click(t('consent-submit'));
   await result(desk, 'consent');
+  await shot(desk, 'desk-consent-recorded');
+  await desk.click(t('desk-task-find'));
   await desk.fill(t('find-number'), 'M20000015');
   await desk.click(t('find-submit'));
   await waitText(desk, t('guardian-consent'), /WONG, MEI \(Macao resident identity card 5215299\(8\)\)/);
@@ -474,9 +491,12 @@ try {
     'mainland = { base_url = "https://127.0.3.2:8443", ca_cert = "/etc/clearway/authority/mainland-ca.pem", client_cert = "/etc/clearway/authority/mainland-client.pem", client_key = "/etc/clearway/authority/mainland-client.key" }',
     '',
   ].join('\n');
-  await admin.fill(t('port-definition'), definition);
-  await admin.click(t('definition-preview'));
+  // Chosen as a file (read in the browser, previewed at once), as an admin with the file would.
+  const definitionFile = `${env.SHOTS}/lab-port.toml`;
+  writeFileSync(definitionFile, definition);
+  await admin.setInputFiles(t('definition-file'), definitionFile);
   await result(admin, 'definition-preview');
+  expect((await admin.inputValue(t('port-definition'))) === definition, 'the chosen file fills the form');
   expect((await admin.getAttribute(t('preview'), 'data-channels')) === '6', 'the preview counts the channels');
   expect((await admin.locator(t('preview-hall')).count()) === 1, 'one hall in the preview');
   await shot(admin, 'rollout-definition-preview');

@@ -137,7 +137,7 @@ pub fn console_config(
         })
         .collect();
     format!(
-        "listen = \"{listen}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\nnodes = {{ {nodes} }}\n{halls}"
+        "listen = \"{listen}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\ndashboard_url = \"https://grafana.test.invalid/d/clearway-port?var-port={port}\"\nnodes = {{ {nodes} }}\n{halls}"
     )
 }
 

@@ -1,9 +1,12 @@
-//! `/desk`: the service desk — find a registration by document, record a guardian's consent
-//! for a minor, cancel a registration and watch every replica confirm the erasure; the service
-//! locations and their office hours.
+//! `/desk`: the service desk, one task per page (`?task=find|consent|cancel`) — find a
+//! registration by document, record a guardian's consent for a minor, cancel a registration
+//! (reached from the registration found, or by person id) and watch every replica confirm the
+//! erasure; the service locations and their office hours.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
 
 use super::loading;
 use crate::api::{
@@ -62,19 +65,33 @@ pub fn DeskPage() -> impl IntoView {
 }
 
 #[component]
-fn PortSelect(ports: Vec<(String, String)>, test: &'static str) -> impl IntoView {
+fn PortSelect(
+    ports: Vec<(String, String)>,
+    test: &'static str,
+    #[prop(optional)] selected: String,
+) -> impl IntoView {
     view! {
         <label>
             "Port "
             <select name="port" data-test=test>
                 {ports
                     .into_iter()
-                    .map(|(id, name)| view! { <option value=id>{name}</option> })
+                    .map(|(id, name)| {
+                        let chosen = id == selected;
+                        view! { <option value=id selected=chosen>{name}</option> }
+                    })
                     .collect_view()}
             </select>
         </label>
     }
 }
+
+/// The desk's tasks: (query value, tab label).
+const TASKS: [(&str, &str); 3] = [
+    ("find", "Look up a registration"),
+    ("consent", "Guardian's consent"),
+    ("cancel", "Cancel a registration"),
+];
 
 #[component]
 fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
@@ -91,6 +108,17 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             find.value().set(None);
         }
     });
+    let query = use_query_map();
+    let task = Memo::new(move |_| {
+        query.with(|q| match q.get("task").as_deref() {
+            Some("consent") => "consent",
+            Some("cancel") => "cancel",
+            _ => "find",
+        })
+    });
+    let wanted = move |key: &str| query.with(|q| q.get(key).unwrap_or_default());
+    // The port of the last lookup, for the link to cancel what it found.
+    let find_port = RwSignal::new(String::new());
     let cancel_person = NodeRef::<leptos::html::Input>::new();
     let cancel_reason = NodeRef::<leptos::html::Textarea>::new();
     // An irreversible cancellation repeats who and why before it is sent.
@@ -107,11 +135,41 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             ev.prevent_default();
         }
     };
+    let first_port = StoredValue::new(
+        ports.with_value(|p| p.first().map(|(id, _)| id.clone()).unwrap_or_default()),
+    );
+    let looked_up_port = move || {
+        let p = find_port.get_untracked();
+        if p.is_empty() {
+            first_port.get_value()
+        } else {
+            p
+        }
+    };
     view! {
+        <nav class="tabs" data-test="desk-tasks" aria-label="Service desk tasks">
+            {TASKS
+                .into_iter()
+                .map(|(id, label)| {
+                    view! {
+                        <A
+                            href=format!("/desk?task={id}")
+                            attr:data-test=format!("desk-task-{id}")
+                            attr:aria-current=move || (task.get() == id).then_some("page")
+                        >
+                            {label}
+                        </A>
+                    }
+                })
+                .collect_view()}
+        </nav>
+        {move || (task.get() == "find").then(|| view! {
         <h2>"Find a registration"</h2>
         <ActionForm action=find>
             <input type="hidden" name="csrf" value=csrf.get_value() />
-            <PortSelect ports=ports.get_value() test="find-port" />
+            <span on:change=move |ev| find_port.set(event_target_value(&ev))>
+                <PortSelect ports=ports.get_value() test="find-port" selected=find_port.get_untracked() />
+            </span>
             <label>
                 "Document "
                 <select name="kind" data-test="find-kind">
@@ -133,12 +191,25 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             find.value().get(),
             find.pending().get(),
             "find-result",
-            |r: Option<RegistrationView>| match r {
+            move |r: Option<RegistrationView>| match r {
                 None => view! { <p data-test="not-registered">"No registration with this document."</p> }.into_any(),
-                Some(r) => view! { <Registration r=r /> }.into_any(),
+                Some(r) => {
+                    let href = format!("/desk?task=cancel&person={}&port={}", r.person, looked_up_port());
+                    view! {
+                        <Registration r=r />
+                        <p>
+                            <A href=href attr:data-test="cancel-this">
+                                "Cancel this registration…"
+                            </A>
+                        </p>
+                    }
+                    .into_any()
+                }
             },
         )}
+        }.into_any())}
 
+        {move || (task.get() == "consent").then(|| view! {
         <h2>"Record a guardian's consent for a minor (14–17)"</h2>
         <p class="muted">
             "The minor is enrolled without a face; they complete the registration at a channel like an adult."
@@ -250,15 +321,23 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             "consent-result",
             |r: WriteReceipt| view! { <span data-test="consent-receipt">{r.summary}</span> },
         )}
+        }.into_any())}
 
+        {move || (task.get() == "cancel").then(|| {
+        let person = wanted("person");
+        let port = wanted("port");
+        if !port.is_empty() && cancel_port.get_untracked().is_empty() {
+            cancel_port.set(port.clone());
+        }
+        view! {
         <h2>"Cancel a registration"</h2>
         <p class="muted">
-            "Erases the person on every replica of the port; find the registration first to get the person id."
+            "Erases the person on every replica of the port. Look the registration up first: its page links here with the person id."
         </p>
         <ActionForm action=cancel>
             <input type="hidden" name="csrf" value=csrf.get_value() />
             <span on:change=move |ev| cancel_port.set(event_target_value(&ev))>
-                <PortSelect ports=ports.get_value() test="cancel-port" />
+                <PortSelect ports=ports.get_value() test="cancel-port" selected=port />
             </span>
             <label>
                 "Person id "
@@ -269,6 +348,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     required
                     pattern="P[0-9]+"
                     placeholder="P00000001"
+                    value=person
                     data-test="cancel-person"
                 />
             </label>
@@ -304,6 +384,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 },
             )
         }}
+        }.into_any()})}
     }
 }
 

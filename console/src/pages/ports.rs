@@ -206,7 +206,7 @@ pub fn HallPage() -> impl IntoView {
                 <LinkBadge live=live />
             </p>
             <PortStatus live=live />
-            <section class="alarm-queue">
+            <section class="hall-alarms">
                 <h2>"Alarms in this hall, newest first"</h2>
                 <AlarmList
                     live=live
@@ -215,6 +215,7 @@ pub fn HallPage() -> impl IntoView {
                     scope=Some(format!("{}/{hall_id}", initial.port))
                 />
             </section>
+            <HallTrend live=live hall=hall_id.clone() />
             <SeverityLegend />
             <div class="grid" data-test="lane-grid" data-hall=hall_id.clone()>
                 {move || {
@@ -628,5 +629,141 @@ pub fn Members(live: LivePort) -> impl IntoView {
                     })
             }}
         </tbody></table>
+    }
+}
+
+/// The hall's last hour from the console's own ring buffer: clearances per minute (bars) and
+/// the face decisions' latency p95 per minute (line), with the totals in words, and the link to
+/// the port's Grafana dashboard when the console knows it.
+#[component]
+fn HallTrend(live: LivePort, hall: String) -> impl IntoView {
+    const W: f64 = 360.0;
+    const H: f64 = 48.0;
+    let trend = {
+        let hall = hall.clone();
+        move || {
+            live.snap.with(|s| {
+                s.halls
+                    .iter()
+                    .find(|h| h.id == hall)
+                    .map(|h| h.trend.clone())
+                    .unwrap_or_default()
+            })
+        }
+    };
+    let bars = {
+        let trend = trend.clone();
+        move || {
+            let t = trend();
+            let max = t.iter().map(|p| p.clearances).max().unwrap_or(0).max(1) as f64;
+            let w = W / t.len().max(1) as f64;
+            t.iter()
+                .enumerate()
+                .filter(|(_, p)| p.clearances > 0)
+                .map(|(i, p)| {
+                    let h = (p.clearances as f64 / max * (H - 2.0)).max(1.0);
+                    view! {
+                        <rect
+                            x=format!("{:.1}", i as f64 * w)
+                            y=format!("{:.1}", H - h)
+                            width=format!("{:.1}", (w - 1.0).max(1.0))
+                            height=format!("{h:.1}")
+                        />
+                    }
+                })
+                .collect_view()
+        }
+    };
+    let line = {
+        let trend = trend.clone();
+        move || {
+            let t = trend();
+            let max = t.iter().filter_map(|p| p.p95_ms).fold(1.0_f64, f64::max);
+            let w = W / t.len().max(1) as f64;
+            t.iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    p.p95_ms.map(|ms| {
+                        format!(
+                            "{:.1},{:.1}",
+                            (i as f64 + 0.5) * w,
+                            H - 1.0 - ms / max * (H - 2.0)
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let words = {
+        let trend = trend.clone();
+        move || {
+            let t = trend();
+            let total: u64 = t.iter().map(|p| p.clearances).sum();
+            let worst = t
+                .iter()
+                .filter_map(|p| p.p95_ms)
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+            (total, worst)
+        }
+    };
+    let dashboard = live.snap.with_untracked(|s| s.hall_dashboard(&hall));
+    view! {
+        <section class="trend" data-test="hall-trend"
+            data-clearances=move || words.clone()().0.to_string()
+        >
+            <h2>"Last hour (minute by minute, since this console started)"</h2>
+            <figure>
+                <svg viewBox=format!("0 0 {W} {H}") width=W height=H role="img"
+                    aria-label="clearances per minute">
+                    <line x1="0" y1=H x2=W y2=H class="axis" />
+                    <g class="bars">{bars}</g>
+                </svg>
+                <figcaption data-test="trend-clearances">
+                    {let w = words.clone(); move || match w().0 {
+                        1 => "1 clearance".to_string(),
+                        n => format!("{n} clearances"),
+                    }}
+                </figcaption>
+            </figure>
+            <figure>
+                <svg viewBox=format!("0 0 {W} {H}") width=W height=H role="img"
+                    aria-label="face decision latency p95 per minute">
+                    <line x1="0" y1=H x2=W y2=H class="axis" />
+                    <polyline class="p95" points=line.clone() />
+                    {move || {
+                        line()
+                            .split(' ')
+                            .filter_map(|p| p.split_once(','))
+                            .map(|(x, y)| {
+                                view! { <circle class="p95-dot" cx=x.to_string() cy=y.to_string() r="2" /> }
+                            })
+                            .collect_view()
+                    }}
+                </svg>
+                <figcaption data-test="trend-latency">
+                    {let w = words.clone(); move || match w().1 {
+                        Some(ms) => format!("decision latency p95: worst minute {ms:.0} ms"),
+                        None => "no face decisions".to_string(),
+                    }}
+                </figcaption>
+            </figure>
+            <p class="muted">
+                {match dashboard {
+                    Some(href) => view! {
+                        <a href=href data-test="grafana-link" target="_blank" rel="noopener noreferrer">
+                            "Open this hall in Grafana"
+                        </a>
+                    }
+                    .into_any(),
+                    None => view! {
+                        <span data-test="grafana-link">
+                            "Longer history: the Grafana dashboard deploy/grafana/clearway-port.json (set dashboard_url in the console's [[port]] to link it here)."
+                        </span>
+                    }
+                    .into_any(),
+                }}
+            </p>
+        </section>
     }
 }

@@ -120,6 +120,16 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
             });
         }
     };
+    // A chosen file is previewed at once.
+    let preview_again = {
+        let csrf = csrf.clone();
+        Callback::new(move |definition: String| {
+            preview.dispatch(PreviewPortDefinition {
+                csrf: csrf.clone(),
+                definition,
+            });
+        })
+    };
     view! {
         <h2>"Create a port from its definition file"</h2>
         <p class="muted">
@@ -128,7 +138,16 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
         <ActionForm action=create>
             <input type="hidden" name="csrf" value=csrf />
             <label>
-                "Port definition (TOML) "
+                "Choose the file "
+                <input
+                    type="file"
+                    accept=".toml,text/plain"
+                    data-test="definition-file"
+                    on:change=move |ev| read_chosen_file(ev, text, preview_again)
+                />
+            </label>
+            <label>
+                "or paste it: port definition (TOML) "
                 <textarea
                     node_ref=text
                     name="definition"
@@ -163,6 +182,46 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
             "definition-result",
             created_port,
         )}
+    }
+}
+
+/// Reads the file chosen in `ev`'s input into `text` (in the browser) and previews it. The file
+/// never leaves the browser until the form is sent; the server checks it like a pasted one.
+#[allow(unused_variables)]
+fn read_chosen_file(
+    ev: leptos::ev::Event,
+    text: NodeRef<leptos::html::Textarea>,
+    preview: Callback<String>,
+) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen::closure::Closure;
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
+        let Ok(reader) = web_sys::FileReader::new() else {
+            return;
+        };
+        let r = reader.clone();
+        let onload = Closure::once(move |_: web_sys::Event| {
+            if let Some(content) = r.result().ok().and_then(|v| v.as_string()) {
+                if let Some(t) = text.get() {
+                    t.set_value(&content);
+                }
+                preview.run(content);
+            }
+        });
+        reader.set_onload(Some(onload.as_ref().unchecked_ref()));
+        // The reader calls back once; the closure lives until then.
+        onload.forget();
+        let _ = reader.read_as_text(&file);
     }
 }
 

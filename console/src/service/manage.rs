@@ -77,6 +77,7 @@ impl Console {
             bundle_dir: Default::default(),
             nodes: parse_nodes(&f.nodes)?,
             halls: parse_halls(&f.halls)?,
+            dashboard_url: None,
         };
         // Check everything but the bundle before a CA is made.
         PortConfig {

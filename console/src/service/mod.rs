@@ -172,6 +172,7 @@ fn port_def(p: &PortConfig, rolled_out: bool) -> Result<PortDef> {
         bundle_dir: p.bundle_dir.clone(),
         seeds: p.seeds().map_err(Error::Invalid)?,
         rolled_out,
+        dashboard_url: p.dashboard_url.clone(),
     })
 }
 

@@ -52,6 +52,7 @@ pub(crate) fn port_config(
                 channels: 2,
             },
         ],
+        dashboard_url: None,
     }
 }
 
