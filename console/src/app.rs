@@ -8,7 +8,8 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::api::whoami;
-use crate::dto::{ApiError, Role, Viewer};
+use crate::dto::{ApiError, Role, Viewer, code_id};
+use crate::i18n::{Lang, tr};
 use crate::live::LiveAlarms;
 use crate::pages::{
     AlarmQueue, AuditPage, DeskPage, HallPage, LanePage, LoginPage, OverviewPage, PortPage,
@@ -25,6 +26,7 @@ body { margin: 0; }
 header.nav { display: flex; gap: 1rem; align-items: center; padding: .5rem 1rem; background: #14324a; color: #fff; }
 header.nav a { color: #fff; }
 header.nav form { margin-left: auto; }
+header.nav .lang a { margin-left: .5rem; }
 main { padding: 1rem; max-width: 1400px; }
 table { border-collapse: collapse; background: #fff; }
 td.reason { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 12rem; max-width: 28rem; }
@@ -95,7 +97,7 @@ figure.still img { display: block; background: #1b1f24; max-width: 100%; height:
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=Lang::current().tag()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -147,19 +149,22 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Nav() -> impl IntoView {
     let viewer = expect_context::<ViewerResource>();
+    let lang = Lang::current();
     view! {
         <header class="nav">
-            <strong>"Clearway console"</strong>
+            <strong>{tr(lang, "console-name")}</strong>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     match viewer.await {
                         Ok(Some(v)) => {
                             let links = match v.role {
-                                Role::Supervisor => vec![("/", "Ports")],
-                                Role::ServiceDesk => vec![("/desk", "Service desk")],
-                                Role::PortAdmin => {
-                                    vec![("/", "Ports"), ("/rollout", "Rollout"), ("/users", "Users")]
-                                }
+                                Role::Supervisor => vec![("/", tr(lang, "nav-ports"))],
+                                Role::ServiceDesk => vec![("/desk", tr(lang, "nav-desk"))],
+                                Role::PortAdmin => vec![
+                                    ("/", tr(lang, "nav-ports")),
+                                    ("/rollout", tr(lang, "nav-rollout")),
+                                    ("/users", tr(lang, "nav-users")),
+                                ],
                             };
                             view! {
                                 {links
@@ -167,12 +172,12 @@ fn Nav() -> impl IntoView {
                                     .map(|(href, text)| view! { <A href=href>{text}</A> })
                                     .collect_view()}
                                 <span data-test="whoami" data-role=v.role.as_str()>
-                                    {format!("{} ({})", v.name, v.role.label())}
+                                    {format!("{} ({})", v.name, tr(lang, &code_id("role", v.role.as_str())))}
                                 </span>
                                 <form method="post" action="/auth/logout">
                                     <input type="hidden" name="csrf" value=v.csrf.clone() />
                                     <button type="submit" data-test="logout">
-                                        "Sign out"
+                                        {tr(lang, "sign-out")}
                                     </button>
                                 </form>
                             }
@@ -182,8 +187,54 @@ fn Nav() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <LanguageSwitch lang=lang />
         </header>
     }
+}
+
+/// Links to the other languages; the server keeps the choice in a cookie and sends the user back
+/// to the page they were on.
+#[component]
+fn LanguageSwitch(lang: Lang) -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    view! {
+        <span class="lang" data-test="language" data-lang=lang.tag()>
+            {Lang::ALL
+                .into_iter()
+                .filter(|l| *l != lang)
+                .map(|l| {
+                    let href = move || {
+                        let path = location.pathname.get();
+                        let search = location.search.get();
+                        let search = search.trim_start_matches('?');
+                        let here = if search.is_empty() {
+                            path
+                        } else {
+                            format!("{path}?{search}")
+                        };
+                        format!("/lang/{}?back={}", l.tag(), urlencode(&here))
+                    };
+                    view! {
+                        <a href=href rel="external" data-test=format!("language-{}", l.tag()) lang=l.tag()>
+                            {l.name()}
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </span>
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A 404 page for an unknown path (the server sets the status).
@@ -193,13 +244,14 @@ pub fn NotFound(what: String) -> impl IntoView {
     if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
         r.set_status(axum::http::StatusCode::NOT_FOUND);
     }
+    let lang = Lang::current();
     view! {
-        <h1 data-test="not-found">"Not found"</h1>
+        <h1 data-test="not-found">{tr(lang, "not-found")}</h1>
         <p class="error" data-test="error" data-code="not_found">
-            {format!("There is no such {what}.")}
+            {crate::i18n::tr_with(lang, "not-found-what", &[("what", what.into())])}
         </p>
         <p>
-            <A href="/">"Back to the console"</A>
+            <A href="/">{tr(lang, "back-to-console")}</A>
         </p>
     }
 }
@@ -208,22 +260,24 @@ pub fn NotFound(what: String) -> impl IntoView {
 #[component]
 pub fn ErrorBox(error: ApiError) -> impl IntoView {
     let signin = matches!(error.code.as_str(), "unauthenticated" | "session_expired");
+    let lang = Lang::current();
     view! {
         <div class="error" data-test="error" data-code=error.code.clone() data-status=error.status>
             <strong>
                 {match error.status {
-                    404 => "Not found: ",
-                    403 => "Refused: ",
-                    401 => "Sign in: ",
-                    413 => "Too large: ",
-                    422 => "Check the form: ",
-                    409 => "Refused by the port: ",
-                    502 => "Port unreachable: ",
-                    _ => "Error: ",
+                    404 => tr(lang, "err-404"),
+                    403 => tr(lang, "err-403"),
+                    401 => tr(lang, "err-401"),
+                    413 => tr(lang, "err-413"),
+                    422 => tr(lang, "err-422"),
+                    409 => tr(lang, "err-409"),
+                    502 => tr(lang, "err-502"),
+                    _ => tr(lang, "err-other"),
                 }}
+                " "
             </strong>
             {error.message.clone()}
-            {signin.then(|| view! { " " <a href="/login" data-test="login-link">"Sign in again"</a> })}
+            {signin.then(|| view! { " " <a href="/login" data-test="login-link">{tr(lang, "sign-in-again")}</a> })}
         </div>
     }
 }
@@ -239,8 +293,12 @@ where
     V: IntoView + 'static,
 {
     if pending {
-        return view! { <p class="pending" data-test=test data-result="sending">"Sending…"</p> }
-            .into_any();
+        return view! {
+            <p class="pending" data-test=test data-result="sending">
+                {tr(Lang::current(), "sending")}
+            </p>
+        }
+        .into_any();
     }
     match value {
         None => ().into_any(),
@@ -267,7 +325,8 @@ pub fn Csrf(viewer: Viewer) -> impl IntoView {
 pub fn Reason(test: &'static str) -> impl IntoView {
     view! {
         <label>
-            "Reason (required, audited) "
+            {tr(Lang::current(), "reason-required")}
+            " "
             <textarea name="reason" required maxlength="500" rows="2" data-test=test></textarea>
         </label>
     }

@@ -467,6 +467,71 @@ pub fn step_words(step: &str) -> &'static str {
     }
 }
 
+/// The message id (`console/locales/*/console.ftl`) of a code: `prefix-code`, `_` as `-`.
+pub fn code_id(prefix: &str, code: &str) -> String {
+    format!("{prefix}-{}", code.replace('_', "-"))
+}
+
+/// Kinds of alarm the console shows.
+pub const ALARM_CODES: [&str; 14] = [
+    "camera_down",
+    "tailgating",
+    "multiple_faces",
+    "authority_not_answering",
+    "replica_stale",
+    "gate_fault",
+    "gate_failed",
+    "gate1_locked",
+    "held",
+    "lane_offline",
+    "replication_lag",
+    "order_refused",
+    "order_expired",
+    "audit_divergence",
+];
+/// The procedure's steps as lanes report them.
+pub const STEP_CODES: [&str; 8] = [
+    "idle",
+    "refused",
+    "declaration",
+    "registering",
+    "gate1_open",
+    "inspection",
+    "exit",
+    "officer",
+];
+/// A channel's mode words ([`ChannelView::mode_code`]).
+pub const MODE_CODES: [&str; 5] = [
+    "face_and_card",
+    "card_only",
+    "closed",
+    "offline",
+    "not_deployed",
+];
+
+/// Every message id the pages build from a code (for the translations' completeness test).
+pub fn message_ids_from_codes() -> Vec<String> {
+    let groups: [(&str, Vec<&str>); 7] = [
+        ("alarm", ALARM_CODES.to_vec()),
+        ("step", STEP_CODES.to_vec()),
+        ("mode", MODE_CODES.to_vec()),
+        (
+            "severity",
+            Severity::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        ("role", vec!["supervisor", "service_desk", "port_admin"]),
+        (
+            "risk",
+            OverrideRisk::ALL.iter().map(|r| r.as_str()).collect(),
+        ),
+        ("desk-task", vec!["find", "consent", "cancel"]),
+    ];
+    groups
+        .iter()
+        .flat_map(|(prefix, codes)| codes.iter().map(move |c| code_id(prefix, c)))
+        .collect()
+}
+
 /// How urgent a channel is, for the hall grid: colour and words (never colour alone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -691,6 +756,15 @@ impl ChannelView {
             Severity::Idle
         } else {
             Severity::Passage
+        }
+    }
+
+    /// The mode a grid cell shows, as a code ([`MODE_CODES`]).
+    pub fn mode_code(&self) -> &'static str {
+        match (&self.lane, self.state) {
+            (Some(l), _) => l.mode.as_str(),
+            (None, ChannelState::NotDeployed) => "not_deployed",
+            (None, _) => "offline",
         }
     }
 

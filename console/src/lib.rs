@@ -53,6 +53,7 @@
 pub mod api;
 pub mod app;
 pub mod dto;
+pub mod i18n;
 pub mod live;
 pub mod pages;
 pub mod trend;

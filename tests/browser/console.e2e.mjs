@@ -271,6 +271,19 @@ try {
   const nowhereBody = await nowhere.text();
   expect(nowhere.status() === 422 && /no lane is deployed/.test(nowhereBody), `an order to ${undeployed} is refused with 422, got ${nowhere.status()}: ${nowhereBody}`);
   await shot(sup, 'lane-gate1-unlocked');
+  // The console in Chinese: the same page, its words translated, its codes unchanged; the choice
+  // outlives the page, and English is one click back.
+  await Promise.all([sup.waitForURL(`**/lane/${port}/${hall}/${laneNo}`), sup.click(t('language-zh-Hant'))]);
+  expect((await sup.getAttribute('html', 'lang')) === 'zh-Hant', 'the page says it is in Chinese');
+  await waitText(sup, t('lane-step'), /閒置/);
+  expect((await sup.getAttribute(t('lane-step'), 'data-step')) === 'idle', 'codes do not change with the language');
+  await shot(sup, 'lane-in-chinese');
+  await sup.goto(`${base}/port/${port}/hall/${hall}`);
+  await waitText(sup, t('severity-legend'), /待人工處理/);
+  await waitText(sup, t('alarm-queue'), /警報/);
+  await shot(sup, 'hall-in-chinese');
+  await Promise.all([sup.waitForURL(`**/port/${port}/hall/${hall}`), sup.click(t('language-en'))]);
+  await waitText(sup, t('severity-legend'), /held for an officer/);
 
   // 4. The service-desk officer: no overrides (refused on the server), cancellation, consent.
   step('service desk');

@@ -11,6 +11,7 @@ use super::ports::AlarmRow;
 use crate::api::fetch_alarm_queue;
 use crate::app::ViewerResource;
 use crate::dto::{QueuedAlarm, Role, Viewer};
+use crate::i18n::{Lang, tr, tr_with};
 use crate::live::LiveAlarms;
 
 /// The key that tells one alarm from another (the alarm's identity in the port's log).
@@ -62,6 +63,7 @@ pub fn AlarmQueue() -> impl IntoView {
 
 #[component]
 fn Queue(alarms: LiveAlarms, viewer: Viewer) -> impl IntoView {
+    let lang = Lang::current();
     let muted = RwSignal::new(false);
     // How many times the queue chimed (for the browser test; the sound itself is not checked).
     let chimes = RwSignal::new(0u32);
@@ -105,9 +107,8 @@ fn Queue(alarms: LiveAlarms, viewer: Viewer) -> impl IntoView {
         >
             <h2>
                 {move || match alarms.queue.with(Vec::len) {
-                    0 => "Alarms: none open".to_string(),
-                    1 => "Alarms: 1 open".to_string(),
-                    n => format!("Alarms: {n} open"),
+                    0 => tr(lang, "queue-none"),
+                    n => tr_with(lang, "queue-open", &[("count", n.into())]),
                 }}
                 " "
                 <button
@@ -117,7 +118,7 @@ fn Queue(alarms: LiveAlarms, viewer: Viewer) -> impl IntoView {
                     aria-pressed=move || muted.get().to_string()
                     on:click=toggle
                 >
-                    {move || if muted.get() { "Sound off (turn on)" } else { "Sound on (mute)" }}
+                    {move || if muted.get() { tr(lang, "sound-off") } else { tr(lang, "sound-on") }}
                 </button>
             </h2>
             <ul aria-live="assertive" aria-label="Open alarms of your ports" data-test="queued-alarms">

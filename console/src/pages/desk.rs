@@ -17,15 +17,17 @@ use crate::dto::{
     ApiError, CATEGORIES, CancelProgress, DOCUMENT_KINDS, RegistrationView, SERVICE_LOCATIONS,
     Viewer, WriteReceipt,
 };
+use crate::i18n::{Lang, tr};
 
 /// The service desk.
 #[component]
 pub fn DeskPage() -> impl IntoView {
     let ports = Resource::new(|| (), |_| desk_ports());
     let viewer = expect_context::<ViewerResource>();
+    let lang = Lang::current();
     view! {
-        <Title text="Service desk · Clearway console" />
-        <h1>"Service desk"</h1>
+        <Title text=format!("{} · Clearway", tr(lang, "desk-title")) />
+        <h1>{tr(lang, "desk-title")}</h1>
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match (viewer.await, ports.await) {
@@ -40,7 +42,7 @@ pub fn DeskPage() -> impl IntoView {
                 }
             })}
         </Suspense>
-        <h2>"Service locations"</h2>
+        <h2>{tr(lang, "desk-locations")}</h2>
         <p>"Registration of minors (with a guardian) and cancellation, in person:"</p>
         <table data-test="service-locations"><tbody>
             <tr>
@@ -86,12 +88,8 @@ fn PortSelect(
     }
 }
 
-/// The desk's tasks: (query value, tab label).
-const TASKS: [(&str, &str); 3] = [
-    ("find", "Look up a registration"),
-    ("consent", "Guardian's consent"),
-    ("cancel", "Cancel a registration"),
-];
+/// The desk's tasks (query value; the tab's message is `desk-task-<task>`).
+const TASKS: [&str; 3] = ["find", "consent", "cancel"];
 
 #[component]
 fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
@@ -138,6 +136,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
     let first_port = StoredValue::new(
         ports.with_value(|p| p.first().map(|(id, _)| id.clone()).unwrap_or_default()),
     );
+    let lang = Lang::current();
     let looked_up_port = move || {
         let p = find_port.get_untracked();
         if p.is_empty() {
@@ -150,7 +149,8 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
         <nav class="tabs" data-test="desk-tasks" aria-label="Service desk tasks">
             {TASKS
                 .into_iter()
-                .map(|(id, label)| {
+                .map(|id| {
+                    let label = tr(lang, &crate::dto::code_id("desk-task", id));
                     view! {
                         <A
                             href=format!("/desk?task={id}")
@@ -164,7 +164,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 .collect_view()}
         </nav>
         {move || (task.get() == "find").then(|| view! {
-        <h2>"Find a registration"</h2>
+        <h2>{tr(lang, "desk-find")}</h2>
         <ActionForm action=find>
             <input type="hidden" name="csrf" value=csrf.get_value() />
             <span on:change=move |ev| find_port.set(event_target_value(&ev))>
@@ -199,7 +199,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                         <Registration r=r />
                         <p>
                             <A href=href attr:data-test="cancel-this">
-                                "Cancel this registration…"
+                                {tr(lang, "desk-cancel-this")}
                             </A>
                         </p>
                     }
@@ -210,7 +210,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
         }.into_any())}
 
         {move || (task.get() == "consent").then(|| view! {
-        <h2>"Record a guardian's consent for a minor (14–17)"</h2>
+        <h2>{tr(lang, "desk-consent")}</h2>
         <p class="muted">
             "The minor is enrolled without a face; they complete the registration at a channel like an adult."
         </p>
@@ -330,7 +330,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
             cancel_port.set(port.clone());
         }
         view! {
-        <h2>"Cancel a registration"</h2>
+        <h2>{tr(lang, "desk-cancel")}</h2>
         <p class="muted">
             "Erases the person on every replica of the port. Look the registration up first: its page links here with the person id."
         </p>

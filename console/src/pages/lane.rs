@@ -10,10 +10,12 @@ use super::loading;
 use super::ports::AlarmList;
 use crate::api::{LaneOverride, WatchCameras, fetch_lane, fetch_lane_orders, fetch_port};
 use crate::app::{ErrorBox, ViewerResource, action_result};
+use crate::dto::code_id;
 use crate::dto::{
     ApiError, Gate, GateAction, LaneDetail, LaneMode, OverrideAction, OverrideRisk, Viewer,
     WriteReceipt,
 };
+use crate::i18n::{Lang, tr, tr_with};
 use crate::live::{LinkBadge, LivePort, live_port};
 
 /// The lane page.
@@ -60,6 +62,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
     let title = format!("{} channel {} · {}", d.hall_name, d.channel.n, d.port_name);
     let ch = channel.clone();
     let state = move || live.snap.with(|s| s.channel(&ch).cloned());
+    let lang = Lang::current();
     view! {
         <Title text=super::alarms::titled(title.clone()) />
         <h1 data-test="lane-title" data-channel=channel.clone()>{title}</h1>
@@ -80,17 +83,17 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                 view! {
                     <table data-test="lane-state" data-state=c.state.as_str() data-mode=mode><tbody>
                         <tr>
-                            <th>"State"</th>
-                            <td data-test="lane-mode">{c.mode_word()}</td>
+                            <th>{tr(lang, "lane-state")}</th>
+                            <td data-test="lane-mode">{tr(lang, &code_id("mode", c.mode_code()))}</td>
                         </tr>
                         {c
                             .desired_mode
                             .map(|m| {
                                 view! {
                                     <tr>
-                                        <th>"Mode asked by the port"</th>
+                                        <th>{tr(lang, "lane-desired-mode")}</th>
                                         <td data-test="desired-mode" data-mode=m.as_str()>
-                                            {m.label()}
+                                            {tr(lang, &code_id("mode", m.as_str()))}
                                         </td>
                                     </tr>
                                 }
@@ -100,7 +103,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                             .map(|l| {
                                 view! {
                                     <tr>
-                                        <th>"Gates"</th>
+                                        <th>{tr(lang, "lane-gates")}</th>
                                         <td>
                                             {l
                                                 .gates
@@ -122,29 +125,29 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Step"</th>
+                                        <th>{tr(lang, "lane-step")}</th>
                                         <td data-test="lane-step" data-step=l.step.clone()>
-                                            {crate::dto::step_words(&l.step)}
+                                            {tr(lang, &code_id("step", &l.step))}
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Face scan"</th>
+                                        <th>{tr(lang, "lane-face-scan")}</th>
                                         <td data-test="face-scan">
-                                            {if l.face_scan { "in use" } else { "not in use" }}
+                                            {if l.face_scan { tr(lang, "lane-face-scan-on") } else { tr(lang, "lane-face-scan-off") }}
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"In the channel"</th>
+                                        <th>{tr(lang, "lane-occupancy")}</th>
                                         <td data-test="occupancy">{l.occupancy}</td>
                                     </tr>
                                     <tr>
-                                        <th>"Held for an officer"</th>
+                                        <th>{tr(lang, "lane-held-for")}</th>
                                         <td data-test="held-for">
-                                            {l.held_for.clone().unwrap_or_else(|| "no".into())}
+                                            {l.held_for.clone().unwrap_or_else(|| tr(lang, "no"))}
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Cameras"</th>
+                                        <th>{tr(lang, "lane-cameras")}</th>
                                         <td data-test="camera-health">
                                             {l
                                                 .cameras_up
@@ -162,26 +165,26 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Last decision"</th>
+                                        <th>{tr(lang, "lane-last-decision")}</th>
                                         <td data-test="last-decision">
                                             {match &l.last_decision {
                                                 Some(d) => format!("{} at {}", d.summary(), d.at),
-                                                None => "none yet".into(),
+                                                None => tr(lang, "none-yet"),
                                             }}
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Fencing token"</th>
+                                        <th>{tr(lang, "lane-fence")}</th>
                                         <td data-test="fence">
                                             {format!("term {}, index {}", l.fence.0, l.fence.1)}
                                         </td>
                                     </tr>
                                     <tr>
-                                        <th>"Last override carried out"</th>
+                                        <th>{tr(lang, "lane-acked-order")}</th>
                                         <td data-test="acked-order">{l.acked_order}</td>
                                     </tr>
                                     <tr>
-                                        <th>"Replica staleness"</th>
+                                        <th>{tr(lang, "lane-staleness")}</th>
                                         <td data-test="staleness">
                                             {if l.staleness_ms == u64::MAX {
                                                 "never reached".to_string()
@@ -197,7 +200,7 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                     .into_any()
             }
         }}
-        <h2>"Alarms"</h2>
+        <h2>{tr(lang, "alarms")}</h2>
         <AlarmList
             live=live
             viewer=viewer.clone()
@@ -264,14 +267,16 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
         }
     };
     let ch = channel.clone();
+    let lang = Lang::current();
     view! {
-        <h2>"Override"</h2>
+        <h2>{tr(lang, "override")}</h2>
         <ActionForm action=act>
             <input type="hidden" name="csrf" value=viewer.csrf.clone() />
             <input type="hidden" name="port" value=port />
             <input type="hidden" name="channel" value=channel />
             <label>
-                "Reason (required, audited) "
+                {tr(lang, "reason-required")}
+                " "
                 <textarea
                     node_ref=reason
                     name="reason"
@@ -289,7 +294,7 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
                             class=format!("risk-{}", risk.as_str())
                             data-test=format!("overrides-{}", risk.as_str())
                         >
-                            <legend>{risk.heading()}</legend>
+                            <legend>{tr(lang, &code_id("risk", risk.as_str()))}</legend>
                             {all
                                 .iter()
                                 .filter(|a| a.risk() == risk)
@@ -355,6 +360,7 @@ const VIEWING_MS: u64 = 9 * 60 * 1000;
 /// in this page (the console and the lane keep none).
 #[component]
 fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
+    let lang = Lang::current();
     let act = ServerAction::<WatchCameras>::new();
     let viewing = Memo::new(move |_| match act.value().get() {
         Some(Ok(r)) => Some(r.audit_seq),
@@ -404,26 +410,24 @@ fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
                     on:load=move |_| loaded.set(true)
                 />
                 <figcaption>
-                    {format!("Gate {camera}")}
-                    {move || (!loaded.get()).then_some(" · waiting for the first still…")}
+                    {tr_with(lang, "camera-gate", &[("n", camera.into())])}
+                    {move || (!loaded.get()).then(|| format!(" · {}", tr(lang, "camera-waiting")))}
                 </figcaption>
             </figure>
         }
     };
     view! {
-        <h2>"Cameras"</h2>
+        <h2>{tr(lang, "cameras")}</h2>
         {move || match viewing.get() {
             Some(seq) if !ended.get() => view! {
                 <p class="muted" data-test="camera-viewing" data-seq=seq.to_string()>
-                    {format!(
-                        "Live, a few stills a second; your viewing is audit record {seq}. Nothing is stored."
-                    )}
+                    {tr_with(lang, "camera-live", &[("seq", seq.into())])}
                 </p>
             }
             .into_any(),
             Some(_) => view! {
                 <p class="pending" data-test="camera-viewing" data-ended="true">
-                    "The viewing has ended. Give a reason to view again."
+                    {tr(lang, "camera-ended")}
                 </p>
             }
             .into_any(),
@@ -437,7 +441,8 @@ fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
             <input type="hidden" name="port" value=port />
             <input type="hidden" name="channel" value=channel.clone() />
             <label>
-                "Reason to view the cameras (required, audited) "
+                {tr(lang, "camera-reason")}
+                " "
                 <textarea
                     name="reason"
                     required
@@ -447,7 +452,7 @@ fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
                 ></textarea>
             </label>
             <button type="submit" data-test="camera-submit">
-                "Show the cameras"
+                {tr(lang, "camera-show")}
             </button>
         </ActionForm>
         {move || {
@@ -464,6 +469,7 @@ fn Cameras(viewer: Viewer, port: String, channel: String) -> impl IntoView {
 /// trail), refreshed whenever the port's ledger changes and every few seconds.
 #[component]
 fn Recorded(live: LivePort, port: String, channel: String) -> impl IntoView {
+    let lang = Lang::current();
     let tick = RwSignal::new(0u64);
     // The ledger's length in the live snapshot moves with every order (and every other record).
     let audit_len = Memo::new(move |_| live.snap.with(|s| s.audit_len));
@@ -481,22 +487,22 @@ fn Recorded(live: LivePort, port: String, channel: String) -> impl IntoView {
         }
     });
     view! {
-        <h2>"Overrides recorded"</h2>
+        <h2>{tr(lang, "overrides-recorded")}</h2>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match orders.await {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                     Ok(list) if list.is_empty() => {
-                        view! { <p class="muted" data-test="orders">"None yet."</p> }.into_any()
+                        view! { <p class="muted" data-test="orders">{tr(lang, "none-yet")}</p> }.into_any()
                     }
                     Ok(list) => view! {
                         <table data-test="orders"><tbody>
                             <tr>
-                                <th>"When (port time)"</th>
-                                <th>"Order"</th>
-                                <th>"Who"</th>
-                                <th>"Reason"</th>
-                                <th>"Log"</th>
+                                <th>{tr(lang, "orders-when")}</th>
+                                <th>{tr(lang, "orders-order")}</th>
+                                <th>{tr(lang, "orders-who")}</th>
+                                <th>{tr(lang, "orders-reason")}</th>
+                                <th>{tr(lang, "orders-log")}</th>
                             </tr>
                             {list
                                 .into_iter()

@@ -13,9 +13,10 @@ use crate::app::ErrorBox;
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let form = Resource::new(|| (), |_| fetch_login());
+    let lang = crate::i18n::Lang::current();
     view! {
         <Title text="Sign in · Clearway console" />
-        <h1>"Sign in"</h1>
+        <h1>{crate::i18n::tr(lang, "login-title")}</h1>
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match form.await {
@@ -65,7 +66,8 @@ pub fn LoginPage() -> impl IntoView {
                             <form method="post" action="/auth/login" data-test="login-form">
                                 <input type="hidden" name="csrf" value=f.csrf.clone() />
                                 <label>
-                                    "User name "
+                                    {crate::i18n::tr(lang, "login-name")}
+                                    " "
                                     <input
                                         type="text"
                                         name="name"
@@ -76,7 +78,8 @@ pub fn LoginPage() -> impl IntoView {
                                     />
                                 </label>
                                 <label>
-                                    "Password "
+                                    {crate::i18n::tr(lang, "login-password")}
+                                    " "
                                     <input
                                         type="password"
                                         name="password"
@@ -87,7 +90,7 @@ pub fn LoginPage() -> impl IntoView {
                                     />
                                 </label>
                                 <button type="submit" data-test="login-submit">
-                                    "Sign in"
+                                    {crate::i18n::tr(lang, "login-submit")}
                                 </button>
                             </form>
                         }

@@ -9,7 +9,8 @@ use leptos_router::hooks::use_params_map;
 use super::loading;
 use crate::api::{AckAlarm, LaneOverride, fetch_port, ports_overview};
 use crate::app::{ErrorBox, NotFound, ViewerResource, action_result};
-use crate::dto::{AlarmView, ApiError, ChannelView, PortSnapshot, Viewer};
+use crate::dto::{AlarmView, ApiError, ChannelView, PortSnapshot, Viewer, code_id};
+use crate::i18n::{Lang, tr, tr_with};
 use crate::live::{LinkBadge, LivePort, live_port};
 
 fn signin() -> ApiError {
@@ -30,8 +31,8 @@ pub fn OverviewPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text="Ports · Clearway console" />
-        <h1>"Ports"</h1>
+        <Title text=format!("{} · Clearway", tr(Lang::current(), "ports-title")) />
+        <h1>{tr(Lang::current(), "ports-title")}</h1>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match data.await {
@@ -207,7 +208,7 @@ pub fn HallPage() -> impl IntoView {
             </p>
             <PortStatus live=live />
             <section class="hall-alarms">
-                <h2>"Alarms in this hall, newest first"</h2>
+                <h2>{tr(Lang::current(), "hall-alarms")}</h2>
                 <AlarmList
                     live=live
                     viewer=v
@@ -267,6 +268,7 @@ fn PortStatus(live: LivePort) -> impl IntoView {
 /// What the grid's colours mean, in words.
 #[component]
 fn SeverityLegend() -> impl IntoView {
+    let lang = Lang::current();
     view! {
         <ul class="legend" data-test="severity-legend" aria-label="Lane states">
             {crate::dto::Severity::ALL
@@ -275,7 +277,7 @@ fn SeverityLegend() -> impl IntoView {
                     view! {
                         <li class=format!("sev-{}", s.as_str()) data-severity=s.as_str()>
                             <span class="swatch"></span>
-                            {s.label()}
+                            {tr(lang, &code_id("severity", s.as_str()))}
                         </li>
                     }
                 })
@@ -303,6 +305,7 @@ fn Cell(channel: ChannelView) -> impl IntoView {
     };
     let lane = c.lane.clone();
     let severity = c.severity();
+    let lang = Lang::current();
     view! {
         <div
             class=format!("cell sev-{}", severity.as_str())
@@ -316,15 +319,17 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                 <strong>{format!("#{}", c.n)}</strong>
             </A>
             " "
-            <span data-test="lane-mode">{c.mode_word()}</span>
-            <div class="sev-word" data-test="lane-severity">{severity.label()}</div>
+            <span data-test="lane-mode">{tr(lang, &code_id("mode", c.mode_code()))}</span>
+            <div class="sev-word" data-test="lane-severity">
+                {tr(lang, &code_id("severity", severity.as_str()))}
+            </div>
             {c
                 .desired_mode
                 .filter(|d| lane.as_ref().is_none_or(|l| l.mode != *d))
                 .map(|d| {
                     view! {
                         <div class="muted" data-test="desired-mode" data-mode=d.as_str()>
-                            {format!("→ {}", d.label())}
+                            {format!("→ {}", tr(lang, &code_id("mode", d.as_str())))}
                         </div>
                     }
                 })}
@@ -357,7 +362,7 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                                 .collect_view()}
                         </div>
                         <div data-test="lane-step" data-step=l.step.clone()>
-                            {crate::dto::step_words(&l.step)}
+                            {tr(lang, &code_id("step", &l.step))}
                         </div>
                         <div data-test="last-decision">
                             {match &l.last_decision {
@@ -417,7 +422,7 @@ pub fn AlarmList(
         move || {
             alarms()
                 .is_empty()
-                .then(|| view! { <p class="muted" data-test="no-alarms">"No alarms."</p> })
+                .then(|| view! { <p class="muted" data-test="no-alarms">{tr(Lang::current(), "no-alarms")}</p> })
         }
     };
     view! {
@@ -468,6 +473,7 @@ pub fn AlarmRow(
     let release = ServerAction::<LaneOverride>::new();
     let (channel, kind, since) = (a.channel.clone(), a.kind.clone(), a.since_ms.to_string());
     let row_port = port.clone();
+    let lang = Lang::current();
     let csrf = viewer.csrf.clone();
     // A held channel is released right here, with its own reason (audited like any order).
     let (release_csrf, release_port, release_channel) =
@@ -482,13 +488,13 @@ pub fn AlarmRow(
                 <input
                     type="text"
                     name="reason"
-                    placeholder="reason to release (required)"
+                    placeholder=tr(lang, "release-reason")
                     required
                     maxlength="500"
                     data-test="release-reason"
                 />
                 <button type="submit" data-test="release-submit">
-                    "Release the channel"
+                    {tr(lang, "release-channel")}
                 </button>
             </ActionForm>
             {move || action_result(
@@ -508,7 +514,9 @@ pub fn AlarmRow(
             data-since=a.since_ms.to_string()
             data-acked=a.acked.to_string()
         >
-            <strong class=if a.acked { "" } else { "alarmed" }>{a.label()}</strong>
+            <strong class=if a.acked { "" } else { "alarmed" }>
+                {tr(lang, &code_id("alarm", &a.kind))}
+            </strong>
             {port_name.map(|n| format!(" · {n}"))}
             " · "
             {
@@ -520,12 +528,13 @@ pub fn AlarmRow(
                     None => shown.into_any(),
                 }
             }
-            {format!(" · since {}", a.since)}
+            " · "
+            {tr_with(lang, "since", &[("time", a.since.clone().into())])}
             {release_form}
             {if a.acked {
                 view! {
                     " "
-                    <span data-test="ack-marker">"acknowledged"</span>
+                    <span data-test="ack-marker">{tr(lang, "acknowledged")}</span>
                 }
                     .into_any()
             } else if may_override {
@@ -539,13 +548,13 @@ pub fn AlarmRow(
                         <input
                             type="text"
                             name="reason"
-                            placeholder="reason (required)"
+                            placeholder=tr(lang, "reason-short")
                             required
                             maxlength="500"
                             data-test="ack-reason"
                         />
                         <button type="submit" data-test="ack-submit">
-                            "Acknowledge"
+                            {tr(lang, "acknowledge")}
                         </button>
                     </ActionForm>
                     {move || action_result(
@@ -708,11 +717,12 @@ fn HallTrend(live: LivePort, hall: String) -> impl IntoView {
         }
     };
     let dashboard = live.snap.with_untracked(|s| s.hall_dashboard(&hall));
+    let lang = Lang::current();
     view! {
         <section class="trend" data-test="hall-trend"
             data-clearances=move || words.clone()().0.to_string()
         >
-            <h2>"Last hour (minute by minute, since this console started)"</h2>
+            <h2>{tr(lang, "trend-title")}</h2>
             <figure>
                 <svg viewBox=format!("0 0 {W} {H}") width=W height=H role="img"
                     aria-label="clearances per minute">
@@ -720,10 +730,7 @@ fn HallTrend(live: LivePort, hall: String) -> impl IntoView {
                     <g class="bars">{bars}</g>
                 </svg>
                 <figcaption data-test="trend-clearances">
-                    {let w = words.clone(); move || match w().0 {
-                        1 => "1 clearance".to_string(),
-                        n => format!("{n} clearances"),
-                    }}
+                    {let w = words.clone(); move || tr_with(lang, "trend-clearances", &[("count", w().0.into())])}
                 </figcaption>
             </figure>
             <figure>
@@ -743,8 +750,8 @@ fn HallTrend(live: LivePort, hall: String) -> impl IntoView {
                 </svg>
                 <figcaption data-test="trend-latency">
                     {let w = words.clone(); move || match w().1 {
-                        Some(ms) => format!("decision latency p95: worst minute {ms:.0} ms"),
-                        None => "no face decisions".to_string(),
+                        Some(ms) => tr_with(lang, "trend-p95", &[("ms", format!("{ms:.0}").into())]),
+                        None => tr(lang, "trend-no-decisions"),
                     }}
                 </figcaption>
             </figure>
@@ -752,13 +759,13 @@ fn HallTrend(live: LivePort, hall: String) -> impl IntoView {
                 {match dashboard {
                     Some(href) => view! {
                         <a href=href data-test="grafana-link" target="_blank" rel="noopener noreferrer">
-                            "Open this hall in Grafana"
+                            {tr(lang, "grafana-open")}
                         </a>
                     }
                     .into_any(),
                     None => view! {
                         <span data-test="grafana-link">
-                            "Longer history: the Grafana dashboard deploy/grafana/clearway-port.json (set dashboard_url in the console's [[port]] to link it here)."
+                            {tr(lang, "grafana-none")}
                         </span>
                     }
                     .into_any(),

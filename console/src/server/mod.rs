@@ -79,6 +79,7 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/auth/logout", post(logout))
         .route("/events/port/{id}", get(events))
         .route("/events/alarms", get(alarm_events))
+        .route("/lang/{tag}", get(choose_language))
         .route("/still/{port}/{hall}/{n}/{camera}", get(still))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -169,6 +170,7 @@ fn is_public(method: &Method, path: &str) -> bool {
         || path == "/healthz"
         || path == "/favicon.ico"
         || (path == "/auth/login" && method == Method::POST)
+        || (path.starts_with("/lang/") && method == Method::GET)
 }
 
 fn csrf_from_form(body: &[u8]) -> Option<String> {
@@ -431,6 +433,38 @@ async fn still(
         Ok(None) => (StatusCode::NO_CONTENT, no_store).into_response(),
         Err(e) => error_response(&parts.headers, &e.into()),
     }
+}
+
+/// `GET /lang/{tag}?back=/path`: keeps the user's language in a cookie (a year; not secret,
+/// so readable by the page) and sends them back to `back`, a path on this console only.
+async fn choose_language(UrlPath(tag): UrlPath<String>, Query(q): Query<LangQuery>) -> Response {
+    let Some(lang) = crate::i18n::Lang::parse(&tag) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no language {tag:?}: the console speaks en and zh-Hant"),
+        )
+            .into_response();
+    };
+    let back = q
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or_else(|| "/".into());
+    let mut r = redirect(&back);
+    let cookie = format!(
+        "{}={}; Secure; SameSite=Strict; Path=/; Max-Age=31536000",
+        crate::i18n::LANG_COOKIE,
+        lang.tag()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
+    r
+}
+
+/// The query of a language choice.
+#[derive(Deserialize)]
+struct LangQuery {
+    back: Option<String>,
 }
 
 /// The query of a still: the viewing's audit record.

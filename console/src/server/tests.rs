@@ -479,3 +479,66 @@ async fn live_updates_need_a_session_that_may_watch_the_port() {
             .contains("clearway_console_logins_total{result=\"ok\"} 2")
     );
 }
+
+#[tokio::test]
+async fn the_language_is_kept_in_a_cookie_and_only_local_pages_are_returned_to() {
+    let _serial = SERIAL.lock().await;
+    let h = app();
+    let cases = [
+        (
+            "/lang/zh-Hant?back=/port/hengqin",
+            StatusCode::SEE_OTHER,
+            Some("/port/hengqin"),
+        ),
+        (
+            "/lang/en?back=%2Flane%2Fhengqin%2Fpassenger%2F1",
+            StatusCode::SEE_OTHER,
+            Some("/lane/hengqin/passenger/1"),
+        ),
+        (
+            "/lang/zh-hant?back=//evil.example/",
+            StatusCode::SEE_OTHER,
+            Some("/"),
+        ),
+        (
+            "/lang/zh-Hant?back=https://evil.example/",
+            StatusCode::SEE_OTHER,
+            Some("/"),
+        ),
+        (
+            "/lang/zh-Hant?back=/\\evil.example",
+            StatusCode::SEE_OTHER,
+            Some("/"),
+        ),
+        ("/lang/zh-Hant", StatusCode::SEE_OTHER, Some("/")),
+        ("/lang/fr?back=/", StatusCode::NOT_FOUND, None),
+    ];
+    for (path, status, location) in cases {
+        let a = h.page(path, None).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        let got = a.headers.get(LOCATION).and_then(|v| v.to_str().ok());
+        assert_eq!(got, location, "{path}");
+        if status == StatusCode::SEE_OTHER {
+            let c = a
+                .set_cookie(crate::i18n::LANG_COOKIE)
+                .expect("the language cookie");
+            assert!(c.contains("SameSite=Strict") && c.contains("Path=/"), "{c}");
+        }
+    }
+    // The page is then rendered in that language, <html lang> saying which.
+    let page = h
+        .send(
+            Request::get("/login")
+                .header(ACCEPT, "text/html")
+                .header(COOKIE, format!("{}=zh-Hant", crate::i18n::LANG_COOKIE))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert!(
+        page.body.contains("<html lang=\"zh-Hant\""),
+        "{}",
+        &page.body[..200.min(page.body.len())]
+    );
+    assert!(page.body.contains("登入"), "the login page in Chinese");
+}

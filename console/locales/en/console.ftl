@@ -1,0 +1,155 @@
+# The supervisor console's words, English. Every message here is also in ../zh-Hant/console.ftl
+# (the unit test `i18n::tests` checks both ways, and that every id the code uses exists).
+
+## Navigation and the frame of every page
+console-name = Clearway console
+nav-ports = Ports
+nav-rollout = Rollout
+nav-users = Users
+nav-desk = Service desk
+sign-out = Sign out
+language = Language
+not-found = Not found
+not-found-what = There is no such { $what }.
+back-to-console = Back to the console
+loading = Loading…
+sending = Sending…
+sign-in-again = Sign in again
+reason-required = Reason (required, audited)
+
+## Error prefixes
+err-404 = Not found:
+err-403 = Refused:
+err-401 = Sign in:
+err-413 = Too large:
+err-422 = Check the form:
+err-409 = Refused by the port:
+err-502 = Port unreachable:
+err-other = Error:
+
+## Roles
+role-supervisor = Supervisor
+role-service-desk = Service-desk officer
+role-port-admin = Port administrator
+
+## Login
+login-title = Sign in
+login-name = User name
+login-password = Password
+login-submit = Sign in
+
+## The alarm queue
+queue-none = Alarms: none open
+queue-open = { $count ->
+    [one] Alarms: 1 open
+   *[other] Alarms: { $count } open
+}
+sound-on = Sound on (mute)
+sound-off = Sound off (turn on)
+no-alarms = No alarms.
+since = since { $time }
+acknowledge = Acknowledge
+acknowledged = acknowledged
+reason-short = reason (required)
+release-reason = reason to release (required)
+release-channel = Release the channel
+
+## Alarm kinds
+alarm-camera-down = camera down
+alarm-tailgating = two people in the channel
+alarm-multiple-faces = several faces at the gate
+alarm-authority-not-answering = authority not answering
+alarm-replica-stale = replica stale
+alarm-gate-fault = gate fault
+alarm-gate-failed = a gate did not carry out a command; passage stopped
+alarm-gate1-locked = traveller turned away at locked gate 1
+alarm-held = channel held for an officer
+alarm-lane-offline = lane offline
+alarm-replication-lag = replication lag
+alarm-order-refused = an order was not carried out
+alarm-order-expired = an order arrived too late
+alarm-audit-divergence = audit trail differs from the other replicas
+
+## Severity (the hall grid and its legend)
+severity-fault = fault, offline or camera down
+severity-held = held for an officer
+severity-passage = passage in progress
+severity-idle = idle
+severity-not-deployed = not deployed
+
+## Lane modes
+mode-face-and-card = face + card
+mode-card-only = card only
+mode-closed = closed
+mode-offline = offline
+mode-not-deployed = not deployed
+
+## Procedure steps
+step-idle = idle, waiting for a traveller
+step-refused = turned a traveller away at gate 1
+step-declaration = showing the registration declaration
+step-registering = registering a traveller
+step-gate1-open = gate 1 open for a traveller
+step-inspection = inspecting a traveller (both authorities)
+step-exit = gates 2 and 3 open, traveller leaving
+step-officer = held for an officer
+
+## Ports, port and hall pages
+ports-title = Ports
+hall-alarms = Alarms in this hall, newest first
+trend-title = Last hour (minute by minute, since this console started)
+trend-clearances = { $count ->
+    [one] 1 clearance
+   *[other] { $count } clearances
+}
+trend-p95 = decision latency p95: worst minute { $ms } ms
+trend-no-decisions = no face decisions
+grafana-open = Open this hall in Grafana
+grafana-none = Longer history: the Grafana dashboard deploy/grafana/clearway-port.json (set dashboard_url in the console's [[port]] to link it here).
+
+## Lane page
+lane-state = State
+lane-desired-mode = Mode asked by the port
+lane-gates = Gates
+lane-step = Step
+lane-face-scan = Face scan
+lane-face-scan-on = in use
+lane-face-scan-off = not in use
+lane-occupancy = In the channel
+lane-held-for = Held for an officer
+lane-cameras = Cameras
+lane-last-decision = Last decision
+lane-fence = Fencing token
+lane-acked-order = Last override carried out
+lane-staleness = Replica staleness
+no = no
+none-yet = none yet
+alarms = Alarms
+cameras = Cameras
+camera-reason = Reason to view the cameras (required, audited)
+camera-show = Show the cameras
+camera-live = Live, a few stills a second; your viewing is audit record { $seq }. Nothing is stored.
+camera-ended = The viewing has ended. Give a reason to view again.
+camera-gate = Gate { $n }
+camera-waiting = waiting for the first still…
+override = Override
+overrides-recorded = Overrides recorded
+orders-when = When (port time)
+orders-order = Order
+orders-who = Who
+orders-reason = Reason
+orders-log = Log
+risk-stop = Stop — safe at any time
+risk-restore = Restore — the procedure takes over again
+risk-opens = Open a gate or change the lane — asks to confirm
+
+## Service desk
+desk-title = Service desk
+desk-task-find = Look up a registration
+desk-task-consent = Guardian's consent
+desk-task-cancel = Cancel a registration
+desk-find = Find a registration
+desk-consent = Record a guardian's consent for a minor (14–17)
+desk-cancel = Cancel a registration
+desk-cancel-this = Cancel this registration…
+desk-locations = Service locations

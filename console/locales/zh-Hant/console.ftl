@@ -1,0 +1,148 @@
+# 督導控制台文字（繁體中文）。每條訊息在 ../en/console.ftl 亦有（單元測試 `i18n::tests` 雙向檢查）。
+
+## 導覽及每頁框架
+console-name = Clearway 控制台
+nav-ports = 口岸
+nav-rollout = 部署
+nav-users = 用戶
+nav-desk = 服務櫃台
+sign-out = 登出
+language = 語言
+not-found = 找不到
+not-found-what = 沒有這個{ $what }。
+back-to-console = 返回控制台
+loading = 載入中…
+sending = 傳送中…
+sign-in-again = 重新登入
+reason-required = 原因（必填，會記入審計紀錄）
+
+## 錯誤前綴
+err-404 = 找不到：
+err-403 = 已拒絕：
+err-401 = 請登入：
+err-413 = 內容過大：
+err-422 = 請檢查表格：
+err-409 = 口岸系統拒絕：
+err-502 = 無法連接口岸：
+err-other = 錯誤：
+
+## 角色
+role-supervisor = 督導人員
+role-service-desk = 服務櫃台人員
+role-port-admin = 口岸管理員
+
+## 登入
+login-title = 登入
+login-name = 用戶名稱
+login-password = 密碼
+login-submit = 登入
+
+## 警報列
+queue-none = 警報：沒有未處理警報
+queue-open = 警報：{ $count } 個未處理
+sound-on = 聲響開啟（靜音）
+sound-off = 聲響關閉（開啟）
+no-alarms = 沒有警報。
+since = 自 { $time } 起
+acknowledge = 確認
+acknowledged = 已確認
+reason-short = 原因（必填）
+release-reason = 放行原因（必填）
+release-channel = 放行通道
+
+## 警報類別
+alarm-camera-down = 鏡頭故障
+alarm-tailgating = 通道內有兩人
+alarm-multiple-faces = 閘門前有多張面孔
+alarm-authority-not-answering = 邊檢系統沒有回應
+alarm-replica-stale = 資料副本過時
+alarm-gate-fault = 閘門故障
+alarm-gate-failed = 閘門未有執行指令，通關已停止
+alarm-gate1-locked = 第一道閘門已鎖，旅客被拒
+alarm-held = 通道待人工處理
+alarm-lane-offline = 通道離線
+alarm-replication-lag = 資料同步延誤
+alarm-order-refused = 指令未被執行
+alarm-order-expired = 指令送達太遲
+alarm-audit-divergence = 審計紀錄與其他副本不一致
+
+## 狀態級別（大廳格及圖例）
+severity-fault = 故障、離線或鏡頭故障
+severity-held = 待人工處理
+severity-passage = 通關中
+severity-idle = 閒置
+severity-not-deployed = 未部署
+
+## 通道模式
+mode-face-and-card = 刷臉＋刷證
+mode-card-only = 只限刷證
+mode-closed = 關閉
+mode-offline = 離線
+mode-not-deployed = 未部署
+
+## 通關步驟
+step-idle = 閒置，等候旅客
+step-refused = 第一道閘門拒絕了旅客
+step-declaration = 顯示登記聲明
+step-registering = 旅客登記中
+step-gate1-open = 第一道閘門開啟
+step-inspection = 查驗中（雙方邊檢）
+step-exit = 第二、三道閘門開啟，旅客離開中
+step-officer = 待人工處理
+
+## 口岸及大廳頁
+ports-title = 口岸
+hall-alarms = 本大廳警報（最新在前）
+trend-title = 最近一小時（每分鐘，自本控制台啟動起）
+trend-clearances = 通關 { $count } 人次
+trend-p95 = 決定時間 p95：最差一分鐘 { $ms } 毫秒
+trend-no-decisions = 沒有刷臉決定
+grafana-open = 在 Grafana 開啟本大廳
+grafana-none = 較長歷史：Grafana 儀表板 deploy/grafana/clearway-port.json（在控制台的 [[port]] 設定 dashboard_url 即可在此連結）。
+
+## 通道頁
+lane-state = 狀態
+lane-desired-mode = 口岸要求的模式
+lane-gates = 閘門
+lane-step = 步驟
+lane-face-scan = 刷臉
+lane-face-scan-on = 使用中
+lane-face-scan-off = 未使用
+lane-occupancy = 通道內人數
+lane-held-for = 待人工處理
+lane-cameras = 鏡頭
+lane-last-decision = 最近決定
+lane-fence = 防護令牌
+lane-acked-order = 最近已執行的指令
+lane-staleness = 副本延遲
+no = 否
+none-yet = 暫無
+alarms = 警報
+cameras = 鏡頭
+camera-reason = 查看鏡頭的原因（必填，會記入審計紀錄）
+camera-show = 顯示鏡頭
+camera-live = 即時畫面，每秒數張；本次查看為審計紀錄第 { $seq } 條。畫面不會儲存。
+camera-ended = 查看已結束。如需再次查看，請填寫原因。
+camera-gate = 第 { $n } 道閘門
+camera-waiting = 等候第一張畫面…
+override = 人工指令
+overrides-recorded = 已記錄的人工指令
+orders-when = 時間（口岸時間）
+orders-order = 指令
+orders-who = 由誰
+orders-reason = 原因
+orders-log = 日誌
+risk-stop = 停止——任何時候均安全
+risk-restore = 恢復——交回自動程序
+risk-opens = 開閘或更改通道——須確認
+
+## 服務櫃台
+desk-title = 服務櫃台
+desk-task-find = 查詢登記
+desk-task-consent = 監護人同意
+desk-task-cancel = 取消登記
+desk-find = 查詢登記
+desk-consent = 記錄監護人對未成年人（14至17歲）的同意
+desk-cancel = 取消登記
+desk-cancel-this = 取消此登記…
+desk-locations = 服務地點
