@@ -509,22 +509,40 @@ pub const MODE_CODES: [&str; 5] = [
     "not_deployed",
 ];
 
+/// The states a lane reports for a gate.
+pub const GATE_STATES: [&str; 5] = ["closed", "moving", "open", "locked", "fault"];
+
 /// Every message id the pages build from a code (for the translations' completeness test).
 pub fn message_ids_from_codes() -> Vec<String> {
-    let groups: [(&str, Vec<&str>); 7] = [
-        ("alarm", ALARM_CODES.to_vec()),
-        ("step", STEP_CODES.to_vec()),
-        ("mode", MODE_CODES.to_vec()),
+    let owned = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let groups: [(&str, Vec<String>); 9] = [
+        ("alarm", owned(&ALARM_CODES)),
+        ("step", owned(&STEP_CODES)),
+        ("mode", owned(&MODE_CODES)),
         (
             "severity",
-            Severity::ALL.iter().map(|s| s.as_str()).collect(),
+            Severity::ALL
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
         ),
-        ("role", vec!["supervisor", "service_desk", "port_admin"]),
+        (
+            "role",
+            Role::ALL.iter().map(|r| r.as_str().to_string()).collect(),
+        ),
         (
             "risk",
-            OverrideRisk::ALL.iter().map(|r| r.as_str()).collect(),
+            OverrideRisk::ALL
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
         ),
-        ("desk-task", vec!["find", "consent", "cancel"]),
+        ("desk-task", owned(&["find", "consent", "cancel"])),
+        (
+            "override",
+            OverrideAction::all().iter().map(|a| a.code()).collect(),
+        ),
+        ("gate", owned(&GATE_STATES)),
     ];
     groups
         .iter()

@@ -7,7 +7,9 @@
 //! * [`dto`]: every type that crosses a boundary — node ↔ console (mapped by `port_api`) and
 //!   server ↔ browser (server function answers, SSE payloads). Plain serde data.
 //! * [`app`]: the HTML shell, router, navigation and shared widgets; [`pages`]: one module per
-//!   page area; [`live`]: the browser's `EventSource` on `/events/port/{id}` feeding signals.
+//!   page area; [`live`]: the browser's `EventSource`s (`/events/port/{id}`, `/events/alarms`)
+//!   feeding signals; [`i18n`]: the pages' words in English and Traditional Chinese (Fluent);
+//!   [`trend`]: each hall's last hour, minute by minute (the console's own ring buffer).
 //! * [`api`]: server functions (`/api/<name>`), each a few lines over the service layer.
 //!
 //! Server only (feature `ssr`, the default):
@@ -45,7 +47,10 @@
 //! `/lane/{port}/{hall}/{n}`, `/desk`, `/rollout[?port=id]`, `/audit/{port}`, `/users`.
 //! Handlers: `POST /auth/login` (form `name`, `password`, `csrf` = the `clearway_login`
 //! cookie), `POST /auth/logout`, `GET /events/port/{id}` (SSE, JSON `PortSnapshot`),
-//! `GET /metrics`, `GET /healthz`, `/api/<server fn>`, `/pkg/*` (the wasm package).
+//! `GET /events/alarms` (SSE, JSON `[QueuedAlarm]`), `GET /still/{port}/{hall}/{n}/{camera}
+//! ?viewing={audit seq}` (a camera still, JPEG, `no-store`), `GET /lang/{tag}?back=/path` (the
+//! language cookie), `GET /metrics`, `GET /healthz`, `/api/<server fn>`, `/pkg/*` (the wasm
+//! package).
 //! Browser tests find inputs, buttons and states by `data-test` attributes (listed per page
 //! in [`pages`]).
 #![recursion_limit = "256"]

@@ -153,3 +153,64 @@ desk-consent = Record a guardian's consent for a minor (14–17)
 desk-cancel = Cancel a registration
 desk-cancel-this = Cancel this registration…
 desk-locations = Service locations
+
+## Gates and cameras
+gate-state = gate { $n }: { $state }
+gate-closed = closed
+gate-moving = moving
+gate-open = open
+gate-locked = locked
+gate-fault = fault
+camera-up = up
+camera-down = DOWN
+
+## Overrides
+override-gate1-open = open gate 1
+override-gate1-close = close gate 1
+override-gate1-lock = lock gate 1
+override-gate1-unlock = unlock gate 1
+override-gate2-open = open gate 2
+override-gate2-close = close gate 2
+override-gate2-lock = lock gate 2
+override-gate2-unlock = unlock gate 2
+override-gate3-open = open gate 3
+override-gate3-close = close gate 3
+override-gate3-lock = lock gate 3
+override-gate3-unlock = unlock gate 3
+override-mode-face-and-card = switch to face + card
+override-mode-card-only = switch to card only
+override-mode-closed = switch to closed
+override-send-to-officer = send traveller to an officer
+override-release = release the channel
+
+## Audit, users, ports
+filter-who = Who
+filter-action = Action
+filter-target = Lane or person
+filter-when = When
+audit-index = Log index
+audit-action = Action
+audit-target = Target
+audit-person = Person
+audit-outcome = Outcome
+audit-signed-by = Signed by
+audit-hash = Hash
+audit-applied = applied
+audit-refused = refused ({ $code })
+audit-title = Audit
+audit-heading = Audit trail of { $port }
+users-create = Create a user
+users-name = Name
+users-role = Role
+users-failed = Failed logins
+users-locked = Locked until
+users-name-input = Name (a-z, 0-9, . _ -)
+users-ports-input = Ports (supervisors; comma separated)
+users-password-input = Password (empty: generate one, shown once)
+ports-port = Port
+ports-halls = Halls
+ports-up = Lanes up
+ports-down = Lanes down
+ports-clearances = Clearances / h
+ports-alarms = Open alarms
+ports-cluster = Cluster

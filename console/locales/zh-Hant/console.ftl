@@ -146,3 +146,64 @@ desk-consent = 記錄監護人對未成年人（14至17歲）的同意
 desk-cancel = 取消登記
 desk-cancel-this = 取消此登記…
 desk-locations = 服務地點
+
+## 閘門及鏡頭
+gate-state = 第 { $n } 道閘門：{ $state }
+gate-closed = 關閉
+gate-moving = 移動中
+gate-open = 開啟
+gate-locked = 已鎖
+gate-fault = 故障
+camera-up = 正常
+camera-down = 故障
+
+## 人工指令
+override-gate1-open = 開啟第一道閘門
+override-gate1-close = 關閉第一道閘門
+override-gate1-lock = 鎖上第一道閘門
+override-gate1-unlock = 解鎖第一道閘門
+override-gate2-open = 開啟第二道閘門
+override-gate2-close = 關閉第二道閘門
+override-gate2-lock = 鎖上第二道閘門
+override-gate2-unlock = 解鎖第二道閘門
+override-gate3-open = 開啟第三道閘門
+override-gate3-close = 關閉第三道閘門
+override-gate3-lock = 鎖上第三道閘門
+override-gate3-unlock = 解鎖第三道閘門
+override-mode-face-and-card = 轉為刷臉＋刷證
+override-mode-card-only = 轉為只限刷證
+override-mode-closed = 轉為關閉
+override-send-to-officer = 轉交人工處理
+override-release = 放行通道
+
+## 審計、用戶、口岸
+filter-who = 由誰
+filter-action = 動作
+filter-target = 通道或人員
+filter-when = 時間
+audit-index = 日誌序號
+audit-action = 動作
+audit-target = 對象
+audit-person = 人員
+audit-outcome = 結果
+audit-signed-by = 簽署者
+audit-hash = 雜湊
+audit-applied = 已執行
+audit-refused = 已拒絕（{ $code }）
+audit-title = 審計
+audit-heading = { $port } 的審計紀錄
+users-create = 新增用戶
+users-name = 名稱
+users-role = 角色
+users-failed = 登入失敗次數
+users-locked = 鎖定至
+users-name-input = 名稱（a-z、0-9、. _ -）
+users-ports-input = 口岸（督導人員；以逗號分隔）
+users-password-input = 密碼（留空則自動產生，只顯示一次）
+ports-port = 口岸
+ports-halls = 大廳
+ports-up = 在線通道
+ports-down = 離線通道
+ports-clearances = 每小時通關
+ports-alarms = 未處理警報
+ports-cluster = 集群

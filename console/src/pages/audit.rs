@@ -10,6 +10,7 @@ use super::loading;
 use crate::api::fetch_audit;
 use crate::app::ErrorBox;
 use crate::dto::AuditView;
+use crate::i18n::{Lang, tr, tr_with};
 
 /// The audit page.
 #[component]
@@ -37,6 +38,7 @@ fn matches(filter: &str, field: &str) -> bool {
 
 #[component]
 fn Audit(a: AuditView) -> impl IntoView {
+    let lang = Lang::current();
     let status = if a.break_at.is_some() { "broken" } else { "ok" };
     let by_actor = RwSignal::new(String::new());
     let by_action = RwSignal::new(String::new());
@@ -44,7 +46,7 @@ fn Audit(a: AuditView) -> impl IntoView {
     let by_time = RwSignal::new(String::new());
     let records = StoredValue::new(a.records.clone());
     let break_at = a.break_at.as_ref().map(|(s, _)| *s);
-    let filter = |label: &'static str, test: &'static str, signal: RwSignal<String>| {
+    let filter = |label: String, test: &'static str, signal: RwSignal<String>| {
         view! {
             <label>
                 {label}
@@ -60,8 +62,8 @@ fn Audit(a: AuditView) -> impl IntoView {
         }
     };
     view! {
-        <Title text=format!("Audit · {}", a.port) />
-        <h1>{format!("Audit trail of {}", a.port)}</h1>
+        <Title text=format!("{} · {}", tr(lang, "audit-title"), a.port) />
+        <h1>{tr_with(lang, "audit-heading", &[("port", a.port.clone().into())])}</h1>
         <p>
             <A href=format!("/port/{}", a.port)>"port view"</A>
         </p>
@@ -91,24 +93,24 @@ fn Audit(a: AuditView) -> impl IntoView {
             .into_any(),
         }}
         <p class="filters" data-test="audit-filters">
-            {filter("Who", "filter-actor", by_actor)}
-            {filter("Action", "filter-action", by_action)}
-            {filter("Lane or person", "filter-target", by_target)}
-            {filter("When", "filter-time", by_time)}
+            {filter(tr(lang, "filter-who"), "filter-actor", by_actor)}
+            {filter(tr(lang, "filter-action"), "filter-action", by_action)}
+            {filter(tr(lang, "filter-target"), "filter-target", by_target)}
+            {filter(tr(lang, "filter-when"), "filter-time", by_time)}
         </p>
         <table data-test="audit-records"><tbody>
             <tr>
                 <th>"#"</th>
-                <th>"Log index"</th>
-                <th>"When (port time)"</th>
-                <th>"Who"</th>
-                <th>"Action"</th>
-                <th>"Target"</th>
-                <th>"Person"</th>
-                <th>"Outcome"</th>
-                <th>"Reason"</th>
-                <th>"Signed by"</th>
-                <th>"Hash"</th>
+                <th>{tr(lang, "audit-index")}</th>
+                <th>{tr(lang, "orders-when")}</th>
+                <th>{tr(lang, "orders-who")}</th>
+                <th>{tr(lang, "audit-action")}</th>
+                <th>{tr(lang, "audit-target")}</th>
+                <th>{tr(lang, "audit-person")}</th>
+                <th>{tr(lang, "audit-outcome")}</th>
+                <th>{tr(lang, "orders-reason")}</th>
+                <th>{tr(lang, "audit-signed-by")}</th>
+                <th>{tr(lang, "audit-hash")}</th>
             </tr>
             {move || {
                 records
@@ -150,8 +152,8 @@ fn Audit(a: AuditView) -> impl IntoView {
                                 data-code=r.refused.clone().unwrap_or_default()
                             >
                                 {match &r.refused {
-                                    None => "applied".to_string(),
-                                    Some(code) => format!("refused ({code})"),
+                                    None => tr(lang, "audit-applied"),
+                                    Some(code) => tr_with(lang, "audit-refused", &[("code", code.clone().into())]),
                                 }}
                             </td>
                             <td class="reason">{r.reason.clone()}</td>

@@ -117,7 +117,14 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                                             data-gate=(i + 1).to_string()
                                                             data-gate-state=g.clone()
                                                         >
-                                                            {format!("gate {}: {g}", i + 1)}
+                                                            {tr_with(
+                                                                lang,
+                                                                "gate-state",
+                                                                &[
+                                                                    ("n", (i + 1).into()),
+                                                                    ("state", tr(lang, &code_id("gate", g)).into()),
+                                                                ],
+                                                            )}
                                                         </span>
                                                     }
                                                 })
@@ -154,10 +161,13 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                                 .iter()
                                                 .enumerate()
                                                 .map(|(i, u)| {
-                                                    format!(
-                                                        "gate {}: {}",
-                                                        i + 1,
-                                                        if *u { "up" } else { "DOWN" },
+                                                    tr_with(
+                                                        lang,
+                                                        "gate-state",
+                                                        &[
+                                                            ("n", (i + 1).into()),
+                                                            ("state", tr(lang, if *u { "camera-up" } else { "camera-down" }).into()),
+                                                        ],
                                                     )
                                                 })
                                                 .collect::<Vec<_>>()
@@ -244,6 +254,7 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
         let channel = channel.clone();
         move |a: OverrideAction| {
             let code = a.code();
+            let lang = Lang::current();
             let question = (a.risk() == OverrideRisk::Opens).then(|| a.confirmation(&channel));
             view! {
                 <button
@@ -260,7 +271,7 @@ fn Overrides(live: LivePort, viewer: Viewer, port: String, channel: String) -> i
                         }
                     }
                 >
-                    {a.label()}
+                    {tr(lang, &code_id("override", &code))}
                 </button>
                 " "
             }
@@ -514,7 +525,7 @@ fn Recorded(live: LivePort, port: String, channel: String) -> impl IntoView {
                                             data-action=r.order.action.code()
                                         >
                                             <td>{r.at}</td>
-                                            <td>{r.order.action.label()}</td>
+                                            <td>{tr(lang, &code_id("override", &r.order.action.code()))}</td>
                                             <td data-test="order-actor">{format!("{} ({})", r.actor, r.role)}</td>
                                             <td class="reason" data-test="order-reason">{r.reason}</td>
                                             <td class="muted">

@@ -43,13 +43,13 @@ pub fn OverviewPage() -> impl IntoView {
                         view! {
                             <table data-test="ports"><tbody>
                                 <tr>
-                                    <th>"Port"</th>
-                                    <th>"Halls"</th>
-                                    <th>"Lanes up"</th>
-                                    <th>"Lanes down"</th>
-                                    <th>"Clearances / h"</th>
-                                    <th>"Open alarms"</th>
-                                    <th>"Cluster"</th>
+                                    <th>{tr(Lang::current(), "ports-port")}</th>
+                                    <th>{tr(Lang::current(), "ports-halls")}</th>
+                                    <th>{tr(Lang::current(), "ports-up")}</th>
+                                    <th>{tr(Lang::current(), "ports-down")}</th>
+                                    <th>{tr(Lang::current(), "ports-clearances")}</th>
+                                    <th>{tr(Lang::current(), "ports-alarms")}</th>
+                                    <th>{tr(Lang::current(), "ports-cluster")}</th>
                                     <th></th>
                                 </tr>
                                 {ports
@@ -142,7 +142,7 @@ pub fn PortPage() -> impl IntoView {
                 <A href=format!("/audit/{}", initial.port)>"audit trail"</A>
             </p>
             <PortStatus live=live />
-            <h2>"Halls"</h2>
+            <h2>{tr(Lang::current(), "ports-halls")}</h2>
             <ul>
                 {move || {
                     live.snap
@@ -176,9 +176,9 @@ pub fn PortPage() -> impl IntoView {
                         })
                 }}
             </ul>
-            <h2>"Alarms"</h2>
+            <h2>{tr(Lang::current(), "alarms")}</h2>
             <AlarmList live=live viewer=v.clone() may_override=may_override scope=None />
-            <h2>"Cluster"</h2>
+            <h2>{tr(Lang::current(), "ports-cluster")}</h2>
             <Members live=live />
         }
     })
@@ -355,7 +355,7 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                                             data-gate=(i + 1).to_string()
                                             data-gate-state=g.clone()
                                         >
-                                            {format!("G{} {g}", i + 1)}
+                                            {format!("G{} {}", i + 1, tr(lang, &code_id("gate", g)))}
                                         </span>
                                     }
                                 })
@@ -376,11 +376,12 @@ fn Cell(channel: ChannelView) -> impl IntoView {
                             class=cameras_class
                         >
                             {format!(
-                                "cameras: {}",
+                                "{}: {}",
+                                tr(lang, "lane-cameras"),
                                 l
                                     .cameras_up
                                     .iter()
-                                    .map(|u| if *u { "up" } else { "DOWN" })
+                                    .map(|u| tr(lang, if *u { "camera-up" } else { "camera-down" }))
                                     .collect::<Vec<_>>()
                                     .join(" / "),
                             )}

@@ -8,15 +8,17 @@ use super::loading;
 use crate::api::{CreateUser, list_users};
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, CreatedUser, Role, UserView, Viewer};
+use crate::i18n::{Lang, tr};
 
 /// The users page.
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let users = Resource::new(|| (), |_| list_users());
     let viewer = expect_context::<ViewerResource>();
+    let lang = Lang::current();
     view! {
-        <Title text="Users · Clearway console" />
-        <h1>"Users"</h1>
+        <Title text=format!("{} · Clearway", tr(lang, "nav-users")) />
+        <h1>{tr(lang, "nav-users")}</h1>
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match (viewer.await, users.await) {
@@ -37,14 +39,15 @@ pub fn UsersPage() -> impl IntoView {
 #[component]
 fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
+    let lang = Lang::current();
     view! {
         <table data-test="users"><tbody>
             <tr>
-                <th>"Name"</th>
-                <th>"Role"</th>
-                <th>"Ports"</th>
-                <th>"Failed logins"</th>
-                <th>"Locked until"</th>
+                <th>{tr(lang, "users-name")}</th>
+                <th>{tr(lang, "users-role")}</th>
+                <th>{tr(lang, "nav-ports")}</th>
+                <th>{tr(lang, "users-failed")}</th>
+                <th>{tr(lang, "users-locked")}</th>
             </tr>
             {list
                 .into_iter()
@@ -52,7 +55,7 @@ fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
                     view! {
                         <tr data-test="user-row" data-user=u.name.clone() data-role=u.role.as_str()>
                             <td>{u.name.clone()}</td>
-                            <td>{u.role.label()}</td>
+                            <td>{tr(lang, &crate::dto::code_id("role", u.role.as_str()))}</td>
                             <td>{u.ports.join(", ")}</td>
                             <td>{u.failed_logins}</td>
                             <td data-test="locked-until">{u.locked_until.clone().unwrap_or_default()}</td>
@@ -61,32 +64,37 @@ fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
                 })
                 .collect_view()}
         </tbody></table>
-        <h2>"Create a user"</h2>
+        <h2>{tr(lang, "users-create")}</h2>
         <ActionForm action=create>
             <input type="hidden" name="csrf" value=viewer.csrf />
             <label>
-                "Name (a-z, 0-9, . _ -) "
+                {tr(lang, "users-name-input")}
+                " "
                 <input type="text" name="name" required maxlength="64" data-test="user-name" />
             </label>
             <label>
-                "Role "
+                {tr(lang, "users-role")}
+                " "
                 <select name="role" data-test="user-role">
                     {Role::ALL
                         .into_iter()
-                        .map(|r| view! { <option value=r.as_str()>{r.label()}</option> })
+                        .map(|r| view! { <option value=r.as_str()>{tr(lang, &crate::dto::code_id("role", r.as_str()))}</option> })
                         .collect_view()}
                 </select>
             </label>
             <label>
-                "Ports (supervisors; comma separated) "
+                {tr(lang, "users-ports-input")}
+                " "
                 <input type="text" name="ports" data-test="user-ports" />
             </label>
             <label>
-                "Password (empty: generate one, shown once) "
+                {tr(lang, "users-password-input")}
+                " "
                 <input type="password" name="password" autocomplete="new-password" data-test="user-password" />
             </label>
             <label>
-                "Reason (required) "
+                {tr(lang, "reason-short")}
+                " "
                 <input type="text" name="reason" required maxlength="500" data-test="user-reason" />
             </label>
             <button type="submit" data-test="user-submit">"Create user"</button>

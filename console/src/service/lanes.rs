@@ -15,22 +15,11 @@ pub const ORDERS_SHOWN: usize = 10;
 /// Camera viewings a port remembers (the oldest are forgotten first).
 const MAX_VIEWINGS: usize = 1000;
 
-/// Kinds of alarm a supervisor may acknowledge.
-pub const ALARM_KINDS: [&str; 13] = [
-    "camera_down",
-    "tailgating",
-    "multiple_faces",
-    "authority_not_answering",
-    "replica_stale",
-    "gate_fault",
-    "gate_failed",
-    "gate1_locked",
-    "held",
-    "lane_offline",
-    "replication_lag",
-    "order_refused",
-    "order_expired",
-];
+/// Kinds of alarm a supervisor may acknowledge: every kind but a replica's audit divergence,
+/// which stays until the replica is dealt with.
+pub fn acknowledgeable(kind: &str) -> bool {
+    crate::dto::ALARM_CODES.contains(&kind) && kind != "audit_divergence"
+}
 
 /// Stages of the face-scan roll-out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +280,7 @@ impl Console {
                 "port {port} has no lane {channel:?}"
             )));
         }
-        if !ALARM_KINDS.contains(&kind) {
+        if !acknowledgeable(kind) {
             return Err(Error::Invalid(format!("unknown alarm kind {kind:?}")));
         }
         let reason = check_reason(reason)?;

@@ -12,7 +12,7 @@ mod manage;
 pub(crate) mod tests;
 
 pub use desk::ConsentForm;
-pub use lanes::{ALARM_KINDS, Stage};
+pub use lanes::{Stage, acknowledgeable};
 pub use manage::PortForm;
 
 use std::collections::BTreeMap;
