@@ -214,3 +214,73 @@ ports-down = Lanes down
 ports-clearances = Clearances / h
 ports-alarms = Open alarms
 ports-cluster = Cluster
+
+## Rollout
+roll-seeds = Seed nodes
+roll-origin = Origin
+roll-from-def = Create a port from its definition file
+roll-from-def-help = The same file the appliances are provisioned from (deploy/ports/<port>.toml): its voters become the console's seed nodes.
+roll-choose-file = Choose the file
+roll-preview = Preview
+roll-create-def = Create the port (generates its CA)
+roll-created = Port created:
+roll-hall = Hall
+roll-channels = Channels
+roll-voter = Voter
+roll-address = Address (QUIC)
+roll-create = Create a port
+roll-port-id = Port id (a-z, 0-9, -)
+roll-offset = UTC offset (minutes)
+roll-halls = Halls, one per line: id | name | channels
+roll-seed-input = Seed nodes (ID=IP:PORT, comma separated)
+roll-nodes = Nodes: joining and catching up
+roll-bundles = Node bundles
+roll-channel = Channel (lane nodes: hall/n)
+roll-csr = Signing request (on the appliance: clearway-node port csr --node N --out tls; paste tls/request.csr)
+roll-init = Initialise the cluster (voters: voter bundles, else the seed nodes)
+roll-retire = Retire appliance (revoke its certificates, remove it from the cluster)
+roll-stages = Face scan, in stages
+roll-pilot = Pilot channels (hall/n, comma separated)
+roll-enable-pilot = Enable face scan on the pilot channels
+roll-enable-all = Enable face scan on all channels
+roll-rollback = Roll back: card only on all channels
+
+## Port status
+port-hall-summary = { $channels } channels, { $up } up, { $down } down
+port-status = leader node { $leader }, log index { $index }, { $clearances } clearances in the last hour
+
+## Service desk forms, users
+desk-locations-help = Registration of minors (with a guardian) and cancellation, in person:
+desk-location = Location
+desk-phone = Telephone
+desk-hours = Hours
+desk-number = Number
+desk-find-submit = Find
+desk-consent-help = The minor is enrolled without a face; they complete the registration at a channel like an adult.
+desk-minor = The minor
+desk-name-doc = Name as on the document
+desk-dob = Date of birth
+desk-category = Category
+desk-doc-number = Document number
+desk-document = Document
+desk-valid-from = Valid from
+desk-valid-until = Valid until
+desk-guardian = The parent or guardian
+desk-guardian-doc = Identity document (kind and number)
+desk-proof = Proof of relationship (reference)
+desk-service-location = Service location
+desk-record-consent = Record consent
+desk-cancel-help = Erases the person on every replica of the port. Look the registration up first: its page links here with the person id.
+desk-person-id = Person id
+desk-cancel-submit = Cancel the registration
+desk-doc-valid-until = Document valid until
+desk-registered-with = Registered with
+desk-status = Status
+desk-cancel-done = Confirmed: every replica of the port has applied the cancellation and erased the data.
+desk-cancel-waiting = Waiting for every replica to apply the cancellation and erase the data…
+desk-node = Node
+desk-applied-index = Applied index
+desk-applied = Applied
+desk-erased = Erased
+users-created = User { $name } created.
+users-password-once = Password (shown once):

@@ -207,3 +207,73 @@ ports-down = 離線通道
 ports-clearances = 每小時通關
 ports-alarms = 未處理警報
 ports-cluster = 集群
+
+## 部署
+roll-seeds = 種子節點
+roll-origin = 來源
+roll-from-def = 以定義檔建立口岸
+roll-from-def-help = 與設備佈建所用的同一檔案（deploy/ports/<port>.toml）：其投票節點成為控制台的種子節點。
+roll-choose-file = 選擇檔案
+roll-preview = 預覽
+roll-create-def = 建立口岸（產生其 CA）
+roll-created = 已建立口岸：
+roll-hall = 大廳
+roll-channels = 通道
+roll-voter = 投票節點
+roll-address = 地址（QUIC）
+roll-create = 建立口岸
+roll-port-id = 口岸代號（a-z、0-9、-）
+roll-offset = UTC 時差（分鐘）
+roll-halls = 大廳，每行一個：代號 | 名稱 | 通道數
+roll-seed-input = 種子節點（ID=IP:PORT，以逗號分隔）
+roll-nodes = 節點：加入及追上進度
+roll-bundles = 節點憑證包
+roll-channel = 通道（通道節點：大廳/編號）
+roll-csr = 簽署請求（在設備上：clearway-node port csr --node N --out tls；貼上 tls/request.csr）
+roll-init = 初始化集群（投票節點：投票節點憑證包，否則種子節點）
+roll-retire = 退役設備（撤銷其憑證並移出集群）
+roll-stages = 分階段啟用刷臉
+roll-pilot = 試點通道（大廳/編號，以逗號分隔）
+roll-enable-pilot = 在試點通道啟用刷臉
+roll-enable-all = 在所有通道啟用刷臉
+roll-rollback = 回復：所有通道只限刷證
+
+## 口岸狀態
+port-hall-summary = { $channels } 條通道，{ $up } 條在線，{ $down } 條離線
+port-status = 主節點 { $leader }，日誌序號 { $index }，最近一小時通關 { $clearances } 人次
+
+## 服務櫃台表格、用戶
+desk-locations-help = 未成年人（須監護人陪同）登記及取消登記，請親臨：
+desk-location = 地點
+desk-phone = 電話
+desk-hours = 辦公時間
+desk-number = 號碼
+desk-find-submit = 查詢
+desk-consent-help = 未成年人登記時不採集面容；之後如成年人一樣在通道完成登記。
+desk-minor = 未成年人
+desk-name-doc = 證件上的姓名
+desk-dob = 出生日期
+desk-category = 類別
+desk-doc-number = 證件號碼
+desk-document = 證件
+desk-valid-from = 有效期由
+desk-valid-until = 有效期至
+desk-guardian = 父母或監護人
+desk-guardian-doc = 身份證明文件（類別及號碼）
+desk-proof = 關係證明（編號）
+desk-service-location = 服務地點
+desk-record-consent = 記錄同意
+desk-cancel-help = 會在口岸每個副本上刪除此人資料。請先查詢登記：查詢結果會連同人員編號連結到此處。
+desk-person-id = 人員編號
+desk-cancel-submit = 取消登記
+desk-doc-valid-until = 證件有效期至
+desk-registered-with = 已登記於
+desk-status = 狀態
+desk-cancel-done = 已確認：口岸每個副本均已執行取消並刪除資料。
+desk-cancel-waiting = 等候每個副本執行取消並刪除資料…
+desk-node = 節點
+desk-applied-index = 已執行序號
+desk-applied = 已執行
+desk-erased = 已刪除
+users-created = 已建立用戶 { $name }。
+users-password-once = 密碼（只顯示一次）：

@@ -43,12 +43,12 @@ pub fn DeskPage() -> impl IntoView {
             })}
         </Suspense>
         <h2>{tr(lang, "desk-locations")}</h2>
-        <p>"Registration of minors (with a guardian) and cancellation, in person:"</p>
+        <p>{tr(Lang::current(), "desk-locations-help")}</p>
         <table data-test="service-locations"><tbody>
             <tr>
-                <th>"Location"</th>
-                <th>"Telephone"</th>
-                <th>"Hours"</th>
+                <th>{tr(Lang::current(), "desk-location")}</th>
+                <th>{tr(Lang::current(), "desk-phone")}</th>
+                <th>{tr(Lang::current(), "desk-hours")}</th>
             </tr>
             {SERVICE_LOCATIONS
                 .iter()
@@ -74,7 +74,7 @@ fn PortSelect(
 ) -> impl IntoView {
     view! {
         <label>
-            "Port "
+            {tr(Lang::current(), "ports-port")} " "
             <select name="port" data-test=test>
                 {ports
                     .into_iter()
@@ -171,7 +171,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 <PortSelect ports=ports.get_value() test="find-port" selected=find_port.get_untracked() />
             </span>
             <label>
-                "Document "
+                {tr(Lang::current(), "desk-document")} " "
                 <select name="kind" data-test="find-kind">
                     {DOCUMENT_KINDS
                         .iter()
@@ -180,11 +180,11 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 </select>
             </label>
             <label>
-                "Number "
+                {tr(Lang::current(), "desk-number")} " "
                 <input type="text" name="number" required maxlength="32" data-test="find-number" />
             </label>
             <button type="submit" data-test="find-submit">
-                "Find"
+                {tr(Lang::current(), "desk-find-submit")}
             </button>
         </ActionForm>
         {move || action_result(
@@ -212,23 +212,23 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
         {move || (task.get() == "consent").then(|| view! {
         <h2>{tr(lang, "desk-consent")}</h2>
         <p class="muted">
-            "The minor is enrolled without a face; they complete the registration at a channel like an adult."
+            {tr(Lang::current(), "desk-consent-help")}
         </p>
         <ActionForm action=consent>
             <input type="hidden" name="csrf" value=csrf.get_value() />
             <PortSelect ports=ports.get_value() test="consent-port" />
             <fieldset>
-                <legend>"The minor"</legend>
+                <legend>{tr(Lang::current(), "desk-minor")}</legend>
                 <label>
-                    "Name as on the document "
+                    {tr(Lang::current(), "desk-name-doc")} " "
                     <input type="text" name="name" required maxlength="200" data-test="consent-name" />
                 </label>
                 <label>
-                    "Date of birth "
+                    {tr(Lang::current(), "desk-dob")} " "
                     <input type="date" name="date_of_birth" required data-test="consent-dob" />
                 </label>
                 <label>
-                    "Category "
+                    {tr(Lang::current(), "desk-category")} " "
                     <select name="category" data-test="consent-category">
                         {CATEGORIES
                             .iter()
@@ -237,7 +237,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     </select>
                 </label>
                 <label>
-                    "Document "
+                    {tr(Lang::current(), "desk-document")} " "
                     <select name="document_kind" data-test="consent-document-kind">
                         {DOCUMENT_KINDS
                             .iter()
@@ -246,7 +246,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     </select>
                 </label>
                 <label>
-                    "Document number "
+                    {tr(Lang::current(), "desk-doc-number")} " "
                     <input
                         type="text"
                         name="document_number"
@@ -256,18 +256,18 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     />
                 </label>
                 <label>
-                    "Valid from "
+                    {tr(Lang::current(), "desk-valid-from")} " "
                     <input type="date" name="valid_from" required data-test="consent-valid-from" />
                 </label>
                 <label>
-                    "Valid until "
+                    {tr(Lang::current(), "desk-valid-until")} " "
                     <input type="date" name="valid_until" required data-test="consent-valid-until" />
                 </label>
             </fieldset>
             <fieldset>
-                <legend>"The parent or guardian"</legend>
+                <legend>{tr(Lang::current(), "desk-guardian")}</legend>
                 <label>
-                    "Name "
+                    {tr(Lang::current(), "users-name")} " "
                     <input
                         type="text"
                         name="guardian_name"
@@ -277,7 +277,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     />
                 </label>
                 <label>
-                    "Identity document (kind and number) "
+                    {tr(Lang::current(), "desk-guardian-doc")} " "
                     <input
                         type="text"
                         name="guardian_document"
@@ -287,7 +287,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     />
                 </label>
                 <label>
-                    "Proof of relationship (reference) "
+                    {tr(Lang::current(), "desk-proof")} " "
                     <input
                         type="text"
                         name="relationship_proof"
@@ -297,7 +297,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     />
                 </label>
                 <label>
-                    "Service location "
+                    {tr(Lang::current(), "desk-service-location")} " "
                     <select name="service_location" data-test="consent-location">
                         {SERVICE_LOCATIONS
                             .iter()
@@ -308,11 +308,11 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 </label>
             </fieldset>
             <label>
-                "Reason (required, audited) "
+                {tr(Lang::current(), "reason-required")} " "
                 <textarea name="reason" required maxlength="500" rows="2" data-test="consent-reason"></textarea>
             </label>
             <button type="submit" data-test="consent-submit">
-                "Record consent"
+                {tr(Lang::current(), "desk-record-consent")}
             </button>
         </ActionForm>
         {move || action_result(
@@ -332,7 +332,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
         view! {
         <h2>{tr(lang, "desk-cancel")}</h2>
         <p class="muted">
-            "Erases the person on every replica of the port. Look the registration up first: its page links here with the person id."
+            {tr(Lang::current(), "desk-cancel-help")}
         </p>
         <ActionForm action=cancel>
             <input type="hidden" name="csrf" value=csrf.get_value() />
@@ -340,7 +340,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 <PortSelect ports=ports.get_value() test="cancel-port" selected=port />
             </span>
             <label>
-                "Person id "
+                {tr(Lang::current(), "desk-person-id")} " "
                 <input
                     node_ref=cancel_person
                     type="text"
@@ -353,7 +353,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 />
             </label>
             <label>
-                "Reason (required, audited) "
+                {tr(Lang::current(), "reason-required")} " "
                 <textarea
                     node_ref=cancel_reason
                     name="reason"
@@ -364,7 +364,7 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                 ></textarea>
             </label>
             <button type="submit" data-test="cancel-submit" on:click=confirm_cancel>
-                "Cancel the registration"
+                {tr(Lang::current(), "desk-cancel-submit")}
             </button>
         </ActionForm>
         {move || {
@@ -393,27 +393,27 @@ fn Registration(r: RegistrationView) -> impl IntoView {
     view! {
         <table data-test="registration" data-person=r.person.clone() data-status=r.status.clone()><tbody>
             <tr>
-                <th>"Person id"</th>
+                <th>{tr(Lang::current(), "desk-person-id")}</th>
                 <td data-test="person-id">{r.person.clone()}</td>
             </tr>
             <tr>
-                <th>"Name"</th>
+                <th>{tr(Lang::current(), "users-name")}</th>
                 <td>{r.name.clone()}</td>
             </tr>
             <tr>
-                <th>"Date of birth"</th>
+                <th>{tr(Lang::current(), "desk-dob")}</th>
                 <td>{r.date_of_birth.clone()}</td>
             </tr>
             <tr>
-                <th>"Category"</th>
+                <th>{tr(Lang::current(), "desk-category")}</th>
                 <td>{r.category.replace('_', " ")}</td>
             </tr>
             <tr>
-                <th>"Document valid until"</th>
+                <th>{tr(Lang::current(), "desk-doc-valid-until")}</th>
                 <td>{r.document_valid_until.clone()}</td>
             </tr>
             <tr>
-                <th>"Registered with"</th>
+                <th>{tr(Lang::current(), "desk-registered-with")}</th>
                 <td>
                     {[
                         r.macao_registered.then_some("Macao"),
@@ -426,7 +426,7 @@ fn Registration(r: RegistrationView) -> impl IntoView {
                 </td>
             </tr>
             <tr>
-                <th>"Guardian's consent"</th>
+                <th>{tr(Lang::current(), "desk-task-consent")}</th>
                 <td data-test="guardian-consent">
                     {match &r.guardian_consent {
                         Some((g, proof, place)) => format!("{g}; proof {proof}; at {place}"),
@@ -435,7 +435,7 @@ fn Registration(r: RegistrationView) -> impl IntoView {
                 </td>
             </tr>
             <tr>
-                <th>"Status"</th>
+                <th>{tr(Lang::current(), "desk-status")}</th>
                 <td>{r.status.clone()}</td>
             </tr>
         </tbody></table>
@@ -484,17 +484,17 @@ fn ProgressTable(p: CancelProgress) -> impl IntoView {
         <div data-test="cancel-progress" data-complete=p.complete.to_string() data-index=p.index.to_string()>
             <p>
                 {if p.complete {
-                    "Confirmed: every replica of the port has applied the cancellation and erased the data."
+                    {tr(Lang::current(), "desk-cancel-done")}
                 } else {
-                    "Waiting for every replica to apply the cancellation and erase the data…"
+                    {tr(Lang::current(), "desk-cancel-waiting")}
                 }}
             </p>
             <table><tbody>
                 <tr>
-                    <th>"Node"</th>
-                    <th>"Applied index"</th>
-                    <th>"Applied"</th>
-                    <th>"Erased"</th>
+                    <th>{tr(Lang::current(), "desk-node")}</th>
+                    <th>{tr(Lang::current(), "desk-applied-index")}</th>
+                    <th>{tr(Lang::current(), "desk-applied")}</th>
+                    <th>{tr(Lang::current(), "desk-erased")}</th>
                 </tr>
                 {p
                     .replicas

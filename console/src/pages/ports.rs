@@ -165,9 +165,15 @@ pub fn PortPage() -> impl IntoView {
                                                 s.port,
                                                 h.id,
                                             )>{name}</A>
-                                            {format!(
-                                                ": {} channels, {up} up, {down} down",
-                                                h.channels.len(),
+                                            ": "
+                                            {tr_with(
+                                                Lang::current(),
+                                                "port-hall-summary",
+                                                &[
+                                                    ("channels", h.channels.len().into()),
+                                                    ("up", up.into()),
+                                                    ("down", down.into()),
+                                                ],
                                             )}
                                         </li>
                                     }
@@ -246,18 +252,21 @@ fn PortStatus(live: LivePort) -> impl IntoView {
         live.snap.with(|s| match &s.error {
             None => view! {
                 <p data-test="port-status" data-reachable="true" class="muted">
-                    {format!(
-                        "leader node {}, log index {}, {} clearances in the last hour",
-                        s.leader.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
-                        s.last_log_index.unwrap_or(0),
-                        s.clearances_per_hour,
+                    {tr_with(
+                        Lang::current(),
+                        "port-status",
+                        &[
+                            ("leader", s.leader.map(|l| l.to_string()).unwrap_or_else(|| "?".into()).into()),
+                            ("index", s.last_log_index.unwrap_or(0).into()),
+                            ("clearances", s.clearances_per_hour.into()),
+                        ],
                     )}
                 </p>
             }
             .into_any(),
             Some(e) => view! {
                 <p class="error" data-test="port-status" data-reachable="false">
-                    {format!("Port unreachable: {e}")}
+                    {format!("{} {e}", tr(Lang::current(), "err-502"))}
                 </p>
             }
             .into_any(),

@@ -15,6 +15,7 @@ use crate::api::{
 };
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, BundleView, PortDefinition, RolloutView, Viewer, WriteReceipt};
+use crate::i18n::{Lang, tr};
 use crate::live::{LinkBadge, live_port};
 
 /// The rollout page.
@@ -33,7 +34,7 @@ pub fn RolloutPage() -> impl IntoView {
     let viewer = expect_context::<ViewerResource>();
     view! {
         <Title text="Rollout · Clearway console" />
-        <h1>"Rollout"</h1>
+        <h1>{tr(Lang::current(), "nav-rollout")}</h1>
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match (viewer.await, ports.await, view_of.await) {
@@ -64,10 +65,10 @@ fn PortList(ports: Vec<PortDefinition>) -> impl IntoView {
     view! {
         <table data-test="rollout-ports"><tbody>
             <tr>
-                <th>"Port"</th>
-                <th>"Halls"</th>
-                <th>"Seed nodes"</th>
-                <th>"Origin"</th>
+                <th>{tr(Lang::current(), "ports-port")}</th>
+                <th>{tr(Lang::current(), "ports-halls")}</th>
+                <th>{tr(Lang::current(), "roll-seeds")}</th>
+                <th>{tr(Lang::current(), "roll-origin")}</th>
             </tr>
             {ports
                 .into_iter()
@@ -131,14 +132,14 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
         })
     };
     view! {
-        <h2>"Create a port from its definition file"</h2>
+        <h2>{tr(Lang::current(), "roll-from-def")}</h2>
         <p class="muted">
-            "The same file the appliances are provisioned from (deploy/ports/<port>.toml): its voters become the console's seed nodes."
+            {tr(Lang::current(), "roll-from-def-help")}
         </p>
         <ActionForm action=create>
             <input type="hidden" name="csrf" value=csrf />
             <label>
-                "Choose the file "
+                {tr(Lang::current(), "roll-choose-file")} " "
                 <input
                     type="file"
                     accept=".toml,text/plain"
@@ -159,7 +160,7 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
             </label>
             <p>
                 <button type="button" data-test="definition-preview" on:click=ask_preview>
-                    "Preview"
+                    {tr(Lang::current(), "roll-preview")}
                 </button>
             </p>
             {move || action_result(
@@ -169,11 +170,11 @@ fn DefinitionForm(viewer: Viewer) -> impl IntoView {
                 |p: PortDefinition| view! { <DefinitionPreview p=p /> },
             )}
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <textarea name="reason" required maxlength="500" rows="2" data-test="definition-reason"></textarea>
             </label>
             <button type="submit" data-test="definition-submit">
-                "Create the port (generates its CA)"
+                {tr(Lang::current(), "roll-create-def")}
             </button>
         </ActionForm>
         {move || action_result(
@@ -228,7 +229,7 @@ fn read_chosen_file(
 /// The link to a port just created.
 fn created_port(p: PortDefinition) -> impl IntoView {
     view! {
-        "Port created: "
+        {tr(Lang::current(), "roll-created")} " "
         <a href=format!("/rollout?port={}", p.id) data-test="created-port">
             {p.name}
         </a>
@@ -252,7 +253,7 @@ fn DefinitionPreview(p: PortDefinition) -> impl IntoView {
                 )}
             </p>
             <table><tbody>
-                <tr><th>"Hall"</th><th>"Name"</th><th>"Channels"</th></tr>
+                <tr><th>{tr(Lang::current(), "roll-hall")}</th><th>{tr(Lang::current(), "users-name")}</th><th>{tr(Lang::current(), "roll-channels")}</th></tr>
                 {p
                     .halls
                     .iter()
@@ -264,7 +265,7 @@ fn DefinitionPreview(p: PortDefinition) -> impl IntoView {
                         }
                     })
                     .collect_view()}
-                <tr><th>"Voter"</th><th colspan="2">"Address (QUIC)"</th></tr>
+                <tr><th>{tr(Lang::current(), "roll-voter")}</th><th colspan="2">{tr(Lang::current(), "roll-address")}</th></tr>
                 {p
                     .nodes
                     .iter()
@@ -285,22 +286,22 @@ fn DefinitionPreview(p: PortDefinition) -> impl IntoView {
 fn CreatePortForm(viewer: Viewer) -> impl IntoView {
     let create = ServerAction::<CreatePort>::new();
     view! {
-        <h2>"Create a port"</h2>
+        <h2>{tr(Lang::current(), "roll-create")}</h2>
         <ActionForm action=create>
             <input type="hidden" name="csrf" value=viewer.csrf />
             <label>
-                "Port id (a-z, 0-9, -) "
+                {tr(Lang::current(), "roll-port-id")} " "
                 <input type="text" name="id" required maxlength="32" data-test="port-id" />
             </label>
             <label>
                 "Name " <input type="text" name="name" required maxlength="200" data-test="port-name-input" />
             </label>
             <label>
-                "UTC offset (minutes) "
+                {tr(Lang::current(), "roll-offset")} " "
                 <input type="number" name="utc_offset_minutes" value="480" data-test="port-offset" />
             </label>
             <label>
-                "Halls, one per line: id | name | channels "
+                {tr(Lang::current(), "roll-halls")} " "
                 <textarea
                     name="halls"
                     rows="3"
@@ -310,7 +311,7 @@ fn CreatePortForm(viewer: Viewer) -> impl IntoView {
                 ></textarea>
             </label>
             <label>
-                "Seed nodes (ID=IP:PORT, comma separated) "
+                {tr(Lang::current(), "roll-seed-input")} " "
                 <input
                     type="text"
                     name="nodes"
@@ -320,11 +321,11 @@ fn CreatePortForm(viewer: Viewer) -> impl IntoView {
                 />
             </label>
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <textarea name="reason" required maxlength="500" rows="2" data-test="port-reason"></textarea>
             </label>
             <button type="submit" data-test="port-submit">
-                "Create port (generates its CA)"
+                {tr(Lang::current(), "roll-create-def")}
             </button>
         </ActionForm>
         {move || action_result(
@@ -355,10 +356,10 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
             " · "
             <LinkBadge live=live />
         </p>
-        <h3>"Nodes: joining and catching up"</h3>
+        <h3>{tr(Lang::current(), "roll-nodes")}</h3>
         <Members live=live />
 
-        <h3>"Node bundles"</h3>
+        <h3>{tr(Lang::current(), "roll-bundles")}</h3>
         <ul data-test="bundles">
             {r
                 .bundles
@@ -374,18 +375,18 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
                 "QUIC address " <input type="text" name="addr" required placeholder="10.1.0.21:7400" data-test="bundle-addr" />
             </label>
             <label>
-                "Role "
+                {tr(Lang::current(), "users-role")} " "
                 <select name="role" data-test="bundle-role">
                     <option value="voter">"voter (rack appliance)"</option>
                     <option value="learner">"learner (lane node)"</option>
                 </select>
             </label>
             <label>
-                "Channel (lane nodes: hall/n) "
+                {tr(Lang::current(), "roll-channel")} " "
                 <input type="text" name="channel" placeholder="passenger/1" data-test="bundle-channel" />
             </label>
             <label>
-                "Signing request (on the appliance: clearway-node port csr --node N --out tls; paste tls/request.csr) "
+                {tr(Lang::current(), "roll-csr")} " "
                 <textarea
                     name="csr"
                     required
@@ -395,7 +396,7 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
                 ></textarea>
             </label>
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <textarea name="reason" required maxlength="500" rows="2" data-test="bundle-reason"></textarea>
             </label>
             <button type="submit" data-test="bundle-submit">"Sign the appliance's certificate"</button>
@@ -407,16 +408,16 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
             |b: BundleView| view! { <BundleItem b=b /> },
         )}
 
-        <h3>"Cluster"</h3>
+        {tr(Lang::current(), "ports-cluster")}
         <ActionForm action=init>
             <input type="hidden" name="csrf" value=csrf.get_value() />
             <input type="hidden" name="port" value=port.get_value() />
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <input type="text" name="reason" required maxlength="500" data-test="init-reason" />
             </label>
             <button type="submit" data-test="init-submit">
-                "Initialise the cluster (voters: voter bundles, else the seed nodes)"
+                {tr(Lang::current(), "roll-init")}
             </button>
         </ActionForm>
         {move || action_result(init.value().get(), init.pending().get(), "init-result", receipt("init-receipt"))}
@@ -426,7 +427,7 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
             <label>"Node id " <input type="number" name="node" min="1" required data-test="learner-node" /></label>
             <label>"QUIC address " <input type="text" name="addr" required data-test="learner-addr" /></label>
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <input type="text" name="reason" required maxlength="500" data-test="learner-reason" />
             </label>
             <button type="submit" data-test="learner-submit">"Add learner"</button>
@@ -437,37 +438,37 @@ fn PortRollout(r: RolloutView, viewer: Viewer) -> impl IntoView {
             <input type="hidden" name="port" value=port.get_value() />
             <label>"Node id " <input type="number" name="node" min="1" required data-test="retire-node" /></label>
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <input type="text" name="reason" required maxlength="500" data-test="retire-reason" />
             </label>
             <button type="submit" data-test="retire-submit">
-                "Retire appliance (revoke its certificates, remove it from the cluster)"
+                {tr(Lang::current(), "roll-retire")}
             </button>
         </ActionForm>
         {move || action_result(retire.value().get(), retire.pending().get(), "retire-result", receipt("retire-receipt"))}
 
-        <h3>"Face scan, in stages"</h3>
+        <h3>{tr(Lang::current(), "roll-stages")}</h3>
         <ActionForm action=stage>
             <input type="hidden" name="csrf" value=csrf.get_value() />
             <input type="hidden" name="port" value=port.get_value() />
             <label>
-                "Pilot channels (hall/n, comma separated) "
+                {tr(Lang::current(), "roll-pilot")} " "
                 <input type="text" name="pilot" placeholder="passenger/1, passenger/2" data-test="stage-pilot" />
             </label>
             <label>
-                "Reason (required) "
+                {tr(Lang::current(), "reason-required")} " "
                 <input type="text" name="reason" required maxlength="500" data-test="stage-reason" />
             </label>
             <button type="submit" name="stage" value="pilot" data-test="stage-pilot-submit">
-                "Enable face scan on the pilot channels"
+                {tr(Lang::current(), "roll-enable-pilot")}
             </button>
             " "
             <button type="submit" name="stage" value="all" data-test="stage-all-submit">
-                "Enable face scan on all channels"
+                {tr(Lang::current(), "roll-enable-all")}
             </button>
             " "
             <button type="submit" name="stage" value="rollback" data-test="stage-rollback-submit">
-                "Roll back: card only on all channels"
+                {tr(Lang::current(), "roll-rollback")}
             </button>
         </ActionForm>
         {move || action_result(stage.value().get(), stage.pending().get(), "stage-result", receipt("stage-receipt"))}

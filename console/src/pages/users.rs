@@ -8,7 +8,7 @@ use super::loading;
 use crate::api::{CreateUser, list_users};
 use crate::app::{ErrorBox, ViewerResource, action_result};
 use crate::dto::{ApiError, CreatedUser, Role, UserView, Viewer};
-use crate::i18n::{Lang, tr};
+use crate::i18n::{Lang, tr, tr_with};
 
 /// The users page.
 #[component]
@@ -104,9 +104,10 @@ fn Users(list: Vec<UserView>, viewer: Viewer) -> impl IntoView {
             create.pending().get(),
             "user-result",
             |u: CreatedUser| view! {
-                {format!("User {} created. ", u.name)}
+                {tr_with(Lang::current(), "users-created", &[("name", u.name.clone().into())])}
+                " "
                 {u.generated_password.map(|p| view! {
-                    "Password (shown once): "
+                    {tr(Lang::current(), "users-password-once")} " "
                     <code data-test="generated-password">{p}</code>
                 })}
             },

@@ -92,9 +92,8 @@ impl Console {
         let p = self.port(port)?;
         self.require(v, Role::ServiceDesk, "record a guardian's consent")?;
         let dob = date("date of birth", &f.date_of_birth)?;
-        let today = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now)
-            .unwrap_or_default()
-            .date_naive();
+        // The minor's age on the port's own date (at Hengqin 16:00 UTC is already tomorrow).
+        let today = crate::time::local_day(now, p.def.utc_offset_minutes);
         let age = clearway_gallery::age_on(dob, today);
         if !(clearway_gallery::MIN_AGE..clearway_gallery::ADULT_AGE).contains(&age) {
             return Err(Error::Invalid(format!(

@@ -430,6 +430,65 @@ fn a_port_definition_file_is_previewed_as_the_appliances_will_be_provisioned() {
 }
 
 #[tokio::test]
+async fn a_minors_age_turns_at_midnight_at_the_port_not_in_utc() {
+    let (_dir, c) = offline_console();
+    let desk = viewer("bo", Role::ServiceDesk, &[]);
+    let form = |dob: &str| ConsentForm {
+        name: "Chan Siu Ming".into(),
+        date_of_birth: dob.into(),
+        category: "macao_resident".into(),
+        document_kind: "mainland_travel_permit_hk_macao".into(),
+        document_number: "H12345678".into(),
+        valid_from: "2024-01-01".into(),
+        valid_until: "2034-01-01".into(),
+        guardian_name: "Chan Tai Man".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
+        relationship_proof: "birth certificate B-998".into(),
+        service_location: "1".into(),
+    };
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .timestamp_millis()
+    };
+    // Hengqin is UTC+8: 16:30 UTC on 5 December is 00:30 on 6 December there. Accepted by the
+    // desk's checks = the write is tried (this port is unreachable); refused = `invalid`.
+    let cases = [
+        (
+            "turns 14 at the port's midnight",
+            "2012-12-06",
+            "2026-12-05T16:30:00Z",
+            "port_unreachable",
+        ),
+        (
+            "13 until the port's midnight",
+            "2012-12-06",
+            "2026-12-05T15:59:00Z",
+            "invalid",
+        ),
+        (
+            "turns 18 at the port's midnight",
+            "2008-12-06",
+            "2026-12-05T16:30:00Z",
+            "invalid",
+        ),
+        (
+            "17 until the port's midnight",
+            "2008-12-06",
+            "2026-12-05T15:59:00Z",
+            "port_unreachable",
+        ),
+    ];
+    for (what, dob, now, want) in cases {
+        let got = code(
+            c.guardian_consent(&desk, "hengqin", &form(dob), "consent given", at(now))
+                .await,
+        );
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+#[tokio::test]
 async fn guardian_consent_is_for_minors_with_a_complete_form() {
     let (_dir, c) = offline_console();
     let desk = viewer("bo", Role::ServiceDesk, &[]);

@@ -1437,3 +1437,41 @@ fn gates_must_confirm_what_they_were_told() {
         || procedure_with(ProcedureConfig::default().gate_confirm_timeout),
     );
 }
+
+/// Ages turn at midnight at the port (UTC+8), eight hours before UTC's: the traveller born on
+/// 22 November 2008 is 17 at 23:59 on the 21st in Macao and 18 a minute past midnight there,
+/// while UTC still says the 21st.
+#[test]
+fn ages_turn_at_the_ports_midnight_not_utcs() {
+    // t(0) is 02:00 UTC; 13 h 59 min later is 23:59 in Macao, 14 h 01 min later 00:01.
+    let before = 13 * 3_600_000 + 59 * 60_000;
+    let after = 14 * 3_600_000 + 60_000;
+    check(vec![
+        Case {
+            name: "17 until the port's midnight: a minor without consent passes by card",
+            steps: vec![(before, card(hk_card("2008-11-22"), Holder::Unknown))],
+            expect: "
+                decision refused guardian_consent_missing card
+                gate 1 open 3.40
+                screen 1 minor_needs_guardian
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "18 from the port's midnight (UTC still the day before): offered the declaration",
+            steps: vec![
+                (after, card(hk_card("2008-11-22"), Holder::Unknown)),
+                (after + 800, Input::Decline),
+            ],
+            expect: "
+                screen 1 declaration
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted card_valid card
+            ",
+        },
+    ]);
+    let p = procedure();
+    assert_eq!(p.travel_day(t(before)), day("2026-11-21"));
+    assert_eq!(p.travel_day(t(after)), day("2026-11-22"));
+}
