@@ -334,15 +334,6 @@ impl OverrideRisk {
             OverrideRisk::Opens => "opens",
         }
     }
-
-    /// The group's heading.
-    pub fn heading(self) -> &'static str {
-        match self {
-            OverrideRisk::Stop => "Stop — safe at any time",
-            OverrideRisk::Restore => "Restore — the procedure takes over again",
-            OverrideRisk::Opens => "Open a gate or change the lane — asks to confirm",
-        }
-    }
 }
 
 impl OverrideAction {
@@ -449,21 +440,6 @@ impl DecisionView {
             s.push_str(&format!(", passage {:.1} s", ms / 1000.0));
         }
         s
-    }
-}
-
-/// A lane's step (`LaneView::step`, the procedure's phase) in words for supervisors.
-pub fn step_words(step: &str) -> &'static str {
-    match step {
-        "idle" => "idle, waiting for a traveller",
-        "refused" => "turned a traveller away at gate 1",
-        "declaration" => "showing the registration declaration",
-        "registering" => "registering a traveller",
-        "gate1_open" => "gate 1 open for a traveller",
-        "inspection" => "inspecting a traveller (both authorities)",
-        "exit" => "gates 2 and 3 open, traveller leaving",
-        "officer" => "held for an officer",
-        _ => "unknown step",
     }
 }
 
@@ -585,17 +561,6 @@ impl Severity {
             Severity::NotDeployed => "not_deployed",
         }
     }
-
-    /// Words, shown beside the colour.
-    pub fn label(self) -> &'static str {
-        match self {
-            Severity::Fault => "fault, offline or camera down",
-            Severity::Held => "held for an officer",
-            Severity::Passage => "passage in progress",
-            Severity::Idle => "idle",
-            Severity::NotDeployed => "not deployed",
-        }
-    }
 }
 
 /// An alarm: raised by a lane, or by the console (`lane_offline`, `replication_lag`).
@@ -613,29 +578,6 @@ pub struct AlarmView {
     pub since: String,
     /// Acknowledged by a supervisor (replicated through the port's log).
     pub acked: bool,
-}
-
-impl AlarmView {
-    /// Words for a page.
-    pub fn label(&self) -> &'static str {
-        match self.kind.as_str() {
-            "camera_down" => "camera down",
-            "tailgating" => "two people in the channel",
-            "multiple_faces" => "several faces at the gate",
-            "authority_not_answering" => "authority not answering",
-            "replica_stale" => "replica stale",
-            "gate_fault" => "gate fault",
-            "gate_failed" => "a gate did not carry out a command; passage stopped",
-            "gate1_locked" => "traveller turned away at locked gate 1",
-            "held" => "channel held for an officer",
-            "lane_offline" => "lane offline",
-            "replication_lag" => "replication lag",
-            "order_refused" => "an order was not carried out",
-            "order_expired" => "an order arrived too late",
-            "audit_divergence" => "audit trail differs from the other replicas",
-            _ => "alarm",
-        }
-    }
 }
 
 /// One open alarm in the queue at the top of every page.
@@ -1410,11 +1352,13 @@ mod tests {
             assert_eq!(c.severity().as_str(), want, "{c:?}");
         }
         assert_eq!(Severity::ALL.map(|s| s.as_str()).len(), 5);
+        // Steps in words (the pages' words are the Fluent messages `step-<code>`).
+        let words = |code: &str| crate::i18n::tr(crate::i18n::Lang::En, &code_id("step", code));
         assert_eq!(
-            step_words("inspection"),
+            words("inspection"),
             "inspecting a traveller (both authorities)"
         );
-        assert_eq!(step_words("nonsense"), "unknown step");
+        assert_eq!(words("gate1_open"), "gate 1 open for a traveller");
 
         // A clearance the authorities' answers triggered has no frame: no "0 ms".
         let d = |latency_ms, passage_ms| DecisionView {

@@ -25,6 +25,13 @@
 //!   orders `orders`, `order` (`data-index`, `data-action`), `order-actor`, `order-reason`.
 //! * audit records also `audit-person`, `audit-outcome` (`data-outcome` = `applied|refused`,
 //!   `data-code`); filters `filter-actor`, `filter-action`, `filter-target`, `filter-time`.
+//! * hall trend: `hall-trend` (`data-clearances`), `trend-clearances`, `trend-latency`,
+//!   `grafana-link` (an `<a>` when the port has a dashboard).
+//! * desk tasks: `desk-tasks`, `desk-task-find|consent|cancel` (`aria-current="page"` on the
+//!   open one), `cancel-this` (the found registration's link to its cancellation).
+//! * rollout: `definition-file` (choose the port definition), `port-definition`,
+//!   `definition-preview`, `definition-reason`, `definition-submit`.
+//! * every page: `language` (`data-lang`), `language-<tag>` (switch to `en` / `zh-Hant`).
 //! * lane: `lane-title` (`data-channel`), `lane-state`, `face-scan`, `occupancy`, `held-for`,
 //!   `fence`, `acked-order`, `staleness`, `override-reason`, `override-<code>` (codes of
 //!   [`crate::dto::OverrideAction::code`]: `gate1_open` … `gate3_unlock`, `mode_face_and_card`,
