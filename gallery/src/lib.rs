@@ -31,7 +31,7 @@ pub use index::{Gallery, Hit, Kernel, MAX_DIM};
 pub use person::{
     ADULT_AGE, Authority, Category, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
     EndorsementKind, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId, PersonStatus,
-    Registration, Registrations, TravelDocument, age_on, eligibility,
+    Registration, Registrations, TravelDocument, age_on, document_eligibility, eligibility,
 };
 pub use registry::{Change, Command, Entry, NewPerson, Outcome, Registry, RegistryImage, Request};
 pub use template::{ModelId, Template};

@@ -70,7 +70,7 @@ fn registration_at(doc: &str, channel: &str, rng: &mut impl rand::Rng) -> Comman
         .iter()
         .map(|&authority| ConsentRecord {
             authority,
-            kind: ConsentKind::AutomatedClearanceRegistration,
+            kind: ConsentKind::SmartClearanceRegistration,
             given_at: Utc::now(),
             channel: channel.into(),
         })

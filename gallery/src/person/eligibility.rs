@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use super::{Authority, Category, ConsentKind, Person, PersonStatus};
+use super::{Authority, Category, ConsentKind, Endorsement, Person, PersonStatus, TravelDocument};
 
 /// Minimum age, in full years on the travel day, for face scan.
 pub const MIN_AGE: u32 = 14;
@@ -53,11 +53,15 @@ pub enum Ineligible {
     /// A minor (14–17) has no parent's or guardian's consent on record.
     #[error("guardian consent missing")]
     GuardianConsentMissing,
+    /// The Smart Immigration Clearance consent (Agree at a channel) is not on record with this
+    /// authority: the person never completed the registration, or it was not acknowledged.
+    #[error("Smart Immigration Clearance consent not recorded with the {0} authority")]
+    ConsentMissing(Authority),
 }
 
 impl Ineligible {
     /// Every reason, for tables that must cover them all (the gate screens' texts).
-    pub const ALL: [Ineligible; 14] = [
+    pub const ALL: [Ineligible; 16] = [
         Ineligible::Cancelled,
         Ineligible::UnderAge,
         Ineligible::DocumentNotAccepted,
@@ -72,6 +76,8 @@ impl Ineligible {
         Ineligible::NotRegistered(Authority::Mainland),
         Ineligible::FingerprintAuthorisationMissing,
         Ineligible::GuardianConsentMissing,
+        Ineligible::ConsentMissing(Authority::Macao),
+        Ineligible::ConsentMissing(Authority::Mainland),
     ];
 
     /// A stable snake_case name, usable as a bounded metrics label.
@@ -91,6 +97,8 @@ impl Ineligible {
             Ineligible::NotRegistered(Authority::Mainland) => "not_registered_mainland",
             Ineligible::FingerprintAuthorisationMissing => "fingerprint_authorisation_missing",
             Ineligible::GuardianConsentMissing => "guardian_consent_missing",
+            Ineligible::ConsentMissing(Authority::Macao) => "consent_missing_macao",
+            Ineligible::ConsentMissing(Authority::Mainland) => "consent_missing_mainland",
         }
     }
 }
@@ -118,7 +126,12 @@ pub fn age_on(date_of_birth: NaiveDate, day: NaiveDate) -> u32 {
 ///    residents with a multiple-entry endorsement (D, T, S, R or Q) valid on `today` and a fingerprint-read
 ///    authorisation given to the Macao authorities;
 /// 5. minors (14–17) have a parent's or guardian's consent on record. The seed requires this of every minor
-///    who "intends to use" the service, so it is applied to all categories.
+///    who "intends to use" the service, so it is applied to all categories;
+/// 6. the Smart Immigration Clearance consent (Agree at a channel) is on record with both authorities, for
+///    every category: the prerequisites of rule 4 are not the registration itself (seed 000).
+///
+/// The prerequisites of rule 4 are read as the record holds them: as the authorities last confirmed them to
+/// a lane (the lane asks again on each card scan and writes what changed).
 pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> {
     if person.status == PersonStatus::Cancelled {
         return Err(Ineligible::Cancelled);
@@ -127,8 +140,43 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
     if age < MIN_AGE {
         return Err(Ineligible::UnderAge);
     }
-    let document = &person.document;
-    if document.kind != person.category.document_kind() {
+    document_eligibility(
+        person.category,
+        &person.document,
+        person.endorsement.as_ref(),
+        today,
+    )?;
+    if person.category == Category::MainlandResident
+        && !person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation)
+    {
+        return Err(Ineligible::FingerprintAuthorisationMissing);
+    }
+    for &authority in person.category.required_registrations() {
+        if person.registrations.get(authority).is_none() {
+            return Err(Ineligible::NotRegistered(authority));
+        }
+    }
+    if age < ADULT_AGE && person.guardian_consent.is_none() {
+        return Err(Ineligible::GuardianConsentMissing);
+    }
+    for authority in Authority::ALL {
+        if !person.has_consent(authority, ConsentKind::SmartClearanceRegistration) {
+            return Err(Ineligible::ConsentMissing(authority));
+        }
+    }
+    Ok(())
+}
+
+/// Rules 3 and the document part of 4 of [`eligibility`]: whether a traveller of `category` with this
+/// document (and endorsement) could use face scan on `today`, before anything the authorities hold is
+/// asked. The lane checks this on a card read before it asks the authorities about the prerequisites.
+pub fn document_eligibility(
+    category: Category,
+    document: &TravelDocument,
+    endorsement: Option<&Endorsement>,
+    today: NaiveDate,
+) -> Result<(), Ineligible> {
+    if document.kind != category.document_kind() {
         return Err(Ineligible::DocumentNotAccepted);
     }
     if today < document.valid_from {
@@ -137,12 +185,9 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
     if today > document.valid_until {
         return Err(Ineligible::DocumentExpired);
     }
-    match person.category {
+    match category {
         Category::MainlandResident => {
-            let endorsement = person
-                .endorsement
-                .as_ref()
-                .ok_or(Ineligible::EndorsementMissing)?;
+            let endorsement = endorsement.ok_or(Ineligible::EndorsementMissing)?;
             if !endorsement.multiple_entry {
                 return Err(Ineligible::EndorsementNotMultipleEntry);
             }
@@ -152,9 +197,6 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
             if today > endorsement.valid_until {
                 return Err(Ineligible::EndorsementExpired);
             }
-            if !person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation) {
-                return Err(Ineligible::FingerprintAuthorisationMissing);
-            }
         }
         Category::TaiwanResident if !is_five_year(document.valid_from, document.valid_until) => {
             return Err(Ineligible::DocumentNotFiveYear);
@@ -162,14 +204,6 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
         Category::MacaoResident
         | Category::HongKongPermanentResident
         | Category::TaiwanResident => {}
-    }
-    for &authority in person.category.required_registrations() {
-        if person.registrations.get(authority).is_none() {
-            return Err(Ineligible::NotRegistered(authority));
-        }
-    }
-    if age < ADULT_AGE && person.guardian_consent.is_none() {
-        return Err(Ineligible::GuardianConsentMissing);
     }
     Ok(())
 }

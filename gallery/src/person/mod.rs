@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use eligibility::{ADULT_AGE, Ineligible, MIN_AGE, age_on, eligibility};
+pub use eligibility::{ADULT_AGE, Ineligible, MIN_AGE, age_on, document_eligibility, eligibility};
 
 /// A registered person's id, unique within a port cluster.
 ///
@@ -223,7 +223,8 @@ impl fmt::Display for Authority {
     }
 }
 
-/// A completed registration for one authority's automated clearance service.
+/// A prerequisite: a registration for one authority's existing automated immigration clearance
+/// service (seed 000, "Target Users"), as that authority last confirmed it to a lane.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     /// When the authority recorded the registration.
@@ -263,8 +264,15 @@ impl Registrations {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentKind {
-    /// Tapped "Agree" on the gate-1 declaration: registration for automated clearance.
-    AutomatedClearanceRegistration,
+    /// Tapped "Agree" on the gate-1 declaration: the Smart Immigration Clearance registration
+    /// (seed 000), recorded with each authority that acknowledged it. Not to be confused with
+    /// the prerequisite registrations for the authorities' automated clearance services
+    /// ([`Registrations`]), which the authorities hold and the lane only asks about.
+    #[serde(
+        rename = "smart_clearance_registration",
+        alias = "automated_clearance_registration"
+    )]
+    SmartClearanceRegistration,
     /// Authorised the Macao authorities to read the fingerprint data given when applying for the document.
     FingerprintReadAuthorisation,
 }

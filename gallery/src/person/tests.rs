@@ -46,9 +46,12 @@ fn person(category: Category) -> Person {
     };
     for &authority in category.required_registrations() {
         p.registrations.set(authority, registration());
+    }
+    // The Smart Immigration Clearance registration itself: Agree, acknowledged by both.
+    for authority in Authority::ALL {
         p.consents.push(ConsentRecord {
             authority,
-            kind: ConsentKind::AutomatedClearanceRegistration,
+            kind: ConsentKind::SmartClearanceRegistration,
             given_at: at("2025-11-05T09:30:00Z"),
             channel: "Hengqin Port, channel 12".into(),
         });
@@ -221,6 +224,25 @@ fn eligibility_table() {
                 with(mainland(), |p| p.consents.clear()),
             ),
             (
+                "mainland: enrolled without Agree",
+                with(mainland(), |p| {
+                    p.consents
+                        .retain(|c| c.kind != ConsentKind::SmartClearanceRegistration)
+                }),
+            ),
+            (
+                "macao: Agree acknowledged by macao only",
+                with(person(MacaoResident), |p| {
+                    p.consents.retain(|c| c.authority == Authority::Macao)
+                }),
+            ),
+            (
+                "hong kong: Agree acknowledged by mainland only",
+                with(person(HongKongPermanentResident), |p| {
+                    p.consents.retain(|c| c.authority == Authority::Mainland)
+                }),
+            ),
+            (
                 "document expired yesterday",
                 with(person(MacaoResident), |p| {
                     p.document.valid_until = day("2025-11-04")
@@ -292,42 +314,45 @@ fn eligibility_table() {
             ("born in the future", minor(MacaoResident, "2026-01-01")),
         ],
         expect![[r#"
-            macao resident                           ok
-            hong kong permanent resident             ok
-            mainland resident                        ok
-            taiwan resident                          ok
-            macao: not registered                    not_registered_mainland (not registered with the mainland authority)
-            macao: macao registration only           not_registered_mainland (not registered with the mainland authority)
-            hong kong: mainland only                 not_registered_macao (not registered with the macao authority)
-            hong kong: macao only                    not_registered_mainland (not registered with the mainland authority)
-            taiwan: macao missing                    not_registered_macao (not registered with the macao authority)
-            taiwan: 3-month permit                   document_not_five_year (travel document is not a 5-year permit)
-            taiwan: one day short of 5 years         document_not_five_year (travel document is not a 5-year permit)
-            mainland: endorsement T                  ok
-            mainland: endorsement S                  ok
-            mainland: endorsement R                  ok
-            mainland: endorsement Q                  ok
-            mainland: no endorsement                 endorsement_missing (endorsement missing)
-            mainland: single entry                   endorsement_not_multiple_entry (endorsement is not multiple-entry)
-            mainland: endorsement expired yesterday  endorsement_expired (endorsement expired)
-            mainland: endorsement ends today         ok
-            mainland: endorsement from tomorrow      endorsement_not_yet_valid (endorsement not yet valid)
-            mainland: fingerprint to mainland only   fingerprint_authorisation_missing (fingerprint-read authorisation missing)
-            mainland: no fingerprint consent         fingerprint_authorisation_missing (fingerprint-read authorisation missing)
-            document expired yesterday               document_expired (travel document expired)
-            document ends today                      ok
-            document valid from tomorrow             document_not_yet_valid (travel document not yet valid)
-            wrong document for category              document_not_accepted (document not accepted for this category)
-            cancelled                                cancelled (registration cancelled)
-            cancelled and under age                  cancelled (registration cancelled)
-            14 today, guardian consent               ok
-            14 tomorrow                              under_age (under 14 years of age)
-            16, no guardian consent                  guardian_consent_missing (guardian consent missing)
-            16, guardian consent                     ok
-            mainland 15, no guardian consent         guardian_consent_missing (guardian consent missing)
-            18 today, no guardian consent            ok
-            17, registered as minor, no guardian     guardian_consent_missing (guardian consent missing)
-            born in the future                       under_age (under 14 years of age)
+            macao resident                                  ok
+            hong kong permanent resident                    ok
+            mainland resident                               ok
+            taiwan resident                                 ok
+            macao: not registered                           not_registered_mainland (not registered with the mainland authority)
+            macao: macao registration only                  not_registered_mainland (not registered with the mainland authority)
+            hong kong: mainland only                        not_registered_macao (not registered with the macao authority)
+            hong kong: macao only                           not_registered_mainland (not registered with the mainland authority)
+            taiwan: macao missing                           not_registered_macao (not registered with the macao authority)
+            taiwan: 3-month permit                          document_not_five_year (travel document is not a 5-year permit)
+            taiwan: one day short of 5 years                document_not_five_year (travel document is not a 5-year permit)
+            mainland: endorsement T                         ok
+            mainland: endorsement S                         ok
+            mainland: endorsement R                         ok
+            mainland: endorsement Q                         ok
+            mainland: no endorsement                        endorsement_missing (endorsement missing)
+            mainland: single entry                          endorsement_not_multiple_entry (endorsement is not multiple-entry)
+            mainland: endorsement expired yesterday         endorsement_expired (endorsement expired)
+            mainland: endorsement ends today                ok
+            mainland: endorsement from tomorrow             endorsement_not_yet_valid (endorsement not yet valid)
+            mainland: fingerprint to mainland only          fingerprint_authorisation_missing (fingerprint-read authorisation missing)
+            mainland: no fingerprint consent                fingerprint_authorisation_missing (fingerprint-read authorisation missing)
+            mainland: enrolled without Agree                consent_missing_macao (Smart Immigration Clearance consent not recorded with the macao authority)
+            macao: Agree acknowledged by macao only         consent_missing_mainland (Smart Immigration Clearance consent not recorded with the mainland authority)
+            hong kong: Agree acknowledged by mainland only  consent_missing_macao (Smart Immigration Clearance consent not recorded with the macao authority)
+            document expired yesterday                      document_expired (travel document expired)
+            document ends today                             ok
+            document valid from tomorrow                    document_not_yet_valid (travel document not yet valid)
+            wrong document for category                     document_not_accepted (document not accepted for this category)
+            cancelled                                       cancelled (registration cancelled)
+            cancelled and under age                         cancelled (registration cancelled)
+            14 today, guardian consent                      ok
+            14 tomorrow                                     under_age (under 14 years of age)
+            16, no guardian consent                         guardian_consent_missing (guardian consent missing)
+            16, guardian consent                            ok
+            mainland 15, no guardian consent                guardian_consent_missing (guardian consent missing)
+            18 today, no guardian consent                   ok
+            17, registered as minor, no guardian            guardian_consent_missing (guardian consent missing)
+            born in the future                              under_age (under 14 years of age)
         "#]],
     );
 }

@@ -21,9 +21,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Authority, Category, ConsentRecord, DocumentKind, Endorsement, Error, Gallery, GuardianConsent,
-    ModelId, Person, PersonId, PersonStatus, Registration, Registrations, Result, Template,
-    TravelDocument,
+    Authority, Category, ConsentKind, ConsentRecord, DocumentKind, Endorsement, Error, Gallery,
+    GuardianConsent, ModelId, Person, PersonId, PersonStatus, Registration, Registrations, Result,
+    Template, TravelDocument,
 };
 
 /// Most templates one person may hold (a few captures, renewed over the years).
@@ -129,6 +129,30 @@ pub enum Command {
         /// Who.
         person: PersonId,
     },
+    /// Keep a person's document data true: the card read at a channel carries a new validity
+    /// or endorsement (the same number), or a renewed permit with a new number (the same kind)
+    /// that the channel linked to this person by their face. The old number is released; a
+    /// number another person holds is refused (`document_in_use`).
+    UpdateDocument {
+        /// Who.
+        person: PersonId,
+        /// The document as read.
+        document: TravelDocument,
+        /// The endorsement as read (Mainland residents).
+        endorsement: Option<Endorsement>,
+    },
+    /// The prerequisites as the authorities last confirmed them to a lane: the registrations
+    /// with their automated clearance services (replacing those on record; a withdrawn one is
+    /// removed) and the fingerprint-read authorisation (replacing any on record; `None`
+    /// removes it).
+    ConfirmPrerequisites {
+        /// Who.
+        person: PersonId,
+        /// The registrations each authority confirmed.
+        registrations: Registrations,
+        /// The fingerprint-read authorisation the Macao authority confirmed.
+        fingerprint_read: Option<ConsentRecord>,
+    },
 }
 
 impl Command {
@@ -142,6 +166,8 @@ impl Command {
             Command::RecordConsent { .. } => "record_consent",
             Command::RecordGuardianConsent { .. } => "record_guardian_consent",
             Command::Cancel { .. } => "cancel",
+            Command::UpdateDocument { .. } => "update_document",
+            Command::ConfirmPrerequisites { .. } => "confirm_prerequisites",
         }
     }
 }
@@ -380,6 +406,54 @@ impl Registry {
                 }
                 None => unknown_person(person),
             },
+            Command::UpdateDocument {
+                person,
+                document,
+                endorsement,
+            } => {
+                let Some(entry) = self.entries.get(&person) else {
+                    return unknown_person(person);
+                };
+                let old = (
+                    entry.person.document.kind,
+                    entry.person.document.number.clone(),
+                );
+                let new = (document.kind, document.number.clone());
+                if new.0 != old.0 {
+                    return Outcome::refused(
+                        "document_kind_changed",
+                        format!("{person} clears with a {}, not a {}", old.0, new.0),
+                    );
+                }
+                if let Some(&other) = self.documents.get(&new).filter(|&&o| o != person) {
+                    return Outcome::refused(
+                        "document_in_use",
+                        format!("the document is registered to {other}"),
+                    );
+                }
+                let outcome = self.update(person, changes, |e| {
+                    e.person.document = document;
+                    e.person.endorsement = endorsement;
+                    Ok(())
+                });
+                if matches!(outcome, Outcome::Updated(_)) && new != old {
+                    self.documents.remove(&old);
+                    self.documents.insert(new, person);
+                }
+                outcome
+            }
+            Command::ConfirmPrerequisites {
+                person,
+                registrations,
+                fingerprint_read,
+            } => self.update(person, changes, |e| {
+                e.person.registrations = registrations;
+                e.person
+                    .consents
+                    .retain(|c| c.kind != ConsentKind::FingerprintReadAuthorisation);
+                e.person.consents.extend(fingerprint_read);
+                Ok(())
+            }),
         }
     }
 

@@ -57,7 +57,7 @@ fn commands_apply_in_order_with_deterministic_ids() {
     let mut r = Registry::new(model(), 8).expect("registry");
     let consent = ConsentRecord {
         authority: Authority::Macao,
-        kind: ConsentKind::AutomatedClearanceRegistration,
+        kind: ConsentKind::SmartClearanceRegistration,
         given_at: day(2026, 11, 1)
             .and_hms_opt(9, 0, 0)
             .expect("time")
@@ -319,4 +319,113 @@ fn a_minor_approved_at_a_service_location_is_enrolled_without_a_face() {
         "add_template: Updated(PersonId(1)) [Put(PersonId(1))]\n"
     );
     assert_eq!(r.index().len(), 1);
+}
+
+#[test]
+fn documents_are_kept_true_renewals_relink_and_prerequisites_are_replaced() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let renewed = |number: &str, until: NaiveDate| TravelDocument {
+        kind: Category::MacaoResident.document_kind(),
+        number: number.to_string(),
+        valid_from: day(2030, 1, 2),
+        valid_until: until,
+    };
+    let registration = Registration {
+        registered_at: day(2026, 11, 2)
+            .and_hms_opt(10, 0, 0)
+            .expect("time")
+            .and_utc(),
+        location: "Mainland automated clearance, Gongbei".into(),
+    };
+    let fingerprint = ConsentRecord {
+        authority: Authority::Macao,
+        kind: ConsentKind::FingerprintReadAuthorisation,
+        given_at: day(2026, 1, 1)
+            .and_hms_opt(0, 0, 0)
+            .expect("time")
+            .and_utc(),
+        channel: "document application".into(),
+    };
+    let got = trace(
+        &mut r,
+        vec![
+            Command::Enrol {
+                person: macao("M10000001"),
+                templates: vec![template(1)],
+            },
+            Command::Enrol {
+                person: macao("M10000002"),
+                templates: vec![template(2)],
+            },
+            // The same number, a new validity: refreshed in place.
+            Command::UpdateDocument {
+                person: PersonId(1),
+                document: renewed("M10000001", day(2040, 1, 1)),
+                endorsement: None,
+            },
+            // A renewed permit with a new number: relinked, the old number released.
+            Command::UpdateDocument {
+                person: PersonId(1),
+                document: renewed("M10000009", day(2040, 1, 1)),
+                endorsement: None,
+            },
+            // Another person's number, or another kind of document: refused.
+            Command::UpdateDocument {
+                person: PersonId(1),
+                document: renewed("M10000002", day(2040, 1, 1)),
+                endorsement: None,
+            },
+            Command::UpdateDocument {
+                person: PersonId(1),
+                document: TravelDocument {
+                    kind: DocumentKind::PermitHkMacao,
+                    ..renewed("C10000009", day(2040, 1, 1))
+                },
+                endorsement: None,
+            },
+            Command::UpdateDocument {
+                person: PersonId(7),
+                document: renewed("M10000007", day(2040, 1, 1)),
+                endorsement: None,
+            },
+            Command::ConfirmPrerequisites {
+                person: PersonId(1),
+                registrations: Registrations {
+                    macao: None,
+                    mainland: Some(registration),
+                },
+                fingerprint_read: Some(fingerprint.clone()),
+            },
+            Command::ConfirmPrerequisites {
+                person: PersonId(1),
+                registrations: Registrations::default(),
+                fingerprint_read: None,
+            },
+        ],
+    );
+    expect![[r#"
+        enrol: Enrolled(PersonId(1)) [Put(PersonId(1))]
+        enrol: Enrolled(PersonId(2)) [Put(PersonId(2))]
+        update_document: Updated(PersonId(1)) [Put(PersonId(1))]
+        update_document: Updated(PersonId(1)) [Put(PersonId(1))]
+        update_document: Refused { code: "document_in_use", reason: "the document is registered to P00000002" } []
+        update_document: Refused { code: "document_kind_changed", reason: "P00000001 clears with a mainland_travel_permit_hk_macao, not a permit_hk_macao" } []
+        update_document: Refused { code: "unknown_person", reason: "no person P00000007 is registered" } []
+        confirm_prerequisites: Updated(PersonId(1)) [Put(PersonId(1))]
+        confirm_prerequisites: Updated(PersonId(1)) [Put(PersonId(1))]
+    "#]]
+    .assert_eq(&got);
+    let kind = Category::MacaoResident.document_kind();
+    assert_eq!(
+        r.find_document(kind, "M10000001"),
+        None,
+        "old number released"
+    );
+    assert_eq!(r.find_document(kind, "M10000009"), Some(PersonId(1)));
+    let person = &r.get(PersonId(1)).expect("entry").person;
+    assert_eq!(person.document.valid_until, day(2040, 1, 1));
+    assert_eq!(person.registrations, Registrations::default(), "withdrawn");
+    assert!(!person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation));
+    // The index still finds the person under their id (re-indexed, not duplicated).
+    assert_eq!(r.index().len(), 2);
 }

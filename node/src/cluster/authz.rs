@@ -217,23 +217,39 @@ pub fn forwarded_principal(
     Ok(Principal { identity, role })
 }
 
-/// Checks that a lane's V1 batch is what a lane writes: the registration of one traveller at its
-/// own channel — either a new person enrolled with their face, both registrations and the
-/// consents, or (a minor approved at a service location) one face added to a pending person with
-/// both registrations and consents. Every registration location and channel consent names
-/// `channel`. Nothing else: no cancellation, no replaced templates, no guardian consent.
+/// Checks that a lane's V1 batch is what a lane writes, for one traveller at its own channel:
+///
+/// * a registration: a new person enrolled with their face, the prerequisites the authorities
+///   confirmed and the Smart Immigration Clearance consents; or one face added to a person
+///   enrolled without one (a minor approved at a service location), or a renewed permit's holder
+///   relinked (their templates replaced by the new capture), each followed by the card's
+///   document data, the prerequisites and the consents;
+/// * a card read keeping a registered record true: the document's data and/or the prerequisites.
+///
+/// Every Smart Immigration Clearance consent names `channel`. Nothing else: no cancellation, no
+/// guardian's consent, no consent kept by the authorities (the fingerprint-read authorisation
+/// travels only as a confirmed prerequisite).
 pub fn lane_registration(channel: &str, commands: &[Command]) -> Result<(), String> {
-    let at_channel = |location: &str, what: &str| {
-        if location == channel {
+    let consent = |c: &clearway_gallery::ConsentRecord| {
+        match c.kind {
+        ConsentKind::SmartClearanceRegistration if c.channel == channel => Ok(()),
+        ConsentKind::SmartClearanceRegistration => {
+            Err("a consent names another channel than the lane's own".to_string())
+        }
+        ConsentKind::FingerprintReadAuthorisation => {
+            Err("a fingerprint-read authorisation is confirmed by the Macao authority, not recorded by a lane".to_string())
+        }
+    }
+    };
+    let same = |p: &clearway_gallery::PersonId, who: &clearway_gallery::PersonId, c: &Command| {
+        if p == who {
             Ok(())
         } else {
-            Err(format!("{what} names another channel than the lane's own"))
+            Err(format!(
+                "{} is about another person than the lane's registration",
+                c.name()
+            ))
         }
-    };
-    let consent = |c: &clearway_gallery::ConsentRecord| match c.kind {
-        ConsentKind::AutomatedClearanceRegistration => at_channel(&c.channel, "a consent"),
-        // Given when the document was applied for and read from its chip, not at a channel.
-        ConsentKind::FingerprintReadAuthorisation => Ok(()),
     };
     match commands {
         [Command::Enrol { person, templates }] => {
@@ -243,30 +259,49 @@ pub fn lane_registration(channel: &str, commands: &[Command]) -> Result<(), Stri
             if person.guardian_consent.is_some() {
                 return Err("a guardian's consent is recorded at a service location".into());
             }
-            let regs = &person.registrations;
-            let (Some(macao), Some(mainland)) = (&regs.macao, &regs.mainland) else {
-                return Err("a lane registration registers with both authorities".into());
-            };
-            at_channel(&macao.location, "a registration")?;
-            at_channel(&mainland.location, "a registration")?;
-            person.consents.iter().try_for_each(consent)
+            let agreed = clearway_gallery::Authority::ALL.iter().all(|a| {
+                person
+                    .consents
+                    .iter()
+                    .any(|c| c.authority == *a && c.kind == ConsentKind::SmartClearanceRegistration)
+            });
+            if !agreed {
+                return Err("a lane registration records the consent with both authorities".into());
+            }
+            person
+                .consents
+                .iter()
+                .filter(|c| c.kind == ConsentKind::SmartClearanceRegistration)
+                .try_for_each(consent)
         }
-        [Command::AddTemplate { person, .. }, rest @ ..] if !rest.is_empty() => {
-            let mut registrations = 0;
+        [
+            first @ (Command::AddTemplate { .. } | Command::ReplaceTemplates { .. }),
+            rest @ ..,
+        ] => {
+            let (person, relink) = match first {
+                Command::AddTemplate { person, .. } => (person, false),
+                Command::ReplaceTemplates { person, templates } if templates.len() == 1 => {
+                    (person, true)
+                }
+                _ => return Err("a relinked holder's templates are one new capture".into()),
+            };
+            let mut consents = 0;
+            let mut document = false;
             for c in rest {
                 match c {
-                    Command::Register {
-                        person: p,
-                        registration,
-                        ..
-                    } if p == person => {
-                        at_channel(&registration.location, "a registration")?;
-                        registrations += 1;
+                    Command::UpdateDocument { person: p, .. } => {
+                        same(p, person, c)?;
+                        document = true;
                     }
+                    Command::ConfirmPrerequisites { person: p, .. } => same(p, person, c)?,
                     Command::RecordConsent {
                         person: p,
-                        consent: c,
-                    } if p == person => consent(c)?,
+                        consent: k,
+                    } => {
+                        same(p, person, c)?;
+                        consent(k)?;
+                        consents += 1;
+                    }
                     other => {
                         return Err(format!(
                             "{} is not part of a lane registration of this person",
@@ -275,11 +310,23 @@ pub fn lane_registration(channel: &str, commands: &[Command]) -> Result<(), Stri
                     }
                 }
             }
-            if registrations == 0 {
-                return Err("a lane registration registers the traveller".into());
+            if consents == 0 {
+                return Err("a lane registration records the traveller's consent".into());
+            }
+            if relink && !document {
+                return Err("a relink moves the person to the renewed document".into());
             }
             Ok(())
         }
+        [Command::UpdateDocument { person, .. }]
+        | [Command::ConfirmPrerequisites { person, .. }] => {
+            let _ = person;
+            Ok(())
+        }
+        [
+            Command::UpdateDocument { person, .. },
+            c @ Command::ConfirmPrerequisites { person: p, .. },
+        ] => same(p, person, c),
         _ => Err("a lane writes only the registration of one traveller at its channel".into()),
     }
 }

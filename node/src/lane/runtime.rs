@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use clearway_gallery::{
-    Authority, Command, ConsentKind, ConsentRecord, NewPerson, Outcome as RegistryOutcome,
-    PersonId, Registration, Registrations, Request, Template,
+    Authority, Outcome as RegistryOutcome, Person, PersonId, Request, Template,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -41,8 +40,9 @@ use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprint
 use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use super::metrics::LaneMetrics;
 use super::procedure::{
-    CardScan, Delivery, GateAction, GateCommand, GateId, Holder, Input, LaneView, Output,
-    Procedure, ProcedureConfig, RegistrationRequest, Screen,
+    CardScan, Completed, Delivery, DocumentRead, FaceOnRecord, GateAction, GateCommand, GateId,
+    Holder, Input, LaneView, Output, Procedure, ProcedureConfig, RegistrationRequest, Screen,
+    confirm_prerequisites, refresh_commands, registration_commands,
 };
 use super::procedure::{Fence, LaneMode, OverrideAction};
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
@@ -510,6 +510,7 @@ impl Lane {
         tasks.push(tokio::spawn(document_task(
             reader,
             node.clone(),
+            [parts.macao.clone(), parts.mainland.clone()],
             offset,
             events_tx.clone(),
             stop.subscribe(),
@@ -575,6 +576,8 @@ impl Lane {
             macao,
             mainland,
             inspection_timeout: parts.procedure.inspection_timeout,
+            verify_threshold: parts.procedure.verify_threshold,
+            agreed: Mutex::new(None),
         };
         tasks.push(tokio::spawn(event_loop(
             procedure,
@@ -670,6 +673,10 @@ struct Ctx {
     macao: Arc<AuthorityClient>,
     mainland: Arc<AuthorityClient>,
     inspection_timeout: Duration,
+    /// The 1:N threshold a registration's face is checked against the gallery with.
+    verify_threshold: f32,
+    /// When the traveller tapped Agree: only a face captured since is theirs.
+    agreed: Mutex<Option<Instant>>,
 }
 
 async fn event_loop(
@@ -711,7 +718,7 @@ async fn event_loop(
         {
             let mut w = ctx.wants.lock().unwrap_or_else(|e| e.into_inner());
             w.gate1 = procedure.wants_gate1_faces();
-            w.capture = matches!(view.step, "declaration" | "registering");
+            w.capture = matches!(view.step, "declaration" | "consenting" | "registering");
             w.gate2 = procedure
                 .wants_gate2_faces()
                 .then(|| procedure.expected_person());
@@ -766,12 +773,64 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 .unwrap_or_else(|e| e.into_inner())
                 .screens[slot] = Some(screen);
         }
+        Output::CheckPrerequisites(document) => {
+            for (authority, client) in [
+                (Authority::Macao, ctx.macao.clone()),
+                (Authority::Mainland, ctx.mainland.clone()),
+            ] {
+                let (document, tx) = (document.clone(), ctx.events_tx.clone());
+                tokio::spawn(async move {
+                    let result = client
+                        .prerequisites(&document)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Event {
+                        input: Input::Prerequisites {
+                            authority,
+                            document,
+                            result,
+                        },
+                        arrived: None,
+                    });
+                });
+            }
+        }
+        Output::RecordConsent(request) => {
+            *ctx.agreed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            // Both at once (seed 000: "simultaneously"); the same key to both and on retry.
+            for (authority, client) in [
+                (Authority::Macao, ctx.macao.clone()),
+                (Authority::Mainland, ctx.mainland.clone()),
+            ] {
+                let (request, tx) = (request.clone(), ctx.events_tx.clone());
+                tokio::spawn(async move {
+                    let result = client
+                        .deliver(&request.key, &request.record)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Event {
+                        input: Input::ConsentRecorded {
+                            authority,
+                            key: request.key.clone(),
+                            result,
+                        },
+                        arrived: None,
+                    });
+                });
+            }
+        }
         Output::Register(request) => {
             let (node, capture, tx) =
                 (ctx.node.clone(), ctx.capture.clone(), ctx.events_tx.clone());
-            let since = Instant::now();
+            let since = ctx
+                .agreed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(Instant::now);
+            let threshold = ctx.verify_threshold;
             tokio::spawn(async move {
-                let result = register(&node, &capture, since, &request).await;
+                let result = register(&node, &capture, since, threshold, &request).await;
                 if let Err(e) = &result {
                     warn!(error = %e, "Registration at the channel failed.");
                 }
@@ -885,12 +944,14 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
     }
 }
 
-/// Enrols (or completes) the traveller from the document and the newest good gate-1 face, with
-/// registrations and consents for both authorities, through the cluster.
+/// Writes a registration both authorities acknowledged: the newest good gate-1 face captured
+/// since Agree, checked 1:N against the replica (a renewed permit relinks its holder; a face
+/// registered to someone else is refused), then [`registration_commands`] through the cluster.
 async fn register(
     node: &ClusterNode,
     capture: &Capture,
     since: Instant,
+    threshold: f32,
     request: &RegistrationRequest,
 ) -> std::result::Result<PersonId, String> {
     let Some(embedding) = capture.take_after(since, Duration::from_secs(5)).await else {
@@ -898,59 +959,27 @@ async fn register(
     };
     let template = Template::quantize(embedding.model().clone(), embedding.values())
         .map_err(|e| e.to_string())?;
-    let registration = Registration {
-        registered_at: request.at,
-        location: request.channel.clone(),
+    let gallery = node.gallery();
+    let matched: Option<Person> = gallery
+        .search(embedding.values(), 1)
+        .map_err(|e| e.to_string())?
+        .first()
+        .filter(|hit| hit.score >= threshold)
+        .and_then(|hit| gallery.entry(hit.person))
+        .map(|entry| entry.person);
+    let face = match &matched {
+        Some(person) => FaceOnRecord::Person(person),
+        None => FaceOnRecord::Nobody,
     };
-    let mut consents: Vec<ConsentRecord> = Authority::ALL
-        .iter()
-        .map(|&authority| ConsentRecord {
-            authority,
-            kind: ConsentKind::AutomatedClearanceRegistration,
-            given_at: request.at,
-            channel: request.channel.clone(),
-        })
-        .collect();
-    if request.document.fingerprint_read_authorised {
-        consents.push(ConsentRecord {
-            authority: Authority::Macao,
-            kind: ConsentKind::FingerprintReadAuthorisation,
-            given_at: request.at,
-            channel: "document application, Mainland (chip)".into(),
-        });
-    }
-    let commands = match request.existing {
-        Some(person) => {
-            let mut c = vec![Command::AddTemplate { person, template }];
-            for authority in Authority::ALL {
-                c.push(Command::Register {
-                    person,
-                    authority,
-                    registration: registration.clone(),
-                });
-            }
-            for consent in consents {
-                c.push(Command::RecordConsent { person, consent });
-            }
-            c
-        }
-        None => vec![Command::Enrol {
-            person: NewPerson {
-                name: request.document.name.clone(),
-                date_of_birth: request.document.date_of_birth,
-                category: request.document.category,
-                document: request.document.travel_document(),
-                endorsement: request.document.endorsement.clone(),
-                registrations: Registrations {
-                    macao: Some(registration.clone()),
-                    mainland: Some(registration),
-                },
-                consents,
-                guardian_consent: request.guardian_consent.clone(),
-            },
-            templates: vec![template],
-        }],
+    let done = Completed {
+        document: &request.document,
+        pending: request.existing,
+        guardian_consent: request.guardian_consent.as_ref(),
+        prerequisites: &request.prerequisites,
+        acknowledged_at: request.at,
+        channel: &request.channel,
     };
+    let commands = registration_commands(&done, template, face).map_err(|e| e.to_string())?;
     let (_, outcomes) = node
         .write(Request::V1(commands))
         .await
@@ -963,6 +992,37 @@ async fn register(
         }
     }
     id.ok_or_else(|| "the registry answered without a person".into())
+}
+
+/// Keeps a registered traveller's record true after a card read: the card's document data,
+/// and the prerequisites as both authorities confirm them now ([`refresh_commands`]). Without
+/// both answers the prerequisites stay as last confirmed.
+async fn refresh_record(
+    node: ClusterNode,
+    clients: [AuthorityClient; 2],
+    person: Person,
+    read: DocumentRead,
+) {
+    let key = read.key();
+    let [macao, mainland] = &clients;
+    let confirmed = match tokio::join!(macao.prerequisites(&key), mainland.prerequisites(&key)) {
+        (Ok(m), Ok(c)) => Some(confirm_prerequisites(person.category, &m, &c).0),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "Prerequisites not re-confirmed at this card scan.");
+            None
+        }
+    };
+    let commands = refresh_commands(&person, &read, confirmed.as_ref());
+    if commands.is_empty() {
+        return;
+    }
+    let what: Vec<&str> = commands.iter().map(|c| c.name()).collect();
+    match node.write(Request::V1(commands)).await {
+        Ok(_) => info!(changes = ?what, "A registered traveller's record was brought up to date."),
+        Err(e) => {
+            warn!(error = %e, "A registered traveller's record could not be brought up to date.")
+        }
+    }
 }
 
 async fn gate_task(
@@ -1053,6 +1113,7 @@ async fn fingerprint_task(
 async fn document_task(
     mut reader: TcpDocumentReader,
     node: ClusterNode,
+    authorities: [AuthorityClient; 2],
     offset: FixedOffset,
     events: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
@@ -1079,6 +1140,14 @@ async fn document_task(
                         None => Holder::Unknown,
                     }
                 };
+                if let Holder::Registered(person) = &holder {
+                    tokio::spawn(refresh_record(
+                        node.clone(),
+                        authorities.clone(),
+                        (**person).clone(),
+                        document.clone(),
+                    ));
+                }
                 CardScan::Read {
                     document: Box::new(document),
                     holder,

@@ -34,7 +34,7 @@ fn registration(at: &str) -> Registration {
 fn consent(authority: Authority, at: &str) -> ConsentRecord {
     ConsentRecord {
         authority,
-        kind: ConsentKind::AutomatedClearanceRegistration,
+        kind: ConsentKind::SmartClearanceRegistration,
         given_at: Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
         channel: at.into(),
     }
@@ -68,29 +68,50 @@ fn enrol_at(at: &str) -> Command {
     }
 }
 
+fn document() -> TravelDocument {
+    TravelDocument {
+        kind: DocumentKind::MainlandTravelPermitHkMacao,
+        number: "H12345678".into(),
+        valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        valid_until: NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+    }
+}
+
+/// The card's document data and the confirmed prerequisites of person 7.
+fn keep_true() -> Vec<Command> {
+    let person = PersonId(7);
+    vec![
+        Command::UpdateDocument {
+            person,
+            document: document(),
+            endorsement: None,
+        },
+        Command::ConfirmPrerequisites {
+            person,
+            registrations: Registrations {
+                macao: Some(registration("Macao automated clearance")),
+                mainland: None,
+            },
+            fingerprint_read: None,
+        },
+    ]
+}
+
 /// A lane's completion of a pending minor at `at`.
 fn complete_at(at: &str) -> Vec<Command> {
     let person = PersonId(7);
-    vec![
-        Command::AddTemplate {
+    let mut c = vec![Command::AddTemplate {
+        person,
+        template: template(),
+    }];
+    c.extend(keep_true());
+    for authority in Authority::ALL {
+        c.push(Command::RecordConsent {
             person,
-            template: template(),
-        },
-        Command::Register {
-            person,
-            authority: Authority::Macao,
-            registration: registration(at),
-        },
-        Command::Register {
-            person,
-            authority: Authority::Mainland,
-            registration: registration(at),
-        },
-        Command::RecordConsent {
-            person,
-            consent: consent(Authority::Macao, at),
-        },
-    ]
+            consent: consent(authority, at),
+        });
+    }
+    c
 }
 
 fn draft(actor: &str, role: &str) -> AuditDraft {
@@ -258,7 +279,8 @@ fn a_lane_registers_only_at_its_own_channel() {
     }
     refused(vec![enrol]);
 
-    // The fingerprint authorisation read from the chip names no channel; it is fine.
+    // The fingerprint authorisation the Macao authority confirmed names no channel; it is fine
+    // inside an enrolment (a prerequisite), …
     let mut enrol = enrol_at(CHANNEL);
     if let Command::Enrol { person, .. } = &mut enrol {
         person.consents.push(ConsentRecord {
@@ -269,6 +291,36 @@ fn a_lane_registers_only_at_its_own_channel() {
         });
     }
     authorize(&lane(), &Call::Write(Request::V1(vec![enrol]))).expect("allowed");
+    // … but a lane does not record one on its own: it travels only as a confirmed prerequisite.
+    let mut forged = complete_at(CHANNEL);
+    forged.push(Command::RecordConsent {
+        person: PersonId(7),
+        consent: ConsentRecord {
+            authority: Authority::Macao,
+            kind: ConsentKind::FingerprintReadAuthorisation,
+            given_at: Utc::now(),
+            channel: "document application".into(),
+        },
+    });
+    refused(forged);
+
+    // A card read keeps a registered record true: document data, prerequisites, or both.
+    for batch in [
+        keep_true(),
+        keep_true()[..1].to_vec(),
+        keep_true()[1..].to_vec(),
+    ] {
+        authorize(&lane(), &Call::Write(Request::V1(batch))).expect("a refresh is allowed");
+    }
+    // A renewed permit relinks its holder: one new capture, moved to the new document.
+    let mut relink = complete_at(CHANNEL);
+    relink[0] = Command::ReplaceTemplates {
+        person: PersonId(7),
+        templates: vec![template()],
+    };
+    authorize(&lane(), &Call::Write(Request::V1(relink.clone()))).expect("a relink is allowed");
+    relink.retain(|c| !matches!(c, Command::UpdateDocument { .. }));
+    refused(relink);
 
     // Two travellers in one batch, a face swapped onto someone else, a cancellation tucked in,
     // a forged guardian consent, a face-less enrolment, a half registration.
@@ -308,9 +360,10 @@ fn a_lane_registers_only_at_its_own_channel() {
         templates.clear();
     }
     refused(vec![faceless]);
+    // The consent acknowledged by one authority only is no registration.
     let mut half = enrol_at(CHANNEL);
     if let Command::Enrol { person, .. } = &mut half {
-        person.registrations.mainland = None;
+        person.consents.pop();
     }
     refused(vec![half]);
     assert_eq!(completes(&complete_at(CHANNEL)), Some(PersonId(7)));

@@ -9,11 +9,15 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
 use super::metrics::AuthorityMetrics;
 use super::tls::{TlsOrigin, TlsPem, client_config};
+use sha2::{Digest, Sha256};
+
 use super::{
-    AuthorityConfig, AuthorityError, IDEMPOTENCY_KEY, INSPECTIONS_PATH, RECORDS_PATH,
-    parse_base_url,
+    AuthorityConfig, AuthorityError, IDEMPOTENCY_KEY, INSPECTIONS_PATH, PREREQUISITES_PATH,
+    RECORDS_PATH, parse_base_url,
 };
-use crate::lane::procedure::{AuthorityRecord, InspectionRequest, Verdict};
+use crate::lane::procedure::{
+    AuthorityRecord, DocumentKey, InspectionRequest, PrerequisiteQuery, PrerequisiteStatus, Verdict,
+};
 
 /// The most of an authority's error body kept in an error message.
 const REASON_CHARS: usize = 200;
@@ -21,6 +25,7 @@ const REASON_CHARS: usize = 200;
 /// `kind` label values.
 const KIND_INSPECTION: &str = "inspection";
 const KIND_RECORD: &str = "record";
+const KIND_PREREQUISITES: &str = "prerequisites";
 
 /// A client of one authority's API. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
@@ -178,6 +183,58 @@ impl AuthorityClient {
                 "HTTP {} with a body that is not a verdict: {e}",
                 status.as_u16()
             ),
+        })
+    }
+
+    /// Asks what the authority holds about a document's prerequisites (`POST /v1/prerequisites`,
+    /// JSON [`PrerequisiteQuery`] → JSON [`PrerequisiteStatus`]): a read, safe to repeat. The
+    /// document number travels in the body, never in the URL (URLs end up in logs).
+    pub async fn prerequisites(
+        &self,
+        document: &DocumentKey,
+    ) -> Result<PrerequisiteStatus, AuthorityError> {
+        let result = self.prerequisites_inner(document).await;
+        let outcome = match &result {
+            Ok(_) => "answered",
+            Err(e) => e.code(),
+        };
+        self.metrics
+            .request(self.authority, KIND_PREREQUISITES, outcome);
+        result
+    }
+
+    async fn prerequisites_inner(
+        &self,
+        document: &DocumentKey,
+    ) -> Result<PrerequisiteStatus, AuthorityError> {
+        let query = PrerequisiteQuery {
+            document: document.clone(),
+        };
+        let body = serde_json::to_vec(&query)
+            .map_err(|e| AuthorityError::Config(format!("query does not serialise: {e}")))?;
+        let mut h = Sha256::new();
+        h.update(&body);
+        let key = self.header_key(&format!(
+            "prerequisites-{}",
+            &hex::encode(h.finalize())[..32]
+        ))?;
+        let response = self.post(PREREQUISITES_PATH, key, body).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.status_error(response).await);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        serde_json::from_slice::<PrerequisiteStatus>(&bytes).map_err(|e| {
+            AuthorityError::BadResponse {
+                authority: self.authority.as_str(),
+                reason: format!(
+                    "HTTP {} with a body that is not a prerequisite status: {e}",
+                    status.as_u16()
+                ),
+            }
         })
     }
 

@@ -1,6 +1,6 @@
 //! Prometheus series of the authority clients and outboxes.
 //!
-//! Every label value is bounded: `authority` is `macao` or `mainland`, `kind` is `inspection` or
+//! Every label value is bounded: `authority` is `macao` or `mainland`, `kind` is `inspection`, `prerequisites` or
 //! `record`, `outcome` is one of [`OUTCOMES`]. Document numbers, names and keys never appear.
 
 use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -8,8 +8,9 @@ use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry}
 use clearway_gallery::Authority;
 
 /// Every value the `outcome` label of `clearway_authority_requests_total` takes.
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 12] = [
     "cleared",
+    "answered",
     "refer",
     "delivered",
     "duplicate",
@@ -77,7 +78,7 @@ impl AuthorityMetrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "clearway_authority_requests_total",
-                "Requests to the authorities by kind (inspection, record) and outcome.",
+                "Requests to the authorities by kind (inspection, prerequisites, record) and outcome.",
             ),
             &["authority", "kind", "outcome"],
         )?;

@@ -5,7 +5,9 @@
 //!   provider, the configured CA as the only trust anchor, our client certificate) handed to
 //!   reqwest with `use_preconfigured_tls`; there is no plain-HTTP mode. `inspect` is the gate-2
 //!   synchronous call (`POST /v1/inspections`), `deliver` carries one outbox record
-//!   (`POST /v1/records`); both send an `Idempotency-Key` header.
+//!   (`POST /v1/records`; the lane also sends the registration consent this way, at once, to
+//!   both authorities), `prerequisites` asks what the authority holds about a document before
+//!   the registration is offered (`POST /v1/prerequisites`); each sends an `Idempotency-Key`.
 //! * [`Outbox`]: sled trees of the lane's database, one queue per authority, records sealed at
 //!   rest (ChaCha20-Poly1305), durable before `push` returns, delivered in order by
 //!   [`Outbox::run`] with capped exponential backoff and jitter, exactly once from the receiver's
@@ -21,7 +23,8 @@
 //! | request | success | repeat of a key | permanent refusal | try again later |
 //! |---|---|---|---|---|
 //! | `POST /v1/inspections` (JSON [`InspectionRequest`]) | 200 + JSON [`Verdict`] | 200, first answer | 4xx | 5xx, 429 |
-//! | `POST /v1/records` (JSON [`AuthorityRecord`]) | 201 | 409 ("already have it": success) | 4xx | 5xx, 429 |
+//! | `POST /v1/records` (JSON [`AuthorityRecord`]) | 201 | 409 ("already have it": success) | 4xx (410: a consent already withdrawn) | 5xx, 429 |
+//! | `POST /v1/prerequisites` (JSON [`PrerequisiteQuery`]) | 200 + JSON [`PrerequisiteStatus`] | (a read) | 4xx | 5xx, 429 |
 //!
 //! Biometric data (fingerprint templates) travels only inside the TLS tunnel; nothing here logs
 //! request or record bodies.
@@ -29,6 +32,8 @@
 //! [`InspectionRequest`]: crate::lane::procedure::InspectionRequest
 //! [`Verdict`]: crate::lane::procedure::Verdict
 //! [`AuthorityRecord`]: crate::lane::procedure::AuthorityRecord
+//! [`PrerequisiteQuery`]: crate::lane::procedure::PrerequisiteQuery
+//! [`PrerequisiteStatus`]: crate::lane::procedure::PrerequisiteStatus
 
 mod client;
 mod metrics;
@@ -45,14 +50,16 @@ pub use client::AuthorityClient;
 pub use metrics::AuthorityMetrics;
 pub use outbox::{Backoff, DeadLetter, Outbox, OutboxError, OutboxKeys, SealKey};
 pub use reference::{
-    DemoPki, FailMode, ReferenceArgs, ReferenceAuthority, ReferenceConfig, ReferenceHandle,
-    StoredRecord, serve_reference,
+    DemoPki, FailMode, PrerequisiteBook, PrerequisiteControl, ReferenceArgs, ReferenceAuthority,
+    ReferenceConfig, ReferenceHandle, StoredRecord, serve_reference,
 };
 
 /// Request path of inspections.
 pub const INSPECTIONS_PATH: &str = "/v1/inspections";
 /// Request path of records.
 pub const RECORDS_PATH: &str = "/v1/records";
+/// Request path of prerequisite queries.
+pub const PREREQUISITES_PATH: &str = "/v1/prerequisites";
 /// The header carrying the idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 

@@ -12,6 +12,12 @@
 //!   stored (and appended to the JSON Lines records file, if configured, before answering) and
 //!   answered 201; a repeat of the same record answers 409 without storing again; the same key
 //!   with a different record answers 422.
+//!   A registration consent whose key was withdrawn (a `consent_withdrawn` record naming it
+//!   arrived first) answers 410 and is not stored: a late consent cannot revive a registration
+//!   the lane gave up on.
+//! * `POST /v1/prerequisites` — JSON [`PrerequisiteQuery`]: what this authority holds about the
+//!   document's prerequisites, from its [`PrerequisiteBook`] (per document number, else the
+//!   book's default; the default default is "nothing held").
 //! * `GET /v1/records` — the stored records, oldest first, as a JSON array of [`StoredRecord`].
 //! * `POST /control/fail` — `{"mode": "unavailable" | "slow" | "garbage" | "ok", "for_ms": 5000}`:
 //!   `unavailable` answers 503 to the API routes; `slow` processes requests (stores records) and
@@ -19,6 +25,9 @@
 //!   is how a lost response is simulated; `garbage` answers inspections 200 with a body that is
 //!   not a verdict; `ok` restores normal service. `for_ms` reverts to `ok`
 //!   after that long.
+//! * `POST /control/prerequisites` — `{"document": "H30000004", "status": {…}}` sets what the
+//!   service holds for one document number (`"document": null`: the default), so tests cover
+//!   every branch.
 //! * `GET /healthz` — `ok`.
 //!
 //! The records file holds personal data in the clear: it is a simulator's file, for test
@@ -27,6 +36,7 @@
 //! [`InspectionRequest`]: crate::lane::procedure::InspectionRequest
 //! [`Verdict`]: crate::lane::procedure::Verdict
 //! [`AuthorityRecord`]: crate::lane::procedure::AuthorityRecord
+//! [`PrerequisiteQuery`]: crate::lane::procedure::PrerequisiteQuery
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -53,8 +63,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::tls::{TlsOrigin, TlsPem, server_config};
-use super::{AuthorityError, IDEMPOTENCY_KEY, INSPECTIONS_PATH, RECORDS_PATH};
-use crate::lane::procedure::{AuthorityRecord, InspectionRequest, Verdict};
+use super::{AuthorityError, IDEMPOTENCY_KEY, INSPECTIONS_PATH, PREREQUISITES_PATH, RECORDS_PATH};
+use crate::lane::procedure::{
+    AuthorityRecord, InspectionRequest, PrerequisiteQuery, PrerequisiteStatus, Verdict,
+};
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,6 +103,57 @@ pub struct FailControl {
     pub for_ms: Option<u64>,
 }
 
+/// What the reference service holds about documents' prerequisites (the `--prerequisites` file,
+/// JSON): per document number, and a default for every other document.
+///
+/// ```json
+/// {"default": {},
+///  "documents": {"H30000004": {"automated_clearance":
+///      {"registered_at": "2024-03-01T02:00:00Z", "location": "Gongbei Port e-channel desk"}}}}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrerequisiteBook {
+    /// For documents not listed.
+    #[serde(default)]
+    pub default: PrerequisiteStatus,
+    /// By document number.
+    #[serde(default)]
+    pub documents: HashMap<String, PrerequisiteStatus>,
+}
+
+impl PrerequisiteBook {
+    /// What is held for `number`.
+    pub fn get(&self, number: &str) -> PrerequisiteStatus {
+        self.documents.get(number).unwrap_or(&self.default).clone()
+    }
+
+    /// Reads a book from a JSON file.
+    pub fn read(path: &Path) -> Result<PrerequisiteBook, AuthorityError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AuthorityError::Reference(format!("{}: cannot read: {e}", path.display()))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            AuthorityError::Reference(format!(
+                "{}: not a prerequisite book (line {} column {}): {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+}
+
+/// Body of `POST /control/prerequisites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrerequisiteControl {
+    /// The document number; `None` sets the default.
+    pub document: Option<String>,
+    /// What the service holds for it.
+    pub status: PrerequisiteStatus,
+}
+
 /// One record the service stored; a line of the records file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredRecord {
@@ -121,6 +184,8 @@ pub struct ReferenceConfig {
     pub slow_delay: Duration,
     /// A name for the logs (e.g. `macao`).
     pub name: String,
+    /// What the service holds about prerequisites.
+    pub prerequisites: PrerequisiteBook,
 }
 
 impl std::fmt::Debug for ReferenceConfig {
@@ -148,6 +213,7 @@ impl ReferenceConfig {
             records_file: None,
             slow_delay: Duration::from_secs(10),
             name: "reference".to_owned(),
+            prerequisites: PrerequisiteBook::default(),
         }
     }
 }
@@ -179,6 +245,10 @@ pub struct ReferenceArgs {
     /// A name for the logs, e.g. `macao` or `mainland`.
     #[arg(long, default_value = "reference")]
     pub name: String,
+    /// JSON file: what the service holds about documents' prerequisites ([`PrerequisiteBook`]);
+    /// nothing for anyone when absent.
+    #[arg(long)]
+    pub prerequisites: Option<PathBuf>,
 }
 
 impl ReferenceArgs {
@@ -201,6 +271,10 @@ impl ReferenceArgs {
             records_file: self.records_file.clone(),
             slow_delay: Duration::from_millis(self.slow_delay_ms),
             name: self.name.clone(),
+            prerequisites: match &self.prerequisites {
+                Some(path) => PrerequisiteBook::read(path)?,
+                None => PrerequisiteBook::default(),
+            },
         })
     }
 }
@@ -258,6 +332,7 @@ impl ReferenceAuthority {
             .enumerate()
             .map(|(i, r)| (r.key.clone(), i))
             .collect();
+        let withdrawn = records.iter().filter_map(withdrawn_key).collect();
 
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             AuthorityError::Reference(format!("cannot listen on {}: {e}", config.listen))
@@ -274,8 +349,10 @@ impl ReferenceAuthority {
             records: Mutex::new(Records {
                 list: records,
                 keys,
+                withdrawn,
                 file,
             }),
+            prerequisites: Mutex::new(config.prerequisites.clone()),
             refer: config.refer.iter().cloned().collect(),
             slow_delay: config.slow_delay,
             stop: stop_rx.clone(),
@@ -293,7 +370,9 @@ impl ReferenceAuthority {
         let router = Router::new()
             .route(INSPECTIONS_PATH, post(post_inspection))
             .route(RECORDS_PATH, post(post_record).get(get_records))
+            .route(PREREQUISITES_PATH, post(post_prerequisites))
             .route("/control/fail", post(post_fail))
+            .route("/control/prerequisites", post(post_prerequisite_control))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(state.clone());
         let mut stop = stop_rx;
@@ -360,6 +439,26 @@ impl ReferenceHandle {
     /// The mode in force now.
     pub fn mode(&self) -> FailMode {
         self.state.mode()
+    }
+
+    /// Same as `POST /control/prerequisites`: what the service holds for the document numbered
+    /// `document` (`None`: for every document not set one by one).
+    pub fn set_prerequisites(&self, document: Option<&str>, status: PrerequisiteStatus) {
+        let mut book = lock(&self.state.prerequisites);
+        match document {
+            Some(number) => {
+                book.documents.insert(number.to_owned(), status);
+            }
+            None => book.default = status,
+        }
+    }
+
+    /// Requests received on `POST /v1/prerequisites`.
+    pub fn prerequisite_requests(&self) -> u64 {
+        self.state
+            .counters
+            .prerequisite_requests
+            .load(Ordering::SeqCst)
     }
 
     /// The stored records, oldest first.
@@ -430,12 +529,23 @@ struct Counters {
     record_requests: AtomicU64,
     duplicates: AtomicU64,
     handshake_failures: AtomicU64,
+    prerequisite_requests: AtomicU64,
 }
 
 struct Records {
     list: Vec<StoredRecord>,
     keys: HashMap<String, usize>,
+    /// Consent keys a `consent_withdrawn` record named.
+    withdrawn: HashSet<String>,
     file: Option<File>,
+}
+
+/// The consent key a stored withdrawal names.
+fn withdrawn_key(r: &StoredRecord) -> Option<String> {
+    match &r.record {
+        AuthorityRecord::ConsentWithdrawn { consent_key, .. } => Some(consent_key.clone()),
+        _ => None,
+    }
 }
 
 struct Shared {
@@ -444,6 +554,7 @@ struct Shared {
     mode: Mutex<(FailMode, Option<Instant>)>,
     inspections: Mutex<HashMap<String, Verdict>>,
     records: Mutex<Records>,
+    prerequisites: Mutex<PrerequisiteBook>,
     refer: HashSet<String>,
     slow_delay: Duration,
     stop: watch::Receiver<bool>,
@@ -596,6 +707,13 @@ async fn post_record(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     "this Idempotency-Key was used for a different record",
                 )
             }
+        } else if matches!(record, AuthorityRecord::RegistrationConsent { .. })
+            && records.withdrawn.contains(&key)
+        {
+            text(
+                StatusCode::GONE,
+                "this consent was withdrawn by the lane; it is not recorded",
+            )
         } else {
             let stored = StoredRecord {
                 key: key.clone(),
@@ -609,6 +727,9 @@ async fn post_record(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             match appended {
                 Ok(()) => {
                     let i = records.list.len();
+                    if let Some(k) = withdrawn_key(&stored) {
+                        records.withdrawn.insert(k);
+                    }
                     records.list.push(stored);
                     records.keys.insert(key, i);
                     text(StatusCode::CREATED, "recorded")
@@ -622,6 +743,38 @@ async fn post_record(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     s.hold_if_slow(mode).await;
     response
+}
+
+async fn post_prerequisites(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    s.counters
+        .prerequisite_requests
+        .fetch_add(1, Ordering::SeqCst);
+    let mode = s.mode();
+    if mode == FailMode::Unavailable {
+        return unavailable();
+    }
+    let query: PrerequisiteQuery = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => return decode_error("a prerequisite query", &e),
+    };
+    let status = lock(&s.prerequisites).get(&query.document.number);
+    s.hold_if_slow(mode).await;
+    json(StatusCode::OK, &status)
+}
+
+async fn post_prerequisite_control(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let control: PrerequisiteControl = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return decode_error("a prerequisite control", &e),
+    };
+    let mut book = lock(&s.prerequisites);
+    match control.document {
+        Some(number) => {
+            book.documents.insert(number, control.status);
+        }
+        None => book.default = control.status,
+    }
+    text(StatusCode::NO_CONTENT, "")
 }
 
 async fn get_records(State(s): State<Arc<Shared>>) -> Response {

@@ -1,8 +1,10 @@
 //! What the reader takes from the permit's contactless chip.
 
 use chrono::NaiveDate;
-use clearway_gallery::Endorsement;
+use clearway_gallery::{Endorsement, EndorsementKind};
 use serde::{Deserialize, Serialize};
+
+use super::error::DocumentError;
 
 /// The chip data of a smart-card permit (seed 004: smart-card permits with electronic
 /// endorsements), as the document reader delivers it (JSON in the reader frame).
@@ -29,7 +31,7 @@ pub struct ChipData {
     /// The electronic exit-entry endorsement (Permits for Travelling to and from Hong Kong and
     /// Macao held by Mainland residents: type D/T/S/R/Q, entries, validity).
     #[serde(default)]
-    pub endorsement: Option<Endorsement>,
+    pub endorsement: Option<ChipEndorsement>,
     /// Whether the holder authorised the Macao authorities to read the fingerprint data given
     /// when applying for the document (Mainland residents). Default false.
     #[serde(default)]
@@ -37,4 +39,51 @@ pub struct ChipData {
     /// The holder's name in Chinese characters, where the chip carries it.
     #[serde(default)]
     pub name_chinese: Option<String>,
+}
+
+/// An endorsement as the chip holds it. The type letter is kept as read: a letter the procedure
+/// does not know (anything but D, T, S, R, Q) is a card the channel cannot accept — the traveller
+/// is told so and sent to an officer — not reader garbage to be dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipEndorsement {
+    /// The type letter.
+    pub kind: String,
+    /// Whether it allows multiple entries.
+    pub multiple_entry: bool,
+    /// First day of validity.
+    pub valid_from: NaiveDate,
+    /// Last day of validity.
+    pub valid_until: NaiveDate,
+}
+
+impl ChipEndorsement {
+    /// The endorsement, if its type is one of DOMAIN.md's.
+    pub fn to_endorsement(&self) -> Result<Endorsement, DocumentError> {
+        let kind = match self.kind.as_str() {
+            "D" => EndorsementKind::D,
+            "T" => EndorsementKind::T,
+            "S" => EndorsementKind::S,
+            "R" => EndorsementKind::R,
+            "Q" => EndorsementKind::Q,
+            _ => return Err(DocumentError::EndorsementNotAccepted),
+        };
+        Ok(Endorsement {
+            kind,
+            multiple_entry: self.multiple_entry,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+        })
+    }
+}
+
+impl From<Endorsement> for ChipEndorsement {
+    fn from(e: Endorsement) -> ChipEndorsement {
+        ChipEndorsement {
+            kind: format!("{:?}", e.kind),
+            multiple_entry: e.multiple_entry,
+            valid_from: e.valid_from,
+            valid_until: e.valid_until,
+        }
+    }
 }

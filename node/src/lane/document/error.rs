@@ -112,6 +112,9 @@ pub enum DocumentError {
         /// The field they disagree on.
         field: MrzField,
     },
+    /// The chip's endorsement is of a type the channel does not accept (not D, T, S, R or Q).
+    #[error("endorsement type not accepted in this channel; see an officer")]
+    EndorsementNotAccepted,
     /// The chip data is inconsistent in itself.
     #[error("invalid chip data: {reason}")]
     InvalidChip {
@@ -167,6 +170,7 @@ impl DocumentError {
             DocumentError::Malformed { .. } => "malformed",
             DocumentError::ChipMismatch { .. } => "chip_mismatch",
             DocumentError::InvalidChip { .. } => "invalid_chip",
+            DocumentError::EndorsementNotAccepted => "endorsement_not_accepted",
             DocumentError::Frame { .. } => "frame",
             DocumentError::FrameTooLarge { .. } => "frame_too_large",
             DocumentError::Connect { .. } => "connect",
@@ -178,7 +182,7 @@ impl DocumentError {
 
     /// The [`code`](Self::code)s of the errors about the document presented: the ones a gate
     /// screen explains to the traveller (`lane::kiosk` has a text for each).
-    pub const DOCUMENT_FAULT_CODES: [&'static str; 10] = [
+    pub const DOCUMENT_FAULT_CODES: [&'static str; 11] = [
         "line_count",
         "line_length",
         "illegal_character",
@@ -189,6 +193,7 @@ impl DocumentError {
         "malformed",
         "chip_mismatch",
         "invalid_chip",
+        "endorsement_not_accepted",
     ];
 
     /// Whether the error is about the document presented (the traveller should present it

@@ -35,7 +35,7 @@ use std::future::Future;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub use chip::ChipData;
+pub use chip::{ChipData, ChipEndorsement};
 pub use config::DocumentReaderConfig;
 pub use error::{DocumentError, MrzField};
 pub use read::read_document;

@@ -159,14 +159,14 @@ pub fn read_document(
             }
             issue_date = Some(issued);
         }
-        if let Some(e) = &chip.endorsement
-            && e.valid_from > e.valid_until
-        {
-            return Err(DocumentError::InvalidChip {
-                reason: "endorsement validity ends before it starts",
-            });
+        if let Some(e) = &chip.endorsement {
+            if e.valid_from > e.valid_until {
+                return Err(DocumentError::InvalidChip {
+                    reason: "endorsement validity ends before it starts",
+                });
+            }
+            endorsement = Some(e.to_endorsement()?);
         }
-        endorsement = chip.endorsement.clone();
         fingerprint_read_authorised = chip.fingerprint_read_authorised;
     }
 

@@ -274,12 +274,15 @@ fn chip_for(number: &str, dob: NaiveDate) -> ChipData {
         document_number: number.to_owned(),
         date_of_birth: dob,
         issue_date: Some(day(2021, 7, 1)),
-        endorsement: Some(Endorsement {
-            kind: EndorsementKind::S,
-            multiple_entry: true,
-            valid_from: day(2025, 9, 1),
-            valid_until: day(2026, 8, 31),
-        }),
+        endorsement: Some(
+            Endorsement {
+                kind: EndorsementKind::S,
+                multiple_entry: true,
+                valid_from: day(2025, 9, 1),
+                valid_until: day(2026, 8, 31),
+            }
+            .into(),
+        ),
         fingerprint_read_authorised: true,
         name_chinese: Some("李小明".to_owned()),
     }
@@ -298,7 +301,10 @@ fn chip_data_merges_and_must_agree_with_the_mrz() {
     let chip = chip_for("C01234567", day(1992, 3, 15));
     let r = read_document(&mrz, Some(&chip), today()).expect("reads");
     assert_eq!(r.valid_from, day(2021, 7, 1), "issue date from the chip");
-    assert_eq!(r.endorsement, chip.endorsement);
+    assert_eq!(
+        r.endorsement.map(ChipEndorsement::from).as_ref(),
+        chip.endorsement.as_ref()
+    );
     assert!(r.fingerprint_read_authorised);
     let without = read_document(&mrz, None, today()).expect("reads");
     assert_eq!(
@@ -333,7 +339,7 @@ fn chip_data_merges_and_must_agree_with_the_mrz() {
         read_document(&mrz, Some(&other), today()),
         Err(DocumentError::InvalidChip { .. })
     ));
-    let mut other = chip;
+    let mut other = chip.clone();
     if let Some(e) = other.endorsement.as_mut() {
         e.valid_until = day(2025, 1, 1);
     }
@@ -341,6 +347,21 @@ fn chip_data_merges_and_must_agree_with_the_mrz() {
         read_document(&mrz, Some(&other), today()),
         Err(DocumentError::InvalidChip { .. })
     ));
+    // An endorsement letter outside D/T/S/R/Q is a card the channel cannot accept: a document
+    // fault the screen explains and an officer handles, never a read dropped as garbage.
+    for letter in ["L", "G", "", "DD"] {
+        let mut other = chip.clone();
+        if let Some(e) = other.endorsement.as_mut() {
+            e.kind = letter.to_owned();
+        }
+        let e = read_document(&mrz, Some(&other), today()).expect_err(letter);
+        assert!(
+            matches!(e, DocumentError::EndorsementNotAccepted),
+            "{letter}: {e}"
+        );
+        assert!(e.is_document_fault());
+        assert_eq!(e.code(), "endorsement_not_accepted");
+    }
 }
 
 #[test]
@@ -348,7 +369,10 @@ fn chip_json_is_strict() {
     let json = r#"{"document_number":"C01234567","date_of_birth":"1992-03-15",
         "endorsement":{"kind":"R","multiple_entry":true,"valid_from":"2025-01-01","valid_until":"2029-12-31"}}"#;
     let chip: ChipData = serde_json::from_str(json).expect("parses");
-    assert_eq!(chip.endorsement.map(|e| e.kind), Some(EndorsementKind::R));
+    assert_eq!(chip.endorsement.map(|e| e.kind), Some("R".to_owned()));
+    let unknown = json.replace(r#""kind":"R""#, r#""kind":"L""#);
+    let chip: ChipData = serde_json::from_str(&unknown).expect("an unknown letter still parses");
+    assert_eq!(chip.endorsement.map(|e| e.kind), Some("L".to_owned()));
     assert!(!chip.fingerprint_read_authorised);
     assert!(
         serde_json::from_str::<ChipData>(

@@ -172,6 +172,40 @@ pub fn screen_text(code: &str, face_scan: bool) -> Option<ScreenText> {
             tone: Tone::Ask,
             declaration: true,
         },
+        "checking" => text(Msg::new("checking"), None, Tone::Wait),
+        "registration_unavailable" => text(
+            Msg::new("registration-unavailable"),
+            Some(Msg::new("card-continues")),
+            Tone::Info,
+        ),
+        "registration_pending" => text(
+            Msg::new("registration-pending"),
+            Some(Msg::new("card-continues")),
+            Tone::Info,
+        ),
+        "endorsement_not_accepted" => text(
+            Msg::new("see-officer"),
+            Some(Msg::new("why-endorsement-not-accepted")),
+            Tone::Stop,
+        ),
+        // Not offered the registration: why, and that the card passage goes on.
+        c if c.starts_with("not_offered:") => {
+            let why = Ineligible::ALL
+                .into_iter()
+                .find(|r| Some(r.code()) == c.strip_prefix("not_offered:"))?;
+            text(
+                Msg::new("cannot-register"),
+                Some(Msg {
+                    id: Cow::Owned(format!("why-{}", why.code().replace('_', "-"))),
+                    args: if why == Ineligible::UnderAge {
+                        AGE
+                    } else {
+                        &[]
+                    },
+                }),
+                Tone::Info,
+            )
+        }
         "registering" => text(Msg::new("registering"), None, Tone::Wait),
         // Gate 1 opens at once: the outcome stays on screen while the traveller walks in.
         "registered" => text(Msg::new("registered"), Some(Msg::new("welcome")), Tone::Go),

@@ -60,9 +60,13 @@ fn every_code() -> Vec<String> {
         "not_recognised",
         "minor_needs_guardian",
         "declaration",
+        "checking",
         "registering",
         "registered",
         "registration_failed",
+        "registration_unavailable",
+        "registration_pending",
+        "endorsement_not_accepted",
         "welcome",
         "biometrics",
         "fingerprint_retry",
@@ -82,6 +86,11 @@ fn every_code() -> Vec<String> {
     literal
         .into_iter()
         .chain(Ineligible::ALL.iter().map(|r| r.code()))
+        .chain(
+            Ineligible::ALL
+                .iter()
+                .map(|r| crate::lane::procedure::not_offered_code(*r)),
+        )
         .chain(DocumentError::DOCUMENT_FAULT_CODES)
         .map(str::to_string)
         .collect()

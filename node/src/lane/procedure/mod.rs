@@ -11,8 +11,10 @@
 //!
 //! ```text
 //!  Idle ──face identified, eligible──────────────┐
-//!   │ ──card read──▶ (unregistered, may register) Declaration ──Agree──▶ Registering ─┐
-//!   │                                                  └─decline/timeout──────────────┤
+//!   │ ──card read──▶ (unregistered, document fits) Checking: prerequisites asked of both
+//!   │        authorities ──all held──▶ Declaration ──Agree──▶ Consenting: the consent sent to
+//!   │        both at once ──both acknowledged──▶ Registering (gallery write) ─────────────┐
+//!   │        └─not held / no answer / decline / timeout (consent withdrawn) ───────────────┤
 //!   │ ──card read, registered or not offered─────────────────────────────────────────┤
 //!   │                                                                                ▼
 //!   │                                                                   Gate1Open (gate 1 opens)
@@ -40,6 +42,7 @@
 //!   ([`Input::GateFailed`]) ends the passage safely (turned away outside gate 1, held for an
 //!   officer inside) with a `gate_failed` alarm.
 
+mod registration;
 #[cfg(test)]
 mod tests;
 mod vocab;
@@ -50,10 +53,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use clearway_gallery::{
-    ADULT_AGE, Authority, GuardianConsent, MIN_AGE, Person, PersonId, age_on, eligibility,
+    ADULT_AGE, Authority, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId, age_on,
+    document_eligibility, eligibility,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+pub use registration::*;
 pub use vocab::*;
 
 const CLOSED_TEXT: &str = "This channel is closed. Please use another channel.";
@@ -76,10 +82,15 @@ pub struct ProcedureConfig {
     /// Consecutive gate-1 frames with more than one face in the capture zone that hold the
     /// channel (one or two such frames are people stepping past).
     pub multi_face_frames: u32,
+    /// How long both authorities have to answer the prerequisite query before the declaration
+    /// is shown; without both answers the traveller is not offered registration this time.
+    #[serde(with = "millis")]
+    pub prerequisite_timeout: Duration,
     /// How long the registration declaration waits for Agree.
     #[serde(with = "millis")]
     pub declaration_timeout: Duration,
-    /// How long a registration write may take before the traveller proceeds by card.
+    /// How long both authorities have to acknowledge the consent after Agree (then, again, how
+    /// long the gallery write may take) before the traveller proceeds by card.
     #[serde(with = "millis")]
     pub registration_timeout: Duration,
     /// How long gate 1 stays open for the traveller to step in.
@@ -114,6 +125,7 @@ impl Default for ProcedureConfig {
             utc_offset_minutes: 480,
             max_staleness: Duration::from_secs(300),
             multi_face_frames: 3,
+            prerequisite_timeout: Duration::from_secs(3),
             declaration_timeout: Duration::from_secs(30),
             registration_timeout: Duration::from_secs(10),
             enter_timeout: Duration::from_secs(10),
@@ -259,6 +271,25 @@ pub enum Input {
     Decline,
     /// The registration requested by [`Output::Register`] was committed (or not).
     Registered(Result<PersonId, String>),
+    /// An authority answered the prerequisite query of [`Output::CheckPrerequisites`] (or could
+    /// not be reached).
+    Prerequisites {
+        /// Who answered.
+        authority: Authority,
+        /// The document asked about.
+        document: DocumentKey,
+        /// What it holds, or why there was no answer.
+        result: Result<PrerequisiteStatus, String>,
+    },
+    /// An authority acknowledged the consent of [`Output::RecordConsent`] (or did not).
+    ConsentRecorded {
+        /// Who.
+        authority: Authority,
+        /// The consent's key.
+        key: String,
+        /// Acknowledged, or why not.
+        result: Result<(), String>,
+    },
     /// A fingerprint capture requested by [`Output::CaptureFingerprint`].
     Fingerprint(Result<FingerprintCapture, String>),
     /// An authority answered the inspection with this key (or could not be reached).
@@ -365,6 +396,9 @@ pub enum Outcome {
     Registered,
     /// Sent to an officer.
     Referred,
+    /// Not offered the registration declaration (a prerequisite not held, the document does not
+    /// fit face scan, a minor without a guardian's consent); the card passage continues.
+    NotOffered,
 }
 
 impl Outcome {
@@ -376,6 +410,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Registered => "registered",
             Outcome::Referred => "referred",
+            Outcome::NotOffered => "not_offered",
         }
     }
 }
@@ -393,7 +428,7 @@ pub struct Decision {
     pub at: DateTime<Utc>,
 }
 
-/// What to register when a traveller taps Agree.
+/// What to write to the gallery once both authorities acknowledged the consent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistrationRequest {
     /// The document read at gate 1.
@@ -403,9 +438,13 @@ pub struct RegistrationRequest {
     pub existing: Option<PersonId>,
     /// The guardian's consent (minors).
     pub guardian_consent: Option<GuardianConsent>,
+    /// The prerequisites as the authorities confirmed them before the declaration.
+    pub prerequisites: Prerequisites,
+    /// The consent's idempotency key.
+    pub consent_key: String,
     /// The channel.
     pub channel: String,
-    /// When Agree was tapped.
+    /// When both authorities had acknowledged the consent.
     pub at: DateTime<Utc>,
 }
 
@@ -416,8 +455,14 @@ pub enum Output {
     Gate(GateCommand),
     /// Show this on a gate screen.
     Screen(Screen),
-    /// Enrol the traveller from the document and the latest good gate-1 face, record the
-    /// consents with both authorities through the cluster, then answer [`Input::Registered`].
+    /// Ask both authorities what they hold about this document's prerequisites, then answer
+    /// one [`Input::Prerequisites`] each.
+    CheckPrerequisites(DocumentKey),
+    /// Send this consent to both authorities at once, then answer one
+    /// [`Input::ConsentRecorded`] each.
+    RecordConsent(Box<ConsentRequest>),
+    /// Write the registration to the port's gallery through the cluster (the face captured at
+    /// gate 1 since Agree, [`registration_commands`]), then answer [`Input::Registered`].
     Register(Box<RegistrationRequest>),
     /// Capture a fingerprint, then answer [`Input::Fingerprint`].
     CaptureFingerprint,
@@ -470,6 +515,32 @@ enum Inspection {
     },
 }
 
+/// A traveller who may be offered the registration: their card and what the gallery holds.
+#[derive(Debug, Clone, PartialEq)]
+struct Offer {
+    document: DocumentRead,
+    existing: Option<PersonId>,
+    guardian_consent: Option<GuardianConsent>,
+}
+
+/// The answers of the Macao and Mainland authorities, in that order.
+type Answers<T> = [Option<Result<T, String>>; 2];
+
+fn slot(authority: Authority) -> usize {
+    match authority {
+        Authority::Macao => 0,
+        Authority::Mainland => 1,
+    }
+}
+
+/// A registration sent to the gallery whose answer has not come back: kept beyond the
+/// `Registering` phase so a late answer is reconciled (a late failure withdraws the consent).
+#[derive(Debug, Clone, PartialEq)]
+struct Writing {
+    document: DocumentKey,
+    consent_key: String,
+}
+
 /// The procedure's phase.
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
@@ -477,10 +548,21 @@ enum Phase {
     Refused {
         until: DateTime<Utc>,
     },
+    Checking {
+        offer: Box<Offer>,
+        answers: Answers<PrerequisiteStatus>,
+        until: DateTime<Utc>,
+    },
     Declaration {
-        document: Box<DocumentRead>,
-        existing: Option<PersonId>,
-        guardian_consent: Option<Box<GuardianConsent>>,
+        offer: Box<Offer>,
+        prerequisites: Box<Prerequisites>,
+        until: DateTime<Utc>,
+    },
+    Consenting {
+        offer: Box<Offer>,
+        prerequisites: Box<Prerequisites>,
+        key: String,
+        acks: Answers<()>,
         until: DateTime<Utc>,
     },
     Registering {
@@ -511,7 +593,9 @@ impl Phase {
         match self {
             Phase::Idle => "idle",
             Phase::Refused { .. } => "refused",
+            Phase::Checking { .. } => "checking",
             Phase::Declaration { .. } => "declaration",
+            Phase::Consenting { .. } => "consenting",
             Phase::Registering { .. } => "registering",
             Phase::Gate1Open { .. } => "gate1_open",
             Phase::Inspection { .. } => "inspection",
@@ -559,6 +643,8 @@ pub struct Procedure {
     passages: u64,
     /// The message each screen (gate 1, gate 2) shows, so a repeated one is not sent again.
     shown: [Option<(&'static str, String)>; 2],
+    /// A registration written to the gallery, until its answer comes back.
+    writing: Option<Writing>,
     outputs: VecDeque<Output>,
 }
 
@@ -601,6 +687,7 @@ impl Procedure {
             multi_face_run: 0,
             passages: 0,
             shown: [None, None],
+            writing: None,
             outputs: VecDeque::new(),
         }
     }
@@ -679,12 +766,22 @@ impl Procedure {
             Input::Card(card) => self.on_card(now, card),
             Input::Agree => self.on_agree(now),
             Input::Decline => {
-                if let Phase::Declaration { document, .. } = &self.phase {
-                    let document = (**document).clone();
+                if let Phase::Declaration { offer, .. } = &self.phase {
+                    let document = offer.document.clone();
                     self.admit_by_card(now, &document, None, WELCOME);
                 }
             }
             Input::Registered(result) => self.on_registered(now, result),
+            Input::Prerequisites {
+                authority,
+                document,
+                result,
+            } => self.on_prerequisites(now, authority, &document, result),
+            Input::ConsentRecorded {
+                authority,
+                key,
+                result,
+            } => self.on_consent_recorded(now, authority, &key, result),
             Input::Fingerprint(result) => self.on_fingerprint(now, result),
             Input::Verdict {
                 authority,
@@ -846,7 +943,7 @@ impl Procedure {
                 self.admit_by_card(now, &document, Some(person.id), WELCOME);
                 return;
             }
-            Holder::Pending(person) => (Some(person.id), person.guardian_consent.map(Box::new)),
+            Holder::Pending(person) => (Some(person.id), person.guardian_consent),
             Holder::Unknown => (None, None),
         };
         // Not registered: offer registration when the traveller could use face scan.
@@ -858,7 +955,7 @@ impl Procedure {
         if age < ADULT_AGE && guardian_consent.is_none() {
             self.decide(
                 now,
-                Outcome::Refused,
+                Outcome::NotOffered,
                 "guardian_consent_missing",
                 Some(ClearanceMethod::Card),
             );
@@ -874,6 +971,77 @@ impl Procedure {
             );
             return;
         }
+        // The category and the document first (nothing to ask anyone), then the prerequisites,
+        // which only the authorities hold.
+        if let Err(why) = document_eligibility(
+            document.category,
+            &document.travel_document(),
+            document.endorsement.as_ref(),
+            today,
+        ) {
+            self.not_offered(now, &document, why);
+            return;
+        }
+        self.outputs
+            .push_back(Output::CheckPrerequisites(document.key()));
+        self.screen(GateId::One, "checking", "One moment, please.");
+        self.phase = Phase::Checking {
+            offer: Box::new(Offer {
+                document: *document,
+                existing,
+                guardian_consent,
+            }),
+            answers: [None, None],
+            until: now + self.config.prerequisite_timeout,
+        };
+    }
+
+    /// The traveller cannot register (`why`): the screen says so and the card passage goes on.
+    fn not_offered(&mut self, now: DateTime<Utc>, document: &DocumentRead, why: Ineligible) {
+        self.decide(
+            now,
+            Outcome::NotOffered,
+            why.code(),
+            Some(ClearanceMethod::Card),
+        );
+        let text = format!(
+            "Registration for face scan is not possible: {why}. Please proceed to gate 2 (card scan)."
+        );
+        self.admit_by_card(now, document, None, (not_offered_code(why), &text));
+    }
+
+    fn on_prerequisites(
+        &mut self,
+        now: DateTime<Utc>,
+        authority: Authority,
+        document: &DocumentKey,
+        result: Result<PrerequisiteStatus, String>,
+    ) {
+        let Phase::Checking { offer, answers, .. } = &mut self.phase else {
+            return;
+        };
+        if offer.document.key() != *document {
+            return;
+        }
+        answers[slot(authority)] = Some(result);
+        let [Some(macao), Some(mainland)] = answers else {
+            return;
+        };
+        let offer = offer.clone();
+        let (macao, mainland) = match (macao, mainland) {
+            (Ok(m), Ok(c)) => (m.clone(), c.clone()),
+            (Err(why), _) | (_, Err(why)) => {
+                let why = why.clone();
+                self.registration_unavailable(now, &offer.document, &why);
+                return;
+            }
+        };
+        let (prerequisites, verdict) =
+            confirm_prerequisites(offer.document.category, &macao, &mainland);
+        if let Err(why) = verdict {
+            self.not_offered(now, &offer.document, why);
+            return;
+        }
         self.screen(
             GateId::One,
             "declaration",
@@ -882,83 +1050,186 @@ impl Procedure {
              authorities for record. Tap Agree to register, or Not now.",
         );
         self.phase = Phase::Declaration {
-            document,
-            existing,
-            guardian_consent,
+            offer,
+            prerequisites: Box::new(prerequisites),
             until: now + self.config.declaration_timeout,
         };
     }
 
+    /// The authorities could not be asked: no registration this time, the card passage goes on.
+    fn registration_unavailable(&mut self, now: DateTime<Utc>, document: &DocumentRead, why: &str) {
+        let text = format!(
+            "Registration is not available at the moment ({why}). Please proceed to gate 2 (card scan)."
+        );
+        self.admit_by_card(now, document, None, ("registration_unavailable", &text));
+    }
+
     fn on_agree(&mut self, now: DateTime<Utc>) {
         let Phase::Declaration {
-            document,
-            existing,
-            guardian_consent,
+            offer,
+            prerequisites,
             ..
         } = &self.phase
         else {
             return;
         };
-        let request = RegistrationRequest {
-            document: (**document).clone(),
-            existing: *existing,
-            guardian_consent: guardian_consent.as_deref().cloned(),
+        let (offer, prerequisites) = (offer.clone(), prerequisites.clone());
+        let key = consent_key(&self.config.channel, &offer.document.key(), now);
+        let record = AuthorityRecord::RegistrationConsent {
+            document: offer.document.key(),
+            name: offer.document.name.clone(),
+            given_at: now,
             channel: self.config.channel.clone(),
-            at: now,
         };
-        self.phase = Phase::Registering {
-            document: document.clone(),
-            until: now + self.config.registration_timeout,
-        };
+        self.outputs
+            .push_back(Output::RecordConsent(Box::new(ConsentRequest {
+                key: key.clone(),
+                record,
+            })));
         self.screen(
             GateId::One,
             "registering",
             "Registering, please look at the camera.",
         );
-        self.outputs.push_back(Output::Register(Box::new(request)));
+        self.phase = Phase::Consenting {
+            offer,
+            prerequisites,
+            key,
+            acks: [None, None],
+            until: now + self.config.registration_timeout,
+        };
+    }
+
+    fn on_consent_recorded(
+        &mut self,
+        now: DateTime<Utc>,
+        authority: Authority,
+        key: &str,
+        result: Result<(), String>,
+    ) {
+        let Phase::Consenting {
+            key: ours, acks, ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if ours != key {
+            return;
+        }
+        if let Err(why) = &result {
+            let why = format!("{authority}: {why}");
+            self.consent_failed(now, &why);
+            return;
+        }
+        acks[slot(authority)] = Some(result);
+        if acks.iter().any(Option::is_none) {
+            return;
+        }
+        let Phase::Consenting {
+            offer,
+            prerequisites,
+            key,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Idle)
+        else {
+            return;
+        };
+        let Offer {
+            document,
+            existing,
+            guardian_consent,
+        } = *offer;
+        self.writing = Some(Writing {
+            document: document.key(),
+            consent_key: key.clone(),
+        });
+        self.outputs
+            .push_back(Output::Register(Box::new(RegistrationRequest {
+                document: document.clone(),
+                existing,
+                guardian_consent,
+                prerequisites: *prerequisites,
+                consent_key: key,
+                channel: self.config.channel.clone(),
+                at: now,
+            })));
+        self.phase = Phase::Registering {
+            document: Box::new(document),
+            until: now + self.config.registration_timeout,
+        };
+    }
+
+    /// Both authorities did not acknowledge the consent: nothing is registered, the consent is
+    /// withdrawn from both (an unanswered request may still have been recorded), the traveller
+    /// passes by card.
+    fn consent_failed(&mut self, now: DateTime<Utc>, why: &str) {
+        let Phase::Consenting { offer, key, .. } = &self.phase else {
+            return;
+        };
+        let (document, key) = (offer.document.clone(), key.clone());
+        self.withdraw(now, &document.key(), &key, why);
+        let text = format!(
+            "Registration could not be completed ({why}). Please proceed to gate 2 (card scan)."
+        );
+        self.admit_by_card(now, &document, None, ("registration_failed", &text));
+    }
+
+    /// Queues the withdrawal of the consent under `key` for both authorities.
+    fn withdraw(&mut self, now: DateTime<Utc>, document: &DocumentKey, key: &str, why: &str) {
+        for authority in Authority::ALL {
+            self.deliver(
+                authority,
+                AuthorityRecord::ConsentWithdrawn {
+                    document: document.clone(),
+                    consent_key: key.to_owned(),
+                    reason: format!("registration not completed: {why}"),
+                    withdrawn_at: now,
+                    channel: self.config.channel.clone(),
+                },
+            );
+        }
     }
 
     fn on_registered(&mut self, now: DateTime<Utc>, result: Result<PersonId, String>) {
-        let Phase::Registering { document, .. } = &self.phase else {
+        let Some(writing) = self.writing.take() else {
             return;
         };
-        let document = (**document).clone();
+        let here = match &self.phase {
+            Phase::Registering { document, .. } if document.key() == writing.document => {
+                Some((**document).clone())
+            }
+            _ => None,
+        };
         match result {
             Ok(id) => {
-                for authority in Authority::ALL {
-                    self.deliver(
-                        authority,
-                        AuthorityRecord::RegistrationConsent {
-                            document: document.key(),
-                            name: document.name.clone(),
-                            given_at: now,
-                            channel: self.config.channel.clone(),
-                        },
-                    );
-                }
                 self.decide(
                     now,
                     Outcome::Registered,
                     "agreed",
                     Some(ClearanceMethod::Card),
                 );
-                self.admit_by_card(
-                    now,
-                    &document,
-                    Some(id),
-                    (
-                        "registered",
-                        "Registration complete. Face scan works from your next trip. Please \
-                         proceed to gate 2.",
-                    ),
-                );
+                if let Some(document) = here {
+                    self.admit_by_card(
+                        now,
+                        &document,
+                        Some(id),
+                        (
+                            "registered",
+                            "Registration complete. Face scan works from your next trip. \
+                             Please proceed to gate 2.",
+                        ),
+                    );
+                }
             }
             Err(reason) => {
-                let text = format!(
-                    "Registration could not be completed ({reason}). Please proceed to gate 2 \
-                     (card scan)."
-                );
-                self.admit_by_card(now, &document, None, ("registration_failed", &text));
+                self.withdraw(now, &writing.document, &writing.consent_key, &reason);
+                if let Some(document) = here {
+                    let text = format!(
+                        "Registration could not be completed ({reason}). Please proceed to gate \
+                         2 (card scan)."
+                    );
+                    self.admit_by_card(now, &document, None, ("registration_failed", &text));
+                }
             }
         }
     }
@@ -1211,7 +1482,9 @@ impl Procedure {
             // (or two) through: the channel is out of service until an officer releases it.
             Phase::Idle
             | Phase::Refused { .. }
+            | Phase::Checking { .. }
             | Phase::Declaration { .. }
+            | Phase::Consenting { .. }
             | Phase::Registering { .. }
                 if matches!(action, GateAction::Close | GateAction::Lock) =>
             {
@@ -1285,14 +1558,38 @@ impl Procedure {
     fn check_deadlines(&mut self, now: DateTime<Utc>) {
         match &self.phase {
             Phase::Refused { until } if now >= *until => self.back_to_idle(),
-            Phase::Declaration {
-                until, document, ..
+            Phase::Checking {
+                until,
+                offer,
+                answers,
+                ..
             } if now >= *until => {
-                let document = (**document).clone();
+                let silent = silent(answers);
+                let document = offer.document.clone();
+                self.registration_unavailable(now, &document, &format!("no answer from {silent}"));
+            }
+            Phase::Declaration { until, offer, .. } if now >= *until => {
+                let document = offer.document.clone();
                 self.admit_by_card(now, &document, None, WELCOME);
             }
-            Phase::Registering { until, .. } if now >= *until => {
-                self.on_registered(now, Err("timed out".into()))
+            Phase::Consenting { until, acks, .. } if now >= *until => {
+                let why = format!("no acknowledgement from {}", silent(acks));
+                self.consent_failed(now, &why);
+            }
+            Phase::Registering { until, document } if now >= *until => {
+                // The write may still commit: its answer is reconciled when it comes
+                // (`writing`); a late failure withdraws the consent.
+                let document = (**document).clone();
+                self.admit_by_card(
+                    now,
+                    &document,
+                    None,
+                    (
+                        "registration_pending",
+                        "Your registration is still being recorded. Please proceed to gate 2 \
+                         (card scan).",
+                    ),
+                );
             }
             Phase::Gate1Open { until, .. } if now >= *until => {
                 // Nobody stepped in: close and start over.
@@ -1585,5 +1882,58 @@ impl Procedure {
             method,
             at: now,
         }));
+    }
+}
+
+/// Which authorities of `answers` have not answered, in words (`macao and mainland`).
+fn silent<T>(answers: &Answers<T>) -> String {
+    Authority::ALL
+        .into_iter()
+        .filter(|a| answers[slot(*a)].is_none())
+        .map(Authority::as_str)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The idempotency key of a registration consent: the same for both authorities and every
+/// retry, naming no personal data (a hash of the channel, the document and the time of Agree).
+pub fn consent_key(channel: &str, document: &DocumentKey, at: DateTime<Utc>) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        channel,
+        document.kind.as_str(),
+        &document.number,
+        &at.timestamp_millis().to_string(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("consent-{}", &hex::encode(h.finalize())[..32])
+}
+
+/// The gate-1 screen code saying why a traveller is not offered the registration (the kiosk
+/// shows the reason and that the card passage continues).
+pub fn not_offered_code(why: Ineligible) -> &'static str {
+    use clearway_gallery::Authority::{Macao, Mainland};
+    match why {
+        Ineligible::Cancelled => "not_offered:cancelled",
+        Ineligible::UnderAge => "not_offered:under_age",
+        Ineligible::DocumentNotAccepted => "not_offered:document_not_accepted",
+        Ineligible::DocumentNotYetValid => "not_offered:document_not_yet_valid",
+        Ineligible::DocumentExpired => "not_offered:document_expired",
+        Ineligible::DocumentNotFiveYear => "not_offered:document_not_five_year",
+        Ineligible::EndorsementMissing => "not_offered:endorsement_missing",
+        Ineligible::EndorsementNotMultipleEntry => "not_offered:endorsement_not_multiple_entry",
+        Ineligible::EndorsementNotYetValid => "not_offered:endorsement_not_yet_valid",
+        Ineligible::EndorsementExpired => "not_offered:endorsement_expired",
+        Ineligible::NotRegistered(Macao) => "not_offered:not_registered_macao",
+        Ineligible::NotRegistered(Mainland) => "not_offered:not_registered_mainland",
+        Ineligible::FingerprintAuthorisationMissing => {
+            "not_offered:fingerprint_authorisation_missing"
+        }
+        Ineligible::GuardianConsentMissing => "not_offered:guardian_consent_missing",
+        Ineligible::ConsentMissing(Macao) => "not_offered:consent_missing_macao",
+        Ineligible::ConsentMissing(Mainland) => "not_offered:consent_missing_mainland",
+        _ => "not_offered",
     }
 }

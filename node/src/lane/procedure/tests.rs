@@ -25,7 +25,20 @@ fn registration() -> Registration {
     }
 }
 
-/// A Macao resident of 40, registered with the Mainland: eligible.
+/// The Smart Immigration Clearance consent, acknowledged by both authorities.
+fn agreed() -> Vec<ConsentRecord> {
+    Authority::ALL
+        .into_iter()
+        .map(|authority| ConsentRecord {
+            authority,
+            kind: ConsentKind::SmartClearanceRegistration,
+            given_at: t(-86_400_000),
+            channel: "hq/ph/1".into(),
+        })
+        .collect()
+}
+
+/// A Macao resident of 40, registered with the Mainland and for face scan: eligible.
 fn macao_adult() -> Person {
     Person {
         id: PersonId(1),
@@ -43,7 +56,7 @@ fn macao_adult() -> Person {
             macao: None,
             mainland: Some(registration()),
         },
-        consents: vec![],
+        consents: agreed(),
         guardian_consent: None,
         status: PersonStatus::Active,
     }
@@ -119,6 +132,65 @@ fn guardian() -> GuardianConsent {
     }
 }
 
+/// An authority's prerequisite answer for `document`.
+fn prereq(
+    authority: Authority,
+    document: &DocumentRead,
+    result: Result<PrerequisiteStatus, String>,
+) -> Input {
+    Input::Prerequisites {
+        authority,
+        document: document.key(),
+        result,
+    }
+}
+
+/// Registered with the authority's automated clearance service.
+fn enrolled() -> PrerequisiteStatus {
+    PrerequisiteStatus {
+        automated_clearance: Some(registration()),
+        fingerprint_read_authorised_at: None,
+    }
+}
+
+/// Holds nothing for the document.
+fn nothing() -> PrerequisiteStatus {
+    PrerequisiteStatus::default()
+}
+
+/// The Macao authority holds the fingerprint-read authorisation (and nothing else).
+fn fingerprint_authorised() -> PrerequisiteStatus {
+    PrerequisiteStatus {
+        automated_clearance: None,
+        fingerprint_read_authorised_at: Some(t(-400_000_000)),
+    }
+}
+
+/// Both authorities answer at `ms` and `ms + 50` that the traveller holds every prerequisite.
+fn both_hold(ms: i64, document: &DocumentRead) -> Vec<(i64, Input)> {
+    vec![
+        (ms, prereq(Authority::Macao, document, Ok(enrolled()))),
+        (
+            ms + 50,
+            prereq(Authority::Mainland, document, Ok(enrolled())),
+        ),
+    ]
+}
+
+/// `authority` acknowledged (or not) the consent given by Agree at `agreed_ms`.
+fn ack(
+    authority: Authority,
+    document: &DocumentRead,
+    agreed_ms: i64,
+    result: Result<(), String>,
+) -> Input {
+    Input::ConsentRecorded {
+        authority,
+        key: consent_key("hq/ph/1", &document.key(), t(agreed_ms)),
+        result,
+    }
+}
+
 fn identified(person: Person) -> Input {
     Input::Gate1(FaceScan {
         faces_in_zone: 1,
@@ -172,6 +244,8 @@ fn render(o: &Output) -> String {
     match o {
         Output::Gate(c) => format!("gate {} {} {}", c.gate.number(), c.action.as_str(), c.fence),
         Output::Screen(s) => format!("screen {} {}", s.gate.number(), s.code),
+        Output::CheckPrerequisites(d) => format!("prerequisites {}", d.number),
+        Output::RecordConsent(_) => "consent to both".into(),
         Output::Register(r) => format!(
             "register {}{}",
             r.document.number,
@@ -189,6 +263,7 @@ fn render(o: &Output) -> String {
             match d.record {
                 AuthorityRecord::RegistrationConsent { .. } => "consent",
                 AuthorityRecord::Clearance { .. } => "clearance",
+                AuthorityRecord::ConsentWithdrawn { .. } => "withdrawal",
             }
         ),
         Output::Alarm { kind, .. } => format!("alarm {}", kind.as_str()),
@@ -340,16 +415,33 @@ fn walks_through_the_channel() {
                     }),
                 ),
                 (2000, card(hk_card("1990-01-01"), Holder::Unknown)),
+                (
+                    2100,
+                    prereq(Authority::Macao, &hk_card("1990-01-01"), Ok(enrolled())),
+                ),
+                (
+                    2150,
+                    prereq(Authority::Mainland, &hk_card("1990-01-01"), Ok(enrolled())),
+                ),
                 (5000, Input::Agree),
+                (
+                    5100,
+                    ack(Authority::Mainland, &hk_card("1990-01-01"), 5000, Ok(())),
+                ),
+                (
+                    5200,
+                    ack(Authority::Macao, &hk_card("1990-01-01"), 5000, Ok(())),
+                ),
                 (5400, Input::Registered(Ok(PersonId(9)))),
             ],
             expect: "
                 screen 1 not_recognised
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
+                consent to both
                 screen 1 registering
                 register H87654321
-                deliver macao consent
-                deliver mainland consent
                 decision registered agreed card
                 gate 1 open 3.40
                 screen 1 registered
@@ -358,11 +450,15 @@ fn walks_through_the_channel() {
         },
         Case {
             name: "declining the declaration proceeds by card",
-            steps: vec![
-                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
-                (900, Input::Decline),
-            ],
+            steps: [
+                vec![(100, card(hk_card("1990-01-01"), Holder::Unknown))],
+                both_hold(200, &hk_card("1990-01-01")),
+                vec![(900, Input::Decline)],
+            ]
+            .concat(),
             expect: "
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
                 gate 1 open 3.40
                 screen 1 welcome
@@ -371,12 +467,15 @@ fn walks_through_the_channel() {
         },
         Case {
             name: "the declaration times out into card scan",
-            steps: vec![
-                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
-                (30_099, Input::Tick),
-                (30_100, Input::Tick),
-            ],
+            steps: [
+                vec![(100, card(hk_card("1990-01-01"), Holder::Unknown))],
+                both_hold(200, &hk_card("1990-01-01")),
+                vec![(30_249, Input::Tick), (30_250, Input::Tick)],
+            ]
+            .concat(),
             expect: "
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
                 gate 1 open 3.40
                 screen 1 welcome
@@ -387,7 +486,7 @@ fn walks_through_the_channel() {
             name: "a minor without guardian consent cannot register, passes by card",
             steps: vec![(100, card(hk_card("2010-06-01"), Holder::Unknown))],
             expect: "
-                decision refused guardian_consent_missing card
+                decision not_offered guardian_consent_missing card
                 gate 1 open 3.40
                 screen 1 minor_needs_guardian
                 decision admitted card_valid card
@@ -406,10 +505,29 @@ fn walks_through_the_channel() {
                         })),
                     ),
                 ),
+                (
+                    200,
+                    prereq(Authority::Macao, &hk_card("2010-06-01"), Ok(enrolled())),
+                ),
+                (
+                    250,
+                    prereq(Authority::Mainland, &hk_card("2010-06-01"), Ok(enrolled())),
+                ),
                 (800, Input::Agree),
+                (
+                    900,
+                    ack(Authority::Macao, &hk_card("2010-06-01"), 800, Ok(())),
+                ),
+                (
+                    950,
+                    ack(Authority::Mainland, &hk_card("2010-06-01"), 800, Ok(())),
+                ),
             ],
             expect: "
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
+                consent to both
                 screen 1 registering
                 register H87654321 existing
             ",
@@ -439,16 +557,33 @@ fn walks_through_the_channel() {
             ",
         },
         Case {
-            name: "registration write fails: proceed by card",
-            steps: vec![
-                (100, card(hk_card("1990-01-01"), Holder::Unknown)),
-                (200, Input::Agree),
-                (300, Input::Registered(Err("cluster unavailable".into()))),
-            ],
+            name: "registration write fails: the consent is withdrawn from both, proceed by card",
+            steps: [
+                vec![(100, card(hk_card("1990-01-01"), Holder::Unknown))],
+                both_hold(120, &hk_card("1990-01-01")),
+                vec![
+                    (200, Input::Agree),
+                    (
+                        220,
+                        ack(Authority::Macao, &hk_card("1990-01-01"), 200, Ok(())),
+                    ),
+                    (
+                        240,
+                        ack(Authority::Mainland, &hk_card("1990-01-01"), 200, Ok(())),
+                    ),
+                    (300, Input::Registered(Err("cluster unavailable".into()))),
+                ],
+            ]
+            .concat(),
             expect: "
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
+                consent to both
                 screen 1 registering
                 register H87654321
+                deliver macao withdrawal
+                deliver mainland withdrawal
                 gate 1 open 3.40
                 screen 1 registration_failed
                 decision admitted card_valid card
@@ -1451,7 +1586,7 @@ fn ages_turn_at_the_ports_midnight_not_utcs() {
             name: "17 until the port's midnight: a minor without consent passes by card",
             steps: vec![(before, card(hk_card("2008-11-22"), Holder::Unknown))],
             expect: "
-                decision refused guardian_consent_missing card
+                decision not_offered guardian_consent_missing card
                 gate 1 open 3.40
                 screen 1 minor_needs_guardian
                 decision admitted card_valid card
@@ -1459,11 +1594,15 @@ fn ages_turn_at_the_ports_midnight_not_utcs() {
         },
         Case {
             name: "18 from the port's midnight (UTC still the day before): offered the declaration",
-            steps: vec![
-                (after, card(hk_card("2008-11-22"), Holder::Unknown)),
-                (after + 800, Input::Decline),
-            ],
+            steps: [
+                vec![(after, card(hk_card("2008-11-22"), Holder::Unknown))],
+                both_hold(after + 100, &hk_card("2008-11-22")),
+                vec![(after + 800, Input::Decline)],
+            ]
+            .concat(),
             expect: "
+                prerequisites H87654321
+                screen 1 checking
                 screen 1 declaration
                 gate 1 open 3.40
                 screen 1 welcome
@@ -1474,4 +1613,429 @@ fn ages_turn_at_the_ports_midnight_not_utcs() {
     let p = procedure();
     assert_eq!(p.travel_day(t(before)), day("2026-11-21"));
     assert_eq!(p.travel_day(t(after)), day("2026-11-22"));
+}
+
+/// Seed 000's registration, branch by branch: the document first, then the prerequisites asked
+/// of the authorities, then the consent acknowledged by both before anything is written.
+#[test]
+fn registration_follows_seed_000() {
+    let macao_card = || {
+        let mut d = read(&macao_adult());
+        d.number = "M55555555".into();
+        d
+    };
+    let mainland_card = || {
+        let mut d = read(&mainland_expired_endorsement());
+        if let Some(e) = d.endorsement.as_mut() {
+            e.valid_until = day("2027-11-20");
+        }
+        d
+    };
+    let single_entry = || {
+        let mut d = mainland_card();
+        if let Some(e) = d.endorsement.as_mut() {
+            e.multiple_entry = false;
+        }
+        d
+    };
+    let taiwan_three_years = || DocumentRead {
+        kind: DocumentKind::MainlandTravelPermitTaiwan,
+        category: Category::TaiwanResident,
+        number: "01234567".into(),
+        name: "LIN, YA TING".into(),
+        date_of_birth: day("1990-05-05"),
+        valid_from: day("2025-01-01"),
+        valid_until: day("2027-12-31"),
+        endorsement: None,
+        fingerprint_read_authorised: true,
+    };
+    let hk = || hk_card("1990-01-01");
+    let mut never_agreed = mainland_expired_endorsement();
+    never_agreed.endorsement = mainland_card().endorsement;
+    check(vec![
+        Case {
+            name: "Macao resident not registered with the Mainland's automated clearance: not offered",
+            steps: vec![
+                (100, card(macao_card(), Holder::Unknown)),
+                (200, prereq(Authority::Macao, &macao_card(), Ok(enrolled()))),
+                (
+                    250,
+                    prereq(Authority::Mainland, &macao_card(), Ok(nothing())),
+                ),
+            ],
+            expect: "
+                prerequisites M55555555
+                screen 1 checking
+                decision not_offered not_registered_mainland card
+                gate 1 open 3.40
+                screen 1 not_offered:not_registered_mainland
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "Macao resident registered with the Mainland only: offered (Macao's is not needed)",
+            steps: vec![
+                (100, card(macao_card(), Holder::Unknown)),
+                (200, prereq(Authority::Macao, &macao_card(), Ok(nothing()))),
+                (
+                    250,
+                    prereq(Authority::Mainland, &macao_card(), Ok(enrolled())),
+                ),
+            ],
+            expect: "
+                prerequisites M55555555
+                screen 1 checking
+                screen 1 declaration
+            ",
+        },
+        Case {
+            name: "Hong Kong resident registered with the Mainland only: not offered",
+            steps: vec![
+                (100, card(hk(), Holder::Unknown)),
+                (200, prereq(Authority::Mainland, &hk(), Ok(enrolled()))),
+                (250, prereq(Authority::Macao, &hk(), Ok(nothing()))),
+            ],
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                decision not_offered not_registered_macao card
+                gate 1 open 3.40
+                screen 1 not_offered:not_registered_macao
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "Mainland resident without the fingerprint-read authorisation (whatever the chip says): not offered",
+            steps: vec![
+                (100, card(mainland_card(), Holder::Unknown)),
+                (
+                    200,
+                    prereq(Authority::Macao, &mainland_card(), Ok(nothing())),
+                ),
+                (
+                    250,
+                    prereq(Authority::Mainland, &mainland_card(), Ok(enrolled())),
+                ),
+            ],
+            expect: "
+                prerequisites C01234567
+                screen 1 checking
+                decision not_offered fingerprint_authorisation_missing card
+                gate 1 open 3.40
+                screen 1 not_offered:fingerprint_authorisation_missing
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "Mainland resident whose authorisation the Macao authority holds: offered",
+            steps: vec![
+                (100, card(mainland_card(), Holder::Unknown)),
+                (
+                    200,
+                    prereq(
+                        Authority::Macao,
+                        &mainland_card(),
+                        Ok(fingerprint_authorised()),
+                    ),
+                ),
+                (
+                    250,
+                    prereq(Authority::Mainland, &mainland_card(), Ok(nothing())),
+                ),
+            ],
+            expect: "
+                prerequisites C01234567
+                screen 1 checking
+                screen 1 declaration
+            ",
+        },
+        Case {
+            name: "single-entry endorsement: not offered, nobody asked",
+            steps: vec![(100, card(single_entry(), Holder::Unknown))],
+            expect: "
+                decision not_offered endorsement_not_multiple_entry card
+                gate 1 open 3.40
+                screen 1 not_offered:endorsement_not_multiple_entry
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "Taiwan resident with a 3-year permit: not offered",
+            steps: vec![(100, card(taiwan_three_years(), Holder::Unknown))],
+            expect: "
+                decision not_offered document_not_five_year card
+                gate 1 open 3.40
+                screen 1 not_offered:document_not_five_year
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "an authority cannot be asked: registration unavailable, card passage",
+            steps: vec![
+                (100, card(hk(), Holder::Unknown)),
+                (200, prereq(Authority::Macao, &hk(), Ok(enrolled()))),
+                (
+                    250,
+                    prereq(Authority::Mainland, &hk(), Err("HTTP 503".into())),
+                ),
+            ],
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                gate 1 open 3.40
+                screen 1 registration_unavailable
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "no answer in 3 s: registration unavailable; a late answer or another document's is ignored",
+            steps: vec![
+                (100, card(hk(), Holder::Unknown)),
+                (200, prereq(Authority::Macao, &macao_card(), Ok(enrolled()))),
+                (3_099, Input::Tick),
+                (3_100, Input::Tick),
+                (3_200, prereq(Authority::Macao, &hk(), Ok(enrolled()))),
+            ],
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                gate 1 open 3.40
+                screen 1 registration_unavailable
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "only Macao acknowledges the consent in time: nothing registered, withdrawn from both",
+            steps: [
+                vec![(100, card(hk(), Holder::Unknown))],
+                both_hold(200, &hk()),
+                vec![
+                    (1_000, Input::Agree),
+                    (1_100, ack(Authority::Macao, &hk(), 1_000, Ok(()))),
+                    (10_999, Input::Tick),
+                    (11_000, Input::Tick),
+                    // Mainland's late answer changes nothing.
+                    (11_500, ack(Authority::Mainland, &hk(), 1_000, Ok(()))),
+                ],
+            ]
+            .concat(),
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                screen 1 declaration
+                consent to both
+                screen 1 registering
+                deliver macao withdrawal
+                deliver mainland withdrawal
+                gate 1 open 3.40
+                screen 1 registration_failed
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "Mainland refuses the consent: withdrawn from both at once, card passage",
+            steps: [
+                vec![(100, card(hk(), Holder::Unknown))],
+                both_hold(200, &hk()),
+                vec![
+                    (1_000, Input::Agree),
+                    // Another consent's acknowledgement is not this one's.
+                    (1_050, ack(Authority::Macao, &hk(), 999, Ok(()))),
+                    (
+                        1_100,
+                        ack(Authority::Mainland, &hk(), 1_000, Err("HTTP 503".into())),
+                    ),
+                ],
+            ]
+            .concat(),
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                screen 1 declaration
+                consent to both
+                screen 1 registering
+                deliver macao withdrawal
+                deliver mainland withdrawal
+                gate 1 open 3.40
+                screen 1 registration_failed
+                decision admitted card_valid card
+            ",
+        },
+        Case {
+            name: "the gallery write outlasts its time: card passage, a late success is still registered",
+            steps: [
+                vec![(100, card(hk(), Holder::Unknown))],
+                both_hold(200, &hk()),
+                vec![
+                    (1_000, Input::Agree),
+                    (1_100, ack(Authority::Macao, &hk(), 1_000, Ok(()))),
+                    (1_200, ack(Authority::Mainland, &hk(), 1_000, Ok(()))),
+                    (11_200, Input::Tick),
+                    (12_000, Input::Registered(Ok(PersonId(9)))),
+                ],
+            ]
+            .concat(),
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                screen 1 declaration
+                consent to both
+                screen 1 registering
+                register H87654321
+                gate 1 open 3.40
+                screen 1 registration_pending
+                decision admitted card_valid card
+                decision registered agreed card
+            ",
+        },
+        Case {
+            name: "the gallery write outlasts its time and then fails: the consent is withdrawn",
+            steps: [
+                vec![(100, card(hk(), Holder::Unknown))],
+                both_hold(200, &hk()),
+                vec![
+                    (1_000, Input::Agree),
+                    (1_100, ack(Authority::Macao, &hk(), 1_000, Ok(()))),
+                    (1_200, ack(Authority::Mainland, &hk(), 1_000, Ok(()))),
+                    (11_200, Input::Tick),
+                    (12_000, Input::Registered(Err("no leader".into()))),
+                ],
+            ]
+            .concat(),
+            expect: "
+                prerequisites H87654321
+                screen 1 checking
+                screen 1 declaration
+                consent to both
+                screen 1 registering
+                register H87654321
+                gate 1 open 3.40
+                screen 1 registration_pending
+                decision admitted card_valid card
+                deliver macao withdrawal
+                deliver mainland withdrawal
+            ",
+        },
+        Case {
+            name: "a Mainland resident enrolled without Agree is not identified for face scan",
+            steps: vec![(100, identified(never_agreed.clone()))],
+            expect: "
+                screen 1 consent_missing_macao
+                referral consent_missing_macao
+                decision refused consent_missing_macao face
+            ",
+        },
+    ]);
+}
+
+#[test]
+fn consent_keys_are_stable_and_name_no_document() {
+    let d = hk_card("1990-01-01");
+    let a = consent_key("hq/ph/1", &d.key(), t(5));
+    assert_eq!(
+        a,
+        consent_key("hq/ph/1", &d.key(), t(5)),
+        "stable for retries"
+    );
+    assert_ne!(a, consent_key("hq/ph/2", &d.key(), t(5)));
+    assert_ne!(a, consent_key("hq/ph/1", &d.key(), t(6)));
+    assert!(!a.contains("H87654321") && a.len() < 64, "{a}");
+}
+
+/// What a completed registration writes, and what a card read of a registered traveller
+/// changes in their record.
+#[test]
+fn registrations_write_one_person_per_face_and_records_stay_true() {
+    let card = hk_card("1990-01-01");
+    let (prerequisites, ok) = confirm_prerequisites(card.category, &enrolled(), &enrolled());
+    assert_eq!(ok, Ok(()));
+    let done = Completed {
+        document: &card,
+        pending: None,
+        guardian_consent: None,
+        prerequisites: &prerequisites,
+        acknowledged_at: t(5),
+        channel: "hq/ph/1",
+    };
+    let template = || {
+        clearway_gallery::Template::quantize(
+            clearway_gallery::ModelId::new("sface", "2021dec"),
+            &[0.5; 8],
+        )
+        .expect("template")
+    };
+    let names =
+        |c: &[clearway_gallery::Command]| c.iter().map(|c| c.name()).collect::<Vec<_>>().join(" ");
+    // Nobody has the face: a new person, both consents, the prerequisites as confirmed.
+    let new = registration_commands(&done, template(), FaceOnRecord::Nobody).expect("new");
+    let clearway_gallery::Command::Enrol { person, .. } = &new[0] else {
+        panic!("{new:?}")
+    };
+    assert_eq!(person.registrations, prerequisites.registrations);
+    assert_eq!(person.consents.len(), 2);
+    // A pending minor: completed with the card's document data.
+    let pending = Person {
+        guardian_consent: Some(guardian()),
+        ..macao_adult()
+    };
+    let minor = Completed {
+        pending: Some(pending.id),
+        ..done.clone()
+    };
+    let c = registration_commands(&minor, template(), FaceOnRecord::Nobody).expect("minor");
+    assert_eq!(
+        names(&c),
+        "add_template update_document confirm_prerequisites record_consent record_consent"
+    );
+    // A renewed permit: the same holder's face under a new number relinks them.
+    let mut holder = macao_adult();
+    (holder.name, holder.date_of_birth, holder.category) =
+        (card.name.clone(), card.date_of_birth, card.category);
+    let c =
+        registration_commands(&done, template(), FaceOnRecord::Person(&holder)).expect("relink");
+    assert_eq!(
+        names(&c),
+        "replace_templates update_document confirm_prerequisites record_consent record_consent"
+    );
+    // Someone else's face: refused, an officer checks.
+    assert_eq!(
+        registration_commands(&done, template(), FaceOnRecord::Person(&macao_adult())),
+        Err(RegistrationRefused::FaceRegisteredToAnother)
+    );
+
+    // Card reads of a registered traveller.
+    let person = macao_adult();
+    let (same, _) = confirm_prerequisites(
+        person.category,
+        &nothing(),
+        &PrerequisiteStatus {
+            automated_clearance: person.registrations.mainland.clone(),
+            fingerprint_read_authorised_at: None,
+        },
+    );
+    assert!(refresh_commands(&person, &read(&person), Some(&same)).is_empty());
+    assert!(refresh_commands(&person, &read(&person), None).is_empty());
+    let mut renewed = read(&person);
+    renewed.valid_until = day("2039-12-31");
+    assert_eq!(
+        names(&refresh_commands(&person, &renewed, None)),
+        "update_document"
+    );
+    let (withdrawn, why) = confirm_prerequisites(person.category, &nothing(), &nothing());
+    assert_eq!(
+        why,
+        Err(clearway_gallery::Ineligible::NotRegistered(
+            Authority::Mainland
+        ))
+    );
+    let c = refresh_commands(&person, &read(&person), Some(&withdrawn));
+    assert_eq!(names(&c), "confirm_prerequisites");
+    let clearway_gallery::Command::ConfirmPrerequisites { registrations, .. } = &c[0] else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        *registrations,
+        Registrations::default(),
+        "a withdrawn prerequisite is removed"
+    );
 }

@@ -6,7 +6,9 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clearway_gallery::{Authority, Category, DocumentKind, Endorsement, TravelDocument};
+use clearway_gallery::{
+    Authority, Category, DocumentKind, Endorsement, Registration, TravelDocument,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -235,6 +237,22 @@ pub enum AuthorityRecord {
         /// Where: the channel.
         channel: String,
     },
+    /// A registration consent this lane sent did not complete the registration (the other
+    /// authority did not acknowledge it in time, or the cluster did not record it): the
+    /// authority is to disregard the consent under `consent_key`, including one that arrives
+    /// after this record. Sent to both authorities through the outbox, whatever each answered.
+    ConsentWithdrawn {
+        /// The traveller's document.
+        document: DocumentKey,
+        /// The idempotency key the consent was sent under.
+        consent_key: String,
+        /// Why, for the authority's officers (no personal data).
+        reason: String,
+        /// When the lane gave up on the registration.
+        withdrawn_at: DateTime<Utc>,
+        /// Where: the channel.
+        channel: String,
+    },
 }
 
 /// One record for one authority, as queued in the outbox.
@@ -243,5 +261,39 @@ pub struct Delivery {
     /// The receiving authority.
     pub authority: Authority,
     /// The record.
+    pub record: AuthorityRecord,
+}
+
+/// What one authority holds about a document's prerequisites (seed 000, "Target Users"): the
+/// authorities keep these, the lane asks (`POST /v1/prerequisites`) before it offers the Smart
+/// Immigration Clearance declaration and again on each card scan of a registered traveller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrerequisiteStatus {
+    /// The holder is registered for this authority's automated immigration clearance service:
+    /// when and where, as the authority recorded it.
+    #[serde(default)]
+    pub automated_clearance: Option<Registration>,
+    /// When the holder authorised this authority to read the fingerprint data given when
+    /// applying for the document (Mainland residents; the Macao authority holds it).
+    #[serde(default)]
+    pub fingerprint_read_authorised_at: Option<DateTime<Utc>>,
+}
+
+/// The body of a prerequisite query: which document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrerequisiteQuery {
+    /// The document presented.
+    pub document: DocumentKey,
+}
+
+/// The Smart Immigration Clearance consent, sent to both authorities at once when the traveller
+/// taps Agree; the registration completes only when both acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRequest {
+    /// The idempotency key, the same for both authorities and every retry; a withdrawal names it.
+    pub key: String,
+    /// The record ([`AuthorityRecord::RegistrationConsent`]).
     pub record: AuthorityRecord,
 }

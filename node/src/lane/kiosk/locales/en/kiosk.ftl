@@ -31,6 +31,9 @@ why-not-registered-macao = You are not registered for Macao's automated clearanc
 why-not-registered-mainland = You are not registered for the Mainland's automated clearance service.
 why-fingerprint-authorisation-missing = You have not authorised the Macao authorities to read your fingerprint data.
 why-guardian-consent-missing = A parent's or guardian's consent is needed first, at a service location.
+why-consent-missing-macao = Your Smart Immigration Clearance registration is not on record with the Macao authorities.
+why-consent-missing-mainland = Your Smart Immigration Clearance registration is not on record with the Mainland authorities.
+why-endorsement-not-accepted = This endorsement cannot be used in this channel.
 see-officer = Please see an officer.
 document-unreadable = Your travel document could not be read.
 try-again-or-officer = Please place it on the reader again, or see an officer.
@@ -38,6 +41,8 @@ try-again-or-officer = Please place it on the reader again, or see an officer.
 ## Registration (seed 000: declaration, Agree, consent to both authorities)
 minor-needs-guardian = To register, a traveller aged { $from } to { $to } first needs a parent's or guardian's consent, given at a service location.
 card-continues = This time you pass by card scan: please proceed to gate 2.
+checking = One moment, please: checking whether you can register for face scan.
+cannot-register = You cannot register for face scan yet. This time you pass by card scan: please proceed to gate 2.
 declaration-title = Register for Smart Immigration Clearance?
 declaration-text = I agree to register for Smart Immigration Clearance. My facial features will be collected, and my consent will be sent to the Macao and Mainland border inspection authorities for their records. From my next trip I can pass by face scan instead of card scan.
 agree = Agree
@@ -45,6 +50,8 @@ not-now = Not now
 registering = Registering… Please look at the camera.
 registered = Registration complete. You can use face scan from your next trip.
 registration-failed = Registration could not be completed.
+registration-unavailable = Registration for face scan is not available at the moment.
+registration-pending = Your registration is still being recorded.
 
 ## The passage
 welcome = Welcome. Please proceed to gate 2.

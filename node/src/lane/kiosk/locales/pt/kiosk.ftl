@@ -30,6 +30,9 @@ why-not-registered-macao = Não está inscrito no serviço de passagem automáti
 why-not-registered-mainland = Não está inscrito no serviço de passagem automática do Interior da China.
 why-fingerprint-authorisation-missing = Não autorizou as autoridades de Macau a ler os seus dados de impressões digitais.
 why-guardian-consent-missing = Primeiro é necessário o consentimento dos pais ou do tutor, num posto de atendimento.
+why-consent-missing-macao = A sua inscrição na Passagem Inteligente não está registada junto das autoridades de Macau.
+why-consent-missing-mainland = A sua inscrição na Passagem Inteligente não está registada junto das autoridades do Interior da China.
+why-endorsement-not-accepted = Este tipo de endosso não pode ser usado neste canal.
 see-officer = Dirija-se a um agente, por favor.
 document-unreadable = Não foi possível ler o seu documento de viagem.
 try-again-or-officer = Coloque-o novamente no leitor ou dirija-se a um agente.
@@ -37,6 +40,8 @@ try-again-or-officer = Coloque-o novamente no leitor ou dirija-se a um agente.
 ## Inscrição
 minor-needs-guardian = Para se inscrever, um viajante dos { $from } aos { $to } anos precisa primeiro do consentimento dos pais ou do tutor, dado num posto de atendimento.
 card-continues = Desta vez passa pela leitura do documento: avance para a segunda porta.
+checking = Um momento, por favor: a verificar se se pode inscrever no reconhecimento facial.
+cannot-register = Ainda não se pode inscrever no reconhecimento facial. Desta vez passa pela leitura do documento: avance para a segunda porta.
 declaration-title = Inscrever-se na Passagem Fronteiriça Inteligente?
 declaration-text = Aceito inscrever-me na Passagem Fronteiriça Inteligente. As minhas características faciais serão recolhidas e o meu consentimento será transmitido em simultâneo às autoridades de inspecção fronteiriça de Macau e do Interior da China, para registo. A partir da próxima viagem posso passar por reconhecimento facial em vez da leitura do documento.
 agree = Concordo
@@ -44,6 +49,8 @@ not-now = Agora não
 registering = A inscrever… Olhe para a câmara, por favor.
 registered = Inscrição concluída. Pode usar o reconhecimento facial a partir da próxima viagem.
 registration-failed = Não foi possível concluir a inscrição.
+registration-unavailable = A inscrição no reconhecimento facial não está disponível de momento.
+registration-pending = A sua inscrição ainda está a ser registada.
 
 ## A passagem
 welcome = Bem-vindo. Avance para a segunda porta.

@@ -30,6 +30,9 @@ why-not-registered-macao = 您尚未登记使用澳门的自助通关服务。
 why-not-registered-mainland = 您尚未登记使用内地的自助通关服务。
 why-fingerprint-authorisation-missing = 您尚未授权澳门当局读取您的指纹信息。
 why-guardian-consent-missing = 须先由父母或监护人到服务点作出同意。
+why-consent-missing-macao = 澳门当局没有您的“智能通关”登记记录。
+why-consent-missing-mainland = 内地当局没有您的“智能通关”登记记录。
+why-endorsement-not-accepted = 此类签注不能在本通道使用。
 see-officer = 请联系工作人员。
 document-unreadable = 未能读取您的旅行证件。
 try-again-or-officer = 请再次将证件放在阅读器上，或联系工作人员。
@@ -37,6 +40,8 @@ try-again-or-officer = 请再次将证件放在阅读器上，或联系工作人
 ## 登记
 minor-needs-guardian = { $from } 至 { $to } 周岁的旅客登记前，须先由父母或监护人到服务点作出同意。
 card-continues = 本次以刷证方式通关，请前往第二道闸门。
+checking = 请稍候，正在核查您能否登记使用刷脸通关。
+cannot-register = 您暂时不能登记使用刷脸通关。本次以刷证方式通关，请前往第二道闸门。
 declaration-title = 登记使用“刷脸通关”？
 declaration-text = 本人同意登记使用“刷脸通关”。本人的面部特征将被采集，本人的同意将同时传送至澳门及内地边检机关备案。本人下次通关起可以刷脸代替刷证。
 agree = 同意
@@ -44,6 +49,8 @@ not-now = 暂不登记
 registering = 正在登记，请面向摄像头。
 registered = 登记完成。下次通关起可使用刷脸通关。
 registration-failed = 未能完成登记。
+registration-unavailable = 暂时无法办理刷脸通关登记。
+registration-pending = 您的登记仍在记录中。
 
 ## 通关
 welcome = 欢迎，请前往第二道闸门。

@@ -30,6 +30,9 @@ why-not-registered-macao = 您尚未登記使用澳門的自助通關服務。
 why-not-registered-mainland = 您尚未登記使用內地的自助通關服務。
 why-fingerprint-authorisation-missing = 您尚未授權澳門當局讀取您的指紋資料。
 why-guardian-consent-missing = 須先由父母或監護人到服務地點作出同意。
+why-consent-missing-macao = 澳門當局沒有您的「智能通關」登記紀錄。
+why-consent-missing-mainland = 內地當局沒有您的「智能通關」登記紀錄。
+why-endorsement-not-accepted = 此類簽注不能在本通道使用。
 see-officer = 請聯絡工作人員。
 document-unreadable = 未能讀取您的旅行證件。
 try-again-or-officer = 請再次將證件放在閱讀器上，或聯絡工作人員。
@@ -37,6 +40,8 @@ try-again-or-officer = 請再次將證件放在閱讀器上，或聯絡工作人
 ## 登記
 minor-needs-guardian = { $from } 至 { $to } 歲的旅客登記前，須先由父母或監護人到服務地點作出同意。
 card-continues = 本次以刷證方式通關，請前往第二道閘門。
+checking = 請稍候，正在查核您可否登記使用刷臉通關。
+cannot-register = 您暫時未能登記使用刷臉通關。本次以刷證方式通關，請前往第二道閘門。
 declaration-title = 登記使用「刷臉通關」？
 declaration-text = 本人同意登記使用「刷臉通關」。本人的面部特徵將被採集，本人的同意將同時傳送至澳門及內地邊檢機關備案。本人下次通關起可以刷臉代替刷證。
 agree = 同意
@@ -44,6 +49,8 @@ not-now = 暫不登記
 registering = 正在登記，請面向鏡頭。
 registered = 登記完成。下次通關起可使用刷臉通關。
 registration-failed = 未能完成登記。
+registration-unavailable = 暫時未能辦理刷臉通關登記。
+registration-pending = 您的登記仍在記錄中。
 
 ## 通關
 welcome = 歡迎，請前往第二道閘門。
