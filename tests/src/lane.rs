@@ -19,8 +19,8 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use clearway_gallery::ops::{Op, OverrideAction};
 use clearway_gallery::{
-    Authority, Category, DocumentKind, NewPerson, Outcome, Registration, Registrations, Request,
-    Template, TravelDocument,
+    Authority, Category, ConsentKind, ConsentRecord, DocumentKind, NewPerson, Outcome,
+    Registration, Registrations, Request, Template, TravelDocument,
 };
 use clearway_node::cluster::ClusterClient;
 use clearway_node::face::{FaceConfig, FacePipeline, Frame};
@@ -29,7 +29,7 @@ use clearway_node::lane::camera::sim::{CameraSimulator, Scene, SimConfig};
 use clearway_node::lane::document::{DocumentReaderSimulator, RawDocument, synthetic_mrz};
 use clearway_node::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
 use clearway_node::lane::gate::{GateSimConfig, GateSimulator};
-use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
+use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState, PrerequisiteStatus};
 use serde_json::Value;
 
 use crate::port::{LocalPort, Tuning, free_tcp};
@@ -186,6 +186,52 @@ impl Authorities {
             Authority::Mainland => &self.mainland,
         }
     }
+
+    /// What the two services hold about the document numbered `number`'s prerequisites.
+    pub fn hold(&self, number: &str, [macao, mainland]: [PrerequisiteStatus; 2]) {
+        self.macao.set_prerequisites(Some(number), macao);
+        self.mainland.set_prerequisites(Some(number), mainland);
+    }
+}
+
+/// What the Macao and Mainland authorities hold for a traveller of `category` who has every
+/// prerequisite of DOMAIN.md's table (registered with the automated clearance services the
+/// category needs, or for Mainland residents the fingerprint-read authorisation).
+pub fn prerequisites_held(category: Category) -> [PrerequisiteStatus; 2] {
+    let registered = |location: &str| PrerequisiteStatus {
+        automated_clearance: Some(Registration {
+            registered_at: "2024-03-01T02:00:00Z".parse().expect("time"),
+            location: location.into(),
+        }),
+        fingerprint_read_authorised_at: None,
+    };
+    let macao = registered("Macao automated clearance service, Border Gate");
+    let mainland = registered("Mainland e-channel service, Gongbei");
+    match category {
+        Category::MacaoResident => [PrerequisiteStatus::default(), mainland],
+        Category::HongKongPermanentResident | Category::TaiwanResident => [macao, mainland],
+        Category::MainlandResident => [
+            PrerequisiteStatus {
+                automated_clearance: None,
+                fingerprint_read_authorised_at: Some("2024-01-10T02:00:00Z".parse().expect("time")),
+            },
+            PrerequisiteStatus::default(),
+        ],
+    }
+}
+
+/// The Smart Immigration Clearance consent (Agree), as both authorities acknowledged it at
+/// `channel`: what a record registered at a channel carries.
+pub fn agreed_at(channel: &str) -> Vec<ConsentRecord> {
+    Authority::ALL
+        .into_iter()
+        .map(|authority| ConsentRecord {
+            authority,
+            kind: ConsentKind::SmartClearanceRegistration,
+            given_at: "2025-11-05T02:00:00Z".parse().expect("time"),
+            channel: channel.into(),
+        })
+        .collect()
 }
 
 /// The `[lane]` section of a lane node driving `devices` and `authorities`, with its screen
@@ -589,7 +635,7 @@ pub fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
                 location: "Mainland enrolment office".into(),
             }),
         },
-        consents: vec![],
+        consents: agreed_at("hengqin/passenger/1"),
         guardian_consent: None,
     }
 }

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use clearway_gallery::{DocumentKind, PersonId};
+use clearway_gallery::{Category, DocumentKind, PersonId};
 use clearway_node::lane::camera::sim::Scene;
 use clearway_tests::console::{Browser, screenshot_dir};
 use clearway_tests::http::request;
-use clearway_tests::lane::{rig, wait_lane_api};
+use clearway_tests::lane::{prerequisites_held, rig, wait_lane_api};
 use clearway_tests::photo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -70,6 +70,11 @@ async fn a_traveller_registers_by_tapping_agree_on_the_gate_screen_in_a_real_bro
                 rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
                 rig.wait_screen("not_recognised", Duration::from_secs(30))
                     .await;
+                // He holds both automated clearance registrations (the prerequisites).
+                rig.authorities.hold(
+                    "H30000004",
+                    prerequisites_held(Category::HongKongPermanentResident),
+                );
                 rig.present(
                     DocumentKind::MainlandTravelPermitHkMacao,
                     "H30000004",

@@ -399,6 +399,10 @@ impl Demo {
         let auth_dir = dir.join("authorities");
         let authorities =
             Authorities::start(&auth_dir.join("pki"), Some(&auth_dir.join("records"))).await?;
+        // What the authorities hold about each traveller's prerequisites (the lane asks).
+        for t in &registry::TRAVELLERS {
+            authorities.hold(t.document, t.prerequisites());
+        }
         say!(
             "      Macao reference authority     {}  (HTTPS, mutual TLS)",
             authorities.macao.base_url()

@@ -27,7 +27,8 @@ pub enum Standing {
     MinorWithConsent,
     /// A minor without a guardian's consent: not in the registry, cannot register; card scan.
     MinorWithoutConsent,
-    /// Never registered; declines the declaration and passes by card scan.
+    /// Never registered, and without the prerequisite the lane asks the authorities about:
+    /// not offered the declaration, passes by card scan.
     Unregistered,
 }
 
@@ -39,7 +40,7 @@ impl Standing {
             Standing::Cancelled => "registration cancelled",
             Standing::MinorWithConsent => "minor, guardian consented",
             Standing::MinorWithoutConsent => "minor, no guardian consent",
-            Standing::Unregistered => "not registered",
+            Standing::Unregistered => "not registered, prerequisite missing",
         }
     }
 
@@ -143,6 +144,16 @@ impl Traveller {
         today - TimeDelta::days(self.age * 365 + self.age / 4 + 30)
     }
 
+    /// What the Macao and Mainland reference authorities hold about their prerequisites: all
+    /// their category needs, except for the unregistered traveller (who is then not offered the
+    /// declaration: the demo shows both sides of the check).
+    pub fn prerequisites(&self) -> [clearway_node::lane::procedure::PrerequisiteStatus; 2] {
+        match self.standing {
+            Standing::Unregistered => Default::default(),
+            _ => crate::lane::prerequisites_held(self.category),
+        }
+    }
+
     /// Their permit's kind.
     pub fn document_kind(&self) -> DocumentKind {
         self.category.document_kind()
@@ -176,15 +187,20 @@ impl Traveller {
                 mainland: registration("Hengqin Port, passenger/1"),
             },
         };
-        let consents = match self.category {
-            Category::MainlandResident => vec![ConsentRecord {
+        // The Smart Immigration Clearance registration itself (Agree at a channel, acknowledged
+        // by both authorities) for those registered; a pending minor completes it at a lane.
+        let mut consents = match self.standing {
+            Standing::MinorWithConsent => vec![],
+            _ => crate::lane::agreed_at("hengqin/passenger/1"),
+        };
+        if self.category == Category::MainlandResident {
+            consents.push(ConsentRecord {
                 authority: Authority::Macao,
                 kind: ConsentKind::FingerprintReadAuthorisation,
                 given_at: now,
                 channel: "document application, Mainland".into(),
-            }],
-            _ => vec![],
-        };
+            });
+        }
         let endorsement = (self.category == Category::MainlandResident).then(|| Endorsement {
             kind: EndorsementKind::S,
             multiple_entry: true,

@@ -185,6 +185,10 @@ async fn pass(
                     });
                 }
                 "minor_needs_guardian" => story.add("minor: needs a guardian's consent"),
+                c if c.starts_with("not_offered:") => story.add(format!(
+                    "not offered registration ({}; the authorities were asked)",
+                    c.trim_start_matches("not_offered:").replace('_', " ")
+                )),
                 "face_quality" => story.add("face not usable (quality gate)"),
                 _ => {}
             }

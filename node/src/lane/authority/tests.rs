@@ -591,3 +591,104 @@ fn an_outbox_from_before_key_epochs_is_resealed_at_open() {
         "lane-macao-00aa11bb22cc-2"
     );
 }
+
+/// The reference authority over real mutual TLS: prerequisites per document, the consent, and
+/// a withdrawal that stops a late consent from being recorded.
+#[tokio::test]
+async fn prerequisites_and_consent_withdrawal_over_mutual_tls() {
+    use crate::lane::procedure::PrerequisiteStatus;
+    let pki = DemoPki::generate(&[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("book.json");
+    std::fs::write(
+        &book,
+        r#"{"documents": {"C00000001": {"fingerprint_read_authorised_at": "2024-05-01T00:00:00Z"}}}"#,
+    )
+    .unwrap();
+    let mut config = pki.reference_config();
+    config.prerequisites = PrerequisiteBook::read(&book).unwrap();
+    let handle = ReferenceAuthority::start(config).await.unwrap();
+    let m = metrics();
+    let client = AuthorityClient::from_pem(
+        Authority::Macao,
+        &handle.base_url(),
+        pki.ca_pem.as_bytes(),
+        pki.client_cert_pem.as_bytes(),
+        pki.client_key_pem.as_bytes(),
+        Duration::from_secs(5),
+        m.clone(),
+    )
+    .unwrap();
+    let doc = |n: &str| DocumentKey {
+        kind: DocumentKind::PermitHkMacao,
+        number: n.into(),
+    };
+
+    // From the book's file; nothing for anyone else; then set one by one.
+    let held = client.prerequisites(&doc("C00000001")).await.unwrap();
+    assert!(held.fingerprint_read_authorised_at.is_some() && held.automated_clearance.is_none());
+    assert_eq!(
+        client.prerequisites(&doc("C00000002")).await.unwrap(),
+        PrerequisiteStatus::default()
+    );
+    let registered = PrerequisiteStatus {
+        automated_clearance: Some(clearway_gallery::Registration {
+            registered_at: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
+            location: "Macao automated clearance desk".into(),
+        }),
+        fingerprint_read_authorised_at: None,
+    };
+    handle.set_prerequisites(Some("C00000002"), registered.clone());
+    assert_eq!(
+        client.prerequisites(&doc("C00000002")).await.unwrap(),
+        registered
+    );
+    assert_eq!(handle.prerequisite_requests(), 3);
+    assert_eq!(m.requests(Authority::Macao, "prerequisites", "answered"), 3);
+    handle.set_mode(FailMode::Unavailable, None);
+    let e = client.prerequisites(&doc("C00000002")).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    handle.set_mode(FailMode::Ok, None);
+
+    // A consent, its withdrawal, and a late consent under the withdrawn key: refused (410).
+    let consent = |n: &str| AuthorityRecord::RegistrationConsent {
+        document: doc(n),
+        name: "LI, MING".into(),
+        given_at: Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 0).unwrap(),
+        channel: "hq/ph/1".into(),
+    };
+    let withdrawal = |key: &str| AuthorityRecord::ConsentWithdrawn {
+        document: doc("C00000003"),
+        consent_key: key.into(),
+        reason: "registration not completed: mainland: no answer".into(),
+        withdrawn_at: Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 10).unwrap(),
+        channel: "hq/ph/1".into(),
+    };
+    client
+        .deliver("consent-a", &consent("C00000003"))
+        .await
+        .unwrap();
+    client
+        .deliver("withdraw-a", &withdrawal("consent-a"))
+        .await
+        .unwrap();
+    client
+        .deliver("consent-a", &consent("C00000003"))
+        .await
+        .unwrap(); // a retry: 409, fine
+    client
+        .deliver("withdraw-b", &withdrawal("consent-b"))
+        .await
+        .unwrap();
+    let late = client
+        .deliver("consent-b", &consent("C00000003"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(late, AuthorityError::Rejected { status: 410, .. }),
+        "{late}"
+    );
+    let stored: Vec<String> = handle.records().into_iter().map(|r| r.key).collect();
+    assert_eq!(stored, ["consent-a", "withdraw-a", "withdraw-b"]);
+    handle.shutdown().await;
+}
