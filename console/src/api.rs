@@ -273,16 +273,31 @@ pub async fn guardian_consent(
 
 /// Cancels a registration (service desk).
 #[server(prefix = "/api", endpoint = "cancel_registration")]
+#[allow(clippy::too_many_arguments)] // one per form field
 pub async fn cancel_registration(
     csrf: String,
     port: String,
     person: String,
+    service_location: String,
+    document_kind: String,
+    document_number: String,
+    guardian_name: String,
+    guardian_document: String,
+    relationship_proof: String,
     reason: String,
 ) -> Result<WriteReceipt, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
     let now = crate::auth::now_ms();
+    let evidence = crate::service::CancelEvidence {
+        service_location,
+        document_kind,
+        document_number,
+        guardian_name,
+        guardian_document,
+        relationship_proof,
+    };
     ctx::done(
-        c.cancel_registration(&v, &port, &person, &reason, now)
+        c.cancel_registration(&v, &port, &person, &evidence, &reason, now)
             .await,
     )
 }

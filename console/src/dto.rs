@@ -655,6 +655,9 @@ pub struct LaneView {
     pub staleness_ms: u64,
     /// The lane's fencing token (term, applied index).
     pub fence: (u64, u64),
+    /// Which way the channel clears travellers (`Macao → Hengqin`; empty: not said).
+    #[serde(default)]
+    pub direction: String,
 }
 
 /// Whether a channel runs.
@@ -1286,6 +1289,7 @@ mod tests {
             clearances: 0,
             clearances_last_hour: 0,
             staleness_ms: 10,
+            direction: String::new(),
             fence: (1, 2),
         };
         let channel = |state, lane| ChannelView {

@@ -406,6 +406,7 @@ pub fn lane_poll(node: u64, l: &LaneStatus, offset_minutes: i32) -> LanePoll {
             clearances_last_hour: l.clearances_last_hour,
             staleness_ms: l.staleness_ms,
             fence: l.fence,
+            direction: l.direction.clone(),
         },
         alarms: l
             .alarms

@@ -489,6 +489,7 @@ mod tests {
             clearances,
             clearances_last_hour: clearances,
             staleness_ms: 10,
+            direction: String::new(),
             fence: (1, 2000),
         }
     }

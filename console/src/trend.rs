@@ -156,6 +156,7 @@ mod tests {
             clearances,
             clearances_last_hour: 0,
             staleness_ms: 0,
+            direction: String::new(),
             fence: (0, 0),
         }
     }

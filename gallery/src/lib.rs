@@ -29,9 +29,10 @@ pub mod template;
 pub use error::{Error, Result};
 pub use index::{Gallery, Hit, Kernel, MAX_DIM};
 pub use person::{
-    ADULT_AGE, Authority, Category, ConsentKind, ConsentRecord, DocumentKind, Endorsement,
-    EndorsementKind, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId, PersonStatus,
-    Registration, Registrations, TravelDocument, age_on, document_eligibility, eligibility,
+    ADULT_AGE, Authority, Category, ConsentKind, ConsentRecord, Destination, DocumentKind,
+    Endorsement, EndorsementKind, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId,
+    PersonStatus, Policy, Registration, Registrations, TravelDocument, age_on,
+    document_eligibility, eligibility, eligibility_under,
 };
 pub use registry::{Change, Command, Entry, NewPerson, Outcome, Registry, RegistryImage, Request};
 pub use template::{ModelId, Template};

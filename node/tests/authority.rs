@@ -122,6 +122,7 @@ fn clearance(n: u32) -> AuthorityRecord {
         cleared_at: Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap()
             + chrono::Duration::seconds(i64::from(n)),
         channel: "hengqin/passenger-hall/12".into(),
+        direction: "Macao → Hengqin".into(),
     }
 }
 
@@ -131,6 +132,7 @@ fn consent(n: u32) -> AuthorityRecord {
         name: format!("CHAN, TAI MAN {n}"),
         given_at: Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap(),
         channel: "hengqin/passenger-hall/12".into(),
+        direction: String::new(),
     }
 }
 

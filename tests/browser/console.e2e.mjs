@@ -145,6 +145,8 @@ try {
   await sup.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
   await sup.waitForSelector(t('lane-title'));
   await mark(sup);
+  // Which way the channel clears travellers, from the port definition (seed 000).
+  await waitText(sup, t('direction'), /Macao → Hengqin/);
   // The cameras, live, once the viewing is recorded with a reason; stills are never cached.
   await sup.fill(t('camera-reason'), 'checking the queue at gate 1');
   await sup.click(t('camera-submit'));
@@ -322,6 +324,24 @@ try {
   expect((await desk.inputValue(t('cancel-person'))) === person, 'the person id comes with the link');
   expect((await desk.locator(t('find-number')).count()) === 0, 'the cancellation page is only the cancellation');
   await desk.fill(t('cancel-reason'), 'the traveller asked at the Qingmao service location');
+  // In person (seed 000): the service location and the identity document presented, which must
+  // be the registration's own. Another document is refused before anything is written.
+  await desk.selectOption(t('cancel-location'), { index: 1 });
+  await desk.selectOption(t('cancel-document-kind'), 'mainland_travel_permit_hk_macao');
+  const wrongDocument = await desk.request.post(`${base}/api/cancel_registration`, {
+    form: {
+      csrf: await csrfOf(desk), port, person, service_location: '1',
+      document_kind: 'mainland_travel_permit_hk_macao', document_number: 'M10000009',
+      guardian_name: '', guardian_document: '', relationship_proof: '', reason: 'wrong card',
+    },
+    failOnStatusCode: false,
+  });
+  const wrongBody = await wrongDocument.text();
+  expect(
+    wrongDocument.status() >= 400 && /not this registration/.test(wrongBody),
+    `a cancellation with another document is refused, got ${wrongDocument.status()}: ${wrongBody.slice(0, 200)}`,
+  );
+  await desk.fill(t('cancel-document-number'), 'M10000001');
   // The irreversible cancellation repeats who and why and waits for a yes.
   const cancelAsked = new Promise((resolve) => {
     desk.once('dialog', async (d) => {

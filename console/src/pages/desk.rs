@@ -352,6 +352,54 @@ fn Desk(viewer: Viewer, ports: Vec<(String, String)>) -> impl IntoView {
                     data-test="cancel-person"
                 />
             </label>
+            <fieldset>
+                <legend>{tr(Lang::current(), "desk-cancel-in-person")}</legend>
+                <label>
+                    {tr(Lang::current(), "desk-service-location")} " "
+                    <select name="service_location" data-test="cancel-location">
+                        {SERVICE_LOCATIONS
+                            .iter()
+                            .enumerate()
+                            .map(|(i, l)| view! { <option value=i.to_string()>{l.name}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label>
+                    {tr(Lang::current(), "desk-presented")} " "
+                    <select name="document_kind" data-test="cancel-document-kind">
+                        {DOCUMENT_KINDS
+                            .iter()
+                            .map(|(k, label)| view! { <option value=*k>{*label}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label>
+                    {tr(Lang::current(), "desk-doc-number")} " "
+                    <input
+                        type="text"
+                        name="document_number"
+                        required
+                        maxlength="32"
+                        autocomplete="off"
+                        data-test="cancel-document-number"
+                    />
+                </label>
+            </fieldset>
+            <fieldset>
+                <legend>{tr(Lang::current(), "desk-cancel-guardian")}</legend>
+                <label>
+                    {tr(Lang::current(), "users-name")} " "
+                    <input type="text" name="guardian_name" maxlength="200" data-test="cancel-guardian-name" />
+                </label>
+                <label>
+                    {tr(Lang::current(), "desk-guardian-doc")} " "
+                    <input type="text" name="guardian_document" maxlength="200" data-test="cancel-guardian-document" />
+                </label>
+                <label>
+                    {tr(Lang::current(), "desk-proof")} " "
+                    <input type="text" name="relationship_proof" maxlength="200" data-test="cancel-relationship-proof" />
+                </label>
+            </fieldset>
             <label>
                 {tr(Lang::current(), "reason-required")} " "
                 <textarea

@@ -194,6 +194,16 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                         <td data-test="acked-order">{l.acked_order}</td>
                                     </tr>
                                     <tr>
+                                        <th>{tr(lang, "lane-direction")}</th>
+                                        <td data-test="direction">
+                                            {if l.direction.is_empty() {
+                                                tr(lang, "lane-direction-unset")
+                                            } else {
+                                                l.direction.clone()
+                                            }}
+                                        </td>
+                                    </tr>
+                                    <tr>
                                         <th>{tr(lang, "lane-staleness")}</th>
                                         <td data-test="staleness">
                                             {if l.staleness_ms == u64::MAX {

@@ -11,6 +11,23 @@ use crate::port_api::{Change, MinorRegistration, document_kind};
 
 use super::{Console, Write, check_reason, check_text};
 
+/// What the officer records of a cancellation in person (seed 000), as submitted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CancelEvidence {
+    /// Index into [`SERVICE_LOCATIONS`]: where the traveller came in person.
+    pub service_location: String,
+    /// The identity document presented: its kind (snake_case) …
+    pub document_kind: String,
+    /// … and number; it must be the registration's.
+    pub document_number: String,
+    /// A minor's parent or guardian (required for a minor's registration).
+    pub guardian_name: String,
+    /// The guardian's identity document.
+    pub guardian_document: String,
+    /// The proof of relationship presented.
+    pub relationship_proof: String,
+}
+
 /// The guardian-consent form as submitted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConsentForm {
@@ -146,11 +163,20 @@ impl Console {
     }
 
     /// Cancels a registration: the person is erased on every replica of the port.
+    ///
+    /// Seed 000: cancellation is in person at a service location; a minor comes with a parent or
+    /// guardian, presenting the minor's identity document and proof of relationship. The desk
+    /// refuses a cancellation without them: the service location, the identity document
+    /// presented — which must be the registration's own (looked up on the replicas by kind and
+    /// number) — and, for a registration of a minor (under 18 on the port's own date), the
+    /// guardian, their document and the proof of relationship. They are written into the audit
+    /// record's reason, which is erased with the person.
     pub async fn cancel_registration(
         &self,
         v: &Viewer,
         port: &str,
         person: &str,
+        evidence: &CancelEvidence,
         reason: &str,
         now: Millis,
     ) -> Result<WriteReceipt> {
@@ -163,6 +189,59 @@ impl Console {
             )));
         }
         let reason = check_reason(reason)?;
+        let location = evidence
+            .service_location
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| SERVICE_LOCATIONS.get(i))
+            .ok_or_else(|| Error::Invalid("choose the service location".into()))?;
+        let kind = evidence.document_kind.trim();
+        document_kind(kind)?;
+        let number = check_document_number(&evidence.document_number)?;
+        let record = p
+            .api
+            .find_document(&p.nodes(), kind, &number)
+            .await?
+            .filter(|r| r.person == person)
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "the identity document presented is not this registration's: check it against \
+                     the traveller's permit"
+                        .into(),
+                )
+            })?;
+        let today = crate::time::local_day(now, p.def.utc_offset_minutes);
+        let minor = record
+            .date_of_birth
+            .parse::<chrono::NaiveDate>()
+            .map(|dob| clearway_gallery::age_on(dob, today) < clearway_gallery::ADULT_AGE)
+            .unwrap_or(false);
+        let mut said = format!(
+            "{reason} — at {}; the registration's {kind} presented and checked",
+            location.name
+        );
+        if minor {
+            let guardian = check_text(
+                "the guardian's name (a minor's cancellation)",
+                &evidence.guardian_name,
+            )?;
+            let document = check_text("the guardian's document", &evidence.guardian_document)?;
+            let proof = check_text(
+                "the proof-of-relationship reference",
+                &evidence.relationship_proof,
+            )?;
+            said.push_str(&format!(
+                "; guardian {guardian} ({document}), proof of relationship {proof}"
+            ));
+        }
+        // The officer's words come first and are never cut; the evidence fits in what is left.
+        let reason = check_reason(
+            &said
+                .chars()
+                .take(super::MAX_REASON_CHARS)
+                .collect::<String>(),
+        )?;
         let w = Write {
             metric: "cancel".into(),
             action: "cancel".into(),

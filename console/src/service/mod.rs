@@ -11,7 +11,7 @@ mod manage;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use desk::ConsentForm;
+pub use desk::{CancelEvidence, ConsentForm};
 pub use lanes::{Stage, acknowledgeable};
 pub use manage::PortForm;
 

@@ -163,8 +163,15 @@ async fn every_action_is_refused_on_the_server_unless_the_role_allows_it_on_this
             (
                 "cancel",
                 code(
-                    c.cancel_registration(v, "hengqin", "P00000001", reason, now)
-                        .await,
+                    c.cancel_registration(
+                        v,
+                        "hengqin",
+                        "P00000001",
+                        &CancelEvidence::default(),
+                        reason,
+                        now,
+                    )
+                    .await,
                 ),
             ),
             (
@@ -323,15 +330,29 @@ async fn changes_need_a_reason_and_sane_input_before_a_port_is_asked() {
         (
             "bad person id",
             code(
-                c.cancel_registration(&desk, "hengqin", "H1234567", "r", now)
-                    .await,
+                c.cancel_registration(
+                    &desk,
+                    "hengqin",
+                    "H1234567",
+                    &CancelEvidence::default(),
+                    "r",
+                    now,
+                )
+                .await,
             ),
         ),
         (
             "cancel no reason",
             code(
-                c.cancel_registration(&desk, "hengqin", "P00000001", "", now)
-                    .await,
+                c.cancel_registration(
+                    &desk,
+                    "hengqin",
+                    "P00000001",
+                    &CancelEvidence::default(),
+                    "",
+                    now,
+                )
+                .await,
             ),
         ),
         (
@@ -612,6 +633,7 @@ fn lane_status(f: &LaneFixture) -> LaneStatus {
         clearances: 0,
         clearances_last_hour: 0,
         staleness_ms: 5,
+        direction: "Macao → Hengqin".into(),
     }
 }
 
@@ -903,11 +925,58 @@ async fn every_action_against_a_three_node_port() {
         .await
         .expect_err("mismatch");
     assert_eq!(e.code(), "invalid", "{e}");
+    // Seed 000: in person at a service location, with the minor's own identity document and a
+    // guardian with proof of relationship. Without any of them the desk refuses.
+    let evidence = CancelEvidence {
+        service_location: "1".into(),
+        document_kind: "mainland_travel_permit_hk_macao".into(),
+        document_number: "H12345678".into(),
+        guardian_name: "Chan Tai Man".into(),
+        guardian_document: "Macao resident identity card 1234567(8)".into(),
+        relationship_proof: "birth certificate 2010/123".into(),
+    };
+    for (why, bad) in [
+        (
+            "no service location",
+            CancelEvidence {
+                service_location: String::new(),
+                ..evidence.clone()
+            },
+        ),
+        (
+            "another document than the registration's",
+            CancelEvidence {
+                document_number: "H87654321".into(),
+                ..evidence.clone()
+            },
+        ),
+        (
+            "a minor without a guardian",
+            CancelEvidence {
+                guardian_name: String::new(),
+                ..evidence.clone()
+            },
+        ),
+        (
+            "a minor without proof of relationship",
+            CancelEvidence {
+                relationship_proof: " ".into(),
+                ..evidence.clone()
+            },
+        ),
+    ] {
+        let e = c
+            .cancel_registration(&desk, "hengqin", &found.person, &bad, "in person", now())
+            .await
+            .expect_err(why);
+        assert_eq!(e.code(), "invalid", "{why}: {e}");
+    }
     let cancel = c
         .cancel_registration(
             &desk,
             "hengqin",
             &found.person,
+            &evidence,
             "cancelled in person at Qingmao",
             now(),
         )

@@ -2,7 +2,10 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use super::{Authority, Category, ConsentKind, Endorsement, Person, PersonStatus, TravelDocument};
+use super::{
+    Authority, Category, ConsentKind, Destination, Endorsement, Person, PersonStatus,
+    TravelDocument,
+};
 
 /// Minimum age, in full years on the travel day, for face scan.
 pub const MIN_AGE: u32 = 14;
@@ -103,6 +106,58 @@ impl Ineligible {
     }
 }
 
+/// A port's eligibility policy (seeds 000, 001, 003): which authorities inspect at its channels
+/// — the Smart Immigration Clearance consent must be on record with each — and whether seed 000's
+/// prerequisites apply (registrations with the authorities' automated clearance services, a
+/// Mainland resident's fingerprint-read authorisation). Hengqin is [`Policy::joint`]; seed 001's
+/// ports with one inspecting authority ask only for the consent to provide facial and fingerprint
+/// data, which the channel's registration records.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The authorities that inspect at the port's channels (one or two, no repeats).
+    pub authorities: Vec<Authority>,
+    /// Whether seed 000's prerequisites apply.
+    pub prerequisites: bool,
+    /// Which of a Mainland resident's endorsements counts at this port: Hengqin's channels look
+    /// at the Macao one, Shenzhen's land ports at the Hong Kong one; `None` (an airport with
+    /// flights to both): whichever is valid.
+    #[serde(default)]
+    pub destination: Option<Destination>,
+}
+
+impl Policy {
+    /// A joint Macao–Mainland inspection port with seed 000's prerequisites (Hengqin).
+    pub fn joint() -> Policy {
+        Policy {
+            authorities: Authority::ALL.to_vec(),
+            prerequisites: true,
+            destination: Some(Destination::Macao),
+        }
+    }
+
+    /// Checks the policy: one or two authorities, none repeated.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = Vec::new();
+        for a in &self.authorities {
+            if seen.contains(a) {
+                return Err(format!("authority {a} is listed twice"));
+            }
+            seen.push(*a);
+        }
+        if seen.is_empty() {
+            return Err("at least one inspecting authority is needed".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::joint()
+    }
+}
+
 /// Age in full years on `day` (0 if `day` is before the date of birth).
 ///
 /// A person born on 29 February turns a year older on 1 March in common years.
@@ -133,6 +188,16 @@ pub fn age_on(date_of_birth: NaiveDate, day: NaiveDate) -> u32 {
 /// The prerequisites of rule 4 are read as the record holds them: as the authorities last confirmed them to
 /// a lane (the lane asks again on each card scan and writes what changed).
 pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> {
+    eligibility_under(person, today, &Policy::joint())
+}
+
+/// [`eligibility`] under a port's [`Policy`]: rule 4's prerequisites only where the policy has
+/// them, rule 6's consent with each of the policy's authorities.
+pub fn eligibility_under(
+    person: &Person,
+    today: NaiveDate,
+    policy: &Policy,
+) -> Result<(), Ineligible> {
     if person.status == PersonStatus::Cancelled {
         return Err(Ineligible::Cancelled);
     }
@@ -140,18 +205,25 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
     if age < MIN_AGE {
         return Err(Ineligible::UnderAge);
     }
-    document_eligibility(
-        person.category,
-        &person.document,
-        person.endorsement.as_ref(),
-        today,
-    )?;
-    if person.category == Category::MainlandResident
+    // Only the endorsement for the port's destination counts (a Hong Kong one at Hengqin is
+    // no Macao endorsement).
+    let endorsement = person
+        .endorsement
+        .as_ref()
+        .filter(|e| policy.destination.is_none_or(|d| e.destination == d));
+    document_eligibility(person.category, &person.document, endorsement, today)?;
+    if policy.prerequisites
+        && person.category == Category::MainlandResident
         && !person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation)
     {
         return Err(Ineligible::FingerprintAuthorisationMissing);
     }
-    for &authority in person.category.required_registrations() {
+    let required = if policy.prerequisites {
+        person.category.required_registrations()
+    } else {
+        &[]
+    };
+    for &authority in required {
         if person.registrations.get(authority).is_none() {
             return Err(Ineligible::NotRegistered(authority));
         }
@@ -159,7 +231,7 @@ pub fn eligibility(person: &Person, today: NaiveDate) -> Result<(), Ineligible> 
     if age < ADULT_AGE && person.guardian_consent.is_none() {
         return Err(Ineligible::GuardianConsentMissing);
     }
-    for authority in Authority::ALL {
+    for &authority in &policy.authorities {
         if !person.has_consent(authority, ConsentKind::SmartClearanceRegistration) {
             return Err(Ineligible::ConsentMissing(authority));
         }

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use eligibility::{ADULT_AGE, Ineligible, MIN_AGE, age_on, document_eligibility, eligibility};
+pub use eligibility::{
+    ADULT_AGE, Ineligible, MIN_AGE, Policy, age_on, document_eligibility, eligibility,
+    eligibility_under,
+};
 
 /// A registered person's id, unique within a port cluster.
 ///
@@ -174,6 +177,28 @@ pub enum EndorsementKind {
     Q,
 }
 
+/// Where an endorsement lets a Mainland resident go (seed 004: the smart-card permit carries
+/// electronic endorsements, possibly several, one per destination).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    /// Macao (the one Hengqin's channels look at).
+    #[default]
+    Macao,
+    /// Hong Kong (Shenzhen's land ports).
+    HongKong,
+}
+
+impl Destination {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::Macao => "macao",
+            Destination::HongKong => "hong_kong",
+        }
+    }
+}
+
 /// An (electronic) exit-entry endorsement on a Permit for Travelling to and from Hong Kong and Macao.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endorsement {
@@ -185,6 +210,9 @@ pub struct Endorsement {
     pub valid_from: NaiveDate,
     /// Last day of validity.
     pub valid_until: NaiveDate,
+    /// Where it lets the holder go. Default Macao (records from before destinations).
+    #[serde(default)]
+    pub destination: Destination,
 }
 
 impl Endorsement {

@@ -62,6 +62,7 @@ fn person(category: Category) -> Person {
             multiple_entry: true,
             valid_from: day("2025-01-01"),
             valid_until: day("2026-12-31"),
+            destination: Destination::Macao,
         });
         p.consents.push(ConsentRecord {
             authority: Authority::Macao,
@@ -509,4 +510,70 @@ fn categories_require_what_the_domain_table_says() {
         mainland_resident: permit_hk_macao + []
         taiwan_resident: mainland_travel_permit_taiwan + [mainland, macao]"#]]
     .assert_eq(&rendered.join("\n"));
+}
+
+/// Seed 001's ports with one inspecting authority: no automated-clearance prerequisites, the
+/// consent with that authority only.
+#[test]
+fn a_one_authority_port_asks_for_its_own_consent_only() {
+    use Category::*;
+    let airport = Policy {
+        authorities: vec![Authority::Mainland],
+        prerequisites: false,
+        destination: None,
+    };
+    let today = day(TODAY);
+    let consented_mainland_only = |category| {
+        with(person(category), |p| {
+            p.registrations = Registrations::default();
+            p.consents.retain(|c| {
+                c.kind == ConsentKind::SmartClearanceRegistration
+                    && c.authority == Authority::Mainland
+            });
+        })
+    };
+    for category in Category::ALL {
+        let p = consented_mainland_only(category);
+        assert_eq!(eligibility_under(&p, today, &airport), Ok(()), "{category}");
+        assert!(
+            eligibility(&p, today).is_err(),
+            "{category}: Hengqin asks for more"
+        );
+    }
+    let p = with(person(MacaoResident), |p| p.consents.clear());
+    assert_eq!(
+        eligibility_under(&p, today, &airport),
+        Err(Ineligible::ConsentMissing(Authority::Mainland))
+    );
+    // The document rules stand everywhere.
+    let p = with(consented_mainland_only(MainlandResident), |p| {
+        endorsement(p).multiple_entry = false
+    });
+    assert_eq!(
+        eligibility_under(&p, today, &airport),
+        Err(Ineligible::EndorsementNotMultipleEntry)
+    );
+    assert!(airport.validate().is_ok());
+    // A Hong Kong endorsement is no Macao endorsement: Hengqin looks at Macao's, an airport at
+    // whichever the record holds.
+    let hk = with(person(MainlandResident), |p| {
+        endorsement(p).destination = Destination::HongKong
+    });
+    assert_eq!(eligibility(&hk, today), Err(Ineligible::EndorsementMissing));
+    let hk_consented = with(consented_mainland_only(MainlandResident), |p| {
+        endorsement(p).destination = Destination::HongKong
+    });
+    assert_eq!(eligibility_under(&hk_consented, today, &airport), Ok(()));
+    let twice = Policy {
+        authorities: vec![Authority::Macao, Authority::Macao],
+        prerequisites: true,
+        destination: None,
+    };
+    assert!(twice.validate().is_err());
+    let none = Policy {
+        authorities: vec![],
+        prerequisites: false,
+        destination: None,
+    };
+    assert!(none.validate().is_err());
 }

@@ -186,7 +186,10 @@ impl NodeConfig {
         }
         if let Some(lane) = config.lane.as_mut() {
             let mut paths: Vec<&mut PathBuf> = Vec::new();
-            for a in [&mut lane.macao, &mut lane.mainland] {
+            for a in [lane.macao.as_mut(), lane.mainland.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 paths.extend([&mut a.ca_cert, &mut a.client_cert, &mut a.client_key]);
             }
             paths.extend(lane.outbox_dir.as_mut());
@@ -369,8 +372,14 @@ client_key = "authority/client.key"
         std::fs::write(&path, format!("{text}{lane}")).expect("write");
         let c = NodeConfig::from_file(&path).expect("lane config parses");
         let parsed = c.lane.expect("lane section");
-        assert_eq!(parsed.macao.ca_cert, dir.path().join("authority/ca.pem"));
-        assert_eq!(parsed.macao.client_key, PathBuf::from("/abs/client.key"));
+        assert_eq!(
+            parsed.macao.as_ref().expect("macao").ca_cert,
+            dir.path().join("authority/ca.pem")
+        );
+        assert_eq!(
+            parsed.macao.as_ref().expect("macao").client_key,
+            PathBuf::from("/abs/client.key")
+        );
         assert_eq!(parsed.procedure.utc_offset_minutes, 480, "defaults apply");
         std::fs::write(
             &path,

@@ -267,6 +267,8 @@ pub struct LaneStatus {
     pub clearances_last_hour: u64,
     /// Milliseconds since the replica last heard from the cluster (`u64::MAX`: never).
     pub staleness_ms: u64,
+    /// Which way the channel clears travellers (`Macao → Hengqin`; empty: not said).
+    pub direction: String,
 }
 
 /// A decision at gate 1.

@@ -41,8 +41,8 @@ use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use super::metrics::LaneMetrics;
 use super::procedure::{
     CardScan, Completed, Delivery, DocumentRead, FaceOnRecord, GateAction, GateCommand, GateId,
-    Holder, Input, LaneView, Output, Procedure, ProcedureConfig, RegistrationRequest, Screen,
-    confirm_prerequisites, refresh_commands, registration_commands,
+    Holder, Input, LaneView, Output, PrerequisiteStatus, Procedure, ProcedureConfig,
+    RegistrationRequest, Screen, confirm_prerequisites, refresh_commands, registration_commands,
 };
 use super::procedure::{Fence, LaneMode, OverrideAction};
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
@@ -70,10 +70,13 @@ pub struct LaneConfig {
     pub document_reader: DocumentReaderConfig,
     /// The fingerprint reader. Required.
     pub fingerprint_reader: TcpFingerprintReaderConfig,
-    /// The Macao authority's API. Required.
-    pub macao: AuthorityConfig,
-    /// The Mainland authority's API. Required.
-    pub mainland: AuthorityConfig,
+    /// The Macao authority's API: required when it inspects at this port
+    /// (`procedure.authorities`), refused otherwise.
+    #[serde(default)]
+    pub macao: Option<AuthorityConfig>,
+    /// The Mainland authority's API: the same.
+    #[serde(default)]
+    pub mainland: Option<AuthorityConfig>,
     /// Faces whose eyes are closer than this many pixels are outside the capture zone
     /// (people further back in the queue). Default 12.
     #[serde(default = "default_zone_min_eye_px")]
@@ -105,8 +108,31 @@ impl LaneConfig {
         ] {
             camera.validate().map_err(|e| bad(what, e.to_string()))?;
         }
-        for (what, authority) in [("macao", &self.macao), ("mainland", &self.mainland)] {
-            authority.validate().map_err(|e| bad(what, e.to_string()))?;
+        for (authority, config) in [
+            (Authority::Macao, &self.macao),
+            (Authority::Mainland, &self.mainland),
+        ] {
+            let inspects = self.procedure.authorities.contains(&authority);
+            match config {
+                Some(c) if inspects => c
+                    .validate()
+                    .map_err(|e| bad(authority.as_str(), e.to_string()))?,
+                None if inspects => {
+                    return Err(bad(
+                        authority.as_str(),
+                        format!("is required: the {authority} authority inspects at this port"),
+                    ));
+                }
+                Some(_) => {
+                    return Err(bad(
+                        authority.as_str(),
+                        format!(
+                            "is given, but the {authority} authority does not inspect at this port (procedure.authorities)"
+                        ),
+                    ));
+                }
+                None => {}
+            }
         }
         if !(0.0..=1000.0).contains(&self.zone_min_eye_px) {
             return Err(bad(
@@ -279,14 +305,23 @@ pub async fn start_from_config(
         AuthorityClient::new(a, c, authority_metrics.clone())
             .map_err(|e| Error::Config(format!("[lane.{a}] {e}")))
     };
-    let macao = client(Authority::Macao, &config.macao)?;
-    let mainland = client(Authority::Mainland, &config.mainland)?;
+    let macao = config
+        .macao
+        .as_ref()
+        .map(|c| client(Authority::Macao, c))
+        .transpose()?;
+    let mainland = config
+        .mainland
+        .as_ref()
+        .map(|c| client(Authority::Mainland, c))
+        .transpose()?;
     // The authorities' client certificates expire like the port's; the clients above have read
     // them already, so a failure here is only logged.
     for (certificate, c) in [
         ("macao_client", &config.macao),
         ("mainland_client", &config.mainland),
     ] {
+        let Some(c) = c else { continue };
         match crate::net::tls::certificate_not_after(&c.client_cert) {
             Ok(t) => node.certificate_expires(certificate, t),
             Err(e) => warn!(certificate, error = %e, "Cannot read the certificate's expiry."),
@@ -414,10 +449,10 @@ pub struct LaneParts<S1, S2> {
     pub document_reader: DocumentReaderConfig,
     /// Fingerprint reader config.
     pub fingerprint_reader: TcpFingerprintReaderConfig,
-    /// Authority clients.
-    pub macao: AuthorityClient,
-    /// Authority clients.
-    pub mainland: AuthorityClient,
+    /// The Macao authority's client, where it inspects at this port.
+    pub macao: Option<AuthorityClient>,
+    /// The Mainland authority's client, where it inspects at this port.
+    pub mainland: Option<AuthorityClient>,
     /// The durable outbox.
     pub outbox: Outbox,
 }
@@ -510,7 +545,8 @@ impl Lane {
         tasks.push(tokio::spawn(document_task(
             reader,
             node.clone(),
-            [parts.macao.clone(), parts.mainland.clone()],
+            clients(&parts.macao, &parts.mainland),
+            parts.procedure.policy(),
             offset,
             events_tx.clone(),
             stop.subscribe(),
@@ -527,10 +563,7 @@ impl Lane {
 
         // Outbox delivery.
         let outbox = parts.outbox;
-        for (authority, client) in [
-            (Authority::Macao, parts.macao.clone()),
-            (Authority::Mainland, parts.mainland.clone()),
-        ] {
+        for (authority, client) in clients(&parts.macao, &parts.mainland) {
             let mut stop = stop.subscribe();
             let shutdown = async move {
                 let _ = stop.changed().await;
@@ -542,8 +575,7 @@ impl Lane {
                 }
             }));
         }
-        let macao = Arc::new(parts.macao);
-        let mainland = Arc::new(parts.mainland);
+        let authorities = clients(&parts.macao, &parts.mainland);
 
         // Screen API.
         let listener = tokio::net::TcpListener::bind(parts.listen)
@@ -573,8 +605,7 @@ impl Lane {
             wants,
             capture,
             outbox,
-            macao,
-            mainland,
+            authorities,
             inspection_timeout: parts.procedure.inspection_timeout,
             verify_threshold: parts.procedure.verify_threshold,
             agreed: Mutex::new(None),
@@ -670,8 +701,8 @@ struct Ctx {
     wants: Arc<Mutex<Wants>>,
     capture: Arc<Capture>,
     outbox: Outbox,
-    macao: Arc<AuthorityClient>,
-    mainland: Arc<AuthorityClient>,
+    /// The clients of the authorities that inspect at this port.
+    authorities: Vec<(Authority, AuthorityClient)>,
     inspection_timeout: Duration,
     /// The 1:N threshold a registration's face is checked against the gallery with.
     verify_threshold: f32,
@@ -774,10 +805,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 .screens[slot] = Some(screen);
         }
         Output::CheckPrerequisites(document) => {
-            for (authority, client) in [
-                (Authority::Macao, ctx.macao.clone()),
-                (Authority::Mainland, ctx.mainland.clone()),
-            ] {
+            for (authority, client) in ctx.authorities.clone() {
                 let (document, tx) = (document.clone(), ctx.events_tx.clone());
                 tokio::spawn(async move {
                     let result = client
@@ -798,10 +826,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
         Output::RecordConsent(request) => {
             *ctx.agreed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
             // Both at once (seed 000: "simultaneously"); the same key to both and on retry.
-            for (authority, client) in [
-                (Authority::Macao, ctx.macao.clone()),
-                (Authority::Mainland, ctx.mainland.clone()),
-            ] {
+            for (authority, client) in ctx.authorities.clone() {
                 let (request, tx) = (request.clone(), ctx.events_tx.clone());
                 tokio::spawn(async move {
                     let result = client
@@ -844,10 +869,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
             let _ = ctx.finger_tx.send(());
         }
         Output::Inspect(request) => {
-            for (authority, client) in [
-                (Authority::Macao, ctx.macao.clone()),
-                (Authority::Mainland, ctx.mainland.clone()),
-            ] {
+            for (authority, client) in ctx.authorities.clone() {
                 let (request, tx, metrics) =
                     (request.clone(), ctx.events_tx.clone(), ctx.metrics.clone());
                 let timeout = ctx.inspection_timeout;
@@ -944,6 +966,17 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
     }
 }
 
+/// The clients of the authorities that inspect at this port, Macao first.
+fn clients(
+    macao: &Option<AuthorityClient>,
+    mainland: &Option<AuthorityClient>,
+) -> Vec<(Authority, AuthorityClient)> {
+    [(Authority::Macao, macao), (Authority::Mainland, mainland)]
+        .into_iter()
+        .filter_map(|(a, c)| c.clone().map(|c| (a, c)))
+        .collect()
+}
+
 /// Writes a registration both authorities acknowledged: the newest good gate-1 face captured
 /// since Agree, checked 1:N against the replica (a renewed permit relinks its holder; a face
 /// registered to someone else is refused), then [`registration_commands`] through the cluster.
@@ -977,6 +1010,7 @@ async fn register(
         guardian_consent: request.guardian_consent.as_ref(),
         prerequisites: &request.prerequisites,
         acknowledged_at: request.at,
+        authorities: &request.authorities,
         channel: &request.channel,
     };
     let commands = registration_commands(&done, template, face).map_err(|e| e.to_string())?;
@@ -999,18 +1033,28 @@ async fn register(
 /// both answers the prerequisites stay as last confirmed.
 async fn refresh_record(
     node: ClusterNode,
-    clients: [AuthorityClient; 2],
+    clients: Vec<(Authority, AuthorityClient)>,
+    policy: clearway_gallery::Policy,
     person: Person,
     read: DocumentRead,
 ) {
     let key = read.key();
-    let [macao, mainland] = &clients;
-    let confirmed = match tokio::join!(macao.prerequisites(&key), mainland.prerequisites(&key)) {
-        (Ok(m), Ok(c)) => Some(confirm_prerequisites(person.category, &m, &c).0),
-        (Err(e), _) | (_, Err(e)) => {
-            warn!(error = %e, "Prerequisites not re-confirmed at this card scan.");
-            None
+    let confirmed = if policy.prerequisites {
+        let mut answers = [PrerequisiteStatus::default(), PrerequisiteStatus::default()];
+        let mut complete = true;
+        for (authority, client) in &clients {
+            match client.prerequisites(&key).await {
+                Ok(status) => answers[usize::from(*authority == Authority::Mainland)] = status,
+                Err(e) => {
+                    warn!(%authority, error = %e, "Prerequisites not re-confirmed at this card scan.");
+                    complete = false;
+                }
+            }
         }
+        let [macao, mainland] = &answers;
+        complete.then(|| confirm_prerequisites(person.category, macao, mainland).0)
+    } else {
+        None
     };
     let commands = refresh_commands(&person, &read, confirmed.as_ref());
     if commands.is_empty() {
@@ -1113,7 +1157,8 @@ async fn fingerprint_task(
 async fn document_task(
     mut reader: TcpDocumentReader,
     node: ClusterNode,
-    authorities: [AuthorityClient; 2],
+    authorities: Vec<(Authority, AuthorityClient)>,
+    policy: clearway_gallery::Policy,
     offset: FixedOffset,
     events: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
@@ -1124,7 +1169,7 @@ async fn document_task(
             _ = stop.changed() => return,
         };
         let today = Utc::now().with_timezone(&offset).date_naive();
-        let scan = match next.and_then(|raw| raw.read(today)) {
+        let scan = match next.and_then(|raw| raw.read_for(today, policy.destination)) {
             Ok(document) => {
                 let holder = {
                     let applied = node.gallery().read();
@@ -1144,6 +1189,7 @@ async fn document_task(
                     tokio::spawn(refresh_record(
                         node.clone(),
                         authorities.clone(),
+                        policy.clone(),
                         (**person).clone(),
                         document.clone(),
                     ));
@@ -1334,6 +1380,7 @@ fn report(
         clearances: console.clearances,
         clearances_last_hour: console.recent_clearances.len() as u64,
         staleness_ms: node.staleness_ms().unwrap_or(u64::MAX),
+        direction: view.direction.clone(),
     }
 }
 

@@ -24,9 +24,16 @@
 //! id = 1
 //! addr = "10.1.0.11"
 //!
+//! [policy]                     # the port's eligibility policy; defaults shown (Hengqin)
+//! authorities = ["macao", "mainland"]   # who inspects at its channels: one or two
+//! prerequisites = true          # seed 000's prerequisites (false: seed 001's ports)
+//!
 //! [[hall]]
 //! id = "passenger"
 //! name = "Passenger Inspection Hall"
+//! direction = "Macao → Hengqin" # which way its channels clear travellers (words) …
+//! channel_directions = { "25-48" = "Hengqin → Macao" }   # … unless a range says otherwise
+//! planned = false               # true: in the plan, not built yet (no nodes, no targets)
 //! channels = 48                  # channel n (1-based) …
 //! first_node_id = 101            # … is lane node first_node_id + n - 1 …
 //! node_addr = "10.1.1.{n}"       # … at this address
@@ -85,6 +92,10 @@ pub struct PortDefinition {
     /// The 1:N index's model for every node.
     #[serde(default)]
     pub gallery: GalleryConfig,
+    /// Who inspects at the port's channels and whether seed 000's prerequisites apply; every
+    /// lane's `procedure.authorities` / `procedure.prerequisites`. Default: Hengqin's.
+    #[serde(default)]
+    pub policy: clearway_gallery::Policy,
 }
 
 fn default_utc_offset() -> i32 {
@@ -167,9 +178,48 @@ pub struct HallDefinition {
     /// Channel n's lane node address, with `{n}` for the channel number (`10.1.1.{n}`).
     pub node_addr: String,
     /// node.toml's `[lane]` section for every channel, `{n}` and `{node_addr}` replaced in its
-    /// strings. `listen` and `procedure.channel` / `procedure.utc_offset_minutes` come from the
-    /// definition and must not be given.
+    /// strings. `listen` and `procedure.channel` / `utc_offset_minutes` / `authorities` /
+    /// `prerequisites` / `direction` come from the definition and must not be given.
     pub lane: toml::Table,
+    /// Which way the hall's channels clear travellers, in words (`Macao → Hengqin`). Seed 000:
+    /// registration is made travelling in either direction. Default: not said.
+    #[serde(default)]
+    pub direction: String,
+    /// Channels whose direction differs from the hall's: `"25-48"` or `"7"` → words.
+    #[serde(default)]
+    pub channel_directions: std::collections::BTreeMap<String, String>,
+    /// In the port's plan but not built yet (Hengqin's departure and arrival halls, planned for
+    /// the year after the launch): validated and listed, but no nodes, configs or targets.
+    #[serde(default)]
+    pub planned: bool,
+}
+
+impl HallDefinition {
+    /// Channel `n`'s direction, in words.
+    pub fn direction_of(&self, n: u32) -> std::result::Result<&str, String> {
+        for (range, words) in &self.channel_directions {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            let parse = |x: &str| {
+                x.trim().parse::<u32>().map_err(|_| {
+                    format!(
+                        "hall {}: channel_directions key {range:?} is not N or N-M",
+                        self.id
+                    )
+                })
+            };
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a == 0 || a > b || b > self.channels {
+                return Err(format!(
+                    "hall {}: channel_directions {range:?} outside 1..={}",
+                    self.id, self.channels
+                ));
+            }
+            if (a..=b).contains(&n) {
+                return Ok(words);
+            }
+        }
+        Ok(&self.direction)
+    }
 }
 
 /// One node of the port, as the definition places it.
@@ -260,7 +310,11 @@ impl PortDefinition {
                     h.id
                 ));
             }
+            h.direction_of(1)?;
         }
+        self.policy
+            .validate()
+            .map_err(|e| format!("[policy] {e}"))?;
         let nodes = self.nodes()?;
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
@@ -274,6 +328,15 @@ impl PortDefinition {
         }
         for n in &nodes {
             self.node_config(n.id)?;
+        }
+        // A planned hall's lane section is checked too (its first channel), so the plan is
+        // ready to build.
+        for h in self.halls.iter().filter(|h| h.planned) {
+            let text = h.node_addr.replace("{n}", "1");
+            let addr = text
+                .parse()
+                .map_err(|_| format!("hall {}: node_addr {text:?} is not an IP address", h.id))?;
+            self.lane_config(&h.id, 1, addr)?;
         }
         Ok(())
     }
@@ -290,7 +353,7 @@ impl PortDefinition {
                 channel: None,
             })
             .collect();
-        for h in &self.halls {
+        for h in self.halls.iter().filter(|h| !h.planned) {
             for n in 1..=h.channels {
                 let id = h
                     .first_node_id
@@ -392,7 +455,14 @@ impl PortDefinition {
             .or_insert_with(|| toml::Table::new().into())
             .as_table_mut()
             .ok_or_else(|| bad("procedure must be a table".into()))?;
-        for key in ["channel", "utc_offset_minutes"] {
+        for key in [
+            "channel",
+            "utc_offset_minutes",
+            "authorities",
+            "prerequisites",
+            "destination",
+            "direction",
+        ] {
             if procedure.contains_key(key) {
                 return Err(bad(format!(
                     "must not set procedure.{key} (the definition does)"
@@ -404,6 +474,26 @@ impl PortDefinition {
             "utc_offset_minutes".into(),
             i64::from(self.utc_offset_minutes).into(),
         );
+        procedure.insert(
+            "authorities".into(),
+            toml::Value::Array(
+                self.policy
+                    .authorities
+                    .iter()
+                    .map(|a| a.as_str().into())
+                    .collect(),
+            ),
+        );
+        procedure.insert("prerequisites".into(), self.policy.prerequisites.into());
+        // Absent: any destination (the procedure's default is Macao, so say so explicitly).
+        procedure.insert(
+            "destination".into(),
+            self.policy
+                .destination
+                .map_or("any", clearway_gallery::Destination::as_str)
+                .into(),
+        );
+        procedure.insert("direction".into(), h.direction_of(n)?.into());
         let lane: LaneConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;

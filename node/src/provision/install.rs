@@ -183,7 +183,7 @@ pub fn provision(
 
     let mut missing = Vec::new();
     if let Some(lane) = &config.lane {
-        for a in [&lane.macao, &lane.mainland] {
+        for a in [&lane.macao, &lane.mainland].into_iter().flatten() {
             for p in [&a.ca_cert, &a.client_cert, &a.client_key] {
                 if !under(root, p).exists() {
                     missing.push(p.clone());

@@ -7,6 +7,7 @@ use crate::cluster::NodeConfig;
 use crate::cluster::config::Role;
 use crate::net::Identity;
 use crate::net::tls::{Bundle, PortCa};
+use clearway_gallery::Authority;
 
 fn hengqin_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ports/hengqin.toml")
@@ -344,4 +345,91 @@ fn accounts_are_read_from_passwd() {
     assert_eq!(Account::find(passwd, "clear"), None);
     assert_eq!(Account::lookup("root").expect("root exists").uid, 0);
     assert!(Account::lookup("no-such-user-here").is_err());
+}
+
+fn shipped(name: &str) -> PortDefinition {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/ports/{name}.toml"));
+    PortDefinition::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Every port its own rules: Hengqin's joint inspection with seed 000's prerequisites and its
+/// planned halls, and two of seed 001's ports with one inspecting authority.
+#[test]
+fn each_shipped_port_carries_its_authorities_policy_and_directions() {
+    let hengqin = hengqin();
+    let lane = |def: &PortDefinition, id| def.node_config(id).expect("node").lane.expect("lane");
+    let p = lane(&hengqin, 101).procedure;
+    assert_eq!(p.authorities, [Authority::Macao, Authority::Mainland]);
+    assert!(p.prerequisites);
+    assert_eq!(p.direction, "Macao → Hengqin");
+    assert_eq!(lane(&hengqin, 148).procedure.direction, "Hengqin → Macao");
+    assert_eq!(lane(&hengqin, 216).procedure.direction, "Hengqin → Macao");
+    // The 46 planned channels are in the plan, not in the cluster.
+    let planned: u32 = hengqin
+        .halls
+        .iter()
+        .filter(|h| h.planned)
+        .map(|h| h.channels)
+        .sum();
+    assert_eq!(planned, 46);
+    assert!(hengqin.node(301).is_err() && hengqin.node(401).is_err());
+
+    assert_eq!(p.destination, crate::lane::procedure::EndorsementFor::Macao);
+    for (name, first, direction, destination) in [
+        (
+            "shanghai-hongqiao",
+            101,
+            "Shanghai → Hong Kong, Macao, Taiwan",
+            crate::lane::procedure::EndorsementFor::Any,
+        ),
+        (
+            "shenzhen-luohu",
+            140,
+            "Shenzhen → Hong Kong",
+            crate::lane::procedure::EndorsementFor::HongKong,
+        ),
+    ] {
+        let def = shipped(name);
+        let lane = lane(&def, first);
+        assert_eq!(lane.procedure.destination, destination, "{name}");
+        assert_eq!(lane.procedure.authorities, [Authority::Mainland], "{name}");
+        assert!(!lane.procedure.prerequisites, "{name}");
+        assert_eq!(lane.procedure.direction, direction, "{name}");
+        assert!(lane.macao.is_none() && lane.mainland.is_some(), "{name}");
+        def.targets().expect("targets");
+    }
+
+    // A lane section that names an authority the port does not inspect with, or lacks one it
+    // does, is refused; so are a bad policy and a bad direction range.
+    let text = std::fs::read_to_string(hengqin_path()).expect("read");
+    let one = text.replace(
+        "authorities = [\"macao\", \"mainland\"]",
+        "authorities = [\"mainland\"]",
+    );
+    let e = PortDefinition::parse(&one).expect_err("macao given but not inspecting");
+    assert!(e.contains("does not inspect"), "{e}");
+    let airport = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ports/shanghai-hongqiao.toml"),
+    )
+    .expect("read");
+    let e = PortDefinition::parse(&airport.replace("[\"mainland\"]", "[\"mainland\", \"macao\"]"))
+        .expect_err("macao inspects but has no config");
+    assert!(e.contains("is required"), "{e}");
+    let e = PortDefinition::parse(&airport.replace("[\"mainland\"]", "[]")).expect_err("none");
+    assert!(e.contains("[policy]"), "{e}");
+    let e = PortDefinition::parse(&text.replace("\"25-48\"", "\"25-49\"")).expect_err("range");
+    assert!(e.contains("channel_directions"), "{e}");
+    for procedure_key in [
+        "authorities = [\"macao\"]",
+        "direction = \"x\"",
+        "prerequisites = false",
+    ] {
+        let bad = text.replacen(
+            "[hall.lane]\n",
+            &format!("[hall.lane]\nprocedure = {{ {procedure_key} }}\n"),
+            1,
+        );
+        let e = PortDefinition::parse(&bad).expect_err(procedure_key);
+        assert!(e.contains("the definition does"), "{procedure_key}: {e}");
+    }
 }

@@ -206,6 +206,7 @@ impl Traveller {
             multiple_entry: true,
             valid_from: today - TimeDelta::days(100),
             valid_until: today + TimeDelta::days(265),
+            destination: clearway_gallery::Destination::Macao,
         });
         let guardian_consent =
             (self.standing == Standing::MinorWithConsent).then(|| GuardianConsent {

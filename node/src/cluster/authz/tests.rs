@@ -360,12 +360,12 @@ fn a_lane_registers_only_at_its_own_channel() {
         templates.clear();
     }
     refused(vec![faceless]);
-    // The consent acknowledged by one authority only is no registration.
-    let mut half = enrol_at(CHANNEL);
-    if let Command::Enrol { person, .. } = &mut half {
-        person.consents.pop();
+    // An enrolment without the traveller's consent is no registration.
+    let mut unconsented = enrol_at(CHANNEL);
+    if let Command::Enrol { person, .. } = &mut unconsented {
+        person.consents.clear();
     }
-    refused(vec![half]);
+    refused(vec![unconsented]);
     assert_eq!(completes(&complete_at(CHANNEL)), Some(PersonId(7)));
     assert_eq!(completes(&[enrol_at(CHANNEL)]), None);
 }

@@ -20,6 +20,7 @@ fn record(n: u32) -> AuthorityRecord {
         method: ClearanceMethod::Card,
         cleared_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
         channel: "hengqin/passenger-hall/1".into(),
+        direction: "Macao → Hengqin".into(),
     }
 }
 
@@ -656,6 +657,7 @@ async fn prerequisites_and_consent_withdrawal_over_mutual_tls() {
         name: "LI, MING".into(),
         given_at: Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 0).unwrap(),
         channel: "hq/ph/1".into(),
+        direction: String::new(),
     };
     let withdrawal = |key: &str| AuthorityRecord::ConsentWithdrawn {
         document: doc("C00000003"),

@@ -1,7 +1,7 @@
 //! What the reader takes from the permit's contactless chip.
 
 use chrono::NaiveDate;
-use clearway_gallery::{Endorsement, EndorsementKind};
+use clearway_gallery::{Destination, Endorsement, EndorsementKind};
 use serde::{Deserialize, Serialize};
 
 use super::error::DocumentError;
@@ -32,6 +32,10 @@ pub struct ChipData {
     /// Macao held by Mainland residents: type D/T/S/R/Q, entries, validity).
     #[serde(default)]
     pub endorsement: Option<ChipEndorsement>,
+    /// The electronic endorsements, one per destination (seed 004: a smart card carries
+    /// several). The lane takes the one for its port's destination ([`ChipData::endorsement_for`]).
+    #[serde(default)]
+    pub endorsements: Vec<ChipEndorsement>,
     /// Whether the holder authorised the Macao authorities to read the fingerprint data given
     /// when applying for the document (Mainland residents). Default false.
     #[serde(default)]
@@ -55,9 +59,45 @@ pub struct ChipEndorsement {
     pub valid_from: NaiveDate,
     /// Last day of validity.
     pub valid_until: NaiveDate,
+    /// Where it lets the holder go: `macao` (default) or `hong_kong`.
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+impl ChipData {
+    /// The endorsement that counts at a port whose channels lead to `destination` (`None`: any):
+    /// of those for that destination, the one valid longest. The single `endorsement` field of
+    /// older chips is a Macao endorsement unless it says otherwise.
+    pub fn endorsement_for(
+        &self,
+        destination: Option<Destination>,
+    ) -> Result<Option<&ChipEndorsement>, DocumentError> {
+        let mut best: Option<&ChipEndorsement> = None;
+        for e in self.endorsement.iter().chain(&self.endorsements) {
+            let goes = e.destination()?;
+            if destination.is_some_and(|d| goes != d) {
+                continue;
+            }
+            if best.is_none_or(|b| e.valid_until > b.valid_until) {
+                best = Some(e);
+            }
+        }
+        Ok(best)
+    }
 }
 
 impl ChipEndorsement {
+    /// Its destination.
+    pub fn destination(&self) -> Result<Destination, DocumentError> {
+        match self.destination.as_deref() {
+            None | Some("macao") => Ok(Destination::Macao),
+            Some("hong_kong") => Ok(Destination::HongKong),
+            Some(_) => Err(DocumentError::InvalidChip {
+                reason: "endorsement destination is neither macao nor hong_kong",
+            }),
+        }
+    }
+
     /// The endorsement, if its type is one of DOMAIN.md's.
     pub fn to_endorsement(&self) -> Result<Endorsement, DocumentError> {
         let kind = match self.kind.as_str() {
@@ -73,6 +113,7 @@ impl ChipEndorsement {
             multiple_entry: self.multiple_entry,
             valid_from: self.valid_from,
             valid_until: self.valid_until,
+            destination: self.destination()?,
         })
     }
 }
@@ -84,6 +125,7 @@ impl From<Endorsement> for ChipEndorsement {
             multiple_entry: e.multiple_entry,
             valid_from: e.valid_from,
             valid_until: e.valid_until,
+            destination: Some(e.destination.as_str().to_owned()),
         }
     }
 }

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use chip::{ChipData, ChipEndorsement};
 pub use config::DocumentReaderConfig;
 pub use error::{DocumentError, MrzField};
-pub use read::read_document;
+pub use read::{read_document, read_document_for};
 pub use reader::TcpDocumentReader;
 pub use simulator::DocumentReaderSimulator;
 pub use synthetic::synthetic_mrz;
@@ -66,6 +66,16 @@ impl RawDocument {
     /// Checks and maps the document ([`read_document`]).
     pub fn read(&self, today: NaiveDate) -> Result<DocumentRead, DocumentError> {
         read_document(&self.mrz, self.chip.as_ref(), today)
+    }
+
+    /// Checks and maps the document at a port whose channels lead to `destination`
+    /// ([`read_document_for`]).
+    pub fn read_for(
+        &self,
+        today: NaiveDate,
+        destination: Option<clearway_gallery::Destination>,
+    ) -> Result<DocumentRead, DocumentError> {
+        read_document_for(&self.mrz, self.chip.as_ref(), today, destination)
     }
 }
 

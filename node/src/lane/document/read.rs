@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 use clearway_gallery::person::ADULT_AGE;
-use clearway_gallery::{Category, DocumentKind, age_on};
+use clearway_gallery::{Category, Destination, DocumentKind, age_on};
 
 use super::chip::ChipData;
 use super::error::{DocumentError, MrzField};
@@ -69,6 +69,17 @@ pub fn read_document(
     mrz_text: &str,
     chip: Option<&ChipData>,
     today: NaiveDate,
+) -> Result<DocumentRead, DocumentError> {
+    read_document_for(mrz_text, chip, today, Some(Destination::Macao))
+}
+
+/// [`read_document`] at a port whose channels lead to `destination` (`None`: any): the
+/// endorsement read is the chip's one for that destination ([`ChipData::endorsement_for`]).
+pub fn read_document_for(
+    mrz_text: &str,
+    chip: Option<&ChipData>,
+    today: NaiveDate,
+    destination: Option<Destination>,
 ) -> Result<DocumentRead, DocumentError> {
     let lines = mrz_lines(mrz_text);
     for (i, line) in lines.iter().enumerate() {
@@ -159,7 +170,7 @@ pub fn read_document(
             }
             issue_date = Some(issued);
         }
-        if let Some(e) = &chip.endorsement {
+        if let Some(e) = chip.endorsement_for(destination)? {
             if e.valid_from > e.valid_until {
                 return Err(DocumentError::InvalidChip {
                     reason: "endorsement validity ends before it starts",

@@ -2,7 +2,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use clearway_gallery::{Category, DocumentKind, Endorsement, EndorsementKind};
+use clearway_gallery::{Category, Destination, DocumentKind, Endorsement, EndorsementKind};
 use expect_test::{Expect, expect};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -280,9 +280,11 @@ fn chip_for(number: &str, dob: NaiveDate) -> ChipData {
                 multiple_entry: true,
                 valid_from: day(2025, 9, 1),
                 valid_until: day(2026, 8, 31),
+                destination: Destination::Macao,
             }
             .into(),
         ),
+        endorsements: vec![],
         fingerprint_read_authorised: true,
         name_chinese: Some("李小明".to_owned()),
     }
@@ -657,4 +659,70 @@ async fn connect_errors_are_reported_and_retried_with_backoff() {
         assert_eq!(e.code(), "connect");
         assert!(!e.is_document_fault());
     }
+}
+
+/// Seed 004: a smart-card permit carries several endorsements, one per destination; a channel
+/// reads the one its port looks at (Hengqin: Macao; a Shenzhen land port: Hong Kong).
+#[test]
+fn the_endorsement_for_the_ports_destination_is_read() {
+    let mrz = synthetic_mrz(
+        DocumentKind::PermitHkMacao,
+        "C01234567",
+        "LI, XIAOMING",
+        day(1992, 3, 15),
+        day(2031, 6, 30),
+        'M',
+    );
+    let e = |kind: &str, until: NaiveDate, destination: Option<&str>| ChipEndorsement {
+        kind: kind.into(),
+        multiple_entry: true,
+        valid_from: day(2025, 1, 1),
+        valid_until: until,
+        destination: destination.map(str::to_owned),
+    };
+    let mut chip = chip_for("C01234567", day(1992, 3, 15));
+    chip.endorsement = None;
+    chip.endorsements = vec![
+        e("D", day(2027, 1, 1), Some("hong_kong")),
+        e("S", day(2026, 6, 1), Some("macao")),
+    ];
+    let read = |chip: &ChipData, d| {
+        read_document_for(&mrz, Some(chip), today(), d)
+            .map(|r| r.endorsement.map(|e| (e.kind, e.destination)))
+    };
+    assert_eq!(
+        read(&chip, Some(Destination::Macao)).expect("macao"),
+        Some((EndorsementKind::S, Destination::Macao))
+    );
+    assert_eq!(
+        read(&chip, Some(Destination::HongKong)).expect("hong kong"),
+        Some((EndorsementKind::D, Destination::HongKong))
+    );
+    assert_eq!(
+        read(&chip, None).expect("any"),
+        Some((EndorsementKind::D, Destination::HongKong)),
+        "valid longest"
+    );
+    // Only a Hong Kong endorsement: Hengqin reads none (face scan then says so).
+    let mut hk_only = chip.clone();
+    hk_only.endorsements.truncate(1);
+    assert_eq!(
+        read(&hk_only, Some(Destination::Macao)).expect("none"),
+        None
+    );
+    // An unknown letter on the other destination's endorsement does not matter here; on this
+    // one it goes to an officer. An unknown destination is invalid chip data.
+    let mut odd = chip.clone();
+    odd.endorsements[0].kind = "L".into();
+    assert!(read(&odd, Some(Destination::Macao)).is_ok());
+    assert!(matches!(
+        read(&odd, Some(Destination::HongKong)),
+        Err(DocumentError::EndorsementNotAccepted)
+    ));
+    let mut nowhere = chip;
+    nowhere.endorsements[1].destination = Some("taipei".into());
+    assert!(matches!(
+        read(&nowhere, Some(Destination::Macao)),
+        Err(DocumentError::InvalidChip { .. })
+    ));
 }

@@ -30,7 +30,7 @@
 //!
 //! Invariants (tested in `tests.rs`):
 //! * gate 1 opens only for one face in the zone that was identified and is eligible today, or for a
-//!   card read that is valid today; gates 2 and 3 open only when both authorities cleared this
+//!   card read that is valid today; gates 2 and 3 open only when every authority of the port cleared this
 //!   passage;
 //! * every gate command carries the newest fencing token the procedure knows, and a supervisor
 //!   override older than that token is refused;
@@ -53,8 +53,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use clearway_gallery::{
-    ADULT_AGE, Authority, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId, age_on,
-    document_eligibility, eligibility,
+    ADULT_AGE, Authority, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId, Policy, age_on,
+    document_eligibility, eligibility_under,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -116,6 +116,20 @@ pub struct ProcedureConfig {
     /// the procedure treats it as failed: the passage ends safely and an alarm is raised.
     #[serde(with = "millis")]
     pub gate_confirm_timeout: Duration,
+    /// The authorities that inspect at this port's channels (one or two): each inspects every
+    /// passage, receives the records and must acknowledge a registration's consent. Default
+    /// both (a joint inspection channel, as at Hengqin); the port definition's `[policy]`.
+    pub authorities: Vec<Authority>,
+    /// Whether seed 000's prerequisites apply (asked of the authorities before the declaration;
+    /// part of face-scan eligibility). Default true; seed 001's one-authority ports: false.
+    pub prerequisites: bool,
+    /// Which of a Mainland resident's endorsements counts here (`macao`, `hong_kong`; absent:
+    /// any valid one, as at an airport). Default `macao`; the port definition's `[policy]`.
+    pub destination: EndorsementFor,
+    /// Which way this channel clears travellers, in words for records and the console (the port
+    /// definition fills it in, e.g. `Macao → Hengqin`). Seed 000: registration is made
+    /// travelling in either direction. Default empty (not said).
+    pub direction: String,
 }
 
 impl Default for ProcedureConfig {
@@ -136,6 +150,10 @@ impl Default for ProcedureConfig {
             refusal_display: Duration::from_secs(4),
             verify_threshold: 0.45,
             gate_confirm_timeout: Duration::from_secs(3),
+            authorities: Authority::ALL.to_vec(),
+            prerequisites: true,
+            destination: EndorsementFor::Macao,
+            direction: String::new(),
         }
     }
 }
@@ -164,7 +182,41 @@ impl ProcedureConfig {
                 self.verify_threshold
             ));
         }
-        Ok(())
+        self.policy().validate()
+    }
+
+    /// The port's eligibility policy this channel applies.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            authorities: self.authorities.clone(),
+            prerequisites: self.prerequisites,
+            destination: self.destination.destination(),
+        }
+    }
+}
+
+/// Which of a Mainland resident's endorsements a channel looks at (`[lane.procedure]
+/// destination`): `macao`, `hong_kong` or `any`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndorsementFor {
+    /// The Macao endorsement (Hengqin).
+    #[default]
+    Macao,
+    /// The Hong Kong endorsement (Shenzhen's land ports).
+    HongKong,
+    /// Whichever is valid longest (an airport with flights to both).
+    Any,
+}
+
+impl EndorsementFor {
+    /// As the gallery's policy says it.
+    pub fn destination(self) -> Option<clearway_gallery::Destination> {
+        match self {
+            EndorsementFor::Macao => Some(clearway_gallery::Destination::Macao),
+            EndorsementFor::HongKong => Some(clearway_gallery::Destination::HongKong),
+            EndorsementFor::Any => None,
+        }
     }
 }
 
@@ -444,7 +496,9 @@ pub struct RegistrationRequest {
     pub consent_key: String,
     /// The channel.
     pub channel: String,
-    /// When both authorities had acknowledged the consent.
+    /// The port's authorities, each of which acknowledged the consent.
+    pub authorities: Vec<Authority>,
+    /// When every one of them had acknowledged it.
     pub at: DateTime<Utc>,
 }
 
@@ -622,11 +676,14 @@ pub struct LaneView {
     pub occupancy: u32,
     /// Why the channel is held for an officer, if it is.
     pub held_for: Option<&'static str>,
+    /// Which way the channel clears travellers (the port definition's words; may be empty).
+    pub direction: String,
 }
 
 /// The gate procedure of one channel. See the module documentation.
 pub struct Procedure {
     config: ProcedureConfig,
+    policy: Policy,
     offset: FixedOffset,
     phase: Phase,
     mode: LaneMode,
@@ -674,6 +731,7 @@ impl Procedure {
         let offset = FixedOffset::east_opt(config.utc_offset_minutes.saturating_mul(60))
             .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
         Procedure {
+            policy: config.policy(),
             config,
             offset,
             phase: Phase::Idle,
@@ -710,6 +768,7 @@ impl Procedure {
                 Phase::Officer { code } => Some(code),
                 _ => None,
             },
+            direction: self.config.direction.clone(),
         }
     }
 
@@ -865,7 +924,7 @@ impl Procedure {
             ),
             FaceCheck::Identified { person, .. } => {
                 let today = self.travel_day(now);
-                match eligibility(&person, today) {
+                match eligibility_under(&person, today, &self.policy) {
                     Ok(()) => {
                         let traveller = Traveller {
                             method: ClearanceMethod::Face,
@@ -982,17 +1041,50 @@ impl Procedure {
             self.not_offered(now, &document, why);
             return;
         }
+        let offer = Box::new(Offer {
+            document: *document,
+            existing,
+            guardian_consent,
+        });
+        if !self.policy.prerequisites {
+            // Seed 001's ports: the consent is all; nothing to ask first.
+            self.declare(now, offer, Prerequisites::default());
+            return;
+        }
         self.outputs
-            .push_back(Output::CheckPrerequisites(document.key()));
+            .push_back(Output::CheckPrerequisites(offer.document.key()));
         self.screen(GateId::One, "checking", "One moment, please.");
         self.phase = Phase::Checking {
-            offer: Box::new(Offer {
-                document: *document,
-                existing,
-                guardian_consent,
-            }),
-            answers: [None, None],
+            offer,
+            answers: self.unasked(),
             until: now + self.config.prerequisite_timeout,
+        };
+    }
+
+    /// Answers of the authorities this port does not inspect with: there is nothing to wait for.
+    fn unasked<T: Default>(&self) -> Answers<T> {
+        let mut answers: Answers<T> = [None, None];
+        for a in Authority::ALL {
+            if !self.policy.authorities.contains(&a) {
+                answers[slot(a)] = Some(Ok(T::default()));
+            }
+        }
+        answers
+    }
+
+    /// Shows the declaration.
+    fn declare(&mut self, now: DateTime<Utc>, offer: Box<Offer>, prerequisites: Prerequisites) {
+        self.screen(
+            GateId::One,
+            "declaration",
+            "Declaration: I register for Smart Immigration Clearance. My facial features will be \
+             collected and my consent transmitted to the border inspection authorities for \
+             record. Tap Agree to register, or Not now.",
+        );
+        self.phase = Phase::Declaration {
+            offer,
+            prerequisites: Box::new(prerequisites),
+            until: now + self.config.declaration_timeout,
         };
     }
 
@@ -1042,18 +1134,7 @@ impl Procedure {
             self.not_offered(now, &offer.document, why);
             return;
         }
-        self.screen(
-            GateId::One,
-            "declaration",
-            "Declaration: I register for Smart Immigration Clearance. My facial features will be \
-             collected and my consent transmitted to the Macao and Mainland border inspection \
-             authorities for record. Tap Agree to register, or Not now.",
-        );
-        self.phase = Phase::Declaration {
-            offer,
-            prerequisites: Box::new(prerequisites),
-            until: now + self.config.declaration_timeout,
-        };
+        self.declare(now, offer, prerequisites);
     }
 
     /// The authorities could not be asked: no registration this time, the card passage goes on.
@@ -1080,6 +1161,7 @@ impl Procedure {
             name: offer.document.name.clone(),
             given_at: now,
             channel: self.config.channel.clone(),
+            direction: self.config.direction.clone(),
         };
         self.outputs
             .push_back(Output::RecordConsent(Box::new(ConsentRequest {
@@ -1095,7 +1177,7 @@ impl Procedure {
             offer,
             prerequisites,
             key,
-            acks: [None, None],
+            acks: self.unasked(),
             until: now + self.config.registration_timeout,
         };
     }
@@ -1151,6 +1233,7 @@ impl Procedure {
                 prerequisites: *prerequisites,
                 consent_key: key,
                 channel: self.config.channel.clone(),
+                authorities: self.policy.authorities.clone(),
                 at: now,
             })));
         self.phase = Phase::Registering {
@@ -1174,9 +1257,9 @@ impl Procedure {
         self.admit_by_card(now, &document, None, ("registration_failed", &text));
     }
 
-    /// Queues the withdrawal of the consent under `key` for both authorities.
+    /// Queues the withdrawal of the consent under `key` for every authority of the port.
     fn withdraw(&mut self, now: DateTime<Utc>, document: &DocumentKey, key: &str, why: &str) {
-        for authority in Authority::ALL {
+        for authority in self.policy.authorities.clone() {
             self.deliver(
                 authority,
                 AuthorityRecord::ConsentWithdrawn {
@@ -1353,7 +1436,11 @@ impl Procedure {
             Authority::Macao => *macao = Some(verdict),
             Authority::Mainland => *mainland = Some(verdict),
         }
-        if macao.is_some() && mainland.is_some() {
+        let answered = |a: &Authority| match a {
+            Authority::Macao => macao.is_some(),
+            Authority::Mainland => mainland.is_some(),
+        };
+        if self.policy.authorities.iter().all(answered) {
             self.clear(now);
         }
     }
@@ -1604,7 +1691,7 @@ impl Procedure {
                     let silent: Vec<&str> =
                         [(Authority::Macao, macao), (Authority::Mainland, mainland)]
                             .into_iter()
-                            .filter(|(_, v)| v.is_none())
+                            .filter(|(a, v)| v.is_none() && self.policy.authorities.contains(a))
                             .map(|(a, _)| a.as_str())
                             .collect();
                     let detail = format!("no answer from {}", silent.join(" and "));
@@ -1745,13 +1832,13 @@ impl Procedure {
         self.gate(GateId::Two, GateAction::Open);
         self.gate(GateId::Three, GateAction::Open);
         self.screen(GateId::Two, "cleared", "Cleared. Have a good journey.");
-        self.decide(
-            now,
-            Outcome::Cleared,
-            "both_cleared",
-            Some(traveller.method),
-        );
-        for authority in Authority::ALL {
+        let reason = if self.policy.authorities.len() > 1 {
+            "both_cleared"
+        } else {
+            "cleared"
+        };
+        self.decide(now, Outcome::Cleared, reason, Some(traveller.method));
+        for authority in self.policy.authorities.clone() {
             self.deliver(
                 authority,
                 AuthorityRecord::Clearance {
@@ -1759,6 +1846,7 @@ impl Procedure {
                     method: traveller.method,
                     cleared_at: now,
                     channel: self.config.channel.clone(),
+                    direction: self.config.direction.clone(),
                 },
             );
         }

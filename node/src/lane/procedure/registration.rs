@@ -97,8 +97,10 @@ pub struct Completed<'a> {
     pub guardian_consent: Option<&'a clearway_gallery::GuardianConsent>,
     /// The prerequisites as confirmed before the declaration was shown.
     pub prerequisites: &'a Prerequisites,
-    /// When the authorities acknowledged the consent (both).
+    /// When the port's authorities had acknowledged the consent.
     pub acknowledged_at: DateTime<Utc>,
+    /// The port's authorities (each acknowledged the consent).
+    pub authorities: &'a [Authority],
     /// The channel.
     pub channel: &'a str,
 }
@@ -139,7 +141,8 @@ pub fn registration_commands(
     template: Template,
     face: FaceOnRecord<'_>,
 ) -> Result<Vec<Command>, RegistrationRefused> {
-    let consents: Vec<ConsentRecord> = Authority::ALL
+    let consents: Vec<ConsentRecord> = done
+        .authorities
         .iter()
         .map(|&authority| ConsentRecord {
             authority,

@@ -80,6 +80,7 @@ fn mainland_expired_endorsement() -> Person {
             multiple_entry: true,
             valid_from: day("2025-11-21"),
             valid_until: day("2026-11-20"),
+            destination: clearway_gallery::Destination::Macao,
         }),
         registrations: Registrations::default(),
         consents: vec![ConsentRecord {
@@ -245,7 +246,7 @@ fn render(o: &Output) -> String {
         Output::Gate(c) => format!("gate {} {} {}", c.gate.number(), c.action.as_str(), c.fence),
         Output::Screen(s) => format!("screen {} {}", s.gate.number(), s.code),
         Output::CheckPrerequisites(d) => format!("prerequisites {}", d.number),
-        Output::RecordConsent(_) => "consent to both".into(),
+        Output::RecordConsent(_) => "consent".into(), // to every authority of the port
         Output::Register(r) => format!(
             "register {}{}",
             r.document.number,
@@ -439,7 +440,7 @@ fn walks_through_the_channel() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 register H87654321
                 decision registered agreed card
@@ -527,7 +528,7 @@ fn walks_through_the_channel() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 register H87654321 existing
             ",
@@ -579,7 +580,7 @@ fn walks_through_the_channel() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 register H87654321
                 deliver macao withdrawal
@@ -1823,7 +1824,7 @@ fn registration_follows_seed_000() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 deliver macao withdrawal
                 deliver mainland withdrawal
@@ -1852,7 +1853,7 @@ fn registration_follows_seed_000() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 deliver macao withdrawal
                 deliver mainland withdrawal
@@ -1879,7 +1880,7 @@ fn registration_follows_seed_000() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 register H87654321
                 gate 1 open 3.40
@@ -1906,7 +1907,7 @@ fn registration_follows_seed_000() {
                 prerequisites H87654321
                 screen 1 checking
                 screen 1 declaration
-                consent to both
+                consent
                 screen 1 registering
                 register H87654321
                 gate 1 open 3.40
@@ -1955,6 +1956,7 @@ fn registrations_write_one_person_per_face_and_records_stay_true() {
         guardian_consent: None,
         prerequisites: &prerequisites,
         acknowledged_at: t(5),
+        authorities: &Authority::ALL,
         channel: "hq/ph/1",
     };
     let template = || {
@@ -2037,5 +2039,124 @@ fn registrations_write_one_person_per_face_and_records_stay_true() {
         *registrations,
         Registrations::default(),
         "a withdrawn prerequisite is removed"
+    );
+}
+
+/// Seed 001's ports with one inspecting authority (an airport, a Shenzhen land port): no
+/// prerequisites to ask, the consent and every inspection and record with that authority only.
+#[test]
+fn a_one_authority_port_clears_with_its_own_authority() {
+    fn airport() -> Procedure {
+        let mut p = Procedure::new(ProcedureConfig {
+            channel: "hq/ph/1".into(),
+            gate_confirm_timeout: Duration::from_secs(3600),
+            authorities: vec![Authority::Mainland],
+            prerequisites: false,
+            ..ProcedureConfig::default()
+        });
+        p.handle(t(0), fresh());
+        while p.poll_output().is_some() {}
+        p
+    }
+    let consented = Person {
+        registrations: Registrations::default(),
+        consents: vec![ConsentRecord {
+            authority: Authority::Mainland,
+            kind: ConsentKind::SmartClearanceRegistration,
+            given_at: t(-1),
+            channel: "hq/ph/1".into(),
+        }],
+        ..macao_adult()
+    };
+    let hk = || hk_card("1990-01-01");
+    check_with(
+        vec![
+            Case {
+                name: "registered with the airport's authority: face, one inspection, one record",
+                steps: vec![
+                    (100, identified(consented.clone())),
+                    (900, gates(1)),
+                    (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                    (1500, finger()),
+                    (
+                        1700,
+                        verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
+                    ),
+                ],
+                expect: "
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    gate 1 close 3.40
+                    screen 2 biometrics
+                    finger
+                    screen 2 inspecting
+                    inspect face 0.66
+                    gate 2 open 3.40
+                    gate 3 open 3.40
+                    screen 2 cleared
+                    decision cleared cleared face
+                    deliver mainland clearance
+                ",
+            },
+            Case {
+                name: "registration: no prerequisites asked, the airport's authority's acknowledgement completes it",
+                steps: vec![
+                    (100, card(hk(), Holder::Unknown)),
+                    (1_000, Input::Agree),
+                    (1_100, ack(Authority::Mainland, &hk(), 1_000, Ok(()))),
+                    (1_400, Input::Registered(Ok(PersonId(9)))),
+                ],
+                expect: "
+                    screen 1 declaration
+                    consent
+                    screen 1 registering
+                    register H87654321
+                    decision registered agreed card
+                    gate 1 open 3.40
+                    screen 1 registered
+                    decision admitted card_valid card
+                ",
+            },
+            Case {
+                name: "a failed registration is withdrawn from the airport's authority only",
+                steps: vec![
+                    (100, card(hk(), Holder::Unknown)),
+                    (1_000, Input::Agree),
+                    (
+                        1_100,
+                        ack(Authority::Mainland, &hk(), 1_000, Err("HTTP 503".into())),
+                    ),
+                ],
+                expect: "
+                    screen 1 declaration
+                    consent
+                    screen 1 registering
+                    deliver mainland withdrawal
+                    gate 1 open 3.40
+                    screen 1 registration_failed
+                    decision admitted card_valid card
+                ",
+            },
+            Case {
+                name: "a Hengqin-style record without the airport authority's consent: no face scan",
+                steps: vec![(
+                    100,
+                    identified(Person {
+                        consents: vec![ConsentRecord {
+                            authority: Authority::Macao,
+                            ..consented.consents[0].clone()
+                        }],
+                        ..consented.clone()
+                    }),
+                )],
+                expect: "
+                    screen 1 consent_missing_mainland
+                    referral consent_missing_mainland
+                    decision refused consent_missing_mainland face
+                ",
+            },
+        ],
+        airport,
     );
 }

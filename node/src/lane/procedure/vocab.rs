@@ -225,6 +225,9 @@ pub enum AuthorityRecord {
         given_at: DateTime<Utc>,
         /// Where: the channel.
         channel: String,
+        /// Which way the channel clears travellers (`Macao → Hengqin`), where the port says.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        direction: String,
     },
     /// A traveller was cleared through the channel by both authorities.
     Clearance {
@@ -236,6 +239,9 @@ pub enum AuthorityRecord {
         cleared_at: DateTime<Utc>,
         /// Where: the channel.
         channel: String,
+        /// Which way the traveller crossed (`Macao → Hengqin`), where the port says.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        direction: String,
     },
     /// A registration consent this lane sent did not complete the registration (the other
     /// authority did not acknowledge it in time, or the cluster did not record it): the
