@@ -151,6 +151,27 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
                 c.rig.show(Scene::Empty);
                 Ok(())
             }
+            // A second cancellation of the same person written straight to the port (as an
+            // operator's would be): it reaches the log and is refused when it applies.
+            "cancel-again" => match arg.parse::<clearway_gallery::PersonId>() {
+                Ok(person) => match c
+                    .rig
+                    .port
+                    .client()
+                    .write_audited(
+                        vec![clearway_gallery::Command::Cancel { person }],
+                        "cancel",
+                        &person.to_string(),
+                        "asked twice by mistake",
+                        Duration::from_secs(20),
+                    )
+                    .await
+                {
+                    Ok((_, outcomes)) if outcomes.iter().any(|o| matches!(o, clearway_gallery::Outcome::Refused { code, .. } if code == "unknown_person")) => Ok(()),
+                    other => Err(format!("the second cancellation: {other:?}")),
+                },
+                Err(e) => Err(format!("{arg}: {e}")),
+            },
             // On the new appliance: its key pair and a signing request for the port's CA.
             "csr" => {
                 let r = clearway_tests::node(&[

@@ -129,9 +129,11 @@ impl Console {
             id: def.id.clone(),
             name: def.name.clone(),
             utc_offset_minutes: def.utc_offset_minutes.to_string(),
+            // Planned halls are not built yet: the console watches the halls that are.
             halls: def
                 .halls
                 .iter()
+                .filter(|h| !h.planned)
                 .map(|h| format!("{} | {} | {}", h.id, h.name, h.channels))
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -148,6 +150,7 @@ impl Console {
             halls: def
                 .halls
                 .iter()
+                .filter(|h| !h.planned)
                 .map(|h| (h.id.clone(), h.name.clone(), h.channels))
                 .collect(),
             nodes: seeds,

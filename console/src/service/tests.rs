@@ -209,10 +209,11 @@ async fn every_action_is_refused_on_the_server_unless_the_role_allows_it_on_this
                 .join(" ")
         ));
     }
-    // `invalid` for the desk's consent: the (empty) form is checked after the role.
+    // `invalid` for the desk's consent and cancellation: the (empty) form is checked after the
+    // role, before any port is asked.
     expect_test::expect![[r#"
         supervisor overview=ok snapshot=ok lane=ok override=port_unreachable ack=port_unreachable find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=port_unreachable users=forbidden rollout=forbidden
-        desk       overview=forbidden snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=port_unreachable consent=invalid cancel=port_unreachable stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=forbidden users=forbidden rollout=forbidden
+        desk       overview=forbidden snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=port_unreachable consent=invalid cancel=invalid stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=forbidden users=forbidden rollout=forbidden
         admin      overview=ok snapshot=ok lane=ok override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=port_unreachable init=port_unreachable learner=port_unreachable retire=port_unreachable audit=port_unreachable users=ok rollout=ok
         other-port overview=ok snapshot=forbidden lane=forbidden override=forbidden ack=forbidden find=forbidden consent=forbidden cancel=forbidden stage=forbidden init=forbidden learner=forbidden retire=forbidden audit=forbidden users=forbidden rollout=forbidden"#]]
     .assert_eq(&rows.join("\n"));
