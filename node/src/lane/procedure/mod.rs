@@ -28,6 +28,10 @@
 //!      channel, tailgating or two faces hold the channel for an officer (Officer) until released.
 //! ```
 //!
+//! "Both authorities" here means every authority that inspects at the port
+//! ([`ProcedureConfig::authorities`]): Macao and the Mainland at a joint inspection port such as
+//! Hengqin, the Mainland alone at seed 001's airports and Shenzhen land ports.
+//!
 //! Invariants (tested in `tests.rs`):
 //! * gate 1 opens only for one face in the zone that was identified and is eligible today, or for a
 //!   card read that is valid today; gates 2 and 3 open only when every authority of the port cleared this

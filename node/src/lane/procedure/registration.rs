@@ -10,6 +10,8 @@
 //! * the **Smart Immigration Clearance registration** itself: Agree at gate 1, the consent
 //!   acknowledged by both authorities, then written to the gallery ([`registration_commands`]).
 //!
+//! "Both" authorities means every authority of the port ([`Completed::authorities`]).
+//!
 //! Pure functions, table-tested in `tests.rs`.
 
 use chrono::{DateTime, Utc};
