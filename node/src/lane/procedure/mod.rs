@@ -1900,6 +1900,12 @@ impl Procedure {
 
     /// Closes every gate and holds the channel until an officer releases it.
     fn hold(&mut self, code: &'static str, text: &str) {
+        // A consent still out (after Agree, before every acknowledgement) will never complete
+        // a registration now: withdrawn, as when it times out.
+        if let Phase::Consenting { offer, key, .. } = &self.phase {
+            let (document, key) = (offer.document.key(), key.clone());
+            self.withdraw(self.now, &document, &key, &format!("channel held ({code})"));
+        }
         for gate in GateId::ALL {
             if self.gates[usize::from(gate.number() - 1)] != GateState::Locked {
                 self.gate(gate, GateAction::Close);

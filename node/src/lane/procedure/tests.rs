@@ -2160,3 +2160,46 @@ fn a_one_authority_port_clears_with_its_own_authority() {
         airport,
     );
 }
+
+/// A channel held for an officer while the consent is out withdraws it: the acknowledgements
+/// that come later complete nothing.
+#[test]
+fn a_hold_while_the_consent_is_out_withdraws_it() {
+    let hk = || hk_card("1990-01-01");
+    check(vec![Case {
+        name: "a supervisor sends the traveller to an officer after Agree",
+        steps: [
+            vec![(100, card(hk(), Holder::Unknown))],
+            both_hold(200, &hk()),
+            vec![
+                (1_000, Input::Agree),
+                (1_100, ack(Authority::Macao, &hk(), 1_000, Ok(()))),
+                (
+                    1_200,
+                    Input::Override {
+                        action: OverrideAction::SendToOfficer,
+                        fence: Fence { term: 3, index: 41 },
+                    },
+                ),
+                (1_300, ack(Authority::Mainland, &hk(), 1_000, Ok(()))),
+            ],
+        ]
+        .concat(),
+        expect: "
+            prerequisites H87654321
+            screen 1 checking
+            screen 1 declaration
+            consent
+            screen 1 registering
+            decision referred supervisor
+            referral supervisor
+            deliver macao withdrawal
+            deliver mainland withdrawal
+            gate 1 close 3.41
+            gate 2 close 3.41
+            gate 3 close 3.41
+            screen 1 supervisor
+            screen 2 supervisor
+        ",
+    }]);
+}
