@@ -34,5 +34,8 @@ pub use person::{
     PersonStatus, Policy, Registration, Registrations, TravelDocument, age_on,
     document_eligibility, eligibility, eligibility_under,
 };
-pub use registry::{Change, Command, Entry, NewPerson, Outcome, Registry, RegistryImage, Request};
+pub use registry::{
+    CancellationNotice, Change, Command, Entry, NewPerson, NoticeId, Outcome, Registry,
+    RegistryImage, Request,
+};
 pub use template::{ModelId, Template};

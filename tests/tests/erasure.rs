@@ -3,9 +3,10 @@
 //! document number are in the Raft log and replicas of both nodes and his clearance records
 //! went through the lane's outbox to both reference authorities. The lane is down when the
 //! registration is cancelled; when it comes back it does not recognise him, every node's
-//! storage key and the lane's outbox key move past the cancellation, and a scan of every file
-//! the nodes keep (data directories, key directories, configs, logs) finds none of his template
-//! bytes, name or document number.
+//! storage key and the lane's outbox key move past the cancellation, both authorities hear of
+//! the cancellation exactly once (the lane delivers the replicated notice it finds when it
+//! comes back), and a scan of every file the nodes keep (data directories, key directories,
+//! configs, logs) finds none of his template bytes, name or document number.
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,41 @@ async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {
     rig.show(Scene::Empty);
     let (status, _) = http(rig.lane.api, "GET", "/lane");
     assert_eq!(status, 200);
+
+    // Both authorities hear of the cancellation, from the notice the lane found when it came
+    // back: one record each, naming his document, under one key; then no notice is left.
+    let cancellations = |records: Vec<(String, AuthorityRecord)>| -> Vec<String> {
+        records
+            .into_iter()
+            .filter_map(|(key, r)| match r {
+                AuthorityRecord::RegistrationCancelled { document, .. }
+                    if document.number == DOCUMENT =>
+                {
+                    Some(key)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    until(
+        "the cancellation at both authorities",
+        Duration::from_secs(60),
+        async || {
+            !cancellations(rig.records(Authority::Macao).await).is_empty()
+                && !cancellations(rig.records(Authority::Mainland).await).is_empty()
+        },
+    )
+    .await;
+    until(
+        "no cancellation notice left",
+        Duration::from_secs(30),
+        async || metric(&rig.port.scrape(2), "clearway_cancellation_notices_pending") == Some(0.0),
+    )
+    .await;
+    let macao = cancellations(rig.records(Authority::Macao).await);
+    let mainland = cancellations(rig.records(Authority::Mainland).await);
+    assert_eq!(macao.len(), 1, "exactly once at Macao: {macao:?}");
+    assert_eq!(macao, mainland, "one key for the cancellation, at both");
 
     // Every node shredded the cancellation: storage keys rotated, the lane's outbox key too.
     for (id, before) in [1u64, 2].into_iter().zip(epochs) {

@@ -636,6 +636,7 @@ impl Ledger {
                 _ => None,
             })
             .unwrap_or_default();
+        registry.begin_batch(index, Some(at));
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             let outcome = match op {
@@ -666,7 +667,7 @@ impl Ledger {
                         .iter()
                         .filter_map(|c| match c {
                             Change::Erase(id) => Some(*id),
-                            Change::Put(_) => None,
+                            Change::Put(_) | Change::Notice(_) => None,
                         })
                         .collect();
                     for id in erased {
@@ -735,7 +736,7 @@ impl Ledger {
             .iter()
             .filter_map(|c| match c {
                 Change::Put(id) => Some(*id),
-                Change::Erase(_) => None,
+                Change::Erase(_) | Change::Notice(_) => None,
             })
             .collect();
         if let (Some(record), [id]) = (

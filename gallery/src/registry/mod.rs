@@ -17,7 +17,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -25,6 +25,33 @@ use crate::{
     GuardianConsent, ModelId, Person, PersonId, PersonStatus, Registration, Registrations, Result,
     Template, TravelDocument,
 };
+
+/// Which cancellation a [`CancellationNotice`] is about: the log entry that cancelled and the
+/// person it erased (unique in the port's log: a person is cancelled once).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NoticeId {
+    /// The Raft log index of the cancelling entry.
+    pub index: u64,
+    /// The person it erased.
+    pub person: PersonId,
+}
+
+/// A cancellation the port's authorities must hear of (seed 000: the registration consent was
+/// recorded with both authorities, so is its cancellation). [`Command::Cancel`] erases the
+/// person and leaves this notice; it is replicated like any record, sealed at rest, carried in
+/// snapshots, and removed when a lane has delivered it to every authority of the port
+/// ([`Command::NoticeDelivered`]). The document is the only thing of the person kept after the
+/// erasure, and only until then: the authorities need it to find their own record.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct CancellationNotice {
+    /// The registration's document kind.
+    pub kind: DocumentKind,
+    /// The registration's document number.
+    pub number: String,
+    /// When the cancellation was made, as the console's audited change says (`None` for an
+    /// unaudited cancellation: the lane reports the time it delivers).
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
 
 /// Most templates one person may hold (a few captures, renewed over the years).
 pub const MAX_TEMPLATES_PER_PERSON: usize = 8;
@@ -153,6 +180,12 @@ pub enum Command {
         /// The fingerprint-read authorisation the Macao authority confirmed.
         fingerprint_read: Option<ConsentRecord>,
     },
+    /// A lane delivered this cancellation notice to every authority of the port: it is
+    /// removed. Idempotent (another lane may have reported it first).
+    NoticeDelivered {
+        /// Which notice.
+        notice: NoticeId,
+    },
 }
 
 impl Command {
@@ -168,6 +201,7 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::UpdateDocument { .. } => "update_document",
             Command::ConfirmPrerequisites { .. } => "confirm_prerequisites",
+            Command::NoticeDelivered { .. } => "notice_delivered",
         }
     }
 }
@@ -200,7 +234,8 @@ pub enum Outcome {
         /// Its hash (hex SHA-256).
         hash: String,
     },
-    /// An order, mode change or alarm acknowledgement was recorded.
+    /// An order, mode change or alarm acknowledgement was recorded, or a cancellation notice
+    /// delivered.
     Ordered,
     /// The command was refused; nothing changed.
     Refused {
@@ -242,6 +277,8 @@ pub enum Change {
     Put(PersonId),
     /// The person was cancelled: erase everything stored about them.
     Erase(PersonId),
+    /// A cancellation notice was left or removed: write it or erase it.
+    Notice(NoticeId),
 }
 
 /// One registered person: their record and face templates.
@@ -261,6 +298,8 @@ pub struct RegistryImage {
     pub next_id: u64,
     /// Every registered person, by id.
     pub entries: Vec<Entry>,
+    /// The cancellation notices not yet delivered to every authority, by id.
+    pub notices: Vec<(NoticeId, CancellationNotice)>,
 }
 
 /// [`RegistryImage`] borrowed from a live registry: serialises to the same bytes without copying
@@ -271,6 +310,8 @@ pub struct RegistryImageRef<'a> {
     pub next_id: u64,
     /// Every registered person, by id.
     pub entries: Vec<&'a Entry>,
+    /// The cancellation notices not yet delivered to every authority, by id.
+    pub notices: Vec<(&'a NoticeId, &'a CancellationNotice)>,
 }
 
 /// The port's gallery state: registered persons, their templates, and the 1:N index.
@@ -279,6 +320,9 @@ pub struct Registry {
     documents: HashMap<(DocumentKind, String), PersonId>,
     next_id: u64,
     index: Gallery,
+    notices: BTreeMap<NoticeId, CancellationNotice>,
+    /// The log entry being applied (index, audited time), for the notices it leaves.
+    batch: (u64, Option<DateTime<Utc>>),
 }
 
 impl Registry {
@@ -289,6 +333,8 @@ impl Registry {
             documents: HashMap::new(),
             next_id: 1,
             index: Gallery::new(model, dim)?,
+            notices: BTreeMap::new(),
+            batch: (0, None),
         })
     }
 
@@ -320,6 +366,28 @@ impl Registry {
     /// The person registered with this travel document, if any.
     pub fn find_document(&self, kind: DocumentKind, number: &str) -> Option<PersonId> {
         self.documents.get(&(kind, number.to_string())).copied()
+    }
+
+    /// The cancellation notices not yet delivered to every authority of the port, oldest first.
+    pub fn notices(&self) -> impl Iterator<Item = (&NoticeId, &CancellationNotice)> {
+        self.notices.iter()
+    }
+
+    /// One cancellation notice.
+    pub fn notice(&self, id: NoticeId) -> Option<&CancellationNotice> {
+        self.notices.get(&id)
+    }
+
+    /// Restores a cancellation notice read back from storage (node start-up).
+    pub fn restore_notice(&mut self, id: NoticeId, notice: CancellationNotice) {
+        self.notices.insert(id, notice);
+    }
+
+    /// Says which log entry the next commands come from, and the time its audited change
+    /// carries: a cancellation's notice is named and dated by them. The node calls it before
+    /// applying each entry, so every replica names a notice alike.
+    pub fn begin_batch(&mut self, index: u64, at: Option<DateTime<Utc>>) {
+        self.batch = (index, at);
     }
 
     /// The 1:N index of active persons' templates of the registry's model.
@@ -397,11 +465,24 @@ impl Registry {
             }
             Command::Cancel { person } => match self.entries.remove(&person) {
                 Some(entry) => {
-                    self.documents
-                        .remove(&(entry.person.document.kind, entry.person.document.number));
+                    self.documents.remove(&(
+                        entry.person.document.kind,
+                        entry.person.document.number.clone(),
+                    ));
                     // Zeroises the index rows; the entry's own buffers are dropped here.
                     self.index.remove_person(person);
                     changes.push(Change::Erase(person));
+                    let (index, cancelled_at) = self.batch;
+                    let id = NoticeId { index, person };
+                    self.notices.insert(
+                        id,
+                        CancellationNotice {
+                            kind: entry.person.document.kind,
+                            number: entry.person.document.number,
+                            cancelled_at,
+                        },
+                    );
+                    changes.push(Change::Notice(id));
                     Outcome::Cancelled(person)
                 }
                 None => unknown_person(person),
@@ -454,6 +535,12 @@ impl Registry {
                 e.person.consents.extend(fingerprint_read);
                 Ok(())
             }),
+            Command::NoticeDelivered { notice } => {
+                if self.notices.remove(&notice).is_some() {
+                    changes.push(Change::Notice(notice));
+                }
+                Outcome::Ordered
+            }
         }
     }
 
@@ -527,6 +614,11 @@ impl Registry {
         RegistryImage {
             next_id: self.next_id,
             entries: self.entries.values().cloned().collect(),
+            notices: self
+                .notices
+                .iter()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect(),
         }
     }
 
@@ -535,6 +627,7 @@ impl Registry {
         RegistryImageRef {
             next_id: self.next_id,
             entries: self.entries.values().collect(),
+            notices: self.notices.iter().collect(),
         }
     }
 
@@ -545,6 +638,7 @@ impl Registry {
         for entry in image.entries {
             registry.restore(entry)?;
         }
+        registry.notices.extend(image.notices);
         registry.set_next_id(image.next_id);
         Ok(registry)
     }

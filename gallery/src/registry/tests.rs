@@ -137,7 +137,7 @@ fn commands_apply_in_order_with_deterministic_ids() {
         record_consent: Updated(PersonId(1)) [Put(PersonId(1))]
         record_consent: Updated(PersonId(1)) [Put(PersonId(1))]
         register: Updated(PersonId(2)) [Put(PersonId(2))]
-        cancel: Cancelled(PersonId(2)) [Erase(PersonId(2))]
+        cancel: Cancelled(PersonId(2)) [Erase(PersonId(2)), Notice(NoticeId { index: 0, person: PersonId(2) })]
         cancel: Refused { code: "unknown_person", reason: "no person P00000002 is registered" } []
         add_template: Refused { code: "unknown_person", reason: "no person P00000009 is registered" } []
         enrol: Enrolled(PersonId(3)) [Put(PersonId(3))]
@@ -180,6 +180,58 @@ fn cancelled_person_is_never_found() {
         r.find_document(Category::MacaoResident.document_kind(), "A"),
         None
     );
+}
+
+#[test]
+fn a_cancellation_leaves_a_notice_until_delivered() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let mut changes = Vec::new();
+    r.apply(
+        Command::Enrol {
+            person: macao("1234567(8)"),
+            templates: vec![template(5)],
+        },
+        &mut changes,
+    );
+    let at: chrono::DateTime<chrono::Utc> = "2026-03-01T09:30:00Z".parse().expect("time");
+    r.begin_batch(41, Some(at));
+    changes.clear();
+    r.apply(
+        Command::Cancel {
+            person: PersonId(1),
+        },
+        &mut changes,
+    );
+    let id = NoticeId {
+        index: 41,
+        person: PersonId(1),
+    };
+    assert_eq!(changes, [Change::Erase(PersonId(1)), Change::Notice(id)]);
+    let notice = r.notice(id).expect("a notice for the authorities").clone();
+    assert_eq!(notice.number, "1234567(8)");
+    assert_eq!(notice.kind, Category::MacaoResident.document_kind());
+    assert_eq!(notice.cancelled_at, Some(at));
+
+    // Snapshots carry it: a replica that installs one delivers it too.
+    let copy = Registry::from_image(model(), 8, r.image()).expect("from image");
+    assert_eq!(copy.notice(id), Some(&notice));
+    assert_eq!(
+        postcard::to_stdvec(&r.image_ref()).expect("ref"),
+        postcard::to_stdvec(&r.image()).expect("image"),
+        "the borrowed image serialises like the owned one"
+    );
+
+    // Delivered: gone, and a second lane's report of the same delivery changes nothing.
+    changes.clear();
+    let outcome = r.apply(Command::NoticeDelivered { notice: id }, &mut changes);
+    assert_eq!(outcome, Outcome::Ordered);
+    assert_eq!(changes, [Change::Notice(id)]);
+    assert!(r.notice(id).is_none());
+    changes.clear();
+    let again = r.apply(Command::NoticeDelivered { notice: id }, &mut changes);
+    assert_eq!(again, Outcome::Ordered);
+    assert!(changes.is_empty());
+    assert_eq!(r.notices().count(), 0);
 }
 
 #[test]

@@ -217,6 +217,9 @@ pub fn forwarded_principal(
     Ok(Principal { identity, role })
 }
 
+/// Most cancellation notices one lane batch reports delivered.
+pub const MAX_NOTICES_PER_BATCH: usize = 64;
+
 /// Checks that a lane's V1 batch is what a lane writes, for one traveller at its own channel:
 ///
 /// * a registration: a new person enrolled with their face, the prerequisites the authorities
@@ -224,7 +227,9 @@ pub fn forwarded_principal(
 ///   enrolled without one (a minor approved at a service location), or a renewed permit's holder
 ///   relinked (their templates replaced by the new capture), each followed by the card's
 ///   document data, the prerequisites and the consents;
-/// * a card read keeping a registered record true: the document's data and/or the prerequisites.
+/// * a card read keeping a registered record true: the document's data and/or the prerequisites;
+/// * cancellation notices it delivered to every authority of the port (removing them; a stolen
+///   lane could report one it did not deliver — the authorities' own records are the check).
 ///
 /// Every Smart Immigration Clearance consent names `channel`. Nothing else: no cancellation, no
 /// guardian's consent, no consent kept by the authorities (the fingerprint-read authorisation
@@ -327,6 +332,15 @@ pub fn lane_registration(channel: &str, commands: &[Command]) -> Result<(), Stri
             Command::UpdateDocument { person, .. },
             c @ Command::ConfirmPrerequisites { person: p, .. },
         ] => same(p, person, c),
+        delivered
+            if !delivered.is_empty()
+                && delivered.len() <= MAX_NOTICES_PER_BATCH
+                && delivered
+                    .iter()
+                    .all(|c| matches!(c, Command::NoticeDelivered { .. })) =>
+        {
+            Ok(())
+        }
         _ => Err("a lane writes only the registration of one traveller at its channel".into()),
     }
 }

@@ -29,7 +29,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use clearway_gallery::ops::{
     AuditRecord, Ledger, LedgerChanges, LedgerView, Revocations, verify_chain,
 };
-use clearway_gallery::{Change, Entry, Hit, ModelId, PersonId, Registry, RegistryImage, Request};
+use clearway_gallery::{
+    CancellationNotice, Change, Entry, Hit, ModelId, NoticeId, PersonId, Registry, RegistryImage,
+    Request,
+};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sha2::{Digest, Sha256};
@@ -54,6 +57,9 @@ const LEDGER_VIEW: &[u8] = b"ledger_view";
 /// The certificate revocation list (absent: none; stores from before revocations have none).
 const REVOKED: &[u8] = b"revoked";
 const KEYS: &[u8] = b"sm_person_keys";
+/// Cancellation notices not yet delivered to every authority, sealed under the keyring; the key
+/// is the notice id (log index, person id; big-endian).
+const NOTICES: &[u8] = b"sm_notices";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const NEXT_ID: &[u8] = b"next_id";
@@ -62,7 +68,9 @@ const SHREDDED: &[u8] = b"shredded";
 /// Set while a received snapshot is being written; found at start-up it means the write was cut
 /// short, and the state machine starts empty (the leader sends the snapshot again).
 const INSTALLING: &[u8] = b"installing";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP3";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP4";
+/// Snapshots from before the cancellation notices: decoded, with none.
+const SNAPSHOT_MAGIC_V3: &[u8; 8] = b"CLWSNAP3";
 /// Snapshots from before the revocation list: decoded, with an empty list.
 const SNAPSHOT_MAGIC_V2: &[u8; 8] = b"CLWSNAP2";
 
@@ -164,6 +172,7 @@ pub struct StateMachineStore {
     meta: sled::Tree,
     audit: sled::Tree,
     reasons: sled::Tree,
+    notices: sled::Tree,
     keyring: Arc<Keyring>,
     handle: GalleryHandle,
     model: ModelId,
@@ -191,6 +200,7 @@ impl StateMachineStore {
         let meta = db.open_tree("sm_meta")?;
         let audit = db.open_tree(AUDIT)?;
         let reasons = db.open_tree(AUDIT_REASONS)?;
+        let notices = db.open_tree(NOTICES)?;
         if meta.get(INSTALLING)?.is_some() {
             warn!("A snapshot install was interrupted; starting the state machine empty.");
             persons.clear()?;
@@ -198,6 +208,7 @@ impl StateMachineStore {
             meta.clear()?;
             audit.clear()?;
             reasons.clear()?;
+            notices.clear()?;
             db.flush()?;
         }
         let mut registry = Registry::new(model.clone(), dim)?;
@@ -209,6 +220,11 @@ impl StateMachineStore {
                 .get(&k)?
                 .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
             registry.restore(open_entry(&key, &k, &sealed)?)?;
+        }
+        for item in notices.iter() {
+            let (k, sealed) = item?;
+            let (id, notice) = open_notice(&keyring, &k, &sealed)?;
+            registry.restore_notice(id, notice);
         }
         let next_id: Option<u64> = meta_get(&meta, NEXT_ID)?;
         registry.set_next_id(next_id.unwrap_or(1));
@@ -230,6 +246,7 @@ impl StateMachineStore {
             meta,
             audit,
             reasons,
+            notices,
             keyring,
             handle: GalleryHandle(Arc::new(RwLock::new(Applied {
                 registry,
@@ -276,6 +293,7 @@ impl StateMachineStore {
             meta: self.meta.clone(),
             keys: self.keys.clone(),
             reasons: self.reasons.clone(),
+            notices: self.notices.clone(),
             keyring: self.keyring.clone(),
             snapshot_path: self.snapshot_path.clone(),
             snapshot_lock: self.snapshot_lock.clone(),
@@ -294,6 +312,7 @@ impl StateMachineStore {
     ) -> Result<()> {
         // Seal outside the transaction (its closure may run more than once).
         let mut puts: Vec<([u8; 8], Option<(Option<Vec<u8>>, Vec<u8>)>)> = Vec::new();
+        let mut notice_puts: Vec<([u8; 16], Option<Vec<u8>>)> = Vec::new();
         {
             let guard = self.handle.read();
             for change in changes {
@@ -319,6 +338,15 @@ impl StateMachineStore {
                         puts.push((k, Some((new_key, sealed))));
                     }
                     Change::Erase(id) => puts.push((id.0.to_be_bytes(), None)),
+                    Change::Notice(id) => {
+                        let k = notice_key(id);
+                        let sealed = guard
+                            .registry
+                            .notice(id)
+                            .map(|n| seal_notice(&self.keyring, &k, n))
+                            .transpose()?;
+                        notice_puts.push((k, sealed));
+                    }
                 }
             }
         }
@@ -380,8 +408,15 @@ impl StateMachineStore {
             &self.meta,
             &self.audit,
             &self.reasons,
+            &self.notices,
         )
-            .transaction(|(persons, keys, meta, audit_tree, reasons)| {
+            .transaction(|(persons, keys, meta, audit_tree, reasons, notices)| {
+                for (k, sealed) in &notice_puts {
+                    match sealed {
+                        Some(sealed) => notices.insert(k, sealed.as_slice())?,
+                        None => notices.remove(k)?,
+                    };
+                }
                 for (seq, record) in &audit {
                     audit_tree.insert(seq, record.as_slice())?;
                 }
@@ -441,6 +476,7 @@ impl StateMachineStore {
         self.keys.clear()?;
         self.audit.clear()?;
         self.reasons.clear()?;
+        self.notices.clear()?;
         let ledger_changes = LedgerChanges {
             audit: ledger.audit().to_vec(),
             view: true,
@@ -494,6 +530,15 @@ impl StateMachineStore {
             self.keys.apply_batch(keys)?;
             self.persons.apply_batch(persons)?;
         }
+        {
+            let guard = self.handle.read();
+            let mut batch = sled::Batch::default();
+            for (id, notice) in guard.registry.notices() {
+                let k = notice_key(*id);
+                batch.insert(&k, seal_notice(&self.keyring, &k, notice)?);
+            }
+            self.notices.apply_batch(batch)?;
+        }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;
         write_snapshot_file(
@@ -525,6 +570,7 @@ pub struct Resealer {
     meta: sled::Tree,
     keys: sled::Tree,
     reasons: sled::Tree,
+    notices: sled::Tree,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
@@ -539,11 +585,16 @@ impl Resealer {
         Ok(())
     }
 
-    /// Re-seals person keys, audit reasons and the snapshot file still under an older key.
+    /// Re-seals person keys, audit reasons, cancellation notices and the snapshot file still
+    /// under an older key.
     /// Returns how many values were re-sealed.
     pub async fn reseal(&self) -> Result<usize> {
         let mut n = 0;
-        for (tree, name) in [(&self.keys, KEYS), (&self.reasons, AUDIT_REASONS)] {
+        for (tree, name) in [
+            (&self.keys, KEYS),
+            (&self.reasons, AUDIT_REASONS),
+            (&self.notices, NOTICES),
+        ] {
             for item in tree.iter() {
                 let (k, sealed) = item?;
                 if !self.keyring.is_stale(&sealed) {
@@ -601,6 +652,37 @@ fn open_entry(key: &DataKey, k: &[u8], sealed: &[u8]) -> Result<Entry> {
     postcard::from_bytes(&plain).map_err(|e| Error::Store(format!("a person record: {e}")))
 }
 
+/// A notice's storage key: its log index, then its person id, big-endian (oldest first).
+fn notice_key(id: NoticeId) -> [u8; 16] {
+    let mut k = [0; 16];
+    k[..8].copy_from_slice(&id.index.to_be_bytes());
+    k[8..].copy_from_slice(&id.person.0.to_be_bytes());
+    k
+}
+
+fn seal_notice(keyring: &Keyring, k: &[u8; 16], notice: &CancellationNotice) -> Result<Vec<u8>> {
+    let plain =
+        Zeroizing::new(postcard::to_stdvec(notice).map_err(|e| Error::Store(e.to_string()))?);
+    keyring.seal(NOTICES, k, &plain)
+}
+
+fn open_notice(
+    keyring: &Keyring,
+    k: &[u8],
+    sealed: &[u8],
+) -> Result<(NoticeId, CancellationNotice)> {
+    let id = <[u8; 16]>::try_from(k)
+        .map(|k| NoticeId {
+            index: u64::from_be_bytes(k[..8].try_into().unwrap_or_default()),
+            person: PersonId(u64::from_be_bytes(k[8..].try_into().unwrap_or_default())),
+        })
+        .map_err(|_| Error::Store(format!("a cancellation notice key of {} bytes", k.len())))?;
+    let plain = Zeroizing::new(keyring.open(NOTICES, k, sealed)?);
+    let notice = postcard::from_bytes(&plain)
+        .map_err(|e| Error::Store(format!("a cancellation notice: {e}")))?;
+    Ok((id, notice))
+}
+
 fn encode_snapshot(registry: &Registry, ledger: &Ledger) -> Result<Vec<u8>> {
     let mut out = SNAPSHOT_MAGIC.to_vec();
     let body = postcard::to_stdvec(&(registry.image_ref(), ledger))
@@ -616,6 +698,25 @@ pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
     if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC) {
         return postcard::from_bytes(body).map_err(malformed);
     }
+    /// The registry image before the cancellation notices (`CLWSNAP2`, `CLWSNAP3`).
+    #[derive(serde::Deserialize)]
+    struct ImageV3 {
+        next_id: u64,
+        entries: Vec<Entry>,
+    }
+    impl From<ImageV3> for RegistryImage {
+        fn from(old: ImageV3) -> RegistryImage {
+            RegistryImage {
+                next_id: old.next_id,
+                entries: old.entries,
+                notices: Vec::new(),
+            }
+        }
+    }
+    if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC_V3) {
+        let (image, ledger): (ImageV3, Ledger) = postcard::from_bytes(body).map_err(malformed)?;
+        return Ok((image.into(), ledger));
+    }
     if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC_V2) {
         /// The ledger as `CLWSNAP2` carried it.
         #[derive(serde::Deserialize)]
@@ -623,10 +724,9 @@ pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
             view: LedgerView,
             audit: Vec<AuditRecord>,
         }
-        let (image, old): (RegistryImage, LedgerV2) =
-            postcard::from_bytes(body).map_err(malformed)?;
+        let (image, old): (ImageV3, LedgerV2) = postcard::from_bytes(body).map_err(malformed)?;
         return Ok((
-            image,
+            image.into(),
             Ledger::from_parts(old.view, old.audit, Revocations::new()),
         ));
     }
@@ -804,6 +904,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 match entry.payload {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(Request::V1(commands)) => {
+                        guard.registry.begin_batch(entry.log_id.index, None);
                         for command in commands {
                             let before = changes.len();
                             response

@@ -165,3 +165,112 @@ async fn a_changed_audit_record_on_disk_shows_as_a_break() {
     let broken = verify_chain(&sm.handle().audit(0, 100)).expect_err("the change shows");
     assert_eq!(broken.seq, 1);
 }
+
+/// A V1 log entry at `index`.
+fn v1(index: u64, commands: Vec<clearway_gallery::Command>) -> super::typ::Entry {
+    super::typ::Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), index),
+        payload: openraft::EntryPayload::Normal(clearway_gallery::Request::V1(commands)),
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_notice_is_kept_sealed_until_delivered() {
+    use clearway_gallery::{
+        Category, Command, NewPerson, NoticeId, PersonId, Registrations, Template, TravelDocument,
+    };
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+
+    const NUMBER: &str = "9876543(2)";
+    let day = |s: &str| s.parse::<chrono::NaiveDate>().expect("date");
+    let person = NewPerson {
+        name: "CHAN, TAI MAN".into(),
+        date_of_birth: day("1980-05-06"),
+        category: Category::MacaoResident,
+        document: TravelDocument {
+            kind: Category::MacaoResident.document_kind(),
+            number: NUMBER.into(),
+            valid_from: day("2020-01-01"),
+            valid_until: day("2030-01-01"),
+        },
+        endorsement: None,
+        registrations: Registrations::default(),
+        consents: vec![],
+        guardian_consent: None,
+    };
+    let template =
+        Template::quantize(model(), &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).expect("template");
+    let id = NoticeId {
+        index: 2,
+        person: PersonId(1),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, keyring, _log, mut sm) = open_stores(dir.path());
+    sm.apply([
+        v1(
+            1,
+            vec![Command::Enrol {
+                person,
+                templates: vec![template],
+            }],
+        ),
+        v1(
+            2,
+            vec![Command::Cancel {
+                person: PersonId(1),
+            }],
+        ),
+    ])
+    .await
+    .expect("apply");
+    assert!(sm.handle().read().registry.notice(id).is_some());
+
+    // Sealed on disk: the tree holds it, not its document number in clear.
+    let tree = db.open_tree("sm_notices").expect("tree");
+    assert_eq!(tree.len(), 1);
+    let (_, sealed) = tree.iter().next().expect("one").expect("read");
+    assert!(
+        !sealed.windows(NUMBER.len()).any(|w| w == NUMBER.as_bytes()),
+        "the document number is sealed"
+    );
+
+    // A key rotation (the shredder's, after the cancellation) re-seals it; it still opens.
+    keyring.begin_rotation().expect("rotate");
+    assert!(sm.resealer().reseal().await.expect("reseal") >= 1);
+    keyring.finish_rotation().expect("old key destroyed");
+    let mut builder = sm.get_snapshot_builder().await;
+    let snapshot = builder.build_snapshot().await.expect("snapshot");
+    drop((builder, tree, sm, db, _log, keyring));
+    let (db, _keyring, _log, mut sm) = open_stores(dir.path());
+    let kept = sm
+        .handle()
+        .read()
+        .registry
+        .notice(id)
+        .cloned()
+        .expect("kept");
+    assert_eq!(kept.number, NUMBER);
+
+    // A replica that installs a snapshot has it too.
+    let other = tempfile::tempdir().expect("tempdir");
+    let (_db2, _k2, _l2, mut fresh) = open_stores(other.path());
+    fresh
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install");
+    assert_eq!(fresh.handle().read().registry.notice(id), Some(&kept));
+    drop((fresh, _db2, _k2, _l2));
+    let (_db2, _k2, _l2, fresh) = open_stores(other.path());
+    assert_eq!(
+        fresh.handle().read().registry.notice(id),
+        Some(&kept),
+        "written to disk when installed"
+    );
+
+    // Delivered: gone from memory and disk.
+    sm.apply([v1(3, vec![Command::NoticeDelivered { notice: id }])])
+        .await
+        .expect("apply");
+    assert!(sm.handle().read().registry.notice(id).is_none());
+    assert_eq!(db.open_tree("sm_notices").expect("tree").len(), 0);
+}

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use super::procedure::{GateId, GateState, LaneMode};
@@ -34,6 +35,8 @@ pub struct LaneMetrics {
     pub inspections: IntCounterVec,
     /// Time from frame arrival to the gate-1 open command.
     pub frame_to_gate1: Histogram,
+    /// Cancellation notices the replica holds, not yet delivered to every authority.
+    pub notices_pending: IntGauge,
 }
 
 impl LaneMetrics {
@@ -144,6 +147,13 @@ impl LaneMetrics {
                         "From the arrival of the identifying frame to the gate-1 open command.",
                     )
                     .buckets(buckets),
+                )?,
+            )?,
+            notices_pending: reg(
+                registry,
+                IntGauge::new(
+                    "clearway_cancellation_notices_pending",
+                    "Cancellations this replica holds that every authority of the port has not yet received.",
                 )?,
             )?,
         })

@@ -10,6 +10,7 @@
 //! * [`authority`]: the two authorities' HTTPS APIs, the durable outbox, and a reference service.
 //! * [`kiosk`]: the gate screens travellers read (`/kiosk`), in four languages (Fluent).
 //! * [`vision`]: camera frames to faces, 1:N on the local replica, 1:1 at gate 2.
+//! * [`notices`]: cancellations delivered to the port's authorities from the replicated notices.
 //! * [`stills`]: camera stills for a supervisor watching from the console (memory only).
 //! * [`runtime`]: the event loop around the procedure and the tasks that do its IO.
 //! * [`metrics`]: the lane's metrics on the node's registry.
@@ -21,6 +22,7 @@ pub mod fingerprint;
 pub mod gate;
 pub mod kiosk;
 pub mod metrics;
+pub mod notices;
 pub mod procedure;
 pub mod runtime;
 pub mod stills;

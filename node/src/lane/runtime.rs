@@ -577,6 +577,16 @@ impl Lane {
         }
         let authorities = clients(&parts.macao, &parts.mainland);
 
+        // Cancellations to the port's authorities.
+        tasks.push(tokio::spawn(super::notices::run(
+            node.clone(),
+            parts.procedure.channel.clone(),
+            authorities.clone(),
+            metrics.notices_pending.clone(),
+            super::notices::SPREAD,
+            stop.subscribe(),
+        )));
+
         // Screen API.
         let listener = tokio::net::TcpListener::bind(parts.listen)
             .await

@@ -312,6 +312,22 @@ fn a_lane_registers_only_at_its_own_channel() {
     ] {
         authorize(&lane(), &Call::Write(Request::V1(batch))).expect("a refresh is allowed");
     }
+    // Cancellation notices it delivered, alone in their batch.
+    let delivered = |person| Command::NoticeDelivered {
+        notice: clearway_gallery::NoticeId {
+            index: 40,
+            person: PersonId(person),
+        },
+    };
+    authorize(
+        &lane(),
+        &Call::Write(Request::V1(vec![delivered(1), delivered(2)])),
+    )
+    .expect("delivered notices are allowed");
+    let mut tucked = keep_true();
+    tucked.push(delivered(1));
+    refused(tucked);
+    refused((0..=64).map(delivered).collect());
     // A renewed permit relinks its holder: one new capture, moved to the new document.
     let mut relink = complete_at(CHANNEL);
     relink[0] = Command::ReplaceTemplates {

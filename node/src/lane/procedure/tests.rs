@@ -265,6 +265,7 @@ fn render(o: &Output) -> String {
                 AuthorityRecord::RegistrationConsent { .. } => "consent",
                 AuthorityRecord::Clearance { .. } => "clearance",
                 AuthorityRecord::ConsentWithdrawn { .. } => "withdrawal",
+                AuthorityRecord::RegistrationCancelled { .. } => "cancellation",
             }
         ),
         Output::Alarm { kind, .. } => format!("alarm {}", kind.as_str()),

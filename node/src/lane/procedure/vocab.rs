@@ -259,6 +259,18 @@ pub enum AuthorityRecord {
         /// Where: the channel.
         channel: String,
     },
+    /// A Smart Immigration Clearance registration was cancelled at a service location (seed
+    /// 000): the authority is to end the registration it recorded for this document. Every
+    /// cancellation goes to every authority of the port, delivered by one of its lanes from
+    /// the replicated cancellation notice, under one key per cancellation.
+    RegistrationCancelled {
+        /// The registration's document.
+        document: DocumentKey,
+        /// When the cancellation was made.
+        cancelled_at: DateTime<Utc>,
+        /// The port's reference for it (`<log index>/<person id>`): no personal data.
+        reference: String,
+    },
 }
 
 /// One record for one authority, as queued in the outbox.
