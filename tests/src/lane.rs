@@ -669,7 +669,8 @@ pub fn registered_macao_adult(number: &str, name: &str) -> NewPerson {
 }
 
 /// The test procedure's short time-outs (a partition turns face scan off after 4 s).
-const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\ndirection = \"Macao → Hengqin\"\n";
+/// Every face passage re-confirms the traveller's prerequisites (`prerequisite_recheck = 0`).
+const TEST_PROCEDURE: &str = "max_staleness = 4000\nenter_timeout = 3000\nrefusal_display = 1500\ninspection_timeout = 3000\nprerequisite_recheck = 0\ndirection = \"Macao → Hengqin\"\n";
 
 /// The rig's lane: channel 1 of the test port's passenger hall.
 pub const CHANNEL: &str = "testport/passenger/1";

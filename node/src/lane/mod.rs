@@ -11,6 +11,7 @@
 //! * [`kiosk`]: the gate screens travellers read (`/kiosk`), in four languages (Fluent).
 //! * [`vision`]: camera frames to faces, 1:N on the local replica, 1:1 at gate 2.
 //! * [`notices`]: cancellations delivered to the port's authorities from the replicated notices.
+//! * [`refresh`]: registered travellers' records kept true (card reads, face passages).
 //! * [`stills`]: camera stills for a supervisor watching from the console (memory only).
 //! * [`runtime`]: the event loop around the procedure and the tasks that do its IO.
 //! * [`metrics`]: the lane's metrics on the node's registry.
@@ -24,6 +25,7 @@ pub mod kiosk;
 pub mod metrics;
 pub mod notices;
 pub mod procedure;
+pub mod refresh;
 pub mod runtime;
 pub mod stills;
 pub mod vision;

@@ -40,11 +40,12 @@ use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprint
 use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use super::metrics::LaneMetrics;
 use super::procedure::{
-    CardScan, Completed, Delivery, DocumentRead, FaceOnRecord, GateAction, GateCommand, GateId,
-    Holder, Input, LaneView, Output, PrerequisiteStatus, Procedure, ProcedureConfig,
-    RegistrationRequest, Screen, confirm_prerequisites, refresh_commands, registration_commands,
+    CardScan, ClearanceMethod, Completed, Delivery, FaceOnRecord, GateAction, GateCommand, GateId,
+    Holder, Input, LaneView, Output, Procedure, ProcedureConfig, RegistrationRequest, Screen,
+    registration_commands,
 };
 use super::procedure::{Fence, LaneMode, OverrideAction};
+use super::refresh::Refresher;
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
 use crate::cluster::ClusterNode;
 use crate::cluster::protocol::{self, LaneAlarm, LastDecision};
@@ -542,10 +543,16 @@ impl Lane {
             .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
         let reader = TcpDocumentReader::new(parts.document_reader)
             .map_err(|e| Error::Config(format!("[lane.document_reader] {e}")))?;
+        let refresher = Refresher::new(
+            node.clone(),
+            clients(&parts.macao, &parts.mainland),
+            parts.procedure.policy(),
+            parts.procedure.prerequisite_recheck,
+        );
         tasks.push(tokio::spawn(document_task(
             reader,
             node.clone(),
-            clients(&parts.macao, &parts.mainland),
+            refresher.clone(),
             parts.procedure.policy(),
             offset,
             events_tx.clone(),
@@ -619,6 +626,7 @@ impl Lane {
             inspection_timeout: parts.procedure.inspection_timeout,
             verify_threshold: parts.procedure.verify_threshold,
             agreed: Mutex::new(None),
+            refresher,
         };
         tasks.push(tokio::spawn(event_loop(
             procedure,
@@ -718,6 +726,8 @@ struct Ctx {
     verify_threshold: f32,
     /// When the traveller tapped Agree: only a face captured since is theirs.
     agreed: Mutex<Option<Instant>>,
+    /// Re-confirms a face-scan traveller's prerequisites after their passage.
+    refresher: Refresher,
 }
 
 async fn event_loop(
@@ -879,6 +889,19 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
             let _ = ctx.finger_tx.send(());
         }
         Output::Inspect(request) => {
+            if request.method == ClearanceMethod::Face {
+                let person = {
+                    let applied = ctx.node.gallery().read();
+                    applied
+                        .registry
+                        .find_document(request.document.kind, &request.document.number)
+                        .and_then(|id| applied.registry.get(id))
+                        .map(|e| e.person.clone())
+                };
+                if let Some(person) = person {
+                    ctx.refresher.face_passage(person);
+                }
+            }
             for (authority, client) in ctx.authorities.clone() {
                 let (request, tx, metrics) =
                     (request.clone(), ctx.events_tx.clone(), ctx.metrics.clone());
@@ -1038,47 +1061,6 @@ async fn register(
     id.ok_or_else(|| "the registry answered without a person".into())
 }
 
-/// Keeps a registered traveller's record true after a card read: the card's document data,
-/// and the prerequisites as both authorities confirm them now ([`refresh_commands`]). Without
-/// both answers the prerequisites stay as last confirmed.
-async fn refresh_record(
-    node: ClusterNode,
-    clients: Vec<(Authority, AuthorityClient)>,
-    policy: clearway_gallery::Policy,
-    person: Person,
-    read: DocumentRead,
-) {
-    let key = read.key();
-    let confirmed = if policy.prerequisites {
-        let mut answers = [PrerequisiteStatus::default(), PrerequisiteStatus::default()];
-        let mut complete = true;
-        for (authority, client) in &clients {
-            match client.prerequisites(&key).await {
-                Ok(status) => answers[usize::from(*authority == Authority::Mainland)] = status,
-                Err(e) => {
-                    warn!(%authority, error = %e, "Prerequisites not re-confirmed at this card scan.");
-                    complete = false;
-                }
-            }
-        }
-        let [macao, mainland] = &answers;
-        complete.then(|| confirm_prerequisites(person.category, macao, mainland).0)
-    } else {
-        None
-    };
-    let commands = refresh_commands(&person, &read, confirmed.as_ref());
-    if commands.is_empty() {
-        return;
-    }
-    let what: Vec<&str> = commands.iter().map(|c| c.name()).collect();
-    match node.write(Request::V1(commands)).await {
-        Ok(_) => info!(changes = ?what, "A registered traveller's record was brought up to date."),
-        Err(e) => {
-            warn!(error = %e, "A registered traveller's record could not be brought up to date.")
-        }
-    }
-}
-
 async fn gate_task(
     mut gates: ModbusGates,
     mut commands: mpsc::UnboundedReceiver<GateCommand>,
@@ -1167,7 +1149,7 @@ async fn fingerprint_task(
 async fn document_task(
     mut reader: TcpDocumentReader,
     node: ClusterNode,
-    authorities: Vec<(Authority, AuthorityClient)>,
+    refresher: Refresher,
     policy: clearway_gallery::Policy,
     offset: FixedOffset,
     events: mpsc::UnboundedSender<Event>,
@@ -1196,13 +1178,7 @@ async fn document_task(
                     }
                 };
                 if let Holder::Registered(person) = &holder {
-                    tokio::spawn(refresh_record(
-                        node.clone(),
-                        authorities.clone(),
-                        policy.clone(),
-                        (**person).clone(),
-                        document.clone(),
-                    ));
+                    refresher.card_read((**person).clone(), document.clone());
                 }
                 CardScan::Read {
                     document: Box::new(document),

@@ -90,6 +90,12 @@ pub struct ProcedureConfig {
     /// is shown; without both answers the traveller is not offered registration this time.
     #[serde(with = "millis")]
     pub prerequisite_timeout: Duration,
+    /// How often a face-scan traveller's prerequisites are re-confirmed with the authorities:
+    /// after a face passage, when this lane last did so for them longer ago (a card read
+    /// re-confirms them every time, at most once a minute). A prerequisite withdrawn meanwhile
+    /// stops face scan from the next passage. Default a day.
+    #[serde(with = "millis")]
+    pub prerequisite_recheck: Duration,
     /// How long the registration declaration waits for Agree.
     #[serde(with = "millis")]
     pub declaration_timeout: Duration,
@@ -144,6 +150,7 @@ impl Default for ProcedureConfig {
             max_staleness: Duration::from_secs(300),
             multi_face_frames: 3,
             prerequisite_timeout: Duration::from_secs(3),
+            prerequisite_recheck: Duration::from_secs(24 * 3600),
             declaration_timeout: Duration::from_secs(30),
             registration_timeout: Duration::from_secs(10),
             enter_timeout: Duration::from_secs(10),

@@ -221,17 +221,18 @@ pub fn registration_commands(
     }
 }
 
-/// What a card read of a registered traveller changes in their record: the document's data
-/// (a renewed validity or endorsement under the same number) and, when the authorities answered,
-/// the prerequisites as they confirm them now (a withdrawn one is removed, which stops face scan).
-/// Empty when the record is already true.
+/// What a card read (or a face passage, `read` `None`) of a registered traveller changes in
+/// their record: the document's data (a renewed validity or endorsement under the same number)
+/// and, when the authorities answered, the prerequisites as they confirm them now (a withdrawn
+/// one is removed, which stops face scan). Empty when the record is already true.
 pub fn refresh_commands(
     person: &Person,
-    read: &DocumentRead,
+    read: Option<&DocumentRead>,
     confirmed: Option<&Prerequisites>,
 ) -> Vec<Command> {
     let mut out = Vec::new();
-    if read.key().kind == person.document.kind
+    if let Some(read) = read
+        && read.key().kind == person.document.kind
         && read.number == person.document.number
         && (read.travel_document() != person.document || read.endorsement != person.endorsement)
     {

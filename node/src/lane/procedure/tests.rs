@@ -2016,12 +2016,12 @@ fn registrations_write_one_person_per_face_and_records_stay_true() {
             fingerprint_read_authorised_at: None,
         },
     );
-    assert!(refresh_commands(&person, &read(&person), Some(&same)).is_empty());
-    assert!(refresh_commands(&person, &read(&person), None).is_empty());
+    assert!(refresh_commands(&person, Some(&read(&person)), Some(&same)).is_empty());
+    assert!(refresh_commands(&person, Some(&read(&person)), None).is_empty());
     let mut renewed = read(&person);
     renewed.valid_until = day("2039-12-31");
     assert_eq!(
-        names(&refresh_commands(&person, &renewed, None)),
+        names(&refresh_commands(&person, Some(&renewed), None)),
         "update_document"
     );
     let (withdrawn, why) = confirm_prerequisites(person.category, &nothing(), &nothing());
@@ -2031,7 +2031,13 @@ fn registrations_write_one_person_per_face_and_records_stay_true() {
             Authority::Mainland
         ))
     );
-    let c = refresh_commands(&person, &read(&person), Some(&withdrawn));
+    // A face passage re-confirms the prerequisites alone.
+    assert!(refresh_commands(&person, None, Some(&same)).is_empty());
+    assert_eq!(
+        names(&refresh_commands(&person, None, Some(&withdrawn))),
+        "confirm_prerequisites"
+    );
+    let c = refresh_commands(&person, Some(&read(&person)), Some(&withdrawn));
     assert_eq!(names(&c), "confirm_prerequisites");
     let clearway_gallery::Command::ConfirmPrerequisites { registrations, .. } = &c[0] else {
         panic!("{c:?}")
