@@ -59,7 +59,9 @@ pub struct LaneConfig {
     /// The procedure's tunables, including the channel's name (`[lane.procedure]`).
     #[serde(default)]
     pub procedure: ProcedureConfig,
-    /// The gate-screen API and lane status (HTTP). Required.
+    /// The gate-screen API and lane status (HTTP). Required, and a loopback address: the gate
+    /// screens are the appliance's own displays, and a tap on Agree is a traveller's consent,
+    /// so nothing on the hall network may reach it (mutual TLS for remote screens is not built).
     pub listen: SocketAddr,
     /// The camera facing travellers at gate 1. Required.
     pub camera_gate1: super::camera::CameraConfig,
@@ -95,6 +97,13 @@ impl LaneConfig {
     /// Checks every part; the first problem, named.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str, why: String| Error::Config(format!("[lane.{what}] {why}"));
+        if !self.listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "[lane] listen = \"{}\": the gate-screen API takes travellers' consent and must \
+                 listen on a loopback address (127.0.0.1), for the appliance's own screens only",
+                self.listen
+            )));
+        }
         self.procedure.validate().map_err(|e| bad("procedure", e))?;
         self.gates.validate().map_err(|e| bad("gates", e))?;
         self.fingerprint_reader
@@ -1370,6 +1379,35 @@ fn report(
     }
 }
 
+/// Screen taps let through per second.
+const TAPS_PER_SECOND: u32 = 4;
+
+/// How many screen taps the current second has let through.
+#[derive(Debug, Default)]
+struct TapBudget {
+    second: Option<Instant>,
+    used: u32,
+}
+
+impl TapBudget {
+    /// Whether a tap at `now` is let through (at most [`TAPS_PER_SECOND`] in any one second
+    /// window); counts it if so.
+    fn take(&mut self, now: Instant) -> bool {
+        match self.second {
+            Some(start) if now.saturating_duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.second = Some(now);
+                self.used = 0;
+            }
+        }
+        if self.used >= TAPS_PER_SECOND {
+            return false;
+        }
+        self.used += 1;
+        true
+    }
+}
+
 async fn serve_api(
     listener: tokio::net::TcpListener,
     texts: Arc<super::kiosk::Texts>,
@@ -1381,11 +1419,21 @@ async fn serve_api(
 
     use super::kiosk;
     let shared_kiosk = shared.clone();
+    // A person taps a few times a second at most: the taps that reach the procedure are
+    // bounded, the rest refused (429), so a stuck or hostile screen cannot fill the queue.
+    let budget = Arc::new(Mutex::new(TapBudget::default()));
     let tap = |input: Input| {
-        let events = events.clone();
+        let (events, budget) = (events.clone(), budget.clone());
         move || {
-            let input = input.clone();
+            let (input, events, budget) = (input.clone(), events.clone(), budget.clone());
             async move {
+                let allowed = budget
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(Instant::now());
+                if !allowed {
+                    return axum::http::StatusCode::TOO_MANY_REQUESTS;
+                }
                 match events.send(Event {
                     input,
                     arrived: None,
@@ -1491,4 +1539,54 @@ fn kiosk_file(content_type: &'static str, body: &'static str) -> impl axum::resp
         ],
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str) -> LaneConfig {
+        toml::from_str(&format!(
+            "listen = \"{listen}\"\n\
+             [procedure]\nchannel = \"hengqin/passenger/1\"\nauthorities = [\"mainland\"]\nprerequisites = false\n\
+             [camera_gate1]\nname = \"gate1\"\nsource = \"rtsp://10.12.1.20:554/stream1\"\n\
+             [camera_gate2]\nname = \"gate2\"\nsource = \"rtsp://10.12.1.21:554/stream1\"\n\
+             [gates]\naddress = \"10.12.1.30:502\"\n\
+             [document_reader]\naddress = \"10.12.1.31:7700\"\n\
+             [fingerprint_reader]\naddress = \"10.12.1.32:7701\"\n\
+             [mainland]\nbase_url = \"https://mainland.example:8443\"\nca_cert = \"/etc/clearway/mainland-ca.pem\"\n\
+             client_cert = \"/etc/clearway/client.pem\"\nclient_key = \"/etc/clearway/client.key\"\n"
+        ))
+        .expect("a lane section")
+    }
+
+    #[test]
+    fn the_gate_screen_api_listens_on_loopback_only() {
+        for listen in ["10.1.1.5:7600", "0.0.0.0:7600", "[::]:7600"] {
+            let e = config(listen).validate().expect_err(listen).to_string();
+            assert!(e.contains("loopback"), "{listen}: {e}");
+        }
+        for listen in ["127.0.0.1:7600", "[::1]:7600"] {
+            if let Err(e) = config(listen).validate() {
+                assert!(!e.to_string().contains("loopback"), "{listen}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn screen_taps_are_bounded_per_second() {
+        let mut budget = TapBudget::default();
+        let t0 = Instant::now();
+        let let_through = (0..100)
+            .filter(|i| budget.take(t0 + Duration::from_millis(*i)))
+            .count();
+        assert_eq!(
+            let_through, TAPS_PER_SECOND as usize,
+            "a flood within one second"
+        );
+        assert!(
+            budget.take(t0 + Duration::from_millis(1000)),
+            "the next second has its own budget"
+        );
+    }
 }

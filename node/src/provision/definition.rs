@@ -443,12 +443,15 @@ impl PortDefinition {
         }
         if table.contains_key("listen") {
             return Err(bad(
-                "must not set listen (it is [listen] lane on the node's address)".into(),
+                "must not set listen (it is [listen] lane on the appliance's loopback)".into(),
             ));
         }
+        // The gate screens are the appliance's own displays: never on the node's network.
         table.insert(
             "listen".into(),
-            SocketAddr::new(addr, self.listen.lane).to_string().into(),
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, self.listen.lane))
+                .to_string()
+                .into(),
         );
         let procedure = table
             .entry("procedure")
