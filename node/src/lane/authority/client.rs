@@ -21,6 +21,11 @@ use crate::lane::procedure::{
 
 /// The most of an authority's error body kept in an error message.
 const REASON_CHARS: usize = 200;
+/// The largest answer body read from an authority (a verdict or a prerequisite status is a few
+/// hundred bytes): a larger one is a bad response, and reading stops there.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most of a refusal's body read for its reason.
+const MAX_REASON_BYTES: usize = 4 * 1024;
 
 /// `kind` label values.
 const KIND_INSPECTION: &str = "inspection";
@@ -173,10 +178,7 @@ impl AuthorityClient {
         if !status.is_success() {
             return Err(self.status_error(response).await);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let bytes = self.read_capped(response, MAX_ANSWER_BYTES).await?;
         serde_json::from_slice::<Verdict>(&bytes).map_err(|e| AuthorityError::BadResponse {
             authority: self.authority.as_str(),
             reason: format!(
@@ -223,10 +225,7 @@ impl AuthorityClient {
         if !status.is_success() {
             return Err(self.status_error(response).await);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let bytes = self.read_capped(response, MAX_ANSWER_BYTES).await?;
         serde_json::from_slice::<PrerequisiteStatus>(&bytes).map_err(|e| {
             AuthorityError::BadResponse {
                 authority: self.authority.as_str(),
@@ -318,6 +317,34 @@ impl AuthorityClient {
         }
     }
 
+    /// Reads an answer's body, at most `max` bytes (within the request's timeout): a longer one
+    /// is a bad response, and nothing past `max` is read.
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>, AuthorityError> {
+        let too_large = || AuthorityError::BadResponse {
+            authority: self.authority.as_str(),
+            reason: format!("an answer larger than {max} bytes"),
+        };
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     fn header_key(&self, key: &str) -> Result<HeaderValue, AuthorityError> {
         if key.is_empty() || key.len() > 255 {
             return Err(AuthorityError::Config(format!(
@@ -364,7 +391,10 @@ impl AuthorityClient {
             };
         }
         if status.is_client_error() {
-            let body = response.bytes().await.unwrap_or_default();
+            let body = self
+                .read_capped(response, MAX_REASON_BYTES)
+                .await
+                .unwrap_or_default();
             let text = String::from_utf8_lossy(&body);
             let mut reason: String = text
                 .chars()

@@ -19,7 +19,7 @@
 //!   document's prerequisites, from its [`PrerequisiteBook`] (per document number, else the
 //!   book's default; the default default is "nothing held").
 //! * `GET /v1/records` — the stored records, oldest first, as a JSON array of [`StoredRecord`].
-//! * `POST /control/fail` — `{"mode": "unavailable" | "slow" | "garbage" | "ok", "for_ms": 5000}`:
+//! * `POST /control/fail` — `{"mode": "unavailable" | "slow" | "garbage" | "flood" | "ok", "for_ms": 5000}`:
 //!   `unavailable` answers 503 to the API routes; `slow` processes requests (stores records) and
 //!   then holds the answer for the configured slow delay, beyond any sane client timeout, which
 //!   is how a lost response is simulated; `garbage` answers inspections 200 with a body that is
@@ -90,6 +90,24 @@ pub enum FailMode {
     /// Answer inspections 200 with a body that is not a verdict (a broken authority); records
     /// are processed normally.
     Garbage,
+    /// Answer inspections and prerequisite queries 200 with a body far larger than any answer
+    /// (a broken or hostile authority: the client must stop reading, not run out of memory).
+    Flood,
+}
+
+/// The size of a [`FailMode::Flood`] answer.
+const FLOOD_BYTES: usize = 8 << 20;
+
+fn flood() -> Response {
+    let mut body = String::with_capacity(FLOOD_BYTES + 16);
+    body.push_str("{\"verdict\":\"");
+    body.extend(std::iter::repeat_n('x', FLOOD_BYTES));
+    body.push_str("\"}");
+    json_text(StatusCode::OK, body)
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Body of `POST /control/fail`.
@@ -651,6 +669,9 @@ async fn post_inspection(
     if mode == FailMode::Unavailable {
         return unavailable();
     }
+    if mode == FailMode::Flood {
+        return flood();
+    }
     if mode == FailMode::Garbage {
         return text(
             StatusCode::OK,
@@ -752,6 +773,9 @@ async fn post_prerequisites(State(s): State<Arc<Shared>>, body: Bytes) -> Respon
     let mode = s.mode();
     if mode == FailMode::Unavailable {
         return unavailable();
+    }
+    if mode == FailMode::Flood {
+        return flood();
     }
     let query: PrerequisiteQuery = match serde_json::from_slice(&body) {
         Ok(q) => q,

@@ -649,6 +649,13 @@ async fn prerequisites_and_consent_withdrawal_over_mutual_tls() {
     handle.set_mode(FailMode::Unavailable, None);
     let e = client.prerequisites(&doc("C00000002")).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
+    // An answer of megabytes is a bad response; the client stops reading at its cap.
+    handle.set_mode(FailMode::Flood, None);
+    let e = client.prerequisites(&doc("C00000002")).await.unwrap_err();
+    assert!(
+        matches!(&e, AuthorityError::BadResponse { reason, .. } if reason.contains("larger than")),
+        "{e}"
+    );
     handle.set_mode(FailMode::Ok, None);
 
     // A consent, its withdrawal, and a late consent under the withdrawn key: refused (410).
