@@ -449,7 +449,7 @@ pub fn code_id(prefix: &str, code: &str) -> String {
 }
 
 /// Kinds of alarm the console shows.
-pub const ALARM_CODES: [&str; 14] = [
+pub const ALARM_CODES: [&str; 15] = [
     "camera_down",
     "tailgating",
     "multiple_faces",
@@ -458,6 +458,7 @@ pub const ALARM_CODES: [&str; 14] = [
     "gate_fault",
     "gate_failed",
     "gate1_locked",
+    "foreign_fence",
     "held",
     "lane_offline",
     "replication_lag",

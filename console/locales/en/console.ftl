@@ -63,6 +63,7 @@ alarm-replica-stale = replica stale
 alarm-gate-fault = gate fault
 alarm-gate-failed = a gate did not carry out a command; passage stopped
 alarm-gate1-locked = traveller turned away at locked gate 1
+alarm-foreign-fence = gate controller commanded by another device: technician reset needed
 alarm-held = channel held for an officer
 alarm-lane-offline = lane offline
 alarm-replication-lag = replication lag

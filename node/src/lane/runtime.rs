@@ -239,6 +239,9 @@ impl ConsoleState {
         if view.face_scan || view.mode != LaneMode::FaceAndCard {
             self.alarms.remove("replica_stale");
         }
+        if !view.foreign_fence {
+            self.alarms.remove("foreign_fence");
+        }
         let gate1_locked = view.gates[0] == super::procedure::GateState::Locked;
         if !gate1_locked {
             self.alarms.remove("gate1_locked");
@@ -1116,7 +1119,7 @@ async fn gate_task(
                         unreachable = false;
                         let states = [status.gates[0].state, status.gates[1].state, status.gates[2].state];
                         metrics.gates(&states);
-                        let input = Input::Gates { states, occupancy: u32::from(status.zone_occupancy) };
+                        let input = Input::Gates { states, occupancy: u32::from(status.zone_occupancy), fence: status.fence };
                         if events.send(Event { input, arrived: None }).is_err() { return; }
                     }
                     Err(e) => {

@@ -198,6 +198,16 @@ impl SimLane {
         Ok(())
     }
 
+    /// A technician's reset at the cabinet (the controller's key switch, not reachable over
+    /// Modbus): the highest accepted fence goes back to zero, so the lane's own tokens are
+    /// accepted again after a device on the gate network wrote a forged one.
+    pub fn reset_fence(&mut self) {
+        self.fence = Fence::default();
+        for g in &mut self.gates {
+            g.fence = Fence::default();
+        }
+    }
+
     /// Sets the number of persons the light curtains see in the inspection zone.
     pub fn set_occupancy(&mut self, n: u16) {
         self.zone_occupancy = n;

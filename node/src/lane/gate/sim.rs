@@ -204,6 +204,12 @@ impl SimHandle {
         info!(gate = %gate, "Gate simulator: passage recorded.");
     }
 
+    /// A technician's reset of the remembered fence at the cabinet ([`SimLane::reset_fence`]).
+    pub fn reset_fence(&self) {
+        lock(&self.lane).reset_fence();
+        warn!("Gate simulator: fence reset by a technician.");
+    }
+
     /// Puts `gate` in fault: it stops where it is and refuses Open and Close.
     pub fn inject_fault(&self, gate: GateId) {
         lock(&self.lane).inject_fault(Instant::now(), gate);

@@ -370,6 +370,8 @@ pub enum Input {
         states: [GateState; 3],
         /// Persons the light curtains count between gate 1 and gate 2.
         occupancy: u32,
+        /// The highest fencing token the controller has accepted.
+        fence: Fence,
     },
     /// The replica's state: the fencing token it can issue and how stale it is.
     Replica {
@@ -428,6 +430,10 @@ pub enum AlarmKind {
     Gate1Locked,
     /// Face scan suspended: the replica is staler than allowed.
     ReplicaStale,
+    /// The gate controller accepted a fencing token this lane never issued: something else on
+    /// the gate network commands the gates. No passage starts until a technician resets the
+    /// controller's fence at the cabinet.
+    ForeignFence,
 }
 
 impl AlarmKind {
@@ -441,6 +447,7 @@ impl AlarmKind {
             AlarmKind::GateFailed => "gate_failed",
             AlarmKind::Gate1Locked => "gate1_locked",
             AlarmKind::ReplicaStale => "replica_stale",
+            AlarmKind::ForeignFence => "foreign_fence",
         }
     }
 }
@@ -687,6 +694,9 @@ pub struct LaneView {
     pub occupancy: u32,
     /// Why the channel is held for an officer, if it is.
     pub held_for: Option<&'static str>,
+    /// The gate controller holds a fencing token this lane never issued (no passage starts).
+    #[serde(default)]
+    pub foreign_fence: bool,
     /// Which way the channel clears travellers (the port definition's words; may be empty).
     pub direction: String,
 }
@@ -701,6 +711,8 @@ pub struct Procedure {
     fence: Fence,
     stale: bool,
     gates: [GateState; 3],
+    /// The controller's highest accepted fence, when it is one this lane never issued.
+    foreign_fence: Option<Fence>,
     /// The time of the input being handled (commands issued now are due by it plus
     /// [`ProcedureConfig::gate_confirm_timeout`]).
     now: DateTime<Utc>,
@@ -750,6 +762,7 @@ impl Procedure {
             fence: Fence::default(),
             stale: true,
             gates: [GateState::Closed; 3],
+            foreign_fence: None,
             now: DateTime::<Utc>::MIN_UTC,
             commanded: [None; 3],
             occupancy: 0,
@@ -779,6 +792,7 @@ impl Procedure {
                 Phase::Officer { code } => Some(code),
                 _ => None,
             },
+            foreign_fence: self.foreign_fence.is_some(),
             direction: self.config.direction.clone(),
         }
     }
@@ -858,7 +872,14 @@ impl Procedure {
                 key,
                 result,
             } => self.on_verdict(now, authority, &key, result),
-            Input::Gates { states, occupancy } => self.on_gates(now, states, occupancy),
+            Input::Gates {
+                states,
+                occupancy,
+                fence,
+            } => {
+                self.on_controller_fence(fence);
+                self.on_gates(now, states, occupancy)
+            }
             Input::GateFailed { gate, action, why } => self.on_gate_failed(now, gate, action, why),
             Input::Replica { fence, staleness } => self.on_replica(fence, staleness),
             Input::Override { action, fence } => self.on_override(now, action, fence),
@@ -914,6 +935,14 @@ impl Procedure {
         }
         self.multi_face_run = 0;
         let Some(face) = scan.face else { return };
+        if self.foreign_fence.is_some() {
+            if let FaceCheck::Identified { .. } = face
+                && matches!(self.phase, Phase::Idle | Phase::Refused { .. })
+            {
+                self.turn_away_foreign_fence(now, ClearanceMethod::Face);
+            }
+            return;
+        }
         if self.gate1_locked() {
             if let FaceCheck::Identified { .. } = face {
                 self.turn_away_at_locked_gate(now, ClearanceMethod::Face);
@@ -963,6 +992,11 @@ impl Procedure {
     fn on_card(&mut self, now: DateTime<Utc>, card: CardScan) {
         if self.mode == LaneMode::Closed {
             self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+            return;
+        }
+        if self.foreign_fence.is_some() && matches!(self.phase, Phase::Idle | Phase::Refused { .. })
+        {
+            self.turn_away_foreign_fence(now, ClearanceMethod::Card);
             return;
         }
         if self.gate1_locked() && matches!(self.phase, Phase::Idle | Phase::Refused { .. }) {
@@ -1519,6 +1553,48 @@ impl Procedure {
     /// A traveller presented at gate 1 while the controller reports it locked: no passage
     /// starts; the screen says the channel is closed and the console hears that travellers are
     /// being turned away (a lock left on by mistake shows).
+    /// The controller's highest accepted fence, as it reports it. Every token this lane issues
+    /// comes from its replica, so once the replica is fresh (it has applied what the leader had
+    /// committed) no token of ours exceeds [`Procedure::fence`]: a higher one was written by
+    /// something else on the gate network — the gates answer to it, not to the lane (a forged
+    /// `u64::MAX` locks the lane out for good). Alarm once, start no passage, until the
+    /// controller's fence is back within ours (a technician's reset at the cabinet).
+    fn on_controller_fence(&mut self, fence: Fence) {
+        match self.foreign_fence {
+            None if !self.stale && fence > self.fence => {
+                self.foreign_fence = Some(fence);
+                self.alarm(
+                    AlarmKind::ForeignFence,
+                    format!(
+                        "the gate controller accepted fence {fence}, above any this lane issued \
+                         ({}): something else commands the gates; no passage starts until a \
+                         technician resets the controller's fence",
+                        self.fence
+                    ),
+                );
+                if matches!(self.phase, Phase::Idle) {
+                    self.back_to_idle();
+                }
+            }
+            Some(_) if fence <= self.fence => {
+                self.foreign_fence = None;
+                if matches!(self.phase, Phase::Idle) {
+                    self.back_to_idle();
+                }
+            }
+            Some(_) => self.foreign_fence = Some(fence),
+            None => {}
+        }
+    }
+
+    fn turn_away_foreign_fence(&mut self, now: DateTime<Utc>, method: ClearanceMethod) {
+        self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+        self.decide(now, Outcome::Refused, "foreign_fence", Some(method));
+        self.phase = Phase::Refused {
+            until: now + self.config.refusal_display,
+        };
+    }
+
     fn turn_away_at_locked_gate(&mut self, now: DateTime<Utc>, method: ClearanceMethod) {
         self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
         self.alarm(
@@ -1926,6 +2002,10 @@ impl Procedure {
     fn back_to_idle(&mut self) {
         self.multi_face_run = 0;
         self.phase = Phase::Idle;
+        if self.foreign_fence.is_some() {
+            self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
+            return;
+        }
         if self.gate1_locked() && self.mode != LaneMode::Closed {
             self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
             return;

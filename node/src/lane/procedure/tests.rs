@@ -220,6 +220,7 @@ fn gates(occupancy: u32) -> Input {
     Input::Gates {
         states: [GateState::Closed; 3],
         occupancy,
+        fence: Fence::default(),
     }
 }
 
@@ -999,6 +1000,86 @@ fn fencing_tokens_follow_the_replica_and_refuse_stale_overrides() {
     assert_eq!(p.view().fence, Fence { term: 4, index: 9 });
 }
 
+/// The controller reports the highest fence it accepted.
+fn controller_fence(term: u64, index: u64) -> Input {
+    Input::Gates {
+        states: [GateState::Closed; 3],
+        occupancy: 0,
+        fence: Fence { term, index },
+    }
+}
+
+#[test]
+fn a_fence_the_lane_never_issued_stops_every_passage_until_reset() {
+    check(vec![
+        Case {
+            name: "the lane's own fence at the controller is normal",
+            steps: vec![
+                (0, fresh()),
+                (10, controller_fence(3, 40)),
+                (20, identified(macao_adult())),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "a forged u64::MAX fence: alarm once, nobody admitted by face or card",
+            steps: vec![
+                (0, fresh()),
+                (10, controller_fence(u64::MAX, u64::MAX)),
+                (20, controller_fence(u64::MAX, u64::MAX)),
+                (30, identified(macao_adult())),
+                (6000, card(read(&macao_adult()), Holder::Unknown)),
+            ],
+            expect: "
+                alarm foreign_fence
+                screen 1 lane_closed
+                decision refused foreign_fence face
+                decision refused foreign_fence card
+            ",
+        },
+        Case {
+            name: "a technician resets the controller: passages again",
+            steps: vec![
+                (0, fresh()),
+                (10, controller_fence(3, 41)),
+                (20, controller_fence(0, 0)),
+                (30, identified(macao_adult())),
+            ],
+            expect: "
+                alarm foreign_fence
+                screen 1 lane_closed
+                screen 1 ready
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "a lane back from a restart, its replica behind what it issued: no alarm yet",
+            steps: vec![
+                (
+                    0,
+                    Input::Replica {
+                        fence: Fence { term: 3, index: 12 },
+                        staleness: None,
+                    },
+                ),
+                (10, controller_fence(3, 40)),
+                (20, fresh()),
+                (30, controller_fence(3, 40)),
+            ],
+            expect: "
+                alarm replica_stale
+                screen 1 card_only
+            ",
+        },
+    ]);
+}
+
 #[test]
 fn a_stale_replica_stops_face_scan_but_not_card_scan() {
     let mut p = procedure();
@@ -1249,7 +1330,11 @@ fn config_validation() {
 }
 
 fn reported(states: [GateState; 3], occupancy: u32) -> Input {
-    Input::Gates { states, occupancy }
+    Input::Gates {
+        states,
+        occupancy,
+        fence: Fence::default(),
+    }
 }
 
 fn failed(gate: GateId, action: GateAction) -> Input {
