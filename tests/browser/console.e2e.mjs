@@ -43,7 +43,17 @@ async function newPage() {
     console.log(`page error: ${e.message}`);
   });
   page.on('console', (m) => {
-    if (m.type() === 'error') console.log(`browser console error: ${m.text()}`);
+    if (m.type() !== 'error') return;
+    console.log(`browser console error: ${m.text()}`);
+    // Pages run under a strict Content-Security-Policy (a nonce for the hydration script, no
+    // inline anything else): anything it blocks is a defect.
+    if (m.text().includes('Content Security Policy')) pageErrors.push(`CSP: ${m.text()}`);
+  });
+  // The policy's violations as the page itself sees them (also those not logged).
+  await ctx.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
   });
   return page;
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, Path as UrlPath, Query, Request, State};
 use axum::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION,
+    REFERRER_POLICY, SET_COOKIE, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -89,7 +91,40 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
             _,
         >(context, shell))
         .layer(middleware::from_fn_with_state(console, guard))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// What every answer that is not a page gets as its Content-Security-Policy: nothing runs,
+/// nothing loads, nothing frames it.
+pub const DEFAULT_CSP: &str =
+    "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Headers on every answer, the guard's refusals included: no MIME sniffing, no referrer, no
+/// framing, HSTS (meaningful once served over TLS), a Content-Security-Policy (a page's own,
+/// with its nonce, from [`crate::app::shell`]; [`DEFAULT_CSP`] otherwise), and `no-store` on
+/// everything but the wasm package (pages and answers can hold personal data).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let package = req.uri().path().starts_with("/pkg/");
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        );
+    }
+    if !package {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 // ---------------------------------------------------------------------------------- cookies

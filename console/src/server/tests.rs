@@ -542,3 +542,62 @@ async fn the_language_is_kept_in_a_cookie_and_only_local_pages_are_returned_to()
     );
     assert!(page.body.contains("登入"), "the login page in Chinese");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_pages_a_nonce_policy() {
+    let http = app();
+    let header = |a: &Answer, name: &str| {
+        a.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let page = http.page("/login", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = header(&page, "content-security-policy");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("a nonce in the page's policy: {csp}"));
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Every inline script and style the page holds carries this response's nonce.
+    for tag in ["<script", "<style"] {
+        for (i, part) in page.body.split(tag).enumerate().skip(1) {
+            let open = part.split('>').next().unwrap_or_default();
+            if open.contains("src=") {
+                continue;
+            }
+            assert!(
+                open.contains(&format!("nonce=\"{nonce}\"")),
+                "{tag} #{i} without the nonce: {tag}{open}>"
+            );
+        }
+    }
+    let again = http.page("/login", None).await;
+    assert_ne!(
+        header(&again, "content-security-policy"),
+        csp,
+        "a fresh nonce per response"
+    );
+
+    // Answers that are not pages: nothing runs, nothing frames them; nothing is stored.
+    let refused = http.post("/auth/logout", None, String::new(), false).await;
+    let missing = http.page("/no/such/page", None).await;
+    for a in [&page, &refused, &missing] {
+        assert_eq!(header(a, "x-content-type-options"), "nosniff");
+        assert_eq!(header(a, "referrer-policy"), "no-referrer");
+        assert_eq!(header(a, "x-frame-options"), "DENY");
+        assert!(header(a, "strict-transport-security").starts_with("max-age="));
+        assert_eq!(header(a, "cache-control"), "no-store", "{}", a.status);
+        assert!(
+            header(a, "content-security-policy").contains("frame-ancestors 'none'"),
+            "{}",
+            a.status
+        );
+    }
+    assert_eq!(header(&refused, "content-security-policy"), DEFAULT_CSP);
+}
