@@ -37,6 +37,10 @@ pub struct ConsoleConfig {
     /// cookie is `Secure`, which browsers accept over plain HTTP only from loopback.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address of `/metrics` (and `/healthz`) for Prometheus: a listener of its own, on the
+    /// monitoring network, never the supervisors' console address. Default none: no metrics.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The console's own data: users (sled), rolled-out ports, their CAs (key 0600) and
     /// generated node bundles. Required; relative paths are from the config file's directory.
     pub data_dir: PathBuf,
@@ -363,6 +367,13 @@ mod tests {
             (def.id.as_str(), def.name.as_str())
         );
         assert_eq!(p.utc_offset_minutes, def.utc_offset_minutes);
+        // Prometheus scrapes the console where it serves /metrics, apart from its own address.
+        assert_eq!(
+            c.metrics_listen.map(|a| a.to_string()),
+            def.console.clone(),
+            "the target file's console is the console's metrics_listen"
+        );
+        assert_ne!(c.metrics_listen, Some(c.listen));
         let console_halls: Vec<(&str, &str, u32)> = p
             .halls
             .iter()

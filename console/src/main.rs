@@ -147,12 +147,26 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let metrics = Metrics::new(prometheus::Registry::new())?;
         let listen = config.listen;
+        let metrics_listen = config.metrics_listen;
         let console = Arc::new(Console::open(config, metrics)?);
         if !console.auth.has_users() {
             warn!("No console user exists yet; create the first port admin with `clearway-console user add --role port-admin`.");
         }
         clearway_console::poller::spawn_all(&console);
         let app = clearway_console::server::router(console.clone(), &site);
+        // Prometheus' listener, apart from the supervisors' address; it ends with the process.
+        if let Some(addr) = metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+            let metrics = clearway_console::server::metrics_router(console.clone());
+            info!(metrics = %addr, "Serving /metrics for Prometheus.");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    warn!(error = %e, "The metrics listener stopped.");
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

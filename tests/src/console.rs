@@ -67,6 +67,8 @@ pub struct ConsoleRig {
     pub rig: Rig,
     /// The console's base URL, e.g. `http://127.0.0.1:40123`.
     pub url: String,
+    /// Where the console serves `/metrics` for Prometheus (not at `url`).
+    pub metrics: SocketAddr,
     /// The rig's directory.
     pub dir: PathBuf,
     console: Child,
@@ -109,10 +111,12 @@ pub const HENGQIN_HALLS: [Hall; 2] = [
     },
 ];
 
-/// A `console.toml` for one port: the console on `listen`, its data in `data/` and the port's
-/// client bundle in `bundle/` beside the file, every node of the port as a seed.
+/// A `console.toml` for one port: the console on `listen`, its `/metrics` on `metrics`, its
+/// data in `data/` and the port's client bundle in `bundle/` beside the file, every node of the
+/// port as a seed.
 pub fn console_config(
     listen: SocketAddr,
+    metrics: SocketAddr,
     port: &str,
     port_name: &str,
     nodes: &BTreeMap<u64, SocketAddr>,
@@ -137,7 +141,7 @@ pub fn console_config(
         })
         .collect();
     format!(
-        "listen = \"{listen}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\ndashboard_url = \"https://grafana.test.invalid/d/clearway-port?var-port={port}\"\nnodes = {{ {nodes} }}\n{halls}"
+        "listen = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\ndashboard_url = \"https://grafana.test.invalid/d/clearway-port?var-port={port}\"\nnodes = {{ {nodes} }}\n{halls}"
     )
 }
 
@@ -295,8 +299,10 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
         .save(&cdir.join("bundle"))
         .expect("save console bundle");
     let listen = crate::port::free_tcp().expect("free TCP port");
+    let metrics = crate::port::free_tcp().expect("free TCP port");
     let config = console_config(
         listen,
+        metrics,
         PORT,
         "Hengqin Port (test)",
         &rig.port.addrs,
@@ -328,6 +334,7 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
     ConsoleRig {
         rig,
         url,
+        metrics,
         dir: dir.to_path_buf(),
         console,
         appliances: Vec::new(),

@@ -241,6 +241,10 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         .trim_start_matches("http://")
         .parse()
         .expect("console address");
+    // Not on the supervisors' address: only on the metrics listener.
+    let (status, text) = lane::http(console, "GET", "/metrics");
+    assert_ne!(status, 200, "/metrics on the console's own address");
+    assert!(!text.contains("clearway_console_"), "{text}");
     let body = |http: String| {
         http.split_once("\r\n\r\n")
             .map(|(_, b)| b.to_string())
@@ -249,7 +253,7 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
     let scrapes = [
         ("voter", body(c.rig.port.scrape(1))),
         ("lane", body(c.rig.port.scrape(2))),
-        ("console", lane::http(console, "GET", "/metrics").1),
+        ("console", lane::http(c.metrics, "GET", "/metrics").1),
     ];
     for (who, text) in &scrapes {
         if let Err(why) = promtool_check_metrics(text) {
@@ -274,7 +278,7 @@ fn prometheus_scrapes_the_port(c: &ConsoleRig) {
         node(1, "voter"),
         lane_target,
         Target {
-            addr: console,
+            addr: c.metrics,
             labels: vec![("role", "console".into())],
         },
     ];

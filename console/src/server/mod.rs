@@ -1,5 +1,6 @@
 //! The axum wiring: the session guard (body limit, session, CSRF), login and logout, the SSE
-//! endpoint, `/metrics`, the Leptos routes and server functions, static files and 404s.
+//! endpoint, the Leptos routes and server functions, static files and 404s; `/metrics` on a
+//! router of its own ([`metrics_router`]), served on a separate listener.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -83,7 +84,6 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/events/alarms", get(alarm_events))
         .route("/lang/{tag}", get(choose_language))
         .route("/still/{port}/{hall}/{n}/{camera}", get(still))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -201,7 +201,6 @@ fn redirect(to: &str) -> Response {
 
 fn is_public(method: &Method, path: &str) -> bool {
     path.starts_with("/pkg/")
-        || path == "/metrics"
         || path == "/healthz"
         || path == "/favicon.ico"
         || (path == "/auth/login" && method == Method::POST)
@@ -554,10 +553,19 @@ async fn alarm_events(State(state): State<AppState>, req: Request) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/metrics` and `/healthz` for Prometheus, served on `metrics_listen` (never on the console's
+/// own address, where `/metrics` is not found).
+pub fn metrics_router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(console)
+}
+
+async fn metrics(State(console): State<Arc<Console>>) -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.console.metrics.render(),
+        console.metrics.render(),
     )
         .into_response()
 }

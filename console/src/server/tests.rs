@@ -124,6 +124,28 @@ impl Http {
         self.send(b.body(Body::from(body)).expect("request")).await
     }
 
+    /// A scrape of `/metrics` on the metrics listener's router.
+    async fn metrics(&self) -> Answer {
+        let res = metrics_router(self.console.clone())
+            .oneshot(
+                Request::get("/metrics")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), 10 << 20)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
     /// Signs in through the login page; returns (session token, CSRF token).
     async fn login(&self, name: &str, password: &str) -> Result<(String, String), Answer> {
         let page = self.page("/login", None).await;
@@ -457,7 +479,7 @@ async fn live_updates_need_a_session_that_may_watch_the_port() {
     let snap: crate::dto::PortSnapshot = serde_json::from_str(json).expect("a snapshot");
     assert_eq!(snap.port, "hengqin");
     assert_eq!(snap.halls.len(), 2);
-    let metrics = h.page("/metrics", None).await;
+    let metrics = h.metrics().await;
     assert!(
         metrics.body.contains("clearway_console_sse_clients 1"),
         "{}",
@@ -471,7 +493,7 @@ async fn live_updates_need_a_session_that_may_watch_the_port() {
         .expect("the stream ends when the console stops");
     assert!(end.is_none(), "no more events after the stop: {end:?}");
     drop(body);
-    let metrics = h.page("/metrics", None).await;
+    let metrics = h.metrics().await;
     assert!(metrics.body.contains("clearway_console_sse_clients 0"));
     assert!(
         metrics
@@ -600,4 +622,27 @@ async fn every_answer_carries_the_security_headers_and_pages_a_nonce_policy() {
         );
     }
     assert_eq!(header(&refused, "content-security-policy"), DEFAULT_CSP);
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_on_the_consoles_own_address() {
+    let h = app();
+    let scrape = h.metrics().await;
+    assert_eq!(scrape.status, StatusCode::OK);
+    assert!(scrape.body.contains("clearway_console_"), "{}", scrape.body);
+    let here = h
+        .send(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_ne!(here.status, StatusCode::OK, "{}", here.body);
+    assert!(!here.body.contains("clearway_console_"), "{}", here.body);
+    let (session, _) = h.login("ana", PW).await.expect("supervisor");
+    let signed_in = h.page("/metrics", Some(&session)).await;
+    assert!(
+        !signed_in.body.contains("clearway_console_sse_clients"),
+        "not even for a signed-in user"
+    );
 }

@@ -7,7 +7,7 @@
 //! id = "hengqin"                 # as the port CA names it
 //! name = "Hengqin Port"
 //! utc_offset_minutes = 480       # default 480
-//! console = "10.1.0.20:8080"     # the console's /metrics for the target file; default none
+//! console = "10.1.0.20:9480"     # the console's metrics_listen, for the target file; default none
 //!
 //! [listen]                       # the same on every node; defaults shown
 //! quic = 7400

@@ -162,7 +162,7 @@ fn bad_definitions_are_refused_with_a_reason() {
         ("id = \"onboard\"", "id = \"passenger\"", "repeated"),
         ("lane = 7600", "lane = 7400", "three different ports"),
         (
-            "console = \"10.1.0.20:8080\"",
+            "console = \"10.1.0.20:9480\"",
             "console = \"10.1.0.20\"",
             "HOST:PORT",
         ),

@@ -17,6 +17,9 @@ pub(super) struct State {
     pub(super) version: u32,
     /// The console's address, chosen on the first run.
     pub(super) console_listen: Option<SocketAddr>,
+    /// The console's `/metrics` address, chosen on the first run.
+    #[serde(default)]
+    pub(super) console_metrics: Option<SocketAddr>,
     /// Prometheus' address, chosen on the first run it ran.
     pub(super) prometheus_listen: Option<SocketAddr>,
     /// Whether the registry was seeded (all enrolments and the cancellation committed).

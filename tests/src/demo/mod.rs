@@ -208,6 +208,7 @@ struct Demo {
     stop_walkers: watch::Sender<bool>,
     console: Option<Child>,
     console_listen: Option<SocketAddr>,
+    console_metrics: Option<SocketAddr>,
     prometheus: Option<Prometheus>,
     /// Children already reported as gone.
     reported: Vec<String>,
@@ -273,6 +274,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         stop_walkers,
         console: None,
         console_listen: None,
+        console_metrics: None,
         prometheus: None,
         reported: Vec::new(),
         created: Vec::new(),
@@ -349,6 +351,7 @@ impl Demo {
         let earlier = port.addrs.values().chain(port.metrics.values()).copied();
         let earlier: Vec<SocketAddr> = earlier
             .chain(self.state.console_listen)
+            .chain(self.state.console_metrics)
             .chain(self.state.prometheus_listen)
             .collect();
         for a in earlier {
@@ -390,6 +393,17 @@ impl Demo {
             "pick another with --console-port (CLEARWAY_DEMO_CONSOLE_PORT)",
         )?;
         self.state.console_listen = Some(console_listen);
+        let console_metrics = match self.state.console_metrics {
+            Some(a) => a,
+            None => self.picker.pick()?,
+        };
+        check_free(
+            console_metrics,
+            false,
+            "the console's /metrics address",
+            "remove demo.json from the demo directory to choose new addresses",
+        )?;
+        self.state.console_metrics = Some(console_metrics);
         self.state.save(&dir)?;
 
         // 2. Simulators.
@@ -617,8 +631,13 @@ impl Demo {
             .state
             .console_listen
             .context("the console's address was not chosen")?;
+        let metrics = self
+            .state
+            .console_metrics
+            .context("the console's /metrics address was not chosen")?;
         let config = console_config(
             listen,
+            metrics,
             PORT_ID,
             PORT_NAME,
             &port.addrs,
@@ -691,7 +710,8 @@ impl Demo {
             }
         }
         self.console_listen = Some(listen);
-        say!("      serving on http://{listen}/");
+        self.console_metrics = Some(metrics);
+        say!("      serving on http://{listen}/ (its /metrics on {metrics})");
         Ok(())
     }
 
@@ -745,7 +765,7 @@ impl Demo {
                 .extend([("hall", "passenger".to_string()), ("channel", channel(n))]);
             targets.push(t);
         }
-        if let Some(c) = self.console_listen {
+        if let Some(c) = self.console_metrics {
             targets.push(Target {
                 addr: c,
                 labels: vec![("role", "console".into())],
