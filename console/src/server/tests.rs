@@ -84,19 +84,24 @@ impl Answer {
     }
 }
 
+/// `router`'s answer to `req`, its body read whole.
+async fn answer(router: Router, req: Request<Body>) -> Answer {
+    let res = router.oneshot(req).await.expect("answer");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 10 << 20)
+        .await
+        .expect("body");
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
 impl Http {
     async fn send(&self, req: Request<Body>) -> Answer {
-        let res = self.app.clone().oneshot(req).await.expect("answer");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 10 << 20)
-            .await
-            .expect("body");
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        answer(self.app.clone(), req).await
     }
 
     async fn page(&self, path: &str, session: Option<&str>) -> Answer {
@@ -126,24 +131,10 @@ impl Http {
 
     /// A scrape of `/metrics` on the metrics listener's router.
     async fn metrics(&self) -> Answer {
-        let res = metrics_router(self.console.clone())
-            .oneshot(
-                Request::get("/metrics")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("answer");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 10 << 20)
-            .await
-            .expect("body");
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        let req = Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request");
+        answer(metrics_router(self.console.clone()), req).await
     }
 
     /// Signs in through the login page; returns (session token, CSRF token).
