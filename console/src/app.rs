@@ -95,8 +95,6 @@ figure.still img { display: block; background: #1b1f24; max-width: 100%; height:
 
 /// The HTML document around the app (server side).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    page_policy();
     view! {
         <!DOCTYPE html>
         <html lang=Lang::current().tag()>
@@ -118,27 +116,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// The Content-Security-Policy of a page: its own scripts only — the hydration script by this
 /// response's nonce (Leptos puts it on every inline script and style it writes), the wasm
 /// package it loads (`'strict-dynamic'`, `'wasm-unsafe-eval'`) —, no inline script or style
-/// without the nonce, no framing, forms and connections to the console only.
+/// without the nonce, no framing, forms and connections to the console only. The server's
+/// header middleware makes the nonce and gives it to the render (`server::security_headers`).
 pub fn page_csp(nonce: &str) -> String {
     format!(
         "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
          style-src 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
-}
-
-/// Sets the page's Content-Security-Policy header with this response's nonce.
-#[cfg(feature = "ssr")]
-fn page_policy() {
-    use axum::http::{HeaderValue, header::CONTENT_SECURITY_POLICY};
-    let (Some(nonce), Some(response)) =
-        (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
-    else {
-        return;
-    };
-    if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
-        response.insert_header(CONTENT_SECURITY_POLICY, value);
-    }
 }
 
 /// The signed-in user, loaded once per page load and shared through context.

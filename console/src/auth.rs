@@ -2,14 +2,20 @@
 //! milliseconds since the epoch).
 //!
 //! * Users live in the sled tree `users` of the console's database: name, role, ports (for
-//!   supervisors), an argon2id PHC hash, failed-login count and lock. No default account exists;
+//!   supervisors) and an argon2id PHC hash. No default account exists;
 //!   the first port admin is made by `clearway-console user add`.
 //! * A session is a random 256-bit token (the `clearway_session` cookie); the server keeps only
 //!   its SHA-256, with the user, a random 256-bit CSRF token, the login time (absolute lifetime)
 //!   and the last use (idle time-out). Sessions are in memory: a restart signs everyone out.
 //! * Tokens are compared in constant time (`subtle`).
-//! * `lockout_after` failed logins in a row lock an account for `lockout_s`, even against the
-//!   right password; the count is kept in the user record, so a restart does not reset it.
+//! * Logins back off ([`crate::throttle`]): per account name after `lockout_after` attempts
+//!   and per client address after [`crate::throttle::CLIENT_FREE`], exponentially up to
+//!   `lockout_s`, even against the right password; an attempt made too early is refused before
+//!   any password is hashed. Names that are nobody's back off alike, and no attempt writes to
+//!   disk, so neither answers, timing nor writes tell which accounts exist. At most
+//!   [`HASHING_AT_ONCE`] password hashes run at once (the server holds a permit around each
+//!   login). The back-off lives in memory: a restart forgets it (an attacker cannot restart the
+//!   console); an administrator lifts an account's with [`Auth::unlock`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,6 +38,9 @@ pub type Millis = i64;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Password hashes computed at once (the appliance's cores; each takes ~19 MiB).
+pub const HASHING_AT_ONCE: usize = 2;
+
 /// Longest password accepted (argon2 cost does not depend on it, but bodies are bounded).
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
@@ -43,10 +52,6 @@ struct UserRecord {
     ports: Vec<String>,
     /// argon2id PHC string.
     hash: String,
-    /// Failed logins since the last success or lock.
-    failed: u32,
-    /// Locked until (ms), if locked.
-    locked_until: Option<Millis>,
     created: Millis,
 }
 
@@ -74,10 +79,12 @@ pub struct Auth {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     config: AuthConfig,
     hasher: Argon2<'static>,
-    /// Held through a whole login: failure counts are read, checked and written without a race
-    /// (parallel guesses cannot share one count), and one password hash (~19 MiB) is computed at
-    /// a time.
-    login_lock: Mutex<()>,
+    /// The login back-off, per account name and per client address.
+    throttle: Mutex<crate::throttle::Throttle>,
+    /// Permits for password hashing (~19 MiB and tens of ms each).
+    hashing: tokio::sync::Semaphore,
+    /// Passwords verified since start (what a flood costs).
+    hashed: std::sync::atomic::AtomicU64,
     /// A hash of a random password: unknown users are verified against it, so a login takes as
     /// long whether or not the name exists.
     decoy: String,
@@ -175,12 +182,18 @@ impl Auth {
     pub fn with_params(db: &sled::Db, config: AuthConfig, params: Params) -> Result<Auth> {
         let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let decoy = hash_with(&hasher, &generate_password())?;
+        let throttle = crate::throttle::Throttle::new(
+            config.lockout_after,
+            Millis::try_from(config.lockout().as_millis()).unwrap_or(Millis::MAX),
+        );
         Ok(Auth {
             users: db.open_tree("users")?,
             sessions: Mutex::new(HashMap::new()),
             config,
             hasher,
-            login_lock: Mutex::new(()),
+            throttle: Mutex::new(throttle),
+            hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
+            hashed: std::sync::atomic::AtomicU64::new(0),
             decoy,
         })
     }
@@ -192,13 +205,6 @@ impl Auth {
                 .map(Some)
                 .map_err(|e| Error::Store(format!("user record {name}: {e}"))),
         }
-    }
-
-    fn put(&self, r: &UserRecord) -> Result<()> {
-        let v = serde_json::to_vec(r).map_err(Error::store)?;
-        self.users.insert(r.name.as_bytes(), v)?;
-        self.users.flush()?;
-        Ok(())
     }
 
     /// Whether any user exists.
@@ -223,8 +229,6 @@ impl Auth {
             role,
             ports: ports.to_vec(),
             hash: hash_with(&self.hasher, password)?,
-            failed: 0,
-            locked_until: None,
             created: now,
         };
         let v = serde_json::to_vec(&record).map_err(Error::store)?;
@@ -247,24 +251,67 @@ impl Auth {
         for kv in self.users.iter() {
             let (_, v) = kv?;
             let r: UserRecord = serde_json::from_slice(&v).map_err(Error::store)?;
+            let (attempts, until) = self.lock_throttle().account(&r.name, now);
             out.push(UserView {
-                locked_until: r
-                    .locked_until
-                    .filter(|u| *u > now)
-                    .map(|u| crate::time::local(u, offset_minutes)),
+                locked_until: until.map(|u| crate::time::local(u, offset_minutes)),
                 name: r.name,
                 role: r.role,
                 ports: r.ports,
-                failed_logins: r.failed,
+                failed_logins: attempts,
             });
         }
         Ok(out)
     }
 
-    /// Checks a name and password; on success opens a session.
-    pub fn login(&self, name: &str, password: &str, now: Millis) -> Result<LoggedIn> {
-        let _serial = self.login_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(mut user) = self.get(name)? else {
+    /// The permits password hashing runs under: the server holds one around each
+    /// [`Auth::login`].
+    pub fn hashing(&self) -> &tokio::sync::Semaphore {
+        &self.hashing
+    }
+
+    /// Passwords verified since start (unknown names against the decoy included).
+    pub fn hashes(&self) -> u64 {
+        self.hashed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Lifts an account's login back-off (an administrator, after checking with the user).
+    pub fn unlock(&self, name: &str) {
+        self.lock_throttle().unlock(name);
+        info!(user = name, "Login back-off lifted.");
+    }
+
+    fn lock_throttle(&self) -> std::sync::MutexGuard<'_, crate::throttle::Throttle> {
+        // Single inserts and removes: a poisoned lock is still consistent.
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a name and password from `client`; on success opens a session.
+    pub fn login(
+        &self,
+        name: &str,
+        password: &str,
+        client: std::net::IpAddr,
+        now: Millis,
+    ) -> Result<LoggedIn> {
+        let attempt = self.lock_throttle().attempt(client, name, now);
+        if let Err(until) = attempt {
+            let shown = if check_user_name(name).is_ok() {
+                name
+            } else {
+                "<not a user name>"
+            };
+            warn!(
+                user = shown,
+                result = "locked",
+                "Login refused: backing off."
+            );
+            return Err(Error::LockedOut {
+                until: crate::time::local(until, 0),
+            });
+        }
+        self.hashed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(user) = self.get(name)? else {
             // Same work as for a real user, so timing does not tell which names exist.
             let _ = verify_with(&self.hasher, &self.decoy, password);
             // A name that cannot exist may be a password typed into the wrong field: not logged.
@@ -276,52 +323,17 @@ impl Auth {
             warn!(user = shown, result = "unknown_user", "Login refused.");
             return Err(Error::InvalidCredentials);
         };
-        if let Some(until) = user.locked_until {
-            if until > now {
-                warn!(
-                    user = name,
-                    result = "locked",
-                    "Login refused: account locked."
-                );
-                return Err(Error::LockedOut {
-                    until: crate::time::local(until, 0),
-                });
-            }
-            user.locked_until = None;
-            user.failed = 0;
-        }
         if !verify_with(&self.hasher, &user.hash, password)? {
-            user.failed += 1;
-            let failures = user.failed;
-            let locked = failures >= self.config.lockout_after;
-            if locked {
-                let until = now + self.config.lockout().as_millis() as Millis;
-                user.locked_until = Some(until);
-                user.failed = 0;
-                self.put(&user)?;
-                warn!(
-                    user = name,
-                    failures,
-                    result = "locked",
-                    "Login refused; account locked."
-                );
-                return Err(Error::LockedOut {
-                    until: crate::time::local(until, 0),
-                });
-            }
-            self.put(&user)?;
+            let (attempts, _) = self.lock_throttle().account(name, now);
             warn!(
                 user = name,
-                failures,
+                attempts,
                 result = "wrong_password",
                 "Login refused."
             );
             return Err(Error::InvalidCredentials);
         }
-        if user.failed != 0 {
-            user.failed = 0;
-            self.put(&user)?;
-        }
+        self.lock_throttle().succeeded(client, name);
         let token = random_token();
         let session = Session {
             user: user.name.clone(),
@@ -441,6 +453,9 @@ mod tests {
     use super::*;
 
     const PW: &str = "correct horse battery";
+    /// The client's address.
+    const C: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7));
+    const SEC: Millis = 1000;
     const MIN: Millis = 60_000;
 
     /// A store with a cheap argon2id cost and short limits: idle 10 min, life 60 min, lock after
@@ -474,18 +489,18 @@ mod tests {
     #[test]
     fn login_checks_the_password_and_issues_distinct_tokens() {
         let (_d, auth) = store();
-        let a = auth.login("ana", PW, 0).expect("right password");
-        let b = auth.login("ana", PW, 0).expect("again");
+        let a = auth.login("ana", PW, C, 0).expect("right password");
+        let b = auth.login("ana", PW, C, 0).expect("again");
         assert_eq!(a.token.len(), 64);
         assert_ne!(a.token, b.token);
         assert_ne!(a.viewer.csrf, b.viewer.csrf, "one CSRF token per session");
         assert_eq!(a.viewer.role, Role::Supervisor);
         assert!(matches!(
-            auth.login("ana", "wrong password!", 0),
+            auth.login("ana", "wrong password!", C, 0),
             Err(Error::InvalidCredentials)
         ));
         assert!(matches!(
-            auth.login("nobody", PW, 0),
+            auth.login("nobody", PW, C, 0),
             Err(Error::InvalidCredentials)
         ));
         assert_eq!(auth.session(Some(&a.token), 1).expect("live").name, "ana");
@@ -498,12 +513,12 @@ mod tests {
             for i in 0..8 {
                 let auth = &auth;
                 s.spawn(move || {
-                    let _ = auth.login("ana", &format!("parallel guess {i}"), 0);
+                    let _ = auth.login("ana", &format!("parallel guess {i}"), C, 0);
                 });
             }
         });
         assert!(
-            matches!(auth.login("ana", PW, 1), Err(Error::LockedOut { .. })),
+            matches!(auth.login("ana", PW, C, 1), Err(Error::LockedOut { .. })),
             "eight parallel wrong guesses lock the account"
         );
     }
@@ -514,20 +529,21 @@ mod tests {
         let mut trace = Vec::new();
         let attempts = [
             (0, "bad password 1"),
-            (MIN, "bad password 2"),
-            (MIN, "bad password 3"),
-            (MIN, "bad password 4"),
-            (MIN, "bad password 5"),
-            (2 * MIN, PW),
-            (14 * MIN, PW),
-            (16 * MIN, PW),
-            (16 * MIN, "bad password 6"),
+            (SEC, "bad password 2"),
+            (2 * SEC, "bad password 3"),
+            (3 * SEC, "bad password 4"),
+            (4 * SEC, "bad password 5"),
+            (10 * SEC, PW),
+            (34 * SEC, "bad password 6"),
+            (40 * SEC, PW),
+            (94 * SEC, PW),
+            (95 * SEC, "bad password 7"),
         ];
         for (at, pw) in attempts {
-            let r = auth.login("ana", pw, at);
+            let r = auth.login("ana", pw, C, at);
             trace.push(format!(
-                "t={:>2}min {:<14} -> {}",
-                at / MIN,
+                "t={:>2}s {:<14} -> {}",
+                at / SEC,
                 if pw == PW { "right" } else { pw },
                 match r {
                     Ok(_) => "ok".to_string(),
@@ -536,26 +552,65 @@ mod tests {
             ));
         }
         expect_test::expect![[r#"
-            t= 0min bad password 1 -> invalid_credentials
-            t= 1min bad password 2 -> invalid_credentials
-            t= 1min bad password 3 -> invalid_credentials
-            t= 1min bad password 4 -> invalid_credentials
-            t= 1min bad password 5 -> locked_out
-            t= 2min right          -> locked_out
-            t=14min right          -> locked_out
-            t=16min right          -> ok
-            t=16min bad password 6 -> invalid_credentials"#]]
+            t= 0s bad password 1 -> invalid_credentials
+            t= 1s bad password 2 -> invalid_credentials
+            t= 2s bad password 3 -> invalid_credentials
+            t= 3s bad password 4 -> invalid_credentials
+            t= 4s bad password 5 -> invalid_credentials
+            t=10s right          -> locked_out
+            t=34s bad password 6 -> invalid_credentials
+            t=40s right          -> locked_out
+            t=94s right          -> ok
+            t=95s bad password 7 -> invalid_credentials"#]]
         .assert_eq(&trace.join("\n"));
-        let views = auth.users(16 * MIN, 0).expect("users");
+        let views = auth.users(95 * SEC, 0).expect("users");
         assert_eq!(views[0].failed_logins, 1);
         assert_eq!(views[0].locked_until, None);
+        // An administrator lifts a back-off.
+        for i in 0..6 {
+            let _ = auth.login("ana", "wrong again", C, 100 * SEC + i);
+        }
+        assert!(matches!(
+            auth.login("ana", PW, C, 101 * SEC),
+            Err(Error::LockedOut { .. })
+        ));
+        assert!(
+            auth.users(101 * SEC, 0).expect("users")[0]
+                .locked_until
+                .is_some()
+        );
+        auth.unlock("ana");
+        assert!(auth.login("ana", PW, C, 101 * SEC).is_ok());
+    }
+
+    #[test]
+    fn nobodys_name_is_answered_like_a_real_one_and_nothing_is_written() {
+        let (_d, auth) = store();
+        let before = auth.users.checksum().expect("checksum");
+        let mut answers = Vec::new();
+        for name in ["ana", "nobody"] {
+            let codes: Vec<&str> = (0..7)
+                .map(|i| match auth.login(name, "a wrong password", C, i * SEC) {
+                    Ok(_) => "ok",
+                    Err(e) => e.code(),
+                })
+                .collect();
+            answers.push(codes);
+            auth.lock_throttle().succeeded(C, "-");
+        }
+        assert_eq!(answers[0], answers[1], "{answers:?}");
+        assert_eq!(
+            auth.users.checksum().expect("checksum"),
+            before,
+            "failed logins write nothing"
+        );
     }
 
     #[test]
     fn sessions_end_after_idle_time_and_absolute_lifetime() {
         let (_d, auth) = store();
         // Idle: 10 minutes without a request.
-        let s = auth.login("ana", PW, 0).expect("login");
+        let s = auth.login("ana", PW, C, 0).expect("login");
         assert!(auth.session(Some(&s.token), 9 * MIN).is_ok());
         assert!(
             auth.session(Some(&s.token), 18 * MIN).is_ok(),
@@ -573,7 +628,7 @@ mod tests {
             "an expired session stays ended"
         );
         // Lifetime: 60 minutes however busy.
-        let s = auth.login("ana", PW, 0).expect("login");
+        let s = auth.login("ana", PW, C, 0).expect("login");
         for m in (5..=60).step_by(5) {
             assert!(auth.session(Some(&s.token), m * MIN).is_ok(), "{m} min");
         }
@@ -586,7 +641,7 @@ mod tests {
             auth.session(Some("forged"), 0),
             Err(Error::SessionExpired)
         ));
-        let s = auth.login("ana", PW, 0).expect("login");
+        let s = auth.login("ana", PW, C, 0).expect("login");
         auth.logout(&s.token);
         assert!(auth.session(Some(&s.token), 0).is_err(), "logged out");
     }
@@ -594,8 +649,8 @@ mod tests {
     #[test]
     fn state_changes_need_the_sessions_own_csrf_token() {
         let (_d, auth) = store();
-        let a = auth.login("ana", PW, 0).expect("login");
-        let b = auth.login("ana", PW, 0).expect("login");
+        let a = auth.login("ana", PW, C, 0).expect("login");
+        let b = auth.login("ana", PW, C, 0).expect("login");
         let table: [(Option<&str>, &str); 5] = [
             (Some(&a.viewer.csrf), "ok"),
             (None, "csrf"),

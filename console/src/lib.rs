@@ -84,6 +84,8 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod snapshot;
 #[cfg(feature = "ssr")]
+pub mod throttle;
+#[cfg(feature = "ssr")]
 pub mod time;
 
 /// The browser's entry point: hydrates the server-rendered page.

@@ -30,9 +30,9 @@ pub fn LoginPage() -> impl IntoView {
                             (Some("locked_out"), _) => Some((
                                 "locked_out",
                                 format!(
-                                    "Too many failed logins: this account is locked for {} minutes after {} failures.",
-                                    f.lockout_minutes,
+                                    "Too many attempts after {} failures: signing in is paused. Wait (longer after each further attempt, at most {} minutes) and try again, or ask a port admin to lift the pause.",
                                     f.lockout_after,
+                                    f.lockout_minutes,
                                 ),
                             )),
                             (Some(_), _) => {

@@ -71,7 +71,16 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let c = console.clone();
-        move || provide_context(c.clone())
+        move || {
+            provide_context(c.clone());
+            // This response's CSP nonce, made by `guard`: Leptos writes it on its
+            // inline scripts and styles (replacing the one it would make itself).
+            let nonce = leptos::prelude::use_context::<axum::http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+            if let Some(CspNonce(n)) = nonce {
+                provide_context(leptos::nonce::Nonce::from_value(n));
+            }
+        }
     };
     let app_shell = {
         let o = leptos.clone();
@@ -91,9 +100,12 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
             _,
         >(context, shell))
         .layer(middleware::from_fn_with_state(console, guard))
-        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
+
+/// This response's Content-Security-Policy nonce, in the request's extensions.
+#[derive(Clone, Debug)]
+struct CspNonce(String);
 
 /// What every answer that is not a page gets as its Content-Security-Policy: nothing runs,
 /// nothing loads, nothing frames it.
@@ -101,13 +113,19 @@ pub const DEFAULT_CSP: &str =
     "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Headers on every answer, the guard's refusals included: no MIME sniffing, no referrer, no
-/// framing, HSTS (meaningful once served over TLS), a Content-Security-Policy (a page's own,
-/// with its nonce, from [`crate::app::shell`]; [`DEFAULT_CSP`] otherwise), and `no-store` on
+/// framing, HSTS (meaningful once served over TLS), a Content-Security-Policy (an HTML page's
+/// [`crate::app::page_csp`] with the nonce made here for its render; [`DEFAULT_CSP`]
+/// otherwise), and `no-store` on
 /// everything but the wasm package (pages and answers can hold personal data).
-async fn security_headers(req: Request, next: Next) -> Response {
-    let package = req.uri().path().starts_with("/pkg/");
-    let mut response = next.run(req).await;
+fn security_headers(response: &mut Response, nonce: &str, package: bool) {
     let h = response.headers_mut();
+    let page = h
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if page && let Ok(v) = HeaderValue::from_str(&crate::app::page_csp(nonce)) {
+        h.insert(CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -124,7 +142,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
     if !package {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }
 
 // ---------------------------------------------------------------------------------- cookies
@@ -220,7 +237,17 @@ fn csrf_from_form(body: &[u8]) -> Option<String> {
 /// live session is required (pages redirect to the login, calls get 401); a state-changing
 /// request must carry the session's CSRF token in the `x-csrf-token` header or a `csrf` form
 /// field (403). The viewer goes into the request's extensions for the handlers.
-async fn guard(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
+async fn guard(State(console): State<Arc<Console>>, mut req: Request, next: Next) -> Response {
+    let package = req.uri().path().starts_with("/pkg/");
+    // 128 random bits, hex (a valid CSP nonce), for this response's page.
+    let nonce = crate::auth::random_token()[..32].to_string();
+    req.extensions_mut().insert(CspNonce(nonce.clone()));
+    let mut response = checked(console, req, next).await;
+    security_headers(&mut response, &nonce, package);
+    response
+}
+
+async fn checked(console: Arc<Console>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let refuse = |parts: &axum::http::request::Parts, e: Error| {
         console.metrics.refused.with_label_values(&[e.code()]).inc();
@@ -305,8 +332,12 @@ pub struct LoginFields {
     csrf: String,
 }
 
+/// How long a login waits for a password-hashing permit before it is answered "busy".
+const HASHING_WAIT: Duration = Duration::from_secs(5);
+
 async fn login(
     State(state): State<AppState>,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginFields>,
 ) -> Response {
@@ -325,10 +356,21 @@ async fn login(
     }
     let name = f.name.trim().to_string();
     let password = f.password;
+    // Behind no proxy: the peer is the client (a TLS-terminating proxy would need its
+    // forwarded address trusted explicitly; see ARCHITECTURE.md).
+    let client = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+    // A bounded number of hashes at once; a flood waits here briefly, then is told "busy".
+    let Ok(Ok(permit)) = tokio::time::timeout(HASHING_WAIT, c.auth.hashing().acquire()).await
+    else {
+        c.metrics.logins.with_label_values(&["busy"]).inc();
+        return redirect("/login?error=busy");
+    };
     let auth = c.clone();
     // argon2 takes tens of milliseconds: off the async workers.
     let result =
-        tokio::task::spawn_blocking(move || auth.auth.login(&name, &password, now_ms())).await;
+        tokio::task::spawn_blocking(move || auth.auth.login(&name, &password, client, now_ms()))
+            .await;
+    drop(permit);
     let result = match result {
         Ok(r) => r,
         Err(e) => Err(Error::Store(format!("login task failed: {e}"))),
