@@ -72,6 +72,13 @@ impl Answer {
             .map(str::to_string)
     }
 
+    /// The value a `Set-Cookie` of this answer gives `name`.
+    fn cookie_value(&self, name: &str) -> Option<String> {
+        let cookie = self.set_cookie(name)?;
+        let pair = cookie.split(';').next()?;
+        pair.split_once('=').map(|(_, v)| v.to_string())
+    }
+
     fn location(&self) -> &str {
         self.headers
             .get(LOCATION)
@@ -236,14 +243,7 @@ async fn the_session_cookie_has_every_attribute() {
     let _serial = SERIAL.lock().await;
     let h = app();
     let page = h.page("/login", None).await;
-    let token = page
-        .set_cookie(LOGIN_COOKIE)
-        .and_then(|c| {
-            c.split(';')
-                .next()
-                .map(|kv| kv[LOGIN_COOKIE.len() + 1..].to_string())
-        })
-        .expect("token");
+    let token = page.cookie_value(LOGIN_COOKIE).expect("token");
     let req = Request::post("/auth/login")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(COOKIE, format!("{LOGIN_COOKIE}={token}"))
@@ -643,15 +643,7 @@ async fn a_login_flood_from_one_address_does_not_keep_another_user_out() {
     let _serial = SERIAL.lock().await;
     let h = app();
     let page = h.page("/login", None).await;
-    let token = page
-        .set_cookie(LOGIN_COOKIE)
-        .and_then(|c| {
-            c.split(';')
-                .next()
-                .and_then(|kv| kv.split_once('='))
-                .map(|(_, v)| v.to_string())
-        })
-        .expect("login token");
+    let token = page.cookie_value(LOGIN_COOKIE).expect("login token");
     let attempt = |from: [u8; 4], name: String, password: &str| {
         let mut req = Request::post("/auth/login")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
