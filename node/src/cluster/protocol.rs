@@ -158,7 +158,9 @@ pub enum Call {
         client: String,
         /// The client's role, `console` or `operator`.
         role: String,
-        /// The call.
+        /// The call. Never itself `OnBehalf`: a forwarded call is not forwarded again, and one
+        /// nested in another is refused when decoded ([`forwarded_call`]).
+        #[serde(deserialize_with = "forwarded_call")]
         call: Box<Call>,
     },
 }
@@ -365,6 +367,32 @@ impl Reply {
     }
 }
 
+thread_local! {
+    /// Whether this thread is decoding the call inside an `OnBehalf`.
+    static IN_FORWARDED_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Decodes the call an `OnBehalf` carries, refusing another `OnBehalf` inside it before
+/// descending: without the check, a few bytes per level nest calls deep enough within one
+/// request (1 MiB from a lane) to overflow the decoding thread's stack and abort the node.
+fn forwarded_call<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Box<Call>, D::Error> {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_FORWARDED_CALL.set(self.0);
+        }
+    }
+    if IN_FORWARDED_CALL.replace(true) {
+        return Err(serde::de::Error::custom(
+            "a forwarded call cannot be forwarded",
+        ));
+    }
+    let _reset = Reset(false);
+    Call::deserialize(deserializer).map(Box::new)
+}
+
 /// Encodes a message: version byte, then postcard.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
     let out = vec![PROTOCOL_VERSION];
@@ -381,5 +409,55 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
             "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION})"
         ))),
         None => Err(Error::Cluster("empty message".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on_behalf(call: Call) -> Call {
+        Call::OnBehalf {
+            client: "client-console".into(),
+            role: "console".into(),
+            call: Box::new(call),
+        }
+    }
+
+    #[test]
+    fn a_forwarded_call_decodes_and_a_nested_one_is_refused() {
+        let once = encode(&on_behalf(Call::Status)).expect("encodes");
+        let back = decode::<Call>(&once).expect("one level of forwarding decodes");
+        assert!(matches!(back, Call::OnBehalf { call, .. } if matches!(*call, Call::Status)));
+        // The flag is reset: a second message on the same thread decodes alike.
+        assert!(decode::<Call>(&once).is_ok());
+
+        let twice = encode(&on_behalf(on_behalf(Call::Status))).expect("encodes");
+        let err = decode::<Call>(&twice).expect_err("nested forwarding is refused");
+        assert!(err.to_string().contains("malformed message"), "{err}");
+        assert!(
+            decode::<Call>(&once).is_ok(),
+            "a refusal leaves the flag reset"
+        );
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/rpc_frame/nested-on-behalf`): 3 bytes a level nested
+    /// `OnBehalf` deep enough to overflow the stack. Decoded on a thread with a small stack.
+    #[test]
+    fn deeply_nested_forwarding_is_refused_without_overflowing_the_stack() {
+        let on_behalf_tag = encode(&on_behalf(Call::Status)).expect("encodes")[1];
+        let mut bytes = vec![PROTOCOL_VERSION];
+        for _ in 0..300_000 {
+            bytes.extend([on_behalf_tag, 0, 0]);
+        }
+        let status = encode(&Call::Status).expect("encodes");
+        bytes.push(status[1]);
+        let refused = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || decode::<Call>(&bytes).is_err())
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        assert!(refused);
     }
 }
