@@ -13,6 +13,9 @@ export CLEARWAY_ASSETS := env_var_or_default("CLEARWAY_ASSETS", justfile_directo
 # two compilers would otherwise invalidate each other's artefacts), and served from this site dir.
 export CLEARWAY_CONSOLE_SITE := env_var_or_default("CLEARWAY_CONSOLE_SITE", CLEARWAY_CACHE / "console-site")
 web_target := CLEARWAY_CACHE / "web-target"
+# cargo-fuzz, pinned; the fuzz build has its own target dir (instrumented artefacts).
+cargo_fuzz_version := "0.13.1"
+fuzz_target_dir := env_var_or_default("CLEARWAY_FUZZ_TARGET", "/var/tmp/fuzz-target")
 
 bin := CARGO_TARGET_DIR / "release/clearway-node"
 console_bin := CARGO_TARGET_DIR / "release/clearway-console"
@@ -83,6 +86,27 @@ bench: setup
     cargo bench --locked -p clearway-tests --bench lane
     cargo bench --locked -p clearway-tests --bench flood
     "$CLEARWAY_CACHE/venv/bin/python" tests/fixtures/bench_opencv.py assets
+
+# fuzz/ is a cargo-fuzz (libFuzzer) project built by the stable compiler with RUSTC_BOOTSTRAP=1,
+# no sanitizer (`-s none`: the node has no unsafe code, and it builds and runs far faster). New
+# inputs go into fuzz/corpus/<target> (minimise with `cargo fuzz cmin` before committing);
+# crashes into fuzz/artifacts/. CI replays the corpora instead (node/tests/fuzz_corpus.rs).
+# Figures go into BENCHMARKS.md by hand.
+# Fuzz the parsers of untrusted bytes for `seconds` each: every target, or the named ones.
+fuzz seconds="60" *targets:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null && cargo fuzz --version | grep -q "{{cargo_fuzz_version}}" \
+      || cargo install cargo-fuzz --version "{{cargo_fuzz_version}}" --locked
+    export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="{{fuzz_target_dir}}"
+    targets="{{targets}}"
+    [ -n "$targets" ] || targets=$(ls fuzz/fuzz_targets | sed 's/\.rs$//')
+    cargo fuzz build -s none
+    for t in $targets; do
+      mkdir -p "fuzz/corpus/$t"
+      cargo fuzz run -s none "$t" "fuzz/corpus/$t" -- \
+        -max_total_time={{seconds}} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+    done
 
 # Regenerate the OpenCV reference fixture (tests/fixtures/opencv_reference.json).
 fixtures: setup

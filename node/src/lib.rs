@@ -10,6 +10,8 @@
 //!   cameras (GStreamer), gates (Modbus TCP), readers, the authorities and their outbox.
 //! * [`provision`]: a port from its definition — each appliance's files, Prometheus' targets.
 //! * [`cli`]: the `clearway-node` command line.
+//! * [`fuzzing`]: one harness per parser of untrusted bytes, for the cargo-fuzz targets in
+//!   `fuzz/` and the corpus regression test.
 //!
 //! Architecture invariants: only `face::onnx` touches ONNX Runtime; only `store`, the cluster's
 //! `log_store`/`state_machine` and the lane's authority outbox touch sled; only `net` touches
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod face;
+pub mod fuzzing;
 pub mod lane;
 pub mod net;
 pub mod provision;

@@ -252,12 +252,12 @@ pub enum GalleryCommand {
 /// One line of an import file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportLine {
-    person: NewPerson,
+pub(crate) struct ImportLine {
+    pub(crate) person: NewPerson,
     #[serde(default)]
-    photos: Vec<PathBuf>,
+    pub(crate) photos: Vec<PathBuf>,
     #[serde(default)]
-    templates: Vec<Template>,
+    pub(crate) templates: Vec<Template>,
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {

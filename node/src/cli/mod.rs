@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 mod cluster;
 mod sim;
 
+pub(crate) use cluster::ImportLine;
+
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 

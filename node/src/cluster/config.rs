@@ -173,9 +173,14 @@ impl NodeConfig {
     /// Reads and validates a config file; relative paths are taken from the file's directory.
     pub fn from_file(path: &Path) -> Result<NodeConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut config: NodeConfig = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        NodeConfig::parse(&text, base)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates a config file's text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> std::result::Result<NodeConfig, String> {
+        let mut config: NodeConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
         for p in [&mut config.data_dir, &mut config.tls_dir] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -197,9 +202,7 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
-        config
-            .validate()
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        config.validate()?;
         Ok(config)
     }
 

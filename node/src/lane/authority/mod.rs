@@ -46,9 +46,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::AuthorityClient;
+pub use client::{AuthorityClient, MAX_ANSWER_BYTES};
 pub use metrics::AuthorityMetrics;
 pub use outbox::{Backoff, DeadLetter, Outbox, OutboxError, OutboxKeys, SealKey};
+pub(crate) use outbox::{open_bytes, seal_bytes};
 pub use reference::{
     DemoPki, FailMode, PrerequisiteBook, PrerequisiteControl, ReferenceArgs, ReferenceAuthority,
     ReferenceConfig, ReferenceHandle, StoredRecord, serve_reference,

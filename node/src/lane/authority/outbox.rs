@@ -1027,7 +1027,7 @@ fn decode_seq(k: &[u8]) -> Option<u64> {
 
 /// Seals `plain` into a version 2 envelope under the current key epoch, for the idempotency key
 /// `key` (bound as associated data with the queue time).
-pub(super) fn seal_bytes(
+pub(crate) fn seal_bytes(
     keys: &OutboxKeys,
     key: &str,
     plain: &[u8],
@@ -1074,7 +1074,7 @@ pub(super) fn seal_bytes_v1(seal: &SealKey, key: &str, plain: &[u8], queued_at_m
 }
 
 /// Opens an envelope: `(idempotency key, plaintext)`, or why not.
-pub(super) fn open_bytes(
+pub(crate) fn open_bytes(
     keys: &OutboxKeys,
     bytes: &[u8],
 ) -> Result<(String, Zeroizing<Vec<u8>>), String> {

@@ -44,6 +44,14 @@ impl ModbusGates {
         ModbusGates { config, ctx: None }
     }
 
+    /// A client already attached to a connection (the fuzzing harness's in-memory link).
+    pub(crate) fn attached(config: ModbusGatesConfig, ctx: Context) -> ModbusGates {
+        ModbusGates {
+            config,
+            ctx: Some(ctx),
+        }
+    }
+
     /// The controller's address.
     pub fn address(&self) -> SocketAddr {
         self.config.address
