@@ -7,9 +7,9 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 use crate::dto::{
-    ApiError, AuditView, BundleView, CancelProgress, CreatedUser, LaneDetail, PortDefinition,
-    PortSnapshot, PortSummary, QueuedAlarm, RecordedOrder, RegistrationView, RolloutView, UserView,
-    Viewer, WriteReceipt,
+    ApiError, AuditView, BundleView, CancelProgress, ConsoleAuditView, CreatedUser, LaneDetail,
+    ManagedUser, PortDefinition, PortSnapshot, PortSummary, QueuedAlarm, RecordedOrder,
+    RegistrationView, RolloutView, SessionView, UserView, Viewer, WriteReceipt,
 };
 
 /// What the login page needs.
@@ -78,6 +78,13 @@ pub(crate) mod ctx {
             return Err(fail(Error::Csrf));
         }
         Ok((c, v))
+    }
+
+    /// The request's session token (the cookie).
+    pub fn token() -> Result<String, ApiError> {
+        use_context::<Parts>()
+            .and_then(|p| crate::server::cookie(&p.headers, crate::dto::SESSION_COOKIE))
+            .ok_or_else(|| fail(Error::Unauthenticated))
     }
 
     /// Maps a service result.
@@ -381,7 +388,8 @@ pub async fn issue_bundle(
     reason: String,
 ) -> Result<BundleView, ApiError> {
     let (c, v) = ctx::authorize(&csrf)?;
-    ctx::done(c.issue_bundle(&v, &port, &node, &addr, &role, &channel, &csr, &reason))
+    let now = crate::auth::now_ms();
+    ctx::done(c.issue_bundle(&v, &port, &node, &addr, &role, &channel, &csr, &reason, now))
 }
 
 /// A port's rollout state (port admins).
@@ -476,4 +484,72 @@ pub async fn create_user(
     let (c, v) = ctx::authorize(&csrf)?;
     let now = crate::auth::now_ms();
     ctx::done(c.create_user(&v, &name, &role, &ports, &password, &reason, now))
+}
+
+/// An administrator's action on an account (port admins): `unlock`, `disable`, `enable`,
+/// `reset_password`, `revoke_sessions`, `delete`; a reason is required and recorded.
+#[server(prefix = "/api", endpoint = "manage_user")]
+pub async fn manage_user(
+    csrf: String,
+    name: String,
+    action: String,
+    reason: String,
+) -> Result<ManagedUser, ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    let now = crate::auth::now_ms();
+    ctx::done(c.manage_user(&v, &name, &action, &reason, now))
+}
+
+/// The signed-in user's own sessions.
+#[server(prefix = "/api", endpoint = "my_sessions", input = GetUrl)]
+pub async fn my_sessions() -> Result<Vec<SessionView>, ApiError> {
+    let (c, v) = ctx::viewer()?;
+    let token = ctx::token()?;
+    ctx::done(c.my_sessions(&v, &token, crate::auth::now_ms()))
+}
+
+/// Ends one of the signed-in user's own sessions.
+#[server(prefix = "/api", endpoint = "revoke_session")]
+pub async fn revoke_session(csrf: String, id: String) -> Result<(), ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    ctx::done(c.revoke_my_session(&v, &id))
+}
+
+/// Changes the signed-in user's own password; the other sessions end.
+#[server(prefix = "/api", endpoint = "change_password")]
+pub async fn change_password(
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+) -> Result<(), ApiError> {
+    let (c, v) = ctx::authorize(&csrf)?;
+    if new != repeat {
+        return Err(ctx::fail(crate::error::Error::Invalid(
+            "the new password and its repetition differ".into(),
+        )));
+    }
+    let token = ctx::token()?;
+    // Two argon2 hashes: under a hashing permit, off the async workers.
+    let permit = c
+        .auth
+        .hashing()
+        .acquire()
+        .await
+        .map_err(|e| ctx::fail(crate::error::Error::Store(e.to_string())))?;
+    let console = c.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        console.change_password(&v, &token, &current, &new, crate::auth::now_ms())
+    })
+    .await
+    .map_err(|e| ctx::fail(crate::error::Error::Store(format!("password task: {e}"))))?;
+    drop(permit);
+    ctx::done(r)
+}
+
+/// The console's own audit log (port admins).
+#[server(prefix = "/api", endpoint = "console_audit", input = GetUrl)]
+pub async fn console_audit() -> Result<ConsoleAuditView, ApiError> {
+    let (c, v) = ctx::viewer()?;
+    ctx::done(c.console_audit(&v))
 }

@@ -12,8 +12,8 @@ use crate::dto::{ApiError, Role, Viewer, code_id};
 use crate::i18n::{Lang, tr};
 use crate::live::LiveAlarms;
 use crate::pages::{
-    AlarmQueue, AuditPage, DeskPage, HallPage, LanePage, LoginPage, OverviewPage, PortPage,
-    RolloutPage, UsersPage,
+    AccountPage, AlarmQueue, AuditPage, ConsoleAuditPage, DeskPage, HallPage, LanePage, LoginPage,
+    OverviewPage, PortPage, RolloutPage, UsersPage,
 };
 
 /// The tab's icon: a gate, inline (no file to serve).
@@ -152,6 +152,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/rollout") view=RolloutPage ssr=SsrMode::Async />
                     <Route path=path!("/audit/:port") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/console/audit") view=ConsoleAuditPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -170,15 +172,18 @@ fn Nav() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match viewer.await {
                         Ok(Some(v)) => {
-                            let links = match v.role {
+                            let mut links = match v.role {
+                                _ if v.must_change => vec![],
                                 Role::Supervisor => vec![("/", tr(lang, "nav-ports"))],
                                 Role::ServiceDesk => vec![("/desk", tr(lang, "nav-desk"))],
                                 Role::PortAdmin => vec![
                                     ("/", tr(lang, "nav-ports")),
                                     ("/rollout", tr(lang, "nav-rollout")),
                                     ("/users", tr(lang, "nav-users")),
+                                    ("/console/audit", tr(lang, "nav-console-audit")),
                                 ],
                             };
+                            links.push(("/account", tr(lang, "nav-account")));
                             view! {
                                 {links
                                     .into_iter()

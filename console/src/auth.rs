@@ -5,8 +5,15 @@
 //!   supervisors) and an argon2id PHC hash. No default account exists;
 //!   the first port admin is made by `clearway-console user add`.
 //! * A session is a random 256-bit token (the `clearway_session` cookie); the server keeps only
-//!   its SHA-256, with the user, a random 256-bit CSRF token, the login time (absolute lifetime)
-//!   and the last use (idle time-out). Sessions are in memory: a restart signs everyone out.
+//!   its SHA-256 (the key in the sled tree `sessions`), with the user, a random 256-bit CSRF
+//!   token, the client's address, the login time (absolute lifetime) and the last use (idle
+//!   time-out, written at most every [`TOUCH_MS`]). Sessions survive a console restart; a
+//!   stolen database holds no token that opens one.
+//! * An account has a lifecycle: an administrator disables and re-enables it, deletes it,
+//!   resets its password (the user must choose a new one at the next sign-in: until then the
+//!   session may do nothing else, see `server::guard`), lifts its login back-off; each ends the
+//!   account's sessions where it takes access away. Every user changes their own password and
+//!   lists and revokes their own sessions.
 //! * Tokens are compared in constant time (`subtle`).
 //! * Logins back off ([`crate::throttle`]): per account name after `lockout_after` attempts
 //!   and per client address after [`crate::throttle::CLIENT_FREE`], exponentially up to
@@ -17,7 +24,6 @@
 //!   login). The back-off lives in memory: a restart forgets it (an attacker cannot restart the
 //!   console); an administrator lifts an account's with [`Auth::unlock`].
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -30,7 +36,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use crate::config::{AuthConfig, valid_id};
-use crate::dto::{Role, UserView, Viewer};
+use crate::dto::{Role, SessionView, UserView, Viewer};
 use crate::error::{Error, Result};
 
 /// Milliseconds since the Unix epoch.
@@ -53,16 +59,28 @@ struct UserRecord {
     /// argon2id PHC string.
     hash: String,
     created: Millis,
+    /// Disabled by an administrator: no sign-in, no session.
+    #[serde(default)]
+    disabled: bool,
+    /// The password was set by an administrator: the user must change it first.
+    #[serde(default)]
+    must_change: bool,
 }
 
-/// A live session (kept server side, keyed by the token's SHA-256).
-#[derive(Clone, Debug)]
+/// A live session (kept server side in the tree `sessions`, keyed by the token's SHA-256).
+#[derive(Clone, Debug, Deserialize, Serialize)]
 struct Session {
     user: String,
     csrf: String,
     created: Millis,
     last_seen: Millis,
+    /// The client address it signed in from.
+    #[serde(default)]
+    client: String,
 }
+
+/// A session's last use is written back at most this often (not on every request).
+pub const TOUCH_MS: Millis = 30_000;
 
 /// What a login answered.
 #[derive(Debug)]
@@ -76,7 +94,7 @@ pub struct LoggedIn {
 /// Users and sessions.
 pub struct Auth {
     users: sled::Tree,
-    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    sessions: sled::Tree,
     config: AuthConfig,
     hasher: Argon2<'static>,
     /// The login back-off, per account name and per client address.
@@ -127,6 +145,12 @@ pub fn tokens_equal(a: &str, b: &str) -> bool {
 
 fn session_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// What a session is shown and revoked by: 64 bits of a hash of its key (neither the token nor
+/// the key can be had from it).
+fn session_handle(key: &[u8]) -> String {
+    hex::encode(&Sha256::digest(key)[..8])
 }
 
 /// Checks a user name: 1–64 of `[a-z0-9._-]`.
@@ -188,7 +212,7 @@ impl Auth {
         );
         Ok(Auth {
             users: db.open_tree("users")?,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: db.open_tree("sessions")?,
             config,
             hasher,
             throttle: Mutex::new(throttle),
@@ -230,6 +254,8 @@ impl Auth {
             ports: ports.to_vec(),
             hash: hash_with(&self.hasher, password)?,
             created: now,
+            disabled: false,
+            must_change: false,
         };
         let v = serde_json::to_vec(&record).map_err(Error::store)?;
         match self
@@ -258,6 +284,8 @@ impl Auth {
                 role: r.role,
                 ports: r.ports,
                 failed_logins: attempts,
+                disabled: r.disabled,
+                must_change: r.must_change,
             });
         }
         Ok(out)
@@ -334,20 +362,248 @@ impl Auth {
             return Err(Error::InvalidCredentials);
         }
         self.lock_throttle().succeeded(client, name);
+        if user.disabled {
+            // Told only to whoever knows the password.
+            warn!(user = name, result = "disabled", "Login refused.");
+            return Err(Error::AccountDisabled);
+        }
         let token = random_token();
         let session = Session {
             user: user.name.clone(),
             csrf: random_token(),
             created: now,
             last_seen: now,
+            client: client.to_string(),
         };
         let viewer = viewer_of(&user, &session.csrf);
-        let mut sessions = self.lock_sessions();
-        let (idle, life) = self.limits();
-        sessions.retain(|_, s| now - s.last_seen <= idle && now - s.created <= life);
-        sessions.insert(session_key(&token), session);
+        self.purge_expired(now)?;
+        self.put_session(&session_key(&token), &session)?;
         info!(user = name, role = %user.role, result = "ok", "Signed in.");
         Ok(LoggedIn { token, viewer })
+    }
+
+    fn put_session(&self, key: &[u8], s: &Session) -> Result<()> {
+        let v = serde_json::to_vec(s).map_err(Error::store)?;
+        self.sessions.insert(key, v)?;
+        Ok(())
+    }
+
+    fn get_session(&self, key: &[u8]) -> Result<Option<Session>> {
+        match self.sessions.get(key)? {
+            None => Ok(None),
+            // A record this build cannot read is no session.
+            Some(v) => Ok(serde_json::from_slice(&v).ok()),
+        }
+    }
+
+    fn live(&self, s: &Session, now: Millis) -> bool {
+        let (idle, life) = self.limits();
+        now - s.last_seen <= idle && now - s.created <= life
+    }
+
+    /// Every stored session: key and record (unreadable ones are skipped).
+    fn all_sessions(&self) -> Result<Vec<(sled::IVec, Session)>> {
+        let mut out = Vec::new();
+        for kv in self.sessions.iter() {
+            let (k, v) = kv?;
+            if let Ok(s) = serde_json::from_slice::<Session>(&v) {
+                out.push((k, s));
+            }
+        }
+        Ok(out)
+    }
+
+    fn purge_expired(&self, now: Millis) -> Result<()> {
+        for kv in self.sessions.iter() {
+            let (k, v) = kv?;
+            let keep = serde_json::from_slice::<Session>(&v).is_ok_and(|s| self.live(&s, now));
+            if !keep {
+                self.sessions.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every session of `user` but the one keyed `except`; answers how many ended.
+    fn end_sessions(&self, user: &str, except: Option<&[u8]>) -> Result<usize> {
+        let mut ended = 0;
+        for (k, s) in self.all_sessions()? {
+            if s.user == user && except != Some(&k[..]) {
+                self.sessions.remove(k)?;
+                ended += 1;
+            }
+        }
+        self.sessions.flush()?;
+        Ok(ended)
+    }
+
+    fn put_user(&self, r: &UserRecord) -> Result<()> {
+        let v = serde_json::to_vec(r).map_err(Error::store)?;
+        self.users.insert(r.name.as_bytes(), v)?;
+        self.users.flush()?;
+        Ok(())
+    }
+
+    fn existing(&self, name: &str) -> Result<UserRecord> {
+        self.get(name)?
+            .ok_or_else(|| Error::NotFound(format!("there is no user {name}")))
+    }
+
+    /// Port admins that are not disabled, but `except`.
+    fn other_admins(&self, except: &str) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.users.iter() {
+            let (_, v) = kv?;
+            let r: UserRecord = serde_json::from_slice(&v).map_err(Error::store)?;
+            if r.role == Role::PortAdmin && !r.disabled && r.name != except {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Refuses taking `target`'s access away when `actor` is `target` or `target` is the last
+    /// enabled port admin (the console would have nobody left to manage it).
+    fn check_removable(&self, actor: &str, target: &UserRecord, what: &str) -> Result<()> {
+        if actor == target.name {
+            return Err(Error::Invalid(format!(
+                "you cannot {what} your own account; ask another port admin"
+            )));
+        }
+        if target.role == Role::PortAdmin
+            && !target.disabled
+            && self.other_admins(&target.name)? == 0
+        {
+            return Err(Error::Invalid(format!(
+                "{} is the last enabled port admin; create another before you {what} it",
+                target.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Disables (`true`) or re-enables an account; disabling ends its sessions.
+    pub fn set_disabled(&self, actor: &str, name: &str, disabled: bool) -> Result<()> {
+        let mut r = self.existing(name)?;
+        if disabled {
+            self.check_removable(actor, &r, "disable")?;
+        }
+        r.disabled = disabled;
+        self.put_user(&r)?;
+        if disabled {
+            self.end_sessions(name, None)?;
+        }
+        info!(user = name, by = actor, disabled, "Account changed.");
+        Ok(())
+    }
+
+    /// Deletes an account and its sessions.
+    pub fn delete_user(&self, actor: &str, name: &str) -> Result<()> {
+        let r = self.existing(name)?;
+        self.check_removable(actor, &r, "delete")?;
+        self.users.remove(name.as_bytes())?;
+        self.users.flush()?;
+        self.end_sessions(name, None)?;
+        self.lock_throttle().unlock(name);
+        info!(user = name, by = actor, "Account deleted.");
+        Ok(())
+    }
+
+    /// Gives an account a generated password the user must change at the next sign-in; ends
+    /// its sessions and lifts its back-off. Answers the password (shown once).
+    pub fn reset_password(&self, actor: &str, name: &str) -> Result<String> {
+        let mut r = self.existing(name)?;
+        if actor == name {
+            return Err(Error::Invalid(
+                "change your own password on the account page".into(),
+            ));
+        }
+        let password = generate_password();
+        r.hash = hash_with(&self.hasher, &password)?;
+        r.must_change = true;
+        self.put_user(&r)?;
+        self.end_sessions(name, None)?;
+        self.lock_throttle().unlock(name);
+        info!(user = name, by = actor, "Password reset.");
+        Ok(password)
+    }
+
+    /// Changes the signed-in user's own password (the current one is checked; the new one must
+    /// differ); ends the user's other sessions. Hashes twice: call under a hashing permit.
+    pub fn change_password(
+        &self,
+        token: &str,
+        current: &str,
+        new: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let key = session_key(token);
+        let s = self
+            .get_session(&key)?
+            .filter(|s| self.live(s, now))
+            .ok_or(Error::SessionExpired)?;
+        let mut r = self.existing(&s.user)?;
+        check_password(new)?;
+        self.hashed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !verify_with(&self.hasher, &r.hash, current)? {
+            warn!(user = %s.user, "Password change refused: the current password is wrong.");
+            return Err(Error::Invalid("the current password is wrong".into()));
+        }
+        if current == new {
+            return Err(Error::Invalid(
+                "the new password must differ from the current one".into(),
+            ));
+        }
+        r.hash = hash_with(&self.hasher, new)?;
+        r.must_change = false;
+        self.put_user(&r)?;
+        self.end_sessions(&s.user, Some(&key))?;
+        info!(user = %s.user, "Password changed.");
+        Ok(())
+    }
+
+    /// The live sessions of `user`, newest first; `current` marks the caller's own.
+    pub fn sessions_of(
+        &self,
+        user: &str,
+        current: Option<&str>,
+        now: Millis,
+        offset_minutes: i32,
+    ) -> Result<Vec<SessionView>> {
+        let mine = current.map(session_key);
+        let mut out: Vec<(Millis, SessionView)> = self
+            .all_sessions()?
+            .into_iter()
+            .filter(|(_, s)| s.user == user && self.live(s, now))
+            .map(|(k, s)| {
+                let view = SessionView {
+                    id: session_handle(&k),
+                    signed_in: crate::time::local(s.created, offset_minutes),
+                    last_seen: crate::time::local(s.last_seen, offset_minutes),
+                    client: s.client.clone(),
+                    current: mine.is_some_and(|m| m[..] == k[..]),
+                };
+                (s.created, view)
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Ends `user`'s session shown as `id`; `None` ends every session of the user.
+    pub fn revoke(&self, user: &str, id: Option<&str>) -> Result<usize> {
+        let Some(id) = id else {
+            return self.end_sessions(user, None);
+        };
+        for (k, s) in self.all_sessions()? {
+            if s.user == user && tokens_equal(&session_handle(&k), id) {
+                self.sessions.remove(k)?;
+                self.sessions.flush()?;
+                return Ok(1);
+            }
+        }
+        Err(Error::NotFound(format!("{user} has no session {id}")))
     }
 
     fn limits(&self) -> (Millis, Millis) {
@@ -357,32 +613,26 @@ impl Auth {
         )
     }
 
-    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        // A panic while holding the lock cannot leave the map half-updated (single inserts and
-        // removes), so a poisoned lock is still usable.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The session's user, refreshing its idle timer; an expired session is ended.
     pub fn session(&self, token: Option<&str>, now: Millis) -> Result<Viewer> {
         let token = token.ok_or(Error::Unauthenticated)?;
         let key = session_key(token);
-        let (idle, life) = self.limits();
-        let (user, csrf) = {
-            let mut sessions = self.lock_sessions();
-            let s = sessions.get_mut(&key).ok_or(Error::SessionExpired)?;
-            if now - s.last_seen > idle || now - s.created > life {
-                sessions.remove(&key);
-                return Err(Error::SessionExpired);
+        let mut s = self.get_session(&key)?.ok_or(Error::SessionExpired)?;
+        if !self.live(&s, now) {
+            self.sessions.remove(key)?;
+            return Err(Error::SessionExpired);
+        }
+        match self.get(&s.user)? {
+            Some(r) if !r.disabled => {
+                if now - s.last_seen >= TOUCH_MS {
+                    s.last_seen = now;
+                    self.put_session(&key, &s)?;
+                }
+                Ok(viewer_of(&r, &s.csrf))
             }
-            s.last_seen = now;
-            (s.user.clone(), s.csrf.clone())
-        };
-        match self.get(&user)? {
-            Some(r) => Ok(viewer_of(&r, &csrf)),
-            None => {
-                // The account was removed: its sessions end.
-                self.lock_sessions().remove(&key);
+            _ => {
+                // The account was removed or disabled: its sessions end.
+                self.sessions.remove(key)?;
                 Err(Error::SessionExpired)
             }
         }
@@ -391,10 +641,7 @@ impl Auth {
     /// Whether the session is still live, without counting this as use (a page's open
     /// live-update stream must not keep a session alive forever).
     pub fn peek(&self, token: &str, now: Millis) -> bool {
-        let (idle, life) = self.limits();
-        self.lock_sessions()
-            .get(&session_key(token))
-            .is_some_and(|s| now - s.last_seen <= idle && now - s.created <= life)
+        matches!(self.get_session(&session_key(token)), Ok(Some(s)) if self.live(&s, now))
     }
 
     /// Checks a state-changing request: a live session and its CSRF token.
@@ -416,12 +663,18 @@ impl Auth {
 
     /// Ends a session.
     pub fn logout(&self, token: &str) {
-        self.lock_sessions().remove(&session_key(token));
+        if let Err(e) = self
+            .sessions
+            .remove(session_key(token))
+            .and_then(|_| self.sessions.flush())
+        {
+            warn!(error = %e, "Cannot end a session in the store.");
+        }
     }
 
-    /// Live sessions (for tests and metrics).
+    /// Stored sessions (for tests and metrics).
     pub fn session_count(&self) -> usize {
-        self.lock_sessions().len()
+        self.sessions.len()
     }
 }
 
@@ -431,6 +684,7 @@ fn viewer_of(r: &UserRecord, csrf: &str) -> Viewer {
         role: r.role,
         ports: r.ports.clone(),
         csrf: csrf.to_string(),
+        must_change: r.must_change,
     }
 }
 
@@ -701,6 +955,139 @@ mod tests {
                 .to_string();
             assert!(e.contains(needle), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn sessions_survive_a_restart_and_only_their_hash_is_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AuthConfig {
+            session_idle_s: 600,
+            session_lifetime_s: 3600,
+            lockout_after: 5,
+            lockout_s: 900,
+        };
+        let params = || Params::new(1024, 1, 1, None).expect("params");
+        let token = {
+            let db = sled::open(dir.path()).expect("sled");
+            let auth = Auth::with_params(&db, config.clone(), params()).expect("auth");
+            auth.add_user("ana", Role::Supervisor, &["hengqin".into()], PW, 0)
+                .expect("add");
+            let s = auth.login("ana", PW, C, 0).expect("login");
+            db.flush().expect("flush");
+            s.token
+        };
+        let db = sled::open(dir.path()).expect("reopen");
+        let auth = Auth::with_params(&db, config, params()).expect("auth");
+        assert_eq!(auth.session(Some(&token), MIN).expect("kept").name, "ana");
+        for kv in auth.sessions.iter() {
+            let (k, v) = kv.expect("entry");
+            assert!(!String::from_utf8_lossy(&v).contains(&token));
+            assert_ne!(&k[..], token.as_bytes());
+        }
+        // The idle time-out still holds across the restart.
+        assert!(matches!(
+            auth.session(Some(&token), 12 * MIN),
+            Err(Error::SessionExpired)
+        ));
+    }
+
+    /// An account's lifecycle, step by step: who may do what, and what it does to sessions.
+    #[test]
+    fn accounts_are_disabled_reset_and_deleted_by_another_admin() {
+        let (_d, auth) = store();
+        auth.add_user("root", Role::PortAdmin, &[], PW, 0)
+            .expect("root");
+        let ana = auth.login("ana", PW, C, 0).expect("login");
+        let other = auth.login("ana", PW, C, 0).expect("second session");
+        // Nobody takes away their own access, nor the last admin's.
+        for (actor, target, step) in [
+            ("root", "root", "disable"),
+            ("ana", "root", "disable"),
+            ("root", "root", "delete"),
+        ] {
+            let e = match step {
+                "disable" => auth.set_disabled(actor, target, true),
+                _ => auth.delete_user(actor, target),
+            }
+            .expect_err(step)
+            .to_string();
+            assert!(
+                e.contains("own account") || e.contains("last enabled port admin"),
+                "{e}"
+            );
+        }
+        // Disabling ends the sessions and refuses sign-in, told only with the right password.
+        auth.set_disabled("root", "ana", true).expect("disable");
+        assert!(auth.session(Some(&ana.token), 1).is_err());
+        assert!(matches!(
+            auth.login("ana", PW, C, 2),
+            Err(Error::AccountDisabled)
+        ));
+        assert!(matches!(
+            auth.login("ana", "wrong password!!", C, 3),
+            Err(Error::InvalidCredentials)
+        ));
+        auth.set_disabled("root", "ana", false).expect("enable");
+        // A reset: the old password stops working, the new one must be changed first.
+        let generated = auth.reset_password("root", "ana").expect("reset");
+        assert!(matches!(
+            auth.login("ana", PW, C, 4),
+            Err(Error::InvalidCredentials)
+        ));
+        let s = auth.login("ana", &generated, C, 5).expect("generated");
+        assert!(s.viewer.must_change);
+        assert!(
+            auth.users(5, 0)
+                .expect("users")
+                .iter()
+                .any(|u| u.name == "ana" && u.must_change)
+        );
+        let e = auth
+            .change_password(&s.token, &generated, &generated, 6)
+            .expect_err("same password");
+        assert!(e.to_string().contains("differ"), "{e}");
+        let e = auth
+            .change_password(&s.token, "not the password", "a brand new password", 6)
+            .expect_err("wrong current");
+        assert!(e.to_string().contains("current password is wrong"), "{e}");
+        let keep = auth.login("ana", &generated, C, 6).expect("third session");
+        auth.change_password(&keep.token, &generated, "a brand new password", 7)
+            .expect("change");
+        let v = auth.session(Some(&keep.token), 8).expect("kept");
+        assert!(!v.must_change);
+        assert!(
+            auth.session(Some(&s.token), 8).is_err(),
+            "the other sessions end"
+        );
+        assert!(auth.session(Some(&other.token), 8).is_err());
+        // Sessions are listed by a handle, not the token, and revoked by it.
+        let b = auth
+            .login("ana", "a brand new password", C, 9)
+            .expect("login");
+        let list = auth
+            .sessions_of("ana", Some(&b.token), 10, 0)
+            .expect("list");
+        assert_eq!(list.len(), 2);
+        assert!(
+            list.iter()
+                .all(|x| x.id.len() == 16 && !b.token.contains(&x.id))
+        );
+        let theirs = list.iter().find(|x| !x.current).expect("the other");
+        assert!(
+            auth.revoke("root", Some(&theirs.id)).is_err(),
+            "only the owner's"
+        );
+        auth.revoke("ana", Some(&theirs.id)).expect("revoke");
+        assert!(auth.session(Some(&keep.token), 11).is_err());
+        assert!(auth.session(Some(&b.token), 11).is_ok());
+        // Deleting ends everything.
+        auth.delete_user("root", "ana").expect("delete");
+        assert!(auth.session(Some(&b.token), 12).is_err());
+        assert!(matches!(
+            auth.login("ana", "a brand new password", C, 13),
+            Err(Error::InvalidCredentials)
+        ));
+        assert_eq!(auth.session_count(), 0);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct Viewer {
     pub ports: Vec<String>,
     /// The session's CSRF token: every form carries it back.
     pub csrf: String,
+    /// An administrator set the password: the user must choose a new one before anything else.
+    #[serde(default)]
+    pub must_change: bool,
 }
 
 impl Viewer {
@@ -119,6 +122,82 @@ pub struct UserView {
     pub locked_until: Option<String>,
     /// Failed logins since the last success.
     pub failed_logins: u32,
+    /// Disabled by an administrator.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Must change the password at the next sign-in.
+    #[serde(default)]
+    pub must_change: bool,
+}
+
+/// One live session of a user (the account page and the users page).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct SessionView {
+    /// What it is revoked by (a hash of the session's key; not the token).
+    pub id: String,
+    /// Signed in (local time).
+    pub signed_in: String,
+    /// Last request (local time, to within half a minute).
+    pub last_seen: String,
+    /// The client address it signed in from.
+    pub client: String,
+    /// The session this page was asked from.
+    pub current: bool,
+}
+
+/// What an administrator can do to an account (the users page's form).
+pub const USER_ACTIONS: [&str; 6] = [
+    "unlock",
+    "disable",
+    "enable",
+    "reset_password",
+    "revoke_sessions",
+    "delete",
+];
+
+/// What an administrator's account action answered.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ManagedUser {
+    /// The account.
+    pub name: String,
+    /// The action taken.
+    pub action: String,
+    /// A reset's generated password, shown once.
+    pub generated_password: Option<String>,
+}
+
+/// One record of the console's own audit log (its local administration).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ConsoleAuditRecord {
+    /// Sequence number (0-based).
+    pub seq: u64,
+    /// When (console local time).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// In which role.
+    pub role: String,
+    /// What (`user.create`, `port.create`, `bundle.issue`, …).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Why.
+    pub reason: String,
+    /// Hash of the previous record (hex).
+    pub prev: String,
+    /// This record's hash (hex).
+    pub hash: String,
+}
+
+/// The console's audit log, its hash chain verified.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ConsoleAuditView {
+    /// The newest records (up to the console's cap), oldest first.
+    pub records: Vec<ConsoleAuditRecord>,
+    /// Records in the log.
+    pub total: u64,
+    /// The first break, if the chain does not verify: (seq, why).
+    pub break_at: Option<(u64, String)>,
 }
 
 /// A user just created from the console.
@@ -1235,6 +1314,7 @@ mod tests {
             role,
             ports: ports.iter().map(|p| p.to_string()).collect(),
             csrf: String::new(),
+            must_change: false,
         };
         let queue = |v: &Viewer| {
             alarm_queue(v, &ports)
@@ -1420,6 +1500,7 @@ mod tests {
             role,
             ports: ports.iter().map(|p| p.to_string()).collect(),
             csrf: String::new(),
+            must_change: false,
         };
         let table = [
             (v(Role::Supervisor, &["hengqin"]), "hengqin", true, true),

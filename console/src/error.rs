@@ -28,6 +28,12 @@ pub enum Error {
         /// Local time the lock ends.
         until: String,
     },
+    /// The account is disabled (told only after the right password).
+    #[error("this account is disabled; ask a port admin")]
+    AccountDisabled,
+    /// An administrator set the password; nothing else until the user changes it.
+    #[error("choose a new password first (an administrator set the current one)")]
+    PasswordChangeRequired,
     /// The user's role does not allow it.
     #[error("{0}")]
     Forbidden(String),
@@ -100,6 +106,8 @@ impl Error {
             Error::Csrf => "csrf",
             Error::InvalidCredentials => "invalid_credentials",
             Error::LockedOut { .. } => "locked_out",
+            Error::AccountDisabled => "account_disabled",
+            Error::PasswordChangeRequired => "password_change_required",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",
@@ -117,7 +125,10 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Unauthenticated | Error::SessionExpired | Error::InvalidCredentials => 401,
-            Error::Csrf | Error::Forbidden(_) => 403,
+            Error::Csrf
+            | Error::Forbidden(_)
+            | Error::AccountDisabled
+            | Error::PasswordChangeRequired => 403,
             Error::NotFound(_) => 404,
             Error::Invalid(_) | Error::ReasonRequired => 422,
             Error::LockedOut { .. } => 429,

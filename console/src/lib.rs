@@ -15,8 +15,9 @@
 //! Server only (feature `ssr`, the default):
 //! * `config`: `console.toml`; `error`: the error enum with codes and HTTP statuses;
 //!   `metrics`: Prometheus metrics on an explicit registry; `time`: local times for pages.
-//! * `auth`: users (sled, argon2id), sessions (256-bit tokens, idle and absolute expiry), CSRF
-//!   tokens, lock-out. Time is passed in.
+//! * `auth`: users (sled, argon2id), sessions (256-bit tokens, idle and absolute expiry, stored
+//!   hashed), CSRF tokens, the account lifecycle. Time is passed in. `throttle`: the login
+//!   back-off. `ledger`: the console's own hash-chained audit log.
 //! * `service`: the service layer — every read and action with its role, input and reason
 //!   checks; unit-tested without a browser.
 //! * `port_api`: the only code that talks to port clusters (`ClusterClient` with the console's
@@ -69,6 +70,8 @@ pub mod auth;
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod error;
+#[cfg(feature = "ssr")]
+pub mod ledger;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]

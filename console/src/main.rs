@@ -174,8 +174,8 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;
         let (signalled, stop_signal) = tokio::sync::oneshot::channel::<()>();
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let limits = clearway_console::server::listen::Limits::default();
+        let server = clearway_console::server::listen::serve(listener, app, limits, async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -197,7 +197,7 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         };
         tokio::select! {
             biased;
-            r = std::future::IntoFuture::into_future(server) => r.context("the server failed")?,
+            r = server => r.context("the server failed")?,
             () = deadline => anyhow::bail!(
                 "connections still open {} s after the stop signal; exiting anyway",
                 STOP_GRACE.as_secs()

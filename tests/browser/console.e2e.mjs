@@ -596,6 +596,53 @@ try {
   const locked = await anon.getAttribute(t('login-error'), 'data-code');
   expect(locked === 'locked_out', `a locked account is refused, got ${locked}`);
   await shot(anon, 'login-locked');
+
+  // 7. Accounts: an admin lifts the pause and resets a password the user must change before
+  // anything else; the console's own audit log has each step, its chain intact.
+  step('accounts');
+  await login(admin, 'admin', env.PASSWORD_ADMIN);
+  async function manage(name, action, reason) {
+    await admin.goto(`${base}/users`);
+    await admin.waitForSelector(t('manage-submit'));
+    await admin.selectOption(t('manage-name'), name);
+    await admin.selectOption(t('manage-action'), action);
+    await admin.fill(t('manage-reason'), reason);
+    await admin.click(t('manage-submit'));
+    await result(admin, 'manage');
+  }
+  await manage('lee', 'unlock', 'lee called from the desk, identity checked');
+  await login(anon, 'lee', env.PASSWORD_LEE);
+  expect(anon.url().endsWith('/desk'), `lee signs in once the pause is lifted, at ${anon.url()}`);
+  await manage('lee', 'reset_password', 'lee forgot the password');
+  const generated = (await admin.textContent(t('reset-password'))).trim();
+  expect(generated.length === 20, `a generated password is shown once, got "${generated}"`);
+  await shot(admin, 'users-reset-password');
+  await login(anon, 'lee', generated);
+  await anon.waitForSelector(t('must-change'));
+  expect(anon.url().endsWith('/account'), `a reset password sends lee to the account page, at ${anon.url()}`);
+  await shot(anon, 'account-must-change');
+  await anon.goto(`${base}/desk`);
+  expect(anon.url().endsWith('/account'), 'nothing else until the password is changed');
+  await anon.waitForSelector(t('must-change'));
+  await anon.fill(t('password-current'), generated);
+  await anon.fill(t('password-new'), 'lee chose this new password');
+  await anon.fill(t('password-repeat'), 'lee chose this new password');
+  await anon.click(t('password-submit'));
+  await result(anon, 'password');
+  await anon.goto(`${base}/desk`);
+  await anon.waitForSelector(t('find-number'));
+  await anon.goto(`${base}/account`);
+  await anon.waitForSelector(t('session-row'));
+  await shot(anon, 'account-sessions');
+  await admin.goto(`${base}/console/audit`);
+  await admin.waitForSelector(t('audit-chain'));
+  const consoleChain = await admin.getAttribute(t('audit-chain'), 'data-status');
+  expect(consoleChain === 'ok', `the console's audit chain verifies, got ${consoleChain}`);
+  const consoleActions = await admin.$$eval(t('audit-record'), (rows) => rows.map((r) => r.dataset.action));
+  for (const what of ['port.create', 'user.unlock', 'user.reset_password', 'user.change_password']) {
+    expect(consoleActions.includes(what), `the console's log has ${what}: ${consoleActions.join(' | ')}`);
+  }
+  await shot(admin, 'console-audit');
   expect(pageErrors.length === 0, `no script error in any page, got: ${pageErrors.join(' | ')}`);
   step('done');
 } finally {

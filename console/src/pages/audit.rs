@@ -169,3 +169,81 @@ fn Audit(a: AuditView) -> impl IntoView {
         </tbody></table>
     }
 }
+
+/// `/console/audit`: the console's own audit log (accounts, ports, bundles, retirements), its
+/// hash chain verified (port admins).
+#[component]
+pub fn ConsoleAuditPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| crate::api::console_audit());
+    let lang = Lang::current();
+    view! {
+        <Title text=format!("{} · Clearway", tr(lang, "console-audit-title")) />
+        <h1>{tr(lang, "console-audit-title")}</h1>
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(a) => view! { <ConsoleAudit a=a /> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ConsoleAudit(a: crate::dto::ConsoleAuditView) -> impl IntoView {
+    let lang = Lang::current();
+    let status = if a.break_at.is_some() { "broken" } else { "ok" };
+    let break_at = a.break_at.as_ref().map(|(s, _)| *s);
+    view! {
+        {match &a.break_at {
+            Some((seq, why)) => view! {
+                <div class="banner-break" data-test="audit-chain" data-status=status data-break-seq=seq.to_string()>
+                    {tr_with(lang, "console-audit-broken", &[("seq", (*seq).into()), ("why", why.clone().into())])}
+                </div>
+            }
+            .into_any(),
+            None => view! {
+                <p class="ok" data-test="audit-chain" data-status=status>
+                    {tr_with(lang, "console-audit-intact", &[("count", a.total.into())])}
+                </p>
+            }
+            .into_any(),
+        }}
+        <table data-test="audit-records"><tbody>
+            <tr>
+                <th>"#"</th>
+                <th>{tr(lang, "orders-when")}</th>
+                <th>{tr(lang, "orders-who")}</th>
+                <th>{tr(lang, "audit-action")}</th>
+                <th>{tr(lang, "audit-target")}</th>
+                <th>{tr(lang, "orders-reason")}</th>
+                <th>{tr(lang, "audit-hash")}</th>
+            </tr>
+            {a.records
+                .into_iter()
+                .rev()
+                .map(|r| {
+                    let broken = break_at.is_some_and(|s| r.seq >= s);
+                    let action = r.action.clone();
+                    view! {
+                        <tr
+                            data-test="audit-record"
+                            data-seq=r.seq.to_string()
+                            data-action=action
+                            class=if broken { "error" } else { "" }
+                        >
+                            <td>{r.seq}</td>
+                            <td>{r.at}</td>
+                            <td>{format!("{} ({})", r.actor, r.role)}</td>
+                            <td>{r.action}</td>
+                            <td>{r.target}</td>
+                            <td class="reason">{r.reason}</td>
+                            <td><code>{r.hash.chars().take(16).collect::<String>()}</code></td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </tbody></table>
+    }
+}

@@ -7,6 +7,7 @@ use leptos_router::hooks::use_query_map;
 use super::loading;
 use crate::api::fetch_login;
 use crate::app::ErrorBox;
+use crate::i18n::{tr, tr_with};
 
 /// The sign-in page. `?error=<code>` and `?expired=1` explain why the user is here.
 #[component]
@@ -25,22 +26,24 @@ pub fn LoginPage() -> impl IntoView {
                             .with_untracked(|q| (q.get("error"), q.get("expired").is_some()));
                         let message = match (error.as_deref(), expired) {
                             (Some("invalid_credentials"), _) => {
-                                Some(("invalid_credentials", "Wrong user name or password.".to_string()))
+                                Some(("invalid_credentials", tr(lang, "login-wrong")))
                             }
                             (Some("locked_out"), _) => Some((
                                 "locked_out",
-                                format!(
-                                    "Too many attempts after {} failures: signing in is paused. Wait (longer after each further attempt, at most {} minutes) and try again, or ask a port admin to lift the pause.",
-                                    f.lockout_after,
-                                    f.lockout_minutes,
+                                tr_with(
+                                    lang,
+                                    "login-paused",
+                                    &[
+                                        ("after", f.lockout_after.into()),
+                                        ("minutes", f.lockout_minutes.into()),
+                                    ],
                                 ),
                             )),
-                            (Some(_), _) => {
-                                Some(("error", "Signing in failed; try again.".to_string()))
+                            (Some("account_disabled"), _) => {
+                                Some(("account_disabled", tr(lang, "login-disabled")))
                             }
-                            (None, true) => {
-                                Some(("session_expired", "Your session has expired; sign in again.".to_string()))
-                            }
+                            (Some(_), _) => Some(("error", tr(lang, "login-failed"))),
+                            (None, true) => Some(("session_expired", tr(lang, "login-expired"))),
                             (None, false) => None,
                         };
                         view! {

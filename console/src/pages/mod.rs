@@ -56,10 +56,16 @@
 //!   `stage-all-submit`, `stage-rollback-submit`, `stage-receipt`.
 //! * audit: `audit-chain` (`data-status` = `ok|broken`, `data-break-seq`), `audit-records`,
 //!   `audit-record` (`data-seq`, `data-action`).
-//! * users: `users`, `user-row` (`data-user`, `data-role`), `locked-until`, `user-name`,
-//!   `user-role`, `user-ports`, `user-password`, `user-reason`, `user-submit`,
-//!   `generated-password`.
+//! * users: `users`, `user-row` (`data-user`, `data-role`, `data-disabled`,
+//!   `data-must-change`), `locked-until`, `user-name`, `user-role`, `user-ports`,
+//!   `user-password`, `user-reason`, `user-submit`, `generated-password`; `manage-name`,
+//!   `manage-action`, `manage-reason`, `manage-submit`, `manage-result`, `reset-password`.
+//! * account: `must-change`, `password-current`, `password-new`, `password-repeat`,
+//!   `password-submit`, `password-result`, `sessions`, `session-row` (`data-current`),
+//!   `session-revoke`.
+//! * console audit: as audit (`audit-chain`, `audit-records`, `audit-record`).
 
+mod account;
 mod alarms;
 mod audit;
 mod desk;
@@ -69,8 +75,9 @@ mod ports;
 mod rollout;
 mod users;
 
+pub use account::AccountPage;
 pub use alarms::{AlarmQueue, titled};
-pub use audit::AuditPage;
+pub use audit::{AuditPage, ConsoleAuditPage};
 pub use desk::DeskPage;
 pub use lane::LanePage;
 pub use login::LoginPage;

@@ -1,6 +1,8 @@
-//! The axum wiring: the session guard (body limit, session, CSRF), login and logout, the SSE
-//! endpoint, the Leptos routes and server functions, static files and 404s; `/metrics` on a
-//! router of its own ([`metrics_router`]), served on a separate listener.
+//! The axum wiring: the session guard (body limit and deadline, session, CSRF), login and
+//! logout, the SSE endpoints (a few streams per session), the Leptos routes and server
+//! functions, static files and 404s; `/metrics` on a router of its own ([`metrics_router`]),
+//! served on a separate listener; [`listen`]: the connections (header deadline, a bounded
+//! count, graceful stop).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +36,58 @@ use crate::error::Error;
 use crate::metrics::SseClientGuard;
 use crate::service::Console;
 
+pub mod listen;
+
+/// Time a client has to send a request's body once its headers are in.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Live-update streams (server-sent events) one session may hold open at once: a few tabs.
+pub const STREAMS_PER_SESSION: usize = 6;
+
+/// The open live-update streams of each session (by the token's hash).
+#[derive(Debug, Default)]
+pub struct StreamSlots {
+    open: std::sync::Mutex<std::collections::HashMap<[u8; 32], usize>>,
+}
+
+/// One open stream; dropping it frees its slot.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    key: [u8; 32],
+}
+
+impl StreamSlots {
+    /// A slot for one more stream of the session `token`, if it has fewer than
+    /// [`STREAMS_PER_SESSION`].
+    pub fn take(self: &Arc<Self>, token: &str) -> Option<StreamSlot> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= STREAMS_PER_SESSION {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The login form's double-submit cookie.
 pub const LOGIN_COOKIE: &str = "clearway_login";
 
@@ -44,6 +98,8 @@ pub struct AppState {
     pub console: Arc<Console>,
     /// Leptos' options (site dir, output name).
     pub leptos: LeptosOptions,
+    /// Live-update streams open per session.
+    pub streams: Arc<StreamSlots>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -67,6 +123,7 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
     let state = AppState {
         console: console.clone(),
         leptos: leptos.clone(),
+        streams: Arc::default(),
     };
     let routes = generate_route_list(App);
     let context = {
@@ -224,6 +281,14 @@ fn is_public(method: &Method, path: &str) -> bool {
         || (path.starts_with("/lang/") && method == Method::GET)
 }
 
+/// What a session whose password an administrator set may reach until the user changes it.
+const PASSWORD_CHANGE_PATHS: [&str; 4] = [
+    "/account",
+    "/api/change_password",
+    "/api/whoami",
+    "/auth/logout",
+];
+
 fn csrf_from_form(body: &[u8]) -> Option<String> {
     std::str::from_utf8(body)
         .ok()?
@@ -274,9 +339,26 @@ async fn checked(console: Arc<Console>, req: Request, next: Next) -> Response {
             .inc();
         return error_response(&parts.headers, &too_big);
     }
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
+    let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES));
+    let body: Bytes = match body.await {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            console
+                .metrics
+                .refused
+                .with_label_values(&["body_timeout"])
+                .inc();
+            let slow = ApiError::new(
+                408,
+                "body_timeout",
+                format!(
+                    "the request's body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            );
+            return error_response(&parts.headers, &slow);
+        }
+        Ok(Err(_)) => {
             console
                 .metrics
                 .refused
@@ -305,6 +387,15 @@ async fn checked(console: Arc<Console>, req: Request, next: Next) -> Response {
                 };
             }
         };
+        if viewer.must_change && !PASSWORD_CHANGE_PATHS.contains(&path.as_str()) {
+            // An administrator set the password: nothing but choosing a new one.
+            let page = method == Method::GET && wants_html(&parts.headers);
+            return if page {
+                redirect("/account")
+            } else {
+                refuse(&parts, Error::PasswordChangeRequired)
+            };
+        }
         if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let sent = parts
                 .headers
@@ -429,7 +520,10 @@ async fn events(
         Err(e) => return error_response(&parts.headers, &e.into()),
     };
     let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
-    let stream = snapshots(c, port, token);
+    let Some(slot) = state.streams.take(&token) else {
+        return too_many_streams(&c, &parts.headers);
+    };
+    let stream = snapshots(c, port, token, slot);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response()
@@ -439,8 +533,12 @@ fn snapshots(
     console: Arc<Console>,
     port: Arc<crate::service::PortHandle>,
     token: String,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
-    let guard = SseClientGuard::new(console.metrics.sse_clients.clone());
+    let guard = (
+        SseClientGuard::new(console.metrics.sse_clients.clone()),
+        slot,
+    );
     let rx = port.subscribe();
     let first = Some(port.latest());
     let stopping = console.stopping();
@@ -549,6 +647,23 @@ struct StillQuery {
     viewing: u64,
 }
 
+/// 429: the session has [`STREAMS_PER_SESSION`] live-update streams open already.
+fn too_many_streams(console: &Console, headers: &HeaderMap) -> Response {
+    console
+        .metrics
+        .refused
+        .with_label_values(&["too_many_streams"])
+        .inc();
+    error_response(
+        headers,
+        &ApiError::new(
+            429,
+            "too_many_streams",
+            format!("this session has {STREAMS_PER_SESSION} live pages open already; close one"),
+        ),
+    )
+}
+
 /// `GET /events/alarms`: the open alarms of every port the user watches
 /// ([`crate::dto::QueuedAlarm`]s as JSON), now and after every change (checked each second).
 /// Ends when the session or the console does.
@@ -559,7 +674,13 @@ async fn alarm_events(State(state): State<AppState>, req: Request) -> Response {
     };
     let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
     let console = state.console.clone();
-    let guard = SseClientGuard::new(console.metrics.sse_clients.clone());
+    let Some(slot) = state.streams.take(&token) else {
+        return too_many_streams(&console, &parts.headers);
+    };
+    let guard = (
+        SseClientGuard::new(console.metrics.sse_clients.clone()),
+        slot,
+    );
     let stopping = console.stopping();
     let stream = futures::stream::unfold(
         (

@@ -136,6 +136,15 @@ impl Http {
         self.send(b.body(Body::from(body)).expect("request")).await
     }
 
+    /// A GET of a server function (JSON) with a session.
+    async fn call(&self, path: &str, session: &str) -> Answer {
+        let req = Request::get(path)
+            .header(COOKIE, format!("{SESSION_COOKIE}={session}"))
+            .body(Body::empty())
+            .expect("request");
+        self.send(req).await
+    }
+
     /// A scrape of `/metrics` on the metrics listener's router.
     async fn metrics(&self) -> Answer {
         let req = Request::get("/metrics")
@@ -177,7 +186,9 @@ impl Http {
             .and_then(|kv| kv.split_once('='))
             .map(|(_, v)| v.to_string())
             .expect("session");
-        let home = self.page("/", Some(&value)).await;
+        // Every page carries the token; the account page is one every session may see (also
+        // one that must change its password first).
+        let home = self.page("/account", Some(&value)).await;
         let csrf = home
             .body
             .split("name=\"csrf\" value=\"")
@@ -684,4 +695,192 @@ async fn a_login_flood_from_one_address_does_not_keep_another_user_out() {
     // her address's.
     let a = h.send(attempt([10, 0, 0, 1], "ana".into(), PW)).await;
     assert!(a.set_cookie(SESSION_COOKIE).is_some(), "{a:?}");
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_password_the_user_must_change_before_anything_else() {
+    let _serial = SERIAL.lock().await;
+    let h = app();
+    h.console
+        .auth
+        .add_user("root", crate::dto::Role::PortAdmin, &[], PW, 0)
+        .expect("admin");
+    let (root, root_csrf) = h.login("root", PW).await.expect("admin signed in");
+    let (ana_old, _) = h.login("ana", PW).await.expect("ana signed in");
+    let manage = |action: &str, reason: &str| {
+        format!("csrf={root_csrf}&name=ana&action={action}&reason={reason}")
+    };
+    let a = h
+        .post(
+            "/api/manage_user",
+            Some(&root),
+            manage("reset_password", ""),
+            false,
+        )
+        .await;
+    assert_eq!(a.api_error().code, "reason_required", "{}", a.body);
+    let a = h
+        .post(
+            "/api/manage_user",
+            Some(&root),
+            manage("reset_password", "forgot+it"),
+            false,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let m: crate::dto::ManagedUser = serde_json::from_str(&a.body).expect("answer");
+    let generated = m.generated_password.expect("a generated password");
+    assert_eq!(
+        h.page("/", Some(&ana_old)).await.status,
+        StatusCode::SEE_OTHER,
+        "the reset ended ana's session"
+    );
+    // Signed in with the generated password, ana can do nothing but change it.
+    let (ana, csrf) = h
+        .login("ana", &generated)
+        .await
+        .expect("generated password");
+    let home = h.page("/", Some(&ana)).await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location(), "/account");
+    let call = h.call("/api/ports_overview", &ana).await;
+    assert_eq!(call.status, StatusCode::FORBIDDEN);
+    assert_eq!(call.api_error().code, "password_change_required");
+    let change = |new: &str| {
+        format!(
+            "csrf={csrf}&current={generated}&new={}&repeat={}",
+            new.replace(' ', "+"),
+            new.replace(' ', "+")
+        )
+    };
+    let a = h
+        .post(
+            "/api/change_password",
+            Some(&ana),
+            change("too short"),
+            false,
+        )
+        .await;
+    assert_eq!(a.api_error().code, "invalid", "{}", a.body);
+    let a = h
+        .post(
+            "/api/change_password",
+            Some(&ana),
+            change("ana's own new password"),
+            false,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(h.page("/", Some(&ana)).await.status, StatusCode::OK);
+    // Disabled: no session, and sign-in says so only to whoever has the password.
+    let a = h
+        .post(
+            "/api/manage_user",
+            Some(&root),
+            manage("disable", "left+the+team"),
+            false,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(h.page("/", Some(&ana)).await.status, StatusCode::SEE_OTHER);
+    let refused = h
+        .login("ana", "ana's own new password")
+        .await
+        .expect_err("disabled");
+    assert_eq!(refused.location(), "/login?error=account_disabled");
+    // Every step is in the console's audit log, the chain intact.
+    let log = h.call("/api/console_audit", &root).await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let log: crate::dto::ConsoleAuditView = serde_json::from_str(&log.body).expect("log");
+    assert_eq!(log.break_at, None);
+    let steps: Vec<String> = log
+        .records
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.actor, r.action, r.target, r.reason))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "root user.reset_password ana forgot it",
+            "ana user.change_password ana by the user",
+            "root user.disable ana left the team",
+        ]
+    );
+    // The log is the port admins'.
+    let (bo, _) = h.login("bo", PW).await.expect("bo");
+    let a = h.call("/api/console_audit", &bo).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_of_live_streams() {
+    let _serial = SERIAL.lock().await;
+    let h = app();
+    let (sup, _) = h.login("ana", PW).await.expect("supervisor");
+    let (other, _) = h.login("ana", PW).await.expect("a second session");
+    let get = |session: &str, path: &str| {
+        Request::get(path)
+            .header(COOKIE, format!("{SESSION_COOKIE}={session}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let mut open = Vec::new();
+    for i in 0..STREAMS_PER_SESSION {
+        let path = if i % 2 == 0 {
+            "/events/port/hengqin"
+        } else {
+            "/events/alarms"
+        };
+        let res = h
+            .app
+            .clone()
+            .oneshot(get(&sup, path))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::OK, "stream {i}");
+        open.push(res);
+    }
+    for path in ["/events/port/hengqin", "/events/alarms"] {
+        let a = h.send(get(&sup, path)).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(a.api_error().code, "too_many_streams");
+    }
+    // Another session of the same user has its own.
+    let res = h
+        .app
+        .clone()
+        .oneshot(get(&other, "/events/alarms"))
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    // Closing one frees its slot.
+    drop(open.pop());
+    let res = h
+        .app
+        .clone()
+        .oneshot(get(&sup, "/events/alarms"))
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_given_up_on() {
+    let _serial = SERIAL.lock().await;
+    let h = app();
+    let (sup, csrf) = h.login("ana", PW).await.expect("supervisor");
+    // A body stream that never ends: the guard stops waiting (BODY_TIMEOUT, here on a paused
+    // clock) and answers 408.
+    let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+    let req = Request::post("/api/lane_override")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(COOKIE, format!("{SESSION_COOKIE}={sup}"))
+        .header("x-csrf-token", &csrf)
+        .body(Body::from_stream(never))
+        .expect("request");
+    tokio::time::pause();
+    let a = h.send(req).await;
+    tokio::time::resume();
+    assert_eq!(a.status.as_u16(), 408, "{}", a.body);
+    assert_eq!(a.api_error().code, "body_timeout");
 }

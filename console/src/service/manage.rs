@@ -11,8 +11,8 @@ use tracing::info;
 use crate::auth::{Millis, generate_password};
 use crate::config::PortConfig;
 use crate::dto::{
-    AuditView, BundleView, CreatedUser, PortDefinition, Role, RolloutView, UserView, Viewer,
-    WriteReceipt,
+    AuditView, BundleView, ConsoleAuditView, CreatedUser, ManagedUser, PortDefinition, Role,
+    RolloutView, SessionView, USER_ACTIONS, UserView, Viewer, WriteReceipt,
 };
 use crate::error::{Error, Result};
 use crate::port_api::{AuditEntry, Change};
@@ -95,9 +95,10 @@ impl Console {
             now,
         ));
         self.add_port(handle.clone());
-        // Console-local: no cluster exists yet to hold an audit record; the log says who and
-        // why-less (a reason is free text and stays out of logs).
+        // Console-local: no cluster exists yet to hold an audit record; the console's own log
+        // does (a reason is free text and stays out of the process log).
         info!(user = %v.name, port = %id, reason_chars = reason.chars().count(), "Port created.");
+        self.record(v, "port.create", id, &reason, now)?;
         Ok((handle.def.view(), handle))
     }
 
@@ -185,6 +186,7 @@ impl Console {
         channel: &str,
         csr: &str,
         reason: &str,
+        now: Millis,
     ) -> Result<BundleView> {
         let p = self.port(port)?;
         self.admin(v, "issue node bundles")?;
@@ -223,6 +225,13 @@ impl Console {
                 .learn_lane(c, node);
         }
         info!(user = %v.name, port = %port, node, reason_chars = reason.chars().count(), "Node bundle issued.");
+        self.record(
+            v,
+            "bundle.issue",
+            &format!("{port}/node-{node}"),
+            &reason,
+            now,
+        )?;
         Ok(b.view())
     }
 
@@ -353,7 +362,9 @@ impl Console {
             },
         };
         let membership = membership_audit(v, "cluster.remove", &w.reason, now);
+        let (target, why) = (w.target.clone(), w.reason.clone());
         let receipt = self.submit(&p, v, w, now).await?;
+        self.record(v, "appliance.retire", &target, &why, now)?;
         if p.latest()
             .members
             .iter()
@@ -411,10 +422,94 @@ impl Console {
         self.auth
             .add_user(name.trim(), role, &ports, &password, now)?;
         info!(user = %v.name, created = %name.trim(), role = %role, reason_chars = reason.chars().count(), "User created from the console.");
+        self.record(
+            v,
+            "user.create",
+            &format!("{} ({role})", name.trim()),
+            &reason,
+            now,
+        )?;
         Ok(CreatedUser {
             name: name.trim().to_string(),
             generated_password: generated,
         })
+    }
+}
+
+impl Console {
+    /// An administrator's action on an account ([`USER_ACTIONS`]), with a reason, recorded in
+    /// the console's audit log. A reset answers the generated password (shown once).
+    pub fn manage_user(
+        &self,
+        v: &Viewer,
+        name: &str,
+        action: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<ManagedUser> {
+        self.admin(v, "manage users")?;
+        let reason = check_reason(reason)?;
+        let name = name.trim();
+        crate::auth::check_user_name(name)?;
+        let mut generated = None;
+        match action {
+            "unlock" => {
+                self.users(v, now)?
+                    .iter()
+                    .find(|u| u.name == name)
+                    .ok_or_else(|| Error::NotFound(format!("there is no user {name}")))?;
+                self.auth.unlock(name);
+            }
+            "disable" => self.auth.set_disabled(&v.name, name, true)?,
+            "enable" => self.auth.set_disabled(&v.name, name, false)?,
+            "reset_password" => generated = Some(self.auth.reset_password(&v.name, name)?),
+            "revoke_sessions" => {
+                self.auth.revoke(name, None)?;
+            }
+            "delete" => self.auth.delete_user(&v.name, name)?,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "{other:?} is not an account action (one of {})",
+                    USER_ACTIONS.join(", ")
+                )));
+            }
+        }
+        self.record(v, &format!("user.{action}"), name, &reason, now)?;
+        Ok(ManagedUser {
+            name: name.to_string(),
+            action: action.to_string(),
+            generated_password: generated,
+        })
+    }
+
+    /// The signed-in user's own live sessions (`token` marks the current one).
+    pub fn my_sessions(&self, v: &Viewer, token: &str, now: Millis) -> Result<Vec<SessionView>> {
+        self.auth.sessions_of(&v.name, Some(token), now, 0)
+    }
+
+    /// Ends one of the signed-in user's own sessions.
+    pub fn revoke_my_session(&self, v: &Viewer, id: &str) -> Result<()> {
+        self.auth.revoke(&v.name, Some(id.trim())).map(|_| ())
+    }
+
+    /// Changes the signed-in user's password (recorded in the console's audit log; the other
+    /// sessions end).
+    pub fn change_password(
+        &self,
+        v: &Viewer,
+        token: &str,
+        current: &str,
+        new: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.auth.change_password(token, current, new, now)?;
+        self.record(v, "user.change_password", &v.name, "by the user", now)
+    }
+
+    /// The console's own audit log, verified (port admins).
+    pub fn console_audit(&self, v: &Viewer) -> Result<ConsoleAuditView> {
+        self.admin(v, "read the console's audit log")?;
+        self.ledger.view(0)
     }
 }
 

@@ -145,6 +145,8 @@ pub struct Console {
     pub metrics: Metrics,
     ports: RwLock<BTreeMap<String, Arc<PortHandle>>>,
     rollout: RolloutStore,
+    /// The console's own hash-chained audit log (accounts, ports, bundles, retirements).
+    ledger: crate::ledger::Ledger,
     /// Turns true when the console is stopping: live streams end so the server can too.
     stopping: tokio::sync::watch::Sender<bool>,
     _db: sled::Db,
@@ -224,6 +226,7 @@ impl Console {
         auth: Auth,
     ) -> Result<Console> {
         let rollout = RolloutStore::open(&db, &config.data_dir.join("ports"), config.lab_ca)?;
+        let ledger = crate::ledger::Ledger::open(&db)?;
         let now = crate::auth::now_ms();
         let mut ports = BTreeMap::new();
         let timeout = Duration::from_millis(config.poll_timeout_ms);
@@ -258,6 +261,7 @@ impl Console {
             metrics,
             ports: RwLock::new(ports),
             rollout,
+            ledger,
             stopping: tokio::sync::watch::Sender::new(false),
             _db: db,
         })
@@ -337,6 +341,30 @@ impl Console {
         } else {
             Err(self.refuse(format!("only a {} may {what}", role.label().to_lowercase())))
         }
+    }
+
+    /// Records a console-local administrative action in the console's audit log (flushed
+    /// before the action is answered).
+    fn record(
+        &self,
+        v: &Viewer,
+        action: &str,
+        target: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let seq = self.ledger.record(
+            crate::ledger::Action {
+                actor: &v.name,
+                role: v.role.as_str(),
+                action,
+                target,
+                reason,
+            },
+            now,
+        )?;
+        info!(user = %v.name, action, seq, "Console audit record written.");
+        Ok(())
     }
 
     fn refuse(&self, message: String) -> Error {

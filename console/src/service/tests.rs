@@ -26,6 +26,7 @@ pub(crate) fn viewer(name: &str, role: Role, ports: &[&str]) -> Viewer {
         role,
         ports: ports.iter().map(|p| p.to_string()).collect(),
         csrf: "t".into(),
+        must_change: false,
     }
 }
 
