@@ -33,8 +33,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=deploy/private-dir.sh
 . "$root/deploy/private-dir.sh"
-private_dir "$cache" "$cache/downloads" "$cache/src" "$cache/tools" \
-  "${CARGO_TARGET_DIR:-/var/tmp/clearway-target}"
+private_dir "$cache" "$cache/downloads" "$cache/src" "$cache/tools" "$cache/web-target" \
+  "$cache/console-site" "${CARGO_TARGET_DIR:-/var/tmp/clearway-target}"
 mkdir -p "$assets"
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -162,6 +162,7 @@ if ! "$venv/bin/python" -c 'import cv2, numpy' 2>/dev/null; then
     "$cache/downloads/numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
     "$cache/downloads/opencv_python_headless-4.12.0.88-cp37-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
 fi
+private_dir "$venv"
 variants="$photos/variants"
 if [ ! -f "$variants/.complete" ]; then
   say "generating photo variants"
