@@ -16,6 +16,8 @@ web_target := CLEARWAY_CACHE / "web-target"
 # cargo-fuzz, pinned; the fuzz build has its own target dir (instrumented artefacts).
 cargo_fuzz_version := "0.13.1"
 fuzz_target_dir := env_var_or_default("CLEARWAY_FUZZ_TARGET", "/var/tmp/fuzz-target")
+# cargo-deny, pinned, built `--locked` (its own lock file) into $CLEARWAY_CACHE/tools (`just deny`).
+cargo_deny_version := "0.20.2"
 
 bin := CARGO_TARGET_DIR / "release/clearway-node"
 console_bin := CARGO_TARGET_DIR / "release/clearway-console"
@@ -50,10 +52,27 @@ serve-console *args: console
 
 # Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests, the console,
 # and the deploy files.
-test: setup console check-deploy
+test: setup deny console check-deploy
     cargo build --release --locked -p clearway-node
     cargo test --release --locked --workspace --lib --bins --tests
     cargo build --release --locked --workspace --benches
+
+# The advisory database is a git repository on GitHub, which this machine and CI cannot reach, so
+# `just test` leaves advisories out; with that network: `just deny advisories` (README, "Supply chain").
+# Check the dependency tree against deny.toml: licences, bans (duplicate versions), sources.
+deny *checks="licenses bans sources": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools="$CLEARWAY_CACHE/tools"
+    if [ "$("$tools/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny {{cargo_deny_version}}" ]; then
+      echo "deny: installing cargo-deny {{cargo_deny_version}} into $tools (a few minutes, once)"
+      # A temporary target dir: the build's is locked while a build runs there.
+      (cd "$CLEARWAY_CACHE" && env -u CARGO_TARGET_DIR cargo install -q --locked cargo-deny \
+        --version "{{cargo_deny_version}}" --root "$tools" --force)
+    fi
+    # Duplicate versions are warnings (deny.toml); their inclusion graphs would fill the CI log:
+    # `cargo deny check bans` shows them.
+    PATH="$tools/bin:$PATH" cargo deny --locked --manifest-path Cargo.toml check --hide-inclusion-graph {{checks}}
 
 # Check deploy/: the Prometheus config, alert rules and their unit tests (promtool), the dashboard.
 check-deploy:
