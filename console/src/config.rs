@@ -32,11 +32,23 @@ pub const SITE_ENV: &str = "CLEARWAY_CONSOLE_SITE";
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
-    /// Address the console serves HTTP on. Default `127.0.0.1:8080`. Serve it on loopback behind
-    /// a TLS-terminating proxy, or on loopback for a browser on the same machine: the session
-    /// cookie is `Secure`, which browsers accept over plain HTTP only from loopback.
+    /// Address the console serves HTTPS on (`[tls]`). Default `127.0.0.1:8443`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The console's certificate (chain) and key, PEM, issued by the operator's or the port's
+    /// CA (`clearway-console tls self-signed` makes one for a demo or a lab). Required unless
+    /// `plain_http`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP instead, on loopback only, behind a TLS-terminating proxy on the same
+    /// machine. Default false. (The session cookie stays `Secure`: browsers send it over plain
+    /// HTTP only to loopback.)
+    #[serde(default)]
+    pub plain_http: bool,
+    /// An address that answers plain HTTP with a redirect to the HTTPS console, and nothing
+    /// else. Default none.
+    #[serde(default)]
+    pub redirect_listen: Option<SocketAddr>,
     /// Address of `/metrics` (and `/healthz`) for Prometheus: a listener of its own, on the
     /// monitoring network, never the supervisors' console address. Default none: no metrics.
     #[serde(default)]
@@ -70,6 +82,16 @@ pub struct ConsoleConfig {
     /// The ports this console runs (more are added from the rollout page). Default none.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
+}
+
+/// `[tls]`: the console's HTTPS certificate and key.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM (leaf first).
+    pub cert: PathBuf,
+    /// Its private key, PEM (readable by the console's user only).
+    pub key: PathBuf,
 }
 
 /// Sessions and lock-out.
@@ -155,7 +177,7 @@ pub struct HallConfig {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+    SocketAddr::from(([127, 0, 0, 1], 8443))
 }
 fn default_poll_ms() -> u64 {
     250
@@ -277,6 +299,10 @@ impl ConsoleConfig {
         let mut paths: Vec<&mut PathBuf> = vec![&mut config.data_dir];
         paths.extend(config.site_dir.as_mut());
         paths.extend(config.ports.iter_mut().map(|p| &mut p.bundle_dir));
+        if let Some(t) = config.tls.as_mut() {
+            paths.push(&mut t.cert);
+            paths.push(&mut t.key);
+        }
         for p in paths.into_iter().filter(|p| p.is_relative()) {
             *p = base.join(&*p);
         }
@@ -308,6 +334,22 @@ impl ConsoleConfig {
             if !seen.insert(p.id.as_str()) {
                 return Err(format!("port {} appears twice", p.id));
             }
+        }
+        match (&self.tls, self.plain_http) {
+            (None, false) => {
+                return Err("[tls] cert and key are required (or plain_http = true on loopback behind a TLS-terminating proxy)".into());
+            }
+            (Some(_), true) => return Err("plain_http and [tls] exclude each other".into()),
+            (None, true) if !self.listen.ip().is_loopback() => {
+                return Err(format!(
+                    "plain_http serves only on loopback (behind a TLS-terminating proxy), not {}",
+                    self.listen
+                ));
+            }
+            _ => {}
+        }
+        if self.redirect_listen.is_some() && self.tls.is_none() {
+            return Err("redirect_listen redirects to HTTPS: it needs [tls]".into());
         }
         Ok(())
     }
@@ -399,7 +441,7 @@ mod tests {
     fn nonsense_is_refused_with_a_clear_message() {
         let port = |extra: &str| {
             format!(
-                "data_dir = \"d\"\n[[port]]\nid = \"hengqin\"\nname = \"H\"\nbundle_dir = \"b\"\nnodes = {{ 1 = \"127.0.0.1:7401\" }}\n{extra}"
+                "plain_http = true\ndata_dir = \"d\"\n[[port]]\nid = \"hengqin\"\nname = \"H\"\nbundle_dir = \"b\"\nnodes = {{ 1 = \"127.0.0.1:7401\" }}\n{extra}"
             )
         };
         let hall = "[[port.hall]]\nid = \"passenger\"\nname = \"P\"\nchannels = 48\n";
@@ -451,6 +493,31 @@ mod tests {
             (
                 port(&hall.replace("channels = 48", "channels = 48\nlanes = 2")),
                 "unknown field",
+            ),
+            (
+                port(hall).replace("plain_http = true\n", ""),
+                "[tls] cert and key are required",
+            ),
+            (
+                port(hall).replace(
+                    "plain_http = true",
+                    "plain_http = true\nlisten = \"10.1.0.20:8443\"",
+                ),
+                "only on loopback",
+            ),
+            (
+                port(hall).replace(
+                    "data_dir = \"d\"",
+                    "data_dir = \"d\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"",
+                ),
+                "exclude each other",
+            ),
+            (
+                port(hall).replace(
+                    "plain_http = true",
+                    "plain_http = true\nredirect_listen = \"127.0.0.1:8080\"",
+                ),
+                "needs [tls]",
             ),
         ];
         for (text, needle) in table {

@@ -43,6 +43,31 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The console's HTTPS certificate.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Make a self-signed certificate and key (a demo or a lab only; production consoles get
+    /// theirs from the operator's CA) and print its SHA-256 fingerprint.
+    SelfSigned {
+        /// Where to write console-cert.pem and console-key.pem (0600).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Host names and IP addresses the certificate names, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        names: Vec<String>,
+    },
+    /// Print a certificate's SHA-256 fingerprint (what a browser shows for the console).
+    Fingerprint {
+        /// The certificate, PEM (the first one is read).
+        #[arg(long)]
+        cert: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +105,29 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve(&config),
+        Command::Tls {
+            command: TlsCommand::SelfSigned { dir, names },
+        } => {
+            let made = clearway_console::tls::self_signed(&names)?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let cert = dir.join("console-cert.pem");
+            let key = dir.join("console-key.pem");
+            std::fs::write(&cert, &made.cert_pem)
+                .with_context(|| format!("cannot write {}", cert.display()))?;
+            write_private(&key, made.key_pem.as_bytes())?;
+            println!("certificate: {}", cert.display());
+            println!("key:         {}", key.display());
+            println!("SHA-256 fingerprint: {}", made.fingerprint);
+            Ok(())
+        }
+        Command::Tls {
+            command: TlsCommand::Fingerprint { cert },
+        } => {
+            let print = clearway_console::tls::fingerprint_file(&cert)?;
+            println!("SHA-256 fingerprint: {print}");
+            Ok(())
+        }
         Command::Check { config } => {
             let c = ConsoleConfig::from_file(&config)?;
             println!(
@@ -129,6 +177,21 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Writes a file only its owner can read (created 0600, never widened).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     let config = ConsoleConfig::from_file(config)?;
     let site = config.site_dir();
@@ -148,6 +211,19 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         let metrics = Metrics::new(prometheus::Registry::new())?;
         let listen = config.listen;
         let metrics_listen = config.metrics_listen;
+        let redirect_listen = config.redirect_listen;
+        let tls = match &config.tls {
+            Some(t) => {
+                let (server, fingerprint) =
+                    clearway_console::tls::server_config(&t.cert, &t.key)?;
+                info!(cert = %t.cert.display(), fingerprint = %fingerprint, "Serving HTTPS.");
+                Some(Arc::new(server))
+            }
+            None => {
+                warn!(listen = %listen, "Serving plain HTTP (plain_http = true): only behind a TLS-terminating proxy on this machine.");
+                None
+            }
+        };
         let console = Arc::new(Console::open(config, metrics)?);
         if !console.auth.has_users() {
             warn!("No console user exists yet; create the first port admin with `clearway-console user add --role port-admin`.");
@@ -167,6 +243,18 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
                 }
             });
         }
+        if let Some(addr) = redirect_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (redirect_listen)"))?;
+            let redirect = clearway_console::server::listen::redirect_router(listen.port());
+            info!(redirect = %addr, "Redirecting plain HTTP to HTTPS.");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, redirect).await {
+                    warn!(error = %e, "The redirect listener stopped.");
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -175,7 +263,7 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
             .context("cannot watch SIGTERM")?;
         let (signalled, stop_signal) = tokio::sync::oneshot::channel::<()>();
         let limits = clearway_console::server::listen::Limits::default();
-        let server = clearway_console::server::listen::serve(listener, app, limits, async move {
+        let server = clearway_console::server::listen::serve(listener, app, limits, tls, async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

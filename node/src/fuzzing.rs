@@ -38,6 +38,55 @@ use crate::store::keyring::Keyring;
 /// A harness: the bytes one fuzzing run (or one corpus file) holds.
 pub type Harness = fn(&[u8]);
 
+/// The files of `dir`, sorted; none when it does not exist.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// What CI runs instead of a campaign: checks that the targets under `fuzz_dir/fuzz_targets/`
+/// that `owns` selects are exactly `targets`, each with a non-empty `corpus/<name>/`, then
+/// replays every corpus and `regressions/<name>/` file through its harness. Panics on a
+/// mismatch, a missing corpus or a harness's panic; answers a line per target.
+pub fn replay_all(fuzz_dir: &Path, targets: &[(&str, Harness)], owns: fn(&str) -> bool) -> String {
+    let on_disk: std::collections::BTreeSet<String> = files(&fuzz_dir.join("fuzz_targets"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|name| owns(name))
+        .collect();
+    let harnessed: std::collections::BTreeSet<String> =
+        targets.iter().map(|(n, _)| (*n).to_owned()).collect();
+    assert_eq!(
+        on_disk, harnessed,
+        "the fuzz target files and the harnesses differ"
+    );
+    let mut summary = Vec::new();
+    for (name, harness) in targets {
+        let corpus = files(&fuzz_dir.join("corpus").join(name));
+        assert!(!corpus.is_empty(), "fuzz/corpus/{name} is missing or empty");
+        let regressions = files(&fuzz_dir.join("regressions").join(name));
+        for input in corpus.iter().chain(&regressions) {
+            let bytes = std::fs::read(input).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+            eprintln!("{}", input.display());
+            harness(&bytes);
+        }
+        summary.push(format!(
+            "{name}: {} corpus, {} regressions",
+            corpus.len(),
+            regressions.len()
+        ));
+    }
+    summary.join("\n")
+}
+
 /// Every harness by target name, in the order `just fuzz` runs them.
 pub const TARGETS: &[(&str, Harness)] = &[
     ("mrz", mrz),

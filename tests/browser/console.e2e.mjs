@@ -11,6 +11,7 @@ import { checkpoint, endCheckpoints, expect, launch, shot, t } from './harness.m
 
 const env = process.env;
 const base = env.CONSOLE_URL;
+if (!base.startsWith('https://')) throw new Error(`the console is served over HTTPS, got ${base}`);
 const port = env.PORT_ID;
 const channel = env.CHANNEL; // e.g. testport/passenger/1
 const [, hall, laneNo] = channel.split('/');
@@ -33,7 +34,9 @@ const browser = await launch();
 const pageErrors = [];
 
 async function newPage() {
-  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  // The console serves HTTPS with the rig's self-signed certificate (its fingerprint is
+  // checked by the Rust side); the browser is told to accept it rather than given a CA.
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, ignoreHTTPSErrors: true });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20000);
   // A script error in a page (a panic in the hydrated app, a broken hydration) fails the test

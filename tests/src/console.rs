@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use clearway_node::net::Identity;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::http::Https;
 use crate::lane::{Rig, rig};
 use crate::port::PORT;
 use crate::{assets, node_bin, ort_library, root};
@@ -65,8 +66,12 @@ pub fn console_site() -> PathBuf {
 pub struct ConsoleRig {
     /// The port, the lane and its devices.
     pub rig: Rig,
-    /// The console's base URL, e.g. `http://127.0.0.1:40123`.
+    /// The console's base URL, e.g. `https://127.0.0.1:40123`.
     pub url: String,
+    /// A client of the console that trusts its (self-signed) certificate.
+    pub https: crate::http::Https,
+    /// The console's certificate (PEM).
+    pub cert: PathBuf,
     /// Where the console serves `/metrics` for Prometheus (not at `url`).
     pub metrics: SocketAddr,
     /// The rig's directory.
@@ -111,9 +116,9 @@ pub const HENGQIN_HALLS: [Hall; 2] = [
     },
 ];
 
-/// A `console.toml` for one port: the console on `listen`, its `/metrics` on `metrics`, its
-/// data in `data/` and the port's client bundle in `bundle/` beside the file, every node of the
-/// port as a seed.
+/// A `console.toml` for one port: the console on `listen` over HTTPS with the certificate in
+/// `tls/` ([`console_certificate`]), its `/metrics` on `metrics`, its data in `data/` and the
+/// port's client bundle in `bundle/` beside the file, every node of the port as a seed.
 pub fn console_config(
     listen: SocketAddr,
     metrics: SocketAddr,
@@ -141,8 +146,51 @@ pub fn console_config(
         })
         .collect();
     format!(
-        "listen = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\ndashboard_url = \"https://grafana.test.invalid/d/clearway-port?var-port={port}\"\nnodes = {{ {nodes} }}\n{halls}"
+        "listen = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = \"data\"\npoll_interval_ms = 250\n# A lab: the rollout page may create port CAs.\nlab_ca = true\n\n[tls]\ncert = \"tls/console-cert.pem\"\nkey = \"tls/console-key.pem\"\n{auth}\n[[port]]\nid = \"{port}\"\nname = \"{port_name}\"\nbundle_dir = \"bundle\"\ndashboard_url = \"https://grafana.test.invalid/d/clearway-port?var-port={port}\"\nnodes = {{ {nodes} }}\n{halls}"
     )
+}
+
+/// The console's HTTPS certificate in `<console dir>/tls/` (`console-cert.pem`, key 0600):
+/// made self-signed for 127.0.0.1 and localhost by `clearway-console tls self-signed` unless it
+/// exists (a demo's second run keeps it). Answers the certificate's path and its SHA-256
+/// fingerprint (`clearway-console tls fingerprint`).
+pub fn console_certificate(console_bin: &Path, cdir: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let dir = cdir.join("tls");
+    let cert = dir.join("console-cert.pem");
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(console_bin)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {}", console_bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "clearway-console {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let dir_text = dir.to_string_lossy().into_owned();
+    let cert_text = cert.to_string_lossy().into_owned();
+    if !cert.is_file() {
+        run(&[
+            "tls",
+            "self-signed",
+            "--dir",
+            &dir_text,
+            "--names",
+            "127.0.0.1,localhost",
+        ])?;
+    }
+    let printed = run(&["tls", "fingerprint", "--cert", &cert_text])?;
+    let fingerprint = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA-256 fingerprint: "))
+        .with_context(|| format!("no fingerprint in {printed:?}"))?
+        .trim()
+        .to_string();
+    Ok((cert, fingerprint))
 }
 
 /// `clearway-console user add`: a user `name` with `role` (and for a supervisor, the `ports`
@@ -228,8 +276,9 @@ fn form_escape(v: &str) -> String {
 
 /// Signs in at the console on `addr` as a browser does: the login page sets the form's CSRF
 /// cookie, the form posts it back with the name and password. The session token.
-pub fn login(addr: SocketAddr, name: &str, password: &str) -> anyhow::Result<String> {
-    let page = crate::http::request(addr, "GET", "/login", &[("Accept", "text/html")], &[])
+pub fn login(console: &Https, name: &str, password: &str) -> anyhow::Result<String> {
+    let page = console
+        .request("GET", "/login", &[("Accept", "text/html")], &[])
         .context("GET /login")?;
     let token = page.set_cookie(LOGIN_COOKIE).with_context(|| {
         format!(
@@ -243,17 +292,17 @@ pub fn login(addr: SocketAddr, name: &str, password: &str) -> anyhow::Result<Str
         form_escape(name),
         form_escape(password)
     );
-    let answer = crate::http::request(
-        addr,
-        "POST",
-        "/auth/login",
-        &[
-            ("Cookie", &cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        form.as_bytes(),
-    )
-    .context("POST /auth/login")?;
+    let answer = console
+        .request(
+            "POST",
+            "/auth/login",
+            &[
+                ("Cookie", &cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form.as_bytes(),
+        )
+        .context("POST /auth/login")?;
     answer.set_cookie(SESSION_COOKIE).with_context(|| {
         format!(
             "login as {name} refused: {} to {}",
@@ -264,16 +313,16 @@ pub fn login(addr: SocketAddr, name: &str, password: &str) -> anyhow::Result<Str
 }
 
 /// `GET` a console route with a session; the JSON answer of a server function.
-pub fn get_json(addr: SocketAddr, session: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+pub fn get_json(console: &Https, session: &str, path: &str) -> anyhow::Result<serde_json::Value> {
     let cookie = format!("{SESSION_COOKIE}={session}");
-    let r = crate::http::request(
-        addr,
-        "GET",
-        path,
-        &[("Cookie", &cookie), ("Accept", "application/json")],
-        &[],
-    )
-    .with_context(|| format!("GET {path}"))?;
+    let r = console
+        .request(
+            "GET",
+            path,
+            &[("Cookie", &cookie), ("Accept", "application/json")],
+            &[],
+        )
+        .with_context(|| format!("GET {path}"))?;
     if r.status != 200 {
         bail!("GET {path}: {} {}", r.status, r.body);
     }
@@ -310,6 +359,8 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
         Some(SESSION_IDLE_S),
     );
     std::fs::write(cdir.join("console.toml"), config).expect("write console.toml");
+    let (cert, _) = console_certificate(&console_bin(), &cdir).unwrap_or_else(|e| panic!("{e:#}"));
+    let https = Https::new(listen, &cert).expect("a client trusting the console");
     for (name, role, password) in USERS {
         let file = cdir.join(format!("{name}.password"));
         std::fs::write(&file, password).expect("password file");
@@ -324,7 +375,7 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
         &cdir.join("log"),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let url = format!("http://{listen}");
+    let url = https.url();
     if let Err(e) = wait_listening(listen, Duration::from_secs(30)).await {
         panic!(
             "the console did not start: {e}\n{}",
@@ -334,6 +385,8 @@ pub async fn console_rig(dir: &Path) -> ConsoleRig {
     ConsoleRig {
         rig,
         url,
+        https,
+        cert,
         metrics,
         dir: dir.to_path_buf(),
         console,

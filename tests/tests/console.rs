@@ -236,15 +236,20 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
 /// through a file-SD target file; every target is up and the key series are there. Each
 /// scrape also passes `promtool check metrics`.
 fn prometheus_scrapes_the_port(c: &ConsoleRig) {
-    let console: std::net::SocketAddr = c
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("console address");
-    // Not on the supervisors' address: only on the metrics listener.
-    let (status, text) = lane::http(console, "GET", "/metrics");
-    assert_ne!(status, 200, "/metrics on the console's own address");
-    assert!(!text.contains("clearway_console_"), "{text}");
+    // Not on the supervisors' address (HTTPS): only on the metrics listener.
+    let on_console = c
+        .https
+        .request("GET", "/metrics", &[], &[])
+        .expect("the console answers over HTTPS");
+    assert_ne!(
+        on_console.status, 200,
+        "/metrics on the console's own address"
+    );
+    assert!(
+        !on_console.body.contains("clearway_console_"),
+        "{}",
+        on_console.body
+    );
     let body = |http: String| {
         http.split_once("\r\n\r\n")
             .map(|(_, b)| b.to_string())

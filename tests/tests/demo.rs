@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clearway_node::cluster::ClusterClient;
-use clearway_tests::console::{console_bin, get_json, login};
+use clearway_tests::console::{console_bin, console_certificate, get_json, login};
 use clearway_tests::demo::registry::{Standing, TRAVELLERS};
 use clearway_tests::demo::{LANES, PORT_ID, channel};
+use clearway_tests::http::Https;
 use clearway_tests::node_bin;
 use clearway_tests::port::LocalPort;
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
@@ -117,7 +118,10 @@ impl Demo {
     fn url(&mut self, text: &str) -> SocketAddr {
         let line = self.wait_line(text, Duration::from_secs(5));
         line.split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
+            .find_map(|w| {
+                w.strip_prefix("https://")
+                    .or_else(|| w.strip_prefix("http://"))
+            })
             .and_then(|a| a.split('/').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no http://address in {line:?}"))
@@ -144,12 +148,13 @@ impl Demo {
 
 /// A console page left open: a live event stream (`/events/port/…`) read on a thread until the
 /// console closes it. The thread answers how many bytes arrived before the end.
-fn open_live_page(console: SocketAddr, session: &str) -> std::thread::JoinHandle<usize> {
+fn open_live_page(console: &Https, session: &str) -> std::thread::JoinHandle<usize> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(console).expect("connect to the console");
+    let mut stream = console.connect().expect("connect to the console");
     let request = format!(
-        "GET /events/port/{PORT_ID} HTTP/1.1\r\nHost: {console}\r\nAccept: text/event-stream\r\n\
+        "GET /events/port/{PORT_ID} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
          Cookie: {}={session}\r\n\r\n",
+        console.addr,
         clearway_tests::console::SESSION_COOKIE
     );
     stream
@@ -221,7 +226,7 @@ async fn registry(client: &ClusterClient) -> (Vec<(String, String)>, usize) {
     (found, persons)
 }
 
-fn console_clearances(console: SocketAddr, session: &str) -> Result<u64, String> {
+fn console_clearances(console: &Https, session: &str) -> Result<u64, String> {
     let snap = get_json(
         console,
         session,
@@ -308,7 +313,14 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
     // First run: everything is created.
     let mut demo = Demo::start(&demo_dir);
     demo.wait_line("Ready.", Duration::from_secs(180));
-    let console = demo.url("  Console ");
+    let console_addr = demo.url("  Console ");
+    let certificate = demo.wait_line("  Certificate  ", Duration::from_secs(5));
+    // The console presents the certificate the demo made (the client trusts nothing else),
+    // and the printed fingerprint is that certificate's.
+    let (cert, fingerprint) =
+        console_certificate(&console_bin(), &demo_dir.join("console")).expect("the certificate");
+    assert!(certificate.contains(&fingerprint), "{certificate}");
+    let console = Https::new(console_addr, &cert).expect("a client of the console");
     let line = demo.wait_line("  Sign in      admin / ", Duration::from_secs(5));
     let printed = line
         .split("admin / ")
@@ -341,10 +353,10 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let session = login(console, "admin", &printed).expect("sign in with the printed credential");
+    let session = login(&console, "admin", &printed).expect("sign in with the printed credential");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match console_clearances(console, &session) {
+        match console_clearances(&console, &session) {
             Ok(n) if n >= 1 => break,
             other => assert!(
                 Instant::now() < deadline,
@@ -404,7 +416,7 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
 
     // A supervisor's page is open (a live event stream) when the demo is stopped: the console
     // still stops cleanly, and closes the stream.
-    let live = open_live_page(console, &session);
+    let live = open_live_page(&console, &session);
     std::thread::sleep(Duration::from_millis(500));
     let status = demo.interrupt(Duration::from_secs(120));
     assert_eq!(status.code(), Some(0), "exit status after SIGINT");
@@ -452,10 +464,14 @@ async fn the_demo_runs_a_port_stops_cleanly_and_resumes() {
         ca,
         "the same CA"
     );
-    assert_eq!(demo.url("  Console "), console, "the console where it was");
+    assert_eq!(
+        demo.url("  Console "),
+        console_addr,
+        "the console where it was"
+    );
     let after = registry(&port.client()).await;
     assert_eq!(after, before, "the same persons in the registry");
-    login(console, "admin", &printed).expect("the same credential signs in");
+    login(&console, "admin", &printed).expect("the same credential signs in");
     let status = demo.interrupt(Duration::from_secs(120));
     assert_eq!(status.code(), Some(0), "exit status after SIGINT");
     println!(

@@ -1,6 +1,6 @@
-//! The console's listener: HTTP/1.1 connections served with bounded patience and a bounded
-//! count, so a client that opens connections and sends its headers slowly (slowloris) cannot
-//! hold the console's sockets. The request body has its own deadline in the guard
+//! The console's listener: HTTPS (or, behind a proxy on loopback, plain HTTP) connections
+//! served with bounded patience and a bounded count, so a client that opens connections and
+//! sends its TLS handshake or headers slowly (slowloris) cannot hold the console's sockets. The request body has its own deadline in the guard
 //! ([`super::BODY_TIMEOUT`]). Each request carries its peer address (`ConnectInfo`) for the
 //! login back-off. A stop finishes the requests in flight and closes idle connections.
 
@@ -37,14 +37,16 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` until `stop` resolves, then waits for the requests in flight
-/// (the caller bounds that wait).
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` resolves, then waits for the
+/// requests in flight (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -78,10 +80,34 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let acceptor = acceptor.clone();
+        let handshake = limits.header_read;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match acceptor {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(error = %e, "A TLS handshake failed.");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            debug!("A TLS handshake took too long.");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 debug!(error = %e, "A connection ended with an error.");
             }
             drop(slot);
@@ -90,6 +116,45 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The plain-HTTP redirect listener's router: every request is sent to the same path on
+/// `https://<host>:<https_port>` (308), nothing else is served.
+pub fn redirect_router(https_port: u16) -> Router {
+    Router::new().fallback(move |req: axum::extract::Request| async move {
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse;
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(host_only)
+            .unwrap_or("localhost")
+            .to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let to = format!("https://{host}:{https_port}{path}");
+        match axum::http::HeaderValue::from_str(&to) {
+            Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+            Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        }
+    })
+}
+
+/// The host of a `Host` header without its port (`[::1]:80` → `[::1]`); None when it is not a
+/// plain host name or address (a redirect must not be steered elsewhere by odd characters).
+fn host_only(host: &str) -> Option<&str> {
+    let h = match host.strip_prefix('[') {
+        Some(rest) => &host[..rest.find(']')? + 2],
+        None => host.split(':').next()?,
+    };
+    let ok = !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    ok.then_some(h)
 }
 
 /// Serves a router on an ephemeral port for tests: its address and the stop sender.
@@ -101,7 +166,7 @@ pub(crate) async fn spawn_for_test(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, app, limits, async move {
+    tokio::spawn(serve(listener, app, limits, None, async move {
         let _ = rx.await;
     }));
     (addr, tx)
@@ -109,6 +174,7 @@ pub(crate) async fn spawn_for_test(
 
 #[cfg(test)]
 mod tests {
+    use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -157,6 +223,98 @@ mod tests {
             "the slow client was disconnected"
         );
         assert!(!answer.contains("200 OK"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn https_is_served_with_the_configured_certificate_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = crate::tls::self_signed(&["127.0.0.1".into()]).expect("cert");
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, &made.cert_pem).expect("cert");
+        std::fs::write(&key, &made.key_pem).expect("key");
+        let (server, _) = crate::tls::server_config(&cert, &key).expect("config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = Limits {
+            header_read: Duration::from_secs(1),
+            max_connections: 8,
+        };
+        tokio::spawn(serve(
+            listener,
+            app(),
+            limits,
+            Some(Arc::new(server)),
+            std::future::pending(),
+        ));
+        // A client that trusts the console's certificate gets an answer over TLS.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(made.cert_pem.as_bytes()) {
+            roots.add(c.expect("pem")).expect("root");
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        tls.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = Vec::new();
+        let _ = tls.read_to_end(&mut buf).await;
+        let answer = String::from_utf8_lossy(&buf);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // Plain HTTP to the HTTPS port gets no page.
+        let mut plain = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        plain
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(!read_all(&mut plain).await.contains("200 OK"));
+        // A client that never finishes its handshake is let go.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(
+            read_all(&mut silent).await,
+            "",
+            "closed after the handshake deadline"
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_redirected_to_the_https_address() {
+        let (addr, _stop) = spawn_for_test(redirect_router(8443), Limits::default()).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /lane/hengqin/passenger/1?x=1 HTTP/1.1\r\nHost: console.hq:80\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_all(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+        assert!(
+            answer
+                .to_lowercase()
+                .contains("location: https://console.hq:8443/lane/hengqin/passenger/1?x=1"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn a_redirect_keeps_the_host_and_path_and_nothing_odd() {
+        let table = [
+            ("console.hq:80", Some("console.hq")),
+            ("10.1.0.20", Some("10.1.0.20")),
+            ("[::1]:80", Some("[::1]")),
+            ("evil.example/x", None),
+            ("a b", None),
+            ("", None),
+        ];
+        for (host, want) in table {
+            assert_eq!(host_only(host), want, "{host:?}");
+        }
     }
 
     #[tokio::test]

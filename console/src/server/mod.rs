@@ -289,7 +289,7 @@ const PASSWORD_CHANGE_PATHS: [&str; 4] = [
     "/auth/logout",
 ];
 
-fn csrf_from_form(body: &[u8]) -> Option<String> {
+pub(crate) fn csrf_from_form(body: &[u8]) -> Option<String> {
     std::str::from_utf8(body)
         .ok()?
         .split('&')

@@ -61,6 +61,9 @@ pub(crate) fn console(dir: &Path, ports: Vec<PortConfig>) -> Console {
     let config = ConsoleConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: None,
+        tls: None,
+        plain_http: true,
+        redirect_listen: None,
         data_dir: dir.join("console"),
         site_dir: None,
         auth: AuthConfig::default(),

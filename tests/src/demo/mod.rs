@@ -58,7 +58,9 @@ use layout::{
     write_secret,
 };
 
-use crate::console::{HENGQIN_HALLS, add_user, console_config, spawn_console, wait_listening};
+use crate::console::{
+    HENGQIN_HALLS, add_user, console_certificate, console_config, spawn_console, wait_listening,
+};
 use crate::lane::{Authorities, CameraSpec, Lane, LaneDevices, lane_config, tail};
 use crate::port::{LocalPort, PortPicker, Tuning};
 use crate::process::{Stopped, terminate};
@@ -209,6 +211,8 @@ struct Demo {
     console: Option<Child>,
     console_listen: Option<SocketAddr>,
     console_metrics: Option<SocketAddr>,
+    /// The console's self-signed certificate's SHA-256 fingerprint (printed).
+    console_fingerprint: Option<String>,
     prometheus: Option<Prometheus>,
     /// Children already reported as gone.
     reported: Vec<String>,
@@ -275,6 +279,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         console: None,
         console_listen: None,
         console_metrics: None,
+        console_fingerprint: None,
         prometheus: None,
         reported: Vec::new(),
         created: Vec::new(),
@@ -647,6 +652,14 @@ impl Demo {
         let config_path = cdir.join("console.toml");
         std::fs::write(&config_path, config)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
+        // Self-signed, made on the first run and kept: for this demo only (a port's console
+        // gets its certificate from the operator's CA).
+        let (cert, fingerprint) = console_certificate(&self.console_bin, &cdir)?;
+        say!(
+            "      HTTPS with a self-signed certificate ({}), SHA-256 {fingerprint}",
+            cert.display()
+        );
+        self.console_fingerprint = Some(fingerprint);
         say!(
             "      {}: port {PORT_ID} with its 7 nodes as seeds; halls passenger (48 channels, lanes 1-4 deployed) and onboard (16)",
             config_path.display()
@@ -711,7 +724,7 @@ impl Demo {
         }
         self.console_listen = Some(listen);
         self.console_metrics = Some(metrics);
-        say!("      serving on http://{listen}/ (its /metrics on {metrics})");
+        say!("      serving on https://{listen}/ (its /metrics on http://{metrics}/metrics)");
         Ok(())
     }
 
@@ -798,7 +811,12 @@ impl Demo {
         let dir = self.dir();
         say!("\nReady.");
         if let Some(c) = self.console_listen {
-            say!("  Console      http://{c}/");
+            say!("  Console      https://{c}/");
+            if let Some(f) = &self.console_fingerprint {
+                say!(
+                    "  Certificate  self-signed for this demo; your browser will warn: check its SHA-256 is {f}"
+                );
+            }
         }
         for u in &USERS {
             let file = dir.join("console").join(format!("{}.password", u.name));
