@@ -528,7 +528,7 @@ pub fn code_id(prefix: &str, code: &str) -> String {
 }
 
 /// Kinds of alarm the console shows.
-pub const ALARM_CODES: [&str; 15] = [
+pub const ALARM_CODES: [&str; 16] = [
     "camera_down",
     "tailgating",
     "multiple_faces",
@@ -538,6 +538,7 @@ pub const ALARM_CODES: [&str; 15] = [
     "gate_failed",
     "gate1_locked",
     "foreign_fence",
+    "records_unwritable",
     "held",
     "lane_offline",
     "replication_lag",

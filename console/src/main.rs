@@ -230,7 +230,14 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         }
         clearway_console::poller::spawn_all(&console);
         let app = clearway_console::server::router(console.clone(), &site);
-        // Prometheus' listener, apart from the supervisors' address; it ends with the process.
+        // The side listeners (Prometheus', the redirect) get the same deadlines as the console's
+        // own and fewer connections; they end with the process.
+        let side = clearway_console::server::listen::Limits {
+            max_connections: 64,
+            ..Default::default()
+        };
+        let forever = std::future::pending::<()>;
+        // Prometheus' listener, apart from the supervisors' address.
         if let Some(addr) = metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -238,7 +245,14 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
             let metrics = clearway_console::server::metrics_router(console.clone());
             info!(metrics = %addr, "Serving /metrics for Prometheus.");
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, metrics).await {
+                let served = clearway_console::server::listen::serve(
+                    listener,
+                    metrics,
+                    side,
+                    None,
+                    forever(),
+                );
+                if let Err(e) = served.await {
                     warn!(error = %e, "The metrics listener stopped.");
                 }
             });
@@ -250,7 +264,14 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
             let redirect = clearway_console::server::listen::redirect_router(listen.port());
             info!(redirect = %addr, "Redirecting plain HTTP to HTTPS.");
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, redirect).await {
+                let served = clearway_console::server::listen::serve(
+                    listener,
+                    redirect,
+                    side,
+                    None,
+                    forever(),
+                );
+                if let Err(e) = served.await {
                     warn!(error = %e, "The redirect listener stopped.");
                 }
             });

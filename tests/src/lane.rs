@@ -19,7 +19,7 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use clearway_gallery::ops::{Op, OverrideAction};
 use clearway_gallery::{
-    Authority, Category, ConsentKind, ConsentRecord, DocumentKind, NewPerson, Outcome,
+    Authority, Category, Command, ConsentKind, ConsentRecord, DocumentKind, NewPerson, Outcome,
     Registration, Registrations, Request, Template, TravelDocument,
 };
 use clearway_node::cluster::ClusterClient;
@@ -584,6 +584,28 @@ impl Rig {
         }
     }
 
+    /// Enrols a registered Macao adult ([`registered_macao_adult`]) with the face in `photo` (as
+    /// a service location does) and has both authorities hold his prerequisites.
+    pub async fn enrol_macao_adult(&mut self, number: &str, name: &str, photo: &str) {
+        let template = self.template(photo);
+        self.port
+            .client()
+            .write_audited(
+                vec![Command::Enrol {
+                    person: registered_macao_adult(number, name),
+                    templates: vec![template],
+                }],
+                "enrol",
+                "gallery",
+                "registered at a service location",
+                Duration::from_secs(20),
+            )
+            .await
+            .expect("enrol");
+        self.authorities
+            .hold(number, prerequisites_held(Category::MacaoResident));
+    }
+
     pub async fn records(&self, authority: Authority) -> Vec<(String, AuthorityRecord)> {
         self.authorities
             .get(authority)
@@ -682,6 +704,11 @@ pub async fn rig(dir: &Path) -> Rig {
 /// The rig for a port where only `inspecting` inspect, with `policy` as extra
 /// `[lane.procedure]` lines (`authorities = ["mainland"]`, `prerequisites = false`).
 pub async fn rig_for(dir: &Path, policy: &str, inspecting: &[Authority]) -> Rig {
+    rig_with(dir, policy, inspecting, "").await
+}
+
+/// [`rig_for`] with extra `[lane]` lines (`outbox_dir = "…"`).
+pub async fn rig_with(dir: &Path, policy: &str, inspecting: &[Authority], lane: &str) -> Rig {
     let devices = LaneDevices::start(CameraSpec::default())
         .await
         .expect("lane devices");
@@ -700,7 +727,8 @@ pub async fn rig_for(dir: &Path, policy: &str, inspecting: &[Authority]) -> Rig 
             &authorities,
             &format!("{TEST_PROCEDURE}{policy}"),
             inspecting,
-        ),
+        )
+        .replacen("[lane]\n", &format!("[lane]\n{lane}"), 1),
     )
     .expect("lane config");
     port.bootstrap(&[1], &[2]).await;
@@ -718,6 +746,15 @@ pub async fn rig_for(dir: &Path, policy: &str, inspecting: &[Authority]) -> Rig 
 pub async fn wait_lane_api(rig: &Rig) {
     if let Err(e) = rig.lane.wait_api(Duration::from_secs(60)).await {
         rig.fail(e)
+    }
+}
+
+/// Waits until `check` holds, polling every 100 ms; fails the test after `within`.
+pub async fn until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -13,19 +13,11 @@ use std::time::{Duration, Instant};
 use clearway_gallery::{Authority, Command};
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::procedure::AuthorityRecord;
-use clearway_tests::lane::{http, metric, registered_macao_adult, rig, wait_lane_api};
+use clearway_tests::lane::{http, metric, registered_macao_adult, rig, until, wait_lane_api};
 use clearway_tests::{files_containing, photo};
 
 const NAME: &str = "OBAMA, BARACK";
 const DOCUMENT: &str = "M10000001";
-
-async fn until(what: &str, within: Duration, mut ok: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_traveller_leaves_nothing_readable_on_any_node() {

@@ -7,36 +7,18 @@
 
 use std::time::{Duration, Instant};
 
-use clearway_gallery::Command;
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use clearway_node::lane::procedure::{Fence, GateAction, GateCommand, GateId};
-use clearway_tests::lane::{registered_macao_adult, rig, wait_lane_api};
+use clearway_tests::lane::{rig, wait_lane_api};
 use clearway_tests::photo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_fence_on_the_gate_network_stops_passages_until_reset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = rig(dir.path()).await;
-    let client = rig.port.client();
-    let template = rig.template("face_recognition/obama.jpg");
-    client
-        .write_audited(
-            vec![Command::Enrol {
-                person: registered_macao_adult("M10000001", "OBAMA, BARACK"),
-                templates: vec![template],
-            }],
-            "enrol",
-            "gallery",
-            "registered at a service location",
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("enrol");
-    rig.authorities.hold(
-        "M10000001",
-        clearway_tests::lane::prerequisites_held(clearway_gallery::Category::MacaoResident),
-    );
+    rig.enrol_macao_adult("M10000001", "OBAMA, BARACK", "face_recognition/obama.jpg")
+        .await;
     wait_lane_api(&rig).await;
     // The lane's replica is fresh before the attack (face scan on).
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -71,6 +71,7 @@ alarm-gate-fault = gate fault
 alarm-gate-failed = a gate did not carry out a command; passage stopped
 alarm-gate1-locked = traveller turned away at locked gate 1
 alarm-foreign-fence = gate controller commanded by another device: technician reset needed
+alarm-records-unwritable = outbox cannot store records (disk full?): no passages
 alarm-held = channel held for an officer
 alarm-lane-offline = lane offline
 alarm-replication-lag = replication lag

@@ -67,6 +67,7 @@ alarm-gate-fault = 閘門故障
 alarm-gate-failed = 閘門未有執行指令，通關已停止
 alarm-gate1-locked = 第一道閘門已鎖，旅客被拒
 alarm-foreign-fence = 閘門控制器受其他裝置操控：須由技術人員重設
+alarm-records-unwritable = 出入境紀錄無法儲存（磁碟已滿？）：暫停通關
 alarm-held = 通道待人工處理
 alarm-lane-offline = 通道離線
 alarm-replication-lag = 資料同步延誤

@@ -31,7 +31,7 @@ use clearway_gallery::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::authority::{AuthorityClient, AuthorityConfig, Outbox};
 use super::camera::CameraMonitor;
@@ -87,6 +87,14 @@ pub struct LaneConfig {
     /// The outbox's database directory. Default `<data_dir>/outbox`.
     #[serde(default)]
     pub outbox_dir: Option<PathBuf>,
+    /// Free space (MiB) the outbox's filesystem must keep: below it the lane stores no records
+    /// and so starts no passage (face or card) until there is room again. Default 64.
+    #[serde(default = "default_outbox_reserve_mb")]
+    pub outbox_reserve_mb: u64,
+}
+
+fn default_outbox_reserve_mb() -> u64 {
+    64
 }
 
 fn default_zone_min_eye_px() -> f32 {
@@ -242,6 +250,9 @@ impl ConsoleState {
         if !view.foreign_fence {
             self.alarms.remove("foreign_fence");
         }
+        if !view.records_unwritable {
+            self.alarms.remove("records_unwritable");
+        }
         let gate1_locked = view.gates[0] == super::procedure::GateState::Locked;
         if !gate1_locked {
             self.alarms.remove("gate1_locked");
@@ -348,6 +359,7 @@ pub async fn start_from_config(
     let lane_id = format!("lane-{}", node.id());
     let outbox = tokio::task::block_in_place(|| {
         Outbox::open_path(&outbox_dir, &lane_id, keys, authority_metrics)
+            .map(|o| o.with_reserve(config.outbox_reserve_mb.saturating_mul(1 << 20)))
     })
     .map_err(|e| Error::Config(format!("outbox {}: {e}", outbox_dir.display())))?;
     if let Some(legacy) = legacy {
@@ -623,6 +635,13 @@ impl Lane {
             stop.subscribe(),
         )));
 
+        // The outbox's health: passages stop while it cannot write, and resume when it can.
+        tasks.push(tokio::spawn(watch_outbox(
+            outbox.clone(),
+            events_tx.clone(),
+            stop.subscribe(),
+        )));
+
         // The event loop.
         let ctx = Ctx {
             node,
@@ -760,19 +779,10 @@ async fn event_loop(
         };
         let now = Utc::now();
         procedure.handle(now, event.input);
-        let mut deliveries = Vec::new();
-        while let Some(output) = procedure.poll_output() {
-            dispatch(&ctx, output, event.arrived, &mut deliveries);
-        }
-        // The records one input produced (a consent for both authorities, say) are queued in
-        // one transaction: all of them or none.
-        if !deliveries.is_empty()
-            && let Err(e) = ctx.outbox.push_all(&deliveries)
-        {
-            // The records could not be made durable: say so loudly; the console shows it.
-            error!(error = %e, "Records for the authorities could not be queued.");
-            ctx.shared
-                .event("alarm", "outbox_write_failed", e.to_string());
+        if let Err(withheld) = carry_out(&ctx, &mut procedure, event.arrived) {
+            // Its records are not stored, so the passage did not happen: the procedure ends it.
+            procedure.handle(now, Input::RecordsUnwritable { withheld });
+            let _ = carry_out(&ctx, &mut procedure, None);
         }
         if event.arrived.is_some() {
             ctx.metrics.stage("decide", decided.elapsed());
@@ -811,8 +821,92 @@ async fn event_loop(
     }
 }
 
-/// Carries out one output; records for the authorities are collected in `deliveries`.
-fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mut Vec<Delivery>) {
+/// Carries out the outputs of the input just handled. The records for the authorities among them
+/// (a clearance for both, say) are stored first, in one transaction, all or none: the records
+/// that make a passage lawful are on disk before its gates open. When they cannot be stored,
+/// the gate openings and the decisions are not carried out (`Err` names the gates withheld) and
+/// the rest is (screens, alarms, closings).
+fn carry_out(
+    ctx: &Ctx,
+    procedure: &mut Procedure,
+    arrived: Option<Instant>,
+) -> std::result::Result<(), Vec<GateId>> {
+    let (deliveries, outputs): (Vec<Output>, Vec<Output>) =
+        std::iter::from_fn(|| procedure.poll_output())
+            .partition(|o| matches!(o, Output::Deliver(_)));
+    let deliveries: Vec<Delivery> = deliveries
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Deliver(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let stored = match deliveries.is_empty() {
+        true => true,
+        false => match ctx.outbox.push_all(&deliveries) {
+            Ok(_) => true,
+            Err(e) => {
+                error!(error = %e, records = deliveries.len(), "Records for the authorities could not be stored; their gates stay shut.");
+                false
+            }
+        },
+    };
+    let mut withheld = Vec::new();
+    for output in outputs {
+        match output {
+            Output::Gate(cmd) if !stored && cmd.action == GateAction::Open => {
+                withheld.push(cmd.gate);
+            }
+            Output::Decision(_) if !stored => {}
+            output => dispatch(ctx, output, arrived),
+        }
+    }
+    if stored { Ok(()) } else { Err(withheld) }
+}
+
+/// Tells the procedure when the outbox cannot write (a failed write anywhere: no passage starts)
+/// and, every two seconds until it can, tries [`Outbox::recover`]; then tells it so.
+async fn watch_outbox(
+    outbox: Outbox,
+    events: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut down = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+        // A shortfall of free space stops passages before a write can fail.
+        if outbox.unwritable().is_none() && outbox.check_space().is_ok() {
+            continue;
+        }
+        if !down {
+            down = true;
+            let _ = events.send(Event {
+                input: Input::RecordsUnwritable {
+                    withheld: Vec::new(),
+                },
+                arrived: None,
+            });
+        }
+        let o = outbox.clone();
+        match tokio::task::spawn_blocking(move || o.recover()).await {
+            Ok(Ok(())) => {
+                down = false;
+                let _ = events.send(Event {
+                    input: Input::RecordsWritable,
+                    arrived: None,
+                });
+            }
+            Ok(Err(e)) => debug!(error = %e, "The outbox cannot write yet."),
+            Err(e) => warn!(error = %e, "The outbox recovery task failed."),
+        }
+    }
+}
+
+/// Carries out one output (records for the authorities are stored by [`carry_out`]).
+fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
     match output {
         Output::Gate(cmd) => {
             if let (Some(arrived), GateId::One, GateAction::Open) = (arrived, cmd.gate, cmd.action)
@@ -945,8 +1039,7 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>, deliveries: &mu
                 });
             }
         }
-        // Queued by the event loop once the input's outputs are drained (one transaction).
-        Output::Deliver(delivery) => deliveries.push(*delivery),
+        Output::Deliver(_) => {}
         Output::Alarm { kind, detail } => {
             warn!(alarm = kind.as_str(), %detail, "Lane alarm.");
             ctx.shared

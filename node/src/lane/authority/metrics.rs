@@ -3,7 +3,7 @@
 //! Every label value is bounded: `authority` is `macao` or `mainland`, `kind` is `inspection`, `prerequisites` or
 //! `record`, `outcome` is one of [`OUTCOMES`]. Document numbers, names and keys never appear.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use clearway_gallery::Authority;
 
@@ -34,6 +34,8 @@ pub struct AuthorityMetrics {
     pub(crate) dead_letters: IntCounterVec,
     pub(crate) requests: IntCounterVec,
     pub(crate) key_epoch: IntGauge,
+    pub(crate) write_failures: IntCounter,
+    pub(crate) writable: IntGauge,
 }
 
 impl AuthorityMetrics {
@@ -86,7 +88,18 @@ impl AuthorityMetrics {
             "clearway_outbox_key_epoch",
             "The outbox's key epoch (rises when a cancellation is applied: older keys are destroyed).",
         )?;
+        let write_failures = IntCounter::new(
+            "clearway_outbox_write_failures_total",
+            "Writes the outbox could not make durable (a full or failing disk): the passage they were for did not happen.",
+        )?;
+        let writable = IntGauge::new(
+            "clearway_outbox_writable",
+            "1 while the outbox stores records, 0 after a failed write until a probe write succeeds.",
+        )?;
+        writable.set(1);
         registry.register(Box::new(key_epoch.clone()))?;
+        registry.register(Box::new(write_failures.clone()))?;
+        registry.register(Box::new(writable.clone()))?;
         registry.register(Box::new(depth.clone()))?;
         registry.register(Box::new(oldest_age.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
@@ -101,6 +114,8 @@ impl AuthorityMetrics {
             dead_letters,
             requests,
             key_epoch,
+            write_failures,
+            writable,
         };
         // Every per-authority series exists from the start (a scrape shows 0, not nothing).
         for a in Authority::ALL {

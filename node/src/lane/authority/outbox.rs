@@ -49,11 +49,21 @@
 //! means one more attempt with the same key, which the receiver answers with 409. Retryable
 //! failures are retried — the same record, never a later one first — after a capped exponential
 //! backoff with jitter ([`Backoff`]); permanent refusals park the record as a dead letter.
+//!
+//! # A full or failing disk
+//!
+//! When a write cannot be flushed (a full disk, an I/O error) `push_all` fails, and the records it
+//! wrote are never delivered: sled keeps an unflushed write visible in memory, so the delivery
+//! tasks deliver only up to each queue's last sequence number known to be on disk (`durable`).
+//! sled then refuses every later operation, so the outbox is *unwritable*
+//! ([`Outbox::unwritable`]) until [`Outbox::recover`] reopens the database from disk (which drops
+//! the unflushed records) and a probe write reaches it. The lane refuses passages meanwhile: the
+//! records that make a passage lawful are stored before its gates open.
 
 use std::future::Future;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -78,6 +88,8 @@ const SEAL_CHECK: &[u8] = b"seal_check";
 /// Log index of the latest cancellation the outbox rotated its key for (u64 BE).
 const ERASED_UPTO: &[u8] = b"erased_upto";
 const SEAL_CHECK_PLAIN: &[u8] = b"clearway outbox seal key check";
+/// Written and removed by [`Outbox::recover`] to prove the disk takes writes again.
+const PROBE: &[u8] = b"probe";
 const AAD_PREFIX: &[u8] = b"clearway-outbox/v1\0";
 /// The keyring's "tree" (associated-data prefix) for version 2 envelopes.
 const SEAL_TREE_V2: &[u8] = b"clearway-outbox/v2";
@@ -239,6 +251,18 @@ pub enum OutboxError {
     /// [`Outbox::run`] is already running for this authority in this process.
     #[error("outbox {0}: a delivery task is already running")]
     AlreadyRunning(&'static str),
+    /// The outbox's filesystem has less free space than the reserve kept for the records of
+    /// passages ([`Outbox::with_reserve`]).
+    #[error("outbox disk: {available} bytes free, below the {reserve}-byte reserve for records")]
+    DiskLow {
+        /// Bytes available to the process.
+        available: u64,
+        /// The reserve.
+        reserve: u64,
+    },
+    /// A write failed earlier and the database is not reopened yet ([`Outbox::recover`]).
+    #[error("outbox unwritable since a write failed ({0}); waiting for the disk")]
+    Unwritable(String),
     /// No dead letter with that sequence number.
     #[error("outbox {authority}: no dead letter {seq}")]
     NoDeadLetter {
@@ -260,6 +284,8 @@ impl OutboxError {
             OutboxError::Seal => "seal",
             OutboxError::Keys(_) => "keys",
             OutboxError::AlreadyRunning(_) => "already_running",
+            OutboxError::Unwritable(_) => "unwritable",
+            OutboxError::DiskLow { .. } => "disk_low",
             OutboxError::NoDeadLetter { .. } => "no_dead_letter",
         }
     }
@@ -303,17 +329,66 @@ struct Head {
     record: AuthorityRecord,
 }
 
-struct Inner {
+/// The open database and its trees; replaced whole when [`Outbox::recover`] reopens it.
+struct Store {
     db: sled::Db,
     meta: sled::Tree,
     queues: [sled::Tree; 2],
     dead: [sled::Tree; 2],
+}
+
+impl Store {
+    fn open(db: &sled::Db) -> Result<Store, sled::Error> {
+        let open = |a: Authority| db.open_tree(Outbox::tree_name(a));
+        let open_dead = |a: Authority| db.open_tree(Outbox::dead_tree_name(a));
+        Ok(Store {
+            db: db.clone(),
+            meta: db.open_tree(META_TREE)?,
+            queues: [open(Authority::Macao)?, open(Authority::Mainland)?],
+            dead: [
+                open_dead(Authority::Macao)?,
+                open_dead(Authority::Mainland)?,
+            ],
+        })
+    }
+
+    /// The highest sequence number in each queue (0 when empty).
+    fn last_seqs(&self) -> Result<[u64; 2], sled::Error> {
+        let last = |q: &sled::Tree| -> Result<u64, sled::Error> {
+            Ok(q.last()?.and_then(|(k, _)| decode_seq(&k)).unwrap_or(0))
+        };
+        Ok([last(&self.queues[0])?, last(&self.queues[1])?])
+    }
+}
+
+/// A read hold on the open [`Store`].
+struct StoreRef<'a>(RwLockReadGuard<'a, Option<Store>>);
+
+impl std::ops::Deref for StoreRef<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        // `Outbox::store` makes a `StoreRef` only over `Some`.
+        self.0.as_ref().expect("a StoreRef holds an open store")
+    }
+}
+
+struct Inner {
+    /// `None` only after a failed write whose database could not be reopened yet.
+    store: RwLock<Option<Store>>,
+    /// Where the database lives, when the outbox opened it itself (it can then reopen it).
+    path: Option<PathBuf>,
+    /// Why the outbox is unwritable, from a failed write until [`Outbox::recover`] succeeds.
+    broken: Mutex<Option<String>>,
+    /// Per queue, the highest sequence number known to be on disk: the delivery tasks deliver
+    /// nothing beyond it (sled shows an unflushed write in memory).
+    durable: [AtomicU64; 2],
     lane_id: String,
     incarnation: String,
     keys: OutboxKeys,
     /// Held shared while an envelope is sealed and stored (push, requeue), exclusively while a
-    /// rotation re-seals: no envelope under the old key can land after the re-sealing pass.
-    rotation: std::sync::RwLock<()>,
+    /// rotation re-seals (no envelope under the old key can land after the re-sealing pass) or
+    /// the database is reopened. Taken before `store`.
+    rotation: RwLock<()>,
     metrics: AuthorityMetrics,
     depth: [AtomicU64; 2],
     notify: [Notify; 2],
@@ -325,6 +400,8 @@ struct Inner {
 pub struct Outbox {
     inner: Arc<Inner>,
     backoff: Backoff,
+    /// Free bytes the outbox's filesystem must keep; 0: none.
+    reserve: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -440,15 +517,19 @@ impl Outbox {
         keys: OutboxKeys,
         metrics: AuthorityMetrics,
     ) -> Result<Outbox, OutboxError> {
+        Outbox::open_in(db, None, lane_id, keys, metrics)
+    }
+
+    fn open_in(
+        db: &sled::Db,
+        path: Option<PathBuf>,
+        lane_id: &str,
+        keys: OutboxKeys,
+        metrics: AuthorityMetrics,
+    ) -> Result<Outbox, OutboxError> {
         check_lane_id(lane_id)?;
-        let meta = db.open_tree(META_TREE)?;
-        let open = |a: Authority| db.open_tree(Outbox::tree_name(a));
-        let open_dead = |a: Authority| db.open_tree(Outbox::dead_tree_name(a));
-        let queues = [open(Authority::Macao)?, open(Authority::Mainland)?];
-        let dead = [
-            open_dead(Authority::Macao)?,
-            open_dead(Authority::Mainland)?,
-        ];
+        let store = Store::open(db)?;
+        let meta = &store.meta;
 
         // The incarnation and the seal check, made once.
         let mut fresh = [0u8; 6];
@@ -477,25 +558,27 @@ impl Outbox {
         db.flush()?;
 
         let depth = [
-            AtomicU64::new(queues[0].len() as u64),
-            AtomicU64::new(queues[1].len() as u64),
+            AtomicU64::new(store.queues[0].len() as u64),
+            AtomicU64::new(store.queues[1].len() as u64),
         ];
+        let durable = store.last_seqs()?.map(AtomicU64::new);
         let outbox = Outbox {
             inner: Arc::new(Inner {
-                db: db.clone(),
-                meta,
-                queues,
-                dead,
+                store: RwLock::new(Some(store)),
+                path,
+                broken: Mutex::new(None),
+                durable,
                 lane_id: lane_id.to_owned(),
                 incarnation,
                 keys,
-                rotation: std::sync::RwLock::new(()),
+                rotation: RwLock::new(()),
                 metrics,
                 depth,
                 notify: [Notify::new(), Notify::new()],
                 running: [AtomicBool::new(false), AtomicBool::new(false)],
             }),
             backoff: Backoff::default(),
+            reserve: 0,
         };
         for a in Authority::ALL {
             outbox.refresh_gauges(a);
@@ -520,7 +603,116 @@ impl Outbox {
         metrics: AuthorityMetrics,
     ) -> Result<Outbox, OutboxError> {
         let db = sled::open(path)?;
-        Outbox::open(&db, lane_id, keys, metrics)
+        Outbox::open_in(&db, Some(path.to_owned()), lane_id, keys, metrics)
+    }
+
+    /// The open store, or why there is none.
+    fn store(&self) -> Result<StoreRef<'_>, OutboxError> {
+        let guard = self.inner.store.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(OutboxError::Unwritable(
+                self.unwritable()
+                    .unwrap_or_else(|| "the database is closed".into()),
+            ));
+        }
+        Ok(StoreRef(guard))
+    }
+
+    /// Why the outbox cannot store records now (a write failed and the database has not been
+    /// reopened since); `None` while it can.
+    pub fn unwritable(&self) -> Option<String> {
+        self.inner
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The same outbox, refusing writes while its filesystem has less than `bytes` free (only
+    /// when opened with [`Outbox::open_path`]). sled writes into log segments it has already
+    /// grown, so on a full disk a write can succeed long after the disk filled, or fail at any
+    /// time: a reserve makes the outbox stop, and the lane refuse passages, while there is still
+    /// room, rather than at a write that fails.
+    pub fn with_reserve(mut self, bytes: u64) -> Outbox {
+        self.reserve = bytes;
+        self
+    }
+
+    /// Checks the reserve of free space ([`Outbox::with_reserve`]); a shortfall makes the outbox
+    /// unwritable until [`Outbox::recover`]. Cheap (one `statvfs`).
+    pub fn check_space(&self) -> Result<(), OutboxError> {
+        let (Some(path), true) = (&self.inner.path, self.reserve > 0) else {
+            return Ok(());
+        };
+        let st = rustix::fs::statvfs(path).map_err(|e| {
+            OutboxError::Storage(sled::Error::Io(std::io::Error::from_raw_os_error(
+                e.raw_os_error(),
+            )))
+        })?;
+        let available = st.f_bavail.saturating_mul(st.f_frsize);
+        if available < self.reserve {
+            let e = OutboxError::DiskLow {
+                available,
+                reserve: self.reserve,
+            };
+            self.failed(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Notes a failed storage operation: the outbox is unwritable until [`Outbox::recover`].
+    fn failed(&self, e: &OutboxError) {
+        if !matches!(e, OutboxError::Storage(_) | OutboxError::DiskLow { .. }) {
+            return;
+        }
+        let mut broken = self.inner.broken.lock().unwrap_or_else(|e| e.into_inner());
+        if broken.is_none() {
+            tracing::error!(error = %e, "The outbox cannot write; no passage until it can.");
+            *broken = Some(e.to_string());
+        }
+        self.inner.metrics.writable.set(0);
+    }
+
+    /// Makes an unwritable outbox write again, if the disk lets it: checks the reserve, closes
+    /// the failed database, reopens it from disk (records whose write failed are gone; every
+    /// record stored before is there), and proves it with a probe write and flush. Blocking.
+    /// `Ok` when the outbox is writable (at once when it was); an error says why not yet (call
+    /// again later).
+    pub fn recover(&self) -> Result<(), OutboxError> {
+        if self.unwritable().is_none() {
+            return Ok(());
+        }
+        self.check_space()?;
+        let inner = &self.inner;
+        let path = inner.path.as_ref().ok_or_else(|| {
+            OutboxError::Config("opened on a database it does not own: cannot reopen it".into())
+        })?;
+        let _exclusive = inner.rotation.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = inner.store.write().unwrap_or_else(|e| e.into_inner());
+        // Close the failed database first: sled holds a lock on its files while open.
+        *slot = None;
+        let db = sled::open(path)?;
+        let store = Store::open(&db)?;
+        store.meta.insert(PROBE, &now_ms().to_be_bytes())?;
+        db.flush()?;
+        store.meta.remove(PROBE)?;
+        db.flush()?;
+        let seqs = store.last_seqs()?;
+        for i in 0..2 {
+            inner.depth[i].store(store.queues[i].len() as u64, Ordering::SeqCst);
+            inner.durable[i].store(seqs[i], Ordering::SeqCst);
+        }
+        *slot = Some(store);
+        drop(slot);
+        *inner.broken.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        inner.metrics.writable.set(1);
+        tracing::info!("The outbox writes again.");
+        for a in Authority::ALL {
+            self.refresh_gauges(a);
+            inner.notify[idx(a)].notify_one();
+        }
+        Ok(())
     }
 
     /// The current key epoch (rises with each [`Outbox::rotate`]).
@@ -534,7 +726,7 @@ impl Outbox {
     /// Returns the new epoch, or `None` when there was nothing to do.
     pub fn follow_erasure(&self, upto: u64) -> Result<Option<u32>, OutboxError> {
         let done = self
-            .inner
+            .store()?
             .meta
             .get(ERASED_UPTO)?
             .and_then(|v| decode_seq(&v))
@@ -543,8 +735,9 @@ impl Outbox {
             return Ok(None);
         }
         let epoch = self.rotate()?;
-        self.inner.meta.insert(ERASED_UPTO, &upto.to_be_bytes())?;
-        self.inner.db.flush()?;
+        let store = self.store()?;
+        store.meta.insert(ERASED_UPTO, &upto.to_be_bytes())?;
+        store.db.flush()?;
         Ok(Some(epoch))
     }
 
@@ -559,6 +752,7 @@ impl Outbox {
         let ring = &inner.keys.ring;
         let keys_error = |e: crate::error::Error| OutboxError::Keys(e.to_string());
         let _exclusive = inner.rotation.write().unwrap_or_else(|e| e.into_inner());
+        let store = self.store()?;
         let epoch = ring.begin_rotation().map_err(keys_error)?;
         let mut resealed = 0usize;
         let stale = |bytes: &[u8]| match parse_envelope(bytes) {
@@ -571,15 +765,15 @@ impl Outbox {
             let (key, plain) = open_bytes(&inner.keys, bytes).ok()?;
             seal_bytes(&inner.keys, &key, &plain, env.queued_at_ms).ok()
         };
-        let check = inner
+        let check = store
             .meta
             .get(SEAL_CHECK)?
             .map(|v| (sled::IVec::from(SEAL_CHECK), v));
-        let entries = inner
+        let entries = store
             .queues
             .iter()
             .flat_map(|q| q.iter().map(move |item| (q, item)));
-        let check = check.into_iter().map(|kv| (&inner.meta, Ok(kv)));
+        let check = check.into_iter().map(|kv| (&store.meta, Ok(kv)));
         for (tree, item) in entries.chain(check) {
             let (k, v) = item?;
             if !stale(&v) {
@@ -592,7 +786,7 @@ impl Outbox {
                 }
             }
         }
-        for tree in &inner.dead {
+        for tree in &store.dead {
             for item in tree.iter() {
                 let (k, v) = item?;
                 let Ok(mut entry) = postcard::from_bytes::<DeadEntry>(&v) else {
@@ -610,7 +804,7 @@ impl Outbox {
                 }
             }
         }
-        inner.db.flush()?;
+        store.db.flush()?;
         ring.finish_rotation().map_err(keys_error)?;
         inner.metrics.key_epoch.set(i64::from(epoch));
         tracing::info!(
@@ -669,10 +863,15 @@ impl Outbox {
                     .map_err(|e| OutboxError::Config(format!("record does not serialise: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Err(e) = self.check_space() {
+            inner.metrics.write_failures.inc();
+            return Err(e);
+        }
         let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
-        let keys =
-            (&inner.meta, &inner.queues[0], &inner.queues[1]).transaction(|(meta, q0, q1)| {
-                let mut keys = Vec::with_capacity(deliveries.len());
+        let store = self.store()?;
+        let written =
+            (&store.meta, &store.queues[0], &store.queues[1]).transaction(|(meta, q0, q1)| {
+                let mut written = Vec::with_capacity(deliveries.len());
                 for (d, plain) in deliveries.iter().zip(&plains) {
                     let sk = seq_key(d.authority);
                     let seq = match meta.get(&sk)? {
@@ -701,11 +900,27 @@ impl Outbox {
                         .map_err(ConflictableTransactionError::Abort)?;
                     let q = if idx(d.authority) == 0 { q0 } else { q1 };
                     q.insert(&seq.to_be_bytes(), envelope)?;
-                    keys.push(key);
+                    written.push((seq, key));
                 }
-                Ok(keys)
+                Ok(written)
+            });
+        // On any failure here sled may still show the records in memory: `durable` keeps them
+        // from the delivery tasks, and `recover` reopens the database without them.
+        let written = written
+            .map_err(OutboxError::from)
+            .and_then(|w| Ok(store.db.flush().map(|_| w)?))
+            .inspect_err(|e| {
+                if matches!(e, OutboxError::Storage(_)) {
+                    inner.metrics.write_failures.inc();
+                }
+                self.failed(e);
             })?;
-        inner.db.flush()?;
+        drop(store);
+        let mut keys = Vec::with_capacity(written.len());
+        for (d, (seq, key)) in deliveries.iter().zip(written) {
+            inner.durable[idx(d.authority)].fetch_max(seq, Ordering::SeqCst);
+            keys.push(key);
+        }
         for d in deliveries {
             inner.depth[idx(d.authority)].fetch_add(1, Ordering::SeqCst);
         }
@@ -726,7 +941,7 @@ impl Outbox {
     /// How long the oldest record queued for `authority` has waited; `None` when the queue is
     /// empty (or its head is unreadable).
     pub fn oldest_age(&self, authority: Authority) -> Option<Duration> {
-        let (_, v) = self.inner.queues[idx(authority)].first().ok()??;
+        let (_, v) = self.store().ok()?.queues[idx(authority)].first().ok()??;
         let env = parse_envelope(&v).ok()?;
         Some(Duration::from_millis(
             now_ms().saturating_sub(env.queued_at_ms),
@@ -736,7 +951,8 @@ impl Outbox {
     /// The idempotency keys queued for `authority`, oldest first. Unreadable entries are errors.
     pub fn pending_keys(&self, authority: Authority) -> Result<Vec<String>, OutboxError> {
         let mut keys = Vec::new();
-        for item in self.inner.queues[idx(authority)].iter() {
+        let store = self.store()?;
+        for item in store.queues[idx(authority)].iter() {
             let (k, v) = item?;
             let seq = decode_seq(&k).unwrap_or(0);
             let env = parse_envelope(&v).map_err(|reason| OutboxError::Corrupt {
@@ -752,7 +968,8 @@ impl Outbox {
     /// The dead letters of `authority`, oldest first.
     pub fn dead_letters(&self, authority: Authority) -> Result<Vec<DeadLetter>, OutboxError> {
         let mut out = Vec::new();
-        for item in self.inner.dead[idx(authority)].iter() {
+        let store = self.store()?;
+        for item in store.dead[idx(authority)].iter() {
             let (k, v) = item?;
             let seq = decode_seq(&k).unwrap_or(0);
             out.push(match postcard::from_bytes::<DeadEntry>(&v) {
@@ -787,7 +1004,8 @@ impl Outbox {
         // Read and move the envelope with no rotation in between (it would re-seal the dead
         // letter after we read it, and the old bytes we queue would no longer open).
         let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
-        let raw = inner.dead[i]
+        let store = self.store()?;
+        let raw = store.dead[i]
             .get(seq.to_be_bytes())?
             .ok_or(OutboxError::NoDeadLetter { authority: a, seq })?;
         let entry: DeadEntry = postcard::from_bytes(&raw).map_err(|e| OutboxError::Corrupt {
@@ -802,19 +1020,25 @@ impl Outbox {
                 reason,
             })?;
         let envelope = entry.envelope;
-        (&inner.meta, &inner.queues[i], &inner.dead[i]).transaction(|(meta, q, dead)| {
-            let sk = seq_key(authority);
-            let next = meta
-                .get(&sk)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(1);
-            meta.insert(sk, &(next + 1).to_be_bytes())?;
-            q.insert(&next.to_be_bytes(), envelope.as_slice())?;
-            dead.remove(&seq.to_be_bytes())?;
-            Ok(())
-        })?;
-        inner.db.flush()?;
+        let queued =
+            (&store.meta, &store.queues[i], &store.dead[i]).transaction(|(meta, q, dead)| {
+                let sk = seq_key(authority);
+                let next = meta
+                    .get(&sk)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(1);
+                meta.insert(sk, &(next + 1).to_be_bytes())?;
+                q.insert(&next.to_be_bytes(), envelope.as_slice())?;
+                dead.remove(&seq.to_be_bytes())?;
+                Ok(next)
+            });
+        let queued = queued
+            .map_err(OutboxError::from)
+            .and_then(|next| Ok(store.db.flush().map(|_| next)?))
+            .inspect_err(|e| self.failed(e))?;
+        drop(store);
+        inner.durable[i].fetch_max(queued, Ordering::SeqCst);
         inner.depth[i].fetch_add(1, Ordering::SeqCst);
         self.refresh_gauges(authority);
         inner.notify[i].notify_one();
@@ -831,9 +1055,15 @@ impl Outbox {
     }
 
     fn head(&self, authority: Authority) -> Result<Option<Head>, OutboxError> {
-        let Some((k, v)) = self.inner.queues[idx(authority)].first()? else {
+        let Some((k, v)) = self.store()?.queues[idx(authority)].first()? else {
             return Ok(None);
         };
+        // A record whose write was not flushed is not the outbox's to deliver.
+        if decode_seq(&k)
+            .is_some_and(|seq| seq > self.inner.durable[idx(authority)].load(Ordering::SeqCst))
+        {
+            return Ok(None);
+        }
         let corrupt = |seq: u64, reason: String| OutboxError::Corrupt {
             authority: authority.as_str(),
             seq,
@@ -853,7 +1083,8 @@ impl Outbox {
         let i = idx(authority);
         // As in `requeue_dead_letter`: the bytes moved must be the bytes a rotation sees.
         let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
-        let Some((k, v)) = inner.queues[i].first()? else {
+        let store = self.store()?;
+        let Some((k, v)) = store.queues[i].first()? else {
             return Ok(());
         };
         let key = parse_envelope(&v).ok().map(|e| e.key.to_owned());
@@ -868,14 +1099,15 @@ impl Outbox {
         // Entries whose key is not a sequence number go to the dead letters under a fresh number.
         let dead_key = match seq {
             Some(s) => s.to_be_bytes(),
-            None => (u64::MAX - inner.db.generate_id()?).to_be_bytes(),
+            None => (u64::MAX - store.db.generate_id()?).to_be_bytes(),
         };
-        let removed = (&inner.queues[i], &inner.dead[i]).transaction(|(q, dead)| {
+        let removed = (&store.queues[i], &store.dead[i]).transaction(|(q, dead)| {
             let removed = q.remove(k.as_ref())?;
             dead.insert(&dead_key, bytes.as_slice())?;
             Ok(removed.is_some())
         })?;
-        inner.db.flush()?;
+        store.db.flush()?;
+        drop(store);
         if removed {
             dec(&inner.depth[i]);
         }
@@ -897,7 +1129,8 @@ impl Outbox {
 
     fn remove(&self, authority: Authority, seq: u64) -> Result<(), OutboxError> {
         let i = idx(authority);
-        if self.inner.queues[i].remove(seq.to_be_bytes())?.is_some() {
+        let removed = self.store()?.queues[i].remove(seq.to_be_bytes())?;
+        if removed.is_some() {
             dec(&self.inner.depth[i]);
         }
         // Not flushed here: sled flushes within half a second, and a removal lost in a crash only
@@ -920,8 +1153,10 @@ impl Outbox {
     /// The delivery task of one authority: until `shutdown` completes, takes the oldest record,
     /// delivers it with `client`, removes it once acknowledged; backs off and retries the same
     /// record on retryable failures; parks it as a dead letter on a permanent refusal or when it
-    /// cannot be read. Returns `Ok` on shutdown, or an error if the storage fails. Run one per
-    /// authority (a second one in the same process gets [`OutboxError::AlreadyRunning`]).
+    /// cannot be read. When the storage fails it waits for [`Outbox::recover`] and goes on (a
+    /// record delivered but not removed is delivered again, under the same key). Returns `Ok` on
+    /// shutdown. Run one per authority (a second one in the same process gets
+    /// [`OutboxError::AlreadyRunning`]).
     pub async fn run<F>(
         self,
         authority: Authority,
@@ -964,10 +1199,19 @@ impl Outbox {
                     }
                 }
                 Err(OutboxError::Corrupt { reason, .. }) => {
-                    self.park_head(authority, &format!("unreadable: {reason}"))?;
+                    if let Err(e) = self.park_head(authority, &format!("unreadable: {reason}"))
+                        && !self.storage_pause(i, e, &mut shutdown).await?
+                    {
+                        return Ok(());
+                    }
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if !self.storage_pause(i, e, &mut shutdown).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             let result = tokio::select! {
                 r = client.deliver(&head.key, &head.record) => r,
@@ -976,7 +1220,12 @@ impl Outbox {
             match result {
                 Ok(()) => {
                     attempt = 0;
-                    self.remove(authority, head.seq)?;
+                    if let Err(e) = self.remove(authority, head.seq) {
+                        if !self.storage_pause(i, e, &mut shutdown).await? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                     metrics.delivered.with_label_values(&[a]).inc();
                     tracing::debug!(authority = a, key = %head.key, "outbox record delivered");
                 }
@@ -1010,9 +1259,34 @@ impl Outbox {
                 }
                 Err(e) => {
                     attempt = 0;
-                    self.park_head(authority, &e.to_string())?;
+                    if let Err(e) = self.park_head(authority, &e.to_string())
+                        && !self.storage_pause(i, e, &mut shutdown).await?
+                    {
+                        return Ok(());
+                    }
                 }
             }
+        }
+    }
+
+    /// A delivery task met `e`: a storage failure marks the outbox unwritable and waits a
+    /// second, or until it is recovered (`Ok(true)`: go on; `Ok(false)`: shut down). Any other
+    /// error ends the task.
+    async fn storage_pause<F: Future<Output = ()>>(
+        &self,
+        i: usize,
+        e: OutboxError,
+        shutdown: &mut std::pin::Pin<&mut F>,
+    ) -> Result<bool, OutboxError> {
+        if !matches!(e, OutboxError::Storage(_) | OutboxError::Unwritable(_)) {
+            return Err(e);
+        }
+        self.failed(&e);
+        tracing::debug!(error = %e, "Outbox delivery waits for the storage.");
+        tokio::select! {
+            _ = self.inner.notify[i].notified() => Ok(true),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => Ok(true),
+            _ = shutdown.as_mut() => Ok(false),
         }
     }
 }

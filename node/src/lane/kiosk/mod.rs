@@ -221,6 +221,12 @@ pub fn screen_text(code: &str, face_scan: bool) -> Option<ScreenText> {
         "cleared" => text(Msg::new("cleared"), None, Tone::Go),
         "multiple_faces" | "tailgating" => wait_officer("why-hold-one-at-a-time"),
         "gate_fault" | "gate_failed" => wait_officer("why-hold-out-of-service"),
+        // Outside gate 1 (go elsewhere) and inside the channel (an officer comes) alike.
+        "records_unwritable" => text(
+            Msg::new("see-officer"),
+            Some(Msg::new("why-hold-out-of-service")),
+            Tone::Stop,
+        ),
         "face_mismatch"
         | "fingerprint_failed"
         | "authority_not_answering"

@@ -82,6 +82,7 @@ fn every_code() -> Vec<String> {
         "authority_refer",
         "biometrics_timeout",
         "supervisor",
+        "records_unwritable",
     ];
     literal
         .into_iter()

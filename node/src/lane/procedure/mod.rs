@@ -67,6 +67,8 @@ pub use registration::*;
 pub use vocab::*;
 
 const CLOSED_TEXT: &str = "This channel is closed. Please use another channel.";
+/// Shown at gate 1 while the lane cannot store the records of a passage.
+const UNRECORDED_TEXT: &str = "This channel cannot record passages at the moment. Please use another channel or see an officer.";
 /// Gate 1 opens: what its screen says unless a passage explains more ([`Procedure::open_gate1`]).
 const WELCOME: (&str, &str) = ("welcome", "Welcome. Please proceed to gate 2.");
 
@@ -391,6 +393,15 @@ pub enum Input {
         /// Why not, for the console (no personal data).
         why: String,
     },
+    /// The records the last input's outputs carried for the authorities could not be stored
+    /// (a full or failing disk): the runtime did not send that input's gate-open commands
+    /// (`withheld`) nor its decisions. No passage starts until [`Input::RecordsWritable`].
+    RecordsUnwritable {
+        /// The gates whose open command was not sent.
+        withheld: Vec<GateId>,
+    },
+    /// The outbox stores records again (a probe write reached the disk).
+    RecordsWritable,
     /// A supervisor override, carrying the fencing token of the log entry that delivered it.
     Override {
         /// What to do.
@@ -434,6 +445,9 @@ pub enum AlarmKind {
     /// the gate network commands the gates. No passage starts until a technician resets the
     /// controller's fence at the cabinet.
     ForeignFence,
+    /// The lane's outbox cannot store the records that make a passage lawful (a full or
+    /// failing disk): nobody passes, by face or card, until it can.
+    RecordsUnwritable,
 }
 
 impl AlarmKind {
@@ -448,6 +462,7 @@ impl AlarmKind {
             AlarmKind::Gate1Locked => "gate1_locked",
             AlarmKind::ReplicaStale => "replica_stale",
             AlarmKind::ForeignFence => "foreign_fence",
+            AlarmKind::RecordsUnwritable => "records_unwritable",
         }
     }
 }
@@ -699,6 +714,9 @@ pub struct LaneView {
     pub foreign_fence: bool,
     /// Which way the channel clears travellers (the port definition's words; may be empty).
     pub direction: String,
+    /// The outbox cannot store the records of a passage (no passage starts).
+    #[serde(default)]
+    pub records_unwritable: bool,
 }
 
 /// The gate procedure of one channel. See the module documentation.
@@ -713,6 +731,8 @@ pub struct Procedure {
     gates: [GateState; 3],
     /// The controller's highest accepted fence, when it is one this lane never issued.
     foreign_fence: Option<Fence>,
+    /// The outbox cannot store records: no passage starts ([`Input::RecordsUnwritable`]).
+    records_down: bool,
     /// The time of the input being handled (commands issued now are due by it plus
     /// [`ProcedureConfig::gate_confirm_timeout`]).
     now: DateTime<Utc>,
@@ -763,6 +783,7 @@ impl Procedure {
             stale: true,
             gates: [GateState::Closed; 3],
             foreign_fence: None,
+            records_down: false,
             now: DateTime::<Utc>::MIN_UTC,
             commanded: [None; 3],
             occupancy: 0,
@@ -794,6 +815,7 @@ impl Procedure {
             },
             foreign_fence: self.foreign_fence.is_some(),
             direction: self.config.direction.clone(),
+            records_unwritable: self.records_down,
         }
     }
 
@@ -837,7 +859,7 @@ impl Procedure {
     }
 
     fn face_scan_enabled(&self) -> bool {
-        self.mode == LaneMode::FaceAndCard && !self.stale
+        self.mode == LaneMode::FaceAndCard && !self.stale && !self.records_down
     }
 
     /// Feeds one input that happened at `now`.
@@ -882,6 +904,15 @@ impl Procedure {
             }
             Input::GateFailed { gate, action, why } => self.on_gate_failed(now, gate, action, why),
             Input::Replica { fence, staleness } => self.on_replica(fence, staleness),
+            Input::RecordsUnwritable { withheld } => self.on_records_unwritable(now, &withheld),
+            Input::RecordsWritable => {
+                if self.records_down {
+                    self.records_down = false;
+                    if matches!(self.phase, Phase::Idle) {
+                        self.back_to_idle();
+                    }
+                }
+            }
             Input::Override { action, fence } => self.on_override(now, action, fence),
         }
         self.check_deadlines(now);
@@ -997,6 +1028,19 @@ impl Procedure {
         if self.foreign_fence.is_some() && matches!(self.phase, Phase::Idle | Phase::Refused { .. })
         {
             self.turn_away_foreign_fence(now, ClearanceMethod::Card);
+            return;
+        }
+        if self.records_down && matches!(self.phase, Phase::Idle | Phase::Refused { .. }) {
+            self.screen(GateId::One, "records_unwritable", UNRECORDED_TEXT);
+            self.decide(
+                now,
+                Outcome::Refused,
+                "records_unwritable",
+                Some(ClearanceMethod::Card),
+            );
+            self.phase = Phase::Refused {
+                until: now + self.config.refusal_display,
+            };
             return;
         }
         if self.gate1_locked() && matches!(self.phase, Phase::Idle | Phase::Refused { .. }) {
@@ -1587,6 +1631,36 @@ impl Procedure {
         }
     }
 
+    /// The records of the input just handled were not stored, so its gate openings were not
+    /// sent: those gates are not expected to open. A traveller being served goes to an officer;
+    /// nobody else starts a passage until the outbox stores records again.
+    fn on_records_unwritable(&mut self, now: DateTime<Utc>, withheld: &[GateId]) {
+        for gate in withheld {
+            let i = usize::from(gate.number() - 1);
+            if matches!(self.commanded[i], Some((GateAction::Open, _))) {
+                self.commanded[i] = None;
+            }
+        }
+        if !self.records_down {
+            self.records_down = true;
+            self.alarm(
+                AlarmKind::RecordsUnwritable,
+                "the outbox cannot store records for the authorities: no passage starts until \
+                 it can (free the disk; the lane retries by itself)"
+                    .into(),
+            );
+        }
+        match self.phase {
+            Phase::Idle => self.back_to_idle(),
+            Phase::Refused { .. } | Phase::Officer { .. } => {}
+            _ => self.refer(
+                now,
+                "records_unwritable",
+                "the passage could not be recorded".into(),
+            ),
+        }
+    }
+
     fn turn_away_foreign_fence(&mut self, now: DateTime<Utc>, method: ClearanceMethod) {
         self.screen(GateId::One, "lane_closed", CLOSED_TEXT);
         self.decide(now, Outcome::Refused, "foreign_fence", Some(method));
@@ -2008,6 +2082,10 @@ impl Procedure {
         }
         if self.gate1_locked() && self.mode != LaneMode::Closed {
             self.screen(GateId::One, "gate1_locked", CLOSED_TEXT);
+            return;
+        }
+        if self.records_down && self.mode != LaneMode::Closed {
+            self.screen(GateId::One, "records_unwritable", UNRECORDED_TEXT);
             return;
         }
         let text = match (self.mode, self.face_scan_enabled()) {

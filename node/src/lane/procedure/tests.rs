@@ -2295,3 +2295,145 @@ fn a_hold_while_the_consent_is_out_withdraws_it() {
         ",
     }]);
 }
+
+/// A registered adult identified at gate 1, walks in, is inspected and cleared by both
+/// authorities (by 1750 ms).
+fn face_passage_cleared_by_both() -> Vec<(i64, Input)> {
+    vec![
+        (100, identified(macao_adult())),
+        (900, gates(1)),
+        (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+        (1500, finger()),
+        (
+            1700,
+            verdict(Authority::Macao, &key(1500), Ok(Verdict::Cleared)),
+        ),
+        (
+            1750,
+            verdict(Authority::Mainland, &key(1500), Ok(Verdict::Cleared)),
+        ),
+    ]
+}
+
+/// The records of a clearance could not be stored (the runtime withheld gates 2 and 3).
+fn unwritable() -> Input {
+    Input::RecordsUnwritable {
+        withheld: vec![GateId::Two, GateId::Three],
+    }
+}
+
+#[test]
+fn no_passage_without_its_records_stored() {
+    let release = |index| Input::Override {
+        action: OverrideAction::Release,
+        fence: Fence { term: 3, index },
+    };
+    check(vec![
+        Case {
+            name: "a clearance whose records cannot be stored: gates 2 and 3 stay shut, an officer comes",
+            steps: [
+                face_passage_cleared_by_both(),
+                vec![
+                    (1760, unwritable()),
+                    // The confirmation deadline of the withheld openings passes: no gate alarm.
+                    (9000, Input::Tick),
+                ],
+            ]
+            .concat(),
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                gate 2 open 3.40
+                gate 3 open 3.40
+                screen 2 cleared
+                decision cleared both_cleared face
+                deliver macao clearance
+                deliver mainland clearance
+                alarm records_unwritable
+                decision referred records_unwritable face
+                referral records_unwritable
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 records_unwritable
+                screen 2 records_unwritable
+            ",
+        },
+        Case {
+            name: "while records cannot be stored nobody starts a passage, by face or card; then all is normal",
+            steps: vec![
+                (0, fresh()),
+                (10, Input::RecordsUnwritable { withheld: vec![] }),
+                (20, identified(macao_adult())),
+                (30, card(read(&macao_adult()), Holder::Unknown)),
+                (5000, Input::RecordsUnwritable { withheld: vec![] }),
+                (6000, Input::RecordsWritable),
+                (6100, identified(macao_adult())),
+            ],
+            expect: "
+                alarm records_unwritable
+                screen 1 records_unwritable
+                decision refused records_unwritable card
+                screen 1 ready
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+        Case {
+            name: "the held channel is released while records still cannot be stored: still no passage",
+            steps: vec![
+                (100, identified(macao_adult())),
+                (900, gates(1)),
+                (1000, unwritable()),
+                (2000, gates(0)),
+                (3000, release(60)),
+                (3100, identified(macao_adult())),
+                (4000, Input::RecordsWritable),
+                (4100, identified(macao_adult())),
+            ],
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                alarm records_unwritable
+                decision referred records_unwritable face
+                referral records_unwritable
+                gate 1 close 3.40
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 records_unwritable
+                screen 2 records_unwritable
+                screen 1 records_unwritable
+                screen 1 ready
+                gate 1 open 3.60
+                screen 1 welcome
+                decision admitted eligible face
+            ",
+        },
+    ]);
+    // Face scan is off while records cannot be stored, and back after.
+    let mut p = procedure();
+    run(
+        &mut p,
+        vec![
+            (0, fresh()),
+            (10, Input::RecordsUnwritable { withheld: vec![] }),
+        ],
+    );
+    assert!(!p.wants_gate1_faces());
+    assert!(!p.view().face_scan);
+    assert!(p.view().records_unwritable);
+    run(&mut p, vec![(20, Input::RecordsWritable)]);
+    assert!(p.wants_gate1_faces());
+    assert!(!p.view().records_unwritable);
+}
