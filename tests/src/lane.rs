@@ -28,7 +28,7 @@ use clearway_node::lane::authority::{DemoPki, ReferenceAuthority, ReferenceHandl
 use clearway_node::lane::camera::sim::{CameraSimulator, Scene, SimConfig};
 use clearway_node::lane::document::{DocumentReaderSimulator, RawDocument, synthetic_mrz};
 use clearway_node::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
-use clearway_node::lane::gate::{GateSimConfig, GateSimulator};
+use clearway_node::lane::gate::{GateSimConfig, GateSimulator, ModbusTlsConfig, sim_tls_config};
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState, PrerequisiteStatus};
 use serde_json::Value;
 
@@ -71,14 +71,38 @@ impl Default for CameraSpec {
     }
 }
 
+/// A demo PKI (CA, server, client) read from `dir` when it is there (a restart), else made and
+/// written there.
+fn demo_pki(dir: &Path) -> anyhow::Result<DemoPki> {
+    if !dir.join("ca.pem").is_file() {
+        let pki = DemoPki::generate(&[])?;
+        pki.write(dir)?;
+        return Ok(pki);
+    }
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("cannot read {}", dir.join(name).display()))
+    };
+    Ok(DemoPki {
+        ca_pem: read("ca.pem")?,
+        server_cert_pem: read("server.pem")?,
+        server_key_pem: read("server.key")?,
+        client_cert_pem: read("client.pem")?,
+        client_key_pem: read("client.key")?,
+    })
+}
+
 /// One channel's simulated devices, each speaking its real protocol on loopback.
 pub struct LaneDevices {
     /// The gate-1 camera (RTSP).
     pub cam1: clearway_node::lane::camera::sim::SimHandle,
     /// The gate-2 camera (RTSP).
     pub cam2: clearway_node::lane::camera::sim::SimHandle,
-    /// The gate controller (Modbus TCP).
+    /// The gate controller (Modbus TCP, or Modbus/TCP Security).
     pub gates: clearway_node::lane::gate::SimHandle,
+    /// The lane's side of the gate network's TLS, when the controller speaks Modbus/TCP
+    /// Security ([`LaneDevices::start_secure`]).
+    pub gate_tls: Option<ModbusTlsConfig>,
     /// The document reader.
     pub documents: DocumentReaderSimulator,
     /// The fingerprint reader.
@@ -86,8 +110,36 @@ pub struct LaneDevices {
 }
 
 impl LaneDevices {
-    /// Starts the devices on free loopback ports; both cameras show the empty channel.
+    /// [`LaneDevices::start`] with the gate controller on Modbus/TCP Security: a gate-network
+    /// PKI (CA, controller, lane) is made in `pki_dir` (or read there, on a restart).
+    pub async fn start_secure(camera: CameraSpec, pki_dir: &Path) -> anyhow::Result<LaneDevices> {
+        let pki = demo_pki(pki_dir).context("gate network PKI")?;
+        let tls = sim_tls_config(
+            pki.ca_pem.as_bytes(),
+            pki.server_cert_pem.as_bytes(),
+            pki.server_key_pem.as_bytes(),
+        )
+        .map_err(|e| anyhow!("gate simulator TLS: {e}"))?;
+        let mut devices = LaneDevices::start_with(camera, Some(tls)).await?;
+        devices.gate_tls = Some(ModbusTlsConfig {
+            ca_cert: pki_dir.join("ca.pem"),
+            client_cert: pki_dir.join("client.pem"),
+            client_key: pki_dir.join("client.key"),
+            server_name: None,
+        });
+        Ok(devices)
+    }
+
+    /// Starts the devices on free loopback ports; both cameras show the empty channel. The gate
+    /// controller speaks plain Modbus TCP.
     pub async fn start(camera: CameraSpec) -> anyhow::Result<LaneDevices> {
+        LaneDevices::start_with(camera, None).await
+    }
+
+    async fn start_with(
+        camera: CameraSpec,
+        gate_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<LaneDevices> {
         let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
         let cam = |mount: &str| SimConfig {
             mount: mount.into(),
@@ -102,14 +154,14 @@ impl LaneDevices {
             CameraSimulator::start(cam("/gate2")).context("RTSP camera simulator (gate 2)")?;
         cam1.show(Scene::Empty)?;
         cam2.show(Scene::Empty)?;
-        let gates = GateSimulator::start(
-            any,
-            GateSimConfig {
-                hold_open_ms: 20_000,
-                ..GateSimConfig::default()
-            },
-        )
-        .await
+        let gate_config = GateSimConfig {
+            hold_open_ms: 20_000,
+            ..GateSimConfig::default()
+        };
+        let gates = match gate_tls {
+            Some(tls) => GateSimulator::start_tls(any, gate_config, tls).await,
+            None => GateSimulator::start(any, gate_config).await,
+        }
         .context("Modbus gate simulator")?;
         let documents = DocumentReaderSimulator::start(any)
             .await
@@ -121,6 +173,7 @@ impl LaneDevices {
             cam1,
             cam2,
             gates,
+            gate_tls: None,
             documents,
             fingers,
         })
@@ -142,23 +195,7 @@ impl Authorities {
     /// there (a restart), else made and written there. With `records_dir`, each service
     /// keeps the records it received in `<records_dir>/<name>.jsonl` and reloads them at start.
     pub async fn start(pki_dir: &Path, records_dir: Option<&Path>) -> anyhow::Result<Authorities> {
-        let pki = if pki_dir.join("ca.pem").is_file() {
-            let read = |name: &str| {
-                std::fs::read_to_string(pki_dir.join(name))
-                    .with_context(|| format!("cannot read {}", pki_dir.join(name).display()))
-            };
-            DemoPki {
-                ca_pem: read("ca.pem")?,
-                server_cert_pem: read("server.pem")?,
-                server_key_pem: read("server.key")?,
-                client_cert_pem: read("client.pem")?,
-                client_key_pem: read("client.key")?,
-            }
-        } else {
-            let pki = DemoPki::generate(&[]).context("authority PKI")?;
-            pki.write(pki_dir)?;
-            pki
-        };
+        let pki = demo_pki(pki_dir).context("authority PKI")?;
         let start = |name: &str| {
             let mut config = pki.reference_config();
             config.name = name.to_string();
@@ -273,10 +310,16 @@ pub fn lane_config_for(
         )
     };
     format!(
-        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
         cam1 = devices.cam1.url(),
         cam2 = devices.cam2.url(),
         gates = devices.gates.addr(),
+        gate_tls = devices.gate_tls.as_ref().map_or(String::new(), |t| format!(
+            "\n[lane.gates.tls]\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+            t.ca_cert.display(),
+            t.client_cert.display(),
+            t.client_key.display()
+        )),
         docs = devices.documents.local_addr(),
         fingers = devices.fingers.addr(),
         macao = if inspecting.contains(&Authority::Macao) {
@@ -707,11 +750,29 @@ pub async fn rig_for(dir: &Path, policy: &str, inspecting: &[Authority]) -> Rig 
     rig_with(dir, policy, inspecting, "").await
 }
 
-/// [`rig_for`] with extra `[lane]` lines (`outbox_dir = "…"`).
-pub async fn rig_with(dir: &Path, policy: &str, inspecting: &[Authority], lane: &str) -> Rig {
+/// [`rig`] with the gate controller on plain Modbus TCP (a port without Modbus/TCP Security).
+pub async fn rig_plain_modbus(dir: &Path) -> Rig {
     let devices = LaneDevices::start(CameraSpec::default())
         .await
         .expect("lane devices");
+    rig_on(dir, devices, "", &Authority::ALL, "").await
+}
+
+/// [`rig_for`] with extra `[lane]` lines (`outbox_dir = "…"`).
+pub async fn rig_with(dir: &Path, policy: &str, inspecting: &[Authority], lane: &str) -> Rig {
+    let devices = LaneDevices::start_secure(CameraSpec::default(), &dir.join("gate-pki"))
+        .await
+        .expect("lane devices");
+    rig_on(dir, devices, policy, inspecting, lane).await
+}
+
+async fn rig_on(
+    dir: &Path,
+    devices: LaneDevices,
+    policy: &str,
+    inspecting: &[Authority],
+    lane: &str,
+) -> Rig {
     let authorities = Authorities::start(&dir.join("authority-pki"), None)
         .await
         .expect("reference authorities");

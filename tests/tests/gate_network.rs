@@ -4,19 +4,23 @@
 //! real sockets: the lane notices a fence it never issued, raises `foreign_fence`, and starts no
 //! passage (face or card) until a technician resets the controller's fence at the cabinet;
 //! then a registered traveller passes by face again.
+//!
+//! The lane here speaks plain Modbus TCP to its controller, as at a port whose controllers do not
+//! support Modbus/TCP Security; the other lane tests run over Modbus/TCP Security, where the same
+//! rogue device gets no frame read (`node/src/lane/gate/tests.rs`).
 
 use std::time::{Duration, Instant};
 
 use clearway_node::lane::camera::sim::Scene;
 use clearway_node::lane::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use clearway_node::lane::procedure::{Fence, GateAction, GateCommand, GateId};
-use clearway_tests::lane::{rig, wait_lane_api};
+use clearway_tests::lane::{rig_plain_modbus, wait_lane_api};
 use clearway_tests::photo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_fence_on_the_gate_network_stops_passages_until_reset() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rig = rig(dir.path()).await;
+    let mut rig = rig_plain_modbus(dir.path()).await;
     rig.enrol_macao_adult("M10000001", "OBAMA, BARACK", "face_recognition/obama.jpg")
         .await;
     wait_lane_api(&rig).await;

@@ -198,6 +198,9 @@ impl NodeConfig {
                 paths.extend([&mut a.ca_cert, &mut a.client_cert, &mut a.client_key]);
             }
             paths.extend(lane.outbox_dir.as_mut());
+            if let Some(t) = lane.gates.tls.as_mut() {
+                paths.extend([&mut t.ca_cert, &mut t.client_cert, &mut t.client_key]);
+            }
             for p in paths.into_iter().filter(|p| p.is_relative()) {
                 *p = base.join(&*p);
             }

@@ -545,6 +545,9 @@ impl Lane {
 
         // Gate task.
         let (gate_tx, gate_rx) = mpsc::unbounded_channel::<GateCommand>();
+        if parts.gates.tls.is_none() {
+            warn!(controller = %parts.gates.address, "The gate link is plain Modbus TCP: anyone on the gate network can command the gates (the lane detects a fence it never issued). Configure [lane.gates.tls] (Modbus/TCP Security) where the controller supports it.");
+        }
         tasks.push(tokio::spawn(gate_task(
             ModbusGates::new(parts.gates),
             gate_rx,

@@ -432,7 +432,8 @@ impl Demo {
         );
         let cam = self.opts.camera;
         for n in 1..=LANES {
-            let devices = LaneDevices::start(cam).await?;
+            let devices =
+                LaneDevices::start_secure(cam, &self.dir().join(format!("gate-pki-{n}"))).await?;
             let api = self.picker.pick()?;
             let ch = channel(n);
             port.set_lane(
@@ -442,7 +443,7 @@ impl Demo {
             )?;
             say!(
                 "      lane {n} ({ch}): RTSP camera simulators {} and {} ({}x{} H.264, {} fps, real photos), \
-                 Modbus gates {}, document reader {}, fingerprint reader {}",
+                 Modbus/TCP Security gates {} (mutual TLS), document reader {}, fingerprint reader {}",
                 devices.cam1.url(),
                 devices.cam2.url(),
                 cam.width,

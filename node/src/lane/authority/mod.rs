@@ -39,7 +39,7 @@ mod client;
 mod metrics;
 mod outbox;
 pub mod reference;
-mod tls;
+pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Configuration of the Modbus gate client and of the gate simulator.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,28 @@ pub struct ModbusGatesConfig {
     /// Bound on connecting and on each request/reply, in milliseconds. Default 1000.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Modbus/TCP Security: the link over mutual TLS. Without it the link is plain Modbus TCP,
+    /// which anyone on the gate network can speak (the lane still detects a fence it never
+    /// issued).
+    #[serde(default)]
+    pub tls: Option<ModbusTlsConfig>,
+}
+
+/// Modbus/TCP Security (the Modbus Organization's TLS profile, registered port 802): TLS 1.2 or
+/// 1.3, both sides authenticated by X.509 certificates. The lane presents `client_cert`; the
+/// controller must present a certificate issued by `ca_cert` for `server_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusTlsConfig {
+    /// The CA that issued the controller's certificate (PEM); the only one trusted.
+    pub ca_cert: PathBuf,
+    /// The lane's certificate chain for the gate network (PEM, leaf first).
+    pub client_cert: PathBuf,
+    /// Its private key (PEM).
+    pub client_key: PathBuf,
+    /// The name the controller's certificate must carry. Default: the address's IP.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 fn default_unit_id() -> u8 {
@@ -36,6 +59,7 @@ impl ModbusGatesConfig {
             address,
             unit_id: default_unit_id(),
             timeout_ms: default_timeout_ms(),
+            tls: None,
         }
     }
 

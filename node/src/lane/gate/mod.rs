@@ -95,10 +95,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{GateSimConfig, ModbusGatesConfig};
+pub use config::{GateSimConfig, ModbusGatesConfig, ModbusTlsConfig};
 pub use modbus::ModbusGates;
 pub use model::{Refusal, SimLane, Transition};
-pub use sim::{GateSimulator, SimHandle};
+pub use sim::{GateSimulator, SimHandle, sim_tls_config};
 
 use crate::lane::procedure::{Fence, GateAction, GateCommand, GateId, GateState};
 

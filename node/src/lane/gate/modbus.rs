@@ -1,4 +1,5 @@
-//! [`ModbusGates`]: the gate controller client over Modbus TCP (tokio-modbus).
+//! [`ModbusGates`]: the gate controller client over Modbus TCP (tokio-modbus), plain or over
+//! Modbus/TCP Security (mutual TLS; [`super::ModbusTlsConfig`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use crate::lane::procedure::{GateCommand, GateId};
 pub struct ModbusGates {
     config: ModbusGatesConfig,
     ctx: Option<Context>,
+    /// Built from the TLS files on first connection, then kept.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for ModbusGates {
@@ -38,10 +41,32 @@ enum Call {
     Exception(ExceptionCode),
 }
 
+/// The lane's TLS client for the gate network: the configured CA as the only root, our
+/// certificate always presented (no ALPN: Modbus/TCP Security names none).
+fn tls_connector(tls: &super::ModbusTlsConfig) -> Result<tokio_rustls::TlsConnector, String> {
+    use crate::lane::authority::tls::{TlsOrigin, TlsPem, client_config};
+    let pem =
+        TlsPem::read(&tls.ca_cert, &tls.client_cert, &tls.client_key).map_err(|e| e.to_string())?;
+    let origin = TlsOrigin {
+        ca: &tls.ca_cert,
+        cert: &tls.client_cert,
+        key: &tls.client_key,
+    };
+    let mut config = client_config(&pem, &origin).map_err(|e| e.to_string())?;
+    config.alpn_protocols.clear();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
 impl ModbusGates {
     /// A client for the controller in `config` (nothing is connected yet).
     pub fn new(config: ModbusGatesConfig) -> ModbusGates {
-        ModbusGates { config, ctx: None }
+        ModbusGates {
+            config,
+            ctx: None,
+            tls: None,
+        }
     }
 
     /// A client already attached to a connection (the fuzzing harness's in-memory link).
@@ -49,6 +74,7 @@ impl ModbusGates {
         ModbusGates {
             config,
             ctx: Some(ctx),
+            tls: None,
         }
     }
 
@@ -61,26 +87,55 @@ impl ModbusGates {
         self.config.timeout()
     }
 
+    /// A new connection: plain Modbus TCP, or TLS with our certificate when configured.
+    async fn connect(&mut self) -> Result<Context, String> {
+        let addr = self.config.address;
+        let slave = Slave(self.config.unit_id);
+        let Some(tls) = &self.config.tls else {
+            return tcp::connect_slave(addr, slave)
+                .await
+                .map_err(|e| e.to_string());
+        };
+        let name = tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("server_name {name:?}: {e}"))?;
+        let connector = match &self.tls {
+            Some(c) => c.clone(),
+            None => {
+                let c = tls_connector(tls)?;
+                self.tls = Some(c.clone());
+                c
+            }
+        };
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stream = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("Modbus/TCP Security handshake: {e}"))?;
+        Ok(tcp::attach_slave(stream, slave))
+    }
+
     async fn connection(&mut self) -> Result<&mut Context, GateError> {
         let addr = self.config.address;
         if self.ctx.is_none() {
-            let slave = Slave(self.config.unit_id);
-            let ctx =
-                match tokio::time::timeout(self.timeout(), tcp::connect_slave(addr, slave)).await {
-                    Ok(Ok(ctx)) => ctx,
-                    Ok(Err(e)) => {
-                        return Err(GateError::Unreachable {
-                            addr,
-                            reason: e.to_string(),
-                        });
-                    }
-                    Err(_) => {
-                        return Err(GateError::Unreachable {
-                            addr,
-                            reason: format!("no connection within {:?}", self.timeout()),
-                        });
-                    }
-                };
+            let after = self.timeout();
+            let ctx = match tokio::time::timeout(after, self.connect()).await {
+                Ok(Ok(ctx)) => ctx,
+                Ok(Err(reason)) => {
+                    return Err(GateError::Unreachable { addr, reason });
+                }
+                Err(_) => {
+                    return Err(GateError::Unreachable {
+                        addr,
+                        reason: format!("no connection within {:?}", self.timeout()),
+                    });
+                }
+            };
             debug!(controller = %addr, "Connected to the gate controller.");
             self.ctx = Some(ctx);
         }

@@ -2,6 +2,8 @@
 //! serving the register map of the [`gate`](super) module over the sans-IO [`SimLane`].
 //!
 //! It stands in for the PLC in demos and tests; every log line it writes says "simulator".
+//! [`GateSimulator::start_tls`] serves Modbus/TCP Security instead: mutual TLS, a client
+//! certificate from the configured CA required before any Modbus frame is read.
 
 use std::future::{Ready, ready};
 use std::io;
@@ -22,6 +24,33 @@ use super::registers;
 use super::{GateSimConfig, LaneGates};
 use crate::lane::procedure::{GateId, GateState};
 
+/// How long a client has for its TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// The simulator's server side of Modbus/TCP Security from PEM text: its certificate and key,
+/// and the CA whose client certificates it accepts (no ALPN).
+pub fn sim_tls_config(
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use crate::lane::authority::tls::{TlsOrigin, TlsPem, server_config};
+    let pem = TlsPem {
+        ca: ca_pem.to_vec(),
+        cert: cert_pem.to_vec(),
+        key: zeroize::Zeroizing::new(key_pem.to_vec()),
+    };
+    let here = std::path::Path::new("(gate simulator)");
+    let origin = TlsOrigin {
+        ca: here,
+        cert: here,
+        key: here,
+    };
+    let mut config = server_config(&pem, &origin).map_err(|e| e.to_string())?;
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
 /// How often the simulator moves its gates on and logs what changed (commands and reads move
 /// them too, exactly to the moment they arrive).
 const TICK: Duration = Duration::from_millis(20);
@@ -41,6 +70,24 @@ impl GateSimulator {
     /// Starts a simulator listening on `listen` (port 0 picks a free port; see
     /// [`SimHandle::addr`]). It runs until the handle is shut down or dropped.
     pub async fn start(listen: SocketAddr, config: GateSimConfig) -> io::Result<SimHandle> {
+        GateSimulator::start_with(listen, config, None).await
+    }
+
+    /// [`GateSimulator::start`] for Modbus/TCP Security: TLS with `tls` ([`sim_tls_config`]);
+    /// a client without a certificate from its CA is dropped at the handshake.
+    pub async fn start_tls(
+        listen: SocketAddr,
+        config: GateSimConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<SimHandle> {
+        GateSimulator::start_with(listen, config, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(
+        listen: SocketAddr,
+        config: GateSimConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<SimHandle> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -65,22 +112,50 @@ impl GateSimulator {
             unit_id: config.unit_id,
         });
         let mut stop = stop_rx.clone();
+        let secure = tls.is_some();
         let server = tokio::spawn(async move {
-            let on_connected = move |stream, peer: SocketAddr| {
-                let service = Arc::clone(&service);
-                async move {
-                    debug!(peer = %peer, "Gate simulator: client connected.");
-                    accept_tcp_connection(stream, peer, |_| Ok(Some(Arc::clone(&service))))
-                }
-            };
             let on_error = |e: io::Error| debug!(error = %e, "Gate simulator: connection ended.");
             let abort = async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             };
-            if let Err(e) = Server::new(listener)
-                .serve_until(&on_connected, on_error, abort)
-                .await
-            {
+            let server = Server::new(listener);
+            let served = match tls {
+                None => {
+                    let on_connected = move |stream, peer: SocketAddr| {
+                        let service = Arc::clone(&service);
+                        async move {
+                            debug!(peer = %peer, "Gate simulator: client connected.");
+                            accept_tcp_connection(stream, peer, |_| Ok(Some(Arc::clone(&service))))
+                        }
+                    };
+                    server.serve_until(&on_connected, on_error, abort).await
+                }
+                Some(acceptor) => {
+                    let on_connected = move |stream, peer: SocketAddr| {
+                        let (service, acceptor) = (Arc::clone(&service), acceptor.clone());
+                        async move {
+                            // Bounded: the accept loop waits for the handshake.
+                            let tls = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream));
+                            match tls.await {
+                                Ok(Ok(stream)) => {
+                                    debug!(peer = %peer, "Gate simulator: client authenticated.");
+                                    Ok(Some((service, stream)))
+                                }
+                                Ok(Err(e)) => {
+                                    warn!(peer = %peer, error = %e, "Gate simulator: TLS handshake refused.");
+                                    Ok(None)
+                                }
+                                Err(_) => {
+                                    warn!(peer = %peer, "Gate simulator: TLS handshake too slow.");
+                                    Ok(None)
+                                }
+                            }
+                        }
+                    };
+                    server.serve_until(&on_connected, on_error, abort).await
+                }
+            };
+            if let Err(e) = served {
                 warn!(error = %e, "Gate simulator: server stopped.");
             }
         });
@@ -90,7 +165,8 @@ impl GateSimulator {
             unit_id = config.unit_id,
             travel_ms = config.travel_ms,
             hold_open_ms = config.hold_open_ms,
-            "Gate SIMULATOR listening (Modbus TCP); not a real gate controller."
+            protocol = if secure { "Modbus/TCP Security (mutual TLS)" } else { "Modbus TCP" },
+            "Gate SIMULATOR listening; not a real gate controller."
         );
         Ok(SimHandle {
             addr,

@@ -609,3 +609,108 @@ fn config_defaults_and_validation() {
     assert_eq!(s, GateSimConfig::default());
     assert_eq!((s.travel_ms, s.hold_open_ms), (300, 2000));
 }
+
+/// The PKI of one gate network, written to `dir` (CA, controller, lane), and the lane's side of
+/// it as configured.
+fn gate_pki(dir: &std::path::Path) -> (crate::lane::authority::DemoPki, ModbusTlsConfig) {
+    let pki = crate::lane::authority::DemoPki::generate(&[]).expect("PKI");
+    pki.write(dir).expect("write PKI");
+    let tls = ModbusTlsConfig {
+        ca_cert: dir.join("ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        server_name: None,
+    };
+    (pki, tls)
+}
+
+fn tls_client(addr: SocketAddr, tls: ModbusTlsConfig) -> ModbusGates {
+    ModbusGates::new(ModbusGatesConfig {
+        timeout_ms: 2000,
+        tls: Some(tls),
+        ..ModbusGatesConfig::new(addr)
+    })
+}
+
+/// Modbus/TCP Security: the rogue device of the plain-Modbus attack (a forged `u64::MAX` fence)
+/// gets no frame read, nor does a device whose certificate another CA issued; a lane that does
+/// not trust the controller's CA does not talk to it. The lane with its certificate commands
+/// the gates as over plain Modbus TCP.
+#[tokio::test]
+async fn modbus_tcp_security_admits_only_certificates_of_the_gate_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pki, tls) = gate_pki(&dir.path().join("port"));
+    let (_, elsewhere) = gate_pki(&dir.path().join("elsewhere"));
+    let server = sim_tls_config(
+        pki.ca_pem.as_bytes(),
+        pki.server_cert_pem.as_bytes(),
+        pki.server_key_pem.as_bytes(),
+    )
+    .expect("server TLS");
+    let sim = GateSimulator::start_tls(local(), sim_config(20, 60_000), server)
+        .await
+        .expect("simulator");
+
+    let mut lane = tls_client(sim.addr(), tls.clone());
+    lane.command(cmd(GateId::One, GateAction::Open, fence(3, 7)))
+        .await
+        .expect("the lane commands over TLS");
+    wait_status(&mut lane, "gate 1 open", |s| {
+        s.gate(GateId::One).state == GateState::Open
+    })
+    .await;
+
+    // Plain Modbus TCP to the TLS port: refused, nothing written.
+    let forged = cmd(GateId::Two, GateAction::Close, fence(u64::MAX, u64::MAX));
+    let err = client(sim.addr())
+        .command(forged)
+        .await
+        .expect_err("plain Modbus is not spoken here");
+    assert!(
+        matches!(err.code(), "io" | "timeout" | "unreachable" | "protocol"),
+        "{err}"
+    );
+    // TLS with a certificate from another CA (trusting ours): refused at the handshake.
+    let stranger = ModbusTlsConfig {
+        ca_cert: tls.ca_cert.clone(),
+        ..elsewhere.clone()
+    };
+    let err = tls_client(sim.addr(), stranger)
+        .command(forged)
+        .await
+        .expect_err("a stranger's certificate");
+    assert!(
+        matches!(err.code(), "io" | "timeout" | "unreachable" | "protocol"),
+        "{err}"
+    );
+    // The lane does not talk to a controller its CA did not certify.
+    let wary = ModbusTlsConfig {
+        ca_cert: elsewhere.ca_cert.clone(),
+        ..tls.clone()
+    };
+    let err = tls_client(sim.addr(), wary)
+        .status()
+        .await
+        .expect_err("an uncertified controller");
+    assert_eq!(err.code(), "unreachable", "{err}");
+    assert!(err.to_string().contains("handshake"), "{err}");
+
+    // The controller's fence is still the lane's.
+    assert_eq!(sim.status().fence, fence(3, 7));
+    assert_eq!(
+        lane.status().await.expect("status").fence,
+        fence(3, 7),
+        "the lane still commands"
+    );
+
+    // Files that are not a usable configuration: a clear error, no panic.
+    let broken = ModbusTlsConfig {
+        client_key: tls.client_cert.clone(),
+        ..tls.clone()
+    };
+    let err = tls_client(sim.addr(), broken)
+        .status()
+        .await
+        .expect_err("a certificate given as the key");
+    assert!(err.to_string().contains("client.pem"), "{err}");
+}
