@@ -624,7 +624,10 @@ impl Auth {
         }
         match self.get(&s.user)? {
             Some(r) if !r.disabled => {
-                if now - s.last_seen >= TOUCH_MS {
+                // At most every TOUCH_MS, and often enough for a short idle limit (a session
+                // in use must not expire between two writes of its last use).
+                let (idle, _) = self.limits();
+                if now - s.last_seen >= TOUCH_MS.min(idle / 4) {
                     s.last_seen = now;
                     self.put_session(&key, &s)?;
                 }
@@ -715,10 +718,15 @@ mod tests {
     /// A store with a cheap argon2id cost and short limits: idle 10 min, life 60 min, lock after
     /// 5 for 15 min.
     fn store() -> (tempfile::TempDir, Auth) {
+        store_with(600)
+    }
+
+    /// [`store`] with another idle limit.
+    fn store_with(idle_s: u64) -> (tempfile::TempDir, Auth) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::open(dir.path()).expect("sled");
         let config = AuthConfig {
-            session_idle_s: 600,
+            session_idle_s: idle_s,
             session_lifetime_s: 3600,
             lockout_after: 5,
             lockout_s: 900,
@@ -881,6 +889,16 @@ mod tests {
             ),
             "an expired session stays ended"
         );
+        // A short idle limit (15 s, below the write interval): a session used every 5 s lives.
+        let (_d2, short) = store_with(15);
+        let s = short.login("ana", PW, C, 0).expect("login");
+        for t in (5..=60).step_by(5) {
+            assert!(short.session(Some(&s.token), t * SEC).is_ok(), "{t} s");
+        }
+        assert!(matches!(
+            short.session(Some(&s.token), 80 * SEC),
+            Err(Error::SessionExpired)
+        ));
         // Lifetime: 60 minutes however busy.
         let s = auth.login("ana", PW, C, 0).expect("login");
         for m in (5..=60).step_by(5) {

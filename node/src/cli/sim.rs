@@ -21,11 +21,21 @@ use super::Outcome;
 pub enum SimCommand {
     /// An RTSP camera (gst-rtsp-server) showing scenes of photos; scenes from stdin or HTTP.
     Camera(crate::lane::camera::sim::Args),
-    /// A gate controller: Modbus TCP, three gates, light curtains, fencing tokens.
+    /// A gate controller: Modbus TCP, three gates, light curtains, fencing tokens; with
+    /// `--cert`, `--key` and `--client-ca`, Modbus/TCP Security (mutual TLS).
     Gates {
-        /// Modbus TCP listen address.
+        /// Listen address.
         #[arg(long, default_value = "127.0.0.1:1502")]
         listen: SocketAddr,
+        /// The controller's certificate chain (PEM): serve Modbus/TCP Security.
+        #[arg(long, requires_all = ["key", "client_ca"])]
+        cert: Option<std::path::PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "cert")]
+        key: Option<std::path::PathBuf>,
+        /// The CA whose client certificates are accepted (PEM).
+        #[arg(long, requires = "cert")]
+        client_ca: Option<std::path::PathBuf>,
         /// Milliseconds a gate takes to open or close.
         #[arg(long, default_value_t = 300)]
         travel_ms: u64,
@@ -66,6 +76,9 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                 listen,
                 travel_ms,
                 hold_open_ms,
+                cert,
+                key,
+                client_ca,
             } => {
                 let config = GateSimConfig {
                     travel_ms: *travel_ms,
@@ -73,10 +86,35 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                     ..GateSimConfig::default()
                 };
                 config.validate().map_err(Error::Config)?;
-                let sim = GateSimulator::start(*listen, config)
-                    .await
-                    .map_err(|e| Error::Config(format!("gate simulator {listen}: {e}")))?;
-                println!("gate simulator (Modbus TCP) on {}", sim.addr());
+                let tls = match (cert, key, client_ca) {
+                    (Some(cert), Some(key), Some(ca)) => {
+                        let read = |p: &std::path::Path| {
+                            std::fs::read(p).map_err(|e| {
+                                Error::Config(format!("gate simulator: {}: {e}", p.display()))
+                            })
+                        };
+                        let tls = crate::lane::gate::sim_tls_config(
+                            &read(ca)?,
+                            &read(cert)?,
+                            &read(key)?,
+                        )
+                        .map_err(|e| Error::Config(format!("gate simulator: {e}")))?;
+                        Some(tls)
+                    }
+                    _ => None,
+                };
+                let secure = tls.is_some();
+                let sim = match tls {
+                    Some(tls) => GateSimulator::start_tls(*listen, config, tls).await,
+                    None => GateSimulator::start(*listen, config).await,
+                }
+                .map_err(|e| Error::Config(format!("gate simulator {listen}: {e}")))?;
+                let protocol = if secure {
+                    "Modbus/TCP Security"
+                } else {
+                    "Modbus TCP"
+                };
+                println!("gate simulator ({protocol}) on {}", sim.addr());
                 wait_ctrl_c().await;
                 sim.shutdown().await;
             }

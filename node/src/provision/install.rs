@@ -80,7 +80,7 @@ pub struct Provisioned {
     /// Its data directory.
     pub data_dir: PathBuf,
     /// Files the config names that are not there yet (a lane's authority certificates, which the
-    /// authorities issue).
+    /// authorities issue; its gate-network certificate, from the operator's gate-network CA).
     pub missing: Vec<PathBuf>,
 }
 
@@ -185,6 +185,13 @@ pub fn provision(
     if let Some(lane) = &config.lane {
         for a in [&lane.macao, &lane.mainland].into_iter().flatten() {
             for p in [&a.ca_cert, &a.client_cert, &a.client_key] {
+                if !under(root, p).exists() {
+                    missing.push(p.clone());
+                }
+            }
+        }
+        for t in lane.gates.tls.iter() {
+            for p in [&t.ca_cert, &t.client_cert, &t.client_key] {
                 if !under(root, p).exists() {
                     missing.push(p.clone());
                 }

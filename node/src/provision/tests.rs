@@ -57,28 +57,28 @@ fn the_hengqin_definition_places_every_node() {
             "hengqin/passenger/1",
             "10.1.1.1",
             "rtsp://10.11.1.21:554/stream1",
-            "10.11.1.30:502",
+            "10.11.1.30:802",
         ),
         (
             148,
             "hengqin/passenger/48",
             "10.1.1.48",
             "rtsp://10.11.48.21:554/stream1",
-            "10.11.48.30:502",
+            "10.11.48.30:802",
         ),
         (
             201,
             "hengqin/onboard/1",
             "10.1.2.1",
             "rtsp://10.12.1.21:554/stream1",
-            "10.12.1.30:502",
+            "10.12.1.30:802",
         ),
         (
             216,
             "hengqin/onboard/16",
             "10.1.2.16",
             "rtsp://10.12.16.21:554/stream1",
-            "10.12.16.30:502",
+            "10.12.16.30:802",
         ),
     ] {
         let c = def.node_config(id).expect("lane node");
@@ -95,6 +95,9 @@ fn the_hengqin_definition_places_every_node() {
         );
         assert_eq!(lane.camera_gate1.source, camera);
         assert_eq!(lane.gates.address, addr(gates));
+        // Modbus/TCP Security, on by default in the shipped definition.
+        let tls = lane.gates.tls.expect("the gate link over mutual TLS");
+        assert_eq!(tls.ca_cert, Path::new("/etc/clearway/gates/ca.pem"));
     }
     assert!(def.node(217).is_err(), "no channel 17 in the on-board hall");
 }
@@ -172,18 +175,18 @@ fn bad_definitions_are_refused_with_a_reason() {
             "hall onboard channel 1: [hall.lane] [lane.camera_gate1]",
         ),
         (
-            "gates = { address = \"10.12.{n}.30:502\" }",
-            "gates = { address = \"10.12.{n}.30:502\" }\nlisten = \"1.2.3.4:5\"",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }\nlisten = \"1.2.3.4:5\"",
             "must not set listen",
         ),
         (
-            "gates = { address = \"10.12.{n}.30:502\" }",
-            "gates = { address = \"10.12.{n}.30:502\" }\nprocedure = { channel = \"x\" }",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }\nprocedure = { channel = \"x\" }",
             "must not set procedure.channel",
         ),
         (
-            "gates = { address = \"10.12.{n}.30:502\" }",
-            "gates = { address = \"10.12.{n}.30:502\" }\nprocedure = { verify_threshold = 7.0 }",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }",
+            "gates = { address = \"10.12.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }\nprocedure = { verify_threshold = 7.0 }",
             "verify_threshold",
         ),
         (
@@ -192,7 +195,7 @@ fn bad_definitions_are_refused_with_a_reason() {
             "[lane.macao]",
         ),
         (
-            "gates = { address = \"10.11.{n}.30:502\" }\n",
+            "gates = { address = \"10.11.{n}.30:802\", tls = { ca_cert = \"/etc/clearway/gates/ca.pem\", client_cert = \"/etc/clearway/gates/lane-client.pem\", client_key = \"/etc/clearway/gates/lane-client.key\" } }\n",
             "",
             "missing field `gates`",
         ),
@@ -266,12 +269,14 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
     let bundle = Bundle::load(&written.tls_dir).expect("the bundle loads");
     assert_eq!(bundle.identity, Identity::Node(101));
     assert_eq!(bundle.port, "hengqin");
-    // The authorities' certificates are the operator's to bring.
-    assert_eq!(lane.missing.len(), 6, "{:?}", lane.missing);
-    assert!(
-        lane.missing
-            .contains(&PathBuf::from("/etc/clearway/authority/macao-client.key"))
-    );
+    // The authorities' certificates and the gate network's are the operator's to bring.
+    assert_eq!(lane.missing.len(), 9, "{:?}", lane.missing);
+    for p in [
+        "/etc/clearway/authority/macao-client.key",
+        "/etc/clearway/gates/lane-client.key",
+    ] {
+        assert!(lane.missing.contains(&PathBuf::from(p)), "{p}");
+    }
 
     // Not again without --force, and nothing changed by the refusal.
     let key = std::fs::read(lane.tls_dir.join("key.pem")).expect("key");
