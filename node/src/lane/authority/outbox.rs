@@ -663,9 +663,13 @@ impl Outbox {
 
     /// Notes a failed storage operation: the outbox is unwritable until [`Outbox::recover`].
     fn failed(&self, e: &OutboxError) {
-        if !matches!(e, OutboxError::Storage(_) | OutboxError::DiskLow { .. }) {
-            return;
+        if matches!(e, OutboxError::Storage(_) | OutboxError::DiskLow { .. }) {
+            self.mark_unwritable(e);
         }
+    }
+
+    /// The outbox is unwritable, because of `e`, until [`Outbox::recover`].
+    fn mark_unwritable(&self, e: &OutboxError) {
         let mut broken = self.inner.broken.lock().unwrap_or_else(|e| e.into_inner());
         if broken.is_none() {
             tracing::error!(error = %e, "The outbox cannot write; no passage until it can.");
@@ -851,8 +855,17 @@ impl Outbox {
         <[String; 2]>::try_from(keys).map_err(|_| OutboxError::Seal)
     }
 
-    /// Queues several records in one transaction, durably; their keys in the same order.
+    /// Queues several records in one transaction, durably; their keys in the same order. Any
+    /// failure leaves the outbox unwritable until [`Outbox::recover`] proves the disk again (the
+    /// lane starts no passage meanwhile), and is counted.
     pub fn push_all(&self, deliveries: &[Delivery]) -> Result<Vec<String>, OutboxError> {
+        self.store_all(deliveries).inspect_err(|e| {
+            self.inner.metrics.write_failures.inc();
+            self.mark_unwritable(e);
+        })
+    }
+
+    fn store_all(&self, deliveries: &[Delivery]) -> Result<Vec<String>, OutboxError> {
         let inner = &self.inner;
         let queued_at = now_ms();
         let plains = deliveries
@@ -863,10 +876,7 @@ impl Outbox {
                     .map_err(|e| OutboxError::Config(format!("record does not serialise: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Err(e) = self.check_space() {
-            inner.metrics.write_failures.inc();
-            return Err(e);
-        }
+        self.check_space()?;
         let _shared = inner.rotation.read().unwrap_or_else(|e| e.into_inner());
         let store = self.store()?;
         let written =
@@ -908,13 +918,7 @@ impl Outbox {
         // from the delivery tasks, and `recover` reopens the database without them.
         let written = written
             .map_err(OutboxError::from)
-            .and_then(|w| Ok(store.db.flush().map(|_| w)?))
-            .inspect_err(|e| {
-                if matches!(e, OutboxError::Storage(_)) {
-                    inner.metrics.write_failures.inc();
-                }
-                self.failed(e);
-            })?;
+            .and_then(|w| Ok(store.db.flush().map(|_| w)?))?;
         drop(store);
         let mut keys = Vec::with_capacity(written.len());
         for (d, (seq, key)) in deliveries.iter().zip(written) {

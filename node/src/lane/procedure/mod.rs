@@ -1653,6 +1653,8 @@ impl Procedure {
         match self.phase {
             Phase::Idle => self.back_to_idle(),
             Phase::Refused { .. } | Phase::Officer { .. } => {}
+            // A passage whose records were stored ends as it should: the traveller walks out.
+            Phase::Exit { .. } if withheld.is_empty() => {}
             _ => self.refer(
                 now,
                 "records_unwritable",

@@ -2366,6 +2366,37 @@ fn no_passage_without_its_records_stored() {
             ",
         },
         Case {
+            name: "the disk fills as a cleared traveller walks out: he leaves, nobody follows",
+            steps: [
+                face_passage_cleared_by_both(),
+                vec![
+                    (1800, Input::RecordsUnwritable { withheld: vec![] }),
+                    (4000, gates(0)),
+                ],
+            ]
+            .concat(),
+            expect: "
+                gate 1 open 3.40
+                screen 1 welcome
+                decision admitted eligible face
+                gate 1 close 3.40
+                screen 2 biometrics
+                finger
+                screen 2 inspecting
+                inspect face 0.66
+                gate 2 open 3.40
+                gate 3 open 3.40
+                screen 2 cleared
+                decision cleared both_cleared face
+                deliver macao clearance
+                deliver mainland clearance
+                alarm records_unwritable
+                gate 2 close 3.40
+                gate 3 close 3.40
+                screen 1 records_unwritable
+            ",
+        },
+        Case {
             name: "while records cannot be stored nobody starts a passage, by face or card; then all is normal",
             steps: vec![
                 (0, fresh()),
