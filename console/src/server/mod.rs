@@ -151,6 +151,13 @@ pub fn router(console: Arc<Console>, site_dir: &Path) -> Router {
         .route("/lang/{tag}", get(choose_language))
         .route("/still/{port}/{hall}/{n}/{camera}", get(still))
         .route("/healthz", get(|| async { "ok" }))
+        // The page's own files on a route of their own, not through Leptos' file fallback: that
+        // one answers a found file with the status of whatever render is still current on the
+        // worker thread (a refused page's 403 once reached a browser's `.wasm`).
+        .route_service(
+            &leptos_axum::site_pkg_dir_service_route_path(&leptos),
+            leptos_axum::site_pkg_dir_service(&leptos),
+        )
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

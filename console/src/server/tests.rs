@@ -884,3 +884,37 @@ async fn a_body_that_never_arrives_is_given_up_on() {
     assert_eq!(a.status.as_u16(), 408, "{}", a.body);
     assert_eq!(a.api_error().code, "body_timeout");
 }
+
+/// The page's own files are served whatever page came before them on the same thread: a
+/// refused page (403) or a missing one (404) must not lend its status to the next file (Leptos'
+/// file fallback looked up the status of a render still current on the worker thread, and a
+/// desk officer's browser once got its `.wasm` with a 403).
+#[tokio::test]
+async fn the_package_files_are_served_after_a_refused_page() {
+    let _serial = SERIAL.lock().await;
+    let h = app();
+    let pkg = h._dir.path().join("site").join("pkg");
+    std::fs::create_dir_all(&pkg).expect("pkg dir");
+    std::fs::write(pkg.join("clearway_console_bg.wasm"), b"\0asm\x01\0\0\0").expect("wasm");
+    std::fs::write(pkg.join("clearway_console.js"), b"export default 1;").expect("js");
+    let (desk, _) = h.login("bo", PW).await.expect("signed in");
+    for round in 0..3 {
+        let refused = h.page("/lane/hengqin/passenger/4", Some(&desk)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "round {round}");
+        let missing = h.page("/no/such/page", Some(&desk)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "round {round}");
+        // What the worker thread may be left with: a render's owner, current, holding a 403.
+        let leaked = leptos::prelude::Owner::new();
+        leaked.set();
+        let options = leptos_axum::ResponseOptions::default();
+        options.set_status(StatusCode::FORBIDDEN);
+        leptos::prelude::provide_context(options);
+        for file in ["clearway_console_bg.wasm", "clearway_console.js"] {
+            let a = h.page(&format!("/pkg/{file}"), None).await;
+            assert_eq!(a.status, StatusCode::OK, "round {round}: /pkg/{file}");
+        }
+        leaked.unset();
+        let gone = h.page("/pkg/no_such_file.js", None).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "round {round}");
+    }
+}
