@@ -24,7 +24,7 @@ use crate::cluster::protocol::{self, Call, Reply};
 use crate::face::Frame;
 use crate::lane::authority::{self, OutboxKeys, SealKey};
 use crate::lane::document::frame::{FrameDecoder, MAX_FRAME_BYTES, encode_frame};
-use crate::lane::document::{RawDocument, read_document_for};
+use crate::lane::document::{ChipTrust, DocumentSigner, RawDocument, read_document_for};
 use crate::lane::fingerprint::TcpFingerprintReaderConfig;
 use crate::lane::fingerprint::wire;
 use crate::lane::gate::{GateController, ModbusGates, ModbusGatesConfig};
@@ -129,6 +129,17 @@ pub fn mrz(data: &[u8]) {
     }
 }
 
+/// The CSCA the document targets trust: a test signer's, made once per process (a corpus
+/// frame's signature then fails at the CSCA, after every part of it was parsed).
+fn chip_trust() -> &'static ChipTrust {
+    static TRUST: std::sync::OnceLock<ChipTrust> = std::sync::OnceLock::new();
+    TRUST.get_or_init(|| {
+        DocumentSigner::generate("Fuzzing")
+            .and_then(|s| ChipTrust::from_pem(s.csca_pem().as_bytes()))
+            .unwrap_or_default()
+    })
+}
+
 /// The document reader's byte stream (`FrameDecoder` with the default frame limit, fed in two
 /// pieces as a TCP read would), every decoded frame read as the lane reads it (MRZ and chip
 /// JSON). A decoded document encodes (`encode_frame`) and decodes to the same document.
@@ -141,6 +152,7 @@ pub fn document_frame(data: &[u8]) {
         let Ok(doc) = item else { continue };
         let _ = doc.read_for(today(), Some(Destination::Macao));
         let _ = doc.read_for(today(), None);
+        let _ = doc.read_authenticated(today(), Some(Destination::Macao), chip_trust());
         if let Ok(frame) = encode_frame(&doc, MAX_FRAME_BYTES) {
             let mut again = FrameDecoder::new(MAX_FRAME_BYTES);
             again.push(&frame);

@@ -26,7 +26,9 @@ use clearway_node::cluster::ClusterClient;
 use clearway_node::face::{FaceConfig, FacePipeline, Frame};
 use clearway_node::lane::authority::{DemoPki, ReferenceAuthority, ReferenceHandle};
 use clearway_node::lane::camera::sim::{CameraSimulator, Scene, SimConfig};
-use clearway_node::lane::document::{DocumentReaderSimulator, RawDocument, synthetic_mrz};
+use clearway_node::lane::document::{
+    ChipData, DocumentReaderSimulator, DocumentSigner, RawDocument, synthetic_mrz,
+};
 use clearway_node::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
 use clearway_node::lane::gate::{GateSimConfig, GateSimulator, ModbusTlsConfig, sim_tls_config};
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState, PrerequisiteStatus};
@@ -105,6 +107,12 @@ pub struct LaneDevices {
     pub gate_tls: Option<ModbusTlsConfig>,
     /// The document reader.
     pub documents: DocumentReaderSimulator,
+    /// The test issuer whose chips the reader presents (passive authentication).
+    pub document_signer: DocumentSigner,
+    /// `csca.pem` of [`LaneDevices::document_signer`]: the lane's `document_reader.csca_certs`.
+    pub csca_certs: PathBuf,
+    /// Where the signer lives when no directory was given.
+    signer_dir: Option<tempfile::TempDir>,
     /// The fingerprint reader.
     pub fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
 }
@@ -120,7 +128,8 @@ impl LaneDevices {
             pki.server_key_pem.as_bytes(),
         )
         .map_err(|e| anyhow!("gate simulator TLS: {e}"))?;
-        let mut devices = LaneDevices::start_with(camera, Some(tls)).await?;
+        let mut devices =
+            LaneDevices::start_with(camera, Some(tls), Some(&pki_dir.join("documents"))).await?;
         devices.gate_tls = Some(ModbusTlsConfig {
             ca_cert: pki_dir.join("ca.pem"),
             client_cert: pki_dir.join("client.pem"),
@@ -133,13 +142,24 @@ impl LaneDevices {
     /// Starts the devices on free loopback ports; both cameras show the empty channel. The gate
     /// controller speaks plain Modbus TCP.
     pub async fn start(camera: CameraSpec) -> anyhow::Result<LaneDevices> {
-        LaneDevices::start_with(camera, None).await
+        LaneDevices::start_with(camera, None, None).await
     }
 
     async fn start_with(
         camera: CameraSpec,
         gate_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        signer_dir: Option<&Path>,
     ) -> anyhow::Result<LaneDevices> {
+        let temp = match signer_dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().context("document signer dir")?),
+        };
+        let dir = signer_dir
+            .or(temp.as_ref().map(|t| t.path()))
+            .context("document signer dir")?
+            .to_path_buf();
+        let document_signer = DocumentSigner::read_or_generate(&dir)
+            .map_err(|e| anyhow!("test document signer: {e}"))?;
         let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
         let cam = |mount: &str| SimConfig {
             mount: mount.into(),
@@ -175,6 +195,9 @@ impl LaneDevices {
             gates,
             gate_tls: None,
             documents,
+            document_signer,
+            csca_certs: dir.join("csca.pem"),
+            signer_dir: temp,
             fingers,
         })
     }
@@ -310,7 +333,7 @@ pub fn lane_config_for(
         )
     };
     format!(
-        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
         cam1 = devices.cam1.url(),
         cam2 = devices.cam2.url(),
         gates = devices.gates.addr(),
@@ -321,6 +344,7 @@ pub fn lane_config_for(
             t.client_key.display()
         )),
         docs = devices.documents.local_addr(),
+        csca = devices.csca_certs.display(),
         fingers = devices.fingers.addr(),
         macao = if inspecting.contains(&Authority::Macao) {
             auth("macao", &authorities.macao.base_url())
@@ -351,6 +375,9 @@ pub struct Lane {
     pub gates: clearway_node::lane::gate::SimHandle,
     /// The document reader.
     pub documents: DocumentReaderSimulator,
+    /// The test issuer whose chips the reader presents.
+    pub document_signer: DocumentSigner,
+    _signer_dir: Option<tempfile::TempDir>,
     /// The fingerprint reader.
     pub fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
     /// The `seq` of the last lane event waited for (0: none; the lane numbers events from 1).
@@ -367,6 +394,8 @@ impl Lane {
             cam2: devices.cam2,
             gates: devices.gates,
             documents: devices.documents,
+            document_signer: devices.document_signer,
+            _signer_dir: devices.signer_dir,
             fingers: devices.fingers,
             seen_events: 0,
         }
@@ -498,7 +527,8 @@ impl Lane {
         Ok(())
     }
 
-    /// Presents a synthetic permit with a valid MRZ at the document reader.
+    /// Presents a synthetic permit with a valid MRZ at the document reader, its chip (number
+    /// and birth date) signed by the test issuer the lane trusts.
     pub fn present(
         &self,
         kind: DocumentKind,
@@ -508,9 +538,9 @@ impl Lane {
         expiry: NaiveDate,
     ) -> anyhow::Result<()> {
         let mrz = synthetic_mrz(kind, number, name, dob, expiry, 'M');
-        self.documents
-            .present(RawDocument::mrz_only(mrz))
-            .context("present the document")
+        let doc = RawDocument::signed(mrz, ChipData::minimal(number, dob), &self.document_signer)
+            .map_err(|e| anyhow!("sign the chip: {e}"))?;
+        self.documents.present(doc).context("present the document")
     }
 
     /// Taps Agree (`true`) or Decline on the declaration screen.

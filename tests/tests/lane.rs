@@ -27,6 +27,7 @@ use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::LaneStatus;
 use clearway_node::lane::authority::FailMode;
 use clearway_node::lane::camera::sim::Scene;
+use clearway_node::lane::document::{ChipData, DocumentSigner, RawDocument, synthetic_mrz};
 use clearway_node::lane::procedure::{AuthorityRecord, GateId, GateState};
 use clearway_tests::lane::{
     day, http, metric, prerequisites_held, registered_macao_adult, rig, wait_lane_api,
@@ -157,6 +158,34 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
     rig.wait_screen("not_recognised", Duration::from_secs(30))
         .await;
+    //    His permit with a chip its issuer did not sign (a rogue signer's, then none at all)
+    //    grants nothing: no declaration, gate 1 shut, an officer (passive authentication).
+    let rogue = DocumentSigner::generate("Rogue issuer").expect("rogue signer");
+    let mrz = synthetic_mrz(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "H30000004",
+        "BIDEN, JOSEPH",
+        day("1962-11-20"),
+        day("2031-06-30"),
+        'M',
+    );
+    let forged = RawDocument::signed(
+        mrz.clone(),
+        ChipData::minimal("H30000004", day("1962-11-20")),
+        &rogue,
+    )
+    .expect("signed by the rogue");
+    for doc in [forged, RawDocument::mrz_only(mrz)] {
+        rig.lane.documents.present(doc).expect("present");
+        let e = rig
+            .wait_event("referral", "chip_not_authentic", Duration::from_secs(10))
+            .await;
+        assert!(
+            e["detail"].as_str().unwrap_or("").contains("officer"),
+            "{e}"
+        );
+        assert_ne!(rig.lane.gates.state(GateId::One), GateState::Open);
+    }
     present_biden(&rig);
     rig.wait_screen("declaration", Duration::from_secs(10))
         .await;

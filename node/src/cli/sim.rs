@@ -10,7 +10,7 @@ use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::lane::authority::{ReferenceArgs, serve_reference};
-use crate::lane::document::{DocumentReaderSimulator, RawDocument};
+use crate::lane::document::{ChipData, DocumentReaderSimulator, DocumentSigner, RawDocument};
 use crate::lane::fingerprint::{FingerprintSimConfig, FingerprintSimulator};
 use crate::lane::gate::{GateSimConfig, GateSimulator};
 
@@ -49,6 +49,11 @@ pub enum SimCommand {
         /// TCP listen address.
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: SocketAddr,
+        /// Sign each chip with the test document signer kept in this directory (made there on
+        /// first use; lanes accept the chips where `csca.pem` from it is their `csca_certs`).
+        /// A line without chip data gets one with the MRZ's number and birth date.
+        #[arg(long)]
+        signer: Option<std::path::PathBuf>,
     },
     /// A fingerprint reader answering captures with synthetic templates.
     Fingerprint {
@@ -118,7 +123,20 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                 wait_ctrl_c().await;
                 sim.shutdown().await;
             }
-            SimCommand::Documents { listen } => {
+            SimCommand::Documents { listen, signer } => {
+                let signer = match signer {
+                    Some(dir) => {
+                        let s = DocumentSigner::read_or_generate(dir).map_err(|e| {
+                            Error::Config(format!("document reader simulator: {e}"))
+                        })?;
+                        println!(
+                            "chips signed by the test document signer; lanes trust {}",
+                            dir.join("csca.pem").display()
+                        );
+                        Some(s)
+                    }
+                    None => None,
+                };
                 let sim = DocumentReaderSimulator::start(*listen)
                     .await
                     .map_err(|e| Error::Config(format!("document reader simulator {listen}: {e}")))?;
@@ -128,7 +146,10 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                     tokio::select! {
                         line = lines.next_line() => match line {
                             Ok(Some(line)) if line.trim().is_empty() => {}
-                            Ok(Some(line)) => match serde_json::from_str::<RawDocument>(&line) {
+                            Ok(Some(line)) => match serde_json::from_str::<RawDocument>(&line)
+                                .map_err(|e| e.to_string())
+                                .and_then(|doc| sign(doc, signer.as_ref()))
+                            {
                                 Ok(doc) => match sim.present(doc) {
                                     Ok(()) => println!("presented"),
                                     Err(e) => eprintln!("error: {e}"),
@@ -165,4 +186,25 @@ async fn wait_ctrl_c() {
         warn!(error = %e, "Cannot wait for Ctrl-C; waiting forever.");
         tokio::time::sleep(Duration::MAX).await;
     }
+}
+
+/// `doc` with its chip signed by `signer` (a chip made from the MRZ where the line has none),
+/// or as it is without a signer.
+fn sign(
+    doc: RawDocument,
+    signer: Option<&DocumentSigner>,
+) -> std::result::Result<RawDocument, String> {
+    let Some(signer) = signer else {
+        return Ok(doc);
+    };
+    let chip = match doc.chip {
+        Some(chip) => chip,
+        None => {
+            let today = chrono::Utc::now().date_naive();
+            let read = crate::lane::document::read_document_for(&doc.mrz, None, today, None)
+                .map_err(|e| format!("cannot make a chip for this MRZ: {e}"))?;
+            ChipData::minimal(&read.number, read.date_of_birth)
+        }
+    };
+    RawDocument::signed(doc.mrz, chip, signer).map_err(|e| e.to_string())
 }

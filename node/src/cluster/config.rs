@@ -201,6 +201,7 @@ impl NodeConfig {
             if let Some(t) = lane.gates.tls.as_mut() {
                 paths.extend([&mut t.ca_cert, &mut t.client_cert, &mut t.client_key]);
             }
+            paths.extend(lane.document_reader.csca_certs.as_mut());
             for p in paths.into_iter().filter(|p| p.is_relative()) {
                 *p = base.join(&*p);
             }

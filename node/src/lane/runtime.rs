@@ -35,7 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use super::authority::{AuthorityClient, AuthorityConfig, Outbox};
 use super::camera::CameraMonitor;
-use super::document::{DocumentReader, DocumentReaderConfig, TcpDocumentReader};
+use super::document::{ChipTrust, DocumentReader, DocumentReaderConfig, TcpDocumentReader};
 use super::fingerprint::{FingerprintReader, TcpFingerprintReader, TcpFingerprintReaderConfig};
 use super::gate::{GateController, ModbusGates, ModbusGatesConfig};
 use super::metrics::LaneMetrics;
@@ -568,6 +568,18 @@ impl Lane {
         // Document reader task.
         let offset = FixedOffset::east_opt(parts.procedure.utc_offset_minutes * 60)
             .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let chip_trust = match &parts.document_reader.csca_certs {
+            Some(path) => ChipTrust::read(path)
+                .map_err(|e| Error::Config(format!("[lane.document_reader] csca_certs: {e}")))?,
+            None => {
+                tracing::warn!(
+                    "[lane.document_reader] has no csca_certs: no chip passes passive \
+                     authentication, so every card scan goes to an officer and nobody registers \
+                     at this channel."
+                );
+                ChipTrust::none()
+            }
+        };
         let reader = TcpDocumentReader::new(parts.document_reader)
             .map_err(|e| Error::Config(format!("[lane.document_reader] {e}")))?;
         let refresher = Refresher::new(
@@ -577,7 +589,10 @@ impl Lane {
             parts.procedure.prerequisite_recheck,
         );
         tasks.push(tokio::spawn(document_task(
-            reader,
+            Documents {
+                reader,
+                trust: chip_trust,
+            },
             node.clone(),
             refresher.clone(),
             parts.procedure.policy(),
@@ -1254,8 +1269,14 @@ async fn fingerprint_task(
     }
 }
 
+/// The document reader and the CSCAs its chips are checked against.
+struct Documents {
+    reader: TcpDocumentReader,
+    trust: ChipTrust,
+}
+
 async fn document_task(
-    mut reader: TcpDocumentReader,
+    Documents { mut reader, trust }: Documents,
     node: ClusterNode,
     refresher: Refresher,
     policy: clearway_gallery::Policy,
@@ -1269,7 +1290,9 @@ async fn document_task(
             _ = stop.changed() => return,
         };
         let today = Utc::now().with_timezone(&offset).date_naive();
-        let scan = match next.and_then(|raw| raw.read_for(today, policy.destination)) {
+        // Only what the chip's issuer signed counts (passive authentication).
+        let read = next.and_then(|raw| raw.read_authenticated(today, policy.destination, &trust));
+        let scan = match read {
             Ok(document) => {
                 let holder = {
                     let applied = node.gallery().read();

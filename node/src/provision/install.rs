@@ -197,6 +197,12 @@ pub fn provision(
                 }
             }
         }
+        // The issuers' CSCA certificates: without them every card scan goes to an officer.
+        for p in lane.document_reader.csca_certs.iter() {
+            if !under(root, p).exists() {
+                missing.push(p.clone());
+            }
+        }
     }
     Ok(Provisioned {
         node_toml,

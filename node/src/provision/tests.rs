@@ -269,11 +269,13 @@ fn provisioning_lays_down_a_node_with_owners_and_modes() {
     let bundle = Bundle::load(&written.tls_dir).expect("the bundle loads");
     assert_eq!(bundle.identity, Identity::Node(101));
     assert_eq!(bundle.port, "hengqin");
-    // The authorities' certificates and the gate network's are the operator's to bring.
-    assert_eq!(lane.missing.len(), 9, "{:?}", lane.missing);
+    // The authorities' certificates, the gate network's and the issuers' CSCAs are the
+    // operator's to bring.
+    assert_eq!(lane.missing.len(), 10, "{:?}", lane.missing);
     for p in [
         "/etc/clearway/authority/macao-client.key",
         "/etc/clearway/gates/lane-client.key",
+        "/etc/clearway/documents/csca.pem",
     ] {
         assert!(lane.missing.contains(&PathBuf::from(p)), "{p}");
     }

@@ -443,7 +443,7 @@ impl Demo {
             )?;
             say!(
                 "      lane {n} ({ch}): RTSP camera simulators {} and {} ({}x{} H.264, {} fps, real photos), \
-                 Modbus/TCP Security gates {} (mutual TLS), document reader {}, fingerprint reader {}",
+                 Modbus/TCP Security gates {} (mutual TLS), document reader {} (chips signed by a test issuer, passive authentication), fingerprint reader {}",
                 devices.cam1.url(),
                 devices.cam2.url(),
                 cam.width,

@@ -65,6 +65,20 @@ pub struct ChipEndorsement {
 }
 
 impl ChipData {
+    /// A chip holding only the document number and the birth date (no endorsement, no
+    /// fingerprint authorisation, no issue date).
+    pub fn minimal(document_number: &str, date_of_birth: NaiveDate) -> ChipData {
+        ChipData {
+            document_number: document_number.to_owned(),
+            date_of_birth,
+            issue_date: None,
+            endorsement: None,
+            endorsements: Vec::new(),
+            fingerprint_read_authorised: false,
+            name_chinese: None,
+        }
+    }
+
     /// The endorsement that counts at a port whose channels lead to `destination` (`None`: any):
     /// of those for that destination, the one valid longest. The single `endorsement` field of
     /// older chips is a Macao endorsement unless it says otherwise.

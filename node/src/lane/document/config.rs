@@ -7,6 +7,7 @@
 //! reconnect_min_ms = 200
 //! reconnect_max_ms = 5000
 //! connect_timeout_ms = 2000
+//! csca_certs = "/etc/clearway/documents/csca.pem"   # the issuers' Country Signing CAs
 //! ```
 
 use std::time::Duration;
@@ -34,6 +35,11 @@ pub struct DocumentReaderConfig {
     /// Give up one connection attempt after this long, ms. Default 2000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// The Country Signing CA certificates (PEM) whose chips the lane accepts: passive
+    /// authentication ([`super::ChipTrust`]). Without it no chip passes, so every card scan
+    /// goes to an officer and nobody registers at the channel.
+    #[serde(default)]
+    pub csca_certs: Option<std::path::PathBuf>,
 }
 
 fn default_max_frame_bytes() -> usize {
@@ -58,6 +64,7 @@ impl DocumentReaderConfig {
             reconnect_min_ms: default_reconnect_min_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            csca_certs: None,
         }
     }
 

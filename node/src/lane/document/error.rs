@@ -112,6 +112,14 @@ pub enum DocumentError {
         /// The field they disagree on.
         field: MrzField,
     },
+    /// The chip failed passive authentication (ICAO 9303 Part 11): no signed chip was read, its
+    /// security object does not verify against a trusted CSCA, or a data group is not the one
+    /// signed. Nothing the chip says is used; the traveller sees an officer.
+    #[error("the chip is not authentic ({reason}); see an officer")]
+    ChipNotAuthentic {
+        /// What failed (never the holder's data).
+        reason: String,
+    },
     /// The chip's endorsement is of a type the channel does not accept (not D, T, S, R or Q).
     #[error("endorsement type not accepted in this channel; see an officer")]
     EndorsementNotAccepted,
@@ -170,6 +178,7 @@ impl DocumentError {
             DocumentError::Malformed { .. } => "malformed",
             DocumentError::ChipMismatch { .. } => "chip_mismatch",
             DocumentError::InvalidChip { .. } => "invalid_chip",
+            DocumentError::ChipNotAuthentic { .. } => "chip_not_authentic",
             DocumentError::EndorsementNotAccepted => "endorsement_not_accepted",
             DocumentError::Frame { .. } => "frame",
             DocumentError::FrameTooLarge { .. } => "frame_too_large",
@@ -182,7 +191,7 @@ impl DocumentError {
 
     /// The [`code`](Self::code)s of the errors about the document presented: the ones a gate
     /// screen explains to the traveller (`lane::kiosk` has a text for each).
-    pub const DOCUMENT_FAULT_CODES: [&'static str; 11] = [
+    pub const DOCUMENT_FAULT_CODES: [&'static str; 12] = [
         "line_count",
         "line_length",
         "illegal_character",
@@ -193,6 +202,7 @@ impl DocumentError {
         "malformed",
         "chip_mismatch",
         "invalid_chip",
+        "chip_not_authentic",
         "endorsement_not_accepted",
     ];
 

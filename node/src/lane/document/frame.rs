@@ -11,8 +11,11 @@
 //! * The MRZ lines are separated by CR (CRLF and LF are tolerated); the MRZ part is UTF-8
 //!   without control characters other than CR, LF and TAB; it is delivered with its lines
 //!   trimmed and joined by LF.
-//! * The optional chip part is one [`ChipData`](super::ChipData) JSON object (UTF-8; JSON
-//!   escapes control characters, so it never holds STX, ETX or GS).
+//! * The optional chip part is one JSON object (UTF-8; JSON escapes control characters, so it
+//!   never holds STX, ETX or GS): the chip's data groups and security object as
+//!   [`ChipSecurity`](super::ChipSecurity) (`{"dg1":…,"dg13":…,"sod":…}`, hex), or, from a reader
+//!   that does not deliver them, the plain [`ChipData`](super::ChipData) (which the lane does
+//!   not trust).
 //! * A frame is at most [`MAX_FRAME_BYTES`] bytes from STX to ETX inclusive by default.
 //! * Between frames, CR, LF and NUL (line idle, keep-alives) are ignored; other bytes are noise.
 //!
@@ -23,7 +26,7 @@
 use std::collections::VecDeque;
 
 use super::error::DocumentError;
-use super::{ChipData, RawDocument};
+use super::{ChipData, ChipSecurity, RawDocument};
 
 /// Start of a frame.
 pub const STX: u8 = 0x02;
@@ -46,9 +49,14 @@ pub fn encode_frame(doc: &RawDocument, max_frame_bytes: usize) -> Result<Vec<u8>
     let mut frame = vec![STX];
     let lines = super::read::mrz_lines(&doc.mrz);
     frame.extend_from_slice(lines.join("\r").as_bytes());
-    if let Some(chip) = &doc.chip {
+    let chip = match (&doc.security, &doc.chip) {
+        (Some(security), _) => Some(serde_json::to_vec(security)),
+        (None, Some(chip)) => Some(serde_json::to_vec(chip)),
+        (None, None) => None,
+    };
+    if let Some(json) = chip {
         frame.push(GS);
-        let json = serde_json::to_vec(chip).map_err(|e| DocumentError::Frame {
+        let json = json.map_err(|e| DocumentError::Frame {
             reason: format!("chip data: {e}"),
         })?;
         frame.extend_from_slice(&json);
@@ -80,16 +88,26 @@ fn decode_payload(payload: &[u8]) -> Result<RawDocument, DocumentError> {
     if mrz.trim().is_empty() {
         return Err(garbage("empty frame".to_owned()));
     }
-    let chip = match chip_bytes {
-        None => None,
-        Some(bytes) => Some(
-            serde_json::from_slice::<ChipData>(bytes)
-                .map_err(|e| garbage(format!("chip data: {e}")))?,
-        ),
+    let (chip, security) = match chip_bytes {
+        None => (None, None),
+        Some(bytes) => {
+            let value = serde_json::from_slice::<serde_json::Value>(bytes)
+                .map_err(|e| garbage(format!("chip data: {e}")))?;
+            if value.get("sod").is_some() {
+                let security = serde_json::from_value::<ChipSecurity>(value)
+                    .map_err(|e| garbage(format!("chip security data: {e}")))?;
+                (security.unverified_data(), Some(security))
+            } else {
+                let chip = serde_json::from_value::<ChipData>(value)
+                    .map_err(|e| garbage(format!("chip data: {e}")))?;
+                (Some(chip), None)
+            }
+        }
     };
     Ok(RawDocument {
         mrz: super::read::mrz_lines(mrz).join("\n"),
         chip,
+        security,
     })
 }
 

@@ -11,11 +11,15 @@
 //!   decoder that resynchronises after garbage.
 //! * [`TcpDocumentReader`] — the [`DocumentReader`] for a reader behind a serial-to-Ethernet
 //!   adaptor: reconnects with backoff, reports garbage without losing sync.
+//! * [`security`] — passive authentication (ICAO 9303 Part 11): the chip's Document Security
+//!   Object checked against the lane's trusted CSCAs ([`ChipTrust`]); [`DocumentSigner`] signs the
+//!   simulator's chips so the check is real.
 //! * [`DocumentReaderSimulator`] — a **simulator** of such a reader (TCP server) for tests and
 //!   the demo; [`synthetic_mrz`] makes valid MRZs for test persons.
 //!
-//! The lane calls [`read_document`] (or [`RawDocument::read`]) with its own `today` on every
-//! [`RawDocument`] its reader yields. Whether the traveller may use face scan (expiry, age,
+//! The lane calls [`RawDocument::read_authenticated`] with its own `today` and trust on every
+//! [`RawDocument`] its reader yields: a document whose chip does not pass passive authentication
+//! grants nothing (card scan goes to an officer, no registration), whatever its MRZ says. Whether the traveller may use face scan (expiry, age,
 //! endorsement, registrations) is decided elsewhere (`clearway_gallery::eligibility`): an
 //! expired permit reads fine here.
 
@@ -25,6 +29,7 @@ mod error;
 pub mod frame;
 mod read;
 mod reader;
+pub mod security;
 mod simulator;
 mod synthetic;
 #[cfg(test)]
@@ -40,6 +45,7 @@ pub use config::DocumentReaderConfig;
 pub use error::{DocumentError, MrzField};
 pub use read::{read_document, read_document_for};
 pub use reader::TcpDocumentReader;
+pub use security::{ChipSecurity, ChipTrust, DocumentSigner};
 pub use simulator::DocumentReaderSimulator;
 pub use synthetic::synthetic_mrz;
 
@@ -50,8 +56,12 @@ use crate::lane::procedure::DocumentRead;
 pub struct RawDocument {
     /// The MRZ text, lines separated by CR and/or LF.
     pub mrz: String,
-    /// The chip data, where the reader read the chip.
+    /// The chip data, where the reader read the chip. Unauthenticated: only what
+    /// [`RawDocument::read_authenticated`] takes from `security` is trusted.
     pub chip: Option<ChipData>,
+    /// The chip's data groups and Document Security Object, where the reader read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<ChipSecurity>,
 }
 
 impl RawDocument {
@@ -60,7 +70,23 @@ impl RawDocument {
         RawDocument {
             mrz: mrz.into(),
             chip: None,
+            security: None,
         }
+    }
+
+    /// A document whose chip `signer` signed, holding `chip`.
+    pub fn signed(
+        mrz: impl Into<String>,
+        chip: ChipData,
+        signer: &DocumentSigner,
+    ) -> Result<RawDocument, DocumentError> {
+        let mrz = mrz.into();
+        let security = signer.sign(&mrz, &chip)?;
+        Ok(RawDocument {
+            mrz,
+            chip: Some(chip),
+            security: Some(security),
+        })
     }
 
     /// Checks and maps the document ([`read_document`]).
@@ -68,8 +94,29 @@ impl RawDocument {
         read_document(&self.mrz, self.chip.as_ref(), today)
     }
 
+    /// What the lane does with a presented document: the MRZ checked ([`read_document_for`]),
+    /// then the chip's passive authentication against `trust` ([`ChipTrust::verify`]); only the
+    /// chip data the issuer signed is used. A document without a signed chip, or whose chip
+    /// fails, is [`DocumentError::ChipNotAuthentic`].
+    pub fn read_authenticated(
+        &self,
+        today: NaiveDate,
+        destination: Option<clearway_gallery::Destination>,
+        trust: &ChipTrust,
+    ) -> Result<DocumentRead, DocumentError> {
+        // The page first: a misread MRZ is "present it again", not a forgery.
+        read_document_for(&self.mrz, None, today, destination)?;
+        let Some(security) = &self.security else {
+            return Err(DocumentError::ChipNotAuthentic {
+                reason: "no signed chip was read".to_owned(),
+            });
+        };
+        let chip = trust.verify(security, &self.mrz, today)?;
+        read_document_for(&self.mrz, Some(&chip), today, destination)
+    }
+
     /// Checks and maps the document at a port whose channels lead to `destination`
-    /// ([`read_document_for`]).
+    /// ([`read_document_for`]), taking the chip data as delivered (unauthenticated).
     pub fn read_for(
         &self,
         today: NaiveDate,

@@ -433,6 +433,7 @@ fn frame_decoder_resynchronises() {
     let doc = RawDocument {
         mrz: td1("CR", "H12345678", "900501", "300430", "CHAN<<TAI<MAN"),
         chip: Some(chip_for("H12345678", day(1990, 5, 1))),
+        security: None,
     };
     let frame = encode_frame(&doc, MAX_FRAME_BYTES).expect("encodes");
     assert_eq!((frame[0], frame[frame.len() - 1]), (STX, ETX));
@@ -537,15 +538,9 @@ fn loopback() -> std::net::SocketAddr {
 
 fn card(number: &str) -> RawDocument {
     RawDocument {
-        mrz: synthetic_mrz(
-            DocumentKind::PermitHkMacao,
-            number,
-            "LI, XIAOMING",
-            day(1992, 3, 15),
-            day(2031, 6, 30),
-            'M',
-        ),
+        mrz: permit_mrz(number),
         chip: Some(chip_for(number, day(1992, 3, 15))),
+        security: None,
     }
 }
 
@@ -725,4 +720,225 @@ fn the_endorsement_for_the_ports_destination_is_read() {
         read(&nowhere, Some(Destination::Macao)),
         Err(DocumentError::InvalidChip { .. })
     ));
+}
+
+// ------------------------------------------------------------------ passive authentication
+
+/// One signer for the tests of this module (key generation is not free).
+fn signer() -> &'static DocumentSigner {
+    static SIGNER: std::sync::OnceLock<DocumentSigner> = std::sync::OnceLock::new();
+    SIGNER.get_or_init(|| DocumentSigner::generate("Test issuer").expect("signer"))
+}
+
+fn trust() -> ChipTrust {
+    ChipTrust::from_pem(signer().csca_pem().as_bytes()).expect("trust")
+}
+
+fn permit_mrz(number: &str) -> String {
+    synthetic_mrz(
+        DocumentKind::PermitHkMacao,
+        number,
+        "LI, XIAOMING",
+        day(1992, 3, 15),
+        day(2031, 6, 30),
+        'M',
+    )
+}
+
+/// DG13 holding `json`, as the chip would (tag 6D, an OCTET STRING).
+fn dg13(json: &[u8]) -> Vec<u8> {
+    let mut inner = vec![0x04, json.len() as u8];
+    if json.len() >= 0x80 {
+        inner = vec![0x04, 0x81, json.len() as u8];
+    }
+    inner.extend_from_slice(json);
+    let mut out = vec![0x6D];
+    if inner.len() >= 0x80 {
+        out.extend([0x81, inner.len() as u8]);
+    } else {
+        out.push(inner.len() as u8);
+    }
+    out.extend(inner);
+    out
+}
+
+/// Each way a chip can fail passive authentication, and the one way it passes: what
+/// `read_authenticated` makes of the same permit after each change.
+#[test]
+fn passive_authentication_table() {
+    let rogue = DocumentSigner::generate("Rogue").expect("rogue signer");
+    let number = "C01234567";
+    let mrz = permit_mrz(number);
+    let data = chip_for(number, day(1992, 3, 15));
+    let good = RawDocument::signed(mrz.clone(), data.clone(), signer()).expect("signed");
+    let other = RawDocument::signed(
+        permit_mrz("C07654321"),
+        chip_for("C07654321", day(1992, 3, 15)),
+        signer(),
+    )
+    .expect("signed");
+    let mut forged = data.clone();
+    forged.endorsement = Some(
+        Endorsement {
+            kind: EndorsementKind::S,
+            multiple_entry: true,
+            valid_from: day(2025, 9, 1),
+            valid_until: day(2030, 8, 31),
+            destination: Destination::Macao,
+        }
+        .into(),
+    );
+    let with = |f: &dyn Fn(&mut ChipSecurity)| {
+        let mut doc = good.clone();
+        f(doc.security.as_mut().expect("security"));
+        doc
+    };
+    let cases: Vec<(&str, RawDocument, ChipTrust)> = vec![
+        ("signed by a trusted issuer", good.clone(), trust()),
+        ("no chip read", RawDocument::mrz_only(mrz.clone()), trust()),
+        (
+            "plain chip data, unsigned",
+            RawDocument {
+                security: None,
+                ..good.clone()
+            },
+            trust(),
+        ),
+        ("no CSCA configured", good.clone(), ChipTrust::none()),
+        (
+            "signed by another CSCA",
+            RawDocument::signed(mrz.clone(), data.clone(), &rogue).expect("rogue"),
+            trust(),
+        ),
+        (
+            "endorsement extended in DG13",
+            with(&|s| s.dg13 = dg13(&serde_json::to_vec(&forged).expect("json"))),
+            trust(),
+        ),
+        (
+            "another document's chip",
+            RawDocument {
+                mrz: mrz.clone(),
+                ..other.clone()
+            },
+            trust(),
+        ),
+        (
+            "signature altered",
+            with(&|s| {
+                let last = s.sod.len() - 1;
+                s.sod[last] ^= 0x01;
+            }),
+            trust(),
+        ),
+        (
+            "security object truncated",
+            with(&|s| s.sod.truncate(s.sod.len() / 2)),
+            trust(),
+        ),
+        ("security object empty", with(&|s| s.sod.clear()), trust()),
+        ("DG1 empty", with(&|s| s.dg1.clear()), trust()),
+    ];
+    let mut out = String::new();
+    for (name, doc, trust) in cases {
+        let verdict = match doc.read_authenticated(today(), Some(Destination::Macao), &trust) {
+            Ok(r) => format!(
+                "ok: {number}, endorsement until {:?}, fingerprints {}",
+                r.endorsement.map(|e| e.valid_until),
+                r.fingerprint_read_authorised
+            ),
+            Err(e) => format!("{}: {e}", e.code()),
+        };
+        writeln!(out, "{name:<30} {verdict}").expect("write");
+    }
+    expect![[r#"
+        signed by a trusted issuer     ok: C01234567, endorsement until Some(2026-08-31), fingerprints true
+        no chip read                   chip_not_authentic: the chip is not authentic (no signed chip was read); see an officer
+        plain chip data, unsigned      chip_not_authentic: the chip is not authentic (no signed chip was read); see an officer
+        no CSCA configured             chip_not_authentic: the chip is not authentic (no CSCA certificate is configured for this lane); see an officer
+        signed by another CSCA         chip_not_authentic: the chip is not authentic (the Document Signer was not issued by a trusted CSCA); see an officer
+        endorsement extended in DG13   chip_not_authentic: the chip is not authentic (DG13 is not an OCTET STRING under tag 6D: ASN1Error { kind: Invalid }); see an officer
+        another document's chip        chip_not_authentic: the chip is not authentic (the chip's MRZ (DG1) is not the page's); see an officer
+        signature altered              chip_not_authentic: the chip is not authentic (the Document Signer's signature does not verify: signature verification error); see an officer
+        security object truncated      chip_not_authentic: the chip is not authentic (EF.SOD is not DER (tag 77): ASN1Error { kind: Eof }); see an officer
+        security object empty          chip_not_authentic: the chip is not authentic (EF.SOD is not DER (tag 77): ASN1Error { kind: Eof }); see an officer
+        DG1 empty                      chip_not_authentic: the chip is not authentic (DG1 is not the MRZ (61 / 5F1F): ASN1Error { kind: Eof }); see an officer
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn a_signed_chip_travels_the_reader_frame_and_still_verifies() {
+    let number = "C01234567";
+    let doc = signed_permit(number);
+    let frame = encode_frame(&doc, MAX_FRAME_BYTES).expect("fits a frame");
+    let mut decoder = FrameDecoder::new(MAX_FRAME_BYTES);
+    decoder.push(&frame);
+    let back = decoder.poll().expect("a document").expect("decodes");
+    assert_eq!(back, doc);
+    let read = back
+        .read_authenticated(today(), Some(Destination::Macao), &trust())
+        .expect("verifies");
+    assert_eq!(read.number, number);
+    // A CSCA file must hold CA certificates only.
+    let leaf = DemoLeaf::pem();
+    let e = ChipTrust::from_pem(leaf.as_bytes()).expect_err("a leaf is no CSCA");
+    assert!(e.to_string().contains("not a CA"), "{e}");
+    assert!(ChipTrust::from_pem(b"no pem here").is_err());
+}
+
+/// A leaf certificate (not a CA), from the authorities' demo PKI.
+struct DemoLeaf;
+
+impl DemoLeaf {
+    fn pem() -> String {
+        crate::lane::authority::DemoPki::generate(&[])
+            .expect("pki")
+            .client_cert_pem
+    }
+}
+
+/// The permit numbered `number`, its chip signed by the test issuer.
+fn signed_permit(number: &str) -> RawDocument {
+    RawDocument::signed(
+        permit_mrz(number),
+        chip_for(number, day(1992, 3, 15)),
+        signer(),
+    )
+    .expect("signed")
+}
+
+#[test]
+fn passive_authentication_never_panics_on_mutated_objects() {
+    let number = "C01234567";
+    let doc = signed_permit(number);
+    let trust = trust();
+    let mut rng = StdRng::seed_from_u64(7);
+    let security = doc.security.clone().expect("security");
+    let mut accepted = 0;
+    for _ in 0..3000 {
+        let mut s = security.clone();
+        let part = match rng.random_range(0..3) {
+            0 => &mut s.sod,
+            1 => &mut s.dg1,
+            _ => &mut s.dg13,
+        };
+        for _ in 0..rng.random_range(1..4) {
+            if part.is_empty() {
+                break;
+            }
+            let i = rng.random_range(0..part.len());
+            match rng.random_range(0..3) {
+                0 => part[i] ^= 1 << rng.random_range(0..8),
+                1 => part.truncate(i),
+                _ => part.insert(i, rng.random()),
+            }
+        }
+        if trust.verify(&s, &doc.mrz, today()).is_ok() {
+            accepted += 1;
+        }
+    }
+    // A changed byte of a data group or of the signed content never passes; only changes the
+    // signature does not cover (e.g. unused DER slack) could, and this object has none.
+    assert_eq!(accepted, 0, "a mutated chip passed passive authentication");
 }
