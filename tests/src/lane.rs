@@ -107,6 +107,8 @@ pub struct LaneDevices {
     pub gate_tls: Option<ModbusTlsConfig>,
     /// The document reader.
     pub documents: DocumentReaderSimulator,
+    /// The lane's side of the reader's TLS, when it speaks TLS ([`LaneDevices::start_secure`]).
+    pub document_tls: Option<ModbusTlsConfig>,
     /// The test issuer whose chips the reader presents (passive authentication).
     pub document_signer: DocumentSigner,
     /// `csca.pem` of [`LaneDevices::document_signer`]: the lane's `document_reader.csca_certs`.
@@ -118,8 +120,9 @@ pub struct LaneDevices {
 }
 
 impl LaneDevices {
-    /// [`LaneDevices::start`] with the gate controller on Modbus/TCP Security: a gate-network
-    /// PKI (CA, controller, lane) is made in `pki_dir` (or read there, on a restart).
+    /// [`LaneDevices::start`] with the gate controller on Modbus/TCP Security and the document
+    /// reader on TLS: a device-network PKI (CA, devices, lane) is made in `pki_dir` (or read
+    /// there, on a restart).
     pub async fn start_secure(camera: CameraSpec, pki_dir: &Path) -> anyhow::Result<LaneDevices> {
         let pki = demo_pki(pki_dir).context("gate network PKI")?;
         let tls = sim_tls_config(
@@ -130,12 +133,14 @@ impl LaneDevices {
         .map_err(|e| anyhow!("gate simulator TLS: {e}"))?;
         let mut devices =
             LaneDevices::start_with(camera, Some(tls), Some(&pki_dir.join("documents"))).await?;
-        devices.gate_tls = Some(ModbusTlsConfig {
+        let lane_side = ModbusTlsConfig {
             ca_cert: pki_dir.join("ca.pem"),
             client_cert: pki_dir.join("client.pem"),
             client_key: pki_dir.join("client.key"),
             server_name: None,
-        });
+        };
+        devices.gate_tls = Some(lane_side.clone());
+        devices.document_tls = Some(lane_side);
         Ok(devices)
     }
 
@@ -178,14 +183,16 @@ impl LaneDevices {
             hold_open_ms: 20_000,
             ..GateSimConfig::default()
         };
-        let gates = match gate_tls {
+        let gates = match gate_tls.clone() {
             Some(tls) => GateSimulator::start_tls(any, gate_config, tls).await,
             None => GateSimulator::start(any, gate_config).await,
         }
         .context("Modbus gate simulator")?;
-        let documents = DocumentReaderSimulator::start(any)
-            .await
-            .context("document reader simulator")?;
+        let documents = match &gate_tls {
+            Some(tls) => DocumentReaderSimulator::start_tls(any, tls.clone()).await,
+            None => DocumentReaderSimulator::start(any).await,
+        }
+        .context("document reader simulator")?;
         let fingers = FingerprintSimulator::start(any, FingerprintSimConfig::default())
             .await
             .context("fingerprint reader simulator")?;
@@ -195,6 +202,7 @@ impl LaneDevices {
             gates,
             gate_tls: None,
             documents,
+            document_tls: None,
             document_signer,
             csca_certs: dir.join("csca.pem"),
             signer_dir: temp,
@@ -333,7 +341,7 @@ pub fn lane_config_for(
         )
     };
     format!(
-        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n{document_tls}\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
         cam1 = devices.cam1.url(),
         cam2 = devices.cam2.url(),
         gates = devices.gates.addr(),
@@ -345,6 +353,12 @@ pub fn lane_config_for(
         )),
         docs = devices.documents.local_addr(),
         csca = devices.csca_certs.display(),
+        document_tls = devices.document_tls.as_ref().map_or(String::new(), |t| format!(
+            "\n[lane.document_reader.tls]\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+            t.ca_cert.display(),
+            t.client_cert.display(),
+            t.client_key.display()
+        )),
         fingers = devices.fingers.addr(),
         macao = if inspecting.contains(&Authority::Macao) {
             auth("macao", &authorities.macao.base_url())

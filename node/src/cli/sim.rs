@@ -17,6 +17,35 @@ use crate::lane::gate::{GateSimConfig, GateSimulator};
 use super::Outcome;
 
 /// The simulators.
+/// A device simulator's side of mutual TLS on the device network.
+#[derive(Debug, clap::Args)]
+pub struct DeviceTlsArgs {
+    /// The device's certificate chain (PEM): serve mutual TLS.
+    #[arg(long, requires_all = ["key", "client_ca"])]
+    cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// The CA whose client certificates are accepted (PEM).
+    #[arg(long, requires = "cert")]
+    client_ca: Option<std::path::PathBuf>,
+}
+
+impl DeviceTlsArgs {
+    /// The server side from the three files, if given.
+    fn server_config(&self, what: &str) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.client_ca) else {
+            return Ok(None);
+        };
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| Error::Config(format!("{what}: {}: {e}", p.display())))
+        };
+        crate::lane::device_tls::sim_tls_config(&read(ca)?, &read(cert)?, &read(key)?)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("{what}: {e}")))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// An RTSP camera (gst-rtsp-server) showing scenes of photos; scenes from stdin or HTTP.
@@ -27,15 +56,8 @@ pub enum SimCommand {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:1502")]
         listen: SocketAddr,
-        /// The controller's certificate chain (PEM): serve Modbus/TCP Security.
-        #[arg(long, requires_all = ["key", "client_ca"])]
-        cert: Option<std::path::PathBuf>,
-        /// Its private key (PEM).
-        #[arg(long, requires = "cert")]
-        key: Option<std::path::PathBuf>,
-        /// The CA whose client certificates are accepted (PEM).
-        #[arg(long, requires = "cert")]
-        client_ca: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        tls: DeviceTlsArgs,
         /// Milliseconds a gate takes to open or close.
         #[arg(long, default_value_t = 300)]
         travel_ms: u64,
@@ -44,11 +66,14 @@ pub enum SimCommand {
         hold_open_ms: u64,
     },
     /// A document reader: presents the documents given on stdin, one JSON object a line
-    /// (`{"mrz": "…", "chip": {…}}`), to the lane connected to it.
+    /// (`{"mrz": "…", "chip": {…}}`), to the lane connected to it; with `--cert`, `--key` and
+    /// `--client-ca`, over mutual TLS.
     Documents {
         /// TCP listen address.
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: SocketAddr,
+        #[command(flatten)]
+        tls: DeviceTlsArgs,
         /// Sign each chip with the test document signer kept in this directory (made there on
         /// first use; lanes accept the chips where `csca.pem` from it is their `csca_certs`).
         /// A line without chip data gets one with the MRZ's number and birth date.
@@ -81,9 +106,7 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                 listen,
                 travel_ms,
                 hold_open_ms,
-                cert,
-                key,
-                client_ca,
+                tls,
             } => {
                 let config = GateSimConfig {
                     travel_ms: *travel_ms,
@@ -91,23 +114,7 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                     ..GateSimConfig::default()
                 };
                 config.validate().map_err(Error::Config)?;
-                let tls = match (cert, key, client_ca) {
-                    (Some(cert), Some(key), Some(ca)) => {
-                        let read = |p: &std::path::Path| {
-                            std::fs::read(p).map_err(|e| {
-                                Error::Config(format!("gate simulator: {}: {e}", p.display()))
-                            })
-                        };
-                        let tls = crate::lane::gate::sim_tls_config(
-                            &read(ca)?,
-                            &read(cert)?,
-                            &read(key)?,
-                        )
-                        .map_err(|e| Error::Config(format!("gate simulator: {e}")))?;
-                        Some(tls)
-                    }
-                    _ => None,
-                };
+                let tls = tls.server_config("gate simulator")?;
                 let secure = tls.is_some();
                 let sim = match tls {
                     Some(tls) => GateSimulator::start_tls(*listen, config, tls).await,
@@ -123,7 +130,12 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                 wait_ctrl_c().await;
                 sim.shutdown().await;
             }
-            SimCommand::Documents { listen, signer } => {
+            SimCommand::Documents {
+                listen,
+                tls,
+                signer,
+            } => {
+                let tls = tls.server_config("document reader simulator")?;
                 let signer = match signer {
                     Some(dir) => {
                         let s = DocumentSigner::read_or_generate(dir).map_err(|e| {
@@ -137,10 +149,14 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                     }
                     None => None,
                 };
-                let sim = DocumentReaderSimulator::start(*listen)
-                    .await
+                let secure = tls.is_some();
+                let sim = match tls {
+                    Some(tls) => DocumentReaderSimulator::start_tls(*listen, tls).await,
+                    None => DocumentReaderSimulator::start(*listen).await,
+                }
                     .map_err(|e| Error::Config(format!("document reader simulator {listen}: {e}")))?;
-                println!("document reader simulator on {}", sim.local_addr());
+                let link = if secure { "mutual TLS" } else { "plain TCP" };
+                println!("document reader simulator ({link}) on {}", sim.local_addr());
                 let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
                 loop {
                     tokio::select! {

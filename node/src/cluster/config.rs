@@ -202,6 +202,9 @@ impl NodeConfig {
                 paths.extend([&mut t.ca_cert, &mut t.client_cert, &mut t.client_key]);
             }
             paths.extend(lane.document_reader.csca_certs.as_mut());
+            if let Some(t) = lane.document_reader.tls.as_mut() {
+                paths.extend([&mut t.ca_cert, &mut t.client_cert, &mut t.client_key]);
+            }
             for p in paths.into_iter().filter(|p| p.is_relative()) {
                 *p = base.join(&*p);
             }

@@ -18,6 +18,7 @@
 
 pub mod authority;
 pub mod camera;
+pub mod device_tls;
 pub mod document;
 pub mod fingerprint;
 pub mod gate;

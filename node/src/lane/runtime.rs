@@ -580,6 +580,9 @@ impl Lane {
                 ChipTrust::none()
             }
         };
+        if parts.document_reader.tls.is_none() {
+            warn!(reader = %parts.document_reader.address, "The document reader link is plain TCP: anyone on the device network can present documents to the lane (chips must still pass passive authentication). Configure [lane.document_reader.tls] where the reader supports it.");
+        }
         let reader = TcpDocumentReader::new(parts.document_reader)
             .map_err(|e| Error::Config(format!("[lane.document_reader] {e}")))?;
         let refresher = Refresher::new(

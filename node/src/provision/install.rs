@@ -190,7 +190,7 @@ pub fn provision(
                 }
             }
         }
-        for t in lane.gates.tls.iter() {
+        for t in lane.gates.tls.iter().chain(&lane.document_reader.tls) {
             for p in [&t.ca_cert, &t.client_cert, &t.client_key] {
                 if !under(root, p).exists() {
                     missing.push(p.clone());
@@ -204,6 +204,9 @@ pub fn provision(
             }
         }
     }
+    // The gate controller and the document reader share the device network's files.
+    missing.sort();
+    missing.dedup();
     Ok(Provisioned {
         node_toml,
         tls_dir,

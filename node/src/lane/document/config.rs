@@ -8,6 +8,11 @@
 //! reconnect_max_ms = 5000
 //! connect_timeout_ms = 2000
 //! csca_certs = "/etc/clearway/documents/csca.pem"   # the issuers' Country Signing CAs
+//!
+//! [document_reader.tls]                             # mutual TLS; without it plain TCP
+//! ca_cert = "/etc/clearway/gates/ca.pem"            # the device network's CA
+//! client_cert = "/etc/clearway/gates/lane-client.pem"
+//! client_key = "/etc/clearway/gates/lane-client.key"
 //! ```
 
 use std::time::Duration;
@@ -40,6 +45,11 @@ pub struct DocumentReaderConfig {
     /// goes to an officer and nobody registers at the channel.
     #[serde(default)]
     pub csca_certs: Option<std::path::PathBuf>,
+    /// The link over mutual TLS under the device network's CA. Without it the link is plain
+    /// TCP, which anyone on the hall's device network can speak (the chip still has to pass
+    /// passive authentication).
+    #[serde(default)]
+    pub tls: Option<crate::lane::device_tls::DeviceTlsConfig>,
 }
 
 fn default_max_frame_bytes() -> usize {
@@ -65,6 +75,7 @@ impl DocumentReaderConfig {
             reconnect_max_ms: default_reconnect_max_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
             csca_certs: None,
+            tls: None,
         }
     }
 

@@ -1,9 +1,12 @@
-//! The TCP client for a document reader behind a serial-to-Ethernet adaptor.
+//! The client for a document reader behind a serial-to-Ethernet adaptor: TCP, or TLS with the
+//! lane's certificate of the device network (`tls`).
 
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use crate::lane::device_tls::DeviceStream;
 use tracing::{debug, info, warn};
 
 use super::config::DocumentReaderConfig;
@@ -26,15 +29,26 @@ use super::{DocumentReader, RawDocument};
 ///
 /// `next_document` is cancel-safe (e.g. in `tokio::select!`): bytes are kept in the decoder
 /// between calls, so no frame is lost by dropping the future.
-#[derive(Debug)]
 pub struct TcpDocumentReader {
     config: DocumentReaderConfig,
-    stream: Option<TcpStream>,
+    stream: Option<Box<dyn DeviceStream>>,
+    /// Built from the TLS files on first connection, then kept.
+    tls: Option<tokio_rustls::TlsConnector>,
     decoder: FrameDecoder,
     backoff: Duration,
     wait_before_connect: bool,
     just_disconnected: bool,
     connected_once: bool,
+}
+
+impl std::fmt::Debug for TcpDocumentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpDocumentReader")
+            .field("address", &self.config.address)
+            .field("tls", &self.config.tls.is_some())
+            .field("connected", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpDocumentReader {
@@ -46,6 +60,7 @@ impl TcpDocumentReader {
             backoff: config.reconnect_min(),
             config,
             stream: None,
+            tls: None,
             wait_before_connect: false,
             just_disconnected: false,
             connected_once: false,
@@ -75,11 +90,9 @@ impl TcpDocumentReader {
             tokio::time::sleep(self.backoff).await;
         }
         let addr = self.config.address.clone();
-        let attempt =
-            tokio::time::timeout(self.config.connect_timeout(), TcpStream::connect(&addr));
-        let result = match attempt.await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(e.to_string()),
+        let timeout = self.config.connect_timeout();
+        let result = match tokio::time::timeout(timeout, self.open(&addr)).await {
+            Ok(opened) => opened,
             Err(_) => Err(format!(
                 "no answer within {} ms",
                 self.config.connect_timeout_ms
@@ -87,9 +100,6 @@ impl TcpDocumentReader {
         };
         match result {
             Ok(stream) => {
-                if let Err(e) = stream.set_nodelay(true) {
-                    debug!(error = %e, "Cannot set TCP_NODELAY on the document reader link.");
-                }
                 if self.connected_once {
                     info!(reader = %addr, "Document reader reconnected.");
                 } else {
@@ -117,6 +127,37 @@ impl TcpDocumentReader {
                 Err(DocumentError::Connect { addr, reason })
             }
         }
+    }
+}
+
+impl TcpDocumentReader {
+    /// A new connection to `addr`: TCP, then the TLS handshake where configured.
+    async fn open(&mut self, addr: &str) -> Result<Box<dyn DeviceStream>, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(error = %e, "Cannot set TCP_NODELAY on the document reader link.");
+        }
+        let Some(tls) = &self.config.tls else {
+            return Ok(Box::new(stream));
+        };
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(host, _)| host)
+            .trim_matches(['[', ']']);
+        let name = tls.name_for(host)?;
+        let connector = match &self.tls {
+            Some(c) => c.clone(),
+            None => {
+                let c = tls.connector()?;
+                self.tls = Some(c.clone());
+                c
+            }
+        };
+        let stream = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        Ok(Box::new(stream))
     }
 }
 

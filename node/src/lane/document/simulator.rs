@@ -3,9 +3,13 @@
 //! It listens like a serial-to-Ethernet adaptor would and writes one frame (see
 //! [`frame`](super::frame)) per [`present`](DocumentReaderSimulator::present)ed document to the
 //! connected lane. Documents presented while no lane is connected wait, in order, for the next
-//! connection. One lane at a time; a new connection replaces the old one.
+//! connection. One lane at a time; a new connection replaces the old one. With
+//! [`start_tls`](DocumentReaderSimulator::start_tls) it speaks TLS and admits only a lane with a
+//! certificate of the device network's CA (each handshake bounded to 2 s).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -16,6 +20,10 @@ use tracing::{info, warn};
 use super::RawDocument;
 use super::error::DocumentError;
 use super::frame::{MAX_FRAME_BYTES, encode_frame};
+use crate::lane::device_tls::DeviceStream;
+
+/// How long a lane has for its TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// A simulated document reader (a TCP server); dropping it stops it.
 #[derive(Debug)]
@@ -29,6 +37,23 @@ pub struct DocumentReaderSimulator {
 impl DocumentReaderSimulator {
     /// Starts a simulator listening on `addr` (port 0 picks a free port).
     pub async fn start(addr: SocketAddr) -> Result<DocumentReaderSimulator, DocumentError> {
+        DocumentReaderSimulator::start_with(addr, None).await
+    }
+
+    /// [`DocumentReaderSimulator::start`] over TLS with `tls`
+    /// ([`sim_tls_config`](crate::lane::device_tls::sim_tls_config)): a lane without a
+    /// certificate of its CA is dropped at the handshake and gets no frame.
+    pub async fn start_tls(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Result<DocumentReaderSimulator, DocumentError> {
+        DocumentReaderSimulator::start_with(addr, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<DocumentReaderSimulator, DocumentError> {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -41,8 +66,8 @@ impl DocumentReaderSimulator {
         let addr = listener.local_addr()?;
         let (frames, frames_rx) = mpsc::unbounded_channel();
         let (connections_tx, connections) = watch::channel(0);
-        info!(simulator = true, %addr, "Document reader SIMULATOR listening.");
-        let task = tokio::spawn(serve(listener, frames_rx, connections_tx));
+        info!(simulator = true, %addr, tls = tls.is_some(), "Document reader SIMULATOR listening.");
+        let task = tokio::spawn(serve(listener, tls, frames_rx, connections_tx));
         Ok(DocumentReaderSimulator {
             addr,
             frames,
@@ -93,21 +118,47 @@ impl Drop for DocumentReaderSimulator {
     }
 }
 
+/// A lane's connection as the simulator serves it: plain, or once its TLS handshake (with a
+/// certificate of the CA) succeeded within [`TLS_HANDSHAKE`].
+async fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> Option<Box<dyn DeviceStream>> {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            warn!(simulator = true, %peer, error = %e, "Document reader SIMULATOR: TLS handshake refused.");
+            None
+        }
+        Err(_) => {
+            warn!(simulator = true, %peer, "Document reader SIMULATOR: no TLS handshake in time.");
+            None
+        }
+    }
+}
+
 async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     connections: watch::Sender<u64>,
 ) {
-    let mut lane: Option<TcpStream> = None;
+    let mut lane: Option<Box<dyn DeviceStream>> = None;
     let mut scratch = [0u8; 256];
     loop {
         let Some(stream) = lane.as_mut() else {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    info!(simulator = true, %peer, "Document reader SIMULATOR: lane connected.");
-                    let _ = stream.set_nodelay(true);
-                    lane = Some(stream);
-                    connections.send_modify(|c| *c += 1);
+                    if let Some(stream) = admit(stream, peer, tls.as_ref()).await {
+                        info!(simulator = true, %peer, "Document reader SIMULATOR: lane connected.");
+                        lane = Some(stream);
+                        connections.send_modify(|c| *c += 1);
+                    }
                 }
                 Err(e) => {
                     warn!(simulator = true, error = %e, "Document reader SIMULATOR: accept failed.")
@@ -118,10 +169,12 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, peer)) = accepted {
-                    info!(simulator = true, %peer, "Document reader SIMULATOR: new lane connection replaces the old one.");
-                    let _ = stream.set_nodelay(true);
-                    lane = Some(stream);
-                    connections.send_modify(|c| *c += 1);
+                    // A connection that fails the handshake leaves the lane's in place.
+                    if let Some(stream) = admit(stream, peer, tls.as_ref()).await {
+                        info!(simulator = true, %peer, "Document reader SIMULATOR: new lane connection replaces the old one.");
+                        lane = Some(stream);
+                        connections.send_modify(|c| *c += 1);
+                    }
                 }
             }
             read = stream.read(&mut scratch) => {

@@ -942,3 +942,66 @@ fn passive_authentication_never_panics_on_mutated_objects() {
     // signature does not cover (e.g. unused DER slack) could, and this object has none.
     assert_eq!(accepted, 0, "a mutated chip passed passive authentication");
 }
+
+/// The reader link over mutual TLS: a device holding another CA's certificate, and a plain TCP
+/// client, get no frame (the document waits for the lane); the lane with its certificate reads
+/// it; a lane that does not trust the reader's CA does not read from it.
+#[tokio::test]
+async fn the_reader_link_over_tls_admits_only_the_device_networks_certificates() {
+    use crate::lane::authority::DemoPki;
+    use crate::lane::device_tls::{DeviceTlsConfig, sim_tls_config};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let side = |name: &str| {
+        let d = dir.path().join(name);
+        let pki = DemoPki::generate(&[]).expect("PKI");
+        pki.write(&d).expect("write PKI");
+        let lane = DeviceTlsConfig {
+            ca_cert: d.join("ca.pem"),
+            client_cert: d.join("client.pem"),
+            client_key: d.join("client.key"),
+            server_name: None,
+        };
+        (pki, lane)
+    };
+    let (pki, lane_side) = side("port");
+    let (_, elsewhere) = side("elsewhere");
+    let server = sim_tls_config(
+        pki.ca_pem.as_bytes(),
+        pki.server_cert_pem.as_bytes(),
+        pki.server_key_pem.as_bytes(),
+    )
+    .expect("server TLS");
+    let sim = DocumentReaderSimulator::start_tls(loopback(), server)
+        .await
+        .expect("simulator");
+    let config = |tls: DeviceTlsConfig| DocumentReaderConfig {
+        tls: Some(tls),
+        ..fast_config(sim.local_addr())
+    };
+    let doc = card("C01234567");
+    sim.present(doc.clone()).expect("present");
+
+    let stranger = DeviceTlsConfig {
+        ca_cert: lane_side.ca_cert.clone(),
+        ..elsewhere.clone()
+    };
+    let mut rogue = TcpDocumentReader::new(config(stranger)).expect("reader");
+    assert!(next(&mut rogue).await.is_err(), "a stranger's certificate");
+    let mut plain = TcpDocumentReader::new(fast_config(sim.local_addr())).expect("reader");
+    let heard = tokio::time::timeout(Duration::from_secs(4), plain.next_document()).await;
+    assert!(!matches!(heard, Ok(Ok(_))), "plain TCP read a document");
+    assert_eq!(sim.connections(), 0, "nobody was admitted");
+
+    let mut lane = TcpDocumentReader::new(config(lane_side.clone())).expect("reader");
+    assert_eq!(next(&mut lane).await.expect("the document"), doc);
+    assert_eq!(sim.connections(), 1);
+
+    let wary = DeviceTlsConfig {
+        ca_cert: elsewhere.ca_cert.clone(),
+        ..lane_side
+    };
+    let e = next(&mut TcpDocumentReader::new(config(wary)).expect("reader"))
+        .await
+        .expect_err("an uncertified reader");
+    assert!(e.to_string().contains("handshake"), "{e}");
+}

@@ -1,7 +1,6 @@
 //! Configuration of the Modbus gate client and of the gate simulator.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,21 +27,8 @@ pub struct ModbusGatesConfig {
 }
 
 /// Modbus/TCP Security (the Modbus Organization's TLS profile, registered port 802): TLS 1.2 or
-/// 1.3, both sides authenticated by X.509 certificates. The lane presents `client_cert`; the
-/// controller must present a certificate issued by `ca_cert` for `server_name`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModbusTlsConfig {
-    /// The CA that issued the controller's certificate (PEM); the only one trusted.
-    pub ca_cert: PathBuf,
-    /// The lane's certificate chain for the gate network (PEM, leaf first).
-    pub client_cert: PathBuf,
-    /// Its private key (PEM).
-    pub client_key: PathBuf,
-    /// The name the controller's certificate must carry. Default: the address's IP.
-    #[serde(default)]
-    pub server_name: Option<String>,
-}
+/// 1.3, both sides authenticated by X.509 certificates of the device network's CA.
+pub type ModbusTlsConfig = crate::lane::device_tls::DeviceTlsConfig;
 
 fn default_unit_id() -> u8 {
     1

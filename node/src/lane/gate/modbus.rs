@@ -41,24 +41,6 @@ enum Call {
     Exception(ExceptionCode),
 }
 
-/// The lane's TLS client for the gate network: the configured CA as the only root, our
-/// certificate always presented (no ALPN: Modbus/TCP Security names none).
-fn tls_connector(tls: &super::ModbusTlsConfig) -> Result<tokio_rustls::TlsConnector, String> {
-    use crate::lane::authority::tls::{TlsOrigin, TlsPem, client_config};
-    let pem =
-        TlsPem::read(&tls.ca_cert, &tls.client_cert, &tls.client_key).map_err(|e| e.to_string())?;
-    let origin = TlsOrigin {
-        ca: &tls.ca_cert,
-        cert: &tls.client_cert,
-        key: &tls.client_key,
-    };
-    let mut config = client_config(&pem, &origin).map_err(|e| e.to_string())?;
-    config.alpn_protocols.clear();
-    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-        config,
-    )))
-}
-
 impl ModbusGates {
     /// A client for the controller in `config` (nothing is connected yet).
     pub fn new(config: ModbusGatesConfig) -> ModbusGates {
@@ -96,16 +78,11 @@ impl ModbusGates {
                 .await
                 .map_err(|e| e.to_string());
         };
-        let name = tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|e| format!("server_name {name:?}: {e}"))?;
+        let name = tls.name_for(&addr.ip().to_string())?;
         let connector = match &self.tls {
             Some(c) => c.clone(),
             None => {
-                let c = tls_connector(tls)?;
+                let c = tls.connector()?;
                 self.tls = Some(c.clone());
                 c
             }

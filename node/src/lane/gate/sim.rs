@@ -27,29 +27,7 @@ use crate::lane::procedure::{GateId, GateState};
 /// How long a client has for its TLS handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// The simulator's server side of Modbus/TCP Security from PEM text: its certificate and key,
-/// and the CA whose client certificates it accepts (no ALPN).
-pub fn sim_tls_config(
-    ca_pem: &[u8],
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    use crate::lane::authority::tls::{TlsOrigin, TlsPem, server_config};
-    let pem = TlsPem {
-        ca: ca_pem.to_vec(),
-        cert: cert_pem.to_vec(),
-        key: zeroize::Zeroizing::new(key_pem.to_vec()),
-    };
-    let here = std::path::Path::new("(gate simulator)");
-    let origin = TlsOrigin {
-        ca: here,
-        cert: here,
-        key: here,
-    };
-    let mut config = server_config(&pem, &origin).map_err(|e| e.to_string())?;
-    config.alpn_protocols.clear();
-    Ok(Arc::new(config))
-}
+pub use crate::lane::device_tls::sim_tls_config;
 
 /// How often the simulator moves its gates on and logs what changed (commands and reads move
 /// them too, exactly to the moment they arrive).

@@ -1,0 +1,87 @@
+//! Mutual TLS on the hall's device network: the lane's links to its gate controller
+//! (Modbus/TCP Security) and to its document reader, and their simulators' server side.
+//!
+//! One CA, the device network's, certifies the devices and the lanes: a device answers only a
+//! client with a certificate from it, and the lane talks only to a device certified by it, for
+//! the name it expects. TLS 1.2 or 1.3 (ring), no ALPN (neither protocol names one). The PEM
+//! handling is the authority links' (`authority::tls`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::lane::authority::tls::{TlsOrigin, TlsPem, client_config};
+
+/// The lane's side of a device link over mutual TLS. The lane presents `client_cert`; the
+/// device must present a certificate issued by `ca_cert` for `server_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTlsConfig {
+    /// The CA that issued the device's certificate (PEM); the only one trusted.
+    pub ca_cert: PathBuf,
+    /// The lane's certificate chain for the device network (PEM, leaf first).
+    pub client_cert: PathBuf,
+    /// Its private key (PEM).
+    pub client_key: PathBuf,
+    /// The name the device's certificate must carry. Default: the address's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+impl DeviceTlsConfig {
+    /// The name the device's certificate must carry when it is reached at `host`.
+    pub(crate) fn name_for(
+        &self,
+        host: &str,
+    ) -> Result<rustls::pki_types::ServerName<'static>, String> {
+        let name = self.server_name.clone().unwrap_or_else(|| host.to_owned());
+        rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("server_name {name:?}: {e}"))
+    }
+
+    /// The lane's TLS client: the configured CA as the only root, our certificate always
+    /// presented, no ALPN. A file that cannot be read or used is named in the error.
+    pub(crate) fn connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        let pem = TlsPem::read(&self.ca_cert, &self.client_cert, &self.client_key)
+            .map_err(|e| e.to_string())?;
+        let origin = TlsOrigin {
+            ca: &self.ca_cert,
+            cert: &self.client_cert,
+            key: &self.client_key,
+        };
+        let mut config = client_config(&pem, &origin).map_err(|e| e.to_string())?;
+        config.alpn_protocols.clear();
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    }
+}
+
+/// A device simulator's server side from PEM text: its certificate and key, and the CA whose
+/// client certificates it accepts (no ALPN).
+pub fn sim_tls_config(
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use crate::lane::authority::tls::server_config;
+    let pem = TlsPem {
+        ca: ca_pem.to_vec(),
+        cert: cert_pem.to_vec(),
+        key: zeroize::Zeroizing::new(key_pem.to_vec()),
+    };
+    let here = std::path::Path::new("(device simulator)");
+    let origin = TlsOrigin {
+        ca: here,
+        cert: here,
+        key: here,
+    };
+    let mut config = server_config(&pem, &origin).map_err(|e| e.to_string())?;
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
+/// A device connection, plain TCP or TLS.
+pub(crate) trait DeviceStream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> DeviceStream for T {}
