@@ -81,6 +81,33 @@ pub fn sim_tls_config(
     Ok(Arc::new(config))
 }
 
+/// The Modbus/TCP Security role extension (the Modbus Organization's `RoleOID`): a UTF8String
+/// naming the holder's role, which the controller authorises function codes by.
+pub const MODBUS_ROLE_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 50316, 802, 1];
+
+/// The role of a lane's certificate on the device network: the only one a gate controller lets
+/// write (command the gates, move the fence). Any other certificate of the CA (a maintenance
+/// laptop, a reader) may read the status and nothing more.
+pub const LANE_ROLE: &str = "lane";
+
+/// The role a certificate (DER) carries in [`MODBUS_ROLE_OID`], if any and well-formed.
+pub(crate) fn modbus_role(cert_der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let wanted = yasna::models::ObjectIdentifier::from_slice(MODBUS_ROLE_OID).to_string();
+    let ext = cert
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == wanted)?;
+    yasna::parse_der(ext.value, |r| r.read_utf8string()).ok()
+}
+
+/// The role extension carrying `role`, for a certificate being issued.
+pub fn modbus_role_extension(role: &str) -> rcgen::CustomExtension {
+    let value = yasna::construct_der(|w| w.write_utf8_string(role));
+    rcgen::CustomExtension::from_oid_content(MODBUS_ROLE_OID, value)
+}
+
 /// A device connection, plain TCP or TLS.
 pub(crate) trait DeviceStream: AsyncRead + AsyncWrite + Send + Unpin {}
 

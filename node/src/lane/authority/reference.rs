@@ -965,7 +965,19 @@ impl std::fmt::Debug for DemoPki {
 impl DemoPki {
     /// Makes the CA and both certificates. `extra_names` are added to the server certificate
     /// (DNS names or IP addresses).
+    /// The client certificate carries the Modbus/TCP Security role
+    /// [`LANE_ROLE`](crate::lane::device_tls::LANE_ROLE), so the same PKI serves a lane's
+    /// device network ([`DemoPki::generate_with_role`] for another role or none).
     pub fn generate(extra_names: &[&str]) -> Result<DemoPki, AuthorityError> {
+        DemoPki::generate_with_role(extra_names, Some(crate::lane::device_tls::LANE_ROLE))
+    }
+
+    /// [`DemoPki::generate`] whose client certificate carries the Modbus/TCP Security `role`
+    /// (none: no role extension).
+    pub fn generate_with_role(
+        extra_names: &[&str],
+        role: Option<&str>,
+    ) -> Result<DemoPki, AuthorityError> {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
             KeyPair, KeyUsagePurpose,
@@ -1001,6 +1013,10 @@ impl DemoPki {
             .distinguished_name
             .push(DnType::CommonName, "clearway lane");
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client.custom_extensions = role
+            .map(crate::lane::device_tls::modbus_role_extension)
+            .into_iter()
+            .collect();
         let client_cert = client.signed_by(&client_key, &issuer).map_err(err)?;
 
         Ok(DemoPki {

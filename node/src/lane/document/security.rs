@@ -214,6 +214,8 @@ fn parse_sod(ef_sod: &[u8]) -> Result<Sod, DocumentError> {
             let digest = read_algorithm(r.next())?;
             let mut signed_attributes = r.next().read_der()?;
             let signature_algorithm = r.next().read_der()?;
+            // Kept as bytes for x509-parser, which reads it leniently: held to DER here.
+            yasna::parse_der(&signature_algorithm, read_algorithm)?;
             let signature = r.next().read_bytes()?;
             // `[0] IMPLICIT SET OF Attribute`: the signature covers it tagged as a SET.
             if signed_attributes.first() != Some(&0xA0) {
@@ -297,6 +299,34 @@ fn parse_attributes(set: &[u8]) -> Result<(ObjectIdentifier, Vec<u8>), DocumentE
     let digest = yasna::parse_der(&single(OID_MESSAGE_DIGEST)?, |r| r.read_bytes())
         .map_err(|e| fail(format!("the messageDigest attribute: {e}")))?;
     Ok((content_type, digest))
+}
+
+/// What RFC 5280 asks of a certificate's unsigned parts and x509-parser does not hold it to:
+/// the outer signature algorithm is byte for byte the one inside the signed part (§4.1.1.2),
+/// and the signature BIT STRING has no unused bits. Without this, bytes outside the signed part
+/// could change and the certificate still verify (a fuzzing test found a mis-tagged outer OID
+/// accepted).
+fn strict_certificate(der: &[u8]) -> Result<(), DocumentError> {
+    let parts = yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            let inner = r.next().read_sequence(|r| {
+                r.read_optional(|r| r.read_tagged(Tag::context(0), |r| r.read_der()))?;
+                let _serial = r.next().read_der()?;
+                let algorithm = r.next().read_der()?;
+                while r.read_optional(|r| r.read_der())?.is_some() {}
+                Ok(algorithm)
+            })?;
+            let outer = r.next().read_der()?;
+            let (_, bits) = r.next().read_bitvec_bytes()?;
+            Ok((inner, outer, bits))
+        })
+    });
+    match parts {
+        Ok((inner, outer, bits)) if inner == outer && bits % 8 == 0 => Ok(()),
+        _ => Err(fail(
+            "the Document Signer certificate is not strict DER (RFC 5280)",
+        )),
+    }
 }
 
 /// DER of an INTEGER with `content` as its content octets.
@@ -455,6 +485,7 @@ impl ChipTrust {
         };
         let (_, ds) = X509Certificate::from_der(ds_der)
             .map_err(|e| fail(format!("the Document Signer certificate: {e}")))?;
+        strict_certificate(ds_der)?;
         if ds.tbs_certificate.issuer.as_raw() != sod.signer.issuer.as_slice()
             || integer_der(ds.raw_serial()) != sod.signer.serial
         {

@@ -916,7 +916,7 @@ fn passive_authentication_never_panics_on_mutated_objects() {
     let mut rng = StdRng::seed_from_u64(7);
     let security = doc.security.clone().expect("security");
     let mut accepted = 0;
-    for _ in 0..3000 {
+    for _ in 0..20_000 {
         let mut s = security.clone();
         let part = match rng.random_range(0..3) {
             0 => &mut s.sod,
@@ -934,12 +934,14 @@ fn passive_authentication_never_panics_on_mutated_objects() {
                 _ => part.insert(i, rng.random()),
             }
         }
-        if trust.verify(&s, &doc.mrz, today()).is_ok() {
+        // Two flips of one bit undo each other: only a changed object counts.
+        if s != security && trust.verify(&s, &doc.mrz, today()).is_ok() {
             accepted += 1;
         }
     }
-    // A changed byte of a data group or of the signed content never passes; only changes the
-    // signature does not cover (e.g. unused DER slack) could, and this object has none.
+    // A changed byte anywhere never passes: the data groups and the content are hashed and
+    // signed, and the unsigned parts are held to strict DER (`strict_certificate`, yasna's DER
+    // mode), which leaves no slack to change.
     assert_eq!(accepted, 0, "a mutated chip passed passive authentication");
 }
 

@@ -28,6 +28,7 @@ use crate::lane::procedure::{GateId, GateState};
 const TLS_HANDSHAKE: Duration = Duration::from_secs(2);
 
 pub use crate::lane::device_tls::sim_tls_config;
+use crate::lane::device_tls::{LANE_ROLE, modbus_role};
 
 /// How often the simulator moves its gates on and logs what changed (commands and reads move
 /// them too, exactly to the moment they arrive).
@@ -88,6 +89,7 @@ impl GateSimulator {
         let service = Arc::new(SimService {
             lane: Arc::clone(&lane),
             unit_id: config.unit_id,
+            may_write: true,
         });
         let mut stop = stop_rx.clone();
         let secure = tls.is_some();
@@ -116,7 +118,21 @@ impl GateSimulator {
                             let tls = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream));
                             match tls.await {
                                 Ok(Ok(stream)) => {
-                                    debug!(peer = %peer, "Gate simulator: client authenticated.");
+                                    // Modbus/TCP Security authorises by the role in the
+                                    // client's certificate.
+                                    let role = stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first())
+                                        .and_then(|cert| modbus_role(cert));
+                                    let may_write = role.as_deref() == Some(LANE_ROLE);
+                                    debug!(peer = %peer, role = role.as_deref().unwrap_or("none"), may_write, "Gate simulator: client authenticated.");
+                                    let service = Arc::new(SimService {
+                                        lane: Arc::clone(&service.lane),
+                                        unit_id: service.unit_id,
+                                        may_write,
+                                    });
                                     Ok(Some((service, stream)))
                                 }
                                 Ok(Err(e)) => {
@@ -181,6 +197,23 @@ async fn tick(lane: Shared, mut stop: watch::Receiver<bool>) {
 struct SimService {
     lane: Shared,
     unit_id: u8,
+    /// Whether this connection may use the write function codes: always over plain Modbus TCP
+    /// (which authenticates nobody), over Modbus/TCP Security only for a certificate with the
+    /// lane's role ([`LANE_ROLE`]).
+    may_write: bool,
+}
+
+/// The Modbus function codes that change the controller's state.
+fn writes(request: &Request<'_>) -> bool {
+    matches!(
+        request,
+        Request::WriteSingleCoil(..)
+            | Request::WriteMultipleCoils(..)
+            | Request::WriteSingleRegister(..)
+            | Request::WriteMultipleRegisters(..)
+            | Request::MaskWriteRegister(..)
+            | Request::ReadWriteMultipleRegisters(..)
+    )
 }
 
 impl Service for SimService {
@@ -196,6 +229,10 @@ impl Service for SimService {
                 "Gate simulator: request for another unit id refused."
             );
             return ready(Err(ExceptionCode::GatewayTargetDevice));
+        }
+        if !self.may_write && writes(&req.request) {
+            warn!("Gate simulator: a write from a certificate without the lane's role refused.");
+            return ready(Err(ExceptionCode::IllegalFunction));
         }
         let command = match &req.request {
             Request::WriteMultipleRegisters(addr, words) => {

@@ -714,3 +714,54 @@ async fn modbus_tcp_security_admits_only_certificates_of_the_gate_network() {
         .expect_err("a certificate given as the key");
     assert!(err.to_string().contains("client.pem"), "{err}");
 }
+
+/// Modbus/TCP Security's roles: a certificate of the gate network's CA whose role is not the
+/// lane's (a maintenance laptop's), or that names none, reads the controller's status but may
+/// not command a gate or move the fence; the lane's role may (the test above).
+#[tokio::test]
+async fn only_the_lanes_role_may_write_to_the_controller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for role in [Some("maintenance"), None] {
+        let pki = crate::lane::authority::DemoPki::generate_with_role(&[], role).expect("PKI");
+        let d = dir.path().join(role.unwrap_or("none"));
+        pki.write(&d).expect("write PKI");
+        let server = sim_tls_config(
+            pki.ca_pem.as_bytes(),
+            pki.server_cert_pem.as_bytes(),
+            pki.server_key_pem.as_bytes(),
+        )
+        .expect("server TLS");
+        let sim = GateSimulator::start_tls(local(), sim_config(20, 60_000), server)
+            .await
+            .expect("simulator");
+        let mut laptop = tls_client(
+            sim.addr(),
+            ModbusTlsConfig {
+                ca_cert: d.join("ca.pem"),
+                client_cert: d.join("client.pem"),
+                client_key: d.join("client.key"),
+                server_name: None,
+            },
+        );
+        let before = laptop.status().await.expect("the status may be read");
+        let err = laptop
+            .command(cmd(
+                GateId::One,
+                GateAction::Open,
+                fence(u64::MAX, u64::MAX),
+            ))
+            .await
+            .expect_err("no write without the lane's role");
+        assert!(!err.to_string().is_empty());
+        assert_eq!(
+            sim.status().fence,
+            before.fence,
+            "{role:?}: the fence moved"
+        );
+        assert_eq!(
+            sim.status().gate(GateId::One).state,
+            GateState::Closed,
+            "{role:?}: gate 1 moved"
+        );
+    }
+}
