@@ -96,7 +96,8 @@ demo-cli: build
 node *args: build
     cd "{{invocation_directory()}}" && "{{bin}}" {{args}}
 
-# Benchmarks: 1:N search and frame→embedding; figures go into BENCHMARKS.md by hand.
+# Benchmarks: 1:N search and frame→embedding (beside OpenCV's, in the same run); figures go into
+# BENCHMARKS.md by hand.
 bench: setup
     cargo bench --locked -p clearway-gallery
     cargo bench --locked -p clearway-node
@@ -104,7 +105,6 @@ bench: setup
     cargo bench --locked -p clearway-tests --bench cluster
     cargo bench --locked -p clearway-tests --bench lane
     cargo bench --locked -p clearway-tests --bench flood
-    "$CLEARWAY_CACHE/venv/bin/python" tests/fixtures/bench_opencv.py assets
 
 # fuzz/ is a cargo-fuzz (libFuzzer) project built by the stable compiler with RUSTC_BOOTSTRAP=1,
 # no sanitizer (`-s none`: the node has no unsafe code, and it builds and runs far faster). New

@@ -132,11 +132,13 @@ extract() { # archive member dest sha
   mv "$dest.part" "$dest"
 }
 
+derived=()
 while read -r verb a b c d; do
   case "$verb" in
     artefact) fetch "$a" "$b" "$c" ;;
     crate) fetch_crate "$a" "$b" "$c" ;;
     extract) extract "$a" "$b" "$c" "$d" ;;
+    derive) derived+=("$a $b $c $d") ;;
     ''|'#'*) ;;
     *) die "unknown line in $lock: $verb" ;;
   esac
@@ -155,14 +157,31 @@ fi
 
 # ---------------------------------------------------------------- fixture tools (venv) and variants
 venv="$cache/venv"
-if ! "$venv/bin/python" -c 'import cv2, numpy' 2>/dev/null; then
-  say "creating the fixture venv (numpy, opencv-python-headless)"
+if ! "$venv/bin/python" -c 'import cv2, numpy, onnx' 2>/dev/null; then
+  say "creating the fixture venv (numpy, opencv-python-headless, onnx)"
   rm -rf "$venv"; python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --no-index --no-deps \
     "$cache/downloads/numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
-    "$cache/downloads/opencv_python_headless-4.12.0.88-cp37-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
+    "$cache/downloads/opencv_python_headless-4.12.0.88-cp37-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl" \
+    "$cache/downloads/onnx-1.23.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
+    "$cache/downloads/protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl" \
+    "$cache/downloads/ml_dtypes-0.7.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
+    "$cache/downloads/typing_extensions-4.16.0-py3-none-any.whl"
 fi
 private_dir "$venv"
+
+# Derived models: a pinned script makes each from a pinned input; the output is pinned too.
+for line in "${derived[@]}"; do
+  read -r script input output want <<<"$line"
+  dest="$assets/$output"
+  if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then continue; fi
+  say "deriving $output"
+  "$venv/bin/python" "$root/deploy/$script" "$assets/$input" "$dest.part" \
+    || die "deploy/$script failed"
+  got=$(sha_of "$dest.part")
+  [ "$got" = "$want" ] || { rm -f "$dest.part"; die "SHA-256 mismatch for derived $output: expected $want, got $got; refusing it"; }
+  mv "$dest.part" "$dest"
+done
 variants="$photos/variants"
 if [ ! -f "$variants/.complete" ]; then
   say "generating photo variants"

@@ -1,9 +1,14 @@
-//! Frame → embedding at 1280×720, per stage, one inference thread (`just bench`).
+//! Frame → embedding at 1280×720, per stage, one inference thread (`just bench`), side by side
+//! with OpenCV's own pipeline in the same run.
 //!
-//! Prints median and p99 per stage over a fixed number of iterations after warm-up. The OpenCV
-//! comparison on the same frame and thread count is `tests/fixtures/bench_opencv.py`.
+//! Three rounds; each runs Clearway with the SFace graph the node ships (derived by
+//! `deploy/models/derive_sface.py`), Clearway with the OpenCV Zoo file as published, and
+//! `tests/fixtures/bench_opencv.py` (OpenCV's FaceDetectorYN + FaceRecognizerSF on the same frame,
+//! files and thread count) when the fixture venv is there. Each prints median and p99 per stage
+//! over 100 iterations after 10 warm-up; each round ends with the ratio of our total to OpenCV's.
+//! Rounds interleave the three so that a machine whose speed drifts shows it in every ratio.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clearway_node::face::{FacePipeline, Frame, config::FaceConfig};
@@ -12,20 +17,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let assets = std::env::var_os("CLEARWAY_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("assets"));
-    let lib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
-    let mut config = FaceConfig::default();
-    config.runtime.intra_threads = 1;
+/// Runs Clearway's pipeline with `config`; prints the stages; returns the total's median (ms).
+fn clearway(label: &str, lib: &Path, assets: &Path, config: FaceConfig, frame: &Frame) -> f64 {
     let mut pipeline =
-        FacePipeline::load(&lib, &assets, config).expect("pipeline loads (run `just setup`)");
-    let frame =
-        Frame::open(&assets.join("photos/variants/frame_1280x720.jpg")).expect("bench frame");
+        FacePipeline::load(lib, assets, config).expect("pipeline loads (run `just setup`)");
     let iterations = 100;
     let (mut detect, mut embed, mut total) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations + 10 {
@@ -41,7 +36,7 @@ fn main() {
             total.push(t2 - t0);
         }
     }
-    println!("frame→embedding, 1280x720, 1 thread, {iterations} iterations (after 10 warm-up):");
+    println!("Clearway, {label}: 1280x720, 1 thread, {iterations} iterations (after 10 warm-up):");
     for (name, v) in [
         ("detect (resize+YuNet+decode+NMS)", &mut detect),
         ("embed (align+SFace)", &mut embed),
@@ -53,5 +48,83 @@ fn main() {
             percentile(v, 0.5).as_secs_f64() * 1e3,
             percentile(v, 0.99).as_secs_f64() * 1e3
         );
+    }
+    percentile(&total, 0.5).as_secs_f64() * 1e3
+}
+
+/// Runs OpenCV's pipeline script; prints what it prints; returns its total's median (ms).
+fn opencv(root: &Path, assets: &Path) -> Option<f64> {
+    let cache = std::env::var_os("CLEARWAY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/clearway-cache"));
+    let python = cache.join("venv/bin/python");
+    if !python.exists() {
+        println!(
+            "OpenCV: no fixture venv at {} (run `just setup`)",
+            python.display()
+        );
+        return None;
+    }
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/fixtures/bench_opencv.py"))
+        .arg(assets)
+        .output()
+        .expect("run bench_opencv.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut total = None;
+    for line in text.lines() {
+        match line.strip_prefix("total_median_ms=") {
+            Some(rest) => total = rest.split(' ').next().and_then(|v| v.parse().ok()),
+            None => println!("{line}"),
+        }
+    }
+    total
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let assets = std::env::var_os("CLEARWAY_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("assets"));
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assets.join("onnxruntime/libonnxruntime.so.1.31.1"));
+    let frame =
+        Frame::open(&assets.join("photos/variants/frame_1280x720.jpg")).expect("bench frame");
+    let shipped = {
+        let mut c = FaceConfig::default();
+        c.runtime.intra_threads = 1;
+        c
+    };
+    let published = {
+        let mut c = shipped.clone();
+        c.recogniser.model = "models/face_recognition_sface_2021dec.onnx".into();
+        c.recogniser.sha256 =
+            "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79".into();
+        c
+    };
+    for round in 1..=3 {
+        println!("--- round {round}");
+        let ours = clearway(
+            "SFace as shipped (derived)",
+            &lib,
+            &assets,
+            shipped.clone(),
+            &frame,
+        );
+        let as_published = clearway(
+            "SFace as published",
+            &lib,
+            &assets,
+            published.clone(),
+            &frame,
+        );
+        if let Some(theirs) = opencv(&root, &assets) {
+            println!(
+                "  ratio to OpenCV (total medians): shipped {:.2}x, as published {:.2}x",
+                ours / theirs,
+                as_published / theirs
+            );
+        }
     }
 }

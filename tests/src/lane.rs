@@ -117,11 +117,13 @@ pub struct LaneDevices {
     signer_dir: Option<tempfile::TempDir>,
     /// The fingerprint reader.
     pub fingers: clearway_node::lane::fingerprint::SimFingerprintHandle,
+    /// The lane's side of the fingerprint reader's TLS ([`LaneDevices::start_secure`]).
+    pub fingerprint_tls: Option<ModbusTlsConfig>,
 }
 
 impl LaneDevices {
     /// [`LaneDevices::start`] with the gate controller on Modbus/TCP Security and the document
-    /// reader on TLS: a device-network PKI (CA, devices, lane) is made in `pki_dir` (or read
+    /// and fingerprint readers on TLS: a device-network PKI (CA, devices, lane) is made in `pki_dir` (or read
     /// there, on a restart).
     pub async fn start_secure(camera: CameraSpec, pki_dir: &Path) -> anyhow::Result<LaneDevices> {
         let pki = demo_pki(pki_dir).context("gate network PKI")?;
@@ -140,7 +142,8 @@ impl LaneDevices {
             server_name: None,
         };
         devices.gate_tls = Some(lane_side.clone());
-        devices.document_tls = Some(lane_side);
+        devices.document_tls = Some(lane_side.clone());
+        devices.fingerprint_tls = Some(lane_side);
         Ok(devices)
     }
 
@@ -193,9 +196,14 @@ impl LaneDevices {
             None => DocumentReaderSimulator::start(any).await,
         }
         .context("document reader simulator")?;
-        let fingers = FingerprintSimulator::start(any, FingerprintSimConfig::default())
-            .await
-            .context("fingerprint reader simulator")?;
+        let fingers = match &gate_tls {
+            Some(tls) => {
+                FingerprintSimulator::start_tls(any, FingerprintSimConfig::default(), tls.clone())
+                    .await
+            }
+            None => FingerprintSimulator::start(any, FingerprintSimConfig::default()).await,
+        }
+        .context("fingerprint reader simulator")?;
         Ok(LaneDevices {
             cam1,
             cam2,
@@ -207,6 +215,7 @@ impl LaneDevices {
             csca_certs: dir.join("csca.pem"),
             signer_dir: temp,
             fingers,
+            fingerprint_tls: None,
         })
     }
 }
@@ -340,26 +349,27 @@ pub fn lane_config_for(
             key = pki.join("client.key").display(),
         )
     };
+    let tls = |section: &str, t: &Option<ModbusTlsConfig>| {
+        t.as_ref().map_or(String::new(), |t| {
+            format!(
+                "\n[lane.{section}.tls]\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+                t.ca_cert.display(),
+                t.client_cert.display(),
+                t.client_key.display()
+            )
+        })
+    };
     format!(
-        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n{document_tls}\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n\n{macao}{mainland}",
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n{document_tls}\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n{fingerprint_tls}\n{macao}{mainland}",
         cam1 = devices.cam1.url(),
         cam2 = devices.cam2.url(),
         gates = devices.gates.addr(),
-        gate_tls = devices.gate_tls.as_ref().map_or(String::new(), |t| format!(
-            "\n[lane.gates.tls]\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
-            t.ca_cert.display(),
-            t.client_cert.display(),
-            t.client_key.display()
-        )),
+        gate_tls = tls("gates", &devices.gate_tls),
         docs = devices.documents.local_addr(),
         csca = devices.csca_certs.display(),
-        document_tls = devices.document_tls.as_ref().map_or(String::new(), |t| format!(
-            "\n[lane.document_reader.tls]\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
-            t.ca_cert.display(),
-            t.client_cert.display(),
-            t.client_key.display()
-        )),
+        document_tls = tls("document_reader", &devices.document_tls),
         fingers = devices.fingers.addr(),
+        fingerprint_tls = tls("fingerprint_reader", &devices.fingerprint_tls),
         macao = if inspecting.contains(&Authority::Macao) {
             auth("macao", &authorities.macao.base_url())
         } else {

@@ -313,7 +313,7 @@ fn wrong_model_hash_is_refused() {
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains(
-            "face_recognition_sface_2021dec.onnx: SHA-256 mismatch (expected 00, got 0ba9fbfa"
+            "face_recognition_sface_2021dec_clearway.onnx: SHA-256 mismatch (expected 00, got 0f8aebc9"
         ),
         "{}",
         run.stderr

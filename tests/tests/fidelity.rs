@@ -145,3 +145,52 @@ fn declared_fixed_input_still_works() {
     let cos = fixed_emb.cosine(&free_emb).expect("same model");
     assert!(cos > 0.99, "cosine {cos}");
 }
+
+/// The SFace graph the node runs (`deploy/models/derive_sface.py`: weights no longer graph
+/// inputs, PRelu without branches) is the OpenCV Zoo network: every face of every fixture photo
+/// embeds to the same vector (cosine ≥ 0.99999) through both files, so templates stay comparable
+/// and every match decision stands. The original is loaded with its own pinned hash.
+#[test]
+fn derived_sface_embeds_as_the_original() {
+    let text = std::fs::read_to_string(
+        clearway_tests::root().join("tests/fixtures/opencv_reference.json"),
+    )
+    .expect("fixture present");
+    let reference: Reference = serde_json::from_str(&text).expect("fixture parses");
+    let load = |original: bool| {
+        let mut config = FaceConfig::default();
+        config.detector.score_threshold = reference.score_threshold;
+        if original {
+            config.recogniser.model = "models/face_recognition_sface_2021dec.onnx".into();
+            config.recogniser.sha256 =
+                "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79".into();
+        }
+        FacePipeline::load(
+            &clearway_tests::ort_library(),
+            &clearway_tests::assets(),
+            config,
+        )
+        .expect("pipeline loads")
+    };
+    let (mut derived, mut original) = (load(false), load(true));
+    assert_ne!(
+        FaceConfig::default().recogniser.model,
+        std::path::PathBuf::from("models/face_recognition_sface_2021dec.onnx"),
+        "the node runs the derived graph"
+    );
+    let mut faces = 0;
+    let mut worst = 1.0f32;
+    for photo in &reference.photos {
+        let frame = Frame::open(&clearway_tests::photo(&photo.photo)).expect("photo decodes");
+        for face in derived.detect(frame.as_ref()).expect("detects") {
+            let a = derived.embed(frame.as_ref(), &face).expect("embeds");
+            let b = original.embed(frame.as_ref(), &face).expect("embeds");
+            let cos = a.cosine(&b).expect("the same model id");
+            assert!(cos >= 0.99999, "{}: cosine {cos}", photo.photo);
+            worst = worst.min(cos);
+            faces += 1;
+        }
+    }
+    eprintln!("{faces} faces, worst cosine derived vs original {worst:.7}");
+    assert!(faces >= 15, "the fixture covers enough faces");
+}

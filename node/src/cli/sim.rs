@@ -80,7 +80,8 @@ pub enum SimCommand {
         #[arg(long)]
         signer: Option<std::path::PathBuf>,
     },
-    /// A fingerprint reader answering captures with synthetic templates.
+    /// A fingerprint reader answering captures with synthetic templates; with `--cert`, `--key`
+    /// and `--client-ca`, over mutual TLS.
     Fingerprint {
         /// TCP listen address.
         #[arg(long, default_value = "127.0.0.1:7500")]
@@ -88,6 +89,8 @@ pub enum SimCommand {
         /// Quality of the captures (0–100).
         #[arg(long, default_value_t = 80)]
         quality: u8,
+        #[command(flatten)]
+        tls: DeviceTlsArgs,
     },
     /// A reference authority (HTTPS, mutual TLS) that records what it receives and can be told
     /// to fail (`POST /control/fail`).
@@ -180,15 +183,23 @@ pub fn sim(command: &SimCommand) -> Result<Outcome> {
                 }
                 sim.shutdown().await;
             }
-            SimCommand::Fingerprint { listen, quality } => {
+            SimCommand::Fingerprint {
+                listen,
+                quality,
+                tls,
+            } => {
                 let config = FingerprintSimConfig {
                     quality: *quality,
                     ..FingerprintSimConfig::default()
                 };
-                let sim = FingerprintSimulator::start(*listen, config)
-                    .await
-                    .map_err(|e| Error::Config(format!("fingerprint simulator {listen}: {e}")))?;
-                println!("fingerprint reader simulator on {}", sim.addr());
+                let tls = tls.server_config("fingerprint reader simulator")?;
+                let link = if tls.is_some() { "mutual TLS" } else { "plain TCP" };
+                let sim = match tls {
+                    Some(tls) => FingerprintSimulator::start_tls(*listen, config, tls).await,
+                    None => FingerprintSimulator::start(*listen, config).await,
+                }
+                .map_err(|e| Error::Config(format!("fingerprint simulator {listen}: {e}")))?;
+                println!("fingerprint reader simulator ({link}) on {}", sim.addr());
                 wait_ctrl_c().await;
                 sim.shutdown().await;
             }

@@ -57,6 +57,36 @@ impl DeviceTlsConfig {
     }
 }
 
+/// The TLS client of one device link: built from the link's [`DeviceTlsConfig`] files on the
+/// first handshake, then kept for every reconnection.
+#[derive(Default)]
+pub(crate) struct DeviceConnector(Option<tokio_rustls::TlsConnector>);
+
+impl DeviceConnector {
+    /// The TLS handshake over `stream`, connected to `host`, under `tls`: the device must
+    /// present a certificate of the configured CA for the expected name.
+    pub(crate) async fn handshake(
+        &mut self,
+        tls: &DeviceTlsConfig,
+        stream: tokio::net::TcpStream,
+        host: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let name = tls.name_for(host)?;
+        let connector = match &self.0 {
+            Some(c) => c.clone(),
+            None => {
+                let c = tls.connector()?;
+                self.0 = Some(c.clone());
+                c
+            }
+        };
+        connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))
+    }
+}
+
 /// A device simulator's server side from PEM text: its certificate and key, and the CA whose
 /// client certificates it accepts (no ALPN).
 pub fn sim_tls_config(
@@ -106,6 +136,59 @@ pub(crate) fn modbus_role(cert_der: &[u8]) -> Option<String> {
 pub fn modbus_role_extension(role: &str) -> rcgen::CustomExtension {
     let value = yasna::construct_der(|w| w.write_utf8_string(role));
     rcgen::CustomExtension::from_oid_content(MODBUS_ROLE_OID, value)
+}
+
+/// A device network of its own, for tests: its PKI written to `dir` (CA, a device certificate
+/// for loopback, a lane certificate with the Modbus `role`, or none), the device simulators'
+/// server side, and the lane's side as configured.
+#[cfg(test)]
+pub(crate) fn test_network(
+    dir: &std::path::Path,
+    role: Option<&str>,
+) -> (Arc<rustls::ServerConfig>, DeviceTlsConfig) {
+    let pki = crate::lane::authority::DemoPki::generate_with_role(&[], role).expect("PKI");
+    pki.write(dir).expect("write PKI");
+    let server = sim_tls_config(
+        pki.ca_pem.as_bytes(),
+        pki.server_cert_pem.as_bytes(),
+        pki.server_key_pem.as_bytes(),
+    )
+    .expect("server TLS");
+    let lane = DeviceTlsConfig {
+        ca_cert: dir.join("ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        server_name: None,
+    };
+    (server, lane)
+}
+
+/// How long a device simulator gives a client for its TLS handshake.
+const SIM_TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A client's connection as a device simulator (`simulator`, for the log) serves it: plain, or
+/// once its TLS handshake (with a certificate of the CA) succeeded within 2 s.
+pub(crate) async fn sim_admit(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    simulator: &'static str,
+) -> Option<Box<dyn DeviceStream>> {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(SIM_TLS_HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::warn!(simulator = true, %peer, error = %e, "{simulator} SIMULATOR: TLS handshake refused.");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(simulator = true, %peer, "{simulator} SIMULATOR: no TLS handshake in time.");
+            None
+        }
+    }
 }
 
 /// A device connection, plain TCP or TLS.

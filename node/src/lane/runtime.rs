@@ -558,6 +558,9 @@ impl Lane {
         )));
 
         // Fingerprint task.
+        if parts.fingerprint_reader.tls.is_none() {
+            warn!(reader = %parts.fingerprint_reader.address, "The fingerprint reader link is plain TCP: fingerprint templates cross the device network in clear and anyone on it can answer for the reader. Configure [lane.fingerprint_reader.tls] where the reader supports it.");
+        }
         let (finger_tx, finger_rx) = mpsc::unbounded_channel::<()>();
         tasks.push(tokio::spawn(fingerprint_task(
             TcpFingerprintReader::new(parts.fingerprint_reader),

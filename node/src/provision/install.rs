@@ -190,7 +190,10 @@ pub fn provision(
                 }
             }
         }
-        for t in lane.gates.tls.iter().chain(&lane.document_reader.tls) {
+        for t in (lane.gates.tls.iter())
+            .chain(&lane.document_reader.tls)
+            .chain(&lane.fingerprint_reader.tls)
+        {
             for p in [&t.ca_cert, &t.client_cert, &t.client_key] {
                 if !under(root, p).exists() {
                     missing.push(p.clone());
@@ -204,7 +207,7 @@ pub fn provision(
             }
         }
     }
-    // The gate controller and the document reader share the device network's files.
+    // The gate controller and the readers share the device network's files.
     missing.sort();
     missing.dedup();
     Ok(Provisioned {

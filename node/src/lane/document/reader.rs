@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::lane::device_tls::DeviceStream;
+use crate::lane::device_tls::{DeviceConnector, DeviceStream};
 use tracing::{debug, info, warn};
 
 use super::config::DocumentReaderConfig;
@@ -33,7 +33,7 @@ pub struct TcpDocumentReader {
     config: DocumentReaderConfig,
     stream: Option<Box<dyn DeviceStream>>,
     /// Built from the TLS files on first connection, then kept.
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: DeviceConnector,
     decoder: FrameDecoder,
     backoff: Duration,
     wait_before_connect: bool,
@@ -60,7 +60,7 @@ impl TcpDocumentReader {
             backoff: config.reconnect_min(),
             config,
             stream: None,
-            tls: None,
+            tls: DeviceConnector::default(),
             wait_before_connect: false,
             just_disconnected: false,
             connected_once: false,
@@ -144,20 +144,7 @@ impl TcpDocumentReader {
             .rsplit_once(':')
             .map_or(addr, |(host, _)| host)
             .trim_matches(['[', ']']);
-        let name = tls.name_for(host)?;
-        let connector = match &self.tls {
-            Some(c) => c.clone(),
-            None => {
-                let c = tls.connector()?;
-                self.tls = Some(c.clone());
-                c
-            }
-        };
-        let stream = connector
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        Ok(Box::new(stream))
+        Ok(Box::new(self.tls.handshake(tls, stream, host).await?))
     }
 }
 

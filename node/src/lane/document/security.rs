@@ -422,6 +422,16 @@ impl ChipTrust {
                     parsed.subject()
                 )));
             }
+            let signs_certificates = matches!(
+                parsed.key_usage(),
+                Ok(Some(usage)) if usage.value.key_cert_sign()
+            );
+            if !signs_certificates {
+                return Err(DocumentError::Config(format!(
+                    "CSCA: {} may not sign certificates (key usage keyCertSign)",
+                    parsed.subject()
+                )));
+            }
             cscas.push(cert.to_vec());
         }
         if cscas.is_empty() {
@@ -486,6 +496,20 @@ impl ChipTrust {
         let (_, ds) = X509Certificate::from_der(ds_der)
             .map_err(|e| fail(format!("the Document Signer certificate: {e}")))?;
         strict_certificate(ds_der)?;
+        // ICAO 9303 Part 12: a Document Signer certificate is an end entity whose key may sign
+        // (key usage digitalSignature); a CA's certificate or a key for anything else is not one.
+        match ds.key_usage() {
+            Ok(Some(usage)) if usage.value.digital_signature() => {}
+            Ok(_) => {
+                return Err(fail(
+                    "the Document Signer certificate's key usage does not allow signing",
+                ));
+            }
+            Err(e) => return Err(fail(format!("the Document Signer's key usage: {e}"))),
+        }
+        if ds.is_ca() {
+            return Err(fail("the Document Signer certificate is a CA certificate"));
+        }
         if ds.tbs_certificate.issuer.as_raw() != sod.signer.issuer.as_slice()
             || integer_der(ds.raw_serial()) != sod.signer.serial
         {
@@ -566,6 +590,16 @@ impl std::fmt::Debug for DocumentSigner {
 impl DocumentSigner {
     /// A new CSCA (ECDSA P-256) and a Document Signer under it (rcgen's default validity).
     pub fn generate(name: &str) -> Result<DocumentSigner, DocumentError> {
+        DocumentSigner::generate_as(name, vec![rcgen::KeyUsagePurpose::DigitalSignature], false)
+    }
+
+    /// [`DocumentSigner::generate`] with a Document Signer certificate of these key usages,
+    /// made a CA where `ds_is_ca`: the misissued signers the tests show refused.
+    pub(crate) fn generate_as(
+        name: &str,
+        ds_key_usages: Vec<rcgen::KeyUsagePurpose>,
+        ds_is_ca: bool,
+    ) -> Result<DocumentSigner, DocumentError> {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
         };
@@ -586,7 +620,10 @@ impl DocumentSigner {
             DnType::CommonName,
             format!("{name} Document Signer (SIMULATOR)"),
         );
-        ds.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        ds.key_usages = ds_key_usages;
+        if ds_is_ca {
+            ds.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
         let ds_cert = ds.signed_by(&ds_key, &issuer).map_err(err)?;
         Ok(DocumentSigner {
             csca_pem: csca_cert.pem(),

@@ -9,10 +9,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -20,10 +19,7 @@ use tracing::{info, warn};
 use super::RawDocument;
 use super::error::DocumentError;
 use super::frame::{MAX_FRAME_BYTES, encode_frame};
-use crate::lane::device_tls::DeviceStream;
-
-/// How long a lane has for its TLS handshake.
-const TLS_HANDSHAKE: Duration = Duration::from_secs(2);
+use crate::lane::device_tls::{DeviceStream, sim_admit};
 
 /// A simulated document reader (a TCP server); dropping it stops it.
 #[derive(Debug)]
@@ -118,30 +114,6 @@ impl Drop for DocumentReaderSimulator {
     }
 }
 
-/// A lane's connection as the simulator serves it: plain, or once its TLS handshake (with a
-/// certificate of the CA) succeeded within [`TLS_HANDSHAKE`].
-async fn admit(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<&tokio_rustls::TlsAcceptor>,
-) -> Option<Box<dyn DeviceStream>> {
-    let _ = stream.set_nodelay(true);
-    let Some(acceptor) = tls else {
-        return Some(Box::new(stream));
-    };
-    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => Some(Box::new(stream)),
-        Ok(Err(e)) => {
-            warn!(simulator = true, %peer, error = %e, "Document reader SIMULATOR: TLS handshake refused.");
-            None
-        }
-        Err(_) => {
-            warn!(simulator = true, %peer, "Document reader SIMULATOR: no TLS handshake in time.");
-            None
-        }
-    }
-}
-
 async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -154,7 +126,9 @@ async fn serve(
         let Some(stream) = lane.as_mut() else {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    if let Some(stream) = admit(stream, peer, tls.as_ref()).await {
+                    if let Some(stream) =
+                        sim_admit(stream, peer, tls.as_ref(), "Document reader").await
+                    {
                         info!(simulator = true, %peer, "Document reader SIMULATOR: lane connected.");
                         lane = Some(stream);
                         connections.send_modify(|c| *c += 1);
@@ -170,7 +144,7 @@ async fn serve(
             accepted = listener.accept() => {
                 if let Ok((stream, peer)) = accepted {
                     // A connection that fails the handshake leaves the lane's in place.
-                    if let Some(stream) = admit(stream, peer, tls.as_ref()).await {
+                    if let Some(stream) = sim_admit(stream, peer, tls.as_ref(), "Document reader").await {
                         info!(simulator = true, %peer, "Document reader SIMULATOR: new lane connection replaces the old one.");
                         lane = Some(stream);
                         connections.send_modify(|c| *c += 1);

@@ -767,6 +767,22 @@ fn dg13(json: &[u8]) -> Vec<u8> {
 #[test]
 fn passive_authentication_table() {
     let rogue = DocumentSigner::generate("Rogue").expect("rogue signer");
+    // Signers whose own CSCA the lane trusts, but whose certificate is not a Document Signer's.
+    let misissued = |usages: Vec<rcgen::KeyUsagePurpose>, ca: bool| {
+        let s = DocumentSigner::generate_as("Misissued", usages, ca).expect("signer");
+        let doc = RawDocument::signed(
+            permit_mrz("C01234567"),
+            chip_for("C01234567", day(1992, 3, 15)),
+            &s,
+        );
+        let trust = ChipTrust::from_pem(s.csca_pem().as_bytes()).expect("csca");
+        (doc.expect("signed"), trust)
+    };
+    let (no_usage, no_usage_trust) = misissued(Vec::new(), false);
+    let (encipher, encipher_trust) =
+        misissued(vec![rcgen::KeyUsagePurpose::KeyEncipherment], false);
+    let (ca_signer, ca_signer_trust) =
+        misissued(vec![rcgen::KeyUsagePurpose::DigitalSignature], true);
     let number = "C01234567";
     let mrz = permit_mrz(number);
     let data = chip_for(number, day(1992, 3, 15));
@@ -838,6 +854,9 @@ fn passive_authentication_table() {
         ),
         ("security object empty", with(&|s| s.sod.clear()), trust()),
         ("DG1 empty", with(&|s| s.dg1.clear()), trust()),
+        ("DS without key usage", no_usage, no_usage_trust),
+        ("DS key only for encipherment", encipher, encipher_trust),
+        ("DS certificate is a CA", ca_signer, ca_signer_trust),
     ];
     let mut out = String::new();
     for (name, doc, trust) in cases {
@@ -863,6 +882,9 @@ fn passive_authentication_table() {
         security object truncated      chip_not_authentic: the chip is not authentic (EF.SOD is not DER (tag 77): ASN1Error { kind: Eof }); see an officer
         security object empty          chip_not_authentic: the chip is not authentic (EF.SOD is not DER (tag 77): ASN1Error { kind: Eof }); see an officer
         DG1 empty                      chip_not_authentic: the chip is not authentic (DG1 is not the MRZ (61 / 5F1F): ASN1Error { kind: Eof }); see an officer
+        DS without key usage           chip_not_authentic: the chip is not authentic (the Document Signer certificate's key usage does not allow signing); see an officer
+        DS key only for encipherment   chip_not_authentic: the chip is not authentic (the Document Signer certificate's key usage does not allow signing); see an officer
+        DS certificate is a CA         chip_not_authentic: the chip is not authentic (the Document Signer certificate is a CA certificate); see an officer
     "#]]
     .assert_eq(&out);
 }
@@ -950,29 +972,10 @@ fn passive_authentication_never_panics_on_mutated_objects() {
 /// it; a lane that does not trust the reader's CA does not read from it.
 #[tokio::test]
 async fn the_reader_link_over_tls_admits_only_the_device_networks_certificates() {
-    use crate::lane::authority::DemoPki;
-    use crate::lane::device_tls::{DeviceTlsConfig, sim_tls_config};
+    use crate::lane::device_tls::{DeviceTlsConfig, LANE_ROLE, test_network};
     let dir = tempfile::tempdir().expect("tempdir");
-    let side = |name: &str| {
-        let d = dir.path().join(name);
-        let pki = DemoPki::generate(&[]).expect("PKI");
-        pki.write(&d).expect("write PKI");
-        let lane = DeviceTlsConfig {
-            ca_cert: d.join("ca.pem"),
-            client_cert: d.join("client.pem"),
-            client_key: d.join("client.key"),
-            server_name: None,
-        };
-        (pki, lane)
-    };
-    let (pki, lane_side) = side("port");
-    let (_, elsewhere) = side("elsewhere");
-    let server = sim_tls_config(
-        pki.ca_pem.as_bytes(),
-        pki.server_cert_pem.as_bytes(),
-        pki.server_key_pem.as_bytes(),
-    )
-    .expect("server TLS");
+    let (server, lane_side) = test_network(&dir.path().join("port"), Some(LANE_ROLE));
+    let (_, elsewhere) = test_network(&dir.path().join("elsewhere"), Some(LANE_ROLE));
     let sim = DocumentReaderSimulator::start_tls(loopback(), server)
         .await
         .expect("simulator");

@@ -1,4 +1,5 @@
-//! [`TcpFingerprintReader`]: the reader protocol's client.
+//! [`TcpFingerprintReader`]: the reader protocol's client, over TCP or, where `tls` is
+//! configured, mutual TLS with the lane's certificate of the device network.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,17 +14,29 @@ use super::{
     FingerprintCapture, FingerprintError, FingerprintReader, TcpFingerprintReaderConfig,
     check_quality,
 };
+use crate::lane::device_tls::{DeviceConnector, DeviceStream};
 
 /// A fingerprint reader adaptor reached over TCP (reader protocol, module docs).
 ///
 /// Connects on first use; after any failure that may leave the stream out of step (IO error,
 /// timeout, malformed or oversized reply) it drops the connection and connects again on the next
 /// capture. Captures below the configured minimum quality are [`FingerprintError::LowQuality`].
-#[derive(Debug)]
 pub struct TcpFingerprintReader {
     config: TcpFingerprintReaderConfig,
-    conn: Option<BufReader<TcpStream>>,
+    conn: Option<BufReader<Box<dyn DeviceStream>>>,
+    /// Built from the TLS files on first connection, then kept.
+    tls: DeviceConnector,
     line: Vec<u8>,
+}
+
+impl std::fmt::Debug for TcpFingerprintReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpFingerprintReader")
+            .field("address", &self.config.address)
+            .field("tls", &self.config.tls.is_some())
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpFingerprintReader {
@@ -32,22 +45,33 @@ impl TcpFingerprintReader {
         TcpFingerprintReader {
             config,
             conn: None,
+            tls: DeviceConnector::default(),
             line: Vec::new(),
         }
     }
 
-    async fn connection(&mut self) -> Result<&mut BufReader<TcpStream>, FingerprintError> {
+    /// A new connection: TCP, then the TLS handshake where configured (both within the connect
+    /// bound).
+    async fn open(&mut self) -> Result<Box<dyn DeviceStream>, String> {
+        let addr = self.config.address;
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.config.tls else {
+            return Ok(Box::new(stream));
+        };
+        let host = addr.ip().to_string();
+        Ok(Box::new(self.tls.handshake(tls, stream, &host).await?))
+    }
+
+    async fn connection(
+        &mut self,
+    ) -> Result<&mut BufReader<Box<dyn DeviceStream>>, FingerprintError> {
         let addr = self.config.address;
         if self.conn.is_none() {
             let after = self.config.connect_timeout();
-            let stream = match tokio::time::timeout(after, TcpStream::connect(addr)).await {
+            let stream = match tokio::time::timeout(after, self.open()).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    return Err(FingerprintError::Unreachable {
-                        addr,
-                        reason: e.to_string(),
-                    });
-                }
+                Ok(Err(reason)) => return Err(FingerprintError::Unreachable { addr, reason }),
                 Err(_) => {
                     return Err(FingerprintError::Unreachable {
                         addr,
@@ -55,8 +79,7 @@ impl TcpFingerprintReader {
                     });
                 }
             };
-            let _ = stream.set_nodelay(true);
-            debug!(reader = %addr, "Connected to the fingerprint reader.");
+            debug!(reader = %addr, tls = self.config.tls.is_some(), "Connected to the fingerprint reader.");
             self.conn = Some(BufReader::new(stream));
         }
         self.conn

@@ -23,6 +23,10 @@ pub struct TcpFingerprintReaderConfig {
     /// Captures below this NFIQ 2 quality are reported as low quality (0 accepts all). Default 40.
     #[serde(default = "default_min_quality")]
     pub min_quality: u8,
+    /// The link over mutual TLS under the device network's CA. Without it the link is plain
+    /// TCP, and the templates (biometric data) cross the hall's device network in clear.
+    #[serde(default)]
+    pub tls: Option<crate::lane::device_tls::DeviceTlsConfig>,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -47,6 +51,7 @@ impl TcpFingerprintReaderConfig {
             reply_margin_ms: default_reply_margin_ms(),
             max_frame: default_max_frame(),
             min_quality: default_min_quality(),
+            tls: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! [`FingerprintSimulator`]: a **simulated** fingerprint reader adaptor speaking the reader
 //! protocol over TCP. Its templates are random bytes behind a `SIM\0` marker — synthetic, never
-//! a real person's data. Every log line it writes says "simulator".
+//! a real person's data. Every log line it writes says "simulator". With
+//! [`FingerprintSimulator::start_tls`] it speaks TLS and serves only a lane with a certificate
+//! of the device network's CA (each handshake bounded to 2 s).
 
 use std::collections::VecDeque;
 use std::io;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
@@ -19,6 +21,7 @@ use zeroize::Zeroize;
 
 use super::wire::{self, LineError};
 use super::{FingerprintCapture, FingerprintSimConfig};
+use crate::lane::device_tls::{DeviceStream, sim_admit};
 
 /// Longest request line the simulator reads.
 const MAX_REQUEST: usize = 4096;
@@ -75,6 +78,26 @@ impl FingerprintSimulator {
         listen: SocketAddr,
         config: FingerprintSimConfig,
     ) -> io::Result<SimFingerprintHandle> {
+        FingerprintSimulator::start_with(listen, config, None).await
+    }
+
+    /// [`FingerprintSimulator::start`] over TLS with `tls`
+    /// ([`sim_tls_config`](crate::lane::device_tls::sim_tls_config)): a client without a
+    /// certificate of its CA is dropped at the handshake and never gets a capture.
+    pub async fn start_tls(
+        listen: SocketAddr,
+        config: FingerprintSimConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<SimFingerprintHandle> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        FingerprintSimulator::start_with(listen, config, Some(acceptor)).await
+    }
+
+    async fn start_with(
+        listen: SocketAddr,
+        config: FingerprintSimConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<SimFingerprintHandle> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -89,8 +112,9 @@ impl FingerprintSimulator {
             requests: AtomicU64::new(0),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop_rx));
-        info!(address = %addr, "Fingerprint reader SIMULATOR listening; templates are synthetic.");
+        let secure = tls.is_some();
+        let task = tokio::spawn(accept_loop(listener, tls, Arc::clone(&shared), stop_rx));
+        info!(address = %addr, tls = secure, "Fingerprint reader SIMULATOR listening; templates are synthetic.");
         Ok(SimFingerprintHandle {
             addr,
             shared,
@@ -100,7 +124,12 @@ impl FingerprintSimulator {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -111,7 +140,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                 debug!(peer = %peer, "Fingerprint simulator: client connected.");
                 let shared = Arc::clone(&shared);
                 let mut stop = stop.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let Some(stream) =
+                        sim_admit(stream, peer, tls.as_ref(), "Fingerprint reader").await
+                    else {
+                        return;
+                    };
                     tokio::select! {
                         r = serve(stream, &shared) => if let Err(e) = r {
                             debug!(error = %e, "Fingerprint simulator: connection ended.");
@@ -135,7 +170,7 @@ fn synthetic_template(len: usize) -> Vec<u8> {
     t
 }
 
-async fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
+async fn serve(stream: Box<dyn DeviceStream>, shared: &Shared) -> io::Result<()> {
     let mut conn = BufReader::new(stream);
     let mut line = Vec::new();
     loop {

@@ -271,3 +271,72 @@ fn config_defaults_and_validation() {
     assert_eq!(s, FingerprintSimConfig::default());
     assert!(toml::from_str::<FingerprintSimConfig>("qualty = 3").is_err());
 }
+
+/// The reader link over mutual TLS: a client holding another CA's certificate, and a plain TCP
+/// client, never get a capture (nor a template on the wire); the lane with its certificate
+/// captures; a lane that does not trust the reader's CA does not send it a request.
+#[tokio::test]
+async fn the_reader_link_over_tls_admits_only_the_device_networks_certificates() {
+    use crate::lane::device_tls::{DeviceTlsConfig, LANE_ROLE, test_network};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, lane_side) = test_network(&dir.path().join("port"), Some(LANE_ROLE));
+    let (_, elsewhere) = test_network(&dir.path().join("elsewhere"), Some(LANE_ROLE));
+    let sim = FingerprintSimulator::start_tls(
+        local(),
+        FingerprintSimConfig {
+            latency_ms: 0,
+            template_len: 64,
+            ..FingerprintSimConfig::default()
+        },
+        server,
+    )
+    .await
+    .expect("simulator");
+    let over = |tls: DeviceTlsConfig| {
+        TcpFingerprintReader::new(TcpFingerprintReaderConfig {
+            tls: Some(tls),
+            reply_margin_ms: 500,
+            ..TcpFingerprintReaderConfig::new(sim.addr())
+        })
+    };
+
+    let stranger = DeviceTlsConfig {
+        ca_cert: lane_side.ca_cert.clone(),
+        ..elsewhere.clone()
+    };
+    let got = capture(&mut over(stranger)).await;
+    assert!(got.is_err(), "a stranger's certificate captured: {got:?}");
+    let got = capture(&mut reader(sim.addr())).await;
+    assert!(got.is_err(), "plain TCP captured: {got:?}");
+    // What a plain client hears: nothing a line could be read from, certainly no template.
+    let mut raw = tokio::net::TcpStream::connect(sim.addr())
+        .await
+        .expect("connect");
+    raw.write_all(&super::wire::encode_request(Duration::from_millis(200)))
+        .await
+        .expect("write");
+    let mut heard = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, raw.read_to_end(&mut heard)).await;
+    assert!(
+        !heard.windows(8).any(|w| w == b"template"),
+        "a template went out in clear"
+    );
+    assert_eq!(sim.requests(), 0, "nobody was served");
+
+    let mut lane = over(lane_side.clone());
+    let c = capture(&mut lane)
+        .await
+        .expect("the lane captures over TLS");
+    assert!(c.template.starts_with(SIM_TEMPLATE_MARKER));
+    assert_eq!(sim.requests(), 1);
+
+    let wary = DeviceTlsConfig {
+        ca_cert: elsewhere.ca_cert.clone(),
+        ..lane_side
+    };
+    let e = capture(&mut over(wary))
+        .await
+        .expect_err("an uncertified reader");
+    assert!(e.to_string().contains("handshake"), "{e}");
+    assert_eq!(sim.requests(), 1, "the wary lane sent no request");
+}

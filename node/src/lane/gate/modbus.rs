@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::registers::{self, HR_SIM_OCCUPANCY, HR_SIM_PASSAGE, STATUS_LEN};
 use super::{GateController, GateError, LaneGates, ModbusGatesConfig};
+use crate::lane::device_tls::DeviceConnector;
 use crate::lane::procedure::{GateCommand, GateId};
 
 /// The lane's gate controller over Modbus TCP.
@@ -22,7 +23,7 @@ pub struct ModbusGates {
     config: ModbusGatesConfig,
     ctx: Option<Context>,
     /// Built from the TLS files on first connection, then kept.
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: DeviceConnector,
 }
 
 impl std::fmt::Debug for ModbusGates {
@@ -47,7 +48,7 @@ impl ModbusGates {
         ModbusGates {
             config,
             ctx: None,
-            tls: None,
+            tls: DeviceConnector::default(),
         }
     }
 
@@ -56,7 +57,7 @@ impl ModbusGates {
         ModbusGates {
             config,
             ctx: Some(ctx),
-            tls: None,
+            tls: DeviceConnector::default(),
         }
     }
 
@@ -78,22 +79,13 @@ impl ModbusGates {
                 .await
                 .map_err(|e| e.to_string());
         };
-        let name = tls.name_for(&addr.ip().to_string())?;
-        let connector = match &self.tls {
-            Some(c) => c.clone(),
-            None => {
-                let c = tls.connector()?;
-                self.tls = Some(c.clone());
-                c
-            }
-        };
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
-        let stream = connector
-            .connect(name, stream)
+        let stream = (self.tls)
+            .handshake(tls, stream, &addr.ip().to_string())
             .await
-            .map_err(|e| format!("Modbus/TCP Security handshake: {e}"))?;
+            .map_err(|e| format!("Modbus/TCP Security: {e}"))?;
         Ok(tcp::attach_slave(stream, slave))
     }
 

@@ -14,6 +14,7 @@ use tokio_modbus::{ExceptionCode, Request, Response, Slave, SlaveRequest};
 
 use super::registers;
 use super::*;
+use crate::lane::device_tls::test_network;
 use crate::lane::procedure::{Fence, GateAction, GateCommand, GateId, GateState};
 
 const LOCAL: &str = "127.0.0.1:0";
@@ -610,20 +611,6 @@ fn config_defaults_and_validation() {
     assert_eq!((s.travel_ms, s.hold_open_ms), (300, 2000));
 }
 
-/// The PKI of one gate network, written to `dir` (CA, controller, lane), and the lane's side of
-/// it as configured.
-fn gate_pki(dir: &std::path::Path) -> (crate::lane::authority::DemoPki, ModbusTlsConfig) {
-    let pki = crate::lane::authority::DemoPki::generate(&[]).expect("PKI");
-    pki.write(dir).expect("write PKI");
-    let tls = ModbusTlsConfig {
-        ca_cert: dir.join("ca.pem"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
-        server_name: None,
-    };
-    (pki, tls)
-}
-
 fn tls_client(addr: SocketAddr, tls: ModbusTlsConfig) -> ModbusGates {
     ModbusGates::new(ModbusGatesConfig {
         timeout_ms: 2000,
@@ -639,14 +626,9 @@ fn tls_client(addr: SocketAddr, tls: ModbusTlsConfig) -> ModbusGates {
 #[tokio::test]
 async fn modbus_tcp_security_admits_only_certificates_of_the_gate_network() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (pki, tls) = gate_pki(&dir.path().join("port"));
-    let (_, elsewhere) = gate_pki(&dir.path().join("elsewhere"));
-    let server = sim_tls_config(
-        pki.ca_pem.as_bytes(),
-        pki.server_cert_pem.as_bytes(),
-        pki.server_key_pem.as_bytes(),
-    )
-    .expect("server TLS");
+    let lane_role = Some(crate::lane::device_tls::LANE_ROLE);
+    let (server, tls) = test_network(&dir.path().join("port"), lane_role);
+    let (_, elsewhere) = test_network(&dir.path().join("elsewhere"), lane_role);
     let sim = GateSimulator::start_tls(local(), sim_config(20, 60_000), server)
         .await
         .expect("simulator");
@@ -722,27 +704,11 @@ async fn modbus_tcp_security_admits_only_certificates_of_the_gate_network() {
 async fn only_the_lanes_role_may_write_to_the_controller() {
     let dir = tempfile::tempdir().expect("tempdir");
     for role in [Some("maintenance"), None] {
-        let pki = crate::lane::authority::DemoPki::generate_with_role(&[], role).expect("PKI");
-        let d = dir.path().join(role.unwrap_or("none"));
-        pki.write(&d).expect("write PKI");
-        let server = sim_tls_config(
-            pki.ca_pem.as_bytes(),
-            pki.server_cert_pem.as_bytes(),
-            pki.server_key_pem.as_bytes(),
-        )
-        .expect("server TLS");
+        let (server, tls) = test_network(&dir.path().join(role.unwrap_or("none")), role);
         let sim = GateSimulator::start_tls(local(), sim_config(20, 60_000), server)
             .await
             .expect("simulator");
-        let mut laptop = tls_client(
-            sim.addr(),
-            ModbusTlsConfig {
-                ca_cert: d.join("ca.pem"),
-                client_cert: d.join("client.pem"),
-                client_key: d.join("client.key"),
-                server_name: None,
-            },
-        );
+        let mut laptop = tls_client(sim.addr(), tls);
         let before = laptop.status().await.expect("the status may be read");
         let err = laptop
             .command(cmd(
