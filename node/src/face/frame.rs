@@ -152,6 +152,7 @@ impl Frame {
                     "truncated JPEG (no end-of-image marker after the last scan)".into(),
                 ));
             }
+            Some(image::ImageFormat::Jpeg) => jpeg_sampling_supported(bytes).map_err(bad)?,
             Some(_) => {}
         }
         let mut limits = image::Limits::default();
@@ -196,6 +197,62 @@ impl Frame {
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let last = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
     matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
+}
+
+/// Refuses a JPEG whose frame header asks for sampling factors no camera or photo uses: each
+/// component's factors must be 1–4 and divide the first (luma) component's. zune-jpeg 0.5.15 (the
+/// `image` crate's decoder, the latest release) panics in its AVX2 IDCT on a chroma component
+/// sampled more densely than luma; the `image_frame` fuzz target found it
+/// (`fuzz/regressions/image_frame/`). Walks the marker segments up to the first scan.
+fn jpeg_sampling_supported(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            i += 1; // stray bytes between segments: the decoder skips them, and so do we
+            continue;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            i += 2;
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            return Ok(()); // the first scan (or the end): every frame header came before it
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        let segment = bytes
+            .get(i + 4..i + 2 + len)
+            .filter(|_| len >= 2)
+            .ok_or("malformed JPEG (a segment runs past the end)")?;
+        let frame_header = (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker);
+        if frame_header {
+            let count = usize::from(*segment.get(5).ok_or("malformed JPEG frame header")?);
+            let components = segment
+                .get(6..6 + 3 * count)
+                .ok_or("malformed JPEG frame header")?;
+            let factors: Vec<(u8, u8)> = components
+                .chunks_exact(3)
+                .map(|c| (c[1] >> 4, c[1] & 0x0F))
+                .collect();
+            let Some(&(h0, v0)) = factors.first() else {
+                return Err("JPEG frame header without components".into());
+            };
+            for &(h, v) in &factors {
+                let valid = (1..=4).contains(&h) && (1..=4).contains(&v);
+                if !valid || h0 % h != 0 || v0 % v != 0 {
+                    return Err(format!(
+                        "unsupported JPEG sampling factors {h}x{v} against the first component's {h0}x{v0}"
+                    ));
+                }
+            }
+        }
+        i += 2 + len;
+    }
+    Ok(())
 }
 
 /// Plane offsets for writing R, G, B into a planar tensor in the requested order.

@@ -311,6 +311,35 @@ fn bad_frames_are_errors_not_panics() {
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     jpeg.extend_from_slice(&[0x13; 64]);
     assert!(Frame::decode(&jpeg, "broken.jpg").is_err());
+    // What the image_frame fuzz target found: a chroma component sampled more densely than luma
+    // panicked zune-jpeg's AVX2 IDCT. Now a clear error before the decoder sees it.
+    for name in [
+        "zune-jpeg-avx2-idct-chroma-denser-than-luma-1.jpg",
+        "zune-jpeg-avx2-idct-chroma-denser-than-luma-2.jpg",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/regressions/image_frame")
+            .join(name);
+        let bytes = std::fs::read(&path).expect("regression input");
+        let err = Frame::decode(&bytes, name).expect_err("refused");
+        assert!(
+            err.to_string().contains(
+                "unsupported JPEG sampling factors 2x3 against the first component's 1x1"
+            ),
+            "{err}"
+        );
+    }
+    // The sampling every camera and photo uses still decodes (4:2:0 here, 4:4:4 elsewhere).
+    let mut photo = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut photo)
+        .encode(
+            &[128u8; 16 * 16 * 3],
+            16,
+            16,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("encode");
+    assert!(Frame::decode(&photo, "ok.jpg").is_ok());
 }
 
 #[test]
