@@ -157,8 +157,8 @@ fi
 
 # ---------------------------------------------------------------- fixture tools (venv) and variants
 venv="$cache/venv"
-if ! "$venv/bin/python" -c 'import cv2, numpy, onnx' 2>/dev/null; then
-  say "creating the fixture venv (numpy, opencv-python-headless, onnx)"
+if ! "$venv/bin/python" -c 'import cv2, numpy, onnx, faiss' 2>/dev/null; then
+  say "creating the fixture venv (numpy, opencv-python-headless, onnx, faiss-cpu)"
   rm -rf "$venv"; python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --no-index --no-deps \
     "$cache/downloads/numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
@@ -166,7 +166,9 @@ if ! "$venv/bin/python" -c 'import cv2, numpy, onnx' 2>/dev/null; then
     "$cache/downloads/onnx-1.23.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
     "$cache/downloads/protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl" \
     "$cache/downloads/ml_dtypes-0.7.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
-    "$cache/downloads/typing_extensions-4.16.0-py3-none-any.whl"
+    "$cache/downloads/typing_extensions-4.16.0-py3-none-any.whl" \
+    "$cache/downloads/faiss_cpu-1.15.1-cp310-abi3-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
+    "$cache/downloads/packaging-26.4-py3-none-any.whl"
 fi
 private_dir "$venv"
 

@@ -9,7 +9,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the gallery: bad vectors, bad templates, inconsistent person records.
 ///
-/// Every variant is bad input from the caller; none is a bug or an IO failure (the crate does no IO).
+/// Every variant but [`Error::ScanPool`] is bad input from the caller; none is a bug or an IO failure (the
+/// crate does no IO).
 /// [`Error::code`] gives a stable, machine-readable name for logs, metrics labels and API responses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -73,6 +74,14 @@ pub enum Error {
         /// The kernel that was asked for.
         kernel: Kernel,
     },
+    /// The scan pool's threads could not be started (the operating system refused them).
+    #[error("the scan pool could not start {threads} threads: {reason}")]
+    ScanPool {
+        /// Threads asked for.
+        threads: usize,
+        /// What the operating system said.
+        reason: String,
+    },
     /// A person id string did not parse.
     #[error("invalid person id {input:?}: expected P followed by digits")]
     InvalidPersonId {
@@ -131,6 +140,7 @@ impl Error {
             Error::InvalidModelId => "invalid_model_id",
             Error::InvalidTemplate { .. } => "invalid_template",
             Error::KernelUnavailable { .. } => "kernel_unavailable",
+            Error::ScanPool { .. } => "scan_pool",
             Error::InvalidPersonId { .. } => "invalid_person_id",
             Error::MissingField { .. } => "missing_field",
             Error::DocumentMismatch { .. } => "document_mismatch",

@@ -2,7 +2,10 @@
 //!
 //! 1. enrolment commit latency: one enrolment per log entry, one writer, p50/p99;
 //! 2. batched throughput: 256 enrolments per entry, 4 writers;
-//! 3. catch-up: a fresh learner joins a gallery of N templates (default 1,000,000) by snapshot.
+//! 3. catch-up: a fresh learner joins a gallery of N templates (default 1,000,000) by snapshot;
+//! 4. restart: that learner restarts; time from its start until it answers with its whole index (the
+//!    registry and the 1:N index are loaded before the node answers anything), and its resident memory
+//!    after catch-up and after the restart beside the size of what it holds.
 //!
 //! `cargo bench -p clearway-tests --bench cluster [-- CATCHUP_TEMPLATES]`; `just bench` runs it.
 
@@ -150,4 +153,52 @@ async fn main() {
         s.indexed_templates,
         t.elapsed().as_secs_f64()
     );
+
+    // 4. Restart of the lane node that caught up.
+    let templates = s.indexed_templates;
+    // Let the snapshot file and the last batches settle before measuring memory.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_caught_up = port.pid(4).and_then(rss_mib);
+    assert!(port.stop(4), "node 4 stops cleanly");
+    let t = Instant::now();
+    port.start(4);
+    client
+        .wait_for(4, "restart", LONG, |s| s.indexed_templates >= templates)
+        .await
+        .expect("restarted");
+    let serving = t.elapsed().as_secs_f64();
+    let rss_restarted = port.pid(4).and_then(rss_mib);
+    // What the node holds, raw: one 128-byte int8 row (+ scale, sum and person id: 16 bytes) and one
+    // ~150-byte record per template (one template per synthetic person).
+    let raw_mib = templates as f64 * (128.0 + 16.0 + 150.0) / (1024.0 * 1024.0);
+    println!(
+        "restart: node 4 serves searches over {templates} templates {serving:.1} s after its start; \
+         RSS {} MiB after catch-up, {} MiB after restart; raw templates + records ~{raw_mib:.0} MiB; \
+         data dir {:.0} MiB on disk",
+        rss_caught_up.map_or("?".into(), |m| m.to_string()),
+        rss_restarted.map_or("?".into(), |m| m.to_string()),
+        dir_size(&port.data_dir(4)) as f64 / (1024.0 * 1024.0),
+    );
+}
+
+/// Resident set of a process in MiB (`VmRSS` of `/proc/PID/status`).
+fn rss_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -400,6 +400,11 @@ impl LocalPort {
         Ok(())
     }
 
+    /// Node `id`'s process id, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.procs.get(&id).map(Child::id)
+    }
+
     /// Whether node `id`'s process has exited (or was never started); its status if known.
     pub fn exited(&mut self, id: u64) -> Option<Option<std::process::ExitStatus>> {
         match self.procs.get_mut(&id) {

@@ -6,18 +6,25 @@
 //! and why they are hand-written rather than SimSIMD's): `score = dot_i32 · probe_scale · row_scale`, which
 //! approximates the cosine similarity for L2-normalised embeddings. The scan is exact (no
 //! approximate-nearest-neighbour structure), so a registered person is never missed because of the index,
-//! and removal is immediate.
+//! and removal is immediate. With a [`ScanPool`] a single probe's scan is split across the pool's pinned
+//! threads (`index/pool.rs`), one contiguous range of rows each, with the same results.
 
 #[allow(unsafe_code)] // The SIMD kernels; every `unsafe` block carries a `// SAFETY:` comment.
 mod kernel;
+mod pool;
 mod rows;
 #[cfg(test)]
 mod tests;
 mod top_k;
 
+use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 pub use kernel::Kernel;
+pub use pool::{DEFAULT_MIN_ROWS, ScanPool};
 
 use crate::error::{Error, Result};
 use crate::person::PersonId;
@@ -36,6 +43,13 @@ const SCAN_ROWS: usize = 4096;
 /// Bytes of gallery rows per tile in [`Gallery::search_batch`]: every probe is scored against one tile while
 /// it sits in the L1 data cache, so the gallery is read from memory once per batch, not once per probe.
 const TILE_BYTES: usize = 32 * 1024;
+
+thread_local! {
+    /// Each thread's buffer of dot products, kept between probes so a scan allocates nothing. Scans are
+    /// leaves (they never wait on another scan), so a thread never needs two at once; if it ever did,
+    /// the second would use a buffer of its own.
+    static DOTS: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One search result: a person and their best template's score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,6 +70,7 @@ pub struct Gallery {
     dim: usize,
     kernel: Kernel,
     rows: Rows,
+    pool: Option<Arc<ScanPool>>,
 }
 
 impl std::fmt::Debug for Gallery {
@@ -66,6 +81,7 @@ impl std::fmt::Debug for Gallery {
             .field("dim", &self.dim)
             .field("kernel", &self.kernel)
             .field("len", &self.rows.len())
+            .field("pool", &self.pool)
             .finish()
     }
 }
@@ -88,7 +104,19 @@ impl Gallery {
             dim,
             kernel,
             rows: Rows::new(dim),
+            pool: None,
         })
+    }
+
+    /// Splits every later scan of a large enough gallery across `pool`'s threads (`None`: scan on the
+    /// caller's thread). Results do not change.
+    pub fn set_scan_pool(&mut self, pool: Option<Arc<ScanPool>>) {
+        self.pool = pool;
+    }
+
+    /// The pool scans are split across, if any.
+    pub fn scan_pool(&self) -> Option<&Arc<ScanPool>> {
+        self.pool.as_ref()
     }
 
     /// The face model whose templates this gallery holds.
@@ -172,24 +200,50 @@ impl Gallery {
     /// and scored against every template with integer arithmetic.
     pub fn search(&self, probe: &[f32], k: usize) -> Result<Vec<Hit>> {
         let probe = self.prepare(probe)?;
-        let mut top = TopK::new(k);
         if k == 0 {
             return Ok(Vec::new());
         }
-        let len = self.rows.len();
-        let mut dots = vec![0i32; SCAN_ROWS.min(len)];
-        for start in (0..len).step_by(SCAN_ROWS) {
-            let end = (start + SCAN_ROWS).min(len);
-            let dots = &mut dots[..end - start];
-            self.kernel.dot_rows(
-                &probe,
-                self.rows.data(start..end),
-                self.rows.sums(start..end),
-                dots,
-            );
-            self.offer(&mut top, &probe, start, dots);
-        }
+        let top = self.split(
+            &|rows| self.scan(&probe, k, rows),
+            &|top: &mut TopK, other| top.merge(other),
+        );
         Ok(top.into_hits())
+    }
+
+    /// Scores rows `range` against one probe, `SCAN_ROWS` at a time, into a top-`k` list.
+    fn scan(&self, probe: &Probe, k: usize, range: Range<usize>) -> TopK {
+        let mut top = TopK::new(k);
+        with_dots(SCAN_ROWS.min(range.len()), |dots| {
+            for start in range.clone().step_by(SCAN_ROWS) {
+                let end = (start + SCAN_ROWS).min(range.end);
+                let dots = &mut dots[..end - start];
+                self.kernel.dot_rows(
+                    probe,
+                    self.rows.data(start..end),
+                    self.rows.sums(start..end),
+                    dots,
+                );
+                self.offer(&mut top, probe, start, dots);
+            }
+        });
+        top
+    }
+
+    /// Runs `leaf` over every row: on the caller's thread, or, with a pool and enough rows, over one
+    /// contiguous range per pool thread, merging the ranges' results in row order.
+    fn split<T: Send>(
+        &self,
+        leaf: &(dyn Fn(Range<usize>) -> T + Sync),
+        merge: &(dyn Fn(&mut T, T) + Sync),
+    ) -> T {
+        let len = self.rows.len();
+        match &self.pool {
+            Some(pool) if pool.parts(len) > 1 => {
+                let parts = pool.parts(len);
+                pool.install(|| split_into(0..len, parts, leaf, merge))
+            }
+            _ => leaf(0..len),
+        }
     }
 
     /// The best `k` persons for each of several probes, in one pass over the gallery.
@@ -209,23 +263,36 @@ impl Gallery {
             .chunks_exact(self.dim)
             .map(|p| self.prepare(p))
             .collect::<Result<Vec<_>>>()?;
-        let mut tops: Vec<TopK> = probes.iter().map(|_| TopK::new(k)).collect();
         if k == 0 || probes.is_empty() {
-            return Ok(tops.into_iter().map(TopK::into_hits).collect());
+            return Ok(probes.iter().map(|_| Vec::new()).collect());
         }
-        let len = self.rows.len();
-        let tile_rows = (TILE_BYTES / self.dim).max(1);
-        let mut dots = vec![0i32; tile_rows.min(len)];
-        for start in (0..len).step_by(tile_rows) {
-            let end = (start + tile_rows).min(len);
-            let (data, sums) = (self.rows.data(start..end), self.rows.sums(start..end));
-            let dots = &mut dots[..end - start];
-            for (probe, top) in probes.iter().zip(&mut tops) {
-                self.kernel.dot_rows(probe, data, sums, dots);
-                self.offer(top, probe, start, dots);
-            }
-        }
+        let tops = self.split(
+            &|rows| self.scan_batch(&probes, k, rows),
+            &|tops: &mut Vec<TopK>, others| {
+                for (top, other) in tops.iter_mut().zip(others) {
+                    top.merge(other);
+                }
+            },
+        );
         Ok(tops.into_iter().map(TopK::into_hits).collect())
+    }
+
+    /// Scores rows `range` against every probe, one L1-sized tile at a time.
+    fn scan_batch(&self, probes: &[Probe], k: usize, range: Range<usize>) -> Vec<TopK> {
+        let mut tops: Vec<TopK> = probes.iter().map(|_| TopK::new(k)).collect();
+        let tile_rows = (TILE_BYTES / self.dim).max(1);
+        with_dots(tile_rows.min(range.len()), |dots| {
+            for start in range.clone().step_by(tile_rows) {
+                let end = (start + tile_rows).min(range.end);
+                let (data, sums) = (self.rows.data(start..end), self.rows.sums(start..end));
+                let dots = &mut dots[..end - start];
+                for (probe, top) in probes.iter().zip(&mut tops) {
+                    self.kernel.dot_rows(probe, data, sums, dots);
+                    self.offer(top, probe, start, dots);
+                }
+            }
+        });
+        tops
     }
 
     /// Reference search in plain `f32`: the probe is not quantised and each row is dequantised
@@ -317,6 +384,40 @@ impl Gallery {
             }
         }
     }
+}
+
+/// Cuts `range` into `parts` contiguous ranges, runs `leaf` on each (in parallel inside a rayon pool) and
+/// merges the results, left into right's order: the left range's result absorbs the right's.
+fn split_into<T: Send>(
+    range: Range<usize>,
+    parts: usize,
+    leaf: &(dyn Fn(Range<usize>) -> T + Sync),
+    merge: &(dyn Fn(&mut T, T) + Sync),
+) -> T {
+    if parts <= 1 {
+        return leaf(range);
+    }
+    let left_parts = parts / 2;
+    let mid = range.start + range.len() * left_parts / parts;
+    let (mut left, right) = rayon::join(
+        || split_into(range.start..mid, left_parts, leaf, merge),
+        || split_into(mid..range.end, parts - left_parts, leaf, merge),
+    );
+    merge(&mut left, right);
+    left
+}
+
+/// Lends `f` this thread's dot-product buffer, at least `len` long.
+fn with_dots<R>(len: usize, f: impl FnOnce(&mut [i32]) -> R) -> R {
+    DOTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut dots) => {
+            if dots.len() < len {
+                dots.resize(len, 0);
+            }
+            f(&mut dots[..len])
+        }
+        Err(_) => f(&mut vec![0i32; len]),
+    })
 }
 
 /// The one place a score is computed, so every search path rounds identically.

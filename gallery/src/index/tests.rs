@@ -601,3 +601,85 @@ fn k_edge_cases() {
         )
     );
 }
+
+/// A gallery whose ranking a wrong split would change: persons with templates scattered over the whole
+/// gallery (so a person's best row may sit in any range), identical templates of different persons
+/// (ties, which the lower row wins wherever the ranges are cut), and near neighbours of the probes.
+fn scattered_gallery(rng: &mut StdRng, dim: usize, rows: usize, probes: &[Vec<f32>]) -> Gallery {
+    let mut g = Gallery::new(sface(), dim).unwrap();
+    let persons = (rows / 3).max(1) as u64;
+    let mut twins: Vec<Vec<f32>> = Vec::new();
+    for row in 0..rows {
+        let person = PersonId(rng.random_range(0..persons));
+        let values = match row % 7 {
+            // A near neighbour of some probe.
+            0 if !probes.is_empty() => near(rng, &probes[row % probes.len()], 0.3),
+            // A copy of an earlier template, under another person.
+            1 if !twins.is_empty() => twins[rng.random_range(0..twins.len())].clone(),
+            _ => unit(rng, dim),
+        };
+        if row % 5 == 0 {
+            twins.push(values.clone());
+        }
+        g.insert(person, &template(&values)).unwrap();
+    }
+    g
+}
+
+#[test]
+fn split_scans_equal_the_one_thread_scan() {
+    // (rows, threads): fewer rows than threads, ragged ranges, and ranges longer than one scan block.
+    let cases = [
+        (0, 2),
+        (1, 2),
+        (2, 3),
+        (7, 4),
+        (100, 2),
+        (101, 3),
+        (4096 * 2 + 1, 2),
+        (20_000, 4),
+    ];
+    let mut rng = StdRng::seed_from_u64(41);
+    let dim = 64;
+    for (rows, threads) in cases {
+        let probes: Vec<Vec<f32>> = (0..5).map(|_| unit(&mut rng, dim)).collect();
+        let mut g = scattered_gallery(&mut rng, dim, rows, &probes);
+        let pool = Arc::new(ScanPool::new(threads).unwrap().with_min_rows(0));
+        let parts = if rows < 2 { 1 } else { threads.min(rows) };
+        assert_eq!(pool.parts(rows), parts, "{rows} rows");
+        for k in [0, 1, 3, 50, rows + 5] {
+            g.set_scan_pool(None);
+            let alone: Vec<Vec<Hit>> = probes.iter().map(|p| g.search(p, k).unwrap()).collect();
+            let flat: Vec<f32> = probes.concat();
+            let batch_alone = g.search_batch(&flat, k).unwrap();
+            g.set_scan_pool(Some(Arc::clone(&pool)));
+            let split: Vec<Vec<Hit>> = probes.iter().map(|p| g.search(p, k).unwrap()).collect();
+            let batch_split = g.search_batch(&flat, k).unwrap();
+            assert_eq!(
+                split, alone,
+                "search: {rows} rows, {threads} threads, k = {k}"
+            );
+            assert_eq!(
+                batch_split, alone,
+                "batch: {rows} rows, {threads} threads, k = {k}"
+            );
+            assert_eq!(batch_alone, alone, "{rows} rows, k = {k}");
+        }
+    }
+}
+
+#[test]
+fn a_pool_leaves_small_galleries_to_the_caller_and_splits_large_ones() {
+    let pool = ScanPool::new(2).unwrap();
+    assert_eq!(pool.threads(), 2);
+    assert_eq!(pool.parts(DEFAULT_MIN_ROWS - 1), 1);
+    assert_eq!(pool.parts(DEFAULT_MIN_ROWS), 2);
+    let pool = ScanPool::new(0).unwrap().with_min_rows(0);
+    assert_eq!(
+        (pool.threads(), pool.parts(1_000)),
+        (1, 1),
+        "at least one thread"
+    );
+    let per_core = ScanPool::per_core().unwrap();
+    assert!(per_core.threads() >= 1);
+}

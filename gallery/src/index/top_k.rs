@@ -90,6 +90,14 @@ impl TopK {
         }
     }
 
+    /// Takes in another scan's list (of other rows): the result is the list one scan over both sets of
+    /// rows would have made, since each list holds its rows' best `k` persons at their best row.
+    pub(crate) fn merge(&mut self, other: TopK) {
+        for e in other.entries {
+            self.offer(e.score, e.row, e.person);
+        }
+    }
+
     pub(crate) fn into_hits(self) -> Vec<Hit> {
         self.entries
             .into_iter()

@@ -395,6 +395,11 @@ impl Registry {
         &self.index
     }
 
+    /// Splits the index's scans across `pool`'s threads ([`Gallery::set_scan_pool`]).
+    pub fn set_scan_pool(&mut self, pool: Option<std::sync::Arc<crate::ScanPool>>) {
+        self.index.set_scan_pool(pool);
+    }
+
     /// Number of templates held, all models.
     pub fn template_count(&self) -> usize {
         self.entries.values().map(|e| e.templates.len()).sum()

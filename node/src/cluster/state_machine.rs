@@ -26,12 +26,14 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use rayon::prelude::*;
+
 use clearway_gallery::ops::{
     AuditRecord, Ledger, LedgerChanges, LedgerView, Revocations, verify_chain,
 };
 use clearway_gallery::{
     CancellationNotice, Change, Entry, Hit, ModelId, NoticeId, PersonId, Registry, RegistryImage,
-    Request,
+    Request, ScanPool,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -182,6 +184,9 @@ pub struct StateMachineStore {
     fsync: bool,
     erased: watch::Sender<u64>,
     revoked: watch::Sender<Revocations>,
+    /// Threads, one pinned per core, that share each 1:N scan of a large gallery (`None` if the
+    /// operating system would not start them: scans then run on the caller's thread).
+    scan_pool: Option<Arc<ScanPool>>,
 }
 
 impl StateMachineStore {
@@ -211,15 +216,47 @@ impl StateMachineStore {
             notices.clear()?;
             db.flush()?;
         }
+        let scan_pool = match ScanPool::per_core() {
+            Ok(pool) => {
+                info!(
+                    threads = pool.threads(),
+                    "1:N scans of large galleries are split across one pinned thread per core."
+                );
+                Some(Arc::new(pool))
+            }
+            Err(e) => {
+                warn!(error = %e, "No scan pool; 1:N scans run on one thread.");
+                None
+            }
+        };
         let mut registry = Registry::new(model.clone(), dim)?;
-        for item in keys.iter() {
-            let (k, sealed_key) = item?;
-            let id = id_of(&k)?;
-            let key = open_data_key(&keyring, &k, &sealed_key)?;
+        registry.set_scan_pool(scan_pool.clone());
+        // Opening a record is two AEAD operations and a decode: done on every core, LOAD_BATCH
+        // records at a time, then restored into the registry in key order.
+        let open_one = |(k, sealed_key): &(sled::IVec, sled::IVec)| -> Result<Entry> {
+            let id = id_of(k)?;
+            let key = open_data_key(&keyring, k, sealed_key)?;
             let sealed = persons
-                .get(&k)?
+                .get(k)?
                 .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
-            registry.restore(open_entry(&key, &k, &sealed)?)?;
+            open_entry(&key, k, &sealed)
+        };
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut items = keys.iter();
+        loop {
+            batch.clear();
+            for item in items.by_ref().take(LOAD_BATCH) {
+                batch.push(item?);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let entries = in_pool(scan_pool.as_deref(), || {
+                batch.par_iter().map(open_one).collect::<Result<Vec<_>>>()
+            })?;
+            for entry in entries {
+                registry.restore(entry)?;
+            }
         }
         for item in notices.iter() {
             let (k, sealed) = item?;
@@ -261,6 +298,7 @@ impl StateMachineStore {
             fsync,
             erased,
             revoked,
+            scan_pool,
         })
     }
 
@@ -469,7 +507,8 @@ impl StateMachineStore {
     /// Replaces the whole state with a snapshot's.
     async fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
         let (image, ledger) = decode_snapshot(data)?;
-        let registry = Registry::from_image(self.model.clone(), self.dim, image)?;
+        let mut registry = Registry::from_image(self.model.clone(), self.dim, image)?;
+        registry.set_scan_pool(self.scan_pool.clone());
         self.meta.insert(INSTALLING, &[1])?;
         self.db.flush_async().await?;
         self.persons.clear()?;
@@ -509,23 +548,35 @@ impl StateMachineStore {
         self.revoked.send_replace(revoked);
         // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
         // empty, so each batch need not be atomic with the meta.
-        for chunk in changes.chunks(4096) {
-            let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
-            {
+        // Sealing is two AEAD operations per person: done on every core, LOAD_BATCH at a time.
+        for chunk in changes.chunks(LOAD_BATCH) {
+            let sealed = {
                 let guard = self.handle.read();
-                for change in chunk {
-                    let Change::Put(id) = *change else { continue };
-                    let Some(entry) = guard.registry.get(id) else {
-                        continue;
+                let registry = &guard.registry;
+                let seal_one = |change: &Change| -> Result<Option<SealedPerson>> {
+                    let Change::Put(id) = *change else {
+                        return Ok(None);
+                    };
+                    let Some(entry) = registry.get(id) else {
+                        return Ok(None);
                     };
                     let k = id.0.to_be_bytes();
                     let key = DataKey::generate();
-                    keys.insert(&k, self.keyring.seal(KEYS, &k, key.as_bytes())?);
+                    let sealed_key = self.keyring.seal(KEYS, &k, key.as_bytes())?;
                     let plain = Zeroizing::new(
                         postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
                     );
-                    persons.insert(&k, key.sealer().seal(PERSONS, &k, &plain)?);
-                }
+                    let sealed = key.sealer().seal(PERSONS, &k, &plain)?;
+                    Ok(Some((k, sealed_key, sealed)))
+                };
+                in_pool(self.scan_pool.as_deref(), || {
+                    chunk.par_iter().map(seal_one).collect::<Result<Vec<_>>>()
+                })?
+            };
+            let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
+            for (k, sealed_key, sealed) in sealed.into_iter().flatten() {
+                keys.insert(&k, sealed_key);
+                persons.insert(&k, sealed);
             }
             self.keys.apply_batch(keys)?;
             self.persons.apply_batch(persons)?;
@@ -636,6 +687,22 @@ fn id_of(key: &[u8]) -> Result<PersonId> {
     <[u8; 8]>::try_from(key)
         .map(|b| PersonId(u64::from_be_bytes(b)))
         .map_err(|_| Error::Store(format!("malformed person key {}", hex::encode(key))))
+}
+
+/// Person records sealed or opened per parallel step when a replica loads in bulk (start-up, snapshot
+/// install): enough to keep every core busy, few enough to stay small in memory.
+const LOAD_BATCH: usize = 4096;
+
+/// One person's sealed data key and sealed record, under the person's key in both trees.
+type SealedPerson = ([u8; 8], Vec<u8>, Vec<u8>);
+
+/// Runs `f` in the scan pool when there is one (rayon's parallel iterators in `f` then use its
+/// pinned threads), else in rayon's global pool.
+fn in_pool<R: Send>(pool: Option<&ScanPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
 }
 
 fn open_data_key(keyring: &Keyring, k: &[u8], sealed: &[u8]) -> Result<DataKey> {

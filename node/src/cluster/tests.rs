@@ -135,6 +135,11 @@ async fn the_ledger_survives_a_restart_and_travels_in_snapshots() {
     assert_eq!(fresh.handle().ledger_view(), view);
     assert_eq!(fresh.handle().audit(0, 100), trail);
     assert_eq!(fresh.handle().digest(), digest);
+    // Opened or installed, the index splits large scans across the node's scan pool.
+    for sm in [&sm, &fresh] {
+        let pool = sm.handle().read().registry.index().scan_pool().cloned();
+        assert!(pool.is_some_and(|p| p.threads() >= 1), "a scan pool");
+    }
 }
 
 #[tokio::test]
