@@ -160,6 +160,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_caught_up = port.pid(4).and_then(rss_mib);
     assert!(port.stop(4), "node 4 stops cleanly");
+    let log_path = port.node_dir(4).join("log");
+    let logged = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
     let t = Instant::now();
     port.start(4);
     client
@@ -167,6 +169,12 @@ async fn main() {
         .await
         .expect("restarted");
     let serving = t.elapsed().as_secs_f64();
+    // Where the start-up time went: node 4's own log lines of this start (timestamps, no personal data).
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let lines: Vec<&str> = log.get(logged..).unwrap_or_default().lines().collect();
+    for line in lines.iter().take(20) {
+        println!("  node 4: {line}");
+    }
     let rss_restarted = port.pid(4).and_then(rss_mib);
     // What the node holds, raw: one 128-byte int8 row (+ scale, sum and person id: 16 bytes) and one
     // ~150-byte record per template (one template per synthetic person).

@@ -596,7 +596,7 @@ fn k_edge_cases() {
     assert_eq!(
         format!("{g:?}"),
         format!(
-            "Gallery {{ model: ModelId {{ name: \"sface\", version: \"2021dec\" }}, dim: 16, kernel: {:?}, len: 10 }}",
+            "Gallery {{ model: ModelId {{ name: \"sface\", version: \"2021dec\" }}, dim: 16, kernel: {:?}, len: 10, pool: None }}",
             g.kernel()
         )
     );

@@ -587,8 +587,9 @@ impl Registry {
         self.entries.insert(id, entry);
     }
 
-    /// Restores one entry read back from storage (node start-up). Refuses an entry whose record
-    /// is inconsistent or whose document is registered to someone else.
+    /// Restores one entry read back from storage (node start-up, snapshot install); an entry for a
+    /// person held already replaces theirs. Refuses an entry whose record is inconsistent or whose
+    /// document is registered to someone else. Constant time for a person not held yet.
     pub fn restore(&mut self, entry: Entry) -> Result<()> {
         entry.person.validate()?;
         let id = entry.person.id;
@@ -602,8 +603,17 @@ impl Registry {
                 other: *other,
             });
         }
+        // Restoring a person held already replaces them. Only then can the index hold their rows:
+        // removing them is a scan of the whole index, so a bulk load that did it for every person
+        // would be quadratic (minutes at 1M persons).
+        if let Some(old) = self.entries.get(&id) {
+            let old_key = (old.person.document.kind, old.person.document.number.clone());
+            if old_key != key {
+                self.documents.remove(&old_key);
+            }
+            self.index.remove_person(id);
+        }
         self.documents.insert(key, id);
-        self.index.remove_person(id);
         self.put(entry);
         self.next_id = self.next_id.max(id.0 + 1);
         Ok(())

@@ -286,6 +286,45 @@ fn image_round_trips_and_replicas_agree() {
 }
 
 #[test]
+fn restoring_a_person_again_replaces_their_templates_and_document() {
+    let mut r = Registry::new(model(), 8).expect("registry");
+    let entry = |number: &str, seeds: &[u32]| Entry {
+        person: macao(number).into_person(PersonId(1)),
+        templates: seeds.iter().map(|&s| template(s)).collect(),
+    };
+    r.restore(entry("A1", &[1, 2])).expect("first");
+    r.restore(entry("B2", &[3]))
+        .expect("again, renewed document");
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r.index().len(),
+        1,
+        "the old templates are gone from the index"
+    );
+    assert_eq!(
+        r.find_document(Category::MacaoResident.document_kind(), "A1"),
+        None
+    );
+    assert_eq!(
+        r.find_document(Category::MacaoResident.document_kind(), "B2"),
+        Some(PersonId(1))
+    );
+    let hits = r
+        .index()
+        .search(&template(3).dequantize(), 2)
+        .expect("search");
+    assert_eq!(
+        hits.iter().map(|h| h.person).collect::<Vec<_>>(),
+        vec![PersonId(1)]
+    );
+    // Another person with the freed document is now fine.
+    let mut other = entry("A1", &[4]);
+    other.person = macao("A1").into_person(PersonId(2));
+    r.restore(other).expect("the old document is free");
+    assert_eq!(r.index().len(), 2);
+}
+
+#[test]
 fn restore_refuses_a_document_held_by_another_person() {
     let mut r = Registry::new(model(), 8).expect("registry");
     let a = Entry {

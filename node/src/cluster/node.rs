@@ -31,6 +31,11 @@ use crate::net::tls::Bundle;
 use crate::net::{Identity, Peer, Revoked, Role};
 use crate::store::keyring::Keyring;
 
+/// sled's page cache. The node reads its database in full only at start (everything it serves
+/// is in memory: the registry, the 1:N index, the ledger) and otherwise writes, so a small cache
+/// costs little, while sled's default (1 GiB) would double a small port's resident memory.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How long a forwarded call may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -124,7 +129,10 @@ impl ClusterNode {
         let db_path = config.data_dir.join("db");
         let is_new = !db_path.exists();
         let keyring = Arc::new(Keyring::load(&key_file, is_new, custody)?);
-        let db = sled::Config::new().path(&db_path).open()?;
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()?;
         let fsync = config.raft.fsync;
         let log = LogStore::open(&db, keyring.clone(), fsync)?;
         let model = ModelId::new(&config.gallery.model, &config.gallery.model_version);
