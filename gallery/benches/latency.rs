@@ -4,8 +4,9 @@
 //! Criterion reports means; a traveller waits for the slow searches too. Per gallery size this runs 20
 //! warm-up searches, then timed ones with different probes, sorts the durations and prints p50, p99 and
 //! the maximum: every kernel on one thread at 1M, then the fastest kernel on a [`ScanPool`] of 1 and of
-//! 2 pinned threads. It also reads a 1 GiB buffer on 1 and 2 threads (best of five) to state the floor
-//! any exact scan of that many bytes has here, and then runs `tests/fixtures/bench_faiss.py` (FAISS
+//! 2 pinned threads. It also fetches every cache line of a 1 GiB buffer on 1 and 2 threads (best of
+//! five) to state the floor any exact scan of that many bytes has here (at 10M; at 1M the rows fit a
+//! large last-level cache), and then runs `tests/fixtures/bench_faiss.py` (FAISS
 //! `IndexFlatIP` and `IndexScalarQuantizer(QT_8bit)`, same sizes, probes and thread counts) from the
 //! fixture venv when it is there.
 //!
@@ -69,27 +70,20 @@ fn report(label: &str, times: &[Duration]) {
     );
 }
 
-/// Bytes per second one pass of `threads` threads reads from a buffer far larger than the caches
-/// (best of five), each thread summing its own contiguous part as 64-bit words.
+/// Bytes per second `threads` threads draw from memory reading a buffer far larger than the caches
+/// (best of five), each its own contiguous part: every 64-byte cache line is fetched once (one word of
+/// each is folded in, so the loop is bound by the line fetches, not by arithmetic; a loop that adds
+/// every word measured 25 % less here).
 fn read_bandwidth(buffer: &[u64], threads: usize) -> f64 {
     let part = buffer.len().div_ceil(threads);
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
-        let sums: Vec<u64> = std::thread::scope(|s| {
+        let folds: Vec<u64> = std::thread::scope(|s| {
             let handles: Vec<_> = buffer
                 .chunks(part)
                 .map(|chunk| {
-                    s.spawn(move || {
-                        // Eight lanes so the adds vectorise and the loop is bound by the loads.
-                        let mut acc = [0u64; 8];
-                        for block in chunk.chunks_exact(8) {
-                            for (a, &x) in acc.iter_mut().zip(block) {
-                                *a = a.wrapping_add(x);
-                            }
-                        }
-                        acc.iter().fold(0u64, |s, &a| s.wrapping_add(a))
-                    })
+                    s.spawn(move || chunk.chunks_exact(8).fold(0u64, |acc, line| acc ^ line[0]))
                 })
                 .collect();
             handles
@@ -97,7 +91,7 @@ fn read_bandwidth(buffer: &[u64], threads: usize) -> f64 {
                 .map(|h| h.join().expect("reader"))
                 .collect()
         });
-        std::hint::black_box(sums);
+        std::hint::black_box(folds);
         best = best.min(start.elapsed().as_secs_f64());
     }
     (buffer.len() * 8) as f64 / best

@@ -154,6 +154,12 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    // Where the catch-up time went: node 4's snapshot milestones (timestamps, no personal data).
+    let log = std::fs::read_to_string(port.node_dir(4).join("log")).unwrap_or_default();
+    for line in log.lines().filter(|l| l.contains("napshot")).take(12) {
+        println!("  node 4: {line}");
+    }
+
     // 4. Restart of the lane node that caught up.
     let templates = s.indexed_templates;
     // Let the snapshot file and the last batches settle before measuring memory.
