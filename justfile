@@ -96,10 +96,12 @@ demo-cli: build
 node *args: build
     cd "{{invocation_directory()}}" && "{{bin}}" {{args}}
 
-# Benchmarks: 1:N search and frame→embedding (beside OpenCV's, in the same run); figures go into
-# BENCHMARKS.md by hand.
-bench: setup
-    cargo bench --locked -p clearway-gallery
+# Benchmarks: 1:N search (beside FAISS) and frame→embedding (beside OpenCV's), each in the same run;
+# figures go into BENCHMARKS.md by hand. `just bench` takes about 15 minutes; `just bench 10m` adds
+# the 10M-template 1:N runs (about 4 minutes and 8 GiB more).
+bench scale="1m": setup
+    @case "{{scale}}" in 1m|10m) ;; *) echo "bench: the scale is 1m or 10m, not {{scale}}" >&2; exit 2 ;; esac
+    CLEARWAY_BENCH_SIZES={{ if scale == "10m" { "1000000,10000000" } else { "1000000" } }} cargo bench --locked -p clearway-gallery
     cargo bench --locked -p clearway-node
     cargo build --release --locked -p clearway-node
     cargo bench --locked -p clearway-tests --bench cluster

@@ -10,7 +10,8 @@
 //! `IndexFlatIP` and `IndexScalarQuantizer(QT_8bit)`, same sizes, probes and thread counts) from the
 //! fixture venv when it is there.
 //!
-//! `cargo bench -p clearway-gallery --bench latency`; `CLEARWAY_BENCH_SIZES=1000000` for 1M only.
+//! `cargo bench -p clearway-gallery --bench latency` runs 1M; `CLEARWAY_BENCH_SIZES=1000000,10000000`
+//! (what `just bench 10m` sets) adds 10M.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ fn read_bandwidth(buffer: &[u64], threads: usize) -> f64 {
 
 fn sizes() -> Vec<usize> {
     std::env::var("CLEARWAY_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000,10000000".into())
+        .unwrap_or_else(|_| "1000000".into())
         .split(',')
         .map(|s| s.trim().parse().expect("CLEARWAY_BENCH_SIZES: numbers"))
         .collect()
