@@ -387,7 +387,7 @@ impl Gallery {
 }
 
 /// Cuts `range` into `parts` contiguous ranges, runs `leaf` on each (in parallel inside a rayon pool) and
-/// merges the results, left into right's order: the left range's result absorbs the right's.
+/// merges the results pairwise, each left range's result absorbing its right neighbour's.
 fn split_into<T: Send>(
     range: Range<usize>,
     parts: usize,
