@@ -225,7 +225,11 @@ async fn a_full_disk_stops_passages_before_the_gates_open() {
         metric(&rig.port.scrape(2), "clearway_outbox_writable"),
         Some(1.0)
     );
+    // Frames of step 3's face still in flight when the disk came back may have admitted the
+    // traveller already (rightly: he stood there); that passage lapses unused. Only a passage
+    // that starts from here counts.
     rig.wait_step("idle", Duration::from_secs(10)).await;
+    rig.lane.skip_events().expect("lane status");
     rig.show(Scene::Photo(photo("face_recognition/obama2.jpg")));
     rig.wait_event("decision", "admitted", Duration::from_secs(30))
         .await;

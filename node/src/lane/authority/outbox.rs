@@ -90,6 +90,27 @@ const ERASED_UPTO: &[u8] = b"erased_upto";
 const SEAL_CHECK_PLAIN: &[u8] = b"clearway outbox seal key check";
 /// Written and removed by [`Outbox::recover`] to prove the disk takes writes again.
 const PROBE: &[u8] = b"probe";
+
+/// How long [`Outbox::recover`] waits for a closed database's file lock to be let go.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database at `path` again after it was closed. sled lets go of its file lock when
+/// its background flusher ends, which can be a moment after the last handle was dropped (seen in CI
+/// as "could not acquire lock … WouldBlock"), so a held lock is retried for a few seconds.
+fn open_when_released(path: &Path) -> Result<sled::Db, OutboxError> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
 const AAD_PREFIX: &[u8] = b"clearway-outbox/v1\0";
 /// The keyring's "tree" (associated-data prefix) for version 2 envelopes.
 const SEAL_TREE_V2: &[u8] = b"clearway-outbox/v2";
@@ -696,7 +717,7 @@ impl Outbox {
         let mut slot = inner.store.write().unwrap_or_else(|e| e.into_inner());
         // Close the failed database first: sled holds a lock on its files while open.
         *slot = None;
-        let db = sled::open(path)?;
+        let db = open_when_released(path)?;
         let store = Store::open(&db)?;
         store.meta.insert(PROBE, &now_ms().to_be_bytes())?;
         db.flush()?;
