@@ -164,13 +164,9 @@ async fn a_full_disk_stops_passages_before_the_gates_open() {
         report.alarms.iter().any(|a| a.kind == "records_unwritable"),
         "the console sees it: {report:?}"
     );
-    // Counted: as an alarm always; as a failed write only when the write was tried (the lane's
-    // watch on the free space may have stopped the passage before it tried one).
+    // Counted as an alarm. (As a failed write only when the write was tried: the lane's watch on
+    // the free space may stop the passage first. The outbox test below counts failed writes.)
     let m = rig.port.scrape(2);
-    assert!(
-        metric(&m, "clearway_outbox_write_failures_total").is_some(),
-        "the failed writes are counted"
-    );
     assert_eq!(metric(&m, "clearway_outbox_writable"), Some(0.0));
     assert_eq!(
         metric(
@@ -286,7 +282,15 @@ fn an_outbox_on_a_full_disk_keeps_what_it_accepted_and_stores_nothing_it_refused
     )
     .expect("keyring");
     let path = disk.0.join("outbox");
-    let metrics = AuthorityMetrics::new(&prometheus::Registry::new()).expect("metrics");
+    let registry = prometheus::Registry::new();
+    let metrics = AuthorityMetrics::new(&registry).expect("metrics");
+    let scrape = || {
+        let mut text = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&registry.gather(), &mut text)
+            .expect("encode");
+        text
+    };
     // No reserve: sled meets the full disk itself.
     let outbox = Outbox::open_path(&path, "lane-2", OutboxKeys::new(Arc::new(ring)), metrics)
         .expect("outbox");
@@ -310,12 +314,19 @@ fn an_outbox_on_a_full_disk_keeps_what_it_accepted_and_stores_nothing_it_refused
     assert!(outbox.push(record(u32::MAX)).is_err());
     assert!(outbox.recover().is_err(), "the disk is still full");
     assert_eq!(outbox.depth(Authority::Macao), accepted.len());
+    // Both refusals are counted as failed writes, and the outbox shows as unwritable.
+    assert_eq!(
+        metric(&scrape(), "clearway_outbox_write_failures_total"),
+        Some(2.0)
+    );
+    assert_eq!(metric(&scrape(), "clearway_outbox_writable"), Some(0.0));
 
     // Room again: reopened from disk, every accepted record is there, in order; the refused
     // one is not (its sequence number is given to the next record).
     std::fs::remove_file(&filler).expect("free the disk");
     outbox.recover().expect("the outbox writes again");
     assert!(outbox.unwritable().is_none());
+    assert_eq!(metric(&scrape(), "clearway_outbox_writable"), Some(1.0));
     assert_eq!(
         outbox.pending_keys(Authority::Macao).expect("keys"),
         accepted
