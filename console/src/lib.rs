@@ -96,9 +96,26 @@ pub mod time;
 pub mod tls;
 
 /// The browser's entry point: hydrates the server-rendered page.
+///
+/// When the page's handlers are attached, `<html>` gets `data-hydrated="true"`: until then an
+/// input's change (a chosen file, say) reaches no handler, so the browser test waits for it.
+/// Set from a zero-delay timer, after the microtasks in which resources serialised into the page
+/// resolve and the suspended parts of the page hydrate.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    leptos::prelude::set_timeout(
+        || {
+            let root = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.document_element());
+            if let Some(root) = root {
+                // Only a marker: a page that could not set it still works.
+                let _ = root.set_attribute("data-hydrated", "true");
+            }
+        },
+        std::time::Duration::ZERO,
+    );
 }

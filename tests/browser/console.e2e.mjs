@@ -39,6 +39,17 @@ async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, ignoreHTTPSErrors: true });
   const page = await ctx.newPage();
   page.setDefaultTimeout(20000);
+  // A page loaded by the test is used once hydrated (`<html data-hydrated>`, set by the app):
+  // before that, a chosen file or a click reaches no handler, and on a loaded machine the wasm
+  // can take seconds to start.
+  for (const nav of ['goto', 'reload']) {
+    const plain = page[nav].bind(page);
+    page[nav] = async (...args) => {
+      const response = await plain(...args);
+      await page.waitForSelector('html[data-hydrated="true"]', { state: 'attached' });
+      return response;
+    };
+  }
   // A script error in a page (a panic in the hydrated app, a broken hydration) fails the test
   // at the end, with the browser console's error lines that explain it.
   page.on('pageerror', (e) => {
@@ -83,6 +94,24 @@ async function notReloaded(page) {
   expect((await page.evaluate(() => window.__clearwayMark)) === 'still-here', 'no full reload');
 }
 
+/**
+ * Keeps a working user's session in use while the scenario waits on their behalf.
+ *
+ * The rig's idle time-out is SESSION_IDLE_S (15 s) so that expiry can be tested within a test;
+ * a real console's is 15 minutes. A page that only listens to its live stream does not keep its
+ * session alive (by design), and on a loaded CI machine a wait for a lane to change mode, or a
+ * checkpoint that walks a traveller through the lane, can pass 15 s. So the scenario's working
+ * users request a page every 3 s, as a person at the console clicking about would; the
+ * session-expiry step uses its own context without this. Returns the function that stops it.
+ */
+function keepActive(page) {
+  const timer = setInterval(() => {
+    page.request.get(`${base}/account`, { failOnStatusCode: false, maxRedirects: 0 }).catch(() => {});
+  }, 3000);
+  return () => clearInterval(timer);
+}
+const stopKeepingActive = [];
+
 /** Waits until the page's SSE-driven state shows `text` in `selector`. */
 async function waitText(page, selector, pattern, timeout = 20000) {
   await page.waitForFunction(
@@ -112,6 +141,7 @@ try {
   step('supervisor: overview and hall');
   const sup = await newPage();
   await login(sup, 'wong', env.PASSWORD_WONG);
+  stopKeepingActive.push(keepActive(sup));
   await sup.waitForSelector(`${t('port-row')}[data-port="${port}"]`);
   await shot(sup, 'ports-overview');
   await sup.goto(`${base}/port/${port}`);
@@ -304,6 +334,7 @@ try {
   step('service desk');
   const desk = await newPage();
   await login(desk, 'lee', env.PASSWORD_LEE);
+  const deskActive = keepActive(desk);
   const deskLane = await desk.goto(`${base}/lane/${port}/${hall}/${laneNo}`);
   await desk.waitForSelector(`${t('lane-title')}, ${t('error')}`);
   expect(deskLane.status() === 403, `the desk may not open a lane's override page: HTTP ${deskLane.status()}`);
@@ -423,10 +454,14 @@ try {
   await waitText(desk, t('guardian-consent'), /WONG, MEI \(Macao resident identity card 5215299\(8\)\)/);
   await shot(desk, 'desk-guardian-consent');
 
+  // Lee's later steps (lock-out, reset, sessions) are about lee's account: nothing else uses it.
+  deskActive();
+
   // 5. The port admin: the audit chain, a new port, its first appliance joining, staged face scan.
   step('port admin');
   const admin = await newPage();
   await login(admin, 'admin', env.PASSWORD_ADMIN);
+  stopKeepingActive.push(keepActive(admin));
   await admin.goto(`${base}/audit/${port}`);
   await admin.waitForSelector(t('audit-chain'));
   const chain = await admin.getAttribute(t('audit-chain'), 'data-status');
@@ -649,6 +684,7 @@ try {
   expect(pageErrors.length === 0, `no script error in any page, got: ${pageErrors.join(' | ')}`);
   step('done');
 } finally {
+  for (const stop of stopKeepingActive) stop();
   await browser.close();
   endCheckpoints();
 }
