@@ -34,9 +34,9 @@ setup:
 build: setup console
     cargo build --release --locked -p clearway-node
 
-# The supervisor console: its browser code (hydrate, wasm32, with Debian's rustc-web as
-# ../shared/wasm-toolchain.md describes) into $CLEARWAY_CONSOLE_SITE/pkg, and its server.
-console: setup
+# The console's browser code (hydrate, wasm32, with Debian's rustc-web as
+# ../shared/wasm-toolchain.md describes) into $CLEARWAY_CONSOLE_SITE/pkg.
+console-site: setup
     RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="{{web_target}}" \
       CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
       /usr/bin/cargo build --locked -p clearway-console --lib --release --target wasm32-unknown-unknown \
@@ -44,6 +44,9 @@ console: setup
     mkdir -p "$CLEARWAY_CONSOLE_SITE/pkg"
     "$CLEARWAY_CACHE/tools/bin/wasm-bindgen" --target web --no-typescript --remove-name-section \
       --out-dir "$CLEARWAY_CONSOLE_SITE/pkg" "{{web_target}}/wasm32-unknown-unknown/release/clearway_console.wasm"
+
+# The supervisor console: its browser code and its server.
+console: console-site
     cargo build --release --locked -p clearway-console
 
 # Run the console, e.g. `just serve-console --config deploy/console/hengqin.toml`.
@@ -51,11 +54,13 @@ serve-console *args: console
     cd "{{invocation_directory()}}" && "{{console_bin}}" serve {{args}}
 
 # Run the whole test suite: unit, fidelity against OpenCV, real-photo CLI tests, the console,
-# and the deploy files.
-test: setup deny console check-deploy
-    cargo build --release --locked -p clearway-node
+# and the deploy files. Every binary, test and bench is built by one cargo run, so with one
+# feature resolution (dev-dependencies included): separate `cargo build -p` runs resolve shared
+# crates' features differently and compiled the node and the console up to three times each
+# (BENCHMARKS.md, "Build"). The tests then run what that build made.
+test: setup deny console-site check-layers check-deploy
+    cargo build --release --locked --workspace --all-targets
     cargo test --release --locked --workspace --lib --bins --tests
-    cargo build --release --locked --workspace --benches
 
 # The advisory database is a git repository on GitHub, which this machine and CI cannot reach, so
 # `just test` leaves advisories out; with that network: `just deny advisories` (README, "Supply chain").
@@ -73,6 +78,20 @@ deny *checks="licenses bans sources": setup
     # Duplicate versions are warnings (deny.toml); their inclusion graphs would fill the CI log:
     # `cargo deny check bans` shows them.
     PATH="$tools/bin:$PATH" cargo deny --locked --manifest-path Cargo.toml check --hide-inclusion-graph {{checks}}
+
+# The console builds without the node (ARCHITECTURE.md, "layers"): no clearway-node, GStreamer,
+# ONNX Runtime or lane device crate among its build dependencies; clearway-wire holds what it needs.
+check-layers:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tree=$(cargo tree --locked -p clearway-console -e normal,build --prefix none)
+    grep -q '^clearway-wire ' <<<"$tree" || { echo "check-layers: the console no longer uses clearway-wire?" >&2; exit 1; }
+    if bad=$(grep -E '^(clearway-node|gstreamer|gstreamer-app|gstreamer-rtsp-server|ort|tokio-modbus|reqwest|image) ' <<<"$tree"); then
+      echo "check-layers: the console's build depends on node-only crates:" >&2
+      sort -u <<<"$bad" >&2
+      exit 1
+    fi
+    echo "check-layers: the console builds without the node ($(sort -u <<<"$tree" | wc -l) crates)"
 
 # Check deploy/: the Prometheus config, alert rules and their unit tests (promtool), the dashboard.
 check-deploy:

@@ -400,7 +400,7 @@ mod tests {
         // are provisioned from; halls, channels, seeds and time zone must agree.
         let c = ConsoleConfig::parse(HENGQIN, Path::new("/etc/cw")).expect("example parses");
         let p = &c.ports[0];
-        let def = clearway_node::provision::PortDefinition::parse(include_str!(
+        let def = clearway_wire::definition::PortDefinition::parse(include_str!(
             "../../deploy/ports/hengqin.toml"
         ))
         .expect("definition parses");

@@ -151,14 +151,14 @@ impl From<sled::Error> for Error {
     }
 }
 
-impl From<clearway_node::error::Error> for Error {
-    fn from(e: clearway_node::error::Error) -> Error {
+impl From<clearway_wire::Error> for Error {
+    fn from(e: clearway_wire::Error) -> Error {
         Error::Node(e.to_string())
     }
 }
 
-impl From<clearway_node::net::NetError> for Error {
-    fn from(e: clearway_node::net::NetError) -> Error {
+impl From<clearway_wire::net::NetError> for Error {
+    fn from(e: clearway_wire::net::NetError) -> Error {
         Error::Node(e.to_string())
     }
 }

@@ -1,7 +1,7 @@
 //! Fuzzing harnesses for the console's parsers of untrusted bytes: its configuration file and
 //! the forms a browser posts. Each takes arbitrary bytes, feeds them to the console's own
 //! parsers as the server does, and checks what must hold; a panic is a bug. The cargo-fuzz
-//! targets `fuzz/fuzz_targets/console_*.rs` call these, and `console/tests/fuzz_corpus.rs`
+//! targets `fuzz/fuzz_targets/console_*.rs` call these, and `tests/tests/console_fuzz_corpus.rs`
 //! replays their committed corpora in CI (the node's harnesses are `clearway_node::fuzzing`).
 
 use std::path::Path;
@@ -42,5 +42,5 @@ pub fn form(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = crate::rollout::parse_halls(&text);
     let _ = crate::rollout::parse_nodes(&text);
-    let _ = clearway_node::provision::PortDefinition::parse(&text);
+    let _ = clearway_wire::definition::PortDefinition::parse(&text);
 }

@@ -19,7 +19,9 @@
 //!   hashed), CSRF tokens, the account lifecycle. Time is passed in. `throttle`: the login
 //!   back-off. `ledger`: the console's own hash-chained audit log.
 //! * `service`: the service layer — every read and action with its role, input and reason
-//!   checks; unit-tested without a browser.
+//!   checks; unit-tested without a browser. `testing`: a console, its ports and viewers in a few
+//!   lines, for those tests and `tests/tests/console_service.rs` (real nodes; the console does not
+//!   depend on the node).
 //! * `port_api`: the only code that talks to port clusters (`ClusterClient` with the console's
 //!   client bundle) and maps cluster types to DTOs; every change is one `Request::V2` batch
 //!   led by its `Op::Audit`.
@@ -38,7 +40,9 @@
 //! * Every change to a port needs a non-empty reason and travels with exactly one audit record
 //!   in the same Raft entry (`Op::Audit` first in the `V2` batch).
 //! * Only `dto` types reach the browser; the hydrate build depends on neither the node, tokio
-//!   nor sled.
+//!   nor sled. The server reaches ports through `clearway-wire` (transport, protocol, client,
+//!   port definitions), never the node crate: the console builds without GStreamer, ONNX Runtime
+//!   or the lane (the node is a dev-dependency, for the service tests' in-process nodes).
 //! * No personal data in logs or metric labels: logs name users, ports, channels and person
 //!   ids, never document numbers, names or reasons' text.
 //!
@@ -88,6 +92,8 @@ pub mod server;
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod snapshot;
+#[cfg(feature = "ssr")]
+pub mod testing;
 #[cfg(feature = "ssr")]
 pub mod throttle;
 #[cfg(feature = "ssr")]

@@ -19,10 +19,10 @@ use clearway_gallery::{
     Category, Command, DocumentKind, GuardianConsent, NewPerson, Outcome, Person, PersonId,
     PersonStatus, Request, TravelDocument,
 };
-use clearway_node::cluster::ClusterClient;
-use clearway_node::cluster::protocol::{LaneStatus, MembershipChange, NodeStatus};
-use clearway_node::net::signing::{AuditVerifier, verify_trail};
-use clearway_node::net::tls::Bundle;
+use clearway_wire::ClusterClient;
+use clearway_wire::net::signing::{AuditVerifier, verify_trail};
+use clearway_wire::net::tls::Bundle;
+use clearway_wire::protocol::{LaneStatus, MembershipChange, NodeStatus};
 use futures::future::join_all;
 use tokio::sync::Mutex;
 use tracing::debug;
@@ -602,7 +602,7 @@ impl PortApi {
 
     async fn timed<T>(
         &self,
-        f: impl std::future::Future<Output = clearway_node::Result<T>>,
+        f: impl std::future::Future<Output = clearway_wire::Result<T>>,
     ) -> std::result::Result<T, String> {
         match tokio::time::timeout(self.timeout, f).await {
             Ok(Ok(v)) => Ok(v),
@@ -761,7 +761,7 @@ impl PortApi {
         let client = self.client(nodes).await?;
         match tokio::time::timeout(self.timeout, client.lane_still(node, camera, audit_seq)).await {
             Ok(Ok(jpeg)) => Ok(jpeg),
-            Ok(Err(clearway_node::Error::Remote { code, message, .. }))
+            Ok(Err(clearway_wire::Error::Remote { code, message, .. }))
                 if code == "still_refused" =>
             {
                 Err(Error::Forbidden(message))

@@ -128,6 +128,27 @@ impl Error {
     }
 }
 
+/// The wire layer's errors become the node's own variants of the same name and code.
+impl From<clearway_wire::Error> for Error {
+    fn from(e: clearway_wire::Error) -> Self {
+        match e {
+            clearway_wire::Error::Config(m) => Error::Config(m),
+            clearway_wire::Error::Net(e) => Error::Net(e),
+            clearway_wire::Error::Cluster(m) => Error::Cluster(m),
+            clearway_wire::Error::Remote {
+                code,
+                message,
+                retry,
+            } => Error::Remote {
+                code,
+                message,
+                retry,
+            },
+            clearway_wire::Error::Gallery(e) => Error::Gallery(e),
+        }
+    }
+}
+
 impl From<ort::Error> for Error {
     fn from(e: ort::Error) -> Self {
         Error::Runtime(e.to_string())

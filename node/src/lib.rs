@@ -4,7 +4,8 @@
 //!   with pure decoding/geometry and ONNX Runtime at the edge.
 //! * [`store`]: the stand-alone local gallery store (sled, encrypted at rest, per-person keys) and
 //!   the node [`keyring`](store::keyring) whose rotation shreds cancelled data.
-//! * [`net`]: QUIC with mutual TLS against the port CA (quinn, rustls, rcgen).
+//! * [`net`]: QUIC with mutual TLS against the port CA (quinn, rustls, rcgen) — the `clearway-wire`
+//!   crate's, re-exported, as are the cluster's protocol, client and Raft types.
 //! * [`cluster`]: the port cluster — the gallery replicated by openraft over `net`.
 //! * [`lane`]: one channel — the seed-000 gate procedure (sans-IO) and its devices and partners:
 //!   cameras (GStreamer), gates (Modbus TCP), readers, the authorities and their outbox.
@@ -14,7 +15,7 @@
 //!   `fuzz/` and the corpus regression test.
 //!
 //! Architecture invariants: only `face::onnx` touches ONNX Runtime; only `store`, the cluster's
-//! `log_store`/`state_machine` and the lane's authority outbox touch sled; only `net` touches
+//! `log_store`/`state_machine` and the lane's authority outbox touch sled; only `net` (in `clearway-wire`) touches
 //! quinn (and rustls, apart from the authorities' HTTPS in `lane::authority`); only
 //! `lane::camera` touches GStreamer; no biometric data (embeddings, templates, fingerprints,
 //! photos) is ever logged.
@@ -27,8 +28,8 @@ pub mod error;
 pub mod face;
 pub mod fuzzing;
 pub mod lane;
-pub mod net;
 pub mod provision;
 pub mod store;
 
+pub use clearway_wire::net;
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@
 #[test]
 fn corpora_and_regressions_replay_without_a_panic() {
     let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    // The console's targets (`console_*`) are replayed by `console/tests/fuzz_corpus.rs`.
+    // The console's targets (`console_*`) are replayed by `tests/tests/console_fuzz_corpus.rs`.
     let summary =
         clearway_node::fuzzing::replay_all(&fuzz, clearway_node::fuzzing::TARGETS, |name| {
             !name.starts_with("console_")

@@ -184,7 +184,7 @@ async fn cluster_replicates_through_crashes_and_erases_cancelled_persons() {
         // Person reads are rate-limited (even an operator's): wait when told to.
         let entry = loop {
             match client.person(5, *id, false).await {
-                Err(clearway_node::error::Error::Remote { code, .. }) if code == "rate_limited" => {
+                Err(clearway_wire::Error::Remote { code, .. }) if code == "rate_limited" => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 other => break other,
@@ -354,7 +354,7 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let entry = loop {
         match client.person(4, hits[0].person, true).await {
             Ok(entry) => break entry.expect("registered"),
-            Err(clearway_node::error::Error::Remote { retry: true, .. })
+            Err(clearway_wire::Error::Remote { retry: true, .. })
                 if std::time::Instant::now() < until =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;

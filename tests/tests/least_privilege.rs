@@ -14,10 +14,10 @@ use clearway_gallery::{
 };
 use clearway_node::cluster::ClusterClient;
 use clearway_node::cluster::protocol::{Call, MembershipChange, Reply};
-use clearway_node::error::Error;
 use clearway_node::net::tls::Bundle;
 use clearway_node::net::{Identity, Role};
 use clearway_tests::port::{LocalPort, PORT, Tuning, enrol, leader, random_embedding};
+use clearway_wire::Error;
 use rand::SeedableRng;
 
 const LONG: Duration = Duration::from_secs(60);

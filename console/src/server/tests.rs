@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tower::ServiceExt;
 
 use super::*;
-use crate::service::tests::{console, port_config};
+use crate::testing::{console, port_config};
 
 struct Http {
     _dir: tempfile::TempDir,

@@ -185,7 +185,7 @@ impl Console {
         let reason = check_reason(reason)?;
         let w = Write {
             metric: "camera_view".into(),
-            action: clearway_node::cluster::node::STILL_ACTION.into(),
+            action: clearway_wire::protocol::STILL_ACTION.into(),
             target: channel.to_string(),
             reason,
             change: Change::AuditOnly,

@@ -113,7 +113,7 @@ impl Console {
                 MAX_DEFINITION_BYTES / 1024
             )));
         }
-        let def = clearway_node::provision::PortDefinition::parse(text)
+        let def = clearway_wire::definition::PortDefinition::parse(text)
             .map_err(|e| Error::Invalid(format!("the port definition: {e}")))?;
         if let Some(h) = def.halls.iter().find(|h| h.name.contains('|')) {
             return Err(Error::Invalid(format!(

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::face::Frame;
 use crate::net::tls::{Bundle, PortCa};
 use crate::net::{Identity, Role};
-use crate::provision::{Account, Credentials, PortDefinition, provision};
+use crate::provision::{Account, Credentials, provision};
 
 /// How long a cluster command keeps retrying (leader elections take a second or two).
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -277,7 +277,7 @@ impl Connect {
             })?;
             nodes.insert(*id, a);
         }
-        ClusterClient::new(&bundle, nodes)
+        Ok(ClusterClient::new(&bundle, nodes)?)
     }
 
     fn first(&self) -> NodeId {
@@ -358,7 +358,7 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             user,
             force,
         } => {
-            let definition = PortDefinition::from_file(def)?;
+            let definition = crate::provision::definition::from_file(def)?;
             let credentials = match (ca, bundle) {
                 (Some(ca), _) => Credentials::Ca(PortCa::load(ca)?),
                 (None, Some(b)) => Credentials::Bundle(Bundle::load(b)?),
@@ -385,7 +385,7 @@ pub fn port(command: &PortCommand) -> Result<Outcome> {
             }
         }
         PortCommand::Targets { def, out } => {
-            let definition = PortDefinition::from_file(def)?;
+            let definition = crate::provision::definition::from_file(def)?;
             let text = definition.targets().map_err(Error::Config)?;
             match out {
                 Some(out) => {

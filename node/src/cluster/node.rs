@@ -21,6 +21,7 @@ use super::metrics::{Live, Metrics};
 use super::network::{Contacts, Network, resolve};
 use super::protocol::{
     Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
+    reply_error,
 };
 use super::state_machine::{GalleryHandle, Resealer, StateMachineStore};
 use super::typ::{Node, NodeId, Raft};
@@ -107,7 +108,7 @@ struct AttachedLane {
 /// How long after its audit record a console may keep fetching a lane's camera stills.
 pub const STILL_VIEWING: Duration = Duration::from_secs(10 * 60);
 /// The audit action that records a supervisor's viewing of a lane's cameras.
-pub const STILL_ACTION: &str = "camera.view";
+pub use clearway_wire::protocol::STILL_ACTION;
 
 impl ClusterNode {
     /// Opens the node's storage, starts Raft and serves the port's calls on `config.listen`.
@@ -272,7 +273,7 @@ impl ClusterNode {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 match self.forward(&f, &Call::Write(request)).await? {
                     Reply::Written { index, outcomes } => Ok((index, outcomes)),
-                    other => Err(reply_error(other)),
+                    other => Err(reply_error(other).into()),
                 }
             }
             Err(e) => Err(raft_error(e)),
@@ -297,7 +298,7 @@ impl ClusterNode {
                 .await?
             {
                 Reply::Written { index, outcomes } => Ok((index, outcomes)),
-                other => Err(reply_error(other)),
+                other => Err(reply_error(other).into()),
             },
             Err(e) => Err(raft_error(e)),
         }
@@ -404,7 +405,7 @@ impl ClusterNode {
             .endpoint
             .call(addr, &Identity::Node(id), &bytes, FORWARD_TIMEOUT)
             .await?;
-        decode(&reply)
+        Ok(decode(&reply)?)
     }
 
     /// This node's view of the cluster.
@@ -929,7 +930,7 @@ impl Handler for ClusterNode {
                 }
                 Err(e) => {
                     warn!(peer = %peer, error = %e, "Malformed call refused.");
-                    error_reply(&e)
+                    error_reply(&e.into())
                 }
             };
             encode(&reply).unwrap_or_else(|e| {
@@ -991,42 +992,6 @@ fn raft_error<E: std::error::Error>(e: RaftError<NodeId, E>) -> Error {
         code: "raft".into(),
         message: e.to_string(),
         retry,
-    }
-}
-
-/// The error a reply carries, or an "unexpected reply" error.
-pub(crate) fn reply_error(reply: Reply) -> Error {
-    match reply {
-        Reply::Error {
-            code,
-            message,
-            retry,
-        } => Error::Remote {
-            code,
-            message,
-            retry,
-        },
-        other => Error::Cluster(format!("unexpected reply {}", reply_name(&other))),
-    }
-}
-
-fn reply_name(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Append(_) => "append",
-        Reply::Vote(_) => "vote",
-        Reply::Snapshot(_) => "snapshot",
-        Reply::Written { .. } => "written",
-        Reply::Person(_) => "person",
-        Reply::Hits(_) => "hits",
-        Reply::Status(_) => "status",
-        Reply::Digest { .. } => "digest",
-        Reply::Done => "done",
-        Reply::Metrics(_) => "metrics",
-        Reply::Lane(_) => "lane",
-        Reply::Still(_) => "still",
-        Reply::Ledger(_) => "ledger",
-        Reply::Audit(_) => "audit",
-        Reply::Error { .. } => "error",
     }
 }
 

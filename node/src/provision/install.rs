@@ -16,7 +16,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::PortDefinition;
+use super::{NodeConfigs, PortDefinition};
 use crate::cluster::typ::NodeId;
 use crate::error::{Error, Result};
 use crate::net::tls::{Bundle, PortCa, write_file};

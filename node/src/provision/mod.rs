@@ -2,13 +2,14 @@
 //! `node.toml`, certificate bundle and data directory (`clearway-node port provision`), and
 //! Prometheus' target file (`clearway-node port targets`).
 //!
-//! `definition.rs` is pure (the definition and everything that follows from it); `install.rs`
-//! writes one node's files with their owners and modes.
+//! The definition itself is `clearway_wire::definition` (the console reads it too);
+//! `definition.rs` adds what only the node knows, each node's config with its lane, and is pure;
+//! `install.rs` writes one node's files with their owners and modes.
 
 pub mod definition;
 pub mod install;
 #[cfg(test)]
 mod tests;
 
-pub use definition::{NodePlan, PortDefinition};
+pub use definition::{NodeConfigs, NodePlan, PortDefinition};
 pub use install::{Account, Credentials, Provisioned, provision};

@@ -14,7 +14,7 @@ fn hengqin_path() -> PathBuf {
 }
 
 fn hengqin() -> PortDefinition {
-    PortDefinition::from_file(&hengqin_path()).expect("the shipped Hengqin definition is valid")
+    definition::from_file(&hengqin_path()).expect("the shipped Hengqin definition is valid")
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -123,7 +123,7 @@ fn the_shipped_target_file_is_the_generated_one() {
 #[test]
 fn bad_definitions_are_refused_with_a_reason() {
     let good = std::fs::read_to_string(hengqin_path()).expect("read");
-    PortDefinition::parse(&good).expect("the original parses");
+    definition::parse(&good).expect("the original parses");
     for (from, to, needle) in [
         ("id = \"hengqin\"", "id = \"Heng Qin\"", "lowercase"),
         (
@@ -202,7 +202,7 @@ fn bad_definitions_are_refused_with_a_reason() {
     ] {
         assert!(good.contains(from), "{from:?} is in the definition");
         let text = good.replacen(from, to, 1);
-        let err = PortDefinition::parse(&text).expect_err(to);
+        let err = definition::parse(&text).expect_err(to);
         assert!(err.contains(needle), "{to:?}: {err}");
     }
     let mut no_voters = good.clone();
@@ -213,7 +213,7 @@ fn bad_definitions_are_refused_with_a_reason() {
     ] {
         no_voters = no_voters.replacen(v, "", 1);
     }
-    let err = PortDefinition::parse(&no_voters).expect_err("no voters");
+    let err = definition::parse(&no_voters).expect_err("no voters");
     assert!(err.contains("[[voter]]"), "{err}");
 }
 
@@ -360,7 +360,7 @@ fn accounts_are_read_from_passwd() {
 
 fn shipped(name: &str) -> PortDefinition {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/ports/{name}.toml"));
-    PortDefinition::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+    definition::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Every port its own rules: Hengqin's joint inspection with seed 000's prerequisites and its
@@ -417,18 +417,18 @@ fn each_shipped_port_carries_its_authorities_policy_and_directions() {
         "authorities = [\"macao\", \"mainland\"]",
         "authorities = [\"mainland\"]",
     );
-    let e = PortDefinition::parse(&one).expect_err("macao given but not inspecting");
+    let e = definition::parse(&one).expect_err("macao given but not inspecting");
     assert!(e.contains("does not inspect"), "{e}");
     let airport = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ports/shanghai-hongqiao.toml"),
     )
     .expect("read");
-    let e = PortDefinition::parse(&airport.replace("[\"mainland\"]", "[\"mainland\", \"macao\"]"))
+    let e = definition::parse(&airport.replace("[\"mainland\"]", "[\"mainland\", \"macao\"]"))
         .expect_err("macao inspects but has no config");
     assert!(e.contains("is required"), "{e}");
-    let e = PortDefinition::parse(&airport.replace("[\"mainland\"]", "[]")).expect_err("none");
+    let e = definition::parse(&airport.replace("[\"mainland\"]", "[]")).expect_err("none");
     assert!(e.contains("[policy]"), "{e}");
-    let e = PortDefinition::parse(&text.replace("\"25-48\"", "\"25-49\"")).expect_err("range");
+    let e = definition::parse(&text.replace("\"25-48\"", "\"25-49\"")).expect_err("range");
     assert!(e.contains("channel_directions"), "{e}");
     for procedure_key in [
         "authorities = [\"macao\"]",
@@ -440,7 +440,7 @@ fn each_shipped_port_carries_its_authorities_policy_and_directions() {
             &format!("[hall.lane]\nprocedure = {{ {procedure_key} }}\n"),
             1,
         );
-        let e = PortDefinition::parse(&bad).expect_err(procedure_key);
+        let e = definition::parse(&bad).expect_err(procedure_key);
         assert!(e.contains("the definition does"), "{procedure_key}: {e}");
     }
 }

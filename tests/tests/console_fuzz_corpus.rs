@@ -2,7 +2,8 @@
 //! the bugs fuzzing found (`fuzz/regressions/<target>/`) through the harnesses of
 //! `clearway_console::fuzzing`: what CI runs instead of a fuzzing campaign (no nightly compiler, no
 //! cargo-fuzz, seconds). A harness panics on a bug, failing the test; so do a target without a
-//! harness or a corpus.
+//! harness or a corpus. Here rather than in the console crate, which does not depend on the node
+//! (whose `fuzzing::replay_all` walks the corpora for both).
 
 #[test]
 fn corpora_and_regressions_replay_without_a_panic() {

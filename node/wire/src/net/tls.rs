@@ -863,7 +863,7 @@ fn open_options(mode: u32) -> fs::OpenOptions {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves
 /// either the old file or the new one, with `mode` from the start.
-pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetError> {
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
     let result = (|| {

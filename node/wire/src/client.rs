@@ -9,16 +9,15 @@ use clearway_gallery::ops::{AuditDraft, AuditRecord, LedgerView, Op};
 use clearway_gallery::{Command, DocumentKind, Hit, Outcome, Person, PersonId, Request};
 use tracing::debug;
 
-use super::node::reply_error;
-use super::protocol::{
-    Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
-    membership_batch, membership_record,
-};
-use super::typ::NodeId;
-use crate::error::{Error, Result};
 use crate::net::Identity;
 use crate::net::rpc::RpcEndpoint;
 use crate::net::tls::Bundle;
+use crate::protocol::{
+    Call, LaneStatus, MAX_AUDIT_RECORDS, MembershipChange, NodeStatus, Reply, decode, encode,
+    membership_batch, membership_record, reply_error,
+};
+use crate::typ::NodeId;
+use crate::{Error, Result};
 
 /// Who a client's audit records name: the actor and role written into each record. An
 /// operator's tool writes as its certificate (`ops`, `operator`); the console as the signed-in

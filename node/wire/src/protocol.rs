@@ -3,7 +3,7 @@
 //!
 //! Raft's own messages (append, vote, snapshot chunks) are accepted only from node certificates,
 //! and only when the Raft sender named inside the message is the node the certificate names: a
-//! node cannot speak for another. What else each role may call is `cluster::authz`'s table.
+//! node cannot speak for another. What else each role may call is the node's `cluster::authz` table.
 
 use std::collections::BTreeMap;
 
@@ -17,11 +17,15 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::typ::{NodeId, TypeConfig};
-use crate::error::{Error, Result};
+use crate::typ::{NodeId, TypeConfig};
+use crate::{Error, Result};
 
 /// The protocol version this node speaks (first byte of every message).
 pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The audit action that records a supervisor's viewing of a lane's cameras (the console writes
+/// it; a node hands out stills only under such a record).
+pub const STILL_ACTION: &str = "camera.view";
 
 /// The audit record's action and target for a membership change: `membership.remove`,
 /// `node-11`.
@@ -409,6 +413,42 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
             "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION})"
         ))),
         None => Err(Error::Cluster("empty message".into())),
+    }
+}
+
+/// The error a reply carries, or an "unexpected reply" error.
+pub fn reply_error(reply: Reply) -> Error {
+    match reply {
+        Reply::Error {
+            code,
+            message,
+            retry,
+        } => Error::Remote {
+            code,
+            message,
+            retry,
+        },
+        other => Error::Cluster(format!("unexpected reply {}", reply_name(&other))),
+    }
+}
+
+fn reply_name(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Append(_) => "append",
+        Reply::Vote(_) => "vote",
+        Reply::Snapshot(_) => "snapshot",
+        Reply::Written { .. } => "written",
+        Reply::Person(_) => "person",
+        Reply::Hits(_) => "hits",
+        Reply::Status(_) => "status",
+        Reply::Digest { .. } => "digest",
+        Reply::Done => "done",
+        Reply::Metrics(_) => "metrics",
+        Reply::Lane(_) => "lane",
+        Reply::Still(_) => "still",
+        Reply::Ledger(_) => "ledger",
+        Reply::Audit(_) => "audit",
+        Reply::Error { .. } => "error",
     }
 }
 

@@ -14,7 +14,7 @@
 //! * after the handshake, both sides read the peer's [`Identity`] from its certificate
 //!   ([`tls::peer_identity`]) and the caller checks it is the one it expected;
 //! * the certificate also names the holder's [`Role`] (a URI subject alternative name,
-//!   `clearway:role/lane/hengqin/passenger/12`): what `cluster::authz` lets it do. A certificate
+//!   `clearway:role/lane/hengqin/passenger/12`): what the node's `cluster::authz` lets it do. A certificate
 //!   without a role (issued before roles existed) is refused with a message that says how to
 //!   re-issue it.
 //!
@@ -164,7 +164,7 @@ pub const ROLE_URI_PREFIX: &str = "clearway:role/";
 pub const MAX_CHANNEL_LEN: usize = 96;
 
 /// What a certificate's holder may do in the port. Read from the certificate and nowhere else;
-/// `cluster::authz` says what each role may call.
+/// The node's `cluster::authz` says what each role may call.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// A voting rack node: Raft traffic, forwarding its clients' calls to the leader.
