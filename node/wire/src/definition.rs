@@ -1,7 +1,8 @@
 //! A port definition: the whole port on one page — its voters, its halls and their channels, and
 //! how each lane node reaches its channel's devices (`deploy/ports/hengqin.toml`). Everything
-//! here is pure: every node's [`NodeConfig`] and Prometheus' target file follow from the
-//! definition alone, so they are the same wherever they are generated.
+//! here is pure: every node's config (`clearway_node::provision::definition`, which adds the
+//! lane's part) and Prometheus' target file follow from the definition alone, so they are the
+//! same wherever they are generated.
 //!
 //! ```toml
 //! id = "hengqin"                 # as the port CA names it
