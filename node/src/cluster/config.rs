@@ -126,24 +126,8 @@ impl NodeConfig {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let r = &self.raft;
-        if r.heartbeat_ms == 0 || r.election_timeout_min_ms <= r.heartbeat_ms {
-            return Err("raft.election_timeout_min_ms must exceed raft.heartbeat_ms (> 0)".into());
-        }
-        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(
-                "raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into(),
-            );
-        }
-        if r.snapshot_every == 0 || r.max_payload_entries == 0 || r.snapshot_chunk_bytes < 1024 {
-            return Err("raft.snapshot_every and raft.max_payload_entries must be > 0, snapshot_chunk_bytes >= 1024".into());
-        }
-        if self.gallery.dim == 0 || self.gallery.dim > clearway_gallery::MAX_DIM {
-            return Err(format!(
-                "gallery.dim must be 1..={}",
-                clearway_gallery::MAX_DIM
-            ));
-        }
+        self.raft.validate()?;
+        self.gallery.validate()?;
         if self.peers.iter().any(|p| p.id == self.node_id) {
             return Err("peers must not list this node itself".into());
         }

@@ -59,6 +59,27 @@ pub struct RaftConfig {
     pub fsync: bool,
 }
 
+impl RaftConfig {
+    /// Checks the timings and sizes make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_ms == 0 || self.election_timeout_min_ms <= self.heartbeat_ms {
+            return Err("raft.election_timeout_min_ms must exceed raft.heartbeat_ms (> 0)".into());
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return Err(
+                "raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into(),
+            );
+        }
+        if self.snapshot_every == 0
+            || self.max_payload_entries == 0
+            || self.snapshot_chunk_bytes < 1024
+        {
+            return Err("raft.snapshot_every and raft.max_payload_entries must be > 0, snapshot_chunk_bytes >= 1024".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for RaftConfig {
     fn default() -> Self {
         RaftConfig {
@@ -85,6 +106,19 @@ pub struct GalleryConfig {
     pub model_version: String,
     /// Embedding dimension. Default 128.
     pub dim: usize,
+}
+
+impl GalleryConfig {
+    /// Checks the embedding dimension is one the gallery can hold.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.dim == 0 || self.dim > clearway_gallery::MAX_DIM {
+            return Err(format!(
+                "gallery.dim must be 1..={}",
+                clearway_gallery::MAX_DIM
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for GalleryConfig {

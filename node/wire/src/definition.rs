@@ -310,6 +310,8 @@ impl PortDefinition {
         self.policy
             .validate()
             .map_err(|e| format!("[policy] {e}"))?;
+        self.raft.validate()?;
+        self.gallery.validate()?;
         let nodes = self.nodes()?;
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
@@ -561,5 +563,35 @@ fn substitute(value: &mut toml::Value, n: u32, addr: IpAddr) {
         toml::Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, n, addr)),
         toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| substitute(v, n, addr)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HENGQIN: &str = include_str!("../../../deploy/ports/hengqin.toml");
+
+    /// What the console checks without the node: the whole definition but the lane sections'
+    /// device settings (those are `clearway_node::provision::definition`'s, tested there).
+    #[test]
+    fn the_definition_is_checked_without_the_lane() {
+        let def = PortDefinition::parse(HENGQIN).expect("the shipped Hengqin definition");
+        assert!(!def.lanes().expect("lanes").is_empty());
+        for (bad, needle) in [
+            (
+                "\n[raft]\nheartbeat_ms = 2000\n",
+                "raft.election_timeout_min_ms must exceed",
+            ),
+            ("\n[raft]\nsnapshot_every = 0\n", "raft.snapshot_every"),
+            ("\n[gallery]\ndim = 0\n", "gallery.dim must be"),
+        ] {
+            let err = PortDefinition::parse(&format!("{HENGQIN}{bad}")).expect_err(bad);
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        let listen = HENGQIN.replacen("[hall.lane]\n", "[hall.lane]\nlisten = \"0.0.0.0:1\"\n", 1);
+        assert_ne!(listen, HENGQIN);
+        let err = PortDefinition::parse(&listen).expect_err("a lane's listen");
+        assert!(err.contains("must not set listen"), "{err}");
     }
 }
