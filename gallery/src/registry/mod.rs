@@ -646,6 +646,12 @@ impl Registry {
         }
     }
 
+    /// Makes room in the 1:N index for about `persons` more persons (one template each), before a
+    /// bulk load.
+    pub fn reserve(&mut self, persons: usize) {
+        self.index.reserve(persons);
+    }
+
     /// Rebuilds a registry from an image (installing a snapshot).
     pub fn from_image(model: ModelId, dim: usize, image: RegistryImage) -> Result<Registry> {
         let mut registry = Registry::new(model, dim)?;

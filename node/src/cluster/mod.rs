@@ -22,6 +22,7 @@ pub mod log_store;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod snapshot;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

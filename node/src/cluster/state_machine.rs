@@ -19,10 +19,13 @@
 //! the applied log id never runs ahead of or behind the data. Cancellation removes the person's
 //! key with their entry; the node then rotates the keyring (see [`crate::store::keyring`]).
 //!
-//! Snapshots are the registry's image and the ledger (`CLWSNAP2` ‖ `postcard`), kept in one file sealed with
-//! the keyring and streamed to other nodes in chunks by openraft over QUIC.
+//! Snapshots are streams of records ([`super::snapshot`]) kept in a file sealed block by block
+//! ([`SealedFile`]), built from the live registry and sent to other nodes in chunks by openraft
+//! over QUIC; a receiving node writes the chunks into a sealed file of its own and installs it
+//! record by record, so neither side holds a whole snapshot in memory. Snapshot files of the
+//! older one-blob formats (`CLWSNAP2` to `CLWSNAP4`) are converted when the node opens.
 
-use std::io::Cursor;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -35,6 +38,7 @@ use clearway_gallery::{
     CancellationNotice, Change, Entry, Hit, ModelId, NoticeId, PersonId, Registry, RegistryImage,
     Request, ScanPool,
 };
+use clearway_wire::snapshot::SnapshotData;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sha2::{Digest, Sha256};
@@ -44,6 +48,8 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use super::Response;
+use super::snapshot::file::{SealedFile, is_sealed_file};
+use super::snapshot::{self as stream, StreamReader};
 use super::typ::{
     Entry as LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership, TypeConfig,
@@ -70,7 +76,8 @@ const SHREDDED: &[u8] = b"shredded";
 /// Set while a received snapshot is being written; found at start-up it means the write was cut
 /// short, and the state machine starts empty (the leader sends the snapshot again).
 const INSTALLING: &[u8] = b"installing";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CLWSNAP4";
+/// The one-blob snapshot format before streaming snapshots: converted at start-up.
+const SNAPSHOT_MAGIC_V4: &[u8; 8] = b"CLWSNAP4";
 /// Snapshots from before the cancellation notices: decoded, with none.
 const SNAPSHOT_MAGIC_V3: &[u8; 8] = b"CLWSNAP3";
 /// Snapshots from before the revocation list: decoded, with an empty list.
@@ -215,6 +222,15 @@ impl StateMachineStore {
             reasons.clear()?;
             notices.clear()?;
             db.flush()?;
+        }
+        convert_legacy_snapshot(&keyring, snapshot_path)?;
+        for leftover in [incoming_path(snapshot_path), building_path(snapshot_path)] {
+            // A transfer or a build cut short by a stop: of no use now.
+            match std::fs::remove_file(&leftover) {
+                Ok(()) => info!(path = %leftover.display(), "Removed an unfinished snapshot file."),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&leftover, e)),
+            }
         }
         let scan_pool = match ScanPool::per_core() {
             Ok(pool) => {
@@ -504,11 +520,34 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Replaces the whole state with a snapshot's.
-    async fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        let (image, ledger) = decode_snapshot(data)?;
-        let mut registry = Registry::from_image(self.model.clone(), self.dim, image)?;
-        registry.set_scan_pool(self.scan_pool.clone());
+    /// Copies a snapshot stream into a sealed file of this node's, ready to install.
+    async fn copy_in(&self, mut data: SnapshotData) -> Result<SealedFile> {
+        use tokio::io::AsyncSeekExt;
+        let path = incoming_path(&self.snapshot_path);
+        let mut file = SealedFile::create(&path, &self.keyring)?;
+        data.seek(SeekFrom::Start(0))
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        tokio::io::copy(&mut data, &mut file)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        file.into_reader()
+    }
+
+    /// Replaces the whole state with a snapshot's, read record by record from `file` (a stream
+    /// this node wrote while receiving it). The stream is checked whole first, so a cut-short or
+    /// altered one leaves the replica as it was.
+    async fn install(&self, meta: &SnapshotMeta, mut file: SealedFile) -> Result<()> {
+        let (sent_meta, header) = stream::verify(&mut file)?;
+        if sent_meta.snapshot_id != meta.snapshot_id || sent_meta.last_log_id != meta.last_log_id {
+            return Err(Error::Store(format!(
+                "the snapshot stream is {} but openraft installs {}",
+                sent_meta.snapshot_id, meta.snapshot_id
+            )));
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(file.path(), e))?;
+        let (_, mut reader) = StreamReader::start(&mut file)?;
         self.meta.insert(INSTALLING, &[1])?;
         self.db.flush_async().await?;
         self.persons.clear()?;
@@ -516,6 +555,55 @@ impl StateMachineStore {
         self.audit.clear()?;
         self.reasons.clear()?;
         self.notices.clear()?;
+        let mut registry = Registry::new(self.model.clone(), self.dim)?;
+        registry.set_scan_pool(self.scan_pool.clone());
+        registry.reserve(usize::try_from(header.persons).unwrap_or(0).min(1 << 26));
+        // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
+        // empty, so each batch need not be atomic with the meta. Each batch is sealed on every
+        // core (two AEAD operations per person), written, then restored into the new registry,
+        // whose 1:N index so grows as the records arrive.
+        let mut left = header.persons;
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        while left > 0 {
+            batch.clear();
+            while left > 0 && batch.len() < LOAD_BATCH {
+                batch.push(reader.frame::<Entry>()?);
+                left -= 1;
+            }
+            let seal_one = |entry: &Entry| -> Result<SealedPerson> {
+                let k = entry.person.id.0.to_be_bytes();
+                let key = DataKey::generate();
+                let sealed_key = self.keyring.seal(KEYS, &k, key.as_bytes())?;
+                let plain = Zeroizing::new(
+                    postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
+                );
+                let sealed = key.sealer().seal(PERSONS, &k, &plain)?;
+                Ok((k, sealed_key, sealed))
+            };
+            let sealed = in_pool(self.scan_pool.as_deref(), || {
+                batch.par_iter().map(seal_one).collect::<Result<Vec<_>>>()
+            })?;
+            let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
+            for (k, sealed_key, sealed) in sealed {
+                keys.insert(&k, sealed_key);
+                persons.insert(&k, sealed);
+            }
+            self.keys.apply_batch(keys)?;
+            self.persons.apply_batch(persons)?;
+            for entry in batch.drain(..) {
+                registry.restore(entry)?;
+            }
+        }
+        let mut notices = sled::Batch::default();
+        for _ in 0..header.notices {
+            let (id, notice): (NoticeId, CancellationNotice) = reader.frame()?;
+            let k = notice_key(id);
+            notices.insert(&k, seal_notice(&self.keyring, &k, &notice)?);
+            registry.restore_notice(id, notice);
+        }
+        self.notices.apply_batch(notices)?;
+        registry.set_next_id(header.next_id);
+        let ledger = stream::read_ledger(reader)?;
         let ledger_changes = LedgerChanges {
             audit: ledger.audit().to_vec(),
             view: true,
@@ -523,10 +611,6 @@ impl StateMachineStore {
             reasons_erased: Vec::new(),
         };
         let revoked = ledger.revoked().clone();
-        let changes: Vec<Change> = registry
-            .entries()
-            .map(|e| Change::Put(e.person.id))
-            .collect();
         let next_id = registry.next_id();
         {
             let mut guard = self.handle.write();
@@ -546,63 +630,19 @@ impl StateMachineStore {
             &ledger_changes,
         )?;
         self.revoked.send_replace(revoked);
-        // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
-        // empty, so each batch need not be atomic with the meta.
-        // Sealing is two AEAD operations per person: done on every core, LOAD_BATCH at a time.
-        for chunk in changes.chunks(LOAD_BATCH) {
-            let sealed = {
-                let guard = self.handle.read();
-                let registry = &guard.registry;
-                let seal_one = |change: &Change| -> Result<Option<SealedPerson>> {
-                    let Change::Put(id) = *change else {
-                        return Ok(None);
-                    };
-                    let Some(entry) = registry.get(id) else {
-                        return Ok(None);
-                    };
-                    let k = id.0.to_be_bytes();
-                    let key = DataKey::generate();
-                    let sealed_key = self.keyring.seal(KEYS, &k, key.as_bytes())?;
-                    let plain = Zeroizing::new(
-                        postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
-                    );
-                    let sealed = key.sealer().seal(PERSONS, &k, &plain)?;
-                    Ok(Some((k, sealed_key, sealed)))
-                };
-                in_pool(self.scan_pool.as_deref(), || {
-                    chunk.par_iter().map(seal_one).collect::<Result<Vec<_>>>()
-                })?
-            };
-            let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
-            for (k, sealed_key, sealed) in sealed.into_iter().flatten() {
-                keys.insert(&k, sealed_key);
-                persons.insert(&k, sealed);
-            }
-            self.keys.apply_batch(keys)?;
-            self.persons.apply_batch(persons)?;
-        }
-        {
-            let guard = self.handle.read();
-            let mut batch = sled::Batch::default();
-            for (id, notice) in guard.registry.notices() {
-                let k = notice_key(*id);
-                batch.insert(&k, seal_notice(&self.keyring, &k, notice)?);
-            }
-            self.notices.apply_batch(batch)?;
-        }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;
-        write_snapshot_file(
-            &self.keyring,
-            &self.snapshot_path,
-            &self.snapshot_lock,
-            meta,
-            data,
-        )
-        .await?;
+        // The received file becomes this node's snapshot (it is sealed under this node's keys).
+        {
+            let _guard = self.snapshot_lock.lock().await;
+            file.sync()?;
+            std::fs::rename(file.path(), &self.snapshot_path)
+                .map_err(|e| Error::io(&self.snapshot_path, e))?;
+        }
         info!(
             applied = ?meta.last_log_id.map(|l| l.index),
             persons = self.handle.read().registry.len(),
+            bytes = file.len(),
             "Snapshot installed."
         );
         // Wake the shredder now, not at the next restart: what this node held before may
@@ -636,8 +676,8 @@ impl Resealer {
         Ok(())
     }
 
-    /// Re-seals person keys, audit reasons, cancellation notices and the snapshot file still
-    /// under an older key.
+    /// Re-seals person keys, audit reasons, cancellation notices and the snapshot file's key
+    /// still under an older key.
     /// Returns how many values were re-sealed.
     pub async fn reseal(&self) -> Result<usize> {
         let mut n = 0;
@@ -663,8 +703,9 @@ impl Resealer {
         }
         self.db.flush_async().await?;
         let _guard = self.snapshot_lock.lock().await;
-        if let Some((meta, data)) = read_snapshot_file(&self.keyring, &self.snapshot_path)? {
-            write_snapshot_file_locked(&self.keyring, &self.snapshot_path, &meta, &data)?;
+        if self.snapshot_path.exists()
+            && SealedFile::reseal_key(&self.snapshot_path, &self.keyring)?
+        {
             n += 1;
         }
         Ok(n)
@@ -750,19 +791,12 @@ fn open_notice(
     Ok((id, notice))
 }
 
-fn encode_snapshot(registry: &Registry, ledger: &Ledger) -> Result<Vec<u8>> {
-    let mut out = SNAPSHOT_MAGIC.to_vec();
-    let body = postcard::to_stdvec(&(registry.image_ref(), ledger))
-        .map_err(|e| Error::Store(e.to_string()))?;
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-/// Decodes snapshot bytes (from disk or from the leader): bad bytes are an error, never a panic.
-/// A snapshot from before the revocation list (`CLWSNAP2`) decodes with an empty list.
-pub fn decode_snapshot(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
+/// Decodes a snapshot of the one-blob formats (`CLWSNAP4` and older): bad bytes are an error,
+/// never a panic. A snapshot from before the revocation list (`CLWSNAP2`) decodes with an empty
+/// list.
+fn decode_legacy(data: &[u8]) -> Result<(RegistryImage, Ledger)> {
     let malformed = |e: postcard::Error| Error::Store(format!("malformed snapshot: {e}"));
-    if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC) {
+    if let Some(body) = data.strip_prefix(SNAPSHOT_MAGIC_V4) {
         return postcard::from_bytes(body).map_err(malformed);
     }
     /// The registry image before the cancellation notices (`CLWSNAP2`, `CLWSNAP3`).
@@ -830,47 +864,49 @@ fn load_ledger(
     Ok(Ledger::from_parts(view, records, revoked))
 }
 
-/// Snapshot file: `u32 BE length ‖ sealed meta ‖ sealed data`, written to a temporary name and
-/// renamed.
-async fn write_snapshot_file(
-    keyring: &Keyring,
-    path: &Path,
-    lock: &tokio::sync::Mutex<()>,
-    meta: &SnapshotMeta,
-    data: &[u8],
-) -> Result<()> {
-    let _guard = lock.lock().await;
-    write_snapshot_file_locked(keyring, path, meta, data)
+/// Where a snapshot being received is written.
+fn incoming_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("incoming")
 }
 
-fn write_snapshot_file_locked(
-    keyring: &Keyring,
-    path: &Path,
-    meta: &SnapshotMeta,
-    data: &[u8],
-) -> Result<()> {
-    use std::io::Write;
-    let meta_bytes = postcard::to_stdvec(meta).map_err(|e| Error::Store(e.to_string()))?;
-    let sealed_meta = keyring.seal(b"snapshot", b"meta", &meta_bytes)?;
-    let sealed_data = keyring.seal(b"snapshot", b"data", data)?;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let len = u32::try_from(sealed_meta.len())
-        .map_err(|_| Error::Store("snapshot meta too large".into()))?;
-    file.write_all(&len.to_be_bytes())
-        .and_then(|_| file.write_all(&sealed_meta))
-        .and_then(|_| file.write_all(&sealed_data))
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+/// Where a snapshot being built is written.
+fn building_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("building")
+}
+
+/// Converts a snapshot file of the one-blob format (`u32 BE length ‖ sealed meta ‖ sealed data`,
+/// data `CLWSNAP4` or older) into a sealed stream file, once, when the node opens. The old file
+/// is read whole: it was written whole.
+fn convert_legacy_snapshot(keyring: &Keyring, path: &Path) -> Result<()> {
+    if !path.exists() || is_sealed_file(path)? {
+        return Ok(());
+    }
+    let Some((meta, data)) = read_legacy_snapshot_file(keyring, path)? else {
+        return Ok(());
+    };
+    let (image, ledger) = decode_legacy(&data)?;
+    drop(data);
+    let building = building_path(path);
+    let file = SealedFile::create(&building, keyring)?;
+    let mut file = stream::write(
+        file,
+        &meta,
+        image.next_id,
+        image.entries.iter(),
+        image.notices.iter().map(|(id, n)| (id, n)),
+        &ledger,
+    )?;
+    file.sync()?;
+    std::fs::rename(&building, path).map_err(|e| Error::io(path, e))?;
+    info!(
+        applied = ?meta.last_log_id.map(|l| l.index),
+        "Converted the snapshot file to the streaming format."
+    );
     Ok(())
 }
 
-fn read_snapshot_file(
+/// Reads a snapshot file of the one-blob format.
+fn read_legacy_snapshot_file(
     keyring: &Keyring,
     path: &Path,
 ) -> Result<Option<(SnapshotMeta, Zeroizing<Vec<u8>>)>> {
@@ -892,11 +928,52 @@ fn read_snapshot_file(
     Ok(Some((meta, data)))
 }
 
+/// Writes a snapshot file of the one-blob format, as nodes did before streaming snapshots (for
+/// the conversion's test).
+#[cfg(test)]
+pub(crate) fn write_legacy_snapshot_file(
+    keyring: &Keyring,
+    path: &Path,
+    meta: &SnapshotMeta,
+    registry: &Registry,
+    ledger: &Ledger,
+) -> Result<()> {
+    let mut data = SNAPSHOT_MAGIC_V4.to_vec();
+    data.extend(
+        postcard::to_stdvec(&(registry.image_ref(), ledger))
+            .map_err(|e| Error::Store(e.to_string()))?,
+    );
+    let meta_bytes = postcard::to_stdvec(meta).map_err(|e| Error::Store(e.to_string()))?;
+    let sealed_meta = keyring.seal(b"snapshot", b"meta", &meta_bytes)?;
+    let sealed_data = keyring.seal(b"snapshot", b"data", &data)?;
+    let mut bytes = (sealed_meta.len() as u32).to_be_bytes().to_vec();
+    bytes.extend(sealed_meta);
+    bytes.extend(sealed_data);
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Opens the snapshot file and reads its meta: the snapshot as openraft sends it.
+fn current_snapshot(keyring: &Keyring, path: &Path) -> Result<Option<Snapshot>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut file = SealedFile::open(path, keyring)?
+        .ok_or_else(|| Error::Store(format!("{}: not a sealed snapshot file", path.display())))?;
+    let (meta, _) = StreamReader::start(&mut file)?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: Box::new(SnapshotData::new(file)),
+    }))
+}
+
 fn storage_err(e: Error) -> StorageError {
     StorageIOError::write_state_machine(&e).into()
 }
 
 /// Builds snapshots from the live registry.
+#[derive(Clone)]
 pub struct SnapshotBuilder {
     handle: GalleryHandle,
     keyring: Arc<Keyring>,
@@ -904,41 +981,80 @@ pub struct SnapshotBuilder {
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
+impl SnapshotBuilder {
+    /// Writes the live state as a stream into a new sealed file (blocking: run off the runtime's
+    /// threads). Writers wait while it runs; readers do not.
+    fn build_blocking(&self) -> Result<(SnapshotMeta, SealedFile)> {
+        let building = building_path(&self.snapshot_path);
+        let file = SealedFile::create(&building, &self.keyring)?;
+        let guard = self.handle.read();
+        let last = guard.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: guard.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}-{:08x}",
+                last.map_or(0, |l| l.leader_id.term),
+                last.map_or(0, |l| l.index),
+                rand::random::<u32>()
+            ),
+        };
+        let registry = &guard.registry;
+        let file = stream::write(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            &meta,
+            registry.next_id(),
+            ExactLen(registry.entries(), registry.len()),
+            ExactLen(registry.notices(), registry.notices().count()),
+            &guard.ledger,
+        )?;
+        drop(guard);
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::io(&building, e.into_error()))?;
+        Ok((meta, file.into_reader()?))
+    }
+}
+
+/// An iterator with the length it is known to have.
+struct ExactLen<I>(I, usize);
+
+impl<I: Iterator> Iterator for ExactLen<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.0.next()?;
+        self.1 = self.1.saturating_sub(1);
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for ExactLen<I> {}
+
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot, StorageError> {
-        let (meta, data) = {
-            let guard = self.handle.read();
-            let data = encode_snapshot(&guard.registry, &guard.ledger).map_err(storage_err)?;
-            let last = guard.last_applied;
-            let meta = SnapshotMeta {
-                last_log_id: last,
-                last_membership: guard.membership.clone(),
-                snapshot_id: format!(
-                    "{}-{}-{:08x}",
-                    last.map_or(0, |l| l.leader_id.term),
-                    last.map_or(0, |l| l.index),
-                    rand::random::<u32>()
-                ),
-            };
-            (meta, data)
-        };
-        write_snapshot_file(
-            &self.keyring,
-            &self.snapshot_path,
-            &self.snapshot_lock,
-            &meta,
-            &data,
-        )
-        .await
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let this = self.clone();
+        let (meta, file) = tokio::task::spawn_blocking(move || this.build_blocking())
+            .await
+            .map_err(|e| Error::Store(format!("snapshot build task: {e}")))
+            .and_then(|r| r)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        {
+            let _guard = self.snapshot_lock.lock().await;
+            std::fs::rename(file.path(), &self.snapshot_path)
+                .map_err(|e| Error::io(&self.snapshot_path, e))
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        }
         info!(
             applied = ?meta.last_log_id.map(|l| l.index),
-            bytes = data.len(),
+            bytes = file.len(),
             "Snapshot built."
         );
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotData::new(file)),
         })
     }
 }
@@ -1047,30 +1163,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> std::result::Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> std::result::Result<Box<SnapshotData>, StorageError> {
+        let file = SealedFile::create(&incoming_path(&self.snapshot_path), &self.keyring)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(SnapshotData::new(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> std::result::Result<(), StorageError> {
-        let data = Zeroizing::new(snapshot.into_inner());
-        self.install(meta, &data)
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+        let fail = |e: Error| StorageIOError::write_snapshot(Some(meta.signature()), &e);
+        let incoming = incoming_path(&self.snapshot_path);
+        let file = match snapshot.downcast::<SealedFile>() {
+            // What this node received (begin_receiving_snapshot's file).
+            Ok(file) if file.path() == incoming => file.into_reader().map_err(fail)?,
+            // Another stream (another node's file, as in tests; openraft's storage suite hands
+            // back what it was given): copied into a sealed file of this node's first.
+            Ok(file) => self.copy_in(SnapshotData::new(file)).await.map_err(fail)?,
+            Err(other) => self.copy_in(other).await.map_err(fail)?,
+        };
+        self.install(meta, file).await.map_err(|e| fail(e).into())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> std::result::Result<Option<Snapshot>, StorageError> {
         let _guard = self.snapshot_lock.lock().await;
-        let read = read_snapshot_file(&self.keyring, &self.snapshot_path)
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(read.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data.to_vec())),
-        }))
+        current_snapshot(&self.keyring, &self.snapshot_path)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
     }
 }

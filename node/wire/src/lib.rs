@@ -17,6 +17,7 @@ pub mod config;
 pub mod definition;
 pub mod net;
 pub mod protocol;
+pub mod snapshot;
 
 pub use client::ClusterClient;
 
@@ -77,8 +78,6 @@ pub struct Response {
 
 /// Raft types and short aliases over them (openraft's recommended layout).
 pub mod typ {
-    use std::io::Cursor;
-
     use crate::Response;
 
     openraft::declare_raft_types!(
@@ -89,6 +88,7 @@ pub mod typ {
             R = Response,
             NodeId = u64,
             Node = openraft::BasicNode,
+            SnapshotData = crate::snapshot::SnapshotData,
     );
 
     /// A node id.
