@@ -131,6 +131,24 @@ async fn main() {
     port.add_node(4);
     port.start(4);
     let client = port.client();
+    // Resident memory of the sender (the leader) and the receiver during the transfer: sampled
+    // every 100 ms until node 4 has caught up.
+    let sender_before = port.pid(leader_id).and_then(rss_mib);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let peaks = {
+        let pids = [port.pid(leader_id), port.pid(4)];
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = [0u64; 2];
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                for (p, pid) in peak.iter_mut().zip(pids) {
+                    *p = (*p).max(pid.and_then(rss_mib).unwrap_or(0));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        })
+    };
     let t = Instant::now();
     client
         .change_membership(
@@ -152,6 +170,13 @@ async fn main() {
         "catch-up: fresh learner applied {} templates (index {last}) in {:.1} s",
         s.indexed_templates,
         t.elapsed().as_secs_f64()
+    );
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let [sender_peak, receiver_peak] = peaks.join().unwrap_or_default();
+    println!(
+        "transfer memory: sender (node {leader_id}) RSS {} MiB before, peak {sender_peak} MiB during; \
+         receiver (node 4) peak {receiver_peak} MiB",
+        sender_before.map_or("?".into(), |m| m.to_string()),
     );
 
     // Where the catch-up time went: node 4's snapshot milestones (timestamps, no personal data).

@@ -547,6 +547,7 @@ impl StateMachineStore {
         }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(file.path(), e))?;
+        let file_len = file.len();
         let (_, mut reader) = StreamReader::start(&mut file)?;
         self.meta.insert(INSTALLING, &[1])?;
         self.db.flush_async().await?;
@@ -557,7 +558,10 @@ impl StateMachineStore {
         self.notices.clear()?;
         let mut registry = Registry::new(self.model.clone(), self.dim)?;
         registry.set_scan_pool(self.scan_pool.clone());
-        registry.reserve(usize::try_from(header.persons).unwrap_or(0).min(1 << 26));
+        // Room for every person the stream holds. Verified, it holds that many frames; a person's
+        // is over 64 bytes, so the file's length bounds what a lying header could reserve.
+        let persons = header.persons.min(file_len / 64);
+        registry.reserve(usize::try_from(persons).unwrap_or(0));
         // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
         // empty, so each batch need not be atomic with the meta. Each batch is sealed on every
         // core (two AEAD operations per person), written, then restored into the new registry,

@@ -247,7 +247,8 @@ pub fn verify<R: Read>(input: R) -> Result<(SnapshotMeta, Header)> {
 pub fn read_ledger<R: Read>(mut r: StreamReader<R>) -> Result<Ledger> {
     let view: LedgerView = r.frame()?;
     let revoked: Revocations = r.frame()?;
-    let mut audit = Vec::with_capacity(r.header().audit.min(1 << 20) as usize);
+    // Grown as records come: the count is the sender's word until the trailer is checked.
+    let mut audit = Vec::with_capacity(r.header().audit.min(1024) as usize);
     for _ in 0..r.header().audit {
         audit.push(r.frame::<AuditRecord>()?);
     }
