@@ -302,21 +302,68 @@ pub struct RegistryImage {
     pub notices: Vec<(NoticeId, CancellationNotice)>,
 }
 
-/// [`RegistryImage`] borrowed from a live registry: serialises to the same bytes without copying
-/// every entry.
+/// [`RegistryImage`] borrowed from a live registry: serialises with `postcard` to the same bytes
+/// without decoding or copying any entry.
 #[derive(Debug, Serialize)]
 pub struct RegistryImageRef<'a> {
     /// The next id to assign.
     pub next_id: u64,
-    /// Every registered person, by id.
-    pub entries: Vec<&'a Entry>,
+    /// Every registered person, by id, as stored (`postcard` bytes of their [`Entry`]).
+    pub entries: Vec<Encoded<'a>>,
     /// The cancellation notices not yet delivered to every authority, by id.
     pub notices: Vec<(&'a NoticeId, &'a CancellationNotice)>,
 }
 
+/// One person's [`Entry`] as the registry keeps it: its `postcard` encoding. A live `Entry` is a
+/// dozen small allocations (strings, the templates and their model names); encoded it is one, and
+/// about half the memory (issue 17 §2). Decoded when read; the 1:N index holds the templates
+/// apart, ready to scan.
+pub struct Encoded<'a>(&'a [u8]);
+
+impl Encoded<'_> {
+    /// The `postcard` bytes of the entry.
+    pub fn bytes(&self) -> &[u8] {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Encoded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encoded({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Encoded<'_> {
+    /// As the entry itself would be in `postcard`: its bytes, unprefixed (a tuple of bytes, each
+    /// of which `postcard` writes as itself).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for b in self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+fn encode(entry: &Entry) -> Box<[u8]> {
+    // Encoding an in-memory entry into a vector cannot fail (no I/O, no unsupported types).
+    postcard::to_stdvec(entry)
+        .unwrap_or_default()
+        .into_boxed_slice()
+}
+
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    // The registry encoded these bytes itself.
+    postcard::from_bytes(bytes).ok()
+}
+
 /// The port's gallery state: registered persons, their templates, and the 1:N index.
 pub struct Registry {
-    entries: BTreeMap<PersonId, Entry>,
+    /// Each person's entry, encoded ([`Encoded`]).
+    entries: BTreeMap<PersonId, Box<[u8]>>,
+    /// Templates held, all models (the sum over the entries).
+    templates: usize,
     documents: HashMap<(DocumentKind, String), PersonId>,
     next_id: u64,
     index: Gallery,
@@ -330,6 +377,7 @@ impl Registry {
     pub fn new(model: ModelId, dim: usize) -> Result<Registry> {
         Ok(Registry {
             entries: BTreeMap::new(),
+            templates: 0,
             documents: HashMap::new(),
             next_id: 1,
             index: Gallery::new(model, dim)?,
@@ -353,14 +401,24 @@ impl Registry {
         self.next_id
     }
 
-    /// One person's entry.
-    pub fn get(&self, id: PersonId) -> Option<&Entry> {
-        self.entries.get(&id)
+    /// One person's entry (decoded: a copy).
+    pub fn get(&self, id: PersonId) -> Option<Entry> {
+        self.entries.get(&id).and_then(|b| decode(b))
     }
 
-    /// Every entry, by id.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+    /// One person's entry as stored: the `postcard` bytes of their [`Entry`].
+    pub fn encoded(&self, id: PersonId) -> Option<&[u8]> {
+        self.entries.get(&id).map(|b| &b[..])
+    }
+
+    /// Every entry, by id (decoded one at a time).
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.entries.values().filter_map(|b| decode(b))
+    }
+
+    /// Every entry as stored, by id: the `postcard` bytes of each [`Entry`].
+    pub fn encoded_entries(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.entries.values().map(|b| &b[..])
     }
 
     /// The person registered with this travel document, if any.
@@ -402,7 +460,7 @@ impl Registry {
 
     /// Number of templates held, all models.
     pub fn template_count(&self) -> usize {
-        self.entries.values().map(|e| e.templates.len()).sum()
+        self.templates
     }
 
     /// Applies one command; records in `changes` what the storage layer must persist.
@@ -468,7 +526,7 @@ impl Registry {
                     Ok(())
                 })
             }
-            Command::Cancel { person } => match self.entries.remove(&person) {
+            Command::Cancel { person } => match self.take(person) {
                 Some(entry) => {
                     self.documents.remove(&(
                         entry.person.document.kind,
@@ -497,7 +555,7 @@ impl Registry {
                 document,
                 endorsement,
             } => {
-                let Some(entry) = self.entries.get(&person) else {
+                let Some(entry) = self.get(person) else {
                     return unknown_person(person);
                 };
                 let old = (
@@ -556,10 +614,9 @@ impl Registry {
         changes: &mut Vec<Change>,
         f: impl FnOnce(&mut Entry) -> std::result::Result<(), Outcome>,
     ) -> Outcome {
-        let Some(entry) = self.entries.get(&id) else {
+        let Some(mut entry) = self.get(id) else {
             return unknown_person(id);
         };
-        let mut entry = entry.clone();
         if let Err(o) = f(&mut entry) {
             return o;
         }
@@ -584,7 +641,17 @@ impl Registry {
                 }
             }
         }
-        self.entries.insert(id, entry);
+        self.templates += entry.templates.len();
+        if let Some(old) = self.entries.insert(id, encode(&entry)) {
+            self.templates -= decode(&old).map_or(0, |e| e.templates.len());
+        }
+    }
+
+    /// Removes a person's entry (their index rows stay: the caller removes them).
+    fn take(&mut self, id: PersonId) -> Option<Entry> {
+        let entry = decode(&self.entries.remove(&id)?)?;
+        self.templates -= entry.templates.len();
+        Some(entry)
     }
 
     /// Restores one entry read back from storage (node start-up, snapshot install); an entry for a
@@ -606,7 +673,7 @@ impl Registry {
         // Restoring a person held already replaces them. Only then can the index hold their rows:
         // removing them is a scan of the whole index, so a bulk load that did it for every person
         // would be quadratic (minutes at 1M persons).
-        if let Some(old) = self.entries.get(&id) {
+        if let Some(old) = self.get(id) {
             let old_key = (old.person.document.kind, old.person.document.number.clone());
             if old_key != key {
                 self.documents.remove(&old_key);
@@ -628,7 +695,7 @@ impl Registry {
     pub fn image(&self) -> RegistryImage {
         RegistryImage {
             next_id: self.next_id,
-            entries: self.entries.values().cloned().collect(),
+            entries: self.entries().collect(),
             notices: self
                 .notices
                 .iter()
@@ -641,7 +708,7 @@ impl Registry {
     pub fn image_ref(&self) -> RegistryImageRef<'_> {
         RegistryImageRef {
             next_id: self.next_id,
-            entries: self.entries.values().collect(),
+            entries: self.entries.values().map(|b| Encoded(b)).collect(),
             notices: self.notices.iter().collect(),
         }
     }

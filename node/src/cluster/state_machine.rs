@@ -118,7 +118,7 @@ impl GalleryHandle {
 
     /// A person's entry.
     pub fn entry(&self, id: PersonId) -> Option<Entry> {
-        self.read().registry.get(id).cloned()
+        self.read().registry.get(id)
     }
 
     /// SHA-256 over the registry's image and the ledger: equal on two replicas exactly when
@@ -373,7 +373,7 @@ impl StateMachineStore {
                 match *change {
                     Change::Put(id) => {
                         let k = id.0.to_be_bytes();
-                        let Some(entry) = guard.registry.get(id) else {
+                        let Some(plain) = guard.registry.encoded(id) else {
                             // Put then erased within the same batch: the erase follows.
                             continue;
                         };
@@ -385,10 +385,8 @@ impl StateMachineStore {
                                 (key, Some(sealed))
                             }
                         };
-                        let plain = Zeroizing::new(
-                            postcard::to_stdvec(entry).map_err(|e| Error::Store(e.to_string()))?,
-                        );
-                        let sealed = key.sealer().seal(PERSONS, &k, &plain)?;
+                        // The registry keeps each entry encoded: sealed as it is.
+                        let sealed = key.sealer().seal(PERSONS, &k, plain)?;
                         puts.push((k, Some((new_key, sealed))));
                     }
                     Change::Erase(id) => puts.push((id.0.to_be_bytes(), None)),
@@ -890,13 +888,18 @@ fn convert_legacy_snapshot(keyring: &Keyring, path: &Path) -> Result<()> {
     };
     let (image, ledger) = decode_legacy(&data)?;
     drop(data);
+    let entries = image
+        .entries
+        .iter()
+        .map(|e| postcard::to_stdvec(e).map_err(|e| Error::Store(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
     let building = building_path(path);
     let file = SealedFile::create(&building, keyring)?;
     let mut file = stream::write(
         file,
         &meta,
         image.next_id,
-        image.entries.iter(),
+        entries.iter(),
         image.notices.iter().map(|(id, n)| (id, n)),
         &ledger,
     )?;
@@ -1008,7 +1011,7 @@ impl SnapshotBuilder {
             std::io::BufWriter::with_capacity(1 << 20, file),
             &meta,
             registry.next_id(),
-            ExactLen(registry.entries(), registry.len()),
+            registry.encoded_entries(),
             ExactLen(registry.notices(), registry.notices().count()),
             &guard.ledger,
         )?;

@@ -493,7 +493,7 @@ async fn an_install_cut_short_restarts_the_replica_empty() {
     let (meta, entries, ledger) = {
         let handle = sm.handle();
         let guard = handle.read();
-        let mut entries: Vec<_> = guard.registry.entries().cloned().collect();
+        let mut entries: Vec<_> = guard.registry.entries().collect();
         let mut twin = entries[0].clone();
         twin.person.id = clearway_gallery::PersonId(99);
         entries.push(twin);
@@ -508,7 +508,9 @@ async fn an_install_cut_short_restarts_the_replica_empty() {
         Vec::new(),
         &meta,
         100,
-        entries.iter(),
+        entries
+            .iter()
+            .map(|e| postcard::to_stdvec(e).expect("encode")),
         std::iter::empty::<(
             clearway_gallery::NoticeId,
             clearway_gallery::CancellationNotice,

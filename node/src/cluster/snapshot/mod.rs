@@ -6,7 +6,7 @@
 //!
 //! 1. the [`SnapshotMeta`] (the last log id and membership it covers, and its id);
 //! 2. a [`Header`]: the next person id and how many of each of the following there are;
-//! 3. one [`Entry`] per person, by id;
+//! 3. one [`Entry`](clearway_gallery::Entry) per person, by id;
 //! 4. one `(NoticeId, CancellationNotice)` per undelivered cancellation notice;
 //! 5. the ledger's [`LedgerView`], its [`Revocations`], then one [`AuditRecord`] per record;
 //! 6. a trailer: SHA-256 over every byte before it.
@@ -21,7 +21,7 @@ pub mod file;
 use std::io::{Read, Write};
 
 use clearway_gallery::ops::{AuditRecord, Ledger, LedgerView, Revocations};
-use clearway_gallery::{CancellationNotice, Entry, NoticeId};
+use clearway_gallery::{CancellationNotice, NoticeId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -73,19 +73,24 @@ impl<W: Write> StreamWriter<W> {
         self.out.write_all(bytes).map_err(stream_io)
     }
 
+    /// Writes one record given as its `postcard` bytes.
+    pub fn encoded_frame(&mut self, bytes: &[u8]) -> Result<()> {
+        let len = u32::try_from(bytes.len())
+            .ok()
+            .filter(|&l| l as usize <= MAX_FRAME)
+            .ok_or_else(|| Error::Store("a snapshot record too large".into()))?;
+        self.raw(&len.to_le_bytes())?;
+        self.raw(bytes)
+    }
+
     /// Writes one record.
     pub fn frame<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.buf.clear();
         let buf = std::mem::take(&mut self.buf);
         let buf = postcard::to_extend(value, buf).map_err(|e| Error::Store(e.to_string()))?;
-        let len = u32::try_from(buf.len())
-            .ok()
-            .filter(|&l| l as usize <= MAX_FRAME)
-            .ok_or_else(|| Error::Store("a snapshot record too large".into()))?;
-        self.raw(&len.to_le_bytes())?;
-        self.raw(&buf)?;
+        let written = self.encoded_frame(&buf);
         self.buf = buf;
-        Ok(())
+        written
     }
 
     /// Writes the trailer and hands back the output.
@@ -190,12 +195,13 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
-/// Writes a whole snapshot stream: `entries`, `notices` and the ledger, as the header counts them.
+/// Writes a whole snapshot stream: `entries` (each person's [`Entry`] as `postcard` bytes, as the
+/// registry keeps them), `notices` and the ledger, as the header counts them.
 pub fn write<W: Write>(
     out: W,
     meta: &SnapshotMeta,
     next_id: u64,
-    entries: impl ExactSizeIterator<Item = impl std::borrow::Borrow<Entry>>,
+    entries: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
     notices: impl ExactSizeIterator<
         Item = (
             impl std::borrow::Borrow<NoticeId>,
@@ -212,7 +218,7 @@ pub fn write<W: Write>(
     };
     let mut w = StreamWriter::start(out, meta, &header)?;
     for entry in entries {
-        w.frame(entry.borrow())?;
+        w.encoded_frame(entry.as_ref())?;
     }
     for (id, notice) in notices {
         w.frame(&(id.borrow(), notice.borrow()))?;
