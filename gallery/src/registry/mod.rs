@@ -12,10 +12,11 @@
 //! The registry also owns the 1:N [`Gallery`] index of the active persons' templates for its model;
 //! lanes search it through the node's read handle.
 
+mod documents;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -364,7 +365,8 @@ pub struct Registry {
     entries: BTreeMap<PersonId, Box<[u8]>>,
     /// Templates held, all models (the sum over the entries).
     templates: usize,
-    documents: HashMap<(DocumentKind, String), PersonId>,
+    /// Who holds which travel document ([`documents::Documents`]).
+    documents: documents::Documents,
     next_id: u64,
     index: Gallery,
     notices: BTreeMap<NoticeId, CancellationNotice>,
@@ -378,7 +380,7 @@ impl Registry {
         Ok(Registry {
             entries: BTreeMap::new(),
             templates: 0,
-            documents: HashMap::new(),
+            documents: documents::Documents::new(),
             next_id: 1,
             index: Gallery::new(model, dim)?,
             notices: BTreeMap::new(),
@@ -423,7 +425,11 @@ impl Registry {
 
     /// The person registered with this travel document, if any.
     pub fn find_document(&self, kind: DocumentKind, number: &str) -> Option<PersonId> {
-        self.documents.get(&(kind, number.to_string())).copied()
+        self.documents.find(kind, number, |id| {
+            self.get(id).is_some_and(|e| {
+                e.person.document.kind == kind && e.person.document.number == number
+            })
+        })
     }
 
     /// The cancellation notices not yet delivered to every authority of the port, oldest first.
@@ -468,8 +474,8 @@ impl Registry {
     pub fn apply(&mut self, command: Command, changes: &mut Vec<Change>) -> Outcome {
         match command {
             Command::Enrol { person, templates } => {
-                let key = (person.document.kind, person.document.number.clone());
-                if let Some(&existing) = self.documents.get(&key) {
+                let (kind, number) = (person.document.kind, person.document.number.clone());
+                if let Some(existing) = self.find_document(kind, &number) {
                     return Outcome::AlreadyEnrolled(existing);
                 }
                 // A minor approved at a service location is enrolled before any face is
@@ -485,7 +491,7 @@ impl Registry {
                     return Outcome::from_error(&e);
                 }
                 self.next_id += 1;
-                self.documents.insert(key, id);
+                self.documents.insert(kind, &number, id);
                 self.put(Entry { person, templates });
                 changes.push(Change::Put(id));
                 Outcome::Enrolled(id)
@@ -528,10 +534,11 @@ impl Registry {
             }
             Command::Cancel { person } => match self.take(person) {
                 Some(entry) => {
-                    self.documents.remove(&(
+                    self.documents.remove(
                         entry.person.document.kind,
-                        entry.person.document.number.clone(),
-                    ));
+                        &entry.person.document.number,
+                        person,
+                    );
                     // Zeroises the index rows; the entry's own buffers are dropped here.
                     self.index.remove_person(person);
                     changes.push(Change::Erase(person));
@@ -569,7 +576,7 @@ impl Registry {
                         format!("{person} clears with a {}, not a {}", old.0, new.0),
                     );
                 }
-                if let Some(&other) = self.documents.get(&new).filter(|&&o| o != person) {
+                if let Some(other) = self.find_document(new.0, &new.1).filter(|&o| o != person) {
                     return Outcome::refused(
                         "document_in_use",
                         format!("the document is registered to {other}"),
@@ -581,8 +588,8 @@ impl Registry {
                     Ok(())
                 });
                 if matches!(outcome, Outcome::Updated(_)) && new != old {
-                    self.documents.remove(&old);
-                    self.documents.insert(new, person);
+                    self.documents.remove(old.0, &old.1, person);
+                    self.documents.insert(new.0, &new.1, person);
                 }
                 outcome
             }
@@ -664,11 +671,8 @@ impl Registry {
             entry.person.document.kind,
             entry.person.document.number.clone(),
         );
-        if let Some(other) = self.documents.get(&key).filter(|&&o| o != id) {
-            return Err(Error::DuplicateDocument {
-                person: id,
-                other: *other,
-            });
+        if let Some(other) = self.find_document(key.0, &key.1).filter(|&o| o != id) {
+            return Err(Error::DuplicateDocument { person: id, other });
         }
         // Restoring a person held already replaces them. Only then can the index hold their rows:
         // removing them is a scan of the whole index, so a bulk load that did it for every person
@@ -676,11 +680,11 @@ impl Registry {
         if let Some(old) = self.get(id) {
             let old_key = (old.person.document.kind, old.person.document.number.clone());
             if old_key != key {
-                self.documents.remove(&old_key);
+                self.documents.remove(old_key.0, &old_key.1, id);
             }
             self.index.remove_person(id);
         }
-        self.documents.insert(key, id);
+        self.documents.insert(key.0, &key.1, id);
         self.put(entry);
         self.next_id = self.next_id.max(id.0 + 1);
         Ok(())
