@@ -224,7 +224,12 @@ impl StateMachineStore {
             db.flush()?;
         }
         convert_legacy_snapshot(&keyring, snapshot_path)?;
-        for leftover in [incoming_path(snapshot_path), building_path(snapshot_path)] {
+        for leftover in [
+            incoming_path(snapshot_path),
+            building_path(snapshot_path),
+            // What the one-blob format's writer left when a stop cut it short.
+            snapshot_path.with_extension("tmp"),
+        ] {
             // A transfer or a build cut short by a stop: of no use now.
             match std::fs::remove_file(&leftover) {
                 Ok(()) => info!(path = %leftover.display(), "Removed an unfinished snapshot file."),

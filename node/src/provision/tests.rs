@@ -430,6 +430,15 @@ fn each_shipped_port_carries_its_authorities_policy_and_directions() {
     assert!(e.contains("[policy]"), "{e}");
     let e = definition::parse(&text.replace("\"25-48\"", "\"25-49\"")).expect_err("range");
     assert!(e.contains("channel_directions"), "{e}");
+    // A planned hall's lane section is checked too, though the hall has no nodes yet.
+    let planned_camera = "rtsp://10.13.{n}.21:554/stream1\", width = 1280";
+    assert!(text.contains(planned_camera));
+    let e = definition::parse(&text.replace(
+        planned_camera,
+        "rtsp://10.13.{n}.21:554/stream1\", width = 0",
+    ))
+    .expect_err("a planned hall's camera of no width");
+    assert!(e.contains("departure"), "{e}");
     for procedure_key in [
         "authorities = [\"macao\"]",
         "direction = \"x\"",
