@@ -539,7 +539,7 @@ impl Registry {
                         &entry.person.document.number,
                         person,
                     );
-                    // Zeroises the index rows; the entry's own buffers are dropped here.
+                    // Zeroises the index rows (the stored entry was zeroed by `take`).
                     self.index.remove_person(person);
                     changes.push(Change::Erase(person));
                     let (index, cancelled_at) = self.batch;
@@ -649,14 +649,20 @@ impl Registry {
             }
         }
         self.templates += entry.templates.len();
-        if let Some(old) = self.entries.insert(id, encode(&entry)) {
+        if let Some(mut old) = self.entries.insert(id, encode(&entry)) {
             self.templates -= decode(&old).map_or(0, |e| e.templates.len());
+            // The replaced bytes held templates and a record: zeroed before they are freed.
+            zeroize::Zeroize::zeroize(&mut old[..]);
         }
     }
 
-    /// Removes a person's entry (their index rows stay: the caller removes them).
+    /// Removes a person's entry (their index rows stay: the caller removes them). The stored
+    /// bytes are zeroed before they are freed.
     fn take(&mut self, id: PersonId) -> Option<Entry> {
-        let entry = decode(&self.entries.remove(&id)?)?;
+        let mut bytes = self.entries.remove(&id)?;
+        let entry = decode(&bytes);
+        zeroize::Zeroize::zeroize(&mut bytes[..]);
+        let entry = entry?;
         self.templates -= entry.templates.len();
         Some(entry)
     }
