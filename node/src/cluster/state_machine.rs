@@ -995,7 +995,8 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     /// Writes the live state as a stream into a new sealed file (blocking: run off the runtime's
-    /// threads). Writers wait while it runs; readers do not.
+    /// threads). It holds the replica's read lock throughout: applies wait, and so can searches
+    /// that arrive while an apply waits (std's lock prefers writers).
     fn build_blocking(&self) -> Result<(SnapshotMeta, SealedFile)> {
         let building = building_path(&self.snapshot_path);
         let file = SealedFile::create(&building, &self.keyring)?;
