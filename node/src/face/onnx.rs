@@ -82,7 +82,7 @@ impl OrtRuntime {
     }
 
     /// Opens a model from verified bytes on the configured execution provider.
-    fn session(&self, model: &Path, bytes: &[u8]) -> Result<(Session, Device)> {
+    pub(crate) fn session(&self, model: &Path, bytes: &[u8]) -> Result<(Session, Device)> {
         let build = |cuda: bool| -> Result<Session> {
             let mut builder = Session::builder(&self.env)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
