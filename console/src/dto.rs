@@ -528,7 +528,7 @@ pub fn code_id(prefix: &str, code: &str) -> String {
 }
 
 /// Kinds of alarm the console shows.
-pub const ALARM_CODES: [&str; 16] = [
+pub const ALARM_CODES: [&str; 17] = [
     "camera_down",
     "tailgating",
     "multiple_faces",
@@ -539,6 +539,7 @@ pub const ALARM_CODES: [&str; 16] = [
     "gate1_locked",
     "foreign_fence",
     "records_unwritable",
+    "presentation_attack",
     "held",
     "lane_offline",
     "replication_lag",
@@ -566,14 +567,18 @@ pub const MODE_CODES: [&str; 5] = [
     "not_deployed",
 ];
 
+/// Presentation-attack detection modes a lane reports ([`LaneView::pad`]).
+pub const PAD_CODES: [&str; 3] = ["enforce", "observe", "off"];
+
 /// The states a lane reports for a gate.
 pub const GATE_STATES: [&str; 5] = ["closed", "moving", "open", "locked", "fault"];
 
 /// Every message id the pages build from a code (for the translations' completeness test).
 pub fn message_ids_from_codes() -> Vec<String> {
     let owned = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-    let groups: [(&str, Vec<String>); 9] = [
+    let groups: [(&str, Vec<String>); 10] = [
         ("alarm", owned(&ALARM_CODES)),
+        ("lane-pad", owned(&PAD_CODES)),
         ("step", owned(&STEP_CODES)),
         ("mode", owned(&MODE_CODES)),
         (
@@ -739,6 +744,10 @@ pub struct LaneView {
     /// Which way the channel clears travellers (`Macao → Hengqin`; empty: not said).
     #[serde(default)]
     pub direction: String,
+    /// Presentation-attack detection: `enforce`, `observe` (verdicts counted, nothing refused:
+    /// the demo's photo scenes) or `off`.
+    #[serde(default)]
+    pub pad: String,
 }
 
 /// Whether a channel runs.
@@ -1372,6 +1381,7 @@ mod tests {
             clearances_last_hour: 0,
             staleness_ms: 10,
             direction: String::new(),
+            pad: "enforce".into(),
             fence: (1, 2),
         };
         let channel = |state, lane| ChannelView {

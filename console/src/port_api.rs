@@ -407,6 +407,7 @@ pub fn lane_poll(node: u64, l: &LaneStatus, offset_minutes: i32) -> LanePoll {
             staleness_ms: l.staleness_ms,
             fence: l.fence,
             direction: l.direction.clone(),
+            pad: l.pad.clone(),
         },
         alarms: l
             .alarms

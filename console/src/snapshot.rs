@@ -476,6 +476,7 @@ mod tests {
 
     fn lane(clearances: u64) -> LaneView {
         LaneView {
+            pad: "enforce".into(),
             node: 4,
             step: "idle".into(),
             mode: LaneMode::FaceAndCard,

@@ -138,6 +138,7 @@ mod tests {
 
     fn lane(clearances: u64, decision: Option<(&str, f64)>) -> LaneView {
         LaneView {
+            pad: "enforce".into(),
             node: 1,
             step: "idle".into(),
             mode: LaneMode::FaceAndCard,

@@ -359,8 +359,16 @@ pub fn lane_config_for(
             )
         })
     };
+    // The simulated cameras show photos: presentation attacks by construction. Lanes built here
+    // only observe PAD unless `procedure` brings its own `[lane.procedure.pad]` (tests/tests/pad.rs
+    // walks the enforcing mode).
+    let pad = if procedure.contains("[lane.procedure.pad]") {
+        ""
+    } else {
+        "\n[lane.procedure.pad]\nmode = \"observe\"\n"
+    };
     format!(
-        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n{document_tls}\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n{fingerprint_tls}\n{macao}{mainland}",
+        "[lane]\nlisten = \"{api}\"\n\n[lane.procedure]\nchannel = \"{channel}\"\n{procedure}{pad}\n[lane.camera_gate1]\nname = \"gate1\"\nsource = \"{cam1}\"\n\n[lane.camera_gate2]\nname = \"gate2\"\nsource = \"{cam2}\"\n\n[lane.gates]\naddress = \"{gates}\"\n{gate_tls}\n[lane.document_reader]\naddress = \"{docs}\"\ncsca_certs = \"{csca}\"\n{document_tls}\n[lane.fingerprint_reader]\naddress = \"{fingers}\"\n{fingerprint_tls}\n{macao}{mainland}",
         cam1 = devices.cam1.url(),
         cam2 = devices.cam2.url(),
         gates = devices.gates.addr(),
@@ -809,7 +817,7 @@ pub async fn rig_plain_modbus(dir: &Path) -> Rig {
     let devices = LaneDevices::start(CameraSpec::default())
         .await
         .expect("lane devices");
-    rig_on(dir, devices, "", &Authority::ALL, "").await
+    rig_on(dir, devices, "", &Authority::ALL, "", "").await
 }
 
 /// [`rig_for`] with extra `[lane]` lines (`outbox_dir = "…"`).
@@ -817,7 +825,15 @@ pub async fn rig_with(dir: &Path, policy: &str, inspecting: &[Authority], lane: 
     let devices = LaneDevices::start_secure(CameraSpec::default(), &dir.join("gate-pki"))
         .await
         .expect("lane devices");
-    rig_on(dir, devices, policy, inspecting, lane).await
+    rig_on(dir, devices, policy, inspecting, lane, "").await
+}
+
+/// [`rig_for`] with the lane node's face pipeline configured by `face` (TOML of `--face-config`).
+pub async fn rig_with_face(dir: &Path, policy: &str, face: &str) -> Rig {
+    let devices = LaneDevices::start_secure(CameraSpec::default(), &dir.join("gate-pki"))
+        .await
+        .expect("lane devices");
+    rig_on(dir, devices, policy, &Authority::ALL, "", face).await
 }
 
 async fn rig_on(
@@ -826,6 +842,7 @@ async fn rig_on(
     policy: &str,
     inspecting: &[Authority],
     lane: &str,
+    face: &str,
 ) -> Rig {
     let authorities = Authorities::start(&dir.join("authority-pki"), None)
         .await
@@ -846,6 +863,9 @@ async fn rig_on(
         .replacen("[lane]\n", &format!("[lane]\n{lane}"), 1),
     )
     .expect("lane config");
+    if !face.is_empty() {
+        port.set_face(2, face).expect("face config");
+    }
     port.bootstrap(&[1], &[2]).await;
 
     let pipeline = FacePipeline::load(&ort_library(), &assets(), FaceConfig::default())

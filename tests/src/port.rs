@@ -345,6 +345,13 @@ impl LocalPort {
         std::fs::write(&file, config).with_context(|| format!("cannot write {}", file.display()))
     }
 
+    /// Writes node `id`'s face pipeline configuration (`[face]`'s TOML, e.g. `[pad]\nthreshold =
+    /// 1.0`); it takes effect at the node's next start.
+    pub fn set_face(&self, id: u64, toml: &str) -> anyhow::Result<()> {
+        let file = self.node_dir(id).join("face.toml");
+        std::fs::write(&file, toml).with_context(|| format!("cannot write {}", file.display()))
+    }
+
     /// Scrapes a node's `/metrics` over HTTP.
     pub fn scrape(&self, id: u64) -> String {
         use std::io::{Read, Write};
@@ -385,7 +392,13 @@ impl LocalPort {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let child = Command::new(&self.node_bin)
+        let mut command = Command::new(&self.node_bin);
+        // A node's own face pipeline configuration, when the test wrote one (`set_face`).
+        let face = dir.join("face.toml");
+        if face.is_file() {
+            command.arg("--face-config").arg(&face);
+        }
+        let child = command
             .args(["run", "--config"])
             .arg(dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,quinn=warn")

@@ -47,6 +47,7 @@ fn lane_status(f: &LaneFixture) -> LaneStatus {
         clearances_last_hour: 0,
         staleness_ms: 5,
         direction: "Macao → Hengqin".into(),
+        pad: "observe".into(),
     }
 }
 
@@ -187,12 +188,14 @@ async fn every_action_against_a_three_node_port() {
         "pending"
     );
     fixture.acked.store(order.index, Ordering::SeqCst);
-    wait_until("the lane's acknowledgement", async || {
+    let lane = wait_until("the lane's acknowledgement", async || {
         let s = c.snapshot(&sup, "hengqin").ok()?;
         let l = s.channel("hengqin/passenger/1")?.lane.clone()?;
-        (l.acked_order >= order.index).then_some(())
+        (l.acked_order >= order.index).then_some(l)
     })
     .await;
+    // The lane's PAD mode reaches the console as the lane reports it (the lane page shows it).
+    assert_eq!(lane.pad, "observe");
 
     // An alarm acknowledgement, replicated.
     let alarm = snap

@@ -127,6 +127,16 @@ async fn a_lane_walks_the_seed_000_procedure_with_real_parts() {
     let metrics = rig.port.scrape(2);
     let latency = metric(&metrics, "clearway_lane_frame_to_gate1_seconds_count");
     assert_eq!(latency, Some(1.0), "one face admission timed");
+    // The camera shows a photo, so this lane only observes PAD (tests/src/lane.rs): it says
+    // so, and the verdicts it would have acted on are counted, not acted on.
+    assert_eq!(rig.status()["view"]["pad"], "observe");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("clearway_lane_pad_verdicts_total{")
+                && l.contains("mode=\"observe\"")),
+        "observed PAD verdicts counted"
+    );
 
     // 2. An unregistered Hong Kong resident is told to use card scan. Registered with the
     //    Mainland's automated clearance service only, he is not offered the declaration (the

@@ -144,6 +144,12 @@ fn Lane(detail: LaneDetail, live: LivePort, viewer: Viewer) -> impl IntoView {
                                         </td>
                                     </tr>
                                     <tr>
+                                        <th>{tr(lang, "lane-pad")}</th>
+                                        <td data-test="pad-mode" data-pad=l.pad.clone()>
+                                            {if l.pad.is_empty() { String::new() } else { tr(lang, &code_id("lane-pad", &l.pad)) }}
+                                        </td>
+                                    </tr>
+                                    <tr>
                                         <th>{tr(lang, "lane-occupancy")}</th>
                                         <td data-test="occupancy">{l.occupancy}</td>
                                     </tr>

@@ -19,9 +19,15 @@ pub struct LaneMetrics {
     pub quality_rejections: IntCounterVec,
     /// Frames the vision stage could not analyse.
     pub vision_errors: IntCounter,
+    /// PAD verdicts on faces, by gate (`1`, `2`), verdict (`bona_fide`, `attack`) and mode
+    /// (`enforce`, `observe`). Counts only: never an image or a score of a person.
+    pub pad_verdicts: IntCounterVec,
+    /// Landmark tracks judged by the planarity signal, by gate and result (`flat`, `depth`,
+    /// `inconclusive`).
+    pub pad_planarity: IntCounterVec,
     /// Decisions by outcome and reason code.
     pub decisions: IntCounterVec,
-    /// Time spent per stage (`detect`, `embed`, `search`, `decide`, `frame_to_gate1`).
+    /// Time spent per stage (`detect`, `pad`, `embed`, `search`, `decide`, `frame_to_gate1`).
     pub stage_seconds: HistogramVec,
     /// Alarms raised, by kind.
     pub alarms: IntCounterVec,
@@ -75,6 +81,26 @@ impl LaneMetrics {
                 IntCounter::new(
                     "clearway_lane_vision_errors_total",
                     "Frames the vision stage could not analyse.",
+                )?,
+            )?,
+            pad_verdicts: reg(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "clearway_lane_pad_verdicts_total",
+                        "Presentation-attack detection verdicts on faces, per frame.",
+                    ),
+                    &["gate", "verdict", "mode"],
+                )?,
+            )?,
+            pad_planarity: reg(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "clearway_lane_pad_planarity_total",
+                        "Landmark tracks judged by the planarity signal, per frame.",
+                    ),
+                    &["gate", "result"],
                 )?,
             )?,
             decisions: reg(

@@ -44,7 +44,7 @@ use super::procedure::{
     Holder, Input, LaneView, Output, Procedure, ProcedureConfig, RegistrationRequest, Screen,
     registration_commands,
 };
-use super::procedure::{Fence, LaneMode, OverrideAction};
+use super::procedure::{Fence, LaneMode, OverrideAction, PadMode};
 use super::refresh::Refresher;
 use super::vision::{Capture, FrameSource, Seen, Vision, Wants};
 use crate::cluster::ClusterNode;
@@ -266,6 +266,14 @@ impl ConsoleState {
             self.alarms.remove("held");
         }
         // `order_refused` and `order_expired` stay until a later order is carried out.
+        // A presentation attack is an event, not a state: it shows for five minutes.
+        if self
+            .alarms
+            .get("presentation_attack")
+            .is_some_and(|since| now - *since > chrono::TimeDelta::minutes(5))
+        {
+            self.alarms.remove("presentation_attack");
+        }
     }
 
     /// An order was carried out.
@@ -317,7 +325,23 @@ pub async fn start_from_config(
     use super::authority::AuthorityMetrics;
     use super::camera::{Camera, CameraMetrics};
     config.validate()?;
-    let pipeline = tokio::task::block_in_place(|| FacePipeline::load(ort_library, assets, face))?;
+    let pad_mode = config.procedure.pad.mode;
+    let (pipeline, pad) = tokio::task::block_in_place(|| -> Result<_> {
+        let pad = match pad_mode {
+            PadMode::Off => None,
+            mode => {
+                let runtime = crate::face::OrtRuntime::load(ort_library, face.runtime.clone())?;
+                let model = crate::face::pad::OnnxLiveness::new(&runtime, assets, &face.pad)?;
+                Some(super::vision::PadStage::new(
+                    Box::new(model),
+                    face.pad.planarity.clone(),
+                    mode,
+                ))
+            }
+        };
+        Ok((FacePipeline::load(ort_library, assets, face)?, pad))
+    })?;
+    info!(mode = pad_mode.as_str(), "Presentation-attack detection.");
     let registry = node.registry().clone();
     let camera_metrics =
         CameraMetrics::new(&registry).map_err(|e| Error::Config(format!("camera metrics: {e}")))?;
@@ -370,6 +394,7 @@ pub async fn start_from_config(
         procedure: config.procedure.clone(),
         listen: config.listen,
         pipeline,
+        pad,
         gate1: gate1.frames(),
         gate2: gate2.frames(),
         zone_min_eye_px: config.zone_min_eye_px,
@@ -462,6 +487,8 @@ pub struct LaneParts<S1, S2> {
     pub listen: SocketAddr,
     /// The face pipeline.
     pub pipeline: FacePipeline,
+    /// Presentation-attack detection (`None` when `procedure.pad.mode` is off).
+    pub pad: Option<super::vision::PadStage>,
     /// Gate-1 camera frames.
     pub gate1: S1,
     /// Gate-2 camera frames.
@@ -512,6 +539,7 @@ impl Lane {
         let threshold = parts.procedure.verify_threshold;
         let vision = Vision {
             pipeline: parts.pipeline,
+            pad: parts.pad,
             gate1: parts.gate1,
             gate2: parts.gate2,
             gallery: node.gallery().clone(),
@@ -1504,6 +1532,7 @@ fn report(
         clearances_last_hour: console.recent_clearances.len() as u64,
         staleness_ms: node.staleness_ms().unwrap_or(u64::MAX),
         direction: view.direction.clone(),
+        pad: view.pad.as_str().to_string(),
     }
 }
 

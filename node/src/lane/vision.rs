@@ -16,10 +16,12 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::metrics::LaneMetrics;
-use super::procedure::{FaceCheck, FaceScan, Gate2Face, Input};
+use super::procedure::{FaceCheck, FaceScan, Gate2Face, Input, PadMode, PadVerdict};
 use super::stills::{self, Stills};
 use crate::cluster::GalleryHandle;
-use crate::face::{Embedding, FacePipeline, FrameRef};
+use crate::face::pad::LivenessModel;
+use crate::face::planarity::{LandmarkTrack, Planarity, PlanarityConfig};
+use crate::face::{Embedding, Face, FacePipeline, FrameRef};
 
 /// A captured frame the vision stage can read.
 pub trait VisionFrame {
@@ -85,10 +87,41 @@ pub struct Seen {
     pub arrived: Instant,
 }
 
+/// Presentation-attack detection in the vision stage: the model, the planarity signal and one
+/// landmark track per camera.
+pub struct PadStage {
+    /// The PAD model.
+    pub model: Box<dyn LivenessModel + Send>,
+    /// The planarity signal's settings.
+    pub planarity: PlanarityConfig,
+    /// Enforce or observe (a metrics label here; the procedure decides).
+    pub mode: PadMode,
+    /// The single face's landmarks over its latest frames, gate 1 and gate 2.
+    pub tracks: [LandmarkTrack; 2],
+}
+
+impl PadStage {
+    /// A stage around `model`.
+    pub fn new(
+        model: Box<dyn LivenessModel + Send>,
+        planarity: PlanarityConfig,
+        mode: PadMode,
+    ) -> PadStage {
+        PadStage {
+            model,
+            planarity,
+            mode,
+            tracks: Default::default(),
+        }
+    }
+}
+
 /// Everything the vision thread needs.
 pub struct Vision<S1, S2> {
     /// The face pipeline.
     pub pipeline: FacePipeline,
+    /// Presentation-attack detection (`None`: PAD off).
+    pub pad: Option<PadStage>,
     /// Gate-1 camera.
     pub gate1: S1,
     /// Gate-2 camera.
@@ -188,6 +221,10 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
             .filter(|o| o.measures.eye_distance_px >= self.zone_min_eye_px)
             .collect();
         self.metrics.faces_detected.inc_by(in_zone.len() as u64);
+        if in_zone.len() != 1 {
+            self.forget_track(0);
+        }
+        let mut pad = None;
         let face = match in_zone.as_slice() {
             [] => None,
             [one] => match one.rejected {
@@ -199,6 +236,9 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
                     Some(FaceCheck::Rejected(issue.label()))
                 }
                 None => {
+                    if wants.gate1 {
+                        pad = self.pad_verdict(0, pixels, &one.face);
+                    }
                     let t = Instant::now();
                     let embedding = self.pipeline.embed(pixels, &one.face)?;
                     self.metrics.stage("embed", t.elapsed());
@@ -235,6 +275,7 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
         Ok(Some(Input::Gate1(FaceScan {
             faces_in_zone: in_zone.len(),
             face,
+            pad,
         })))
     }
 
@@ -246,16 +287,73 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
             .filter(|o| o.measures.eye_distance_px >= self.zone_min_eye_px)
             .collect();
         let [one] = in_zone.as_slice() else {
+            self.forget_track(1);
             return Ok(Input::Gate2(Gate2Face::NoFace));
         };
         if one.rejected.is_some() {
             return Ok(Input::Gate2(Gate2Face::NoFace));
         }
-        let embedding = self.pipeline.embed(pixels, &one.face)?;
+        let face = one.face;
+        let pad = self.pad_verdict(1, pixels, &face);
+        let embedding = self.pipeline.embed(pixels, &face)?;
         let score = person
             .and_then(|id| self.gallery.entry(id))
             .and_then(|entry| best_score(&embedding, &entry.templates));
-        Ok(Input::Gate2(Gate2Face::Face { score }))
+        Ok(Input::Gate2(Gate2Face::Face { score, pad }))
+    }
+
+    fn forget_track(&mut self, camera: usize) {
+        if let Some(pad) = self.pad.as_mut() {
+            pad.tracks[camera].clear();
+        }
+    }
+
+    /// One frame's PAD verdict on `face` at `camera` (0: gate 1, 1: gate 2): attack when the
+    /// model says so or the face's landmark track is flat. `None` when PAD is off, or the
+    /// model failed on the frame (counted as a vision error; the procedure treats it as not
+    /// bona fide).
+    fn pad_verdict(
+        &mut self,
+        camera: usize,
+        frame: FrameRef<'_>,
+        face: &Face,
+    ) -> Option<PadVerdict> {
+        let pad = self.pad.as_mut()?;
+        let gate = if camera == 0 { "1" } else { "2" };
+        let t = Instant::now();
+        let score = match pad.model.score(frame, face) {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.vision_errors.inc();
+                warn!(gate, error = %e, "PAD could not judge a face.");
+                return None;
+            }
+        };
+        self.metrics.stage("pad", t.elapsed());
+        let track = &mut pad.tracks[camera];
+        track.push(face.landmarks, pad.planarity.frames);
+        let planarity = track.verdict(&pad.planarity);
+        self.metrics
+            .pad_planarity
+            .with_label_values(&[
+                gate,
+                match planarity {
+                    Planarity::Flat => "flat",
+                    Planarity::Depth => "depth",
+                    Planarity::Inconclusive => "inconclusive",
+                },
+            ])
+            .inc();
+        let verdict = if score.is_bona_fide && planarity != Planarity::Flat {
+            PadVerdict::BonaFide
+        } else {
+            PadVerdict::Attack
+        };
+        self.metrics
+            .pad_verdicts
+            .with_label_values(&[gate, verdict.as_str(), pad.mode.as_str()])
+            .inc();
+        Some(verdict)
     }
 }
 

@@ -275,6 +275,8 @@ pub struct LaneStatus {
     pub staleness_ms: u64,
     /// Which way the channel clears travellers (`Macao → Hengqin`; empty: not said).
     pub direction: String,
+    /// Presentation-attack detection: `enforce`, `observe` or `off`.
+    pub pad: String,
 }
 
 /// A decision at gate 1.
@@ -295,7 +297,7 @@ pub struct LastDecision {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct LaneAlarm {
     /// `camera_down`, `tailgating`, `multiple_faces`, `authority_not_answering`, `replica_stale`,
-    /// `gate_fault`, `held`, `order_refused` (the lane or its gate controller did not carry out a
+    /// `gate_fault`, `presentation_attack`, `held`, `order_refused` (the lane or its gate controller did not carry out a
     /// supervisor's order) or `order_expired` (an order reached the lane too late).
     pub kind: String,
     /// Since when.

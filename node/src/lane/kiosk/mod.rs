@@ -147,6 +147,8 @@ pub fn screen_text(code: &str, face_scan: bool) -> Option<ScreenText> {
         "lane_closed" | "gate1_locked" => text(Msg::new("channel-closed"), None, Tone::Stop),
         "card_only" => text(Msg::new("card-only"), None, Tone::Info),
         "one_at_a_time" => text(Msg::new("one-at-a-time"), None, Tone::Info),
+        // PAD has not seen enough bona fide frames: neutral words, never "attack".
+        "look_at_camera" => text(Msg::new("look-at-camera"), None, Tone::Info),
         "face_quality" => text(Msg::new("face-prompt"), None, Tone::Info),
         "not_recognised" => text(Msg::new("not-recognised"), None, Tone::Info),
         // A card outside its validity: from the card path or the eligibility rules alike.

@@ -56,6 +56,7 @@ fn every_code() -> Vec<String> {
         "gate1_locked",
         "card_only",
         "one_at_a_time",
+        "look_at_camera",
         "face_quality",
         "not_recognised",
         "minor_needs_guardian",

@@ -46,6 +46,7 @@
 //!   ([`Input::GateFailed`]) ends the passage safely (turned away outside gate 1, held for an
 //!   officer inside) with a `gate_failed` alarm.
 
+mod pad;
 mod registration;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ use clearway_gallery::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use pad::*;
 pub use registration::*;
 pub use vocab::*;
 
@@ -142,6 +144,9 @@ pub struct ProcedureConfig {
     /// definition fills it in, e.g. `Macao → Hengqin`). Seed 000: registration is made
     /// travelling in either direction. Default empty (not said).
     pub direction: String,
+    /// Presentation-attack detection: enforce (default), observe or off, and the multi-frame
+    /// decision (`[lane.procedure.pad]`).
+    pub pad: PadPolicy,
 }
 
 impl Default for ProcedureConfig {
@@ -167,6 +172,7 @@ impl Default for ProcedureConfig {
             prerequisites: true,
             destination: EndorsementFor::Macao,
             direction: String::new(),
+            pad: PadPolicy::default(),
         }
     }
 }
@@ -174,6 +180,7 @@ impl Default for ProcedureConfig {
 impl ProcedureConfig {
     /// Checks ranges; a clear message for the first bad field.
     pub fn validate(&self) -> Result<(), String> {
+        self.pad.validate()?;
         if self.channel.trim().is_empty() {
             return Err("lane channel name is empty".into());
         }
@@ -257,6 +264,8 @@ pub struct FaceScan {
     pub faces_in_zone: usize,
     /// The one face's verdict, when exactly one face is in the zone.
     pub face: Option<FaceCheck>,
+    /// The PAD verdict on that face, when it passed the quality gate and PAD runs.
+    pub pad: Option<PadVerdict>,
 }
 
 /// The verdict on the single face in the gate-1 capture zone.
@@ -285,6 +294,8 @@ pub enum Gate2Face {
     Face {
         /// Best cosine similarity, if there was anything to compare with.
         score: Option<f32>,
+        /// The PAD verdict on the face, when PAD runs.
+        pad: Option<PadVerdict>,
     },
 }
 
@@ -448,6 +459,9 @@ pub enum AlarmKind {
     /// The lane's outbox cannot store the records that make a passage lawful (a full or
     /// failing disk): nobody passes, by face or card, until it can.
     RecordsUnwritable,
+    /// PAD judged the face at gate 1 a presentation attack (a photo, a screen, a mask)
+    /// `alarm_after` frames in a row. The traveller was only asked to look at the camera.
+    PresentationAttack,
 }
 
 impl AlarmKind {
@@ -463,6 +477,7 @@ impl AlarmKind {
             AlarmKind::ReplicaStale => "replica_stale",
             AlarmKind::ForeignFence => "foreign_fence",
             AlarmKind::RecordsUnwritable => "records_unwritable",
+            AlarmKind::PresentationAttack => "presentation_attack",
         }
     }
 }
@@ -717,6 +732,9 @@ pub struct LaneView {
     /// The outbox cannot store the records of a passage (no passage starts).
     #[serde(default)]
     pub records_unwritable: bool,
+    /// Whether presentation-attack detection enforces, observes or is off.
+    #[serde(default)]
+    pub pad: PadMode,
 }
 
 /// The gate procedure of one channel. See the module documentation.
@@ -740,6 +758,8 @@ pub struct Procedure {
     commanded: [Option<(GateAction, DateTime<Utc>)>; 3],
     occupancy: u32,
     multi_face_run: u32,
+    /// The latest PAD verdicts on the face in the gate-1 capture zone.
+    pad_window: PadWindow,
     passages: u64,
     /// The message each screen (gate 1, gate 2) shows, so a repeated one is not sent again.
     shown: [Option<(&'static str, String)>; 2],
@@ -788,6 +808,7 @@ impl Procedure {
             commanded: [None; 3],
             occupancy: 0,
             multi_face_run: 0,
+            pad_window: PadWindow::default(),
             passages: 0,
             shown: [None, None],
             writing: None,
@@ -816,6 +837,7 @@ impl Procedure {
             foreign_fence: self.foreign_fence.is_some(),
             direction: self.config.direction.clone(),
             records_unwritable: self.records_down,
+            pad: self.config.pad.mode,
         }
     }
 
@@ -965,6 +987,22 @@ impl Procedure {
             return;
         }
         self.multi_face_run = 0;
+        if scan.faces_in_zone == 0 {
+            // The face left the zone: the next one starts a new window.
+            self.pad_window.reset();
+        }
+        if let Some(verdict) = scan.pad
+            && self.config.pad.mode == PadMode::Enforce
+            && self.pad_window.push(verdict, &self.config.pad) == PadEvent::Alarm
+        {
+            self.alarm(
+                AlarmKind::PresentationAttack,
+                format!(
+                    "{} presentation-attack verdicts in a row at gate 1",
+                    self.config.pad.alarm_after
+                ),
+            );
+        }
         let Some(face) = scan.face else { return };
         if self.foreign_fence.is_some() {
             if let FaceCheck::Identified { .. } = face
@@ -996,7 +1034,14 @@ impl Procedure {
             FaceCheck::Identified { person, .. } => {
                 let today = self.travel_day(now);
                 match eligibility_under(&person, today, &self.policy) {
+                    Ok(()) if self.config.pad.mode == PadMode::Enforce
+                        && !self.pad_window.satisfied(&self.config.pad) =>
+                    {
+                        // Not yet enough bona fide frames (or an attack): ask, never accuse.
+                        self.screen(GateId::One, "look_at_camera", "Please look at the camera.");
+                    }
                     Ok(()) => {
+                        self.pad_window.reset();
                         let traveller = Traveller {
                             method: ClearanceMethod::Face,
                             document: DocumentKey {
@@ -1419,9 +1464,13 @@ impl Procedure {
         if face_score.is_some() {
             return;
         }
+        let enforce = self.config.pad.mode == PadMode::Enforce;
         match face {
             Gate2Face::NoFace => {}
-            Gate2Face::Face { score } => match (traveller.person, score) {
+            // In enforce mode a face PAD did not judge bona fide is not used: gate 2 waits for
+            // a live one until its biometrics deadline, which refers the traveller.
+            Gate2Face::Face { pad, .. } if enforce && pad != Some(PadVerdict::BonaFide) => {}
+            Gate2Face::Face { score, .. } => match (traveller.person, score) {
                 (Some(_), Some(s)) if s >= threshold => *face_score = Some(s),
                 (Some(_), _) => {
                     self.refer(

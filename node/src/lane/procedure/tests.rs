@@ -194,6 +194,7 @@ fn ack(
 
 fn identified(person: Person) -> Input {
     Input::Gate1(FaceScan {
+        pad: None,
         faces_in_zone: 1,
         face: Some(FaceCheck::Identified {
             person: Box::new(person),
@@ -315,6 +316,12 @@ fn procedure_with(gate_confirm_timeout: Duration) -> Procedure {
     let mut p = Procedure::new(ProcedureConfig {
         channel: "hq/ph/1".into(),
         gate_confirm_timeout,
+        // These tables are about the procedure, not PAD: its verdicts are only observed here
+        // (`presentation_attack_detection` walks the enforcing mode).
+        pad: PadPolicy {
+            mode: PadMode::Observe,
+            ..PadPolicy::default()
+        },
         ..ProcedureConfig::default()
     });
     p.handle(t(0), fresh());
@@ -368,7 +375,13 @@ fn walks_through_the_channel() {
             steps: vec![
                 (100, identified(macao_adult())),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.66),
+                        pad: None,
+                    }),
+                ),
                 (1500, finger()),
                 (
                     1700,
@@ -406,6 +419,7 @@ fn walks_through_the_channel() {
                 (
                     100,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 1,
                         face: Some(FaceCheck::Unknown),
                     }),
@@ -413,6 +427,7 @@ fn walks_through_the_channel() {
                 (
                     200,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 1,
                         face: Some(FaceCheck::Unknown),
                     }),
@@ -701,6 +716,7 @@ fn refuses_and_refers() {
                 (
                     100,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 2,
                         face: None,
                     }),
@@ -708,6 +724,7 @@ fn refuses_and_refers() {
                 (
                     200,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 2,
                         face: None,
                     }),
@@ -715,6 +732,7 @@ fn refuses_and_refers() {
                 (
                     300,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 2,
                         face: None,
                     }),
@@ -737,6 +755,7 @@ fn refuses_and_refers() {
                 (
                     100,
                     Input::Gate1(FaceScan {
+                        pad: None,
                         faces_in_zone: 2,
                         face: None,
                     }),
@@ -770,7 +789,13 @@ fn refuses_and_refers() {
             steps: vec![
                 (100, identified(macao_adult())),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.2) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.2),
+                        pad: None,
+                    }),
+                ),
             ],
             expect: "
                 gate 1 open 3.40
@@ -793,7 +818,13 @@ fn refuses_and_refers() {
             steps: vec![
                 (100, identified(macao_adult())),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.66),
+                        pad: None,
+                    }),
+                ),
                 (1500, finger()),
                 (
                     1700,
@@ -833,7 +864,13 @@ fn refuses_and_refers() {
             steps: vec![
                 (100, identified(macao_adult())),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.66),
+                        pad: None,
+                    }),
+                ),
                 (1500, finger()),
                 (
                     1700,
@@ -909,7 +946,13 @@ fn card_traveller_without_templates_is_inspected_by_the_authorities() {
         steps: vec![
             (100, card(hk_card("2014-01-01"), Holder::Unknown)),
             (500, gates(1)),
-            (600, Input::Gate2(Gate2Face::Face { score: None })),
+            (
+                600,
+                Input::Gate2(Gate2Face::Face {
+                    score: None,
+                    pad: None,
+                }),
+            ),
             (700, finger()),
             (
                 800,
@@ -1210,15 +1253,23 @@ fn no_input_sequence_opens_gates_without_grounds() {
             identified(macao_adult()),
             identified(mainland_expired_endorsement()),
             Input::Gate1(FaceScan {
+                pad: None,
                 faces_in_zone: 2,
                 face: None,
             }),
             Input::Gate1(FaceScan {
+                pad: None,
                 faces_in_zone: 1,
                 face: Some(FaceCheck::Unknown),
             }),
-            Input::Gate2(Gate2Face::Face { score: Some(0.8) }),
-            Input::Gate2(Gate2Face::Face { score: Some(0.1) }),
+            Input::Gate2(Gate2Face::Face {
+                score: Some(0.8),
+                pad: None,
+            }),
+            Input::Gate2(Gate2Face::Face {
+                score: Some(0.1),
+                pad: None,
+            }),
             Input::Gate2(Gate2Face::NoFace),
             finger(),
             Input::Fingerprint(Err("no finger".into())),
@@ -1249,6 +1300,7 @@ fn no_input_sequence_opens_gates_without_grounds() {
             let gate1_ground = matches!(
                 &input,
                 Input::Gate1(FaceScan {
+                    pad: None,
                     face: Some(FaceCheck::Identified { .. }),
                     ..
                 })
@@ -1427,7 +1479,13 @@ fn a_gate_that_does_not_do_what_it_was_told_ends_the_passage_safely() {
                 ),
                 (300, failed(GateId::One, GateAction::Open)),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.66),
+                        pad: None,
+                    }),
+                ),
             ],
             expect: "
                 gate 1 open 3.40
@@ -1448,7 +1506,13 @@ fn a_gate_that_does_not_do_what_it_was_told_ends_the_passage_safely() {
             steps: vec![
                 (100, identified(macao_adult())),
                 (900, gates(1)),
-                (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                (
+                    1200,
+                    Input::Gate2(Gate2Face::Face {
+                        score: Some(0.66),
+                        pad: None,
+                    }),
+                ),
                 (1500, finger()),
                 (
                     1700,
@@ -1569,7 +1633,13 @@ fn gates_must_confirm_what_they_were_told() {
                     (500, reported(OPEN_1, 0)),
                     (900, reported(OPEN_1, 1)),
                     (1100, reported(CLOSED, 1)),
-                    (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                    (
+                        1200,
+                        Input::Gate2(Gate2Face::Face {
+                            score: Some(0.66),
+                            pad: None,
+                        }),
+                    ),
                     (1500, finger()),
                     (
                         1700,
@@ -2142,6 +2212,10 @@ fn a_one_authority_port_clears_with_its_own_authority() {
         let mut p = Procedure::new(ProcedureConfig {
             channel: "hq/ph/1".into(),
             gate_confirm_timeout: Duration::from_secs(3600),
+            pad: PadPolicy {
+                mode: PadMode::Observe,
+                ..PadPolicy::default()
+            },
             authorities: vec![Authority::Mainland],
             prerequisites: false,
             ..ProcedureConfig::default()
@@ -2168,7 +2242,13 @@ fn a_one_authority_port_clears_with_its_own_authority() {
                 steps: vec![
                     (100, identified(consented.clone())),
                     (900, gates(1)),
-                    (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+                    (
+                        1200,
+                        Input::Gate2(Gate2Face::Face {
+                            score: Some(0.66),
+                            pad: None,
+                        }),
+                    ),
                     (1500, finger()),
                     (
                         1700,
@@ -2302,7 +2382,13 @@ fn face_passage_cleared_by_both() -> Vec<(i64, Input)> {
     vec![
         (100, identified(macao_adult())),
         (900, gates(1)),
-        (1200, Input::Gate2(Gate2Face::Face { score: Some(0.66) })),
+        (
+            1200,
+            Input::Gate2(Gate2Face::Face {
+                score: Some(0.66),
+                pad: None,
+            }),
+        ),
         (1500, finger()),
         (
             1700,
@@ -2467,4 +2553,148 @@ fn no_passage_without_its_records_stored() {
     run(&mut p, vec![(20, Input::RecordsWritable)]);
     assert!(p.wants_gate1_faces());
     assert!(!p.view().records_unwritable);
+}
+
+/// The procedure with PAD enforcing: 3 bona fide of the latest 5 verdicts open gate 1, 4
+/// attacks in a row raise the alarm.
+fn enforcing() -> Procedure {
+    let mut p = Procedure::new(ProcedureConfig {
+        channel: "hq/ph/1".into(),
+        gate_confirm_timeout: Duration::from_secs(3600),
+        pad: PadPolicy {
+            mode: PadMode::Enforce,
+            window: 5,
+            required: 3,
+            alarm_after: 4,
+        },
+        ..ProcedureConfig::default()
+    });
+    p.handle(t(0), fresh());
+    while p.poll_output().is_some() {}
+    p
+}
+
+/// A gate-1 frame of `person` identified, with a PAD verdict.
+fn seen(person: Person, pad: Option<PadVerdict>) -> Input {
+    let Input::Gate1(scan) = identified(person) else {
+        unreachable!()
+    };
+    Input::Gate1(FaceScan { pad, ..scan })
+}
+
+fn nobody() -> Input {
+    Input::Gate1(FaceScan {
+        faces_in_zone: 0,
+        face: None,
+        pad: None,
+    })
+}
+
+/// Gate 1 asks the traveller to look at the camera until enough bona fide frames came, then
+/// opens.
+const ASKED_THEN_ADMITTED: &str = "
+    screen 1 look_at_camera
+    gate 1 open 3.40
+    screen 1 welcome
+    decision admitted eligible face
+";
+
+#[test]
+fn presentation_attack_detection() {
+    use PadVerdict::{Attack, BonaFide};
+    let live = || seen(macao_adult(), Some(BonaFide));
+    let attack = || seen(macao_adult(), Some(Attack));
+    check_with(
+        vec![
+            Case {
+                name: "a live traveller: gate 1 opens at the third bona fide frame, not before",
+                steps: vec![(100, live()), (150, live()), (200, live())],
+                expect: ASKED_THEN_ADMITTED,
+            },
+            Case {
+                name: "a photo held up: never opens; the fourth attack in a row raises the alarm, \
+                       the screen only asks to look at the camera",
+                steps: (1..=9).map(|i| (i * 50, attack())).collect(),
+                expect: "
+                    screen 1 look_at_camera
+                    alarm presentation_attack
+                    alarm presentation_attack
+                ",
+            },
+            Case {
+                name: "one attack frame among bona fide ones still opens (3 of the latest 5)",
+                steps: vec![(100, live()), (150, attack()), (200, live()), (250, live())],
+                expect: ASKED_THEN_ADMITTED,
+            },
+            Case {
+                name: "no PAD verdict (the model failed on the frame) is not bona fide",
+                steps: vec![
+                    (100, seen(macao_adult(), None)),
+                    (150, seen(macao_adult(), None)),
+                    (200, seen(macao_adult(), None)),
+                ],
+                expect: "screen 1 look_at_camera",
+            },
+            Case {
+                name: "the face leaving the zone forgets its verdicts",
+                steps: vec![
+                    (100, live()),
+                    (150, live()),
+                    (200, nobody()),
+                    (250, live()),
+                    (300, live()),
+                ],
+                expect: "screen 1 look_at_camera",
+            },
+            Case {
+                name: "gate 2 ignores a face PAD judged an attack; a bona fide one verifies",
+                steps: vec![
+                    (100, live()),
+                    (150, live()),
+                    (200, live()),
+                    (900, gates(1)),
+                    (
+                        1200,
+                        Input::Gate2(Gate2Face::Face {
+                            score: Some(0.66),
+                            pad: Some(Attack),
+                        }),
+                    ),
+                    (1250, finger()),
+                    (
+                        1300,
+                        Input::Gate2(Gate2Face::Face {
+                            score: Some(0.66),
+                            pad: Some(BonaFide),
+                        }),
+                    ),
+                ],
+                expect: "
+                    screen 1 look_at_camera
+                    gate 1 open 3.40
+                    screen 1 welcome
+                    decision admitted eligible face
+                    gate 1 close 3.40
+                    screen 2 biometrics
+                    finger
+                    screen 2 inspecting
+                    inspect face 0.66
+                ",
+            },
+        ],
+        enforcing,
+    );
+    // Observing, the same photo is admitted at its first frame and raises no alarm.
+    check(vec![Case {
+        name: "observe mode changes nothing",
+        steps: vec![(100, attack())],
+        expect: "
+            gate 1 open 3.40
+            screen 1 welcome
+            decision admitted eligible face
+        ",
+    }]);
+    assert_eq!(enforcing().view().pad, PadMode::Enforce);
+    assert_eq!(procedure().view().pad, PadMode::Observe);
+    assert_eq!(ProcedureConfig::default().pad.mode, PadMode::Enforce);
 }

@@ -12,6 +12,7 @@ ready-card = Please present your travel document.
 channel-closed = This channel is closed. Please use another channel.
 card-only = Face scan is not available at the moment. Please present your travel document.
 one-at-a-time = One person at a time, please.
+look-at-camera = Please look at the camera.
 face-prompt = Please remove sunglasses, mask and hat, and look at the camera.
 not-recognised = Your face was not recognised. Please present your travel document.
 

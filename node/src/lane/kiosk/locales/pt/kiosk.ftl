@@ -11,6 +11,7 @@ ready-card = Apresente o seu documento de viagem, por favor.
 channel-closed = Este canal está fechado. Utilize outro canal, por favor.
 card-only = O reconhecimento facial não está disponível de momento. Apresente o seu documento de viagem.
 one-at-a-time = Uma pessoa de cada vez, por favor.
+look-at-camera = Por favor, olhe para a câmara.
 face-prompt = Retire os óculos de sol, a máscara e o chapéu e olhe para a câmara.
 not-recognised = O seu rosto não foi reconhecido. Apresente o seu documento de viagem.
 

@@ -11,6 +11,7 @@ ready-card = 请出示旅行证件。
 channel-closed = 本通道已关闭，请使用其他通道。
 card-only = 刷脸通关暂停服务，请出示旅行证件。
 one-at-a-time = 请逐一通过。
+look-at-camera = 请看向摄像头。
 face-prompt = 请摘下墨镜、口罩和帽子，面向摄像头。
 not-recognised = 未能识别您的面部，请出示旅行证件。
 

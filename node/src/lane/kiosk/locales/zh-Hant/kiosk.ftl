@@ -11,6 +11,7 @@ ready-card = 請出示旅行證件。
 channel-closed = 本通道已關閉，請使用其他通道。
 card-only = 刷臉通關暫停服務，請出示旅行證件。
 one-at-a-time = 請逐一通過。
+look-at-camera = 請看向攝像頭。
 face-prompt = 請除下太陽眼鏡、口罩及帽子，面向鏡頭。
 not-recognised = 未能識別您的面容，請出示旅行證件。
 
