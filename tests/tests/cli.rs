@@ -389,3 +389,92 @@ fn gallery_needs_its_key() {
         run.stderr
     );
 }
+
+/// `pad-eval` on the synthetic attack set setup generates (`assets/pad`): every class scored,
+/// rates that are rates, the operating point within its BPCER bound, a DET plot with a curve
+/// per species; a wrong PAD model hash and a directory without the layout are clear errors.
+#[test]
+fn pad_eval_reports_iso_30107_rates_and_a_det_plot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set = clearway_tests::assets().join("pad");
+    let det = dir.path().join("det.svg");
+    let run = node(&["--json", "pad-eval", s(&set), "--det", s(&det)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    for class in [
+        "bona_fide",
+        "print",
+        "screen_replay",
+        "low_resolution",
+        "print_moved",
+    ] {
+        assert!(
+            report["counts"][class].as_u64().unwrap_or(0) >= 30,
+            "{class}: {}",
+            report["counts"]
+        );
+    }
+    let rates = |r: &serde_json::Value| -> Vec<f64> {
+        let mut v = vec![r["bpcer"].as_f64().expect("bpcer")];
+        v.extend(
+            r["apcer"]
+                .as_object()
+                .expect("apcer")
+                .values()
+                .map(|x| x.as_f64().expect("rate")),
+        );
+        v
+    };
+    assert!(
+        rates(&report["configured"])
+            .iter()
+            .all(|r| (0.0..=1.0).contains(r))
+    );
+    let op = &report["operating"];
+    assert!(op["bpcer"].as_f64().expect("operating BPCER") <= 0.05);
+    assert_eq!(
+        report["configured"]["apcer"].as_object().map(|a| a.len()),
+        Some(4)
+    );
+    // The sweep runs from everything accepted to everything refused.
+    let sweep = report["sweep"].as_array().expect("sweep");
+    assert_eq!(sweep.first().map(|r| r["bpcer"].as_f64()), Some(Some(0.0)));
+    assert_eq!(
+        sweep.last().map(|r| r["apcer_max"].as_f64()),
+        Some(Some(0.0))
+    );
+    // The moved prints are clips, judged by the planarity signal too.
+    let planarity = report["planarity"]["print_moved"]
+        .as_object()
+        .expect("planarity verdicts on the clips");
+    assert_eq!(
+        planarity.values().filter_map(|v| v.as_u64()).sum::<u64>(),
+        report["counts"]["print_moved"].as_u64().unwrap_or(0)
+            - report["failures_to_acquire"]["print_moved"]
+                .as_u64()
+                .unwrap_or(0)
+    );
+    let svg = std::fs::read_to_string(&det).expect("DET plot written");
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 4);
+
+    // The PAD model is hash-checked like the face models.
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, "[pad]\nsha256 = \"00\"\n").expect("write config");
+    let run = node(&["--face-config", s(&config), "pad-eval", s(&set)]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("fr_liveness.onnx: SHA-256 mismatch (expected 00, got afa783b7"),
+        "{}",
+        run.stderr
+    );
+    // A directory without bona_fide/ and attack/ says so.
+    let run = node(&["pad-eval", s(dir.path())]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("must hold bona_fide/ and attack/<species>/"),
+        "{}",
+        run.stderr
+    );
+}

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 mod cluster;
+mod pad_eval;
 mod sim;
 
 pub(crate) use cluster::ImportLine;
@@ -99,6 +100,22 @@ pub enum Command {
         a: PathBuf,
         /// Second photo.
         b: PathBuf,
+    },
+    /// Evaluate presentation-attack detection on a labelled directory (`bona_fide/`,
+    /// `attack/<species>/`; images, or clips as directories of frames): APCER per species,
+    /// BPCER, a threshold sweep and the operating point (ISO/IEC 30107-3), and a DET plot.
+    PadEval {
+        /// The directory.
+        dir: PathBuf,
+        /// Write the DET plot (SVG) here.
+        #[arg(long)]
+        det: Option<PathBuf>,
+        /// The operating point's rule: the highest threshold with BPCER at most this.
+        #[arg(long, default_value_t = 0.05)]
+        max_bpcer: f64,
+        /// Steps of the threshold sweep from 0 to 1.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
     },
     /// List the persons in a gallery.
     Persons {
@@ -373,6 +390,15 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             } else {
                 Outcome::No
             })
+        }
+        Command::PadEval {
+            dir,
+            det,
+            max_bpcer,
+            steps,
+        } => {
+            pad_eval::run(g, dir, det.as_deref(), *max_bpcer, *steps)?;
+            Ok(Outcome::Yes)
         }
         Command::Persons { db } => {
             let store = db.open()?;
