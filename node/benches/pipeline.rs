@@ -7,11 +7,14 @@
 //! files and thread count) when the fixture venv is there. Each prints median and p99 per stage
 //! over 100 iterations after 10 warm-up; each round ends with the ratio of our total to OpenCV's.
 //! Rounds interleave the three so that a machine whose speed drifts shows it in every ratio.
+//! Presentation-attack detection (the PAD model on the detected face, issue 18) is timed beside
+//! detect and embed; the totals compared with OpenCV leave it out, as OpenCV's pipeline has none.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clearway_node::face::{FacePipeline, Frame, config::FaceConfig};
+use clearway_node::face::pad::{LivenessModel, OnnxLiveness};
+use clearway_node::face::{FacePipeline, Frame, OrtRuntime, config::FaceConfig};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -19,21 +22,28 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs Clearway's pipeline with `config`; prints the stages; returns the total's median (ms).
 fn clearway(label: &str, lib: &Path, assets: &Path, config: FaceConfig, frame: &Frame) -> f64 {
+    let runtime = OrtRuntime::load(lib, config.runtime.clone()).expect("ONNX Runtime");
+    let mut pad = OnnxLiveness::new(&runtime, assets, &config.pad).expect("PAD model loads");
     let mut pipeline =
         FacePipeline::load(lib, assets, config).expect("pipeline loads (run `just setup`)");
     let iterations = 100;
     let (mut detect, mut embed, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut liveness, mut with_pad) = (Vec::new(), Vec::new());
     for i in 0..iterations + 10 {
         let t0 = Instant::now();
         let faces = pipeline.detect(frame.as_ref()).expect("detect");
         let t1 = Instant::now();
         let e = pipeline.embed(frame.as_ref(), &faces[0]).expect("embed");
         let t2 = Instant::now();
-        std::hint::black_box(e);
+        let p = pad.score(frame.as_ref(), &faces[0]).expect("PAD");
+        let t3 = Instant::now();
+        std::hint::black_box((e, p));
         if i >= 10 {
             detect.push(t1 - t0);
             embed.push(t2 - t1);
             total.push(t2 - t0);
+            liveness.push(t3 - t2);
+            with_pad.push(t3 - t0);
         }
     }
     println!("Clearway, {label}: 1280x720, 1 thread, {iterations} iterations (after 10 warm-up):");
@@ -41,6 +51,8 @@ fn clearway(label: &str, lib: &Path, assets: &Path, config: FaceConfig, frame: &
         ("detect (resize+YuNet+decode+NMS)", &mut detect),
         ("embed (align+SFace)", &mut embed),
         ("total", &mut total),
+        ("pad (crop+liveness model)", &mut liveness),
+        ("total with PAD", &mut with_pad),
     ] {
         v.sort();
         println!(

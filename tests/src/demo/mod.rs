@@ -455,6 +455,11 @@ impl Demo {
             );
             self.lanes.push(Lane::new(&ch, api, devices));
         }
+        say!(
+            "      presentation-attack detection: observe mode on every lane (the cameras show photos, \
+             attacks by construction: verdicts are counted on /metrics, nobody is refused for them; \
+             the console's lane page says so)"
+        );
         self.authorities = Some(authorities);
 
         // 3. The cluster.

@@ -33,8 +33,9 @@
 //! Hengqin, the Mainland alone at seed 001's airports and Shenzhen land ports.
 //!
 //! Invariants (tested in `tests.rs`):
-//! * gate 1 opens only for one face in the zone that was identified and is eligible today, or for a
-//!   card read that is valid today; gates 2 and 3 open only when every authority of the port cleared this
+//! * gate 1 opens only for one face in the zone that was identified and is eligible today (and,
+//!   with PAD enforcing, judged bona fide in `pad.required` of the latest `pad.window` frames), or
+//!   for a card read that is valid today; gates 2 and 3 open only when every authority of the port cleared this
 //!   passage;
 //! * every gate command carries the newest fencing token the procedure knows, and a supervisor
 //!   override older than that token is refused;
