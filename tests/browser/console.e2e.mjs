@@ -190,6 +190,9 @@ try {
   await mark(sup);
   // Which way the channel clears travellers, from the port definition (seed 000).
   await waitText(sup, t('direction'), /Macao → Hengqin/);
+  // Presentation-attack detection: the test lanes stream photos, so they only observe, and say so.
+  await sup.waitForSelector(`${t('pad-mode')}[data-pad="observe"]`);
+  await waitText(sup, t('pad-mode'), /observe only/);
   // The cameras, live, once the viewing is recorded with a reason; stills are never cached.
   await sup.fill(t('camera-reason'), 'checking the queue at gate 1');
   await sup.click(t('camera-submit'));
