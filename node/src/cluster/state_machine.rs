@@ -1177,8 +1177,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> std::result::Result<Box<SnapshotData>, StorageError> {
+        // The sender says how long the snapshot is: keep a reserve of the disk whatever it says.
         let file = SealedFile::create(&incoming_path(&self.snapshot_path), &self.keyring)
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?
+            .with_reserve(super::snapshot::file::RECEIVE_RESERVE);
         Ok(Box::new(SnapshotData::new(file)))
     }
 

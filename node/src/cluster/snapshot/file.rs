@@ -63,7 +63,15 @@ pub struct SealedFile {
     /// The stream position.
     pos: u64,
     mode: Mode,
+    /// Free bytes the file's filesystem must keep: a block that would leave less is refused
+    /// ([`SealedFile::with_reserve`]).
+    reserve: u64,
 }
+
+/// What a snapshot being received must leave free on its disk by default: a snapshot's size is
+/// the sender's to say, and a node that may send one (any node certificate that wins a vote) must
+/// not be able to fill a lane's disk with it.
+pub const RECEIVE_RESERVE: u64 = 256 << 20;
 
 fn bad(path: &Path, what: &str) -> Error {
     Error::Store(format!("{}: {what}", path.display()))
@@ -93,7 +101,36 @@ impl SealedFile {
             mode: Mode::Write {
                 tail: Zeroizing::new(Vec::with_capacity(BLOCK)),
             },
+            reserve: 0,
         })
+    }
+
+    /// Refuses (as an I/O error) to write a block that would leave less than `bytes` free on the
+    /// file's filesystem. Checked per 1 MiB block, with one `statvfs`.
+    pub fn with_reserve(mut self, bytes: u64) -> SealedFile {
+        self.reserve = bytes;
+        self
+    }
+
+    fn check_reserve(&self, writing: u64) -> io::Result<()> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        let st = rustix::fs::fstatvfs(&self.file)
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+        let available = st.f_bavail.saturating_mul(st.f_frsize);
+        if available.saturating_sub(writing) < self.reserve {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "{}: a snapshot block would leave {} MiB free, below the reserve of {} MiB",
+                    self.path.display(),
+                    available.saturating_sub(writing) >> 20,
+                    self.reserve >> 20
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Opens `path` for reading; `Ok(None)` if it is not a sealed snapshot file (an older format).
@@ -120,6 +157,7 @@ impl SealedFile {
             len,
             pos: 0,
             mode: Mode::Read { cached: None },
+            reserve: 0,
         }))
     }
 
@@ -207,6 +245,7 @@ impl SealedFile {
             .seal(BLOCK_TREE, &block.to_be_bytes(), plain)
             .map_err(io::Error::other)?;
         let at = self.block_offset(block);
+        self.check_reserve(sealed.len() as u64)?;
         self.file.write_all_at(&sealed, at)?;
         self.file.set_len(at + sealed.len() as u64)
     }
@@ -447,6 +486,35 @@ mod tests {
     }
 
     const MARKER: &[u8] = b"FACE-TEMPLATE-IN-CLEAR";
+
+    /// A snapshot being received may not eat the disk's reserve, whatever length its sender
+    /// gives: the block that would is refused with a clear error and not written.
+    #[test]
+    fn a_snapshot_that_would_eat_the_disk_reserve_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keyring = keyring(dir.path());
+        let path = dir.path().join("snapshot.incoming");
+        let data = stream(2 * BLOCK);
+        // A reserve no disk here can keep: the first full block is refused.
+        let mut file = SealedFile::create(&path, &keyring)
+            .expect("create")
+            .with_reserve(u64::MAX / 2);
+        let header = std::fs::metadata(&path).expect("metadata").len();
+        let e = file.write_all(&data).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert!(e.to_string().contains("below the reserve"), "{e}");
+        assert_eq!(
+            std::fs::metadata(&path).expect("metadata").len(),
+            header,
+            "nothing was written past the header"
+        );
+        // A reserve the disk keeps: written as without one.
+        let mut file = SealedFile::create(&path, &keyring)
+            .expect("create")
+            .with_reserve(1 << 20);
+        file.write_all(&data).expect("written");
+        file.sync().expect("sync");
+    }
 
     #[test]
     fn a_stream_written_in_odd_pieces_reads_back_from_anywhere() {
