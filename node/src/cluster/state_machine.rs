@@ -187,7 +187,7 @@ pub struct StateMachineStore {
     model: ModelId,
     dim: usize,
     snapshot_path: PathBuf,
-    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    snapshot_lock: SnapshotLock,
     fsync: bool,
     erased: watch::Sender<u64>,
     revoked: watch::Sender<Revocations>,
@@ -197,6 +197,12 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
+    /// Tells the store its kept snapshot is at `id`, as an install finishing meanwhile would.
+    #[cfg(test)]
+    pub(crate) async fn snapshot_kept_at(&self, id: Option<LogId>) {
+        *self.snapshot_lock.lock().await = id;
+    }
+
     /// Opens the state machine's trees in `db` and loads the registry. `snapshot_path` is where
     /// the current snapshot is kept; the index holds templates of `model` with `dim` dimensions.
     pub fn open(
@@ -315,7 +321,7 @@ impl StateMachineStore {
             model,
             dim,
             snapshot_path: snapshot_path.to_path_buf(),
-            snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+            snapshot_lock: SnapshotLock::default(),
             fsync,
             erased,
             revoked,
@@ -641,10 +647,11 @@ impl StateMachineStore {
         self.db.flush_async().await?;
         // The received file becomes this node's snapshot (it is sealed under this node's keys).
         {
-            let _guard = self.snapshot_lock.lock().await;
+            let mut kept = self.snapshot_lock.lock().await;
             file.sync()?;
             std::fs::rename(file.path(), &self.snapshot_path)
                 .map_err(|e| Error::io(&self.snapshot_path, e))?;
+            *kept = meta.last_log_id;
         }
         info!(
             applied = ?meta.last_log_id.map(|l| l.index),
@@ -671,7 +678,7 @@ pub struct Resealer {
     notices: sled::Tree,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
-    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    snapshot_lock: SnapshotLock,
 }
 
 impl Resealer {
@@ -877,6 +884,11 @@ fn incoming_path(snapshot: &Path) -> PathBuf {
 }
 
 /// Where a snapshot being built is written.
+/// Serialises what replaces or rewrites the snapshot file, and knows the last log id of the
+/// snapshot it holds (`None`: not known since start). A build that finishes after an install
+/// of a newer snapshot must not put its older file in the newer one's place.
+type SnapshotLock = Arc<tokio::sync::Mutex<Option<LogId>>>;
+
 fn building_path(snapshot: &Path) -> PathBuf {
     snapshot.with_extension("building")
 }
@@ -990,7 +1002,7 @@ pub struct SnapshotBuilder {
     handle: GalleryHandle,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
-    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    snapshot_lock: SnapshotLock,
 }
 
 impl SnapshotBuilder {
@@ -1055,10 +1067,19 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .and_then(|r| r)
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         {
-            let _guard = self.snapshot_lock.lock().await;
-            std::fs::rename(file.path(), &self.snapshot_path)
-                .map_err(|e| Error::io(&self.snapshot_path, e))
-                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+            let mut kept = self.snapshot_lock.lock().await;
+            if kept.is_some_and(|k| Some(k) >= meta.last_log_id) {
+                // An install put a newer snapshot in place while this one was built: keep that
+                // one; this one is still sent from its open file, which is removed now.
+                std::fs::remove_file(file.path())
+                    .map_err(|e| Error::io(file.path(), e))
+                    .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+            } else {
+                std::fs::rename(file.path(), &self.snapshot_path)
+                    .map_err(|e| Error::io(&self.snapshot_path, e))
+                    .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+                *kept = meta.last_log_id;
+            }
         }
         info!(
             applied = ?meta.last_log_id.map(|l| l.index),

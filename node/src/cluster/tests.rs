@@ -573,3 +573,59 @@ async fn a_snapshot_file_of_the_old_format_is_converted_at_start() {
     let (_other, _db2, _k2, _l2, fresh) = installed_on_a_fresh_node(current).await;
     assert_eq!(fresh.handle().digest(), digest);
 }
+
+/// A build that finishes after a newer snapshot was installed does not put its older file in the
+/// newer one's place; what it built is still served to the caller, from its open file.
+#[tokio::test]
+async fn a_build_overtaken_by_an_install_keeps_the_newer_snapshot() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, _keyring, _log, mut sm) = open_stores(dir.path());
+    sm.apply(order_entries(3)).await.expect("apply");
+    let mut builder = sm.get_snapshot_builder().await;
+    let first = builder.build_snapshot().await.expect("snapshot");
+    let kept = sm
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("kept");
+    assert_eq!(kept.meta.last_log_id, first.meta.last_log_id);
+
+    // An install of a snapshot at index 100 finished while the next build ran.
+    let newer = openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), 100);
+    sm.snapshot_kept_at(Some(newer)).await;
+    let on_disk = std::fs::read(dir.path().join("snapshot")).ok();
+    let mut built = builder.build_snapshot().await.expect("snapshot");
+    assert_eq!(
+        std::fs::read(dir.path().join("snapshot")).ok(),
+        on_disk,
+        "the kept snapshot file is left as it was"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snapshot."))
+        .collect();
+    assert!(leftovers.is_empty(), "no building file left: {leftovers:?}");
+    // The caller still gets a whole snapshot from the open file.
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut built.snapshot, &mut bytes)
+        .await
+        .expect("read");
+    assert!(!bytes.is_empty());
+
+    // Without a newer install, a build replaces the kept file as before.
+    sm.snapshot_kept_at(first.meta.last_log_id).await;
+    sm.apply(order_entries(4).into_iter().skip(3))
+        .await
+        .expect("apply");
+    let third = builder.build_snapshot().await.expect("snapshot");
+    let kept = sm
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("kept");
+    assert_eq!(kept.meta.last_log_id, third.meta.last_log_id);
+    assert_ne!(third.meta.last_log_id, first.meta.last_log_id);
+}
