@@ -13,13 +13,17 @@
 //!   flat, only inconclusive): gate 1 opens after the required bona fide frames and the
 //!   traveller clears gates 2 and 3.
 //!
+//! A registration at an enforcing lane captures only a face judged bona fide: with nothing judged
+//! so, the traveller's registration fails and nobody's template is made from the photo.
+//!
 //! Observing is what every other lane test and the demo run (tests/src/lane.rs), and
 //! `lane.rs` checks that its lane reports it.
 
 use std::time::Duration;
 
+use clearway_gallery::{Category, DocumentKind, PersonId};
 use clearway_node::lane::camera::sim::Scene;
-use clearway_tests::lane::{rig_with_face, wait_lane_api};
+use clearway_tests::lane::{http, prerequisites_held, rig_with_face, wait_lane_api};
 use clearway_tests::photo;
 
 /// The value of the sample of `name` carrying every label of `labels` (`gate="1"`), whatever
@@ -119,4 +123,39 @@ async fn an_enforcing_lane_opens_only_for_bona_fide_faces() {
         &["stage=\"pad\""],
     );
     assert!(pad_stage >= 4.0, "PAD timed per face: {pad_stage}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enforcing_lane_registers_no_face_it_did_not_judge_bona_fide() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rig = rig_with_face(dir.path(), ENFORCE, "[pad]\nthreshold = 1.0\n").await;
+    // An unregistered Hong Kong resident whom both authorities have registered for automated
+    // clearance: offered the declaration at a card scan.
+    rig.authorities.hold(
+        "H30000004",
+        prerequisites_held(Category::HongKongPermanentResident),
+    );
+    wait_lane_api(&rig).await;
+    rig.show(Scene::Photo(photo("face_recognition/biden.jpg")));
+    rig.present(
+        DocumentKind::MainlandTravelPermitHkMacao,
+        "H30000004",
+        "BIDEN, JOSEPH",
+        "1962-11-20",
+        "2031-06-30",
+    );
+    rig.wait_screen("declaration", Duration::from_secs(20))
+        .await;
+    let (status, _) = http(rig.lane.api, "POST", "/lane/screen/agree");
+    assert_eq!(status, 204);
+    // The camera shows his face all along, but never one judged bona fide: nothing is captured.
+    rig.wait_screen("registration_failed", Duration::from_secs(30))
+        .await;
+    let person = rig
+        .port
+        .client()
+        .person(2, PersonId(1), false)
+        .await
+        .expect("person read");
+    assert!(person.is_none(), "registered from a photo: {person:?}");
 }

@@ -236,13 +236,18 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
                     Some(FaceCheck::Rejected(issue.label()))
                 }
                 None => {
-                    if wants.gate1 {
-                        pad = self.pad_verdict(0, pixels, &one.face);
-                    }
+                    pad = self.pad_verdict(0, pixels, &one.face);
                     let t = Instant::now();
                     let embedding = self.pipeline.embed(pixels, &one.face)?;
                     self.metrics.stage("embed", t.elapsed());
-                    if wants.capture {
+                    // A registration binds the face captured here to the traveller's document:
+                    // with PAD enforcing, only a face judged bona fide is captured (a photo held
+                    // up must not become someone's template).
+                    let enforcing = self
+                        .pad
+                        .as_ref()
+                        .is_some_and(|p| p.mode == PadMode::Enforce);
+                    if wants.capture && (!enforcing || pad == Some(PadVerdict::BonaFide)) {
                         self.capture.put(embedding.clone());
                     }
                     if !wants.gate1 {
