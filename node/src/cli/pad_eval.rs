@@ -150,15 +150,10 @@ pub fn run(g: &Global, dir: &Path, det: Option<&Path>, max_bpcer: f64, steps: us
                 Ok(Some((s, verdict))) => {
                     got.push(s);
                     if let Some(v) = verdict {
-                        let name = match v {
-                            Planarity::Flat => "flat",
-                            Planarity::Depth => "depth",
-                            Planarity::Inconclusive => "inconclusive",
-                        };
                         *planarity
                             .entry(class.clone())
                             .or_default()
-                            .entry(name)
+                            .entry(v.as_str())
                             .or_default() += 1;
                     }
                 }

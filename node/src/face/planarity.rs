@@ -66,6 +66,17 @@ pub enum Planarity {
     Depth,
 }
 
+impl Planarity {
+    /// Stable name (`flat`, `depth`, `inconclusive`), a bounded metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Planarity::Flat => "flat",
+            Planarity::Depth => "depth",
+            Planarity::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 /// A 3×3 homography, row-major, `h[2][2] == 1`.
 pub type Homography = [[f64; 3]; 3];
 

@@ -2,9 +2,10 @@
 //!
 //! Runs on its own thread (ONNX Runtime sessions are blocking and CPU-bound). It looks at a
 //! camera only while the procedure wants that camera's faces ([`Wants`]), always taking the
-//! newest frame. Gate 1: detect, quality-gate, count faces in the capture zone, embed the single
-//! face, search the local replica 1:N, and fetch the matched person's record. Gate 2: embed the
-//! single face and compare it 1:1 with the templates of the person identified at gate 1. The
+//! newest frame. Gate 1: detect, quality-gate, count faces in the capture zone, judge the single
+//! face's liveness (PAD: the model and the landmark track's planarity), embed it, search the local
+//! replica 1:N, and fetch the matched person's record. Gate 2: judge and embed the single face and
+//! compare it 1:1 with the templates of the person identified at gate 1. The
 //! latest good gate-1 face is kept (in memory only) for a registration at the channel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -340,14 +341,7 @@ impl<S1: FrameSource, S2: FrameSource> Vision<S1, S2> {
         let planarity = track.verdict(&pad.planarity);
         self.metrics
             .pad_planarity
-            .with_label_values(&[
-                gate,
-                match planarity {
-                    Planarity::Flat => "flat",
-                    Planarity::Depth => "depth",
-                    Planarity::Inconclusive => "inconclusive",
-                },
-            ])
+            .with_label_values(&[gate, planarity.as_str()])
             .inc();
         let verdict = if score.is_bona_fide && planarity != Planarity::Flat {
             PadVerdict::BonaFide
