@@ -6,7 +6,8 @@
 //! face's liveness (PAD: the model and the landmark track's planarity), embed it, search the local
 //! replica 1:N, and fetch the matched person's record. Gate 2: judge and embed the single face and
 //! compare it 1:1 with the templates of the person identified at gate 1. The
-//! latest good gate-1 face is kept (in memory only) for a registration at the channel.
+//! latest good gate-1 face (judged bona fide, when PAD enforces) is kept, in memory only, for a
+//! registration at the channel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1032,15 +1032,17 @@ impl Procedure {
                 "not_recognised",
                 "Face not recognised. Please present your travel document (card scan).",
             ),
+            // Not yet enough bona fide frames (or an attack): ask, never accuse, and say nothing
+            // of the person identified (their eligibility is not for whoever holds their photo).
+            FaceCheck::Identified { .. }
+                if self.config.pad.mode == PadMode::Enforce
+                    && !self.pad_window.satisfied(&self.config.pad) =>
+            {
+                self.screen(GateId::One, "look_at_camera", "Please look at the camera.");
+            }
             FaceCheck::Identified { person, .. } => {
                 let today = self.travel_day(now);
                 match eligibility_under(&person, today, &self.policy) {
-                    Ok(()) if self.config.pad.mode == PadMode::Enforce
-                        && !self.pad_window.satisfied(&self.config.pad) =>
-                    {
-                        // Not yet enough bona fide frames (or an attack): ask, never accuse.
-                        self.screen(GateId::One, "look_at_camera", "Please look at the camera.");
-                    }
                     Ok(()) => {
                         self.pad_window.reset();
                         let traveller = Traveller {

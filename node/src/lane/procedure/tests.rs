@@ -2627,6 +2627,29 @@ fn presentation_attack_detection() {
                 expect: ASKED_THEN_ADMITTED,
             },
             Case {
+                name: "a photo of a registered person who may not use face scan: asked to look \
+                       at the camera, not told why face scan is refused (that is theirs to read)",
+                steps: vec![
+                    (100, seen(mainland_expired_endorsement(), Some(Attack))),
+                    (150, seen(mainland_expired_endorsement(), Some(Attack))),
+                ],
+                expect: "screen 1 look_at_camera",
+            },
+            Case {
+                name: "the same person live is told why, after enough bona fide frames",
+                steps: vec![
+                    (100, seen(mainland_expired_endorsement(), Some(BonaFide))),
+                    (150, seen(mainland_expired_endorsement(), Some(BonaFide))),
+                    (200, seen(mainland_expired_endorsement(), Some(BonaFide))),
+                ],
+                expect: "
+                    screen 1 look_at_camera
+                    screen 1 endorsement_expired
+                    referral endorsement_expired
+                    decision refused endorsement_expired face
+                ",
+            },
+            Case {
                 name: "no PAD verdict (the model failed on the frame) is not bona fide",
                 steps: vec![
                     (100, seen(macao_adult(), None)),
