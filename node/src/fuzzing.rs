@@ -319,7 +319,9 @@ pub fn image_frame(data: &[u8]) {
 }
 
 /// A node's TOML config file (`NodeConfig::parse`, what `NodeConfig::from_file` runs: relative
-/// paths resolved, values validated), and the openraft config a valid one gives.
+/// paths resolved, values validated), and the openraft config a valid one gives; and the same
+/// bytes as a face pipeline config (`--face-config`: models, quality gate, `[pad]`), parsed and
+/// validated as `FaceConfig::from_file` does.
 pub fn node_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -327,6 +329,11 @@ pub fn node_config(data: &[u8]) {
     if let Ok(config) = NodeConfig::parse(text, Path::new("/etc/clearway")) {
         let _ = config.openraft("fuzz");
         let _ = config.advertise();
+    }
+    if let Ok(mut face) = toml::from_str::<crate::face::FaceConfig>(text)
+        && face.validate().is_ok()
+    {
+        face.resolve_paths(Path::new("/var/lib/clearway/assets"));
     }
 }
 
