@@ -114,6 +114,22 @@ impl OrtRuntime {
     }
 }
 
+impl OrtRuntime {
+    /// Reads `model`, checks its pinned SHA-256 and opens it; a model with no outputs is an
+    /// error. For models used as they are (the recogniser, the PAD model).
+    pub(crate) fn open_verified(&self, model: &Path, sha256: &str) -> Result<(Session, Device)> {
+        let bytes = read_verified(model, sha256)?;
+        let (session, device) = self.session(model, &bytes)?;
+        if session.outputs().is_empty() {
+            return Err(Error::ModelOutput(format!(
+                "{} has no outputs",
+                model.display()
+            )));
+        }
+        Ok((session, device))
+    }
+}
+
 /// Reads a model file and checks its SHA-256 against the pinned hex digest.
 pub fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -256,14 +272,7 @@ pub struct OnnxEmbedder {
 impl OnnxEmbedder {
     /// Loads and verifies the recogniser model.
     pub fn new(runtime: &OrtRuntime, config: &RecogniserConfig) -> Result<OnnxEmbedder> {
-        let bytes = read_verified(&config.model, &config.sha256)?;
-        let (session, device) = runtime.session(&config.model, &bytes)?;
-        if session.outputs().is_empty() {
-            return Err(Error::ModelOutput(format!(
-                "{} has no outputs",
-                config.model.display()
-            )));
-        }
+        let (session, device) = runtime.open_verified(&config.model, &config.sha256)?;
         info!(model = %config.model.display(), device = %device, "Face recogniser loaded.");
         let model = ModelId::new(&config.model_name, &config.model_version);
         Ok(OnnxEmbedder {

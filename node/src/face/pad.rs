@@ -17,7 +17,7 @@ use tracing::info;
 use super::Face;
 use super::config::ChannelOrder;
 use super::frame::{FrameRef, warp_affine_into_planar};
-use super::onnx::{Device, OrtRuntime, read_verified};
+use super::onnx::{Device, OrtRuntime};
 use super::planarity::PlanarityConfig;
 use crate::error::{Error, Result};
 
@@ -250,14 +250,7 @@ impl OnnxLiveness {
         if config.model.is_relative() {
             config.model = assets.join(&config.model);
         }
-        let bytes = read_verified(&config.model, &config.sha256)?;
-        let (session, device) = runtime.session(&config.model, &bytes)?;
-        if session.outputs().is_empty() {
-            return Err(Error::ModelOutput(format!(
-                "{} has no outputs",
-                config.model.display()
-            )));
-        }
+        let (session, device) = runtime.open_verified(&config.model, &config.sha256)?;
         info!(model = %config.model.display(), device = %device, "PAD model loaded.");
         Ok(OnnxLiveness {
             session,
