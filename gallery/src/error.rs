@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the gallery: bad vectors, bad templates, inconsistent person records.
 ///
-/// Every variant but [`Error::ScanPool`] is bad input from the caller; none is a bug or an IO failure (the
+/// Every variant but [`Error::ScanPool`] and [`Error::Storage`] is bad input from the caller; none is a bug or an IO failure (the
 /// crate does no IO).
 /// [`Error::code`] gives a stable, machine-readable name for logs, metrics labels and API responses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -116,6 +116,13 @@ pub enum Error {
         /// The record already holding the document.
         other: crate::PersonId,
     },
+    /// The storage the registry reads persons' entries from failed ([`crate::registry::EntryStore`]):
+    /// not bad input, and not this crate's IO; the node's store said why.
+    #[error("the gallery's entry store failed: {reason}")]
+    Storage {
+        /// What the store reported.
+        reason: String,
+    },
     /// An endorsement was recorded for a category that has none.
     #[error("endorsement not applicable to category {category}")]
     EndorsementNotApplicable {
@@ -147,6 +154,7 @@ impl Error {
             Error::InvalidPeriod { .. } => "invalid_period",
             Error::EndorsementNotApplicable { .. } => "endorsement_not_applicable",
             Error::DuplicateDocument { .. } => "duplicate_document",
+            Error::Storage { .. } => "storage",
         }
     }
 }

@@ -36,7 +36,7 @@ impl Documents {
         &self,
         kind: DocumentKind,
         number: &str,
-        holds: impl Fn(PersonId) -> bool,
+        mut holds: impl FnMut(PersonId) -> bool,
     ) -> Option<PersonId> {
         let h = self.hash(kind, number);
         self.table

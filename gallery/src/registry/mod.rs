@@ -11,6 +11,13 @@
 //!
 //! The registry also owns the 1:N [`Gallery`] index of the active persons' templates for its model;
 //! lanes search it through the node's read handle.
+//!
+//! Where the entries live is the caller's choice. [`Registry::new`] keeps them in memory (tests,
+//! tools). [`Registry::with_store`] keeps in memory only what the storage layer has not written
+//! yet and reads the rest from an [`EntryStore`] (the node's sealed store): a lane node then holds
+//! its persons' records on disk, not in memory (issue 17 §2). Either way the 1:N index and the
+//! document index stay in memory, so a search and a document lookup never wait on storage; an
+//! entry is read after a hit.
 
 mod documents;
 #[cfg(test)]
@@ -303,36 +310,58 @@ pub struct RegistryImage {
     pub notices: Vec<(NoticeId, CancellationNotice)>,
 }
 
-/// [`RegistryImage`] borrowed from a live registry: serialises with `postcard` to the same bytes
-/// without decoding or copying any entry.
-#[derive(Debug, Serialize)]
-pub struct RegistryImageRef<'a> {
-    /// The next id to assign.
-    pub next_id: u64,
-    /// Every registered person, by id, as stored (`postcard` bytes of their [`Entry`]).
-    pub entries: Vec<Encoded<'a>>,
-    /// The cancellation notices not yet delivered to every authority, by id.
-    pub notices: Vec<(&'a NoticeId, &'a CancellationNotice)>,
+/// [`RegistryImage`] read from a live registry: serialises with `postcard` to the same bytes,
+/// streaming each entry's stored bytes unchanged (never the whole image in memory). A store that
+/// fails while it is serialised fails the serialisation.
+pub struct RegistryImageRef<'a>(&'a Registry);
+
+impl std::fmt::Debug for RegistryImageRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegistryImageRef({} persons)", self.0.len())
+    }
+}
+
+impl Serialize for RegistryImageRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
+        /// The entries as a sequence of their stored bytes.
+        struct Entries<'a>(&'a Registry);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                let mut n = 0;
+                for item in self.0.encoded_entries() {
+                    let (_, bytes) = item.map_err(S::Error::custom)?;
+                    seq.serialize_element(&Encoded(bytes.as_ref()))?;
+                    n += 1;
+                }
+                if n != self.0.len() {
+                    return Err(S::Error::custom(format!(
+                        "the entry store holds {n} persons, the registry counts {}",
+                        self.0.len()
+                    )));
+                }
+                seq.end()
+            }
+        }
+        let r = self.0;
+        let mut st = s.serialize_struct("RegistryImage", 3)?;
+        st.serialize_field("next_id", &r.next_id)?;
+        st.serialize_field("entries", &Entries(r))?;
+        let notices: Vec<_> = r.notices.iter().collect();
+        st.serialize_field("notices", &notices)?;
+        st.end()
+    }
 }
 
 /// One person's [`Entry`] as the registry keeps it: its `postcard` encoding. A live `Entry` is a
 /// dozen small allocations (strings, the templates and their model names); encoded it is one, and
 /// about half the memory (issue 17 §2). Decoded when read; the 1:N index holds the templates
 /// apart, ready to scan.
-pub struct Encoded<'a>(&'a [u8]);
-
-impl Encoded<'_> {
-    /// The `postcard` bytes of the entry.
-    pub fn bytes(&self) -> &[u8] {
-        self.0
-    }
-}
-
-impl std::fmt::Debug for Encoded<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Encoded({} bytes)", self.0.len())
-    }
-}
+struct Encoded<'a>(&'a [u8]);
 
 impl Serialize for Encoded<'_> {
     /// As the entry itself would be in `postcard`: its bytes, unprefixed (a tuple of bytes, each
@@ -347,6 +376,87 @@ impl Serialize for Encoded<'_> {
     }
 }
 
+/// Bytes an entry store read for the registry; zeroed when dropped (they hold a record and
+/// templates).
+pub type StoredBytes = zeroize::Zeroizing<Vec<u8>>;
+
+/// Where a store-backed registry ([`Registry::with_store`]) reads the entries it does not hold:
+/// the storage layer's persons, as it last wrote them. The registry never writes through it; the
+/// storage layer writes what [`Registry::unwritten`] names, then calls [`Registry::written`].
+pub trait EntryStore: Send + Sync {
+    /// The `postcard` bytes of a person's [`Entry`], if stored.
+    fn read(&self, id: PersonId) -> Result<Option<StoredBytes>>;
+    /// Every stored entry, in increasing id order.
+    fn scan(&self) -> Box<dyn Iterator<Item = Result<(PersonId, StoredBytes)>> + '_>;
+}
+
+/// An entry as [`Registry::encoded_entries`] yields it: held by the registry, or read from its
+/// store.
+pub enum EncodedEntry<'a> {
+    /// Bytes the registry holds (not written to the store yet, or an in-memory registry).
+    Held(&'a [u8]),
+    /// Bytes read from the store.
+    Read(StoredBytes),
+}
+
+impl AsRef<[u8]> for EncodedEntry<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            EncodedEntry::Held(b) => b,
+            EncodedEntry::Read(b) => b,
+        }
+    }
+}
+
+/// The registry's entries in id order: the store's, with what the registry holds unwritten
+/// taking their place (an erasure, `None`, hides the stored one).
+struct Merged<'a> {
+    stored: std::iter::Peekable<Box<dyn Iterator<Item = Result<(PersonId, StoredBytes)>> + 'a>>,
+    held: std::iter::Peekable<std::collections::btree_map::Iter<'a, PersonId, Option<Box<[u8]>>>>,
+}
+
+impl<'a> Iterator for Merged<'a> {
+    type Item = Result<(PersonId, EncodedEntry<'a>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let stored = match self.stored.peek() {
+                Some(Ok((id, _))) => Some(*id),
+                // A store that fails ends the iteration with its error.
+                Some(Err(_)) => {
+                    return self
+                        .stored
+                        .next()
+                        .filter(Result::is_err)
+                        .map(|r| r.map(|(id, b)| (id, EncodedEntry::Read(b))));
+                }
+                None => None,
+            };
+            let held = self.held.peek().map(|(id, _)| **id);
+            let from_store = match (stored, held) {
+                (None, None) => return None,
+                (Some(s), Some(h)) => s < h,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            if from_store {
+                return self
+                    .stored
+                    .next()
+                    .map(|r| r.map(|(id, b)| (id, EncodedEntry::Read(b))));
+            }
+            if stored == held {
+                // What the registry holds replaces what the store has.
+                self.stored.next();
+            }
+            if let Some((id, Some(bytes))) = self.held.next() {
+                return Some(Ok((*id, EncodedEntry::Held(bytes))));
+            }
+            // Erased and not written yet: skipped.
+        }
+    }
+}
+
 fn encode(entry: &Entry) -> Box<[u8]> {
     // Encoding an in-memory entry into a vector cannot fail (no I/O, no unsupported types).
     postcard::to_stdvec(entry)
@@ -354,48 +464,74 @@ fn encode(entry: &Entry) -> Box<[u8]> {
         .into_boxed_slice()
 }
 
-fn decode(bytes: &[u8]) -> Option<Entry> {
-    // The registry encoded these bytes itself.
-    postcard::from_bytes(bytes).ok()
+fn decode(id: PersonId, bytes: &[u8]) -> Result<Entry> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Storage {
+        reason: format!("the stored entry of {id} does not decode: {e}"),
+    })
 }
 
 /// The port's gallery state: registered persons, their templates, and the 1:N index.
 pub struct Registry {
-    /// Each person's entry, encoded ([`Encoded`]).
-    entries: BTreeMap<PersonId, Box<[u8]>>,
+    /// Entries not written to the store yet, encoded ([`Encoded`]); `None`: erased, not written
+    /// yet. Without a store, every entry (and no erasure: an erased entry is removed).
+    held: BTreeMap<PersonId, Option<Box<[u8]>>>,
+    /// Where the written entries are ([`Registry::with_store`]); `None`: all are in `held`.
+    store: Option<Box<dyn EntryStore>>,
+    /// Registered persons.
+    persons: usize,
     /// Templates held, all models (the sum over the entries).
     templates: usize,
     /// Who holds which travel document ([`documents::Documents`]).
     documents: documents::Documents,
     next_id: u64,
+    /// The highest id restored so far: a store-backed registry restores in increasing id order,
+    /// so only an id at or below it can be held already.
+    restored_up_to: u64,
     index: Gallery,
     notices: BTreeMap<NoticeId, CancellationNotice>,
     /// The log entry being applied (index, audited time), for the notices it leaves.
     batch: (u64, Option<DateTime<Utc>>),
+    /// The store failed during [`Registry::apply`]; every command is refused until the storage
+    /// layer takes it ([`Registry::take_fault`]) and stops.
+    fault: Option<Error>,
 }
 
 impl Registry {
-    /// An empty registry whose 1:N index holds templates of `model` with `dim` dimensions.
+    /// An empty registry, holding its entries in memory, whose 1:N index holds templates of
+    /// `model` with `dim` dimensions.
     pub fn new(model: ModelId, dim: usize) -> Result<Registry> {
         Ok(Registry {
-            entries: BTreeMap::new(),
+            held: BTreeMap::new(),
+            store: None,
+            persons: 0,
             templates: 0,
             documents: documents::Documents::new(),
             next_id: 1,
+            restored_up_to: 0,
             index: Gallery::new(model, dim)?,
             notices: BTreeMap::new(),
             batch: (0, None),
+            fault: None,
         })
+    }
+
+    /// An empty registry that reads its written entries from `store` and holds in memory only
+    /// what the storage layer has not written yet ([`Registry::unwritten`]). Its entries are
+    /// restored ([`Registry::restore`]) from what the store holds, in increasing id order.
+    pub fn with_store(model: ModelId, dim: usize, store: Box<dyn EntryStore>) -> Result<Registry> {
+        let mut r = Registry::new(model, dim)?;
+        r.store = Some(store);
+        Ok(r)
     }
 
     /// Number of registered persons.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.persons
     }
 
     /// Whether nobody is registered.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.persons == 0
     }
 
     /// The next person id to be assigned.
@@ -403,33 +539,90 @@ impl Registry {
         self.next_id
     }
 
-    /// One person's entry (decoded: a copy).
-    pub fn get(&self, id: PersonId) -> Option<Entry> {
-        self.entries.get(&id).and_then(|b| decode(b))
-    }
-
-    /// One person's entry as stored: the `postcard` bytes of their [`Entry`].
-    pub fn encoded(&self, id: PersonId) -> Option<&[u8]> {
-        self.entries.get(&id).map(|b| &b[..])
+    /// One person's entry (decoded: a copy), read from the store if not held.
+    pub fn get(&self, id: PersonId) -> Result<Option<Entry>> {
+        match self.held.get(&id) {
+            Some(Some(bytes)) => decode(id, bytes).map(Some),
+            Some(None) => Ok(None),
+            None => match &self.store {
+                Some(store) => store.read(id)?.map(|b| decode(id, &b)).transpose(),
+                None => Ok(None),
+            },
+        }
     }
 
     /// Every entry, by id (decoded one at a time).
-    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.entries.values().filter_map(|b| decode(b))
+    pub fn entries(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+        self.encoded_entries()
+            .map(|r| r.and_then(|(id, b)| decode(id, b.as_ref())))
     }
 
-    /// Every entry as stored, by id: the `postcard` bytes of each [`Entry`].
-    pub fn encoded_entries(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.entries.values().map(|b| &b[..])
+    /// Every entry as stored, by id: the `postcard` bytes of each [`Entry`], read from the store
+    /// one at a time where not held.
+    pub fn encoded_entries(&self) -> impl Iterator<Item = Result<(PersonId, EncodedEntry<'_>)>> {
+        let stored: Box<dyn Iterator<Item = Result<(PersonId, StoredBytes)>> + '_> =
+            match &self.store {
+                Some(store) => store.scan(),
+                None => Box::new(std::iter::empty()),
+            };
+        Merged {
+            stored: stored.peekable(),
+            held: self.held.iter().peekable(),
+        }
+    }
+
+    /// The changes to persons not written to the store yet, by id: `Some` the entry's bytes,
+    /// `None` an erasure. The storage layer writes them, then calls [`Registry::written`].
+    /// Always empty for a registry without a store.
+    pub fn unwritten(&self) -> impl Iterator<Item = (PersonId, Option<&[u8]>)> + '_ {
+        self.store
+            .iter()
+            .flat_map(|_| self.held.iter().map(|(id, b)| (*id, b.as_deref())))
+    }
+
+    /// One person's change not written to the store yet ([`Registry::unwritten`]).
+    pub fn unwritten_entry(&self, id: PersonId) -> Option<Option<&[u8]>> {
+        self.store.as_ref()?;
+        self.held.get(&id).map(|b| b.as_deref())
+    }
+
+    /// The storage layer wrote everything [`Registry::unwritten`] named: the registry drops its
+    /// copies (zeroed: they hold records and templates) and reads them from the store from now
+    /// on. Does nothing for a registry without a store.
+    pub fn written(&mut self) {
+        if self.store.is_none() {
+            return;
+        }
+        for (_, bytes) in std::mem::take(&mut self.held) {
+            if let Some(mut b) = bytes {
+                zeroize::Zeroize::zeroize(&mut b[..]);
+            }
+        }
+    }
+
+    /// The failure of the store met while applying commands, if any (taken: the storage layer
+    /// stops applying; what the commands changed in memory is not written).
+    pub fn take_fault(&mut self) -> Option<Error> {
+        self.fault.take()
     }
 
     /// The person registered with this travel document, if any.
-    pub fn find_document(&self, kind: DocumentKind, number: &str) -> Option<PersonId> {
-        self.documents.find(kind, number, |id| {
-            self.get(id).is_some_and(|e| {
+    pub fn find_document(&self, kind: DocumentKind, number: &str) -> Result<Option<PersonId>> {
+        let mut failure = None;
+        let found = self.documents.find(kind, number, |id| match self.get(id) {
+            Ok(e) => e.is_some_and(|e| {
                 e.person.document.kind == kind && e.person.document.number == number
-            })
-        })
+            }),
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        });
+        match (found, failure) {
+            (Some(id), _) => Ok(Some(id)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The cancellation notices not yet delivered to every authority of the port, oldest first.
@@ -471,28 +664,46 @@ impl Registry {
 
     /// Applies one command; records in `changes` what the storage layer must persist.
     /// Deterministic: the same commands in the same order give the same registry everywhere.
+    /// A store that fails refuses the command (code `storage`) and every later one, until the
+    /// storage layer takes the failure ([`Registry::take_fault`]): it must not write this batch.
     pub fn apply(&mut self, command: Command, changes: &mut Vec<Change>) -> Outcome {
-        match command {
+        if let Some(e) = &self.fault {
+            return Outcome::from_error(e);
+        }
+        match self.try_apply(command, changes) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let outcome = Outcome::from_error(&e);
+                self.fault = Some(e);
+                outcome
+            }
+        }
+    }
+
+    /// [`Registry::apply`], with the store's failures as errors.
+    fn try_apply(&mut self, command: Command, changes: &mut Vec<Change>) -> Result<Outcome> {
+        Ok(match command {
             Command::Enrol { person, templates } => {
                 let (kind, number) = (person.document.kind, person.document.number.clone());
-                if let Some(existing) = self.find_document(kind, &number) {
-                    return Outcome::AlreadyEnrolled(existing);
+                if let Some(existing) = self.find_document(kind, &number)? {
+                    return Ok(Outcome::AlreadyEnrolled(existing));
                 }
                 // A minor approved at a service location is enrolled before any face is
                 // captured: the guardian's consent stands in for the templates until the
                 // minor completes the registration at a channel.
                 let min = usize::from(person.guardian_consent.is_none());
                 if let Err(o) = check_template_count(&templates, min) {
-                    return o;
+                    return Ok(o);
                 }
                 let id = PersonId(self.next_id);
                 let person = person.into_person(id);
                 if let Err(e) = person.validate() {
-                    return Outcome::from_error(&e);
+                    return Ok(Outcome::from_error(&e));
                 }
                 self.next_id += 1;
                 self.documents.insert(kind, &number, id);
-                self.put(Entry { person, templates });
+                self.persons += 1;
+                self.put(Entry { person, templates }, 0);
                 changes.push(Change::Put(id));
                 Outcome::Enrolled(id)
             }
@@ -502,15 +713,15 @@ impl Registry {
                 }
                 e.templates.push(template);
                 Ok(())
-            }),
+            })?,
             Command::ReplaceTemplates { person, templates } => {
                 if let Err(o) = check_template_count(&templates, 1) {
-                    return o;
+                    return Ok(o);
                 }
                 self.update(person, changes, |e| {
                     e.templates = templates;
                     Ok(())
-                })
+                })?
             }
             Command::Register {
                 person,
@@ -519,27 +730,28 @@ impl Registry {
             } => self.update(person, changes, |e| {
                 e.person.registrations.set(authority, registration);
                 Ok(())
-            }),
+            })?,
             Command::RecordConsent { person, consent } => self.update(person, changes, |e| {
                 if !e.person.consents.contains(&consent) {
                     e.person.consents.push(consent);
                 }
                 Ok(())
-            }),
+            })?,
             Command::RecordGuardianConsent { person, consent } => {
                 self.update(person, changes, |e| {
                     e.person.guardian_consent = Some(consent);
                     Ok(())
-                })
+                })?
             }
-            Command::Cancel { person } => match self.take(person) {
+            Command::Cancel { person } => match self.take(person)? {
                 Some(entry) => {
                     self.documents.remove(
                         entry.person.document.kind,
                         &entry.person.document.number,
                         person,
                     );
-                    // Zeroises the index rows (the stored entry was zeroed by `take`).
+                    // Zeroises the index rows (the held entry was zeroed by `take`; the stored
+                    // one is erased by the storage layer).
                     self.index.remove_person(person);
                     changes.push(Change::Erase(person));
                     let (index, cancelled_at) = self.batch;
@@ -562,8 +774,8 @@ impl Registry {
                 document,
                 endorsement,
             } => {
-                let Some(entry) = self.get(person) else {
-                    return unknown_person(person);
+                let Some(entry) = self.get(person)? else {
+                    return Ok(unknown_person(person));
                 };
                 let old = (
                     entry.person.document.kind,
@@ -571,22 +783,22 @@ impl Registry {
                 );
                 let new = (document.kind, document.number.clone());
                 if new.0 != old.0 {
-                    return Outcome::refused(
+                    return Ok(Outcome::refused(
                         "document_kind_changed",
                         format!("{person} clears with a {}, not a {}", old.0, new.0),
-                    );
+                    ));
                 }
-                if let Some(other) = self.find_document(new.0, &new.1).filter(|&o| o != person) {
-                    return Outcome::refused(
+                if let Some(other) = self.find_document(new.0, &new.1)?.filter(|&o| o != person) {
+                    return Ok(Outcome::refused(
                         "document_in_use",
                         format!("the document is registered to {other}"),
-                    );
+                    ));
                 }
                 let outcome = self.update(person, changes, |e| {
                     e.person.document = document;
                     e.person.endorsement = endorsement;
                     Ok(())
-                });
+                })?;
                 if matches!(outcome, Outcome::Updated(_)) && new != old {
                     self.documents.remove(old.0, &old.1, person);
                     self.documents.insert(new.0, &new.1, person);
@@ -604,14 +816,14 @@ impl Registry {
                     .retain(|c| c.kind != ConsentKind::FingerprintReadAuthorisation);
                 e.person.consents.extend(fingerprint_read);
                 Ok(())
-            }),
+            })?,
             Command::NoticeDelivered { notice } => {
                 if self.notices.remove(&notice).is_some() {
                     changes.push(Change::Notice(notice));
                 }
                 Outcome::Ordered
             }
-        }
+        })
     }
 
     /// Changes a registered person's entry in place and re-indexes them.
@@ -620,56 +832,72 @@ impl Registry {
         id: PersonId,
         changes: &mut Vec<Change>,
         f: impl FnOnce(&mut Entry) -> std::result::Result<(), Outcome>,
-    ) -> Outcome {
-        let Some(mut entry) = self.get(id) else {
-            return unknown_person(id);
+    ) -> Result<Outcome> {
+        let Some(mut entry) = self.get(id)? else {
+            return Ok(unknown_person(id));
         };
+        let before = entry.templates.len();
         if let Err(o) = f(&mut entry) {
-            return o;
+            return Ok(o);
         }
         if let Err(e) = entry.person.validate() {
-            return Outcome::from_error(&e);
+            return Ok(Outcome::from_error(&e));
         }
         self.index.remove_person(id);
-        self.put(entry);
+        self.put(entry, before);
         changes.push(Change::Put(id));
-        Outcome::Updated(id)
+        Ok(Outcome::Updated(id))
     }
 
-    /// Stores an entry and indexes its templates of the registry's model. Templates of another
-    /// model are kept (a model migration re-enrols them) but not searched.
-    fn put(&mut self, entry: Entry) {
+    /// Holds an entry (replacing one of `old_templates` templates, 0 for a new person) and
+    /// indexes its templates of the registry's model. Templates of another model are kept (a
+    /// model migration re-enrols them) but not searched.
+    fn put(&mut self, entry: Entry, old_templates: usize) {
         let id = entry.person.id;
-        if entry.person.status == PersonStatus::Active {
-            for t in &entry.templates {
-                if t.model() == self.index.model() && t.dim() == self.index.dim() {
-                    // Cannot fail: model and dimension were just checked.
-                    let _ = self.index.insert(id, t);
-                }
-            }
-        }
-        self.templates += entry.templates.len();
-        if let Some(mut old) = self.entries.insert(id, encode(&entry)) {
-            self.templates -= decode(&old).map_or(0, |e| e.templates.len());
+        self.index_templates(&entry);
+        self.templates = self.templates + entry.templates.len() - old_templates;
+        if let Some(Some(mut old)) = self.held.insert(id, Some(encode(&entry))) {
             // The replaced bytes held templates and a record: zeroed before they are freed.
             zeroize::Zeroize::zeroize(&mut old[..]);
         }
     }
 
-    /// Removes a person's entry (their index rows stay: the caller removes them). The stored
-    /// bytes are zeroed before they are freed.
-    fn take(&mut self, id: PersonId) -> Option<Entry> {
-        let mut bytes = self.entries.remove(&id)?;
-        let entry = decode(&bytes);
-        zeroize::Zeroize::zeroize(&mut bytes[..]);
-        let entry = entry?;
+    fn index_templates(&mut self, entry: &Entry) {
+        if entry.person.status == PersonStatus::Active {
+            for t in &entry.templates {
+                if t.model() == self.index.model() && t.dim() == self.index.dim() {
+                    // Cannot fail: model and dimension were just checked.
+                    let _ = self.index.insert(entry.person.id, t);
+                }
+            }
+        }
+    }
+
+    /// Removes a person's entry (their index rows stay: the caller removes them). Held bytes
+    /// are zeroed before they are freed; with a store, the erasure is held until written.
+    fn take(&mut self, id: PersonId) -> Result<Option<Entry>> {
+        let Some(entry) = self.get(id)? else {
+            return Ok(None);
+        };
+        let old = if self.store.is_some() {
+            self.held.insert(id, None)
+        } else {
+            self.held.remove(&id)
+        };
+        if let Some(Some(mut bytes)) = old {
+            zeroize::Zeroize::zeroize(&mut bytes[..]);
+        }
+        self.persons -= 1;
         self.templates -= entry.templates.len();
-        Some(entry)
+        Ok(Some(entry))
     }
 
     /// Restores one entry read back from storage (node start-up, snapshot install); an entry for a
     /// person held already replaces theirs. Refuses an entry whose record is inconsistent or whose
     /// document is registered to someone else. Constant time for a person not held yet.
+    ///
+    /// A store-backed registry restores what its store holds already (the entry is indexed, not
+    /// held), in increasing id order: an id above every one restored so far is new.
     pub fn restore(&mut self, entry: Entry) -> Result<()> {
         entry.person.validate()?;
         let id = entry.person.id;
@@ -677,21 +905,40 @@ impl Registry {
             entry.person.document.kind,
             entry.person.document.number.clone(),
         );
-        if let Some(other) = self.find_document(key.0, &key.1).filter(|&o| o != id) {
+        if let Some(other) = self.find_document(key.0, &key.1)?.filter(|&o| o != id) {
             return Err(Error::DuplicateDocument { person: id, other });
         }
         // Restoring a person held already replaces them. Only then can the index hold their rows:
         // removing them is a scan of the whole index, so a bulk load that did it for every person
-        // would be quadratic (minutes at 1M persons).
-        if let Some(old) = self.get(id) {
-            let old_key = (old.person.document.kind, old.person.document.number.clone());
-            if old_key != key {
-                self.documents.remove(old_key.0, &old_key.1, id);
+        // would be quadratic (minutes at 1M persons). A store-backed registry's store has the
+        // entry already, so only an id restored before can be a replacement.
+        let old = if self.store.is_none() || id.0 <= self.restored_up_to {
+            self.get(id)?
+        } else {
+            None
+        };
+        let old_templates = match old {
+            Some(old) => {
+                let old_key = (old.person.document.kind, old.person.document.number.clone());
+                if old_key != key {
+                    self.documents.remove(old_key.0, &old_key.1, id);
+                }
+                self.index.remove_person(id);
+                old.templates.len()
             }
-            self.index.remove_person(id);
-        }
+            None => {
+                self.persons += 1;
+                0
+            }
+        };
         self.documents.insert(key.0, &key.1, id);
-        self.put(entry);
+        if self.store.is_some() {
+            self.index_templates(&entry);
+            self.templates = self.templates + entry.templates.len() - old_templates;
+        } else {
+            self.put(entry, old_templates);
+        }
+        self.restored_up_to = self.restored_up_to.max(id.0);
         self.next_id = self.next_id.max(id.0 + 1);
         Ok(())
     }
@@ -701,26 +948,23 @@ impl Registry {
         self.next_id = self.next_id.max(next_id);
     }
 
-    /// The whole logical content, for snapshots and digests.
-    pub fn image(&self) -> RegistryImage {
-        RegistryImage {
+    /// The whole logical content, for snapshots and digests (every entry decoded: for tests and
+    /// small galleries; [`Registry::image_ref`] streams).
+    pub fn image(&self) -> Result<RegistryImage> {
+        Ok(RegistryImage {
             next_id: self.next_id,
-            entries: self.entries().collect(),
+            entries: self.entries().collect::<Result<_>>()?,
             notices: self
                 .notices
                 .iter()
                 .map(|(id, n)| (*id, n.clone()))
                 .collect(),
-        }
+        })
     }
 
-    /// The whole logical content, borrowed (serialises like [`Registry::image`]).
+    /// The whole logical content, read as it is serialised (serialises like [`Registry::image`]).
     pub fn image_ref(&self) -> RegistryImageRef<'_> {
-        RegistryImageRef {
-            next_id: self.next_id,
-            entries: self.entries.values().map(|b| Encoded(b)).collect(),
-            notices: self.notices.iter().collect(),
-        }
+        RegistryImageRef(self)
     }
 
     /// Makes room in the 1:N index for about `persons` more persons (one template each), before a
@@ -729,7 +973,7 @@ impl Registry {
         self.index.reserve(persons);
     }
 
-    /// Rebuilds a registry from an image (installing a snapshot).
+    /// Rebuilds an in-memory registry from an image (installing a snapshot).
     pub fn from_image(model: ModelId, dim: usize, image: RegistryImage) -> Result<Registry> {
         let mut registry = Registry::new(model, dim)?;
         registry.index.reserve(image.entries.len());

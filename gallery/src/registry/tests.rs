@@ -3,6 +3,7 @@ use expect_test::expect;
 
 use super::*;
 use crate::{ConsentKind, Registration};
+use std::collections::BTreeMap;
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
@@ -143,11 +144,18 @@ fn commands_apply_in_order_with_deterministic_ids() {
         enrol: Enrolled(PersonId(3)) [Put(PersonId(3))]
     "#]]
     .assert_eq(&got);
-    assert_eq!(r.get(PersonId(1)).map(|e| e.templates.len()), Some(2));
-    assert_eq!(r.get(PersonId(1)).map(|e| e.person.consents.len()), Some(1));
+    assert_eq!(
+        r.get(PersonId(1)).unwrap().map(|e| e.templates.len()),
+        Some(2)
+    );
+    assert_eq!(
+        r.get(PersonId(1)).unwrap().map(|e| e.person.consents.len()),
+        Some(1)
+    );
     assert_eq!(r.index().len(), 3, "two templates of P1, one of P3");
     assert_eq!(
-        r.find_document(Category::MacaoResident.document_kind(), "7654321(0)"),
+        r.find_document(Category::MacaoResident.document_kind(), "7654321(0)")
+            .unwrap(),
         Some(PersonId(3))
     );
 }
@@ -175,9 +183,10 @@ fn cancelled_person_is_never_found() {
         &mut changes,
     );
     assert!(r.index().search(&probe, 1).expect("search").is_empty());
-    assert!(r.get(PersonId(1)).is_none());
+    assert!(r.get(PersonId(1)).unwrap().is_none());
     assert_eq!(
-        r.find_document(Category::MacaoResident.document_kind(), "A"),
+        r.find_document(Category::MacaoResident.document_kind(), "A")
+            .unwrap(),
         None
     );
 }
@@ -213,11 +222,11 @@ fn a_cancellation_leaves_a_notice_until_delivered() {
     assert_eq!(notice.cancelled_at, Some(at));
 
     // Snapshots carry it: a replica that installs one delivers it too.
-    let copy = Registry::from_image(model(), 8, r.image()).expect("from image");
+    let copy = Registry::from_image(model(), 8, r.image().unwrap()).expect("from image");
     assert_eq!(copy.notice(id), Some(&notice));
     assert_eq!(
         postcard::to_stdvec(&r.image_ref()).expect("ref"),
-        postcard::to_stdvec(&r.image()).expect("image"),
+        postcard::to_stdvec(&r.image().unwrap()).expect("image"),
         "the borrowed image serialises like the owned one"
     );
 
@@ -271,16 +280,16 @@ fn image_round_trips_and_replicas_agree() {
         a.apply(c.clone(), &mut changes);
         b.apply(c.clone(), &mut changes);
     }
-    let image = a.image();
+    let image = a.image().unwrap();
     let bytes = postcard::to_stdvec(&image).expect("serialise");
     assert_eq!(
         bytes,
-        postcard::to_stdvec(&b.image()).expect("serialise"),
+        postcard::to_stdvec(&b.image().unwrap()).expect("serialise"),
         "identical replicas"
     );
     let back: RegistryImage = postcard::from_bytes(&bytes).expect("deserialise");
     let c = Registry::from_image(model(), 8, back).expect("restore");
-    assert_eq!(c.image(), image);
+    assert_eq!(c.image().unwrap(), image);
     assert_eq!(c.next_id(), 51);
     assert_eq!(c.index().len(), 49);
 }
@@ -302,11 +311,13 @@ fn restoring_a_person_again_replaces_their_templates_and_document() {
         "the old templates are gone from the index"
     );
     assert_eq!(
-        r.find_document(Category::MacaoResident.document_kind(), "A1"),
+        r.find_document(Category::MacaoResident.document_kind(), "A1")
+            .unwrap(),
         None
     );
     assert_eq!(
-        r.find_document(Category::MacaoResident.document_kind(), "B2"),
+        r.find_document(Category::MacaoResident.document_kind(), "B2")
+            .unwrap(),
         Some(PersonId(1))
     );
     let hits = r
@@ -508,15 +519,259 @@ fn documents_are_kept_true_renewals_relink_and_prerequisites_are_replaced() {
     .assert_eq(&got);
     let kind = Category::MacaoResident.document_kind();
     assert_eq!(
-        r.find_document(kind, "M10000001"),
+        r.find_document(kind, "M10000001").unwrap(),
         None,
         "old number released"
     );
-    assert_eq!(r.find_document(kind, "M10000009"), Some(PersonId(1)));
-    let person = &r.get(PersonId(1)).expect("entry").person;
+    assert_eq!(
+        r.find_document(kind, "M10000009").unwrap(),
+        Some(PersonId(1))
+    );
+    let person = &r.get(PersonId(1)).unwrap().expect("entry").person;
     assert_eq!(person.document.valid_until, day(2040, 1, 1));
     assert_eq!(person.registrations, Registrations::default(), "withdrawn");
     assert!(!person.has_consent(Authority::Macao, ConsentKind::FingerprintReadAuthorisation));
     // The index still finds the person under their id (re-indexed, not duplicated).
     assert_eq!(r.index().len(), 2);
+}
+
+/// The storage layer's side of a store-backed registry, in memory: what it last wrote, a count of
+/// its reads, and a switch that makes it fail.
+#[derive(Clone, Default)]
+struct TestStore {
+    written: std::sync::Arc<std::sync::Mutex<BTreeMap<PersonId, Vec<u8>>>>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestStore {
+    fn check(&self) -> Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Storage {
+                reason: "the disk is gone".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes what the registry has not written yet, as the node's state machine does after a
+    /// batch.
+    fn write_through(&self, r: &mut Registry) {
+        {
+            let mut w = self.written.lock().expect("lock");
+            for (id, bytes) in r.unwritten() {
+                match bytes {
+                    Some(b) => w.insert(id, b.to_vec()),
+                    None => w.remove(&id),
+                };
+            }
+        }
+        r.written();
+        assert_eq!(r.unwritten().count(), 0, "nothing left to write");
+    }
+}
+
+impl EntryStore for TestStore {
+    fn read(&self, id: PersonId) -> Result<Option<StoredBytes>> {
+        self.check()?;
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let w = self.written.lock().expect("lock");
+        Ok(w.get(&id).map(|b| StoredBytes::new(b.clone())))
+    }
+
+    fn scan(&self) -> Box<dyn Iterator<Item = Result<(PersonId, StoredBytes)>> + '_> {
+        if let Err(e) = self.check() {
+            return Box::new(std::iter::once(Err(e)));
+        }
+        let w = self.written.lock().expect("lock");
+        let all: Vec<_> = w
+            .iter()
+            .map(|(id, b)| Ok((*id, StoredBytes::new(b.clone()))))
+            .collect();
+        Box::new(all.into_iter())
+    }
+}
+
+/// A mix of every kind of change: enrolments (one retried), templates added and replaced,
+/// registrations, a renewed document, cancellations (one of a person enrolled in the same
+/// batch).
+fn mixed_commands() -> Vec<Command> {
+    let registration = Registration {
+        registered_at: day(2026, 11, 2)
+            .and_hms_opt(10, 0, 0)
+            .expect("time")
+            .and_utc(),
+        location: "Hengqin Port".into(),
+    };
+    let mut commands: Vec<Command> = (0..30u32)
+        .map(|i| Command::Enrol {
+            person: macao(&format!("M2{i:07}")),
+            templates: vec![template(i)],
+        })
+        .collect();
+    commands.extend([
+        Command::Enrol {
+            person: macao("M20000003"),
+            templates: vec![template(99)],
+        },
+        Command::AddTemplate {
+            person: PersonId(4),
+            template: template(40),
+        },
+        Command::ReplaceTemplates {
+            person: PersonId(5),
+            templates: vec![template(50), template(51)],
+        },
+        Command::Register {
+            person: PersonId(6),
+            authority: Authority::Mainland,
+            registration,
+        },
+        Command::UpdateDocument {
+            person: PersonId(7),
+            document: TravelDocument {
+                kind: Category::MacaoResident.document_kind(),
+                number: "M29999999".into(),
+                valid_from: day(2030, 1, 2),
+                valid_until: day(2040, 1, 1),
+            },
+            endorsement: None,
+        },
+        Command::Cancel {
+            person: PersonId(8),
+        },
+        Command::Enrol {
+            person: macao("M28888888"),
+            templates: vec![template(88)],
+        },
+        Command::Cancel {
+            person: PersonId(31),
+        },
+        Command::Cancel {
+            person: PersonId(8),
+        },
+        Command::AddTemplate {
+            person: PersonId(8),
+            template: template(41),
+        },
+    ]);
+    commands
+}
+
+fn image_bytes(r: &Registry) -> Vec<u8> {
+    postcard::to_stdvec(&r.image_ref()).expect("image")
+}
+
+#[test]
+fn a_store_backed_registry_agrees_with_an_in_memory_one_and_restarts_from_its_store() {
+    let mut memory = Registry::new(model(), 8).expect("registry");
+    let store = TestStore::default();
+    let mut backed = Registry::with_store(model(), 8, Box::new(store.clone())).expect("registry");
+    for (n, c) in mixed_commands().into_iter().enumerate() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let expected = memory.apply(c.clone(), &mut a);
+        assert_eq!(backed.apply(c, &mut b), expected, "command {n}");
+        assert_eq!(a, b, "command {n}'s changes");
+        // Written every fourth command: the registry holds some changes over stored entries
+        // (at the end, the erasure of a person enrolled after the last write).
+        if n % 4 == 0 {
+            store.write_through(&mut backed);
+        }
+        assert_eq!(
+            image_bytes(&backed),
+            image_bytes(&memory),
+            "after command {n}"
+        );
+    }
+    assert!(backed.unwritten().count() > 0, "the last changes are held");
+    assert_eq!(
+        memory.unwritten().count(),
+        0,
+        "an in-memory registry writes nothing"
+    );
+    for r in [&memory, &backed] {
+        assert_eq!(r.len(), 29);
+        assert_eq!(r.template_count(), 31);
+        assert_eq!(r.index().len(), 31);
+        assert_eq!(r.get(PersonId(8)).expect("read"), None, "cancelled");
+        assert_eq!(
+            r.find_document(Category::MacaoResident.document_kind(), "M29999999")
+                .expect("read"),
+            Some(PersonId(7))
+        );
+    }
+    assert_eq!(
+        backed.get(PersonId(4)).expect("read"),
+        memory.get(PersonId(4)).expect("read")
+    );
+    store.write_through(&mut backed);
+
+    // A restart: a new registry restores what the store holds, in id order, without reading it
+    // again person by person.
+    let reads = store.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let mut restarted =
+        Registry::with_store(model(), 8, Box::new(store.clone())).expect("registry");
+    let stored: Vec<Entry> = restarted.entries().collect::<Result<_>>().expect("scan");
+    for entry in stored {
+        restarted.restore(entry).expect("restore");
+    }
+    for (id, notice) in memory.notices() {
+        restarted.restore_notice(*id, notice.clone());
+    }
+    restarted.set_next_id(memory.next_id());
+    assert_eq!(
+        store.reads.load(std::sync::atomic::Ordering::SeqCst),
+        reads,
+        "restoring in id order reads nothing back"
+    );
+    assert_eq!(image_bytes(&restarted), image_bytes(&memory));
+    assert_eq!(restarted.len(), 29);
+    assert_eq!(restarted.template_count(), 31);
+    assert_eq!(restarted.index().len(), 31);
+}
+
+#[test]
+fn a_failing_store_refuses_the_command_and_everything_after_it() {
+    let store = TestStore::default();
+    let mut r = Registry::with_store(model(), 8, Box::new(store.clone())).expect("registry");
+    let mut changes = Vec::new();
+    r.apply(
+        Command::Enrol {
+            person: macao("M30000001"),
+            templates: vec![template(1)],
+        },
+        &mut changes,
+    );
+    store.write_through(&mut r);
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    changes.clear();
+    let got = trace(
+        &mut r,
+        vec![
+            // Reads the stored entry: refused.
+            Command::AddTemplate {
+                person: PersonId(1),
+                template: template(2),
+            },
+            // Would read nothing, but the registry has faulted: refused too, no id taken.
+            Command::Enrol {
+                person: macao("M30000002"),
+                templates: vec![template(3)],
+            },
+        ],
+    );
+    expect![[r#"
+        add_template: Refused { code: "storage", reason: "the gallery's entry store failed: the disk is gone" } []
+        enrol: Refused { code: "storage", reason: "the gallery's entry store failed: the disk is gone" } []
+    "#]]
+    .assert_eq(&got);
+    assert_eq!(r.next_id(), 2, "no id was taken");
+    assert!(matches!(r.take_fault(), Some(Error::Storage { .. })));
+    assert!(r.take_fault().is_none(), "taken once");
+    assert!(
+        postcard::to_stdvec(&r.image_ref()).is_err(),
+        "an image of a failing store fails, not truncated"
+    );
 }

@@ -789,12 +789,11 @@ impl ClusterNode {
                 if let Some(limited) = self.person_read_limited(&principal) {
                     return limited;
                 }
-                let g = self.inner.gallery.read();
+                let g = &self.inner.gallery;
                 Reply::Person(
-                    g.registry
-                        .find_document(kind, &number)
-                        .and_then(|id| g.registry.get(id))
-                        .map(|e| Box::new(e.person.clone())),
+                    g.find_document(kind, &number)
+                        .and_then(|id| g.entry(id))
+                        .map(|e| Box::new(e.person)),
                 )
             }
             Call::Metrics => Reply::Metrics(self.metrics_text()),

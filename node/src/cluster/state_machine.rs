@@ -35,8 +35,8 @@ use clearway_gallery::ops::{
     AuditRecord, Ledger, LedgerChanges, LedgerView, Revocations, verify_chain,
 };
 use clearway_gallery::{
-    CancellationNotice, Change, Entry, Hit, ModelId, NoticeId, PersonId, Registry, RegistryImage,
-    Request, ScanPool,
+    CancellationNotice, Change, DocumentKind, Entry, EntryStore, Hit, ModelId, NoticeId, PersonId,
+    Registry, RegistryImage, Request, ScanPool, StoredBytes,
 };
 use clearway_wire::snapshot::SnapshotData;
 use openraft::storage::RaftStateMachine;
@@ -98,17 +98,46 @@ pub struct Applied {
 /// The read handle on a node's replica of the gallery (lanes search it; it never waits on the
 /// network). Cheap to clone.
 #[derive(Clone)]
-pub struct GalleryHandle(Arc<RwLock<Applied>>);
+pub struct GalleryHandle {
+    applied: Arc<RwLock<Applied>>,
+    /// What a snapshot install changes while it replaces the persons stored in sled.
+    replacing: Arc<Replacement>,
+}
+
+/// The state of a replacement of the stored persons by a snapshot install.
+#[derive(Default)]
+struct Replacement {
+    /// Taken exclusively by the install, shared by whoever reads every entry
+    /// ([`GalleryHandle::read_whole`]): a snapshot build or a digest never reads half of one
+    /// replica and half of another. Always taken before [`GalleryHandle`]'s `applied`.
+    gate: RwLock<()>,
+    /// Which registry's entries sled holds: an install moves it on before it clears the trees.
+    /// A single entry's read ([`SealedEntries`]) does not wait for an install (a lane must not
+    /// stall behind one): a registry of an older generation reads nothing, and the lane refers
+    /// the traveller.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 impl GalleryHandle {
     /// Read access to the replica. Hold it briefly: writers (log apply) wait for it.
     pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
         // A poisoned lock means a panic while applying; the data is still the last good state.
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        self.applied.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Read access to the replica for reading every entry: waits for a snapshot install to
+    /// finish, and keeps the next from starting until the guards are dropped.
+    fn read_whole(&self) -> (RwLockReadGuard<'_, ()>, RwLockReadGuard<'_, Applied>) {
+        let gate = self
+            .replacing
+            .gate
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        (gate, self.read())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
-        self.0.write().unwrap_or_else(|e| e.into_inner())
+        self.applied.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// 1:N search of the local replica.
@@ -116,9 +145,28 @@ impl GalleryHandle {
         Ok(self.read().registry.index().search(probe, k)?)
     }
 
-    /// A person's entry.
+    /// A person's entry (read from the sealed store and opened). A store that cannot give it
+    /// (a disk error, a snapshot being installed) reads as no entry: the lane then refers the
+    /// traveller to an officer, and the failure is logged.
     pub fn entry(&self, id: PersonId) -> Option<Entry> {
-        self.read().registry.get(id)
+        match self.read().registry.get(id) {
+            Ok(entry) => entry,
+            Err(e) => {
+                warn!(error = %e, "A person's entry could not be read from the replica.");
+                None
+            }
+        }
+    }
+
+    /// The person registered with a travel document, as [`GalleryHandle::entry`] reads.
+    pub fn find_document(&self, kind: DocumentKind, number: &str) -> Option<PersonId> {
+        match self.read().registry.find_document(kind, number) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "A document lookup could not read the replica.");
+                None
+            }
+        }
     }
 
     /// SHA-256 over the registry's image and the ledger: equal on two replicas exactly when
@@ -136,10 +184,10 @@ impl GalleryHandle {
                 Ok(())
             }
         }
-        let guard = self.read();
+        let (_gate, guard) = self.read_whole();
         let mut h = Sha256::new();
-        // Encoding in-memory values cannot fail; if it ever did, the digest would differ from
-        // every other replica's and show.
+        // Encoding cannot fail but for the store failing to read an entry; the digest then
+        // differs from every other replica's and shows.
         let _ = postcard::to_io(&guard.registry.image_ref(), Hashing(&mut h));
         let _ = postcard::to_io(&guard.ledger, Hashing(&mut h));
         hex::encode(h.finalize())
@@ -256,10 +304,19 @@ impl StateMachineStore {
                 None
             }
         };
-        let mut registry = Registry::new(model.clone(), dim)?;
+        let replacing = Arc::new(Replacement::default());
+        let store = SealedEntries {
+            persons: persons.clone(),
+            keys: keys.clone(),
+            keyring: keyring.clone(),
+            replacing: replacing.clone(),
+            generation: 0,
+        };
+        let mut registry = Registry::with_store(model.clone(), dim, Box::new(store))?;
         registry.set_scan_pool(scan_pool.clone());
         // Opening a record is two AEAD operations and a decode: done on every core, LOAD_BATCH
-        // records at a time, then restored into the registry in key order.
+        // records at a time, then restored into the registry in key order (the registry indexes
+        // each; the records stay in sled).
         let open_one = |(k, sealed_key): &(sled::IVec, sled::IVec)| -> Result<Entry> {
             let id = id_of(k)?;
             let key = open_data_key(&keyring, k, sealed_key)?;
@@ -312,12 +369,15 @@ impl StateMachineStore {
             reasons,
             notices,
             keyring,
-            handle: GalleryHandle(Arc::new(RwLock::new(Applied {
-                registry,
-                ledger,
-                last_applied,
-                membership,
-            }))),
+            handle: GalleryHandle {
+                applied: Arc::new(RwLock::new(Applied {
+                    registry,
+                    ledger,
+                    last_applied,
+                    membership,
+                })),
+                replacing,
+            },
             model,
             dim,
             snapshot_path: snapshot_path.to_path_buf(),
@@ -384,7 +444,7 @@ impl StateMachineStore {
                 match *change {
                     Change::Put(id) => {
                         let k = id.0.to_be_bytes();
-                        let Some(plain) = guard.registry.encoded(id) else {
+                        let Some(Some(plain)) = guard.registry.unwritten_entry(id) else {
                             // Put then erased within the same batch: the erase follows.
                             continue;
                         };
@@ -558,14 +618,36 @@ impl StateMachineStore {
             .map_err(|e| Error::io(file.path(), e))?;
         let file_len = file.len();
         let (_, mut reader) = StreamReader::start(&mut file)?;
+        // The persons stored in sled are replaced while lanes still search the replica in
+        // memory: its entries read as absent meanwhile (the lane refers the traveller), and a
+        // snapshot build or a digest waits, so none reads a mix of two replicas. Nothing here
+        // awaits while the gate is held.
+        let gate = self
+            .handle
+            .replacing
+            .gate
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let generation = 1 + self
+            .handle
+            .replacing
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.meta.insert(INSTALLING, &[1])?;
-        self.db.flush_async().await?;
+        self.db.flush()?;
         self.persons.clear()?;
         self.keys.clear()?;
         self.audit.clear()?;
         self.reasons.clear()?;
         self.notices.clear()?;
-        let mut registry = Registry::new(self.model.clone(), self.dim)?;
+        let store = SealedEntries {
+            persons: self.persons.clone(),
+            keys: self.keys.clone(),
+            keyring: self.keyring.clone(),
+            replacing: self.handle.replacing.clone(),
+            generation,
+        };
+        let mut registry = Registry::with_store(self.model.clone(), self.dim, Box::new(store))?;
         registry.set_scan_pool(self.scan_pool.clone());
         // Room for every person the stream holds. Verified, it holds that many frames; a person's
         // is over 64 bytes, so the file's length bounds what a lying header could reserve.
@@ -573,8 +655,9 @@ impl StateMachineStore {
         registry.reserve(usize::try_from(persons).unwrap_or(0));
         // Bulk load without transactions: the INSTALLING mark makes a cut-short load restart
         // empty, so each batch need not be atomic with the meta. Each batch is sealed on every
-        // core (two AEAD operations per person), written, then restored into the new registry,
-        // whose 1:N index so grows as the records arrive.
+        // core (two AEAD operations per person), written, then restored into the new registry
+        // (indexed; the records stay in sled), whose 1:N index so grows as the records arrive.
+        // The stream's persons come in increasing id order, as the registry restores them.
         let mut left = header.persons;
         let mut batch = Vec::with_capacity(LOAD_BATCH);
         while left > 0 {
@@ -632,6 +715,7 @@ impl StateMachineStore {
             guard.last_applied = meta.last_log_id;
             guard.membership = meta.last_membership.clone();
         }
+        drop(gate);
         // The replaced state may hold persons cancelled meanwhile: shred after installing.
         let erased_at = meta.last_log_id.map(|l| l.index);
         self.persist(
@@ -772,6 +856,81 @@ fn open_entry(key: &DataKey, k: &[u8], sealed: &[u8]) -> Result<Entry> {
             .map_err(|_| Error::Decrypt("a person record".into()))?,
     );
     postcard::from_bytes(&plain).map_err(|e| Error::Store(format!("a person record: {e}")))
+}
+
+/// The registry's [`EntryStore`]: the persons as the state machine wrote them, sealed in sled.
+/// A read opens the person's data key and record (two AEAD operations); the registry holds in
+/// memory only what is not written yet, so a lane node's records stay on disk (issue 17 §2).
+struct SealedEntries {
+    persons: sled::Tree,
+    keys: sled::Tree,
+    keyring: Arc<Keyring>,
+    /// What an install changes ([`Replacement`]).
+    replacing: Arc<Replacement>,
+    /// The generation of the stored persons this store's registry was built over.
+    generation: u64,
+}
+
+impl SealedEntries {
+    fn open_stored(&self, k: &[u8], sealed_key: &[u8]) -> Result<StoredBytes> {
+        let key = open_data_key(&self.keyring, k, sealed_key)?;
+        let sealed = self
+            .persons
+            .get(k)?
+            .ok_or_else(|| Error::Store(format!("{} has a key but no record", hex::encode(k))))?;
+        key.sealer()
+            .open(PERSONS, k, &sealed)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Decrypt("a person record".into()))
+    }
+}
+
+fn storage_failure(e: Error) -> clearway_gallery::Error {
+    clearway_gallery::Error::Storage {
+        reason: e.to_string(),
+    }
+}
+
+impl EntryStore for SealedEntries {
+    fn read(&self, id: PersonId) -> clearway_gallery::Result<Option<StoredBytes>> {
+        let current = || {
+            if self
+                .replacing
+                .generation
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == self.generation
+            {
+                Ok(())
+            } else {
+                Err(clearway_gallery::Error::Storage {
+                    reason: "the replica is being replaced by a snapshot".into(),
+                })
+            }
+        };
+        current()?;
+        let k = id.0.to_be_bytes();
+        let Some(sealed_key) = self.keys.get(k).map_err(|e| storage_failure(e.into()))? else {
+            current()?;
+            return Ok(None);
+        };
+        let plain = self.open_stored(&k, &sealed_key).map_err(storage_failure)?;
+        // An install that began meanwhile may have replaced what was read.
+        current()?;
+        Ok(Some(plain))
+    }
+
+    /// In key order (big-endian ids: increasing). The caller holds the install gate
+    /// ([`GalleryHandle::read_whole`]).
+    fn scan(
+        &self,
+    ) -> Box<dyn Iterator<Item = clearway_gallery::Result<(PersonId, StoredBytes)>> + '_> {
+        Box::new(self.keys.iter().map(|item| {
+            let (k, sealed_key) = item.map_err(|e| storage_failure(e.into()))?;
+            let id = id_of(&k).map_err(storage_failure)?;
+            let plain = self.open_stored(&k, &sealed_key).map_err(storage_failure)?;
+            Ok((id, plain))
+        }))
+    }
 }
 
 /// A notice's storage key: its log index, then its person id, big-endian (oldest first).
@@ -916,7 +1075,7 @@ fn convert_legacy_snapshot(keyring: &Keyring, path: &Path) -> Result<()> {
         file,
         &meta,
         image.next_id,
-        entries.iter(),
+        (entries.len() as u64, entries.iter().map(Ok)),
         image.notices.iter().map(|(id, n)| (id, n)),
         &ledger,
     )?;
@@ -1012,7 +1171,7 @@ impl SnapshotBuilder {
     fn build_blocking(&self) -> Result<(SnapshotMeta, SealedFile)> {
         let building = building_path(&self.snapshot_path);
         let file = SealedFile::create(&building, &self.keyring)?;
-        let guard = self.handle.read();
+        let (_gate, guard) = self.handle.read_whole();
         let last = guard.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,
@@ -1029,11 +1188,17 @@ impl SnapshotBuilder {
             std::io::BufWriter::with_capacity(1 << 20, file),
             &meta,
             registry.next_id(),
-            registry.encoded_entries(),
+            (
+                registry.len() as u64,
+                registry
+                    .encoded_entries()
+                    .map(|r| r.map(|(_, bytes)| bytes).map_err(Error::from)),
+            ),
             ExactLen(registry.notices(), registry.notices().count()),
             &guard.ledger,
         )?;
         drop(guard);
+        drop(_gate);
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&building, e.into_error()))?;
@@ -1160,6 +1325,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 responses.push(response);
             }
+            if let Some(e) = guard.registry.take_fault() {
+                // A person's stored entry could not be read: nothing of this batch is written,
+                // and openraft stops this node's state machine (its replica in memory is ahead
+                // of sled; a restart reloads from sled and applies the batch again).
+                return Err(storage_err(Error::Store(format!(
+                    "applying the log read the gallery's store and failed: {e}"
+                ))));
+            }
             (
                 guard.last_applied,
                 guard.membership.clone(),
@@ -1175,6 +1348,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             &ledger_changes,
         )
         .map_err(storage_err)?;
+        // Written: the registry reads those persons from sled from now on.
+        self.handle.write().registry.written();
         self.flush().await.map_err(storage_err)?;
         if let Some(index) = erased_at {
             self.erased.send_replace(index);

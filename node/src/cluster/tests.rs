@@ -152,7 +152,7 @@ async fn the_ledger_survives_a_restart_and_travels_in_snapshots() {
     let digest = sm.handle().digest();
     let mut builder = sm.get_snapshot_builder().await;
     let snapshot = builder.build_snapshot().await.expect("snapshot");
-    drop((sm, db, _log));
+    drop((sm, db, _log, builder));
 
     // Reopened from disk: the same ledger and trail.
     let (_db, _keyring, _log, sm) = open_stores(dir.path());
@@ -493,7 +493,11 @@ async fn an_install_cut_short_restarts_the_replica_empty() {
     let (meta, entries, ledger) = {
         let handle = sm.handle();
         let guard = handle.read();
-        let mut entries: Vec<_> = guard.registry.entries().collect();
+        let mut entries: Vec<_> = guard
+            .registry
+            .entries()
+            .collect::<Result<_, _>>()
+            .expect("entries");
         let mut twin = entries[0].clone();
         twin.person.id = clearway_gallery::PersonId(99);
         entries.push(twin);
@@ -508,9 +512,12 @@ async fn an_install_cut_short_restarts_the_replica_empty() {
         Vec::new(),
         &meta,
         100,
-        entries
-            .iter()
-            .map(|e| postcard::to_stdvec(e).expect("encode")),
+        (
+            entries.len() as u64,
+            entries
+                .iter()
+                .map(|e| Ok(postcard::to_stdvec(e).expect("encode"))),
+        ),
         std::iter::empty::<(
             clearway_gallery::NoticeId,
             clearway_gallery::CancellationNotice,
@@ -628,4 +635,66 @@ async fn a_build_overtaken_by_an_install_keeps_the_newer_snapshot() {
         .expect("kept");
     assert_eq!(kept.meta.last_log_id, third.meta.last_log_id);
     assert_ne!(third.meta.last_log_id, first.meta.last_log_id);
+}
+
+#[tokio::test]
+async fn entries_are_read_from_the_sealed_store_and_a_store_failure_stops_the_apply() {
+    use clearway_gallery::{Command, PersonId};
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, _keyring, mut sm) = populated(dir.path(), 10).await;
+    let handle = sm.handle();
+    assert_eq!(
+        handle.read().registry.unwritten().count(),
+        0,
+        "everything applied is written, and not held in memory"
+    );
+    let three = handle.entry(PersonId(3)).expect("person 3");
+    assert_eq!(
+        handle.find_document(three.person.document.kind, &three.person.document.number),
+        Some(PersonId(3))
+    );
+    assert!(handle.entry(PersonId(1)).is_none(), "cancelled");
+
+    let digest = handle.digest();
+
+    // The record goes from sled: the registry has no copy of its own to answer with.
+    let persons = db.open_tree("sm_persons").expect("tree");
+    let sealed = persons
+        .remove(PersonId(3).0.to_be_bytes())
+        .expect("remove")
+        .expect("stored");
+    assert!(handle.entry(PersonId(3)).is_none(), "read from sled");
+    assert!(
+        handle
+            .find_document(three.person.document.kind, &three.person.document.number)
+            .is_none()
+    );
+
+    // A command that must read the record cannot be applied: the state machine fails, writes
+    // nothing of the batch, and the applied position stays where it was.
+    let applied = handle.read().last_applied;
+    let err = sm
+        .apply([v1(
+            40,
+            vec![Command::AddTemplate {
+                person: PersonId(3),
+                template: clearway_gallery::Template::quantize(
+                    model(),
+                    &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5],
+                )
+                .expect("template"),
+            }],
+        )])
+        .await
+        .expect_err("the store failed");
+    assert!(err.to_string().contains("has a key but no record"), "{err}");
+    // Put back (a node refuses to start on a store with a key and no record), and reopened.
+    persons
+        .insert(PersonId(3).0.to_be_bytes(), sealed)
+        .expect("put back");
+    drop((handle, sm, persons, db));
+    let (_db, _k, _l, reopened) = reopen_stores(dir.path());
+    assert_eq!(reopened.handle().read().last_applied, applied);
+    assert_eq!(reopened.handle().digest(), digest, "nothing written");
 }

@@ -1049,12 +1049,11 @@ fn dispatch(ctx: &Ctx, output: Output, arrived: Option<Instant>) {
         Output::Inspect(request) => {
             if request.method == ClearanceMethod::Face {
                 let person = {
-                    let applied = ctx.node.gallery().read();
-                    applied
-                        .registry
+                    let gallery = ctx.node.gallery();
+                    gallery
                         .find_document(request.document.kind, &request.document.number)
-                        .and_then(|id| applied.registry.get(id))
-                        .map(|e| e.person.clone())
+                        .and_then(|id| gallery.entry(id))
+                        .map(|e| e.person)
                 };
                 if let Some(person) = person {
                     ctx.refresher.face_passage(person);
@@ -1329,11 +1328,10 @@ async fn document_task(
         let scan = match read {
             Ok(document) => {
                 let holder = {
-                    let applied = node.gallery().read();
-                    match applied
-                        .registry
+                    let gallery = node.gallery();
+                    match gallery
                         .find_document(document.kind, &document.number)
-                        .and_then(|id| applied.registry.get(id))
+                        .and_then(|id| gallery.entry(id))
                     {
                         Some(entry) if entry.templates.is_empty() => {
                             Holder::Pending(Box::new(entry.person.clone()))

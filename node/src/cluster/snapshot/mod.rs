@@ -195,13 +195,14 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
-/// Writes a whole snapshot stream: `entries` (each person's [`Entry`] as `postcard` bytes, as the
-/// registry keeps them), `notices` and the ledger, as the header counts them.
+/// Writes a whole snapshot stream: `persons` entries (each person's [`Entry`] as `postcard`
+/// bytes, as the registry's store gives them; a failure to read one fails the snapshot, as does
+/// a count other than `persons`), `notices` and the ledger, as the header counts them.
 pub fn write<W: Write>(
     out: W,
     meta: &SnapshotMeta,
     next_id: u64,
-    entries: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
+    (persons, entries): (u64, impl Iterator<Item = Result<impl AsRef<[u8]>>>),
     notices: impl ExactSizeIterator<
         Item = (
             impl std::borrow::Borrow<NoticeId>,
@@ -212,13 +213,20 @@ pub fn write<W: Write>(
 ) -> Result<W> {
     let header = Header {
         next_id,
-        persons: entries.len() as u64,
+        persons,
         notices: notices.len() as u64,
         audit: ledger.audit().len() as u64,
     };
     let mut w = StreamWriter::start(out, meta, &header)?;
+    let mut written = 0;
     for entry in entries {
-        w.encoded_frame(entry.as_ref())?;
+        w.encoded_frame(entry?.as_ref())?;
+        written += 1;
+    }
+    if written != persons {
+        return Err(Error::Store(format!(
+            "the snapshot's header says {persons} persons, the store gave {written}"
+        )));
     }
     for (id, notice) in notices {
         w.frame(&(id.borrow(), notice.borrow()))?;
