@@ -35,7 +35,7 @@ pub use person::{
     document_eligibility, eligibility, eligibility_under,
 };
 pub use registry::{
-    CancellationNotice, Change, Command, EncodedEntry, Entry, EntryStore, NewPerson, NoticeId,
-    Outcome, Registry, RegistryImage, Request, StoredBytes,
+    CancellationNotice, Change, CheckpointHeader, Command, EncodedEntry, Entry, EntryStore,
+    NewPerson, NoticeId, Outcome, Registry, RegistryImage, Request, StoredBytes,
 };
 pub use template::{ModelId, Template};

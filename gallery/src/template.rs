@@ -63,6 +63,27 @@ struct TemplateRepr {
     data: Vec<i8>,
 }
 
+/// Checks quantised values and their scale as a template holds them: some values, none -128,
+/// a finite positive scale.
+pub(crate) fn check_parts(scale: f32, data: &[i8]) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::InvalidTemplate {
+            reason: "no values",
+        });
+    }
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::InvalidTemplate {
+            reason: "scale must be finite and positive",
+        });
+    }
+    if data.contains(&i8::MIN) {
+        return Err(Error::InvalidTemplate {
+            reason: "value -128 is outside [-127, 127]",
+        });
+    }
+    Ok(())
+}
+
 impl TryFrom<TemplateRepr> for Template {
     type Error = Error;
 
@@ -86,21 +107,7 @@ impl Template {
     /// A template from already-quantised parts, checking the invariants.
     pub fn from_parts(model: ModelId, scale: f32, data: Vec<i8>) -> Result<Template> {
         model.validate()?;
-        if data.is_empty() {
-            return Err(Error::InvalidTemplate {
-                reason: "no values",
-            });
-        }
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(Error::InvalidTemplate {
-                reason: "scale must be finite and positive",
-            });
-        }
-        if data.contains(&i8::MIN) {
-            return Err(Error::InvalidTemplate {
-                reason: "value -128 is outside [-127, 127]",
-            });
-        }
+        check_parts(scale, &data)?;
         Ok(Template { model, scale, data })
     }
 

@@ -3,9 +3,11 @@
 //! 1. enrolment commit latency: one enrolment per log entry, one writer, p50/p99;
 //! 2. batched throughput: 256 enrolments per entry, 4 writers;
 //! 3. catch-up: a fresh learner joins a gallery of N templates (default 1,000,000) by snapshot;
-//! 4. restart: that learner restarts; time from its start until it answers with its whole index (the
-//!    registry and the 1:N index are loaded before the node answers anything), and its resident memory
-//!    after catch-up and after the restart beside the size of what it holds.
+//! 4. restart: that learner stops cleanly (timed: it writes its replica checkpoint) and starts again;
+//!    time from its start until it answers with its whole index (the registry and the 1:N index are
+//!    loaded before the node answers anything), once from its checkpoint and once, killed, from its
+//!    records; and its resident memory after catch-up and after the restart beside the size of what
+//!    it holds.
 //!
 //! `cargo bench -p clearway-tests --bench cluster [-- CATCHUP_TEMPLATES]`; `just bench` runs it.
 
@@ -190,34 +192,56 @@ async fn main() {
     // Let the snapshot file and the last batches settle before measuring memory.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_caught_up = port.pid(4).and_then(rss_mib);
+    let stop = Instant::now();
     assert!(port.stop(4), "node 4 stops cleanly");
+    let stopping = stop.elapsed().as_secs_f64();
     let log_path = port.node_dir(4).join("log");
-    let logged = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
-    let t = Instant::now();
-    port.start(4);
-    client
-        .wait_for(4, "restart", LONG, |s| s.indexed_templates >= templates)
-        .await
-        .expect("restarted");
-    let serving = t.elapsed().as_secs_f64();
-    // Where the start-up time went: node 4's own log lines of this start (timestamps, no personal data).
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let lines: Vec<&str> = log.get(logged..).unwrap_or_default().lines().collect();
-    for line in lines.iter().take(20) {
+    if let Some(line) = log.lines().rev().find(|l| l.contains("replica checkpoint")) {
         println!("  node 4: {line}");
     }
-    let rss_restarted = port.pid(4).and_then(rss_mib);
+    // A clean stop left a checkpoint of the replica's indexes: this start reads it.
+    let (serving, rss_restarted) = restart(&mut port, &client, 4, templates, &log_path).await;
+    // Killed, a node leaves none: the next start opens every record.
+    port.kill(4);
+    let (serving_records, _) = restart(&mut port, &client, 4, templates, &log_path).await;
     // What the node holds, raw: one 128-byte int8 row (+ scale, sum and person id: 16 bytes) and one
     // ~150-byte record per template (one template per synthetic person).
     let raw_mib = templates as f64 * (128.0 + 16.0 + 150.0) / (1024.0 * 1024.0);
     println!(
-        "restart: node 4 serves searches over {templates} templates {serving:.1} s after its start; \
-         RSS {} MiB after catch-up, {} MiB after restart; raw templates + records ~{raw_mib:.0} MiB; \
-         data dir {:.0} MiB on disk",
+        "restart: node 4 stopped cleanly in {stopping:.1} s, then serves searches over {templates} \
+         templates {serving:.1} s after its start (from its checkpoint); killed, {serving_records:.1} s \
+         (from its records); RSS {} MiB after catch-up, {} MiB after restart; raw templates + \
+         records ~{raw_mib:.0} MiB; data dir {:.0} MiB on disk",
         rss_caught_up.map_or("?".into(), |m| m.to_string()),
         rss_restarted.map_or("?".into(), |m| m.to_string()),
         dir_size(&port.data_dir(4)) as f64 / (1024.0 * 1024.0),
     );
+}
+
+/// Starts node `id` and times it until it answers with its whole index; prints its log lines of
+/// this start (timestamps, no personal data) and returns the time and its resident memory then.
+async fn restart(
+    port: &mut LocalPort,
+    client: &clearway_node::cluster::ClusterClient,
+    id: u64,
+    templates: usize,
+    log_path: &std::path::Path,
+) -> (f64, Option<u64>) {
+    let logged = std::fs::metadata(log_path).map_or(0, |m| m.len() as usize);
+    let t = Instant::now();
+    port.start(id);
+    client
+        .wait_for(id, "restart", LONG, |s| s.indexed_templates >= templates)
+        .await
+        .expect("restarted");
+    let serving = t.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    let lines: Vec<&str> = log.get(logged..).unwrap_or_default().lines().collect();
+    for line in lines.iter().take(20) {
+        println!("  node {id}: {line}");
+    }
+    (serving, port.pid(id).and_then(rss_mib))
 }
 
 /// Resident set of a process in MiB (`VmRSS` of `/proc/PID/status`).

@@ -181,6 +181,28 @@ impl Gallery {
         Ok(())
     }
 
+    /// Appends one row from its parts (a replica checkpoint's, [`Gallery::export_rows`]), checked
+    /// as a template's are.
+    pub fn insert_row(&mut self, person: PersonId, values: &[i8], scale: f32) -> Result<()> {
+        if values.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: values.len(),
+            });
+        }
+        crate::template::check_parts(scale, values)?;
+        self.rows.push(person, values, scale, row_sum(values));
+        Ok(())
+    }
+
+    /// Every row in the index's order: its person, quantised values and scale (for a replica
+    /// checkpoint; [`Gallery::insert_row`] puts them back).
+    pub fn export_rows(&self) -> impl ExactSizeIterator<Item = (PersonId, &[i8], f32)> + '_ {
+        let n = self.rows.len();
+        let (persons, scales) = (self.rows.persons(0..n), self.rows.scales(0..n));
+        (0..n).map(move |r| (persons[r], self.rows.data(r..r + 1), scales[r]))
+    }
+
     /// Removes and erases every template of `person` (cancellation); returns how many there were.
     ///
     /// The bytes are overwritten in the live buffer, not merely unlinked, and the person is never returned

@@ -357,6 +357,26 @@ impl Serialize for RegistryImageRef<'_> {
     }
 }
 
+/// A store-backed registry's counts and document keys, at the head of a replica checkpoint
+/// ([`Registry::checkpoint`]).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    /// The next id to assign.
+    pub next_id: u64,
+    /// Registered persons.
+    pub persons: u64,
+    /// Templates held, all models.
+    pub templates: u64,
+    /// The highest id restored from the store.
+    pub restored_up_to: u64,
+    /// Rows of the 1:N index that follow.
+    pub rows: u64,
+    /// Document index pairs that follow.
+    pub documents: u64,
+    /// The document index's SipHash keys.
+    pub document_keys: (u64, u64),
+}
+
 /// One person's [`Entry`] as the registry keeps it: its `postcard` encoding. A live `Entry` is a
 /// dozen small allocations (strings, the templates and their model names); encoded it is one, and
 /// about half the memory (issue 17 §2). Decoded when read; the 1:N index holds the templates
@@ -971,6 +991,76 @@ impl Registry {
     /// bulk load.
     pub fn reserve(&mut self, persons: usize) {
         self.index.reserve(persons);
+    }
+
+    /// What a store-backed registry holds beside its store, for a replica checkpoint: its counts
+    /// and document keys, then its index's rows ([`Gallery::export_rows`]) and its document
+    /// index's `(hash, person)` pairs. `None` while changes are unwritten (the store and the
+    /// registry differ then) or without a store.
+    pub fn checkpoint(
+        &self,
+    ) -> Option<(
+        CheckpointHeader,
+        impl Iterator<Item = (PersonId, &[i8], f32)> + '_,
+        impl Iterator<Item = (u64, PersonId)> + '_,
+    )> {
+        if self.store.is_none() || !self.held.is_empty() {
+            return None;
+        }
+        let (document_keys, documents) = self.documents.export();
+        let header = CheckpointHeader {
+            next_id: self.next_id,
+            persons: self.persons as u64,
+            templates: self.templates as u64,
+            restored_up_to: self.restored_up_to,
+            rows: self.index.len() as u64,
+            documents: documents.len() as u64,
+            document_keys,
+        };
+        Some((header, self.index.export_rows(), documents))
+    }
+
+    /// A store-backed registry from a checkpoint of one ([`Registry::checkpoint`]) over the
+    /// same store, without reading the store: the rows and pairs as `header` counts them.
+    /// Refuses a row that is not a valid template of `model` and `dim`, and counts other than
+    /// the header's (a checkpoint cut short or padded).
+    pub fn from_checkpoint(
+        model: ModelId,
+        dim: usize,
+        store: Box<dyn EntryStore>,
+        header: &CheckpointHeader,
+        rows: impl Iterator<Item = Result<(PersonId, Vec<i8>, f32)>>,
+        documents: impl Iterator<Item = Result<(u64, PersonId)>>,
+    ) -> Result<Registry> {
+        let mut r = Registry::with_store(model, dim, store)?;
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let short = |what: &str| Error::Storage {
+            reason: format!("the checkpoint holds other than its header's count of {what}"),
+        };
+        // A lying header must not reserve memory: the index grows as rows arrive.
+        let mut n = 0;
+        for row in rows {
+            let (person, values, scale) = row?;
+            r.index.insert_row(person, &values, scale)?;
+            n += 1;
+        }
+        if n != header.rows {
+            return Err(short("rows"));
+        }
+        let mut pairs = Vec::new();
+        for pair in documents {
+            pairs.push(pair?);
+        }
+        if pairs.len() as u64 != header.documents {
+            return Err(short("documents"));
+        }
+        r.documents =
+            documents::Documents::import(header.document_keys, pairs.iter().copied(), pairs.len());
+        r.persons = count(header.persons);
+        r.templates = count(header.templates);
+        r.restored_up_to = header.restored_up_to;
+        r.next_id = header.next_id;
+        Ok(r)
     }
 
     /// Rebuilds an in-memory registry from an image (installing a snapshot).

@@ -728,6 +728,86 @@ fn a_store_backed_registry_agrees_with_an_in_memory_one_and_restarts_from_its_st
     assert_eq!(restarted.len(), 29);
     assert_eq!(restarted.template_count(), 31);
     assert_eq!(restarted.index().len(), 31);
+
+    // A checkpoint of it restores the same registry without reading the store at all.
+    let (header, rows, documents) = backed.checkpoint().expect("all written");
+    let rows: Vec<_> = rows.map(|(p, v, s)| Ok((p, v.to_vec(), s))).collect();
+    let documents: Vec<_> = documents.map(Ok).collect();
+    let reads = store.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let mut from_checkpoint = Registry::from_checkpoint(
+        model(),
+        8,
+        Box::new(store.clone()),
+        &header,
+        rows.clone().into_iter(),
+        documents.clone().into_iter(),
+    )
+    .expect("checkpoint");
+    for (id, notice) in memory.notices() {
+        from_checkpoint.restore_notice(*id, notice.clone());
+    }
+    assert_eq!(store.reads.load(std::sync::atomic::Ordering::SeqCst), reads);
+    assert_eq!(image_bytes(&from_checkpoint), image_bytes(&memory));
+    assert_eq!(
+        (from_checkpoint.len(), from_checkpoint.template_count()),
+        (29, 31)
+    );
+    let probe = template(12).dequantize();
+    assert_eq!(
+        from_checkpoint.index().search(&probe, 3).expect("search"),
+        backed.index().search(&probe, 3).expect("search")
+    );
+    assert_eq!(
+        from_checkpoint
+            .find_document(Category::MacaoResident.document_kind(), "M29999999")
+            .expect("read"),
+        Some(PersonId(7))
+    );
+    // Enrolling an enrolled document again still finds it (the document keys came along).
+    let mut changes = Vec::new();
+    assert_eq!(
+        from_checkpoint.apply(
+            Command::Enrol {
+                person: macao("M20000010"),
+                templates: vec![template(5)],
+            },
+            &mut changes
+        ),
+        Outcome::AlreadyEnrolled(PersonId(11))
+    );
+    // A checkpoint cut short, or a row that is no template, is refused.
+    let short = Registry::from_checkpoint(
+        model(),
+        8,
+        Box::new(store.clone()),
+        &header,
+        rows[1..].to_vec().into_iter(),
+        documents.clone().into_iter(),
+    );
+    assert!(matches!(short, Err(Error::Storage { .. })));
+    let mut bad = rows.clone();
+    bad[0] = Ok((PersonId(2), vec![i8::MIN; 8], 1.0));
+    let bad = Registry::from_checkpoint(
+        model(),
+        8,
+        Box::new(store.clone()),
+        &header,
+        bad.into_iter(),
+        documents.into_iter(),
+    );
+    assert!(matches!(bad, Err(Error::InvalidTemplate { .. })));
+    let mut held = from_checkpoint;
+    held.apply(
+        Command::AddTemplate {
+            person: PersonId(2),
+            template: template(77),
+        },
+        &mut changes,
+    );
+    assert!(
+        held.checkpoint().is_none(),
+        "not while changes are unwritten"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! * [`state_machine`]: the gallery [`Registry`](clearway_gallery::Registry) as Raft state
 //!   machine on sled (trees `sm_*`), per-person keys, snapshots; its [`GalleryHandle`] is what
 //!   lanes read from.
+//! * [`checkpoint`]: the replica checkpoint a node writes when it stops cleanly and starts from.
 //! * [`network`]: openraft's network over the node's QUIC endpoint.
 //! * [`node`]: a running node — storage, Raft, the endpoint, and the shredder.
 //! * [`metrics`]: the node's Prometheus metrics (served at `metrics_listen`/metrics).
@@ -16,6 +17,7 @@
 //! [`Keyring`](crate::store::keyring::Keyring), but no trees.
 
 pub mod authz;
+pub mod checkpoint;
 pub mod config;
 pub mod freshness;
 pub mod log_store;

@@ -1,7 +1,9 @@
 //! The gallery as the Raft state machine, on sled.
 //!
-//! The logical state is a [`Registry`] in memory (shared with readers through [`GalleryHandle`]);
-//! sled keeps it durable:
+//! The logical state is a [`Registry`] (shared with readers through [`GalleryHandle`]) whose 1:N
+//! index and document index are in memory and whose persons' entries are read from sled
+//! ([`SealedEntries`]) but for those an apply has changed and not yet written; sled keeps it
+//! durable:
 //!
 //! - `sm_person_keys`: person id → the person's 32-byte data key, sealed with the node keyring;
 //! - `sm_persons`: person id → the person's [`Entry`] (record and templates, `postcard`), sealed
@@ -242,6 +244,8 @@ pub struct StateMachineStore {
     /// Threads, one pinned per core, that share each 1:N scan of a large gallery (`None` if the
     /// operating system would not start them: scans then run on the caller's thread).
     scan_pool: Option<Arc<ScanPool>>,
+    /// What the registry was loaded from at start-up: `checkpoint` or `records`.
+    loaded_from: &'static str,
 }
 
 impl StateMachineStore {
@@ -305,43 +309,52 @@ impl StateMachineStore {
             }
         };
         let replacing = Arc::new(Replacement::default());
-        let store = SealedEntries {
+        let store = || SealedEntries {
             persons: persons.clone(),
             keys: keys.clone(),
             keyring: keyring.clone(),
             replacing: replacing.clone(),
             generation: 0,
         };
-        let mut registry = Registry::with_store(model.clone(), dim, Box::new(store))?;
-        registry.set_scan_pool(scan_pool.clone());
-        // Opening a record is two AEAD operations and a decode: done on every core, LOAD_BATCH
-        // records at a time, then restored into the registry in key order (the registry indexes
-        // each; the records stay in sled).
-        let open_one = |(k, sealed_key): &(sled::IVec, sled::IVec)| -> Result<Entry> {
-            let id = id_of(k)?;
-            let key = open_data_key(&keyring, k, sealed_key)?;
-            let sealed = persons
-                .get(k)?
-                .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
-            open_entry(&key, k, &sealed)
+        let last_applied: Option<LogId> = meta_get(&meta, APPLIED)?.flatten();
+        let started = std::time::Instant::now();
+        // A clean stop left the registry's indexes in a checkpoint: used if it is of exactly
+        // this state, and consumed either way.
+        let checkpoint_path = super::checkpoint::path(snapshot_path);
+        let from_checkpoint = match super::checkpoint::load(
+            &checkpoint_path,
+            &keyring,
+            super::checkpoint::Of {
+                applied: last_applied,
+                model: &model,
+                dim,
+            },
+            Box::new(store()),
+        ) {
+            Ok(registry) => registry,
+            // It could not be removed: it must not be read at a later start.
+            Err(e @ Error::Io { .. }) if checkpoint_path.exists() => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "The replica checkpoint cannot be used; loading the records.");
+                None
+            }
         };
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
-        let mut items = keys.iter();
-        loop {
-            batch.clear();
-            for item in items.by_ref().take(LOAD_BATCH) {
-                batch.push(item?);
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let entries = in_pool(scan_pool.as_deref(), || {
-                batch.par_iter().map(open_one).collect::<Result<Vec<_>>>()
-            })?;
-            for entry in entries {
-                registry.restore(entry)?;
-            }
-        }
+        let from = if from_checkpoint.is_some() {
+            "checkpoint"
+        } else {
+            "records"
+        };
+        let mut registry = match from_checkpoint {
+            Some(registry) => registry,
+            None => load_records(
+                Registry::with_store(model.clone(), dim, Box::new(store()))?,
+                &persons,
+                &keys,
+                &keyring,
+                scan_pool.as_deref(),
+            )?,
+        };
+        registry.set_scan_pool(scan_pool.clone());
         for item in notices.iter() {
             let (k, sealed) = item?;
             let (id, notice) = open_notice(&keyring, &k, &sealed)?;
@@ -349,13 +362,14 @@ impl StateMachineStore {
         }
         let next_id: Option<u64> = meta_get(&meta, NEXT_ID)?;
         registry.set_next_id(next_id.unwrap_or(1));
-        let last_applied: Option<LogId> = meta_get(&meta, APPLIED)?.flatten();
         let membership: StoredMembership = meta_get(&meta, MEMBERSHIP)?.unwrap_or_default();
         let ledger = load_ledger(&meta, &audit, &reasons, &keyring)?;
         info!(
             persons = registry.len(),
             templates = registry.template_count(),
             applied = ?last_applied.map(|l| l.index),
+            from,
+            seconds = started.elapsed().as_secs_f64(),
             "Gallery state machine loaded."
         );
         let (erased, _) = watch::channel(meta_get::<u64>(&meta, LAST_ERASURE)?.unwrap_or(0));
@@ -386,7 +400,13 @@ impl StateMachineStore {
             erased,
             revoked,
             scan_pool,
+            loaded_from: from,
         })
+    }
+
+    /// What the registry was loaded from at start-up: `checkpoint` or `records`.
+    pub fn loaded_from(&self) -> &'static str {
+        self.loaded_from
     }
 
     /// The read handle lanes and queries use.
@@ -409,6 +429,15 @@ impl StateMachineStore {
     /// Log index of the latest cancellation already shredded (persisted).
     pub fn shredded_index(&self) -> Result<u64> {
         Ok(meta_get::<u64>(&self.meta, SHREDDED)?.unwrap_or(0))
+    }
+
+    /// What writes the replica checkpoint when the node stops ([`super::checkpoint`]).
+    pub fn checkpointer(&self) -> Checkpointer {
+        Checkpointer {
+            handle: self.handle.clone(),
+            keyring: self.keyring.clone(),
+            path: super::checkpoint::path(&self.snapshot_path),
+        }
     }
 
     /// A handle for the key rotation (shared trees and snapshot file).
@@ -753,6 +782,27 @@ impl StateMachineStore {
     }
 }
 
+/// Writes the replica checkpoint ([`super::checkpoint`]) of a node whose Raft has stopped.
+pub struct Checkpointer {
+    handle: GalleryHandle,
+    keyring: Arc<Keyring>,
+    path: PathBuf,
+}
+
+impl Checkpointer {
+    /// Writes the checkpoint of the replica as it is (blocking: run off the runtime's threads).
+    /// `Ok(false)`: none written, as the replica holds changes sled does not (a failed apply).
+    pub fn write(&self) -> Result<bool> {
+        let (_gate, guard) = self.handle.read_whole();
+        super::checkpoint::write(
+            &self.path,
+            &self.keyring,
+            guard.last_applied,
+            &guard.registry,
+        )
+    }
+}
+
 /// Re-seals the state machine's at-rest data under the keyring's current key.
 pub struct Resealer {
     db: sled::Db,
@@ -841,6 +891,43 @@ fn in_pool<R: Send>(pool: Option<&ScanPool>, f: impl FnOnce() -> R + Send) -> R 
     match pool {
         Some(pool) => pool.install(f),
         None => f(),
+    }
+}
+
+/// Restores every stored person into `registry` (indexed; the records stay in sled): opening a
+/// record is two AEAD operations and a decode, done on every core, [`LOAD_BATCH`] records at a
+/// time, then restored in key order.
+fn load_records(
+    mut registry: Registry,
+    persons: &sled::Tree,
+    keys: &sled::Tree,
+    keyring: &Keyring,
+    pool: Option<&ScanPool>,
+) -> Result<Registry> {
+    let open_one = |(k, sealed_key): &(sled::IVec, sled::IVec)| -> Result<Entry> {
+        let id = id_of(k)?;
+        let key = open_data_key(keyring, k, sealed_key)?;
+        let sealed = persons
+            .get(k)?
+            .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
+        open_entry(&key, k, &sealed)
+    };
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
+    let mut items = keys.iter();
+    loop {
+        batch.clear();
+        for item in items.by_ref().take(LOAD_BATCH) {
+            batch.push(item?);
+        }
+        if batch.is_empty() {
+            return Ok(registry);
+        }
+        let entries = in_pool(pool, || {
+            batch.par_iter().map(open_one).collect::<Result<Vec<_>>>()
+        })?;
+        for entry in entries {
+            registry.restore(entry)?;
+        }
     }
 }
 

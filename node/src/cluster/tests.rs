@@ -698,3 +698,70 @@ async fn entries_are_read_from_the_sealed_store_and_a_store_failure_stops_the_ap
     assert_eq!(reopened.handle().read().last_applied, applied);
     assert_eq!(reopened.handle().digest(), digest, "nothing written");
 }
+
+#[tokio::test]
+async fn a_clean_stop_leaves_a_checkpoint_the_next_start_uses_once_and_only_for_its_state() {
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = dir.path().join("snapshot.checkpoint");
+    let (db, _keyring, sm) = populated(dir.path(), 40).await;
+    assert_eq!(sm.loaded_from(), "records", "a new node has no checkpoint");
+    let digest = sm.handle().digest();
+    let mut probe = [0.0f32; 8];
+    probe[3] = 1.0;
+    probe[1] += 0.5;
+    let hits = sm.handle().search(&probe, 5).expect("search");
+    let counts = |sm: &StateMachineStore| {
+        let handle = sm.handle();
+        let guard = handle.read();
+        (
+            guard.registry.len(),
+            guard.registry.template_count(),
+            guard.registry.index().len(),
+            guard.registry.next_id(),
+        )
+    };
+    let before = counts(&sm);
+    assert!(sm.checkpointer().write().expect("write"), "written");
+    drop((sm, db));
+
+    // The next start reads the checkpoint, not the records, and removes it.
+    let (db, _k, log, sm) = reopen_stores(dir.path());
+    assert_eq!(sm.loaded_from(), "checkpoint");
+    assert!(!checkpoint.exists(), "consumed");
+    assert_eq!(sm.handle().digest(), digest);
+    assert_eq!(sm.handle().search(&probe, 5).expect("search"), hits);
+    assert_eq!(counts(&sm), before);
+    // It still knows who holds which document (an enrolment retried is answered, not doubled).
+    let entry = sm.handle().entry(clearway_gallery::PersonId(5)).expect("5");
+    assert_eq!(
+        sm.handle()
+            .find_document(entry.person.document.kind, &entry.person.document.number),
+        Some(clearway_gallery::PersonId(5))
+    );
+
+    // A checkpoint of an older state is not used: the state moved on after it was written.
+    assert!(sm.checkpointer().write().expect("write"));
+    let mut sm = sm;
+    sm.apply([v1(60, vec![enrolment(1_000)])])
+        .await
+        .expect("apply");
+    let moved = sm.handle().digest();
+    drop((sm, db, log));
+    let (db, _k, log, sm) = reopen_stores(dir.path());
+    assert_eq!(sm.loaded_from(), "records", "stale");
+    assert!(!checkpoint.exists(), "consumed all the same");
+    assert_eq!(sm.handle().digest(), moved);
+
+    // A checkpoint altered on disk is not used either.
+    assert!(sm.checkpointer().write().expect("write"));
+    drop((sm, db, log));
+    let mut bytes = std::fs::read(&checkpoint).expect("read");
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    std::fs::write(&checkpoint, bytes).expect("write");
+    let (_db, _k, _l, sm) = reopen_stores(dir.path());
+    assert_eq!(sm.loaded_from(), "records", "altered");
+    assert!(!checkpoint.exists());
+    assert_eq!(sm.handle().digest(), moved);
+}
