@@ -106,12 +106,24 @@ pub struct GalleryHandle {
     replacing: Arc<Replacement>,
 }
 
+/// What a snapshot build copies from the replica's memory ([`GalleryHandle::begin_build`]); the
+/// persons it reads from sled.
+pub(crate) struct BuildView {
+    meta: SnapshotMeta,
+    next_id: u64,
+    persons: u64,
+    notices: Vec<(NoticeId, CancellationNotice)>,
+    ledger: Ledger,
+}
+
 /// The state of a replacement of the stored persons by a snapshot install.
 #[derive(Default)]
 struct Replacement {
-    /// Taken exclusively by the install, shared by whoever reads every entry
-    /// ([`GalleryHandle::read_whole`]): a snapshot build or a digest never reads half of one
-    /// replica and half of another. Always taken before [`GalleryHandle`]'s `applied`.
+    /// Taken exclusively by an install and by each apply (from its first change to its write
+    /// to sled), shared by whoever reads every stored person (a snapshot build, a digest): none
+    /// reads half of one replica and half of another, and a build holds only this, not the
+    /// replica's lock, so searches never wait for it. Always taken before [`GalleryHandle`]'s
+    /// `applied`.
     gate: RwLock<()>,
     /// Which registry's entries sled holds: an install moves it on before it clears the trees.
     /// A single entry's read ([`SealedEntries`]) does not wait for an install (a lane must not
@@ -140,6 +152,48 @@ impl GalleryHandle {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
         self.applied.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a snapshot build starts from: the gate, held shared until the build is written
+    /// (applies and installs wait; searches and entry reads do not), and a copy of what the
+    /// replica holds in memory, taken under its lock for that moment only.
+    pub(crate) fn begin_build(&self) -> Result<(RwLockReadGuard<'_, ()>, BuildView)> {
+        let gate = self
+            .replacing
+            .gate
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let guard = self.read();
+        if guard.registry.unwritten().next().is_some() {
+            // Only after an apply failed (the state machine has stopped): sled is behind.
+            return Err(Error::Store(
+                "the replica holds changes its store does not; no snapshot".into(),
+            ));
+        }
+        let last = guard.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: guard.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}-{:08x}",
+                last.map_or(0, |l| l.leader_id.term),
+                last.map_or(0, |l| l.index),
+                rand::random::<u32>()
+            ),
+        };
+        let view = BuildView {
+            meta,
+            next_id: guard.registry.next_id(),
+            persons: guard.registry.len() as u64,
+            notices: guard
+                .registry
+                .notices()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect(),
+            ledger: guard.ledger.clone(),
+        };
+        drop(guard);
+        Ok((gate, view))
     }
 
     /// 1:N search of the local replica.
@@ -1242,10 +1296,12 @@ fn storage_err(e: Error) -> StorageError {
     StorageIOError::write_state_machine(&e).into()
 }
 
-/// Builds snapshots from the live registry.
+/// Builds snapshots from the live registry and the persons sled holds.
 #[derive(Clone)]
 pub struct SnapshotBuilder {
     handle: GalleryHandle,
+    persons: sled::Tree,
+    keys: sled::Tree,
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
     snapshot_lock: SnapshotLock,
@@ -1253,62 +1309,51 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     /// Writes the live state as a stream into a new sealed file (blocking: run off the runtime's
-    /// threads). It holds the replica's read lock throughout: applies wait, and so can searches
-    /// that arrive while an apply waits (std's lock prefers writers).
+    /// threads). Applies and installs wait for it; searches and entry reads do not.
     fn build_blocking(&self) -> Result<(SnapshotMeta, SealedFile)> {
         let building = building_path(&self.snapshot_path);
         let file = SealedFile::create(&building, &self.keyring)?;
-        let (_gate, guard) = self.handle.read_whole();
-        let last = guard.last_applied;
-        let meta = SnapshotMeta {
-            last_log_id: last,
-            last_membership: guard.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}-{:08x}",
-                last.map_or(0, |l| l.leader_id.term),
-                last.map_or(0, |l| l.index),
-                rand::random::<u32>()
-            ),
+        let (gate, view) = self.handle.begin_build()?;
+        let BuildView {
+            meta,
+            next_id,
+            persons,
+            notices,
+            ledger,
+        } = view;
+        // What sled holds is the replica's every person (nothing is unwritten, and no apply
+        // runs): read from it directly, in id order.
+        let store = SealedEntries {
+            persons: self.persons.clone(),
+            keys: self.keys.clone(),
+            keyring: self.keyring.clone(),
+            replacing: self.handle.replacing.clone(),
+            generation: self
+                .handle
+                .replacing
+                .generation
+                .load(std::sync::atomic::Ordering::SeqCst),
         };
-        let registry = &guard.registry;
         let file = stream::write(
             std::io::BufWriter::with_capacity(1 << 20, file),
             &meta,
-            registry.next_id(),
+            next_id,
             (
-                registry.len() as u64,
-                registry
-                    .encoded_entries()
+                persons,
+                store
+                    .scan()
                     .map(|r| r.map(|(_, bytes)| bytes).map_err(Error::from)),
             ),
-            ExactLen(registry.notices(), registry.notices().count()),
-            &guard.ledger,
+            notices.iter().map(|(id, n)| (id, n)),
+            &ledger,
         )?;
-        drop(guard);
-        drop(_gate);
+        drop(gate);
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&building, e.into_error()))?;
         Ok((meta, file.into_reader()?))
     }
 }
-
-/// An iterator with the length it is known to have.
-struct ExactLen<I>(I, usize);
-
-impl<I: Iterator> Iterator for ExactLen<I> {
-    type Item = I::Item;
-    fn next(&mut self) -> Option<I::Item> {
-        let item = self.0.next()?;
-        self.1 = self.1.saturating_sub(1);
-        Some(item)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.1, Some(self.1))
-    }
-}
-
-impl<I: Iterator> ExactSizeIterator for ExactLen<I> {}
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot, StorageError> {
@@ -1364,6 +1409,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut changes = Vec::new();
         let mut erased_at = None;
         let mut ledger_changes = LedgerChanges::default();
+        // Exclusive of a snapshot build, which reads every stored person while it holds the gate
+        // shared (and not the replica's lock: searches go on meanwhile). Nothing here awaits
+        // while the gate is held.
+        let gate = self
+            .handle
+            .replacing
+            .gate
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let (last_applied, membership, next_id) = {
             let mut guard = self.handle.write();
             let guard = &mut *guard;
@@ -1437,6 +1491,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(storage_err)?;
         // Written: the registry reads those persons from sled from now on.
         self.handle.write().registry.written();
+        drop(gate);
         self.flush().await.map_err(storage_err)?;
         if let Some(index) = erased_at {
             self.erased.send_replace(index);
@@ -1451,6 +1506,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             handle: self.handle.clone(),
+            persons: self.persons.clone(),
+            keys: self.keys.clone(),
             keyring: self.keyring.clone(),
             snapshot_path: self.snapshot_path.clone(),
             snapshot_lock: self.snapshot_lock.clone(),

@@ -765,3 +765,53 @@ async fn a_clean_stop_leaves_a_checkpoint_the_next_start_uses_once_and_only_for_
     assert!(!checkpoint.exists());
     assert_eq!(sm.handle().digest(), moved);
 }
+
+// An apply waiting for the gate blocks its worker thread (as it blocks the state machine's in a
+// node): the test's own steps run on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_build_holds_applies_back_but_not_searches_or_entry_reads() {
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, _keyring, mut sm) = populated(dir.path(), 20).await;
+    let handle = sm.handle();
+    let applied = handle.read().last_applied;
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let gate_holder = handle.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // A build's start (what it holds while it writes), in a thread of its own as a build runs.
+    let build = std::thread::spawn(move || {
+        let _build = gate_holder.begin_build().expect("build");
+        held_tx.send(()).expect("held");
+        release_rx.recv().expect("release");
+    });
+    held_rx.recv().expect("held");
+    let apply = tokio::spawn(async move {
+        let r = sm.apply([v1(50, vec![enrolment(500)])]).await;
+        let _ = tx.send(());
+        (r.map(|_| ()), sm)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "the apply waits for the build");
+    // Searches and entry reads go on meanwhile (they would block here if the build held the
+    // replica's lock while an apply waited for it).
+    let reader = handle.clone();
+    let reads = tokio::task::spawn_blocking(move || {
+        let mut probe = [0.0f32; 8];
+        probe[2] = 1.0;
+        let found = !reader.search(&probe, 3).expect("search").is_empty();
+        let entry = reader.entry(clearway_gallery::PersonId(4)).is_some();
+        (found, entry, reader.read().last_applied)
+    });
+    let (found, entry, seen) = tokio::time::timeout(std::time::Duration::from_secs(30), reads)
+        .await
+        .expect("searches and entry reads do not wait for a build")
+        .expect("reads");
+    assert!(found && entry);
+    assert_eq!(seen, applied, "nothing applied yet");
+    release_tx.send(()).expect("release");
+    build.join().expect("build");
+    let (result, _sm) = apply.await.expect("apply task");
+    result.expect("applied once the build is done");
+    assert_ne!(handle.read().last_applied, applied);
+}
