@@ -106,6 +106,19 @@ pub struct GalleryHandle {
     replacing: Arc<Replacement>,
 }
 
+impl Replacement {
+    /// The gate held exclusively (an install, an apply).
+    fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        // The gate guards no data: a panic while it was held leaves nothing half-done in it.
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The gate held shared (a build, a digest).
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What a snapshot build copies from the replica's memory ([`GalleryHandle::begin_build`]); the
 /// persons it reads from sled.
 pub(crate) struct BuildView {
@@ -142,11 +155,7 @@ impl GalleryHandle {
     /// Read access to the replica for reading every entry: waits for a snapshot install to
     /// finish, and keeps the next from starting until the guards are dropped.
     fn read_whole(&self) -> (RwLockReadGuard<'_, ()>, RwLockReadGuard<'_, Applied>) {
-        let gate = self
-            .replacing
-            .gate
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let gate = self.replacing.shared();
         (gate, self.read())
     }
 
@@ -158,11 +167,7 @@ impl GalleryHandle {
     /// (applies and installs wait; searches and entry reads do not), and a copy of what the
     /// replica holds in memory, taken under its lock for that moment only.
     pub(crate) fn begin_build(&self) -> Result<(RwLockReadGuard<'_, ()>, BuildView)> {
-        let gate = self
-            .replacing
-            .gate
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let gate = self.replacing.shared();
         let guard = self.read();
         if guard.registry.unwritten().next().is_some() {
             // Only after an apply failed (the state machine has stopped): sled is behind.
@@ -705,12 +710,7 @@ impl StateMachineStore {
         // memory: its entries read as absent meanwhile (the lane refers the traveller), and a
         // snapshot build or a digest waits, so none reads a mix of two replicas. Nothing here
         // awaits while the gate is held.
-        let gate = self
-            .handle
-            .replacing
-            .gate
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let gate = self.handle.replacing.exclusive();
         let generation = 1 + self
             .handle
             .replacing
@@ -1412,12 +1412,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Exclusive of a snapshot build, which reads every stored person while it holds the gate
         // shared (and not the replica's lock: searches go on meanwhile). Nothing here awaits
         // while the gate is held.
-        let gate = self
-            .handle
-            .replacing
-            .gate
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let gate = self.handle.replacing.exclusive();
         let (last_applied, membership, next_id) = {
             let mut guard = self.handle.write();
             let guard = &mut *guard;
