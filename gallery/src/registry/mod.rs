@@ -875,11 +875,16 @@ impl Registry {
     fn put(&mut self, entry: Entry, old_templates: usize) {
         let id = entry.person.id;
         self.index_templates(&entry);
-        self.templates = self.templates + entry.templates.len() - old_templates;
+        self.count_templates(entry.templates.len(), old_templates);
         if let Some(Some(mut old)) = self.held.insert(id, Some(encode(&entry))) {
             // The replaced bytes held templates and a record: zeroed before they are freed.
             zeroize::Zeroize::zeroize(&mut old[..]);
         }
+    }
+
+    /// Counts `new` templates in place of `old` (saturating: see [`Registry::take`]).
+    fn count_templates(&mut self, new: usize, old: usize) {
+        self.templates = self.templates.saturating_add(new).saturating_sub(old);
     }
 
     fn index_templates(&mut self, entry: &Entry) {
@@ -907,8 +912,10 @@ impl Registry {
         if let Some(Some(mut bytes)) = old {
             zeroize::Zeroize::zeroize(&mut bytes[..]);
         }
-        self.persons -= 1;
-        self.templates -= entry.templates.len();
+        // Saturating: counts restored from a checkpoint are the node's own, but a wrong count
+        // must not stop the replica.
+        self.persons = self.persons.saturating_sub(1);
+        self.count_templates(0, entry.templates.len());
         Ok(Some(entry))
     }
 
@@ -954,7 +961,7 @@ impl Registry {
         self.documents.insert(key.0, &key.1, id);
         if self.store.is_some() {
             self.index_templates(&entry);
-            self.templates = self.templates + entry.templates.len() - old_templates;
+            self.count_templates(entry.templates.len(), old_templates);
         } else {
             self.put(entry, old_templates);
         }
