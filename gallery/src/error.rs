@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the gallery: bad vectors, bad templates, inconsistent person records.
 ///
-/// Every variant but [`Error::ScanPool`] and [`Error::Storage`] is bad input from the caller; none is a bug or an IO failure (the
+/// Every variant but [`Error::ScanPool`], [`Error::Storage`] and [`Error::ForeignRow`] is bad input from the caller; none is a bug or an IO failure (the
 /// crate does no IO).
 /// [`Error::code`] gives a stable, machine-readable name for logs, metrics labels and API responses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -123,6 +123,15 @@ pub enum Error {
         /// What the store reported.
         reason: String,
     },
+    /// Another engine's scored rows ([`crate::Gallery::rank_rows`]) named a row the gallery does not
+    /// hold or a NaN score: that engine is out of step or broken, so its result is refused.
+    #[error("a scored row from another engine is invalid: row {row} of {len}")]
+    ForeignRow {
+        /// The row named.
+        row: usize,
+        /// Rows the gallery holds.
+        len: usize,
+    },
     /// An endorsement was recorded for a category that has none.
     #[error("endorsement not applicable to category {category}")]
     EndorsementNotApplicable {
@@ -155,6 +164,7 @@ impl Error {
             Error::EndorsementNotApplicable { .. } => "endorsement_not_applicable",
             Error::DuplicateDocument { .. } => "duplicate_document",
             Error::Storage { .. } => "storage",
+            Error::ForeignRow { .. } => "foreign_row",
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod registry;
 pub mod template;
 
 pub use error::{Error, Result};
-pub use index::{DEFAULT_MIN_ROWS, Gallery, Hit, Kernel, MAX_DIM, ScanPool};
+pub use index::{DEFAULT_MIN_ROWS, Gallery, Hit, Kernel, MAX_DIM, SEGMENT_ROWS, ScanPool, Segment};
 pub use person::{
     ADULT_AGE, Authority, Category, ConsentKind, ConsentRecord, Destination, DocumentKind,
     Endorsement, EndorsementKind, GuardianConsent, Ineligible, MIN_AGE, Person, PersonId,

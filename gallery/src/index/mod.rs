@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use kernel::Kernel;
 pub use pool::{DEFAULT_MIN_ROWS, ScanPool};
+pub use rows::SEGMENT_ROWS;
 
 use crate::error::{Error, Result};
 use crate::person::PersonId;
@@ -58,6 +59,21 @@ pub struct Hit {
     pub person: PersonId,
     /// Similarity of the person's best template to the probe, ≈ cosine for L2-normalised embeddings.
     pub score: f32,
+}
+
+/// A run of up to [`SEGMENT_ROWS`] rows, for keeping a copy of the index elsewhere (the GPU index's device
+/// memory). `version` changes whenever any of its rows does, and no other segment, now or later, of any
+/// gallery in the process has the same version.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// The first row's index.
+    pub start: usize,
+    /// The rows' int8 values, row-major, `dim` per row.
+    pub data: &'a [i8],
+    /// Each row's dequantisation scale.
+    pub scales: &'a [f32],
+    /// Changes with the segment's content.
+    pub version: u64,
 }
 
 /// An exact 1:N index over the templates of one face model and dimension.
@@ -201,6 +217,54 @@ impl Gallery {
         let n = self.rows.len();
         let (persons, scales) = (self.rows.persons(0..n), self.rows.scales(0..n));
         (0..n).map(move |r| (persons[r], self.rows.data(r..r + 1), scales[r]))
+    }
+
+    /// The rows in segments of [`SEGMENT_ROWS`] (the last may be shorter), in row order.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = Segment<'_>> + '_ {
+        let len = self.rows.len();
+        self.rows
+            .versions()
+            .iter()
+            .enumerate()
+            .map(move |(i, &version)| {
+                let rows = i * SEGMENT_ROWS..((i + 1) * SEGMENT_ROWS).min(len);
+                Segment {
+                    start: rows.start,
+                    data: self.rows.data(rows.clone()),
+                    scales: self.rows.scales(rows),
+                    version,
+                }
+            })
+    }
+
+    /// `probe` quantised exactly as [`Gallery::search`] quantises it: int8 values and their scale. For
+    /// another engine scoring the same rows (the GPU index), whose integer dot products and
+    /// `dot as f32 * probe_scale * row_scale` then equal this index's scores bit for bit.
+    pub fn quantize_probe(&self, probe: &[f32]) -> Result<(Vec<i8>, f32)> {
+        let probe = self.prepare(probe)?;
+        Ok((probe.values, probe.scale))
+    }
+
+    /// The best `k` persons among scored rows from another engine (the GPU index): each person once with
+    /// their best row, ranked exactly as [`Gallery::search`] ranks (higher score, then lower row). With
+    /// every row's score, or the best `k × templates per person` rows, the result equals
+    /// [`Gallery::search`]'s. A row past the end or a NaN score is an error, not a panic.
+    pub fn rank_rows(
+        &self,
+        scored: impl IntoIterator<Item = (f32, usize)>,
+        k: usize,
+    ) -> Result<Vec<Hit>> {
+        let len = self.rows.len();
+        let persons = self.rows.persons(0..len);
+        let mut top = TopK::new(k);
+        for (score, row) in scored {
+            let person = match persons.get(row) {
+                Some(&person) if !score.is_nan() => person,
+                _ => return Err(Error::ForeignRow { row, len }),
+            };
+            top.offer(score, row, person);
+        }
+        Ok(top.into_hits())
     }
 
     /// Removes and erases every template of `person` (cancellation); returns how many there were.

@@ -8,8 +8,13 @@
 //!
 //! Zeroing goes through `zeroize` (volatile writes and a compiler fence), so the compiler cannot drop the
 //! stores as dead.
+//!
+//! Rows are also grouped in segments of [`SEGMENT_ROWS`], each with a version that changes whenever any of
+//! its rows does, so a copy of the rows kept elsewhere (the GPU index's device memory) re-copies only the
+//! segments that changed. Versions come from one process-wide counter, so two galleries never share one.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use zeroize::Zeroize;
 
@@ -17,6 +22,16 @@ use crate::person::PersonId;
 
 /// Rows allocated on the first insert.
 const MIN_CAPACITY_ROWS: usize = 64;
+
+/// Rows per segment: 32 MiB of int8 rows at dimension 128, re-copied whole when one of its rows changes.
+pub const SEGMENT_ROWS: usize = 1 << 18;
+
+/// The next segment version, process-wide.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
+}
 
 pub(crate) struct Rows {
     dim: usize,
@@ -27,6 +42,8 @@ pub(crate) struct Rows {
     scales: Vec<f32>,
     sums: Vec<i32>,
     persons: Vec<PersonId>,
+    /// One version per segment holding live rows (`len.div_ceil(SEGMENT_ROWS)` of them).
+    versions: Vec<u64>,
 }
 
 impl Rows {
@@ -38,6 +55,22 @@ impl Rows {
             scales: Vec::new(),
             sums: Vec::new(),
             persons: Vec::new(),
+            versions: Vec::new(),
+        }
+    }
+
+    /// The version of each segment, in row order.
+    pub(crate) fn versions(&self) -> &[u64] {
+        &self.versions
+    }
+
+    /// Marks the segment holding `row` changed, adding it if `row` starts a new one.
+    fn touch(&mut self, row: usize) {
+        let segment = row / SEGMENT_ROWS;
+        if segment == self.versions.len() {
+            self.versions.push(next_version());
+        } else {
+            self.versions[segment] = next_version();
         }
     }
 
@@ -101,6 +134,7 @@ impl Rows {
         self.scales.push(scale);
         self.sums.push(sum);
         self.persons.push(person);
+        self.touch(self.len);
         self.len += 1;
     }
 
@@ -117,7 +151,10 @@ impl Rows {
         self.scales.swap_remove(row);
         self.sums.swap_remove(row);
         self.persons.swap_remove(row);
+        self.touch(row);
+        self.touch(last);
         self.len = last;
+        self.versions.truncate(last.div_ceil(SEGMENT_ROWS));
     }
 
     /// Removes every row of `person`; returns how many.
@@ -139,6 +176,7 @@ impl Rows {
         self.scales.clear();
         self.sums.clear();
         self.persons.clear();
+        self.versions.clear();
         self.len = 0;
     }
 }

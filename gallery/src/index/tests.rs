@@ -683,3 +683,127 @@ fn a_pool_leaves_small_galleries_to_the_caller_and_splits_large_ones() {
     let per_core = ScanPool::per_core().unwrap();
     assert!(per_core.threads() >= 1);
 }
+
+/// Each segment's version, with its start and length.
+fn segment_versions(g: &Gallery) -> Vec<(usize, usize, u64)> {
+    g.segments()
+        .map(|s| {
+            assert_eq!(s.data.len(), s.scales.len() * g.dim(), "whole rows");
+            (s.start, s.scales.len(), s.version)
+        })
+        .collect()
+}
+
+#[test]
+fn a_segment_version_changes_exactly_when_its_rows_do() {
+    // Dimension 2 keeps 2.5 segments of rows small.
+    let dim = 2;
+    let mut g = Gallery::new(sface(), dim).unwrap();
+    let row = |p: u64| template(&[1.0, p as f32 + 1.0]);
+    let len = 2 * SEGMENT_ROWS + SEGMENT_ROWS / 2;
+    for p in 0..len as u64 {
+        g.insert(PersonId(p), &row(p)).unwrap();
+    }
+    let before = segment_versions(&g);
+    assert_eq!(
+        before
+            .iter()
+            .map(|&(start, n, _)| (start, n))
+            .collect::<Vec<_>>(),
+        [
+            (0, SEGMENT_ROWS),
+            (SEGMENT_ROWS, SEGMENT_ROWS),
+            (2 * SEGMENT_ROWS, SEGMENT_ROWS / 2)
+        ]
+    );
+    let data: Vec<i8> = g.segments().flat_map(|s| s.data.to_vec()).collect();
+    assert_eq!(
+        data,
+        g.rows().data(0..len),
+        "segments cover the rows in order"
+    );
+
+    // Removing a row of segment 0 moves the last row (segment 2) into its place.
+    assert_eq!(g.remove_person(PersonId(5)), 1);
+    let after = segment_versions(&g);
+    assert_ne!(after[0].2, before[0].2, "the removed row's segment");
+    assert_eq!(after[1].2, before[1].2, "untouched");
+    assert_ne!(after[2].2, before[2].2, "the moved row's segment");
+    assert_eq!(after[2].1, SEGMENT_ROWS / 2 - 1);
+
+    // Appending changes only the last segment; a new segment starts when one fills.
+    g.insert(PersonId(u64::MAX), &row(9)).unwrap();
+    let appended = segment_versions(&g);
+    assert_eq!(appended[..2], after[..2]);
+    assert_ne!(appended[2].2, after[2].2);
+
+    // Emptying the last segment drops it.
+    for p in (2 * SEGMENT_ROWS) as u64..len as u64 {
+        g.remove_person(PersonId(p));
+    }
+    g.remove_person(PersonId(u64::MAX));
+    assert_eq!(g.len(), 2 * SEGMENT_ROWS - 1);
+    assert_eq!(g.segments().len(), 2);
+
+    // No two galleries, and no segment after a clear, reuse a version.
+    let seen: std::collections::HashSet<u64> = before
+        .iter()
+        .chain(&after)
+        .chain(&appended)
+        .map(|s| s.2)
+        .collect();
+    g.clear();
+    assert_eq!(g.segments().len(), 0);
+    let mut other = Gallery::new(sface(), dim).unwrap();
+    other.insert(PersonId(1), &row(1)).unwrap();
+    g.insert(PersonId(1), &row(1)).unwrap();
+    for s in other.segments().chain(g.segments()) {
+        assert!(!seen.contains(&s.version), "version {} reused", s.version);
+    }
+    assert_ne!(
+        other.segments().next().unwrap().version,
+        g.segments().next().unwrap().version
+    );
+}
+
+#[test]
+fn ranking_another_engines_scores_equals_the_search() {
+    let mut rng = StdRng::seed_from_u64(41);
+    let dim = 128;
+    // Several templates per person, so ranking must keep each person once.
+    let rows: Vec<(u64, Vec<f32>)> = (0..3_000).map(|i| (i % 700, unit(&mut rng, dim))).collect();
+    let g = gallery(Kernel::detect(), dim, &rows);
+    let templates_per_person = 5;
+    for _ in 0..20 {
+        let centre = rng.random_range(0..rows.len());
+        let probe = near(&mut rng, &rows[centre].1, 0.4);
+        let (_, probe_scale) = g.quantize_probe(&probe).unwrap();
+        // What a GPU computes: the exact integer dots, scored in the same order as the scan.
+        let scales = g.rows().scales(0..g.len());
+        let mut scored: Vec<(f32, usize)> = g
+            .dots(&probe)
+            .unwrap()
+            .iter()
+            .zip(scales)
+            .enumerate()
+            .map(|(row, (&d, &s))| (d as f32 * probe_scale * s, row))
+            .collect();
+        for k in [1, 5, 20] {
+            let search = g.search(&probe, k).unwrap();
+            assert_eq!(g.rank_rows(scored.iter().copied(), k).unwrap(), search);
+            // Only the best k × templates-per-person rows, as a device's TopK returns them.
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let best = &scored[..k * templates_per_person];
+            assert_eq!(g.rank_rows(best.iter().copied(), k).unwrap(), search);
+        }
+    }
+    let len = g.len();
+    assert_eq!(
+        g.rank_rows([(0.5, len)], 1),
+        Err(Error::ForeignRow { row: len, len })
+    );
+    assert_eq!(
+        g.rank_rows([(f32::NAN, 0)], 1),
+        Err(Error::ForeignRow { row: 0, len })
+    );
+}
