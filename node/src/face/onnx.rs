@@ -1,6 +1,7 @@
-//! The inference edge: ONNX Runtime sessions for the detector and the recogniser. This is the only
-//! file that talks to `ort`. The runtime library is loaded from a path (the CPU build from the
-//! `onnxruntime` wheel, or the CUDA build from `onnxruntime-gpu`), never downloaded.
+//! The inference edge: ONNX Runtime sessions for the detector and the recogniser. This file and
+//! `onnx_search.rs` (1:N as an ONNX graph, for the GPU) are the only ones that talk to `ort`. The
+//! runtime library is loaded from a path (the CPU build from the `onnxruntime` wheel, or the CUDA
+//! build from `onnxruntime-gpu`), never downloaded.
 
 use std::fmt;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorRef;
 use tracing::{info, warn};
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use clearway_gallery::ModelId;
 
 /// A loaded ONNX Runtime: the shared library and one environment for every session.
+#[derive(Clone)]
 pub struct OrtRuntime {
     env: Environment,
     config: RuntimeConfig,
@@ -83,34 +85,56 @@ impl OrtRuntime {
 
     /// Opens a model from verified bytes on the configured execution provider.
     pub(crate) fn session(&self, model: &Path, bytes: &[u8]) -> Result<(Session, Device)> {
-        let build = |cuda: bool| -> Result<Session> {
-            let mut builder = Session::builder(&self.env)?
-                .with_optimization_level(GraphOptimizationLevel::Level3)
-                .map_err(ort::Error::from)?
-                .with_intra_threads(self.config.intra_threads)
-                .map_err(ort::Error::from)?;
-            if cuda {
-                builder = builder
-                    .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
-                    .map_err(ort::Error::from)?;
-            }
+        let what = model.display().to_string();
+        self.on_provider(&what, GraphOptimizationLevel::Level3, |mut builder| {
             Ok(builder.commit_from_memory(bytes)?)
-        };
+        })
+    }
+
+    /// Makes a session with `commit` on the configured execution provider: CUDA, CPU, or (auto)
+    /// CUDA when it registers and the session builds on it, else CPU. `what` names the model in
+    /// the log.
+    pub(crate) fn on_provider(
+        &self,
+        what: &str,
+        level: GraphOptimizationLevel,
+        commit: impl Fn(SessionBuilder) -> Result<Session>,
+    ) -> Result<(Session, Device)> {
         match self.config.provider {
-            Provider::Cpu => Ok((build(false)?, Device::Cpu)),
-            Provider::Cuda => Ok((build(true)?, Device::Cuda)),
+            Provider::Cpu => self.on_device(Device::Cpu, level, commit),
+            Provider::Cuda => self.on_device(Device::Cuda, level, commit),
             Provider::Auto => {
                 if ep::CUDA::is_available().unwrap_or(false) {
-                    match build(true) {
-                        Ok(s) => return Ok((s, Device::Cuda)),
+                    match self.on_device(Device::Cuda, level, &commit) {
+                        Ok(made) => return Ok(made),
                         Err(e) => {
-                            warn!(model = %model.display(), error = %e, "CUDA unusable, falling back to CPU.")
+                            warn!(model = what, error = %e, "CUDA unusable, falling back to CPU.")
                         }
                     }
                 }
-                Ok((build(false)?, Device::Cpu))
+                self.on_device(Device::Cpu, level, commit)
             }
         }
+    }
+
+    /// Makes a session with `commit` on `device`; an error if that provider cannot be used.
+    pub(crate) fn on_device(
+        &self,
+        device: Device,
+        level: GraphOptimizationLevel,
+        commit: impl Fn(SessionBuilder) -> Result<Session>,
+    ) -> Result<(Session, Device)> {
+        let mut builder = Session::builder(&self.env)?
+            .with_optimization_level(level)
+            .map_err(ort::Error::from)?
+            .with_intra_threads(self.config.intra_threads)
+            .map_err(ort::Error::from)?;
+        if device == Device::Cuda {
+            builder = builder
+                .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
+                .map_err(ort::Error::from)?;
+        }
+        Ok((commit(builder)?, device))
     }
 }
 
