@@ -121,7 +121,7 @@ node *args: build
 bench scale="1m": setup
     @case "{{scale}}" in 1m|10m) ;; *) echo "bench: the scale is 1m or 10m, not {{scale}}" >&2; exit 2 ;; esac
     CLEARWAY_BENCH_SIZES={{ if scale == "10m" { "1000000,10000000" } else { "1000000" } }} cargo bench --locked -p clearway-gallery
-    cargo bench --locked -p clearway-node
+    CLEARWAY_BENCH_SIZES={{ if scale == "10m" { "1000000,10000000" } else { "1000000" } }} cargo bench --locked -p clearway-node
     cargo build --release --locked -p clearway-node
     cargo bench --locked -p clearway-tests --bench cluster
     cargo bench --locked -p clearway-tests --bench lane

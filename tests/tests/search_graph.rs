@@ -35,7 +35,8 @@ fn near(rng: &mut StdRng, centre: &[f32]) -> Vec<f32> {
 }
 
 /// The provider under test: CPU unless `CLEARWAY_SEARCH_PROVIDER` says `cuda` (the GPU check).
-fn index() -> OrtIndex {
+/// `copies`: keep copies of the rows in the provider's memory (always so on CUDA).
+fn index(copies: bool) -> OrtIndex {
     let provider = match std::env::var("CLEARWAY_SEARCH_PROVIDER").as_deref() {
         Ok("cuda") => Provider::Cuda,
         _ => Provider::Cpu,
@@ -55,7 +56,7 @@ fn index() -> OrtIndex {
         Device::Cpu
     };
     assert_eq!(index.device(), expected);
-    index
+    if copies { index.with_copies() } else { index }
 }
 
 fn assert_same(index: &OrtIndex, g: &Gallery, probes: &[Vec<f32>], what: &str) {
@@ -74,8 +75,17 @@ fn assert_same(index: &OrtIndex, g: &Gallery, probes: &[Vec<f32>], what: &str) {
 
 #[test]
 fn the_search_graph_gives_the_scans_hits_and_scores_exactly() {
+    scans_hits_and_scores(false);
+}
+
+#[test]
+fn the_search_graph_on_copies_of_the_rows_follows_every_change() {
+    scans_hits_and_scores(true);
+}
+
+fn scans_hits_and_scores(copies: bool) {
     let mut rng = StdRng::seed_from_u64(17);
-    let index = index();
+    let index = index(copies);
     let mut g = Gallery::new(sface(), DIM).unwrap();
 
     // An empty gallery and k = 0 give empty lists, not errors.

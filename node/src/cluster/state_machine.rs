@@ -29,7 +29,7 @@
 
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
 use rayon::prelude::*;
 
@@ -47,6 +47,8 @@ use sha2::{Digest, Sha256};
 use sled::Transactional;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::face::OrtIndex;
 use zeroize::Zeroizing;
 
 use super::Response;
@@ -104,6 +106,9 @@ pub struct GalleryHandle {
     applied: Arc<RwLock<Applied>>,
     /// What a snapshot install changes while it replaces the persons stored in sled.
     replacing: Arc<Replacement>,
+    /// 1:N on the GPU, once a lane whose face models run there installs it
+    /// ([`GalleryHandle::use_device_index`]); the int8 scan otherwise.
+    device_index: Arc<OnceLock<OrtIndex>>,
 }
 
 impl Replacement {
@@ -201,9 +206,37 @@ impl GalleryHandle {
         Ok((gate, view))
     }
 
-    /// 1:N search of the local replica.
+    /// 1:N search of the local replica: on the device index when one is installed, else (and
+    /// whenever the device fails) the int8 scan. Both give the same hits and scores.
     pub fn search(&self, probe: &[f32], k: usize) -> Result<Vec<Hit>> {
-        Ok(self.read().registry.index().search(probe, k)?)
+        let applied = self.read();
+        let gallery = applied.registry.index();
+        if let Some(index) = self.device_index.get() {
+            match index.search(gallery, probe, k) {
+                Ok(hits) => return Ok(hits),
+                // Bad probes fail both engines; anything else is the device's and is logged.
+                Err(crate::Error::Gallery(_)) => {}
+                Err(e) => {
+                    warn!(error = %e, "The device 1:N search failed; searching on the CPU.")
+                }
+            }
+        }
+        Ok(gallery.search(probe, k)?)
+    }
+
+    /// Runs every later search on `index` (the GPU's, `face/onnx_search.rs`), which copies the
+    /// replica's rows to the device and re-copies the segments each apply changes. One per
+    /// node: false if one is already installed or its dimension is not the replica's.
+    pub fn use_device_index(&self, index: OrtIndex) -> bool {
+        if index.dim() != self.read().registry.index().dim() {
+            return false;
+        }
+        self.device_index.set(index).is_ok()
+    }
+
+    /// The device index searches run on, if one is installed.
+    pub fn device_index(&self) -> Option<&OrtIndex> {
+        self.device_index.get()
     }
 
     /// A person's entry (read from the sealed store and opened). A store that cannot give it
@@ -450,6 +483,7 @@ impl StateMachineStore {
                     membership,
                 })),
                 replacing,
+                device_index: Arc::default(),
             },
             model,
             dim,

@@ -815,3 +815,98 @@ async fn a_snapshot_build_holds_applies_back_but_not_searches_or_entry_reads() {
     result.expect("applied once the build is done");
     assert_ne!(handle.read().last_applied, applied);
 }
+
+#[tokio::test]
+async fn a_device_index_follows_every_apply_and_gives_the_scans_hits() {
+    use crate::face::config::{Provider, RuntimeConfig};
+    use crate::face::{OrtIndex, OrtRuntime};
+    use clearway_gallery::registry::MAX_TEMPLATES_PER_PERSON;
+    use clearway_gallery::{Command, PersonId};
+    use openraft::storage::RaftStateMachine;
+    // The CPU provider runs the same graph a GPU would (face/onnx_search.rs).
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../assets/onnxruntime/libonnxruntime.so.1.31.1")
+        });
+    let runtime = OrtRuntime::load(
+        &library,
+        RuntimeConfig {
+            provider: Provider::Cpu,
+            intra_threads: 1,
+        },
+    )
+    .expect("ONNX Runtime (run `just setup`)");
+    // With copies of the rows kept in step by segment version, as on a GPU.
+    let index = |dim| {
+        OrtIndex::new(&runtime, dim, MAX_TEMPLATES_PER_PERSON)
+            .expect("graph")
+            .with_copies()
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, _keyring, mut sm) = populated(dir.path(), 150).await;
+    let handle = sm.handle();
+    assert!(!handle.use_device_index(index(16)), "another dimension");
+    assert!(handle.use_device_index(index(8)));
+    assert!(!handle.use_device_index(index(8)), "one per node");
+
+    // Probes like the enrolled faces (many persons share one: ties the lower row must win).
+    let probes: Vec<[f32; 8]> = (0..70u64)
+        .map(|i| {
+            let mut face = [0.01f32; 8];
+            face[(i % 8) as usize] = 1.0;
+            face[((i / 8) % 8) as usize] += 0.5;
+            face
+        })
+        .collect();
+    let check = |what: &str| {
+        for probe in &probes {
+            let scan = handle
+                .read()
+                .registry
+                .index()
+                .search(probe, 5)
+                .expect("scan");
+            assert_eq!(handle.search(probe, 5).expect("search"), scan, "{what}");
+        }
+    };
+    check("as loaded");
+    let runs = handle.device_index().expect("installed").runs();
+    assert_eq!(
+        runs,
+        probes.len() as u64,
+        "every search ran on the device index"
+    );
+
+    // Cancel persons and enrol more: the copy follows each apply.
+    sm.apply([
+        v1(
+            200,
+            vec![Command::Cancel {
+                person: PersonId(9),
+            }],
+        ),
+        v1(
+            201,
+            vec![Command::Cancel {
+                person: PersonId(10),
+            }],
+        ),
+        v1(202, vec![enrolment(151), enrolment(152)]),
+    ])
+    .await
+    .expect("apply");
+    check("after cancellations and enrolments");
+    for probe in &probes {
+        let hits = handle.search(probe, 150).expect("search");
+        assert!(
+            hits.iter()
+                .all(|h| h.person != PersonId(9) && h.person != PersonId(10)),
+            "a cancelled person is never returned"
+        );
+    }
+    // A bad probe is an error, as on the scan.
+    assert!(handle.search(&[f32::NAN; 8], 1).is_err());
+}

@@ -157,6 +157,11 @@ impl FacePipeline {
             config,
         })
     }
+
+    /// Where the recogniser runs (CUDA or CPU): a lane on a GPU searches there too.
+    pub fn device(&self) -> Device {
+        self.embedder.device()
+    }
 }
 
 impl<D: FaceDetector, E: FaceEmbedder> FacePipeline<D, E> {

@@ -22,7 +22,9 @@
 //!   of the same length is overwritten in place; a buffer given up (a shorter last segment, a
 //!   dropped index) is overwritten with zeros first, so cancelled templates do not linger on the
 //!   device. Probes go up with each search; only `k × templates` candidates per probe come back.
-//! - On the CPU provider the graph reads the gallery's rows in place: no copy.
+//! - On the CPU provider the graph reads the gallery's rows in place: no copy. With
+//!   [`OrtIndex::with_copies`] it keeps copies in host memory the same way, so the tests run the
+//!   GPU's copy path on a machine without one.
 //!
 //! The caller holds the gallery (the replica's read lock) across [`OrtIndex::search_batch`], so the
 //! rows the device scored are the rows the ranking names.
@@ -39,6 +41,7 @@ use ort::value::{
     TensorRef, ValueType,
 };
 use tracing::info;
+use zeroize::Zeroize;
 
 use super::onnx::{Device, OrtRuntime};
 use crate::error::{Error, Result};
@@ -59,6 +62,11 @@ pub struct OrtIndex {
     /// The most templates one person holds: `k` persons are among the best `k × this` rows.
     templates_per_person: usize,
     state: Mutex<State>,
+    /// Graph runs so far.
+    runs: std::sync::atomic::AtomicU64,
+    /// Whether the rows are copied into the provider's memory (always on CUDA; on the CPU only
+    /// when asked, to run the GPU's copy path on a machine without one).
+    copies: bool,
 }
 
 impl std::fmt::Debug for OrtIndex {
@@ -109,12 +117,31 @@ impl OrtIndex {
                 segments: 1,
                 resident: Vec::new(),
             }),
+            runs: Default::default(),
+            copies: device == Device::Cuda,
         })
+    }
+
+    /// Copies the rows into the provider's memory and keeps them in step by segment version
+    /// even on the CPU provider, as on CUDA: the GPU's path, for tests on a machine without one.
+    pub fn with_copies(mut self) -> OrtIndex {
+        self.copies = true;
+        self
     }
 
     /// The execution provider the graph runs on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// How many searches ran the graph (empty galleries and `k = 0` do not).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The dimension of the galleries it searches.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// The best `k` persons for one probe, as [`Gallery::search`] gives them.
@@ -172,8 +199,12 @@ impl OrtIndex {
             state.session = session;
             state.segments = segments.len();
         }
-        if self.device == Device::Cuda {
-            sync_resident(&mut state.resident, &segments, self.dim)?;
+        if self.copies {
+            let target = match self.device {
+                Device::Cuda => AllocationDevice::CUDA,
+                Device::Cpu => AllocationDevice::CPU,
+            };
+            sync_resident(&mut state.resident, &segments, self.dim, target)?;
         }
 
         let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> =
@@ -196,7 +227,7 @@ impl OrtIndex {
                 Tensor::from_array(([1], vec![take as i64]))?.into(),
             ));
             match state.resident.get(s) {
-                Some(r) if self.device == Device::Cuda => {
+                Some(r) if self.copies => {
                     inputs.push((format!("rows_{s}"), (&r.rows).into()));
                     inputs.push((format!("scales_{s}"), (&r.scales).into()));
                 }
@@ -219,6 +250,7 @@ impl OrtIndex {
         ));
 
         let mut outputs = state.session.run(inputs)?;
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (scores, rows) = (
             on_host(&mut outputs, "scores")?,
             on_host(&mut outputs, "rows")?,
@@ -268,7 +300,12 @@ fn on_host(outputs: &mut ort::session::SessionOutputs<'_>, name: &str) -> Result
 
 /// Brings the device copies in line with `segments`: copies a segment whose version changed
 /// (in place when its length did not), and wipes buffers given up.
-fn sync_resident(resident: &mut Vec<Resident>, segments: &[Segment<'_>], dim: usize) -> Result<()> {
+fn sync_resident(
+    resident: &mut Vec<Resident>,
+    segments: &[Segment<'_>],
+    dim: usize,
+    target: AllocationDevice,
+) -> Result<()> {
     while resident.len() > segments.len() {
         if let Some(r) = resident.pop() {
             wipe(r);
@@ -276,28 +313,42 @@ fn sync_resident(resident: &mut Vec<Resident>, segments: &[Segment<'_>], dim: us
     }
     for (s, segment) in segments.iter().enumerate() {
         let len = segment.scales.len();
-        let rows = TensorRef::from_array_view(([len, dim], segment.data))?;
-        let scales = TensorRef::from_array_view(([len, 1], segment.scales))?;
-        match resident.get_mut(s) {
-            Some(r) if r.version == segment.version => {}
-            Some(r) if r.len == len => {
-                rows.copy_into(&mut r.rows)?;
-                scales.copy_into(&mut r.scales)?;
-                r.version = segment.version;
-            }
-            slot => {
-                let fresh = Resident {
-                    version: segment.version,
-                    len,
-                    rows: rows.to(AllocationDevice::CUDA, 0)?,
-                    scales: scales.to(AllocationDevice::CUDA, 0)?,
-                };
-                match slot {
-                    Some(old) => wipe(std::mem::replace(old, fresh)),
-                    None => resident.push(fresh),
+        if resident
+            .get(s)
+            .is_some_and(|r| r.version == segment.version)
+        {
+            continue;
+        }
+        // The copy's source must be an owned tensor: ort clones a borrowed one bound as an input,
+        // and that clone is itself such a copy, which deadlocks (ort 2.0.0-rc.15, copy.rs).
+        let mut rows = Tensor::from_array(([len, dim], segment.data.to_vec()))?;
+        let scales = Tensor::from_array(([len, 1], segment.scales.to_vec()))?;
+        let mut copy = || -> Result<()> {
+            match resident.get_mut(s) {
+                Some(r) if r.len == len => {
+                    rows.copy_into(&mut r.rows)?;
+                    scales.copy_into(&mut r.scales)?;
+                    r.version = segment.version;
+                }
+                slot => {
+                    let fresh = Resident {
+                        version: segment.version,
+                        len,
+                        rows: rows.to(target.clone(), 0)?,
+                        scales: scales.to(target.clone(), 0)?,
+                    };
+                    match slot {
+                        Some(old) => wipe(std::mem::replace(old, fresh)),
+                        None => resident.push(fresh),
+                    }
                 }
             }
-        }
+            Ok(())
+        };
+        let copied = copy();
+        // The host staging copy held templates: erase it before it is freed.
+        rows.extract_tensor_mut().1.zeroize();
+        copied?;
     }
     Ok(())
 }
@@ -305,11 +356,11 @@ fn sync_resident(resident: &mut Vec<Resident>, segments: &[Segment<'_>], dim: us
 /// Overwrites a device copy with zeros before it is freed (best effort: a failure is logged).
 fn wipe(mut resident: Resident) {
     let result = (|| -> Result<()> {
-        let rows = vec![0i8; resident.rows.shape().num_elements()];
-        TensorRef::from_array_view((resident.rows.shape().clone(), rows.as_slice()))?
+        let rows = resident.rows.shape().num_elements();
+        Tensor::from_array((resident.rows.shape().clone(), vec![0i8; rows]))?
             .copy_into(&mut resident.rows)?;
-        let scales = vec![0f32; resident.scales.shape().num_elements()];
-        TensorRef::from_array_view((resident.scales.shape().clone(), scales.as_slice()))?
+        let scales = resident.scales.shape().num_elements();
+        Tensor::from_array((resident.scales.shape().clone(), vec![0f32; scales]))?
             .copy_into(&mut resident.scales)?;
         Ok(())
     })();

@@ -339,7 +339,24 @@ pub async fn start_from_config(
                 ))
             }
         };
-        Ok((FacePipeline::load(ort_library, assets, face)?, pad))
+        let runtime_config = face.runtime.clone();
+        let pipeline = FacePipeline::load(ort_library, assets, face)?;
+        // On a GPU, 1:N runs there too (face/onnx_search.rs). A CPU lane keeps the int8 scan,
+        // which is the faster of the two on a CPU.
+        if pipeline.device() == crate::face::Device::Cuda {
+            let runtime = crate::face::OrtRuntime::load(ort_library, runtime_config)?;
+            let dim = node.gallery().read().registry.index().dim();
+            let index = crate::face::OrtIndex::new(
+                &runtime,
+                dim,
+                clearway_gallery::registry::MAX_TEMPLATES_PER_PERSON,
+            )?;
+            if index.device() == crate::face::Device::Cuda && node.gallery().use_device_index(index)
+            {
+                info!("1:N search runs on the GPU.");
+            }
+        }
+        Ok((pipeline, pad))
     })?;
     info!(mode = pad_mode.as_str(), "Presentation-attack detection.");
     let registry = node.registry().clone();
