@@ -148,6 +148,7 @@ extract() { # archive member dest sha
 }
 
 derived=()
+gpu_wheels=()
 while read -r verb a b c d; do
   case "$verb" in
     artefact) fetch "$a" "$b" "$c" ;;
@@ -155,10 +156,39 @@ while read -r verb a b c d; do
     npm) fetch_npm "$a" "$b" "$c" ;;
     extract) extract "$a" "$b" "$c" "$d" ;;
     derive) derived+=("$a $b $c $d") ;;
+    gpu) gpu_wheels+=("$a $b $c") ;;
     ''|'#'*) ;;
     *) die "unknown line in $lock: $verb" ;;
   esac
 done <"$lock"
+
+# ---------------------------------------------------------------- the GPU path
+# Only where there is a GPU (or CLEARWAY_GPU=1): the CUDA build of ONNX Runtime and the CUDA
+# libraries it loads, unpacked flat into assets/onnxruntime-gpu/ (deploy/gpu/check.sh puts that
+# directory on LD_LIBRARY_PATH and ORT_DYLIB_PATH on its libonnxruntime). The stamp names the
+# wheels' hashes, so a changed pin unpacks again.
+gpu_dir="$assets/onnxruntime-gpu"
+if [ "${CLEARWAY_GPU:-}" = 1 ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+  want_stamp=$(printf '%s\n' "${gpu_wheels[@]}" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$gpu_dir/.complete" 2>/dev/null)" != "$want_stamp" ]; then
+    say "a GPU is present: installing the CUDA build of ONNX Runtime and its CUDA libraries"
+    rm -rf "$gpu_dir"; mkdir -p "$gpu_dir"
+    for line in "${gpu_wheels[@]}"; do
+      read -r req file sha <<<"$line"
+      fetch "$req" "$file" "$sha"
+      case "$file" in
+        onnxruntime_gpu-*) members=('onnxruntime/capi/libonnxruntime*.so*') ;;
+        *) members=('nvidia/*/lib/*.so*') ;; # unzip's * crosses directories
+      esac
+      # unzip exits 11 when a pattern matches nothing (a wheel with no libraries); else a failure.
+      rc=0; unzip -q -o -j "$cache/downloads/$file" "${members[@]}" -d "$gpu_dir" || rc=$?
+      [ "$rc" = 0 ] || [ "$rc" = 11 ] || die "cannot unpack $file (unzip exit $rc)"
+    done
+    [ -f "$gpu_dir/libonnxruntime.so.1.31.1" ] && [ -f "$gpu_dir/libonnxruntime_providers_cuda.so" ] \
+      || die "the onnxruntime-gpu wheel did not hold the CUDA library and provider"
+    echo "$want_stamp" >"$gpu_dir/.complete"
+  fi
+fi
 
 # ---------------------------------------------------------------- photos
 photos="$assets/photos"

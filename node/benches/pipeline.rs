@@ -46,7 +46,10 @@ fn clearway(label: &str, lib: &Path, assets: &Path, config: FaceConfig, frame: &
             with_pad.push(t3 - t0);
         }
     }
-    println!("Clearway, {label}: 1280x720, 1 thread, {iterations} iterations (after 10 warm-up):");
+    println!(
+        "Clearway, {label}: 1280x720, 1 thread, on {}, {iterations} iterations (after 10 warm-up):",
+        pipeline.device()
+    );
     for (name, v) in [
         ("detect (resize+YuNet+decode+NMS)", &mut detect),
         ("embed (align+SFace)", &mut embed),
