@@ -994,7 +994,7 @@ mod tests {
             db.flush().expect("flush");
             s.token
         };
-        let db = sled::open(dir.path()).expect("reopen");
+        let db = crate::reopen_sled(dir.path());
         let auth = Auth::with_params(&db, config, params()).expect("auth");
         assert_eq!(auth.session(Some(&token), MIN).expect("kept").name, "ana");
         for kv in auth.sessions.iter() {

@@ -254,7 +254,7 @@ mod tests {
             let db = sled::open(dir.path()).expect("sled");
             fill(&Ledger::open(&db).expect("open"));
         }
-        let db = sled::open(dir.path()).expect("sled");
+        let db = crate::reopen_sled(dir.path());
         let l = Ledger::open(&db).expect("reopen");
         l.record(act("user.enable", "ana"), 9000).expect("append");
         let (all, broken) = l.verify().expect("verify");

@@ -125,3 +125,19 @@ pub fn hydrate() {
         std::time::Duration::ZERO,
     );
 }
+
+/// Opens a sled database a test has just dropped in this process. sled's background flusher
+/// holds the database's file lock until it notices the drop, so an immediate reopen can fail
+/// with `WouldBlock`; this waits for the lock (up to 5 s), as a restarted process would find it.
+#[cfg(all(test, feature = "ssr"))]
+pub(crate) fn reopen_sled(path: &std::path::Path) -> sled::Db {
+    let mut last = None;
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} stayed locked: {last:?}", path.display())
+}

@@ -342,18 +342,25 @@ pub async fn start_from_config(
         let runtime_config = face.runtime.clone();
         let pipeline = FacePipeline::load(ort_library, assets, face)?;
         // On a GPU, 1:N runs there too (face/onnx_search.rs). A CPU lane keeps the int8 scan,
-        // which is the faster of the two on a CPU.
+        // which is the faster of the two on a CPU, and so does a lane whose GPU cannot hold the
+        // search graph: the graph only speeds searches up, the scan gives the same hits.
         if pipeline.device() == crate::face::Device::Cuda {
-            let runtime = crate::face::OrtRuntime::load(ort_library, runtime_config)?;
             let dim = node.gallery().read().registry.index().dim();
-            let index = crate::face::OrtIndex::new(
-                &runtime,
-                dim,
-                clearway_gallery::registry::MAX_TEMPLATES_PER_PERSON,
-            )?;
-            if index.device() == crate::face::Device::Cuda && node.gallery().use_device_index(index)
-            {
-                info!("1:N search runs on the GPU.");
+            let index = crate::face::OrtRuntime::load(ort_library, runtime_config).and_then(|r| {
+                crate::face::OrtIndex::new(
+                    &r,
+                    dim,
+                    clearway_gallery::registry::MAX_TEMPLATES_PER_PERSON,
+                )
+            });
+            match index {
+                Ok(index) if index.device() == crate::face::Device::Cuda => {
+                    if node.gallery().use_device_index(index) {
+                        info!("1:N search runs on the GPU.");
+                    }
+                }
+                Ok(_) => warn!("The search graph did not build on CUDA; 1:N stays on the CPU."),
+                Err(e) => warn!(error = %e, "No search graph on the GPU; 1:N stays on the CPU."),
             }
         }
         Ok((pipeline, pad))
