@@ -214,8 +214,10 @@ impl GalleryHandle {
         if let Some(index) = self.device_index.get() {
             match index.search(gallery, probe, k) {
                 Ok(hits) => return Ok(hits),
-                // Bad probes fail both engines; anything else is the device's and is logged.
-                Err(crate::Error::Gallery(_)) => {}
+                // A bad probe fails both engines (the scan below reports it); anything else,
+                // a row the device named that the gallery does not hold included, is the
+                // device's and is logged.
+                Err(crate::Error::Gallery(e)) if e.code() != "foreign_row" => {}
                 Err(e) => {
                     warn!(error = %e, "The device 1:N search failed; searching on the CPU.")
                 }
