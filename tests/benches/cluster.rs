@@ -42,6 +42,7 @@ async fn main() {
         fsync: true,
         heartbeat_ms: 250,
     };
+    let snapshot_every = tuning.snapshot_every;
     let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
     let client = Arc::new(port.bootstrap(&[1, 2, 3], &[]).await);
     let leader_id = leader(&client, &[1, 2, 3]).await;
@@ -126,8 +127,12 @@ async fn main() {
         have + b * 1000,
         t.elapsed().as_secs_f64()
     );
+    // Until the leader's last snapshot is taken (one built during the catch-up would be sent
+    // and installed too).
     client
-        .wait_for(leader_id, "purge", LONG, |s| s.purged_index.is_some())
+        .wait_for(leader_id, "the last snapshot and purge", LONG, |s| {
+            s.purged_index.is_some_and(|p| p + snapshot_every > last)
+        })
         .await
         .expect("snapshot + purge");
     port.add_node(4);

@@ -275,7 +275,9 @@ async fn key_epochs(client: &ClusterClient, nodes: &[u64]) -> Vec<u32> {
 }
 
 /// A fresh learner with an empty disk joins a gallery of 100,000 templates by snapshot and
-/// answers a 1:N query; a linearizable read sees the latest write.
+/// answers a 1:N query; a linearizable read sees the latest write. A person was cancelled before
+/// it joined: the learner never held him, so it records the cancellation as shredded without a
+/// key rotation (`cluster/exposure.rs`), and does not hold him.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -288,7 +290,9 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
     let client = port.bootstrap(&[1, 2, 3], &[]).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let needle = random_embedding(&mut rng);
+    let cancelled = random_embedding(&mut rng);
     let mut last = 0;
+    let mut cancelled_at = 0;
     for b in 0..100 {
         let commands: Vec<Command> = (0..1000)
             .map(|i| {
@@ -304,18 +308,65 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
             .await
             .expect("write");
         last = index;
+        if b == 20 {
+            // Someone enrolled, then cancelled, long before the learner joins.
+            let (_, outcomes) = client
+                .write_audited(
+                    vec![enrol("CANCELLED", &cancelled)],
+                    "enrol",
+                    "gallery",
+                    "test",
+                    LONG,
+                )
+                .await
+                .expect("enrol");
+            let person = outcomes[0].person().expect("enrolled");
+            (cancelled_at, _) = client
+                .write_audited(
+                    vec![Command::Cancel { person }],
+                    "cancel",
+                    &person.to_string(),
+                    "test",
+                    LONG,
+                )
+                .await
+                .expect("cancel");
+        }
     }
     let leader_id = leader(&client, &[1, 2, 3]).await;
-    client
-        .wait_for(leader_id, "snapshot and purge", LONG, |s| {
-            s.purged_index.is_some_and(|p| p > 50)
-        })
-        .await
-        .expect("leader purged its log");
+    // The leader's last snapshot must leave room for the entries adding the learner: a snapshot
+    // built while the learner installs an older one is sent too, and a second install rotates
+    // (the first one's data is older than it). One enrolment at a time until it does.
+    let mut extra = 0;
+    loop {
+        let purged = client
+            .wait_for(leader_id, "the last snapshot and purge", LONG, |s| {
+                s.purged_index
+                    .is_some_and(|p| p > cancelled_at && p + 20 > last)
+            })
+            .await
+            .expect("leader purged its log")
+            .purged_index
+            .unwrap_or(0);
+        if purged + 20 > last + 4 {
+            break;
+        }
+        let more = vec![enrol(&format!("X{extra}"), &random_embedding(&mut rng))];
+        (last, _) = client
+            .write_audited(more, "enrol", "gallery", "test", LONG)
+            .await
+            .expect("write");
+        extra += 1;
+    }
 
     port.add_node(4);
     port.start(4);
     let client = port.client();
+    let epoch = client
+        .wait_for(4, "the new node", LONG, |_| true)
+        .await
+        .expect("status")
+        .key_epoch;
     let change = clearway_node::cluster::protocol::MembershipChange::AddLearner {
         id: 4,
         addr: port.addrs[&4].to_string(),
@@ -330,19 +381,38 @@ async fn fresh_learner_catches_up_from_a_100k_snapshot() {
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", port.log(4)));
-    assert_eq!(st.indexed_templates, 100_000);
+    assert_eq!(st.indexed_templates, 100_000 + extra);
     assert!(
         port.log(4).contains("Snapshot installed"),
         "caught up by snapshot:\n{}",
         port.log(4)
     );
+    let st = client
+        .wait_for(4, "the cancellation recorded as shredded", LONG, |s| {
+            s.shredded_index >= cancelled_at
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", port.log(4)));
+    assert_eq!(
+        st.key_epoch,
+        epoch,
+        "a learner that held nothing before its snapshot does not rotate its key:\n{}",
+        port.log(4)
+    );
+    assert!(
+        client.search(4, cancelled, 1).await.expect("search")[0].score < 0.9,
+        "the cancelled person is not in the learner's replica"
+    );
     let metrics = port.scrape(4);
     for line in [
-        "clearway_cluster_snapshots_installed_total 1",
-        "clearway_gallery_templates{model=\"sface@2021dec\"} 100000",
-        "clearway_cluster_state{state=\"learner\"} 1",
+        "clearway_cluster_snapshots_installed_total 1".to_string(),
+        format!(
+            "clearway_gallery_templates{{model=\"sface@2021dec\"}} {}",
+            100_000 + extra
+        ),
+        "clearway_cluster_state{state=\"learner\"} 1".to_string(),
     ] {
-        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
     }
     let hits = client.search(4, needle.clone(), 3).await.expect("search");
     let expected = client.search(leader_id, needle, 3).await.expect("search");

@@ -5,6 +5,8 @@
 //! `raft_meta` holds the vote, the committed log id and the last purged log id (no personal data,
 //! stored plain).
 //!
+//! An append with a payload first marks the node as holding personal data ([`Exposure`]).
+//!
 //! Durability: with `fsync` on (the default) `append` reports an entry written only after sled
 //! has flushed it to disk; votes are always flushed before returning.
 
@@ -13,10 +15,11 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{OptionalSend, RaftLogReader};
+use openraft::{EntryPayload, OptionalSend, RaftLogReader};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::exposure::Exposure;
 use super::typ::{Entry, LogId, StorageError, StorageIOError, TypeConfig, Vote};
 use crate::store::keyring::Keyring;
 
@@ -32,17 +35,23 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     keyring: Arc<Keyring>,
+    exposure: Exposure,
     fsync: bool,
 }
 
 impl LogStore {
     /// Opens the log's trees in `db`.
     pub fn open(db: &sled::Db, keyring: Arc<Keyring>, fsync: bool) -> crate::Result<LogStore> {
+        // First: in a new database it marks the node pristine (see there).
+        let exposure = Exposure::open(db)?;
+        let log = db.open_tree(TREE)?;
+        let meta = db.open_tree("raft_meta")?;
         Ok(LogStore {
-            log: db.open_tree(TREE)?,
-            meta: db.open_tree("raft_meta")?,
+            log,
+            meta,
             db: db.clone(),
             keyring,
+            exposure,
             fsync,
         })
     }
@@ -105,13 +114,8 @@ impl LogStore {
         Ok(n)
     }
 
-    /// Removes the entries in `range` (truncate, purge), flushed when fsync is on.
-    async fn remove(&self, range: (Bound<u64>, Bound<u64>)) -> Result<(), StorageError> {
-        let key = |b: Bound<u64>| b.map(index_key);
-        let mut batch = sled::Batch::default();
-        for k in self.log.range((key(range.0), key(range.1))).keys() {
-            batch.remove(k.map_err(|e| StorageIOError::write_logs(&e))?);
-        }
+    /// Applies `batch` to the log, flushed when fsync is on.
+    async fn apply(&self, batch: sled::Batch) -> Result<(), StorageError> {
         self.log
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
@@ -119,6 +123,43 @@ impl LogStore {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Removes the entries in `range` (truncate, purge), flushed when fsync is on.
+    async fn remove(&self, range: (Bound<u64>, Bound<u64>)) -> Result<(), StorageError> {
+        let key = |b: Bound<u64>| b.map(index_key);
+        let mut batch = sled::Batch::default();
+        for k in self.log.range((key(range.0), key(range.1))).keys() {
+            batch.remove(k.map_err(|e| StorageIOError::write_logs(&e))?);
+        }
+        self.apply(batch).await
+    }
+
+    /// Writes `entries` (what `append` does before it reports them written; flushed when fsync
+    /// is on).
+    pub(crate) async fn write(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        let mut personal = false;
+        for entry in entries {
+            personal |= matches!(entry.payload, EntryPayload::Normal(_));
+            let key = index_key(entry.log_id.index);
+            let bytes = postcard::to_stdvec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+            let sealed = self
+                .keyring
+                .seal(TREE, &key, &bytes)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
+            batch.insert(&key, sealed);
+        }
+        if personal {
+            // Blank and membership entries carry nothing of anyone; the rest may.
+            self.exposure
+                .hold()
+                .map_err(|e| StorageIOError::write_logs(&e))?;
+        }
+        self.apply(batch).await
     }
 
     /// Number of entries held (not purged).
@@ -203,22 +244,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let key = index_key(entry.log_id.index);
-            let bytes = postcard::to_stdvec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
-            let sealed = self
-                .keyring
-                .seal(TREE, &key, &bytes)
-                .map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.insert(&key, sealed);
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        if self.fsync {
-            self.flush().await?;
-        }
+        self.write(entries).await?;
         callback.log_io_completed(Ok(()));
         Ok(())
     }

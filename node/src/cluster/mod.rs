@@ -7,6 +7,8 @@
 //! * [`state_machine`]: the gallery [`Registry`](clearway_gallery::Registry) as Raft state
 //!   machine on sled (trees `sm_*`), per-person keys, snapshots; its [`GalleryHandle`] is what
 //!   lanes read from.
+//! * [`exposure`]: whether the node's disk ever held personal data (a fresh learner's first
+//!   snapshot install needs no key rotation).
 //! * [`checkpoint`]: the replica checkpoint a node writes when it stops cleanly and starts from.
 //! * [`network`]: openraft's network over the node's QUIC endpoint.
 //! * [`node`]: a running node — storage, Raft, the endpoint, and the shredder.
@@ -19,6 +21,7 @@
 pub mod authz;
 pub mod checkpoint;
 pub mod config;
+pub mod exposure;
 pub mod freshness;
 pub mod log_store;
 pub mod metrics;

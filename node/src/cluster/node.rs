@@ -625,6 +625,16 @@ impl ClusterNode {
     }
 
     async fn shred(&self, upto: u64) -> Result<()> {
+        if self.inner.resealer.shredded_index()? >= upto {
+            // Recorded by a first snapshot install into a node that held nothing before it
+            // (`exposure`): there is nothing older to shred, so no key rotation.
+            self.inner.shredded.send_replace(upto);
+            info!(
+                upto,
+                "Cancelled data shredded: this node holds nothing from before its snapshot."
+            );
+            return Ok(());
+        }
         let raft = &self.inner.raft;
         let fatal = |e: openraft::error::Fatal<NodeId>| Error::Cluster(e.to_string());
         let timeout = Some(Duration::from_secs(15));

@@ -52,6 +52,7 @@ use crate::face::OrtIndex;
 use zeroize::Zeroizing;
 
 use super::Response;
+use super::exposure::Exposure;
 use super::snapshot::file::{SealedFile, is_sealed_file};
 use super::snapshot::{self as stream, StreamReader};
 use super::typ::{
@@ -335,6 +336,9 @@ pub struct StateMachineStore {
     fsync: bool,
     erased: watch::Sender<u64>,
     revoked: watch::Sender<Revocations>,
+    /// Whether this node's disk held personal data before (a first install into a node that did
+    /// not records its cancellations as shredded: [`super::exposure`]).
+    exposure: Exposure,
     /// Threads, one pinned per core, that share each 1:N scan of a large gallery (`None` if the
     /// operating system would not start them: scans then run on the caller's thread).
     scan_pool: Option<Arc<ScanPool>>,
@@ -359,6 +363,8 @@ impl StateMachineStore {
         dim: usize,
         fsync: bool,
     ) -> Result<StateMachineStore> {
+        // First: in a new database it marks the node pristine (see there).
+        let exposure = Exposure::open(db)?;
         let persons = db.open_tree(PERSONS)?;
         let keys = db.open_tree(KEYS)?;
         let meta = db.open_tree("sm_meta")?;
@@ -366,6 +372,8 @@ impl StateMachineStore {
         let reasons = db.open_tree(AUDIT_REASONS)?;
         let notices = db.open_tree(NOTICES)?;
         if meta.get(INSTALLING)?.is_some() {
+            // The install marked the node held before writing; kept so whatever happens.
+            exposure.hold()?;
             warn!("A snapshot install was interrupted; starting the state machine empty.");
             persons.clear()?;
             keys.clear()?;
@@ -494,6 +502,7 @@ impl StateMachineStore {
             fsync,
             erased,
             revoked,
+            exposure,
             scan_pool,
             loaded_from: from,
         })
@@ -523,7 +532,7 @@ impl StateMachineStore {
 
     /// Log index of the latest cancellation already shredded (persisted).
     pub fn shredded_index(&self) -> Result<u64> {
-        Ok(meta_get::<u64>(&self.meta, SHREDDED)?.unwrap_or(0))
+        shredded_index(&self.meta)
     }
 
     /// What writes the replica checkpoint when the node stops ([`super::checkpoint`]).
@@ -717,6 +726,7 @@ impl StateMachineStore {
     async fn copy_in(&self, mut data: SnapshotData) -> Result<SealedFile> {
         use tokio::io::AsyncSeekExt;
         let path = incoming_path(&self.snapshot_path);
+        self.exposure.begin_receiving()?;
         let mut file = SealedFile::create(&path, &self.keyring)?;
         data.seek(SeekFrom::Start(0))
             .await
@@ -746,6 +756,8 @@ impl StateMachineStore {
         // memory: its entries read as absent meanwhile (the lane refers the traveller), and a
         // snapshot build or a digest waits, so none reads a mix of two replicas. Nothing here
         // awaits while the gate is held.
+        // Held from here on, whatever becomes of this install; `fresh` if it held nothing before.
+        let fresh = self.exposure.begin_install()?;
         let gate = self.handle.replacing.exclusive();
         let generation = 1 + self
             .handle
@@ -846,6 +858,12 @@ impl StateMachineStore {
             &ledger_changes,
         )?;
         self.revoked.send_replace(revoked);
+        if let (true, Some(index)) = (fresh, erased_at) {
+            // Nothing here predates the snapshot, and the snapshot holds no one cancelled up to
+            // its index: those cancellations are shredded as installed (no key rotation).
+            let bytes = postcard::to_stdvec(&index).map_err(|e| Error::Store(e.to_string()))?;
+            self.meta.insert(SHREDDED, bytes)?;
+        }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;
         // The received file becomes this node's snapshot (it is sealed under this node's keys).
@@ -860,6 +878,7 @@ impl StateMachineStore {
             applied = ?meta.last_log_id.map(|l| l.index),
             persons = self.handle.read().registry.len(),
             bytes = file.len(),
+            first = fresh,
             "Snapshot installed."
         );
         // Wake the shredder now, not at the next restart: what this node held before may
@@ -906,6 +925,11 @@ pub struct Resealer {
 }
 
 impl Resealer {
+    /// Log index of the latest cancellation already shredded (persisted).
+    pub fn shredded_index(&self) -> Result<u64> {
+        shredded_index(&self.meta)
+    }
+
     /// Records that cancellations up to `index` are shredded.
     pub fn set_shredded_index(&self, index: u64) -> Result<()> {
         let bytes = postcard::to_stdvec(&index).map_err(|e| Error::Store(e.to_string()))?;
@@ -948,6 +972,10 @@ impl Resealer {
         }
         Ok(n)
     }
+}
+
+fn shredded_index(meta: &sled::Tree) -> Result<u64> {
+    Ok(meta_get::<u64>(meta, SHREDDED)?.unwrap_or(0))
 }
 
 fn meta_get<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
@@ -1548,6 +1576,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> std::result::Result<Box<SnapshotData>, StorageError> {
+        self.exposure
+            .begin_receiving()
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         // The sender says how long the snapshot is: keep a reserve of the disk whatever it says.
         let file = SealedFile::create(&incoming_path(&self.snapshot_path), &self.keyring)
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?

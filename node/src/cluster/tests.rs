@@ -48,16 +48,22 @@ pub(crate) fn open_stores(
 pub(crate) fn reopen_stores(
     dir: &std::path::Path,
 ) -> (sled::Db, Arc<Keyring>, LogStore, StateMachineStore) {
+    drop(reopen_db(dir));
+    open_stores(dir)
+}
+
+/// The sled database in `dir`, once the last run has let go of its lock (see [`reopen_stores`]).
+fn reopen_db(dir: &std::path::Path) -> sled::Db {
     for _ in 0..100 {
         match sled::Config::new().path(dir.join("db")).open() {
-            Ok(db) => {
-                drop(db);
-                break;
-            }
+            Ok(db) => return db,
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     }
-    open_stores(dir)
+    sled::Config::new()
+        .path(dir.join("db"))
+        .open()
+        .expect("sled")
 }
 
 /// A fresh node in a new directory that installed `snapshot`.
@@ -909,4 +915,102 @@ async fn a_device_index_follows_every_apply_and_gives_the_scans_hits() {
     }
     // A bad probe is an error, as on the scan.
     assert!(handle.search(&[f32::NAN; 8], 1).is_err());
+}
+
+/// What a node did before its first snapshot install, and whether the install then records the
+/// snapshot's cancellations as shredded itself (no key rotation: `exposure.rs`).
+#[tokio::test]
+async fn only_a_node_that_held_nothing_skips_the_key_rotation_after_a_snapshot() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 30 persons, the first cancelled at index 31.
+    let (_db, _keyring, mut source) = populated(dir.path(), 30).await;
+    let built = source
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("snapshot");
+    let index = built.meta.last_log_id.expect("applied").index;
+    assert!(index > 31, "the snapshot covers the cancellation");
+
+    #[derive(Debug, Clone, Copy)]
+    enum Before {
+        Nothing,
+        BlankEntry,
+        EntryWithPayload,
+        TransferBegun,
+        InstallCutShort,
+        DataFromBeforeTheMark,
+    }
+    for (before, skips) in [
+        (Before::Nothing, true),
+        (Before::BlankEntry, true),
+        (Before::EntryWithPayload, false),
+        (Before::TransferBegun, false),
+        (Before::InstallCutShort, false),
+        (Before::DataFromBeforeTheMark, false),
+    ] {
+        let other = tempfile::tempdir().expect("tempdir");
+        match before {
+            Before::Nothing => {}
+            Before::BlankEntry | Before::EntryWithPayload => {
+                let (_db, _k, log, _sm) = open_stores(other.path());
+                let mut entry = v1(1, vec![enrolment(1)]);
+                if let Before::BlankEntry = before {
+                    entry.payload = openraft::EntryPayload::Blank;
+                }
+                log.write(vec![entry]).await.expect("write");
+            }
+            Before::TransferBegun => {
+                let (_db, _k, _log, mut sm) = open_stores(other.path());
+                drop(sm.begin_receiving_snapshot().await.expect("begin"));
+            }
+            Before::InstallCutShort => {
+                let (db, _k, _log, mut sm) = open_stores(other.path());
+                let sent = source
+                    .get_current_snapshot()
+                    .await
+                    .expect("read")
+                    .expect("one");
+                sm.install_snapshot(&sent.meta, sent.snapshot)
+                    .await
+                    .expect("install");
+                // As a crash in the middle of the install leaves it.
+                db.open_tree("sm_meta")
+                    .expect("tree")
+                    .insert(b"installing", &[1])
+                    .expect("mark");
+                db.flush().expect("flush");
+            }
+            Before::DataFromBeforeTheMark => {
+                drop(populated(other.path(), 3).await);
+                let db = reopen_db(other.path());
+                db.drop_tree(b"exposure").expect("drop the mark");
+                db.flush().expect("flush");
+            }
+        }
+        let (_db, _k, _log, mut sm) = reopen_stores(other.path());
+        let sent = source
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("one");
+        sm.install_snapshot(&sent.meta, sent.snapshot)
+            .await
+            .expect("install");
+        let expected = if skips { index } else { 0 };
+        assert_eq!(
+            sm.shredded_index().expect("shredded"),
+            expected,
+            "{before:?}: the install records as shredded"
+        );
+        drop((sm, _db, _k, _log));
+        let (_db, _k, _log, sm) = reopen_stores(other.path());
+        assert_eq!(
+            sm.shredded_index().expect("shredded"),
+            expected,
+            "{before:?}: after a restart"
+        );
+    }
 }
