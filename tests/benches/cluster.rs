@@ -7,7 +7,9 @@
 //!    time from its start until it answers with its whole index (the registry and the 1:N index are
 //!    loaded before the node answers anything), once from its checkpoint and once, killed, from its
 //!    records; and its resident memory after catch-up and after the restart beside the size of what
-//!    it holds.
+//!    it holds;
+//! 5. commit latency while every node shreds a cancellation (a snapshot of the whole gallery, a log
+//!    purge and a key rotation), one enrolment per entry, one writer.
 //!
 //! `cargo bench -p clearway-tests --bench cluster [-- CATCHUP_TEMPLATES]`; `just bench` runs it.
 
@@ -222,6 +224,80 @@ async fn main() {
         rss_restarted.map_or("?".into(), |m| m.to_string()),
         dir_size(&port.data_dir(4)) as f64 / (1024.0 * 1024.0),
     );
+
+    // 5. Commit latency while the port shreds a cancellation: every node builds a snapshot of
+    // the whole gallery past it, purges its log and re-seals its person keys under a new key.
+    // Writes go on meanwhile, one enrolment per entry, one writer, until the leader has shredded
+    // it (at least 100 writes).
+    let before = client.status(leader_id).await.expect("status");
+    let t = Instant::now();
+    let (cancelled_at, _) = client
+        .write_audited(
+            vec![Command::Cancel {
+                person: clearway_gallery::PersonId(1),
+            }],
+            "cancel",
+            "person",
+            "benchmark shred",
+            LONG,
+        )
+        .await
+        .expect("cancel");
+    let mut lat = Vec::new();
+    let mut i = 0;
+    let mut unanswered = 0;
+    loop {
+        // A status call the leader does not answer in time is counted, not fatal.
+        let shredded = match client.status(leader_id).await {
+            Ok(s) => s.shredded_index >= cancelled_at,
+            Err(_) => {
+                unanswered += 1;
+                false
+            }
+        };
+        if shredded && lat.len() >= 100 {
+            break;
+        }
+        let req = client
+            .audited(
+                vec![synthetic(format!("S{i}"), &mut rng)],
+                "enrol",
+                "gallery",
+                "benchmark load",
+            )
+            .expect("sign");
+        let w = Instant::now();
+        client
+            .call(
+                leader_id,
+                &clearway_node::cluster::protocol::Call::Write(req),
+            )
+            .await
+            .expect("write");
+        lat.push(w.elapsed());
+        i += 1;
+    }
+    let shred = t.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "commit latency while the port shreds a cancellation over {} persons (snapshot, purge, \
+         key rotation on every node; {shred:.1} s until the leader's was done): n={} p50={:.2} ms \
+         p99={:.2} ms max={:.1} ms; status calls unanswered: {unanswered}",
+        before.persons,
+        lat.len(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
+    let log = std::fs::read_to_string(port.node_dir(leader_id).join("log")).unwrap_or_default();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("napshot built") || l.contains("hredded"))
+        .rev()
+        .take(4)
+    {
+        println!("  node {leader_id}: {line}");
+    }
 }
 
 /// Starts node `id` and times it until it answers with its whole index; prints its log lines of

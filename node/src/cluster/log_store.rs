@@ -93,23 +93,9 @@ impl LogStore {
     /// of a key rotation). Entries overwritten meanwhile are left alone. Returns how many were
     /// re-sealed.
     pub async fn reseal(&self) -> crate::Result<usize> {
-        let mut n = 0;
-        for item in self.log.iter() {
-            let (key, sealed) = item?;
-            if !self.keyring.is_stale(&sealed) {
-                continue;
-            }
-            let plain = self.keyring.open(TREE, &key, &sealed)?;
-            let fresh = self.keyring.seal(TREE, &key, &plain)?;
-            // Only if nobody replaced the entry since we read it (truncate + append).
-            if self
-                .log
-                .compare_and_swap(&key, Some(sealed), Some(fresh))?
-                .is_ok()
-            {
-                n += 1;
-            }
-        }
+        // Only if nobody replaced an entry since it was read (truncate + append).
+        let n = super::state_machine::reseal_trees(&self.keyring, vec![(self.log.clone(), TREE)])
+            .await?;
         self.db.flush_async().await?;
         Ok(n)
     }

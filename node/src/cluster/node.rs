@@ -638,17 +638,24 @@ impl ClusterNode {
         let raft = &self.inner.raft;
         let fatal = |e: openraft::error::Fatal<NodeId>| Error::Cluster(e.to_string());
         let timeout = Some(Duration::from_secs(15));
-        if !raft
+        // A build of a large gallery takes minutes, and a trigger while one runs does nothing:
+        // wait in slices and trigger again until a snapshot reaches past the cancellation (one
+        // that began before it ends below it).
+        while !raft
             .metrics()
             .borrow()
             .snapshot
             .is_some_and(|s| s.index >= upto)
         {
             raft.trigger().snapshot().await.map_err(fatal)?;
-            raft.wait(timeout)
+            match raft
+                .wait(timeout)
                 .metrics(|m| m.snapshot.is_some_and(|s| s.index >= upto), "snapshot")
                 .await
-                .map_err(|e| Error::Cluster(e.to_string()))?;
+            {
+                Ok(_) | Err(openraft::metrics::WaitError::Timeout(..)) => {}
+                Err(e) => return Err(Error::Cluster(e.to_string())),
+            }
         }
         raft.trigger().purge_log(upto).await.map_err(fatal)?;
         raft.wait(timeout)

@@ -27,9 +27,10 @@
 //! record by record, so neither side holds a whole snapshot in memory. Snapshot files of the
 //! older one-blob formats (`CLWSNAP2` to `CLWSNAP4`) are converted when the node opens.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
 use rayon::prelude::*;
 
@@ -119,9 +120,52 @@ impl Replacement {
         self.gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The gate held shared (a build, a digest).
+    /// The gate held shared (a digest, a checkpoint, a build's cut).
     fn shared(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cut(&self) -> MutexGuard<'_, Option<Cut>> {
+        // What it holds is whole after each step: a panic cannot leave half of one.
+        self.cut.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a snapshot build reads: the stored persons as they were at its cut (the applied position
+/// it began at) while applies go on changing them in sled, so a build of a large gallery, which
+/// reads and opens every record for minutes at 10M, holds no apply back. The build reads the
+/// persons in id order and moves `passed` on under this lock; an apply, before it writes a
+/// person the build has not passed yet, keeps here what that person was at the cut (it is the
+/// first change since the cut if none is kept), and the build takes that in place of what sled
+/// holds. Persons enrolled after the cut (ids from `next_id` on) the build never reads. Memory:
+/// one kept record per person changed during the build and not yet read by it.
+struct Cut {
+    /// The registry's next id at the cut.
+    next_id: u64,
+    /// The last person id the build has read.
+    passed: Option<u64>,
+    /// Persons changed since the cut and not yet read: what each was then (`None`: not stored).
+    before: BTreeMap<u64, Option<StoredBytes>>,
+}
+
+impl Cut {
+    /// Whether an apply about to change person `id` must keep what they are now.
+    fn keeps(&self, id: u64) -> bool {
+        id < self.next_id
+            && self.passed.is_none_or(|passed| id > passed)
+            && !self.before.contains_key(&id)
+    }
+}
+
+/// A build's hold on [`Replacement`]: the build lock, and its cut until dropped.
+pub(crate) struct Building<'a> {
+    replacing: &'a Replacement,
+    _building: MutexGuard<'a, ()>,
+}
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        *self.replacing.cut() = None;
     }
 }
 
@@ -135,15 +179,21 @@ pub(crate) struct BuildView {
     ledger: Ledger,
 }
 
-/// The state of a replacement of the stored persons by a snapshot install.
+/// The state of a replacement of the stored persons by a snapshot install, and of a snapshot
+/// build's read of them.
 #[derive(Default)]
 struct Replacement {
+    /// Held by a snapshot build from its start to its end, and by an install before anything
+    /// else: one build at a time, and no install under a build (which reads the stored persons
+    /// the install clears). Always taken before `gate`.
+    building: Mutex<()>,
     /// Taken exclusively by an install and by each apply (from its first change to its write
-    /// to sled), shared by whoever reads every stored person (a snapshot build, a digest): none
-    /// reads half of one replica and half of another, and a build holds only this, not the
-    /// replica's lock, so searches never wait for it. Always taken before [`GalleryHandle`]'s
-    /// `applied`.
+    /// to sled), shared by whoever reads every stored person at once (a digest, a checkpoint)
+    /// and by a build for the moment it takes its cut: none reads half of one replica and half
+    /// of another. Always taken before [`GalleryHandle`]'s `applied`.
     gate: RwLock<()>,
+    /// The cut of the snapshot build in progress, if one is ([`Cut`]).
+    cut: Mutex<Option<Cut>>,
     /// Which registry's entries sled holds: an install moves it on before it clears the trees.
     /// A single entry's read ([`SealedEntries`]) does not wait for an install (a lane must not
     /// stall behind one): a registry of an older generation reads nothing, and the lane refers
@@ -169,11 +219,20 @@ impl GalleryHandle {
         self.applied.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What a snapshot build starts from: the gate, held shared until the build is written
-    /// (applies and installs wait; searches and entry reads do not), and a copy of what the
-    /// replica holds in memory, taken under its lock for that moment only.
-    pub(crate) fn begin_build(&self) -> Result<(RwLockReadGuard<'_, ()>, BuildView)> {
-        let gate = self.replacing.shared();
+    /// What a snapshot build starts from: its cut ([`Cut`]), taken with the gate shared (no
+    /// apply is half-way) and kept until the returned hold is dropped (installs and other builds
+    /// wait for that; applies, searches and entry reads do not), and a copy of what the replica
+    /// holds in memory, taken under its lock for that moment only.
+    pub(crate) fn begin_build(&self) -> Result<(Building<'_>, BuildView)> {
+        let building = Building {
+            replacing: &self.replacing,
+            _building: self
+                .replacing
+                .building
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        let _gate = self.replacing.shared();
         let guard = self.read();
         if guard.registry.unwritten().next().is_some() {
             // Only after an apply failed (the state machine has stopped): sled is behind.
@@ -203,8 +262,13 @@ impl GalleryHandle {
                 .collect(),
             ledger: guard.ledger.clone(),
         };
+        *self.replacing.cut() = Some(Cut {
+            next_id: view.next_id,
+            passed: None,
+            before: BTreeMap::new(),
+        });
         drop(guard);
-        Ok((gate, view))
+        Ok((building, view))
     }
 
     /// 1:N search of the local replica: on the device index when one is installed, else (and
@@ -658,6 +722,7 @@ impl StateMachineStore {
         } else {
             None
         };
+        self.keep_cut(puts.iter().map(|(k, _)| *k))?;
         (
             &self.persons,
             &self.keys,
@@ -715,6 +780,31 @@ impl StateMachineStore {
         Ok(())
     }
 
+    /// Before an apply writes the `changed` persons: keeps what each is now for the snapshot
+    /// build in progress, if it has not read them yet and nothing is kept for them ([`Cut`]).
+    /// The build reads under the same lock, so it either read a person before this or finds
+    /// them kept.
+    fn keep_cut(&self, changed: impl Iterator<Item = [u8; 8]>) -> Result<()> {
+        let mut cut = self.handle.replacing.cut();
+        let Some(cut) = cut.as_mut() else {
+            return Ok(());
+        };
+        for k in changed {
+            let id = u64::from_be_bytes(k);
+            if !cut.keeps(id) {
+                continue;
+            }
+            let was = match self.keys.get(k)? {
+                Some(sealed_key) => {
+                    Some(open_stored(&self.keyring, &self.persons, &k, &sealed_key)?)
+                }
+                None => None,
+            };
+            cut.before.insert(id, was);
+        }
+        Ok(())
+    }
+
     async fn flush(&self) -> Result<()> {
         if self.fsync {
             self.db.flush_async().await?;
@@ -753,11 +843,17 @@ impl StateMachineStore {
         let file_len = file.len();
         let (_, mut reader) = StreamReader::start(&mut file)?;
         // The persons stored in sled are replaced while lanes still search the replica in
-        // memory: its entries read as absent meanwhile (the lane refers the traveller), and a
-        // snapshot build or a digest waits, so none reads a mix of two replicas. Nothing here
-        // awaits while the gate is held.
+        // memory: its entries read as absent meanwhile (the lane refers the traveller). A
+        // snapshot build in progress is waited for, and the next one, a digest or a checkpoint
+        // waits, so none reads a mix of two replicas. Nothing here awaits while they are held.
         // Held from here on, whatever becomes of this install; `fresh` if it held nothing before.
         let fresh = self.exposure.begin_install()?;
+        let building = self
+            .handle
+            .replacing
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let gate = self.handle.replacing.exclusive();
         let generation = 1 + self
             .handle
@@ -847,6 +943,7 @@ impl StateMachineStore {
             guard.membership = meta.last_membership.clone();
         }
         drop(gate);
+        drop(building);
         // The replaced state may hold persons cancelled meanwhile: shred after installing.
         let erased_at = meta.last_log_id.map(|l| l.index);
         self.persist(
@@ -942,27 +1039,15 @@ impl Resealer {
     /// still under an older key.
     /// Returns how many values were re-sealed.
     pub async fn reseal(&self) -> Result<usize> {
-        let mut n = 0;
-        for (tree, name) in [
-            (&self.keys, KEYS),
-            (&self.reasons, AUDIT_REASONS),
-            (&self.notices, NOTICES),
-        ] {
-            for item in tree.iter() {
-                let (k, sealed) = item?;
-                if !self.keyring.is_stale(&sealed) {
-                    continue;
-                }
-                let plain = Zeroizing::new(self.keyring.open(name, &k, &sealed)?);
-                let fresh = self.keyring.seal(name, &k, &plain)?;
-                if tree
-                    .compare_and_swap(&k, Some(sealed), Some(fresh))?
-                    .is_ok()
-                {
-                    n += 1;
-                }
-            }
-        }
+        let mut n = reseal_trees(
+            &self.keyring,
+            vec![
+                (self.keys.clone(), KEYS),
+                (self.reasons.clone(), AUDIT_REASONS),
+                (self.notices.clone(), NOTICES),
+            ],
+        )
+        .await?;
         self.db.flush_async().await?;
         let _guard = self.snapshot_lock.lock().await;
         if self.snapshot_path.exists()
@@ -972,6 +1057,39 @@ impl Resealer {
         }
         Ok(n)
     }
+}
+
+/// Re-seals every value of each `(tree, purpose)` still under an older key of `keyring`
+/// (compare-and-swap: a value written meanwhile wins); returns how many. A million values take
+/// seconds of AEAD work, so it runs off the runtime's threads (a worker held that long starves
+/// the node's other tasks: its QUIC endpoint, status calls).
+pub(crate) async fn reseal_trees(
+    keyring: &Arc<Keyring>,
+    trees: Vec<(sled::Tree, &'static [u8])>,
+) -> Result<usize> {
+    let keyring = keyring.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut n = 0;
+        for (tree, purpose) in &trees {
+            for item in tree.iter() {
+                let (k, sealed) = item?;
+                if !keyring.is_stale(&sealed) {
+                    continue;
+                }
+                let plain = keyring.open(purpose, &k, &sealed)?;
+                let fresh = keyring.seal(purpose, &k, &plain)?;
+                if tree
+                    .compare_and_swap(&k, Some(sealed), Some(fresh))?
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    })
+    .await
+    .map_err(|e| Error::Store(format!("re-sealing task: {e}")))?
 }
 
 fn shredded_index(meta: &sled::Tree) -> Result<u64> {
@@ -1078,15 +1196,135 @@ struct SealedEntries {
 
 impl SealedEntries {
     fn open_stored(&self, k: &[u8], sealed_key: &[u8]) -> Result<StoredBytes> {
-        let key = open_data_key(&self.keyring, k, sealed_key)?;
-        let sealed = self
-            .persons
-            .get(k)?
-            .ok_or_else(|| Error::Store(format!("{} has a key but no record", hex::encode(k))))?;
-        key.sealer()
-            .open(PERSONS, k, &sealed)
-            .map(Zeroizing::new)
-            .map_err(|_| Error::Decrypt("a person record".into()))
+        open_stored(&self.keyring, &self.persons, k, sealed_key)
+    }
+}
+
+/// The stored entry of the person under `k`, whose sealed data key is `sealed_key`.
+fn open_stored(
+    keyring: &Keyring,
+    persons: &sled::Tree,
+    k: &[u8],
+    sealed_key: &[u8],
+) -> Result<StoredBytes> {
+    let sealed = persons
+        .get(k)?
+        .ok_or_else(|| Error::Store(format!("{} has a key but no record", hex::encode(k))))?;
+    open_sealed(keyring, k, sealed_key, &sealed)
+}
+
+/// A person's entry from their sealed data key and sealed record.
+fn open_sealed(
+    keyring: &Keyring,
+    k: &[u8],
+    sealed_key: &[u8],
+    sealed: &[u8],
+) -> Result<StoredBytes> {
+    let key = open_data_key(keyring, k, sealed_key)?;
+    key.sealer()
+        .open(PERSONS, k, sealed)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Decrypt("a person record".into()))
+}
+
+/// The stored persons as a snapshot build's cut has them ([`Cut`]), in id order: read from sled
+/// one at a time under the cut's lock, opened outside it.
+struct CutScan<'a> {
+    replacing: &'a Replacement,
+    keys: sled::Iter,
+    persons: &'a sled::Tree,
+    keyring: &'a Keyring,
+    /// Read, not yet given out.
+    ready: VecDeque<Read>,
+    done: bool,
+}
+
+/// A person as a [`CutScan`] read them.
+enum Read {
+    /// What an apply kept from the cut.
+    Kept(StoredBytes),
+    /// As sled holds them: the key, the sealed data key and the sealed record.
+    Stored(sled::IVec, sled::IVec, sled::IVec),
+}
+
+impl<'a> CutScan<'a> {
+    fn new(
+        replacing: &'a Replacement,
+        keys: &sled::Tree,
+        persons: &'a sled::Tree,
+        keyring: &'a Keyring,
+        next_id: u64,
+    ) -> CutScan<'a> {
+        CutScan {
+            replacing,
+            keys: keys.range(..next_id.to_be_bytes()),
+            persons,
+            keyring,
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Reads the next stored person, and before them any person the cut kept that sled no
+    /// longer holds (cancelled since).
+    fn step(&mut self) -> Result<()> {
+        let mut cut = self.replacing.cut();
+        let cut = cut
+            .as_mut()
+            .ok_or_else(|| Error::Store("a snapshot build lost its cut".into()))?;
+        let next = self.keys.next().transpose()?;
+        let next_id = next.as_ref().map(|(k, _)| id_of(k)).transpose()?;
+        if !cut.before.is_empty() {
+            let later = match next_id {
+                Some(id) => cut.before.split_off(&id.0),
+                None => BTreeMap::new(),
+            };
+            let passed = std::mem::replace(&mut cut.before, later);
+            self.ready
+                .extend(passed.into_values().flatten().map(Read::Kept));
+        }
+        match (next, next_id) {
+            (Some((k, sealed_key)), Some(id)) => {
+                match cut.before.remove(&id.0) {
+                    Some(kept) => self.ready.extend(kept.map(Read::Kept)),
+                    None => {
+                        let sealed = self
+                            .persons
+                            .get(&k)?
+                            .ok_or_else(|| Error::Store(format!("{id} has a key but no record")))?;
+                        self.ready.push_back(Read::Stored(k, sealed_key, sealed));
+                    }
+                }
+                cut.passed = Some(id.0);
+            }
+            _ => {
+                cut.passed = Some(u64::MAX);
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for CutScan<'_> {
+    type Item = Result<StoredBytes>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.ready.pop_front() {
+                Some(Read::Kept(bytes)) => return Some(Ok(bytes)),
+                Some(Read::Stored(k, sealed_key, sealed)) => {
+                    return Some(open_sealed(self.keyring, &k, &sealed_key, &sealed));
+                }
+                None if self.done => return None,
+                None => {
+                    if let Err(e) = self.step() {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1372,12 +1610,22 @@ pub struct SnapshotBuilder {
 }
 
 impl SnapshotBuilder {
-    /// Writes the live state as a stream into a new sealed file (blocking: run off the runtime's
-    /// threads). Applies and installs wait for it; searches and entry reads do not.
+    /// Writes the state at the applied position it begins at as a stream into a new sealed file
+    /// (blocking: run off the runtime's threads). Installs and other builds wait for it;
+    /// applies, searches and entry reads do not.
     fn build_blocking(&self) -> Result<(SnapshotMeta, SealedFile)> {
+        self.build_blocking_with(&mut |_| {})
+    }
+
+    /// [`Self::build_blocking`], calling `read` with the number of persons read so far after
+    /// each (a test steps in there).
+    pub(crate) fn build_blocking_with(
+        &self,
+        read: &mut dyn FnMut(u64),
+    ) -> Result<(SnapshotMeta, SealedFile)> {
         let building = building_path(&self.snapshot_path);
         let file = SealedFile::create(&building, &self.keyring)?;
-        let (gate, view) = self.handle.begin_build()?;
+        let (hold, view) = self.handle.begin_build()?;
         let BuildView {
             meta,
             next_id,
@@ -1385,33 +1633,29 @@ impl SnapshotBuilder {
             notices,
             ledger,
         } = view;
-        // What sled holds is the replica's every person (nothing is unwritten, and no apply
-        // runs): read from it directly, in id order.
-        let store = SealedEntries {
-            persons: self.persons.clone(),
-            keys: self.keys.clone(),
-            keyring: self.keyring.clone(),
-            replacing: self.handle.replacing.clone(),
-            generation: self
-                .handle
-                .replacing
-                .generation
-                .load(std::sync::atomic::Ordering::SeqCst),
-        };
+        // Sled held the replica's every person at the cut (nothing was unwritten, and no apply
+        // was half-way); the scan reads them as they were then, in id order.
+        let mut count = 0;
+        let scan = CutScan::new(
+            &self.handle.replacing,
+            &self.keys,
+            &self.persons,
+            &self.keyring,
+            next_id,
+        )
+        .inspect(|_| {
+            count += 1;
+            read(count);
+        });
         let file = stream::write(
             std::io::BufWriter::with_capacity(1 << 20, file),
             &meta,
             next_id,
-            (
-                persons,
-                store
-                    .scan()
-                    .map(|r| r.map(|(_, bytes)| bytes).map_err(Error::from)),
-            ),
+            (persons, scan),
             notices.iter().map(|(id, n)| (id, n)),
             &ledger,
         )?;
-        drop(gate);
+        drop(hold);
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&building, e.into_error()))?;
@@ -1473,9 +1717,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut changes = Vec::new();
         let mut erased_at = None;
         let mut ledger_changes = LedgerChanges::default();
-        // Exclusive of a snapshot build, which reads every stored person while it holds the gate
-        // shared (and not the replica's lock: searches go on meanwhile). Nothing here awaits
-        // while the gate is held.
+        // Exclusive of an install and of whoever reads every stored person at once (a digest, a
+        // checkpoint, a snapshot build taking its cut); a build in progress keeps what this
+        // changes before it writes ([`Cut`]). Nothing here awaits while the gate is held.
         let gate = self.handle.replacing.exclusive();
         let (last_applied, membership, next_id) = {
             let mut guard = self.handle.write();

@@ -772,54 +772,80 @@ async fn a_clean_stop_leaves_a_checkpoint_the_next_start_uses_once_and_only_for_
     assert_eq!(sm.handle().digest(), moved);
 }
 
-// An apply waiting for the gate blocks its worker thread (as it blocks the state machine's in a
-// node): the test's own steps run on another.
+// The build runs in a thread of its own, as in a node, and stops half-way through the stored
+// persons until the test's applies are done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_build_holds_applies_back_but_not_searches_or_entry_reads() {
+async fn a_snapshot_build_holds_no_apply_back_and_is_the_replica_at_its_cut() {
+    use clearway_gallery::{Command, PersonId, Template};
     use openraft::storage::RaftStateMachine;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_db, _keyring, mut sm) = populated(dir.path(), 20).await;
+    // Persons 2 to 40 stored (1 is cancelled).
+    let (_db, _keyring, mut sm) = populated(dir.path(), 40).await;
     let handle = sm.handle();
+    let at_cut = handle.digest();
     let applied = handle.read().last_applied;
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let gate_holder = handle.clone();
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    // A build's start (what it holds while it writes), in a thread of its own as a build runs.
+    let builder = sm.get_snapshot_builder().await;
+    let (half_tx, half_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let build = std::thread::spawn(move || {
-        let _build = gate_holder.begin_build().expect("build");
-        held_tx.send(()).expect("held");
-        release_rx.recv().expect("release");
+        builder.build_blocking_with(&mut |read| {
+            if read == 20 {
+                half_tx.send(()).expect("half-way");
+                go_rx.recv().expect("go on");
+            }
+        })
     });
-    held_rx.recv().expect("held");
-    let apply = tokio::spawn(async move {
-        let r = sm.apply([v1(50, vec![enrolment(500)])]).await;
-        let _ = tx.send(());
-        (r.map(|_| ()), sm)
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err(), "the apply waits for the build");
-    // Searches and entry reads go on meanwhile (they would block here if the build held the
-    // replica's lock while an apply waited for it).
-    let reader = handle.clone();
-    let reads = tokio::task::spawn_blocking(move || {
-        let mut probe = [0.0f32; 8];
-        probe[2] = 1.0;
-        let found = !reader.search(&probe, 3).expect("search").is_empty();
-        let entry = reader.entry(clearway_gallery::PersonId(4)).is_some();
-        (found, entry, reader.read().last_applied)
-    });
-    let (found, entry, seen) = tokio::time::timeout(std::time::Duration::from_secs(30), reads)
+    half_rx.recv().expect("half-way");
+
+    // The build has read persons 2 to 21. Each kind of change, on either side of it: cancelled
+    // (read, not read, the last one), changed (read, not read), changed then cancelled, and
+    // enrolled after the cut.
+    let mut face = [0.0f32; 8];
+    face[7] = 1.0;
+    let add = |id| Command::AddTemplate {
+        person: PersonId(id),
+        template: Template::quantize(model(), &face).expect("template"),
+    };
+    let cancel = |id| Command::Cancel {
+        person: PersonId(id),
+    };
+    let changes = vec![
+        v1(100, vec![cancel(5), cancel(30), cancel(40)]),
+        v1(101, vec![add(10), add(35), add(31)]),
+        v1(102, vec![cancel(31)]),
+        v1(103, (1_000..1_003).map(enrolment).collect()),
+    ];
+    let applying = tokio::time::timeout(std::time::Duration::from_secs(30), sm.apply(changes));
+    let responses = applying
         .await
-        .expect("searches and entry reads do not wait for a build")
-        .expect("reads");
-    assert!(found && entry);
-    assert_eq!(seen, applied, "nothing applied yet");
-    release_tx.send(()).expect("release");
-    build.join().expect("build");
-    let (result, _sm) = apply.await.expect("apply task");
-    result.expect("applied once the build is done");
-    assert_ne!(handle.read().last_applied, applied);
+        .expect("the applies do not wait for the build")
+        .expect("applied");
+    assert_eq!(responses.len(), 4);
+    let live = handle.digest();
+    assert_ne!(live, at_cut, "the replica changed");
+    let mut probe = [0.0f32; 8];
+    probe[2] = 1.0;
+    assert!(!handle.search(&probe, 3).expect("search").is_empty());
+    assert!(handle.entry(PersonId(35)).is_some() && handle.entry(PersonId(30)).is_none());
+
+    go_tx.send(()).expect("go on");
+    let (meta, file) = build.join().expect("build thread").expect("built");
+    assert_eq!(meta.last_log_id, applied, "the snapshot is at its cut");
+    let snapshot = super::typ::Snapshot {
+        meta,
+        snapshot: Box::new(clearway_wire::snapshot::SnapshotData::new(file)),
+    };
+    let (_other, _db2, _k2, _l2, fresh) = installed_on_a_fresh_node(snapshot).await;
+    assert_eq!(
+        fresh.handle().digest(),
+        at_cut,
+        "the replica as it was at the cut"
+    );
+    assert_eq!(
+        handle.digest(),
+        live,
+        "and the builder's replica as it is now"
+    );
 }
 
 #[tokio::test]
