@@ -160,7 +160,7 @@ impl Cut {
 /// A build's hold on [`Replacement`]: the build lock, and its cut until dropped.
 pub(crate) struct Building<'a> {
     replacing: &'a Replacement,
-    _building: MutexGuard<'a, ()>,
+    _building: tokio::sync::MutexGuard<'a, ()>,
 }
 
 impl Drop for Building<'_> {
@@ -185,8 +185,10 @@ pub(crate) struct BuildView {
 struct Replacement {
     /// Held by a snapshot build from its start to its end, and by an install before anything
     /// else: one build at a time, and no install under a build (which reads the stored persons
-    /// the install clears). Always taken before `gate`.
-    building: Mutex<()>,
+    /// the install clears). Always taken before `gate`. A Tokio lock: an install waits for a
+    /// build (minutes at 10M) without holding a runtime worker; a build, on a blocking thread,
+    /// takes it blockingly.
+    building: tokio::sync::Mutex<()>,
     /// Taken exclusively by an install and by each apply (from its first change to its write
     /// to sled), shared by whoever reads every stored person at once (a digest, a checkpoint)
     /// and by a build for the moment it takes its cut: none reads half of one replica and half
@@ -222,15 +224,13 @@ impl GalleryHandle {
     /// What a snapshot build starts from: its cut ([`Cut`]), taken with the gate shared (no
     /// apply is half-way) and kept until the returned hold is dropped (installs and other builds
     /// wait for that; applies, searches and entry reads do not), and a copy of what the replica
-    /// holds in memory, taken under its lock for that moment only.
+    /// holds in memory, taken under its lock for that moment only. Blocking: call it off the
+    /// runtime's threads.
     pub(crate) fn begin_build(&self) -> Result<(Building<'_>, BuildView)> {
         let building = Building {
             replacing: &self.replacing,
-            _building: self
-                .replacing
-                .building
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
+            // Called off the runtime's threads (a build's blocking task, a test's thread).
+            _building: self.replacing.building.blocking_lock(),
         };
         let _gate = self.replacing.shared();
         let guard = self.read();
@@ -845,15 +845,10 @@ impl StateMachineStore {
         // The persons stored in sled are replaced while lanes still search the replica in
         // memory: its entries read as absent meanwhile (the lane refers the traveller). A
         // snapshot build in progress is waited for, and the next one, a digest or a checkpoint
-        // waits, so none reads a mix of two replicas. Nothing here awaits while they are held.
+        // waits, so none reads a mix of two replicas. Nothing here awaits while the gate is held.
         // Held from here on, whatever becomes of this install; `fresh` if it held nothing before.
         let fresh = self.exposure.begin_install()?;
-        let building = self
-            .handle
-            .replacing
-            .building
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let building = self.handle.replacing.building.lock().await;
         let gate = self.handle.replacing.exclusive();
         let generation = 1 + self
             .handle
