@@ -116,9 +116,10 @@ node *args: build
     cd "{{invocation_directory()}}" && "{{bin}}" {{args}}
 
 # Benchmarks: 1:N search (beside FAISS) and frame→embedding (beside OpenCV's), each in the same run;
-# figures go into BENCHMARKS.md by hand. `just bench` takes about 15 minutes; `just bench 10m` adds
-# the 10M-template 1:N runs (about 4 minutes and 8 GiB more) and runs the cluster bench at 10M
-# persons instead of 1M (about 36 minutes more, and about 40 GB of disk for its four nodes).
+# figures go into BENCHMARKS.md by hand. `just bench` takes about 15 minutes (up to 18 on a slow
+# VM: the cluster bench's shred section, 2–3 minutes); `just bench 10m` adds the 10M-template 1:N
+# runs (about 4 minutes and 8 GiB more) and runs the cluster bench at 10M persons instead of 1M
+# (36 to 80 minutes more, and about 40 GB of disk for its four nodes).
 bench scale="1m": setup
     @case "{{scale}}" in 1m|10m) ;; *) echo "bench: the scale is 1m or 10m, not {{scale}}" >&2; exit 2 ;; esac
     CLEARWAY_BENCH_SIZES={{ if scale == "10m" { "1000000,10000000" } else { "1000000" } }} cargo bench --locked -p clearway-gallery

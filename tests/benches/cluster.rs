@@ -37,7 +37,13 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let tmp = tempfile::tempdir().expect("tempdir");
+    // The port's directory (every node's data and log) is removed after a run that completes,
+    // and kept after one that fails, for its logs: a failed 10M run is an hour to repeat.
+    let tmp = tempfile::tempdir().expect("tempdir").keep();
+    eprintln!("port directory (kept if the run fails): {}", tmp.display());
+    // A wait that scales with the gallery: at 10M a snapshot build alone takes minutes of a core
+    // on this VM, and three nodes build at once.
+    let slow = LONG.max(Duration::from_secs((catchup / 5_000) as u64));
     let tuning = Tuning {
         snapshot_every: 400,
         keep_logs_after_snapshot: 0,
@@ -45,7 +51,7 @@ async fn main() {
         heartbeat_ms: 250,
     };
     let snapshot_every = tuning.snapshot_every;
-    let mut port = LocalPort::new(tmp.path(), 1..=3, tuning);
+    let mut port = LocalPort::new(&tmp, 1..=3, tuning);
     let client = Arc::new(port.bootstrap(&[1, 2, 3], &[]).await);
     let leader_id = leader(&client, &[1, 2, 3]).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -132,7 +138,7 @@ async fn main() {
     // Until the leader's last snapshot is taken (one built during the catch-up would be sent
     // and installed too).
     client
-        .wait_for(leader_id, "the last snapshot and purge", LONG, |s| {
+        .wait_for(leader_id, "the last snapshot and purge", slow, |s| {
             s.purged_index.is_some_and(|p| p + snapshot_every > last)
         })
         .await
@@ -170,7 +176,7 @@ async fn main() {
         .await
         .expect("add learner");
     let s = client
-        .wait_for(4, "catch-up", LONG, |s| {
+        .wait_for(4, "catch-up", slow, |s| {
             s.applied_index.is_some_and(|a| a >= last)
         })
         .await
@@ -304,6 +310,9 @@ async fn main() {
     {
         println!("  node {leader_id}: {line}");
     }
+    // The run completed: its nodes are stopped and its directory removed.
+    drop(port);
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// Starts node `id` and times it until it answers with its whole index; prints its log lines of

@@ -402,6 +402,8 @@ impl LocalPort {
             .args(["run", "--config"])
             .arg(dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,quinn=warn")
+            // As the deployed unit sets it (deploy/systemd/clearway-node.service).
+            .env("MALLOC_ARENA_MAX", "2")
             .env("CLEARWAY_ASSETS", crate::assets())
             .env("ORT_DYLIB_PATH", crate::ort_library())
             .stdin(Stdio::null())
