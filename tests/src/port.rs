@@ -70,24 +70,30 @@ pub struct LocalPort {
     node_bin: PathBuf,
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    let s = UdpSocket::bind("127.0.0.1:0").context("no free UDP port on 127.0.0.1")?;
-    Ok(s.local_addr()?)
+/// A 127.0.0.1 address free for both TCP and UDP now, outside the kernel's ephemeral range
+/// (see [`PortPicker`]), never handed out twice in this process.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    PortPicker::new().pick()
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+/// A free TCP port on 127.0.0.1, chosen like [`free_addr`] (the caller binds it soon after).
 pub fn free_tcp() -> anyhow::Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("no free TCP port on 127.0.0.1")?;
-    Ok(l.local_addr()?)
+    free_addr()
 }
+
+/// Ports handed out by every [`PortPicker`] in this process: tests run side by side, and two of
+/// them must never be given one port between its pick and its bind.
+static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Loopback addresses chosen now and bound later, perhaps by another process or after a
 /// restart. They are taken below (or above) the kernel's ephemeral port range, where no socket
-/// bound to port 0 in the meantime (a simulator, a client's endpoint) can land on one; never the
-/// same one twice. Used by the demo, whose addresses live across runs.
+/// bound to port 0 in the meantime (a simulator, a client's endpoint, another test's
+/// connection) can land on one; never the same one twice in this process. A port picked with
+/// port 0 and dropped was once handed to a QUIC client's endpoint before the node bound it
+/// (CI, `a_revoked_appliance_is_cut_off`: "Address already in use").
 pub struct PortPicker {
     range: std::ops::Range<u16>,
-    taken: std::collections::BTreeSet<u16>,
 }
 
 impl PortPicker {
@@ -108,29 +114,30 @@ impl PortPicker {
             // The whole range is ephemeral: pick anywhere and hope.
             10_000..65_535
         };
-        PortPicker {
-            range,
-            taken: Default::default(),
-        }
+        PortPicker { range }
     }
 
     /// Never hands out `addr`'s port (one chosen on an earlier run).
     pub fn reserve(&mut self, addr: SocketAddr) {
-        self.taken.insert(addr.port());
+        TAKEN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr.port());
     }
 
     /// A 127.0.0.1 address free for both TCP and UDP right now.
     pub fn pick(&mut self) -> anyhow::Result<SocketAddr> {
         let mut rng = rand::rng();
+        let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..500 {
             let port = rng.random_range(self.range.clone());
-            if self.taken.contains(&port) {
+            if taken.contains(&port) {
                 continue;
             }
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let free = std::net::TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok();
             if free {
-                self.taken.insert(port);
+                taken.insert(port);
                 return Ok(addr);
             }
         }

@@ -66,10 +66,7 @@ fn port_cluster_from_the_command_line() {
         0
     );
 
-    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("udp")
-        .local_addr()
-        .expect("addr");
+    let addr = clearway_tests::port::free_addr().expect("free loopback port");
     let config = d.join("n1/node.toml");
     std::fs::write(&config, format!("node_id = 1\nlisten = \"{addr}\"\ndata_dir = \"data\"\nkey_file = \"keys/node.keyring\"\ntls_dir = \"tls\"\nrole = \"voter\"\n"))
         .expect("config");
@@ -245,10 +242,7 @@ fn port_cluster_from_the_command_line() {
     let bundle = clearway_node::net::tls::Bundle::load(&tls2).expect("a bundle from the request");
     assert_eq!(bundle.identity, clearway_node::net::Identity::Node(2));
     assert_eq!(bundle.role, clearway_node::net::Role::Voter);
-    let addr2 = std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("udp")
-        .local_addr()
-        .expect("addr");
+    let addr2 = clearway_tests::port::free_addr().expect("free loopback port");
     let config2 = d.join("n2/node.toml");
     std::fs::write(
         &config2,

@@ -68,9 +68,7 @@ async fn supervisors_run_the_port_from_the_console_in_a_real_browser() {
     c.rig.show(Scene::Empty);
 
     let shots = screenshot_dir("console");
-    let new_node = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port");
+    let new_node = clearway_tests::port::free_addr().expect("free loopback port");
     let mut env = BTreeMap::new();
     env.insert("CONSOLE_URL".to_string(), c.url.clone());
     env.insert("SHOTS".into(), shots.display().to_string());

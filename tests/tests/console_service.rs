@@ -63,8 +63,7 @@ async fn wait_until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
 }
 
 fn free_addr() -> std::net::SocketAddr {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free UDP port");
-    s.local_addr().expect("addr")
+    clearway_tests::port::free_addr().expect("free loopback port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

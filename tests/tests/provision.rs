@@ -15,9 +15,10 @@ use clearway_tests::{Killed, node, node_bin, s};
 /// A port number free on all three voter addresses (127.0.1.1–3 are loopback on Linux).
 fn free_port(udp: bool) -> u16 {
     for _ in 0..50 {
-        let probe = UdpSocket::bind("127.0.1.1:0").expect("bind");
-        let port = probe.local_addr().expect("addr").port();
-        drop(probe);
+        // Outside the ephemeral range, so no client socket lands on it before the node binds.
+        let port = clearway_tests::port::free_addr()
+            .expect("free loopback port")
+            .port();
         let free = (1..=3).all(|i| {
             let a = SocketAddr::from((Ipv4Addr::new(127, 0, 1, i), port));
             if udp {
