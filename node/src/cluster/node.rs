@@ -662,17 +662,12 @@ impl ClusterNode {
             .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "purged")
             .await
             .map_err(|e| Error::Cluster(e.to_string()))?;
-        let epoch = self.inner.keyring.begin_rotation()?;
-        let log = self.inner.log.reseal().await?;
-        let sm = self.inner.resealer.reseal().await?;
-        self.inner.keyring.finish_rotation()?;
+        let (epoch, resealed) = self.inner.resealer.rotate(&self.inner.log).await?;
         self.inner.resealer.set_shredded_index(upto)?;
         self.inner.shredded.send_replace(upto);
         info!(
             upto,
-            epoch,
-            resealed = log + sm,
-            "Cancelled data shredded: log purged, storage key rotated."
+            epoch, resealed, "Cancelled data shredded: log purged, storage key rotated."
         );
         Ok(())
     }

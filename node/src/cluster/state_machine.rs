@@ -157,15 +157,23 @@ impl Cut {
     }
 }
 
-/// A build's hold on [`Replacement`]: the build lock, and its cut until dropped.
+/// A build's hold on [`Replacement`]: the build lock until dropped, and its cut until
+/// [`Building::end_cut`] or dropped.
 pub(crate) struct Building<'a> {
     replacing: &'a Replacement,
     _building: tokio::sync::MutexGuard<'a, ()>,
 }
 
+impl Building<'_> {
+    /// The build has read every stored person: applies keep nothing for it from now on.
+    fn end_cut(&self) {
+        *self.replacing.cut() = None;
+    }
+}
+
 impl Drop for Building<'_> {
     fn drop(&mut self) {
-        *self.replacing.cut() = None;
+        self.end_cut();
     }
 }
 
@@ -183,11 +191,13 @@ pub(crate) struct BuildView {
 /// build's read of them.
 #[derive(Default)]
 struct Replacement {
-    /// Held by a snapshot build from its start to its end, and by an install before anything
-    /// else: one build at a time, and no install under a build (which reads the stored persons
-    /// the install clears). Always taken before `gate`. A Tokio lock: an install waits for a
-    /// build (minutes at 10M) without holding a runtime worker; a build, on a blocking thread,
-    /// takes it blockingly.
+    /// Held by a snapshot build from before it seals its file's key until its file is in place,
+    /// by an install before anything else, and by a key rotation from its start to its end
+    /// ([`Resealer::hold_builds`]): one build at a time, no install under a build (which reads
+    /// the stored persons the install clears), and nothing sealed under a key a rotation
+    /// retires while it runs. Always taken before `gate` and before the snapshot file's lock.
+    /// A Tokio lock: an install or a rotation waits for a build (minutes at 10M) without
+    /// holding a runtime worker; a build, on a blocking thread, takes it blockingly.
     building: tokio::sync::Mutex<()>,
     /// Taken exclusively by an install and by each apply (from its first change to its write
     /// to sled), shared by whoever reads every stored person at once (a digest, a checkpoint)
@@ -619,6 +629,7 @@ impl StateMachineStore {
             keyring: self.keyring.clone(),
             snapshot_path: self.snapshot_path.clone(),
             snapshot_lock: self.snapshot_lock.clone(),
+            handle: self.handle.clone(),
         }
     }
 
@@ -958,10 +969,12 @@ impl StateMachineStore {
         }
         self.meta.remove(INSTALLING)?;
         self.db.flush_async().await?;
-        // The received file becomes this node's snapshot (it is sealed under this node's keys).
+        // The received file becomes this node's snapshot (it is sealed under this node's keys:
+        // under the current one, should a key rotation have begun since it was received).
         {
             let mut kept = self.snapshot_lock.lock().await;
             file.sync()?;
+            file.seal_key_current(&self.keyring)?;
             std::fs::rename(file.path(), &self.snapshot_path)
                 .map_err(|e| Error::io(&self.snapshot_path, e))?;
             *kept = meta.last_log_id;
@@ -1014,9 +1027,32 @@ pub struct Resealer {
     keyring: Arc<Keyring>,
     snapshot_path: PathBuf,
     snapshot_lock: SnapshotLock,
+    handle: GalleryHandle,
 }
 
 impl Resealer {
+    /// Keeps snapshot builds and installs out until dropped, once the one in progress (if any)
+    /// is done and its file in place. A key rotation holds it from before it begins to after it
+    /// retires the old key: a build seals its file's key and opens person keys under the key
+    /// current when it began, and neither may be retired under it (the file would no longer
+    /// open; the build would fail, which openraft takes as fatal).
+    pub async fn hold_builds(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.handle.replacing.building.lock().await
+    }
+
+    /// Rotates the node's storage key: a new key for all that is written from now on, every
+    /// value of the log and of the state machine still under the old one re-sealed, then the old
+    /// one destroyed (what it sealed and nothing re-sealed, such as a cancelled person's key,
+    /// can no longer be read). No snapshot build or install runs meanwhile; one in progress is
+    /// waited for. Returns the new epoch and how many values were re-sealed.
+    pub async fn rotate(&self, log: &super::log_store::LogStore) -> Result<(u32, usize)> {
+        let _builds = self.hold_builds().await;
+        let epoch = self.keyring.begin_rotation()?;
+        let resealed = log.reseal().await? + self.reseal().await?;
+        self.keyring.finish_rotation()?;
+        Ok((epoch, resealed))
+    }
+
     /// Log index of the latest cancellation already shredded (persisted).
     pub fn shredded_index(&self) -> Result<u64> {
         shredded_index(&self.meta)
@@ -1618,9 +1654,11 @@ impl SnapshotBuilder {
         &self,
         read: &mut dyn FnMut(u64),
     ) -> Result<(SnapshotMeta, SealedFile)> {
+        // The build lock first: a key rotation must not retire the key this file is sealed under
+        // before the file is in place ([`Resealer::hold_builds`]).
+        let (hold, view) = self.handle.begin_build()?;
         let building = building_path(&self.snapshot_path);
         let file = SealedFile::create(&building, &self.keyring)?;
-        let (hold, view) = self.handle.begin_build()?;
         let BuildView {
             meta,
             next_id,
@@ -1650,11 +1688,26 @@ impl SnapshotBuilder {
             notices.iter().map(|(id, n)| (id, n)),
             &ledger,
         )?;
-        drop(hold);
+        hold.end_cut();
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&building, e.into_error()))?;
-        Ok((meta, file.into_reader()?))
+        let file = file.into_reader()?;
+        // In place (or dropped) before the build lock is let go.
+        let mut kept = self.snapshot_lock.blocking_lock();
+        if kept.is_some_and(|k| Some(k) >= meta.last_log_id) {
+            // An install put a newer snapshot in place while this one was built: keep that
+            // one; this one is still sent from its open file, which is removed now.
+            std::fs::remove_file(file.path()).map_err(|e| Error::io(file.path(), e))?;
+        } else {
+            file.seal_key_current(&self.keyring)?;
+            std::fs::rename(file.path(), &self.snapshot_path)
+                .map_err(|e| Error::io(&self.snapshot_path, e))?;
+            *kept = meta.last_log_id;
+        }
+        drop(kept);
+        drop(hold);
+        Ok((meta, file))
     }
 }
 
@@ -1666,21 +1719,6 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(|e| Error::Store(format!("snapshot build task: {e}")))
             .and_then(|r| r)
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        {
-            let mut kept = self.snapshot_lock.lock().await;
-            if kept.is_some_and(|k| Some(k) >= meta.last_log_id) {
-                // An install put a newer snapshot in place while this one was built: keep that
-                // one; this one is still sent from its open file, which is removed now.
-                std::fs::remove_file(file.path())
-                    .map_err(|e| Error::io(file.path(), e))
-                    .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-            } else {
-                std::fs::rename(file.path(), &self.snapshot_path)
-                    .map_err(|e| Error::io(&self.snapshot_path, e))
-                    .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-                *kept = meta.last_log_id;
-            }
-        }
         info!(
             applied = ?meta.last_log_id.map(|l| l.index),
             bytes = file.len(),

@@ -865,6 +865,89 @@ async fn a_snapshot_build_holds_no_apply_back_and_is_the_replica_at_its_cut() {
     );
 }
 
+// A key rotation (a shredded cancellation's) against a snapshot build and a snapshot transfer
+// in progress: the build is waited for, and what either put in place still opens once the old
+// key is destroyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_waits_for_a_build_and_leaves_every_snapshot_file_readable() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, keyring, mut sm) = populated(dir.path(), 40).await;
+    let log = LogStore::open(&db, keyring.clone(), true).expect("log store");
+    let handle = sm.handle();
+    let earlier_state = handle.digest();
+    let resealer = Arc::new(sm.resealer());
+    let mut builder = sm.get_snapshot_builder().await;
+    let earlier = builder.build_snapshot().await.expect("snapshot");
+    // One more enrolment, so the next build is newer than the kept snapshot and takes its place.
+    sm.apply([v1(100, vec![enrolment(1_000)])])
+        .await
+        .expect("apply");
+    let at_cut = handle.digest();
+    let (half_tx, half_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let build = std::thread::spawn(move || {
+        builder.build_blocking_with(&mut |read| {
+            if read == 20 {
+                half_tx.send(()).expect("half-way");
+                go_rx.recv().expect("go on");
+            }
+        })
+    });
+    half_rx.recv().expect("half-way");
+    let epoch = keyring.epoch();
+    let (rotated_tx, mut rotated_rx) = tokio::sync::oneshot::channel();
+    let rotation = {
+        let resealer = resealer.clone();
+        tokio::spawn(async move {
+            let r = resealer.rotate(&log).await;
+            let _ = rotated_tx.send(());
+            r
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(rotated_rx.try_recv().is_err(), "the rotation waits");
+    assert_eq!(keyring.epoch(), epoch, "and has not begun");
+    go_tx.send(()).expect("go on");
+    build.join().expect("build thread").expect("built");
+    let (new_epoch, _) = rotation.await.expect("task").expect("rotated");
+    assert_eq!(new_epoch, epoch + 1);
+    // The build's file, now the node's snapshot, opens under the new key alone.
+    let kept = sm
+        .get_current_snapshot()
+        .await
+        .expect("the kept snapshot opens")
+        .expect("one is kept");
+    let (_other, _db2, _k2, _l2, fresh) = installed_on_a_fresh_node(kept).await;
+    assert_eq!(fresh.handle().digest(), at_cut);
+
+    // A transfer received into a file sealed under the key then current, a rotation before
+    // its install, and the installed file kept as the node's snapshot: it opens too.
+    let other = tempfile::tempdir().expect("tempdir");
+    let (_db3, keyring3, log3, mut receiver) = open_stores(other.path());
+    let mut data = receiver.begin_receiving_snapshot().await.expect("receive");
+    let mut sent = earlier.snapshot;
+    tokio::io::AsyncSeekExt::seek(&mut sent, std::io::SeekFrom::Start(0))
+        .await
+        .expect("seek");
+    tokio::io::copy(&mut sent, &mut data).await.expect("copy");
+    let before = keyring3.epoch();
+    receiver.resealer().rotate(&log3).await.expect("rotated");
+    assert_eq!(keyring3.epoch(), before + 1);
+    receiver
+        .install_snapshot(&earlier.meta, data)
+        .await
+        .expect("installed after the rotation");
+    assert_eq!(receiver.handle().digest(), earlier_state);
+    assert!(
+        receiver
+            .get_current_snapshot()
+            .await
+            .expect("the installed snapshot opens under the new key")
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn a_device_index_follows_every_apply_and_gives_the_scans_hits() {
     use crate::face::config::{Provider, RuntimeConfig};

@@ -55,6 +55,8 @@ enum Mode {
 pub struct SealedFile {
     file: File,
     path: PathBuf,
+    /// The file's own key (zeroed on drop), kept to seal it anew in the header.
+    key: DataKey,
     sealer: Sealer,
     /// Where block 0 starts.
     data_start: u64,
@@ -95,6 +97,7 @@ impl SealedFile {
             file,
             path: path.to_path_buf(),
             sealer: key.sealer(),
+            key,
             data_start: header.len() as u64,
             len: 0,
             pos: 0,
@@ -153,6 +156,7 @@ impl SealedFile {
             file,
             path: path.to_path_buf(),
             sealer: key.sealer(),
+            key,
             data_start,
             len,
             pos: 0,
@@ -189,6 +193,29 @@ impl SealedFile {
         self.mode = Mode::Read { cached: None };
         self.pos = 0;
         Ok(self)
+    }
+
+    /// Seals the file's key anew under the keyring's current key if the header has it under an
+    /// older one, from the key this file holds (so the older key need not be kept). For a file
+    /// being put in place as the node's snapshot: a build or a transfer that created it before a
+    /// key rotation began must not leave it under the key the rotation retires. Returns whether
+    /// it did. Needs a file this process created (opened for writing).
+    pub fn seal_key_current(&self, keyring: &Keyring) -> Result<bool> {
+        let Some(sealed) = read_sealed_key(&self.file, &self.path)? else {
+            return Err(bad(&self.path, "not a sealed snapshot file"));
+        };
+        if !keyring.is_stale(&sealed) {
+            return Ok(false);
+        }
+        let fresh = keyring.seal(KEY_SLOT.0, KEY_SLOT.1, self.key.as_bytes())?;
+        if fresh.len() != sealed.len() {
+            return Err(bad(&self.path, "the re-sealed key changed length"));
+        }
+        self.file
+            .write_all_at(&fresh, (FILE_MAGIC.len() + 4) as u64)
+            .and_then(|_| self.file.sync_all())
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(true)
     }
 
     /// Re-seals the file's key under the keyring's current key, in place (the header keeps its
