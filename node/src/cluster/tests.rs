@@ -772,6 +772,31 @@ async fn a_clean_stop_leaves_a_checkpoint_the_next_start_uses_once_and_only_for_
     assert_eq!(sm.handle().digest(), moved);
 }
 
+/// A snapshot build on a thread of its own, as in a node, once it has read `at` persons: it waits
+/// there until the returned sender says go on.
+fn paused_build(
+    builder: super::state_machine::SnapshotBuilder,
+    at: u64,
+) -> (
+    std::thread::JoinHandle<
+        crate::Result<(super::typ::SnapshotMeta, super::snapshot::file::SealedFile)>,
+    >,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (half_tx, half_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let build = std::thread::spawn(move || {
+        builder.build_blocking_with(&mut |read| {
+            if read == at {
+                half_tx.send(()).expect("half-way");
+                go_rx.recv().expect("go on");
+            }
+        })
+    });
+    half_rx.recv().expect("half-way");
+    (build, go_tx)
+}
+
 // The build runs in a thread of its own, as in a node, and stops half-way through the stored
 // persons until the test's applies are done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -789,17 +814,7 @@ async fn a_snapshot_build_holds_no_apply_back_and_is_the_replica_at_its_cut() {
     let earlier = openraft::RaftSnapshotBuilder::build_snapshot(&mut builder)
         .await
         .expect("snapshot");
-    let (half_tx, half_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let build = std::thread::spawn(move || {
-        builder.build_blocking_with(&mut |read| {
-            if read == 20 {
-                half_tx.send(()).expect("half-way");
-                go_rx.recv().expect("go on");
-            }
-        })
-    });
-    half_rx.recv().expect("half-way");
+    let (build, go_tx) = paused_build(builder, 20);
 
     // The build has read persons 2 to 21. Each kind of change, on either side of it: cancelled
     // (read, not read, the last one), changed (read, not read), changed then cancelled, and
@@ -884,17 +899,7 @@ async fn a_key_rotation_waits_for_a_build_and_leaves_every_snapshot_file_readabl
         .await
         .expect("apply");
     let at_cut = handle.digest();
-    let (half_tx, half_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let build = std::thread::spawn(move || {
-        builder.build_blocking_with(&mut |read| {
-            if read == 20 {
-                half_tx.send(()).expect("half-way");
-                go_rx.recv().expect("go on");
-            }
-        })
-    });
-    half_rx.recv().expect("half-way");
+    let (build, go_tx) = paused_build(builder, 20);
     let epoch = keyring.epoch();
     let (rotated_tx, mut rotated_rx) = tokio::sync::oneshot::channel();
     let rotation = {
