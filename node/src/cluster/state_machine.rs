@@ -912,13 +912,20 @@ impl StateMachineStore {
             let sealed = in_pool(self.scan_pool.as_deref(), || {
                 batch.par_iter().map(seal_one).collect::<Result<Vec<_>>>()
             })?;
+            // Written in sled batches of at most [`SLED_BATCH_BYTES`] each.
             let (mut keys, mut persons) = (sled::Batch::default(), sled::Batch::default());
-            for (k, sealed_key, sealed) in sealed {
+            let mut bytes = 0;
+            let count = sealed.len();
+            for (n, (k, sealed_key, sealed)) in sealed.into_iter().enumerate() {
+                bytes += k.len() * 2 + sealed_key.len() + sealed.len();
                 keys.insert(&k, sealed_key);
                 persons.insert(&k, sealed);
+                if bytes >= SLED_BATCH_BYTES || n + 1 == count {
+                    self.keys.apply_batch(std::mem::take(&mut keys))?;
+                    self.persons.apply_batch(std::mem::take(&mut persons))?;
+                    bytes = 0;
+                }
             }
-            self.keys.apply_batch(keys)?;
-            self.persons.apply_batch(persons)?;
             for entry in batch.drain(..) {
                 registry.restore(entry)?;
             }
@@ -1148,6 +1155,12 @@ fn id_of(key: &[u8]) -> Result<PersonId> {
 /// Person records sealed or opened per parallel step when a replica loads in bulk (start-up, snapshot
 /// install): enough to keep every core busy, few enough to stay small in memory.
 const LOAD_BATCH: usize = 4096;
+
+/// The most bytes a bulk load writes in one sled batch. sled 0.34 keeps what a large batch wrote
+/// in memory for good: 1M persons written as batches of 4,096 left 1.8 GiB resident (1.4 GiB
+/// after the database was dropped), as batches of 1,024 (~320 KiB) 128 MiB, in a program with
+/// sled alone; a 10M install grew a node past 15 GiB before this bound (BENCHMARKS.md).
+const SLED_BATCH_BYTES: usize = 256 << 10;
 
 /// One person's sealed data key and sealed record, under the person's key in both trees.
 type SealedPerson = ([u8; 8], Vec<u8>, Vec<u8>);
